@@ -1,0 +1,231 @@
+"""The command line: ``python run.py [--home DIR] [COMMAND ...]``.
+
+Without a command it starts the game server. Every command reads the
+instance folder from ``--home`` or ``PROOFQUEST_HOME`` (default
+``./instance``). A user error prints one line that says what to do and exits
+with status 2, having written nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Callable
+
+from tqdm import tqdm
+
+from .config import ENV_PREFIX, load_settings, settings_markdown
+from .errors import ProofQuestError
+
+
+class Progress:
+    """A tqdm bar behind the ``progress(done, total)`` callbacks the core takes."""
+
+    def __init__(self, desc: str, enabled: bool = True):
+        self.desc, self.enabled, self.bar = desc, enabled, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc=self.desc, unit="step", file=sys.stderr, leave=True)
+        self.bar.total = total
+        self.bar.n = done
+        if done >= total:
+            self.close()
+        else:
+            self.bar.refresh()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def progress_factory(enabled: bool = True) -> Callable[[str], Progress]:
+    return lambda desc: Progress(desc, enabled)
+
+
+def _instance(args):
+    from .instance import Instance
+    settings = load_settings({"HOME": args.home} if getattr(args, "home", None) else None)
+    return Instance(settings["HOME"], settings)
+
+
+def _triple(text: str, what: str, cast=float):
+    try:
+        values = tuple(cast(v) for v in text.split(","))
+    except ValueError:
+        raise ProofQuestError(f"{what} must be three comma-separated numbers Z,Y,X, got {text!r}") from None
+    if len(values) != 3:
+        raise ProofQuestError(f"{what} must be three numbers Z,Y,X, got {text!r}")
+    return values
+
+
+# ----------------------------------------------------------------------------- commands
+
+def cmd_serve(args) -> int:
+    from .server import serve
+    serve(_instance(args), host=args.host, port=args.port, progress=progress_factory())
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from . import pipeline
+    inst = _instance(args)
+    shape = _triple(args.shape, "--shape", int) if args.shape else inst.settings["DEMO_SHAPE"]
+    info = pipeline.make_demo(inst, args.name or inst.settings["DEMO_NAME"], shape=shape,
+                              seed=inst.settings["DEMO_SEED"] if args.seed is None else args.seed,
+                              overwrite=args.force, progress=progress_factory())
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_import(args) -> int:
+    from . import pipeline
+    info = pipeline.import_volume(
+        _instance(args), args.name, image=args.image, segmentation=args.segmentation,
+        supervoxels=args.supervoxels, boundary=args.boundary, groundtruth=args.groundtruth,
+        resolution=_triple(args.resolution, "--resolution") if args.resolution else (1.0, 1.0, 1.0),
+        overwrite=args.force, progress=progress_factory())
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_agglomerate(args) -> int:
+    from . import pipeline
+    info = pipeline.agglomerate_volume(_instance(args), args.name, threshold=args.threshold,
+                                       discard_edits=args.discard_edits, progress=progress_factory())
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from . import pipeline
+    result = pipeline.evaluate_volume(_instance(args), args.name, progress=progress_factory(not args.json))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>20}: {value:.4f}" if isinstance(value, float) else f"{key:>20}: {value}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from . import pipeline
+    path = pipeline.export_volume(_instance(args), args.name, what=args.what, fmt=args.format, out=args.out,
+                                  progress=progress_factory())
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_volumes(args) -> int:
+    from . import pipeline
+    for row in pipeline.list_volumes(_instance(args)):
+        print(json.dumps(row))
+    return 0
+
+
+def cmd_settings(args) -> int:
+    if args.markdown:
+        print(settings_markdown(), end="")
+    else:
+        for name, value in load_settings().items():
+            print(f"{ENV_PREFIX}{name}={value}")
+    return 0
+
+
+def cmd_user(args) -> int:
+    from . import players
+    from . import store as st
+    inst = _instance(args)
+    password = os.environ.get(args.password_env) if args.password_env else None
+    if args.action == "add":
+        if password is None:
+            import getpass
+            password = getpass.getpass(f"password for {args.username}: ")
+        player = players.register(inst.store, args.username, password, role=args.role)
+    else:
+        player = st.set_role(inst.store, args.username, args.role)
+    print(json.dumps({k: player[k] for k in ("id", "username", "role")}))
+    return 0
+
+
+COMMANDS: dict[str, tuple[Callable, str]] = {
+    "serve": (cmd_serve, "start the game server (the default when no command is given)"),
+    "demo": (cmd_demo, "generate the bundled demo volume with its automatic segmentation"),
+    "import": (cmd_import, "import a real volume from HDF5, TIFF, PNG slices, .npy or zarr"),
+    "agglomerate": (cmd_agglomerate, "make supervoxels (if needed) and the initial segmentation"),
+    "evaluate": (cmd_evaluate, "quality of the current segmentation against ground truth"),
+    "export": (cmd_export, "write the current segmentation (labels) to a file"),
+    "volumes": (cmd_volumes, "list the volumes in the instance folder"),
+    "settings": (cmd_settings, "print the settings and their values"),
+    "user": (cmd_user, "add a player with a role, or change a player's role"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", default=argparse.SUPPRESS,
+                        help=f"instance folder (default: ${ENV_PREFIX}HOME or ./instance)")
+    parser = argparse.ArgumentParser(prog="run.py", parents=[common], description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    p = {name: sub.add_parser(name, parents=[common], help=text, description=text)
+         for name, (_, text) in COMMANDS.items()}
+
+    p["serve"].add_argument("--host", default="127.0.0.1")
+    p["serve"].add_argument("--port", type=int, default=5000)
+
+    p["demo"].add_argument("--name", help="volume name (default: demo)")
+    p["demo"].add_argument("--shape", help="size Z,Y,X (default 64,256,256)")
+    p["demo"].add_argument("--seed", type=int, help="random seed (default 0)")
+    p["demo"].add_argument("--force", action="store_true", help="replace an existing volume of that name")
+
+    imp = p["import"]
+    imp.add_argument("name", help="name of the new volume")
+    imp.add_argument("--image", required=True, metavar="FILE[:DATASET]", help="EM image (uint8 or scaled)")
+    for layer in ("segmentation", "supervoxels", "boundary", "groundtruth"):
+        imp.add_argument(f"--{layer}", metavar="FILE[:DATASET]")
+    imp.add_argument("--resolution", metavar="Z,Y,X", help="voxel size in nm (default 1,1,1)")
+    imp.add_argument("--force", action="store_true", help="replace an existing volume of that name")
+
+    agg = p["agglomerate"]
+    agg.add_argument("name")
+    agg.add_argument("--threshold", type=float, help="mean boundary (0..1) below which to merge")
+    agg.add_argument("--discard-edits", action="store_true",
+                     help="allowed to forget the volume's edit log (needed when it has edits)")
+
+    p["evaluate"].add_argument("name")
+    p["evaluate"].add_argument("--json", action="store_true", help="print one JSON object")
+
+    exp = p["export"]
+    exp.add_argument("name")
+    exp.add_argument("--what", default="labels", choices=["labels"])
+    exp.add_argument("--format", required=True, choices=["h5", "tif", "npy", "zarr"])
+    exp.add_argument("--out", required=True, help="output file")
+
+    p["settings"].add_argument("--markdown", action="store_true")
+
+    user = p["user"]
+    user.add_argument("action", choices=["add", "role"])
+    user.add_argument("username")
+    user.add_argument("--role", default="player", choices=["player", "teacher", "admin"])
+    user.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = COMMANDS[args.command or "serve"][0]
+    try:
+        return handler(args)
+    except ProofQuestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,101 @@
+"""Settings as data: one table of (name, default, help), overridable by environment.
+
+Every setting can be overridden by an environment variable named
+``PROOFQUEST_<NAME>``; the web app also takes a test dict. ``docs/SETTINGS.md``
+is generated from this table (``python run.py settings --markdown``) and a test
+checks that it is current.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ProofQuestError
+
+ENV_PREFIX = "PROOFQUEST_"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any] = str
+
+
+def _int_triple(text: str) -> tuple[int, int, int]:
+    parts = [p for p in str(text).replace("x", ",").split(",") if p.strip()]
+    if len(parts) != 3:
+        raise ValueError(f"expected three integers Z,Y,X, got {text!r}")
+    return tuple(int(p) for p in parts)  # type: ignore[return-value]
+
+
+def _bool(text: str) -> bool:
+    return str(text).strip().lower() in {"1", "true", "yes", "on"}
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("HOME", "instance", "Instance folder: database, volume store, image cache, secret key.", str),
+    Setting("DEMO_NAME", "demo", "Name of the bundled demo volume.", str),
+    Setting("DEMO_SHAPE", (64, 256, 256), "Size Z,Y,X of the generated demo volume.", _int_triple),
+    Setting("DEMO_SEED", 0, "Random seed of the generated demo volume.", int),
+    Setting("AGGLOMERATION_THRESHOLD", 0.5, "Mean boundary (0..1) below which supervoxels are merged "
+            "into the initial segmentation.", float),
+    Setting("BOUNDARY_MODEL", "models/boundary_unet.pt", "Weights of the boundary network (path relative "
+            "to the project folder, or absolute).", str),
+    Setting("DETECTOR_MODEL", "models/detector.pt", "Weights of the error detector.", str),
+    Setting("MAX_UPLOAD_MB", 64, "Largest accepted upload, in MiB.", int),
+    Setting("MIN_VOTES", 3, "Votes (yes or no) a puzzle needs before it can retire.", int),
+    Setting("MAX_VOTES", 9, "Votes after which an undecided puzzle goes to the expert queue.", int),
+    Setting("RETIRE_CONFIDENCE", 0.9, "Posterior probability of the winning answer needed to retire a puzzle.",
+            float),
+    Setting("GOLD_SHARE", 0.15, "Share of puzzles served to experienced players that are gold puzzles.", float),
+    Setting("GOLD_SHARE_NEW", 0.4, "Share of gold puzzles for players with fewer than 10 gold answers.", float),
+    Setting("PUZZLES_PER_VOLUME", 300, "Suspected errors turned into puzzles per volume on first start.", int),
+    Setting("LEADERBOARD_INTERVAL", 0.5, "Seconds between leaderboard broadcasts (throttling).", float),
+    Setting("MESSAGE_QUEUE", "", "Flask-SocketIO message queue URL (e.g. redis://127.0.0.1:6379) to run "
+            "several server processes; empty for one process.", str),
+    Setting("SECURE_COOKIES", False, "Send session cookies only over HTTPS.", _bool),
+)
+
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """Defaults, then ``PROOFQUEST_*`` environment variables, then ``overrides``."""
+    environ = os.environ if environ is None else environ
+    values = {s.name: s.default for s in SETTINGS}
+    for s in SETTINGS:
+        raw = environ.get(ENV_PREFIX + s.name)
+        if raw is not None and raw != "":
+            try:
+                values[s.name] = s.parse(raw)
+            except ValueError as exc:
+                raise ProofQuestError(f"environment variable {ENV_PREFIX}{s.name}={raw!r} is invalid: {exc}") from exc
+    for name, value in (overrides or {}).items():
+        if name in SETTINGS_BY_NAME:
+            values[name] = value
+    return values
+
+
+def project_root() -> Path:
+    """The folder holding ``game/``, ``models/`` and ``static/``."""
+    return Path(__file__).resolve().parent.parent
+
+
+def resolve_model_path(path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else project_root() / p
+
+
+def settings_markdown() -> str:
+    lines = ["# Settings", "",
+             f"Each can be set by an environment variable `{ENV_PREFIX}NAME`.", "",
+             "| name | default | meaning |", "| --- | --- | --- |"]
+    for s in SETTINGS:
+        default = ",".join(map(str, s.default)) if isinstance(s.default, tuple) else s.default
+        lines.append(f"| `{s.name}` | `{default}` | {s.help} |")
+    return "\n".join(lines) + "\n"

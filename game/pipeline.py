@@ -1,0 +1,324 @@
+"""The steps the command line and the first start run on whole volumes.
+
+Demo generation, import, supervoxels and agglomeration, evaluation, export.
+Each step reads and writes the volume store chunk by chunk where it can, and
+replaces a volume only atomically (``VolumeStore.create(..., overwrite=True)``
+builds the new one beside the old and swaps it in when complete).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+import fastremap
+import numpy as np
+
+from . import filters
+from . import metrics
+from . import store as st
+from . import synthetic
+from .errors import ProofQuestError
+from .geometry import BBox
+from .graph import RAG, agglomerate, build_rag_blockwise, oversegment_segments, watershed_supervoxels
+from .instance import Instance
+from .volume import LABEL_LAYERS, Volume, copy_into, export_array, open_array
+
+Progress = Callable[[str], Callable[[int, int], None]]
+SIDES = ("mapping", "rag", "sv_gt_table")
+
+
+def _bar(progress: Progress | None, desc: str) -> Callable[[int, int], None]:
+    bar = progress(desc) if progress else None
+    return bar if bar is not None else (lambda done, total: None)
+
+
+# ----------------------------------------------------------------------------- segmentation from boundaries
+
+def _supervoxels_from_boundary(volume, resolution) -> np.ndarray:
+    boundary = volume.read("boundary")
+    return watershed_supervoxels(boundary, sampling=tuple(r / min(resolution) for r in resolution))
+
+
+def _write_graph(writer, *, threshold: float, mapping: np.ndarray | None, progress: Progress | None) -> dict:
+    """RAG and initial mapping (and the truth table when there is ground truth) as side arrays."""
+    shape, chunks = writer.shape, writer.chunks
+    n = int(writer.attrs.get("n_supervoxels") or 0)
+    rag = build_rag_blockwise(lambda box: writer.read("supervoxels", box), lambda box: writer.read("boundary", box),
+                              shape, chunks, n_supervoxels=n, progress=_bar(progress, "region graph"))
+    writer.save_side("rag", rag.to_arrays())
+    if mapping is None:
+        mapping = agglomerate(rag, threshold)
+    writer.save_side("mapping", mapping)
+    info = {"supervoxels": n, "edges": int(len(rag.u)), "segments": int(len(np.unique(mapping[1:])))}
+    if writer.has("groundtruth"):
+        writer.save_side("sv_gt_table", dataclasses.asdict(_truth_table(writer, progress)))
+    return info
+
+
+def _truth_table(volume, progress: Progress | None) -> metrics.ContingencyTable:
+    """Ground truth × supervoxels, counted once: every later evaluation is a relabelling of it."""
+    acc = metrics.ContingencyAccumulator(ignore_labels=(0,))
+    tiles = list(BBox.from_shape(volume.shape).tiles(volume.chunks))
+    bar = _bar(progress, "truth table")
+    for i, box in enumerate(tiles, 1):
+        acc.add(volume.read("groundtruth", box), volume.read("supervoxels", box))
+        bar(i, len(tiles))
+    return acc.table()
+
+
+def _store_supervoxels(writer, supervoxels: np.ndarray) -> int:
+    supervoxels, remap = fastremap.renumber(np.asarray(supervoxels), preserve_zero=True, in_place=False)
+    n = int(supervoxels.max(initial=0))
+    writer.write("supervoxels", None, supervoxels.astype(np.uint32 if n < 2**32 else np.uint64))
+    writer.attrs["n_supervoxels"] = n
+    return n
+
+
+# ----------------------------------------------------------------------------- demo
+
+def make_demo(inst: Instance, name: str, *, shape=(64, 256, 256), seed: int = 0, overwrite: bool = False,
+              progress: Progress | None = None) -> dict:
+    """Generate the demo volume with exact ground truth and an automatic segmentation with errors."""
+    started = time.perf_counter()
+    spec = synthetic.DemoSpec(shape=tuple(shape), seed=seed)
+    with _replacing(inst, name, overwrite):
+        with inst.volumes.create(name, shape=spec.shape, resolution=spec.resolution,
+                                 overwrite=overwrite) as w:
+            blocks = list(BBox.from_shape(spec.shape).tiles(w.chunks))
+            bar = _bar(progress, "demo volume")
+            for i, box in enumerate(blocks, 1):
+                image, truth = synthetic.generate_block(spec, box)
+                w.write("image", box, image)
+                w.write("groundtruth", box, truth)
+                bar(i, len(blocks))
+            w.write("boundary", None, _boundary(inst, w, progress))
+            w.attrs.update({"source": "generated demo", "seed": seed})
+            n = _store_supervoxels(w, _supervoxels_from_boundary(w, spec.resolution))
+            info = _write_graph(w, threshold=inst.settings["AGGLOMERATION_THRESHOLD"], mapping=None,
+                                progress=progress)
+    info.update({"name": name, "shape": list(spec.shape), "supervoxels": n,
+                 "seconds": round(time.perf_counter() - started, 1)})
+    return info
+
+
+def _boundary(inst: Instance, volume, progress: Progress | None) -> np.ndarray:
+    """Boundary map of a volume's image: the shipped network if present, else the classical filter."""
+    from .config import resolve_model_path
+    path = resolve_model_path(inst.settings["BOUNDARY_MODEL"])
+    if path.exists():
+        from . import boundary as bnd
+        return bnd.predict_volume(volume, path, progress=_bar(progress, "boundary network"))
+    image = volume.read("image")
+    return np.round(filters.membrane_probability(image) * 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- import
+
+def _open_source(spec: str | None, what: str):
+    if not spec:
+        return None
+    source = open_array(spec)
+    if source.ndim != 3:
+        raise ProofQuestError(f"--{what} {spec}: a volume needs 3 axes (z, y, x), got shape {source.shape}")
+    return source
+
+
+def _to_uint8(block: np.ndarray) -> np.ndarray:
+    if block.dtype == np.uint8:
+        return block
+    if np.issubdtype(block.dtype, np.floating):
+        hi = 1.0 if float(np.nanmax(block, initial=0)) <= 1.0 else 255.0
+        return np.clip(np.round(np.nan_to_num(block) * (255.0 / hi)), 0, 255).astype(np.uint8)
+    return np.clip(block, 0, 255).astype(np.uint8)
+
+
+def import_volume(inst: Instance, name: str, *, image: str, segmentation: str | None = None,
+                  supervoxels: str | None = None, boundary: str | None = None, groundtruth: str | None = None,
+                  resolution=(1.0, 1.0, 1.0), invert_boundary: bool = False, overwrite: bool = False,
+                  progress: Progress | None = None) -> dict:
+    """Import a real volume; see the README for which layers lead to which segmentation.
+
+    With ``segmentation`` that is the initial segmentation (supervoxels made
+    inside its segments unless given); with ``supervoxels`` alone each is its
+    own segment until :func:`agglomerate_volume`; with only an image and a
+    boundary map, :func:`agglomerate_volume` makes supervoxels first.
+    """
+    specs = {"image": image, "segmentation": segmentation, "supervoxels": supervoxels, "boundary": boundary,
+             "groundtruth": groundtruth}
+    sources = {layer: _open_source(spec, layer) for layer, spec in specs.items()}
+    shape = tuple(sources["image"].shape)
+    for layer, source in sources.items():
+        if source is None:
+            continue
+        if tuple(source.shape) != shape:
+            raise ProofQuestError(f"--{layer} {specs[layer]} has shape {tuple(source.shape)} but --image "
+                                  f"{image} has {shape}: all layers must cover the same voxels")
+        if layer in LABEL_LAYERS and not np.issubdtype(source.dtype, np.integer):
+            raise ProofQuestError(f"--{layer} {specs[layer]} holds {source.dtype} values, but labels must be "
+                                  "integers: convert it (e.g. numpy .astype('uint32')) and import again")
+    started = time.perf_counter()
+    with _replacing(inst, name, overwrite):
+        with inst.volumes.create(name, shape=shape, resolution=tuple(resolution), overwrite=overwrite) as w:
+            copy_into(w, "image", sources["image"], convert=_to_uint8, progress=_bar(progress, "image"))
+            if sources["boundary"] is not None:
+                flip = (lambda b: 255 - _to_uint8(b)) if invert_boundary else _to_uint8
+                copy_into(w, "boundary", sources["boundary"], convert=flip, progress=_bar(progress, "boundary"))
+            if sources["groundtruth"] is not None:
+                copy_into(w, "groundtruth", sources["groundtruth"], progress=_bar(progress, "ground truth"))
+            w.attrs.update({"source": {k: v for k, v in specs.items() if v}})
+            info = {"name": name, "shape": list(shape)}
+            if sources["supervoxels"] is not None or sources["segmentation"] is not None:
+                if not w.has("boundary"):
+                    w.write("boundary", None, np.round(filters.membrane_probability(w.read("image")) * 255)
+                            .astype(np.uint8))
+                mapping = None
+                if sources["supervoxels"] is not None:
+                    n = _store_supervoxels(w, np.asarray(sources["supervoxels"][:]))
+                    if sources["segmentation"] is not None:
+                        mapping = _majority_mapping(w.read("supervoxels"), np.asarray(sources["segmentation"][:]))
+                    else:
+                        mapping = np.arange(n + 1, dtype=np.uint64)
+                else:
+                    svs, seg_mapping = oversegment_segments(np.asarray(sources["segmentation"][:]),
+                                                            w.read("boundary"))
+                    n = _store_supervoxels(w, svs)
+                    mapping = seg_mapping  # oversegment_segments gives dense ids already
+                info.update(_write_graph(w, threshold=inst.settings["AGGLOMERATION_THRESHOLD"], mapping=mapping,
+                                         progress=progress))
+    info["seconds"] = round(time.perf_counter() - started, 1)
+    return info
+
+
+def _majority_mapping(supervoxels: np.ndarray, segmentation: np.ndarray) -> np.ndarray:
+    """Each supervoxel to the imported segment covering most of it."""
+    table = metrics.contingency_table(segmentation, supervoxels, ignore_labels=())
+    truth = metrics.supervoxel_truth(table=table)
+    return truth.astype(np.uint64)
+
+
+# ----------------------------------------------------------------------------- agglomeration
+
+@contextmanager
+def _replacing(inst: Instance, name: str, overwrite: bool) -> Iterator[None]:
+    """Around a step that replaces a volume: its old edit log and cached segmentation go with it."""
+    if inst.volumes.exists(name) and not overwrite:
+        raise ProofQuestError(f"a volume named {name!r} exists; pass --force to replace it, or choose a new name")
+    yield
+    st.clear_edits(inst.store, name)
+    inst.forget(name)
+
+
+@contextmanager
+def rewriting(inst: Instance, name: str, *, keep_layers, discard_edits: bool):
+    """Rebuild a volume from the old one (which stays readable) and swap it in atomically."""
+    old = inst.volumes.open(name)
+    edits = st.edit_count(inst.store, name)
+    if edits and not discard_edits:
+        raise ProofQuestError(f"volume {name!r} has {edits} edits that a new segmentation would make "
+                              "meaningless; pass --discard-edits to drop them (export them first)")
+    with _replacing(inst, name, overwrite=True):
+        with inst.volumes.create(name, shape=old.shape, resolution=old.resolution, chunks=old.chunks,
+                                 overwrite=True) as w:
+            for layer in keep_layers:
+                if old.has(layer):
+                    copy_into(w, layer, _LayerSource(old, layer))
+            w.attrs.update(old.attrs)
+            yield old, w
+
+
+class _LayerSource:
+    """A stored layer as a lazy source for ``copy_into``."""
+
+    def __init__(self, volume: Volume, layer: str):
+        self.volume, self.layer = volume, layer
+        self.shape, self.dtype, self.ndim = volume.shape, volume.dtype(layer), 3
+
+    def __getitem__(self, key):
+        z = key[0] if isinstance(key, tuple) else key
+        start, stop = z.start or 0, z.stop if z.stop is not None else self.shape[0]
+        return self.volume.read(self.layer, BBox((start, 0, 0), (stop,) + tuple(self.shape[1:])))
+
+
+def agglomerate_volume(inst: Instance, name: str, *, threshold: float | None = None, discard_edits: bool = False,
+                       progress: Progress | None = None) -> dict:
+    """Make supervoxels if there are none, then the initial segmentation by mean-boundary agglomeration."""
+    threshold = inst.settings["AGGLOMERATION_THRESHOLD"] if threshold is None else threshold
+    if not 0.0 <= threshold <= 1.0:
+        raise ProofQuestError(f"--threshold {threshold} is outside 0..1 (a boundary probability)")
+    volume = inst.volumes.open(name)
+    if not volume.has("supervoxels") and not volume.has("boundary"):
+        raise ProofQuestError(f"volume {name!r} has neither supervoxels nor a boundary map; import one with "
+                              "--boundary or --supervoxels, or run `segment` to predict boundaries")
+    keep = [layer for layer in ("image", "groundtruth", "boundary", "supervoxels") if volume.has(layer)]
+    with rewriting(inst, name, keep_layers=keep, discard_edits=discard_edits) as (old, w):
+        if not old.has("supervoxels"):
+            _store_supervoxels(w, _supervoxels_from_boundary(old, old.resolution))
+        else:
+            w.attrs["n_supervoxels"] = int(old.attrs.get("n_supervoxels") or _max_label(old, "supervoxels"))
+        info = _write_graph(w, threshold=threshold, mapping=None, progress=progress)
+    info.update({"name": name, "threshold": threshold})
+    return info
+
+
+def _max_label(volume, layer: str) -> int:
+    return max(int(volume.read(layer, box).max(initial=0))
+               for box in BBox.from_shape(volume.shape).tiles(volume.chunks))
+
+
+# ----------------------------------------------------------------------------- evaluation and export
+
+def truth_table(volume: Volume) -> metrics.ContingencyTable:
+    if not volume.has("groundtruth"):
+        raise ProofQuestError(f"volume {volume.name!r} has no ground truth to evaluate against; "
+                              "import one with --groundtruth")
+    return metrics.ContingencyTable(**volume.load_side("sv_gt_table"))
+
+
+def evaluate_mapping(volume: Volume, mapping: np.ndarray, *, table=None, rag: RAG | None = None) -> dict:
+    """All metrics of a segmentation given as a supervoxel → segment mapping."""
+    table = truth_table(volume) if table is None else table
+    rag = RAG.from_arrays(volume.load_side("rag")) if rag is None else rag
+    return metrics.evaluate(table=metrics.relabel_segments(table, mapping), u=rag.u, v=rag.v, mapping=mapping,
+                            sv_truth=metrics.supervoxel_truth(table=table))
+
+
+def evaluate_volume(inst: Instance, name: str, *, progress: Progress | None = None) -> dict:
+    """Quality of a volume's current segmentation (initial mapping + edit log) against ground truth."""
+    volume = inst.volumes.open(name)
+    if not volume.has_side("mapping"):
+        raise ProofQuestError(f"volume {name!r} has no segmentation yet; run `agglomerate {name}` first")
+    return evaluate_mapping(volume, inst.agglomeration(name).mapping)
+
+
+def export_volume(inst: Instance, name: str, *, what: str = "labels", fmt: str, out: str,
+                  progress: Progress | None = None) -> Path:
+    """Write the current segmentation, chunk by chunk, with name, resolution and edit count as metadata."""
+    if what != "labels":
+        raise ProofQuestError(f"--what {what!r} is not known; 'labels' exports the segmentation")
+    volume = inst.volumes.open(name)
+    agg = inst.agglomeration(name)
+    dtype = np.uint32 if int(agg.mapping.max(initial=0)) < 2**32 else np.uint64
+    tiles = list(BBox.from_shape(volume.shape).tiles(volume.chunks))
+    bar = _bar(progress, "export")
+
+    def blocks():
+        for i, (box, labels) in enumerate(agg.materialize_volume(volume), 1):
+            bar(i, len(tiles))
+            yield box, labels.astype(dtype, copy=False)
+
+    attrs = {"volume": name, "resolution": list(volume.resolution), "edits": len(agg.edits),
+             "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    return export_array(out, fmt, volume.shape, dtype, blocks(), attrs=attrs, chunks=volume.chunks)
+
+
+def list_volumes(inst: Instance) -> list[dict]:
+    rows = []
+    for name in inst.volumes.names():
+        v = inst.volumes.open(name)
+        rows.append({"name": name, "shape": list(v.shape), "resolution": list(v.resolution),
+                     "layers": list(v.layers), "edits": st.edit_count(inst.store, name)})
+    return rows

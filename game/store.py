@@ -1,0 +1,432 @@
+"""The SQLite store: schema, migrations and every query of ProofQuest.
+
+This is the only module that writes SQL. Every function takes the
+:class:`Store` first, so it can be tested without a web app.
+
+Writes follow datasette's one-writer pattern: they run under one lock inside
+``BEGIN IMMEDIATE`` (see :meth:`Store.write`), reads run freely on each
+thread's own connection. The file is in WAL mode so readers never block the
+writer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import sqlite_utils
+
+from .errors import ProofQuestError
+
+# Each entry migrates the schema from version i to i + 1; never edit one that has shipped.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE edits (
+        id INTEGER PRIMARY KEY,
+        volume TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('merge', 'split', 'undo')),
+        supervoxels TEXT NOT NULL,
+        source INTEGER NOT NULL,
+        target INTEGER NOT NULL,
+        undoes INTEGER,
+        author TEXT NOT NULL,
+        puzzle_id INTEGER,
+        provenance TEXT,
+        created REAL NOT NULL,
+        UNIQUE (volume, seq)
+    );
+    """,
+    """
+    CREATE TABLE players (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        password_hash TEXT,
+        is_guest INTEGER NOT NULL DEFAULT 0,
+        role TEXT NOT NULL DEFAULT 'player' CHECK (role IN ('player', 'teacher', 'admin')),
+        points INTEGER NOT NULL DEFAULT 0,
+        streak INTEGER NOT NULL DEFAULT 0,
+        best_streak INTEGER NOT NULL DEFAULT 0,
+        reliability REAL,
+        tutorial_done INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL
+    );
+    CREATE TABLE puzzles (
+        id INTEGER PRIMARY KEY,
+        volume TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('merge', 'split')),
+        anchors TEXT NOT NULL,
+        supervoxels TEXT NOT NULL,
+        segments TEXT NOT NULL,
+        location TEXT NOT NULL,
+        score REAL NOT NULL,
+        truth INTEGER,
+        gold INTEGER NOT NULL DEFAULT 0,
+        tutorial INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'open' CHECK (state IN ('open', 'retired', 'expert', 'moot')),
+        decision INTEGER,
+        posterior REAL,
+        confidence REAL,
+        n_votes INTEGER NOT NULL DEFAULT 0,
+        edit_seq INTEGER,
+        created REAL NOT NULL,
+        retired REAL
+    );
+    CREATE INDEX puzzles_state ON puzzles (volume, state, gold);
+    CREATE TABLE votes (
+        id INTEGER PRIMARY KEY,
+        puzzle_id INTEGER NOT NULL REFERENCES puzzles (id),
+        player_id INTEGER NOT NULL REFERENCES players (id),
+        answer TEXT NOT NULL CHECK (answer IN ('yes', 'no', 'unsure')),
+        supports_edit INTEGER,
+        ms INTEGER,
+        points INTEGER NOT NULL DEFAULT 0,
+        created REAL NOT NULL,
+        UNIQUE (puzzle_id, player_id)
+    );
+    CREATE INDEX votes_player ON votes (player_id, created);
+    CREATE TABLE point_events (
+        id INTEGER PRIMARY KEY,
+        player_id INTEGER NOT NULL REFERENCES players (id),
+        points INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        puzzle_id INTEGER,
+        created REAL NOT NULL
+    );
+    CREATE INDEX point_events_time ON point_events (created, player_id);
+    CREATE TABLE jobs (
+        name TEXT PRIMARY KEY,
+        state TEXT NOT NULL,
+        done INTEGER NOT NULL DEFAULT 0,
+        total INTEGER NOT NULL DEFAULT 0,
+        message TEXT,
+        updated REAL NOT NULL
+    );
+    """,
+]
+
+
+class Store:
+    """One SQLite file, a connection per thread, one writer at a time."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._local = threading.local()
+        self._write_lock = threading.RLock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            migrate(self)
+        except sqlite3.DatabaseError as exc:
+            raise ProofQuestError(f"the database {self.path} is not a readable SQLite file ({exc}); "
+                                  "move it away to start a fresh one") from exc
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            db = sqlite_utils.Database(conn)
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite_utils.Database]:
+        """Run the block as one transaction on the single writer; commit or roll back."""
+        with self._write_lock:
+            db = self.db
+            if db.conn.in_transaction:  # nested: join the outer transaction
+                yield db
+                return
+            db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.conn.execute("ROLLBACK")
+                raise
+            db.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[dict]:
+        return [dict(r) for r in self.db.conn.execute(sql, params).fetchall()]
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.conn.close()
+            self._local.db = None
+
+
+def migrate(store: Store) -> int:
+    """Bring the schema to the newest version; returns it."""
+    with store.write() as db:
+        version = db.conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise ProofQuestError(f"the database {store.path} was made by a newer ProofQuest "
+                                  f"(schema {version} > {len(MIGRATIONS)}); upgrade the program")
+        for i in range(version, len(MIGRATIONS)):
+            for statement in MIGRATIONS[i].split(";"):
+                if statement.strip():
+                    db.conn.execute(statement)
+            db.conn.execute(f"PRAGMA user_version = {i + 1}")
+    return len(MIGRATIONS)
+
+
+# ----------------------------------------------------------------------------- edit log
+
+def append_edit(store: Store, volume: str, edit: dict, *, author: str, puzzle_id: int | None = None,
+                provenance: dict | None = None) -> int:
+    """Append one edit (``Edit.to_dict()``) to a volume's log; returns its sequence number."""
+    with store.write() as db:
+        seq = db.conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM edits WHERE volume = ?",
+                              (volume,)).fetchone()[0]
+        db.conn.execute(
+            "INSERT INTO edits (volume, seq, kind, supervoxels, source, target, undoes, author, puzzle_id,"
+            " provenance, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (volume, seq, edit["kind"], json.dumps(list(map(int, edit["supervoxels"]))), int(edit["source"]),
+             int(edit["target"]), edit.get("undoes"), author, puzzle_id,
+             json.dumps(provenance) if provenance else None, time.time()))
+    return seq
+
+
+def edits(store: Store, volume: str) -> list[dict]:
+    """A volume's edit log in order, each row with its edit dict under ``edit``."""
+    rows = store.query("SELECT * FROM edits WHERE volume = ? ORDER BY seq", (volume,))
+    for row in rows:
+        row["edit"] = {"kind": row["kind"], "supervoxels": json.loads(row["supervoxels"]),
+                       "source": row["source"], "target": row["target"], "undoes": row["undoes"]}
+        row["provenance"] = json.loads(row["provenance"]) if row["provenance"] else None
+    return rows
+
+
+def edit_count(store: Store, volume: str) -> int:
+    return store.db.conn.execute("SELECT COUNT(*) FROM edits WHERE volume = ?", (volume,)).fetchone()[0]
+
+
+def clear_edits(store: Store, volume: str) -> None:
+    """Forget a volume's edit log (when the volume itself is replaced)."""
+    with store.write() as db:
+        db.conn.execute("DELETE FROM edits WHERE volume = ?", (volume,))
+
+
+# ----------------------------------------------------------------------------- players
+
+PLAYER_PUBLIC = "id, username, is_guest, role, points, streak, best_streak, reliability, tutorial_done, created"
+
+
+def create_player(store: Store, username: str, password_hash: str | None, *, is_guest: bool = False,
+                  role: str = "player") -> dict:
+    with store.write() as db:
+        exists = db.conn.execute("SELECT 1 FROM players WHERE username = ?", (username,)).fetchone()
+        if exists:
+            raise ProofQuestError(f"the username {username!r} is taken; choose another")
+        cur = db.conn.execute(
+            "INSERT INTO players (username, password_hash, is_guest, role, created) VALUES (?, ?, ?, ?, ?)",
+            (username, password_hash, int(is_guest), role, time.time()))
+        return player(store, cur.lastrowid)
+
+
+def player(store: Store, player_id: int) -> dict | None:
+    rows = store.query(f"SELECT {PLAYER_PUBLIC} FROM players WHERE id = ?", (player_id,))
+    return rows[0] if rows else None
+
+
+def player_credentials(store: Store, username: str) -> dict | None:
+    rows = store.query("SELECT id, password_hash, is_guest FROM players WHERE username = ?", (username,))
+    return rows[0] if rows else None
+
+
+def claim_player(store: Store, player_id: int, username: str, password_hash: str) -> dict:
+    """Turn a guest into a registered player, keeping id, points and votes."""
+    with store.write() as db:
+        taken = db.conn.execute("SELECT id FROM players WHERE username = ? AND id != ?",
+                                (username, player_id)).fetchone()
+        if taken:
+            raise ProofQuestError(f"the username {username!r} is taken; choose another")
+        db.conn.execute("UPDATE players SET username = ?, password_hash = ?, is_guest = 0 WHERE id = ?",
+                        (username, password_hash, player_id))
+    return player(store, player_id)
+
+
+def set_role(store: Store, username: str, role: str) -> dict:
+    with store.write() as db:
+        cur = db.conn.execute("UPDATE players SET role = ? WHERE username = ?", (role, username))
+        if cur.rowcount == 0:
+            raise ProofQuestError(f"no player named {username!r}")
+    return store.query(f"SELECT {PLAYER_PUBLIC} FROM players WHERE username = ?", (username,))[0]
+
+
+def set_tutorial_done(store: Store, player_id: int) -> None:
+    with store.write() as db:
+        db.conn.execute("UPDATE players SET tutorial_done = 1 WHERE id = ?", (player_id,))
+
+
+def set_reliabilities(store: Store, reliabilities: dict[int, float]) -> None:
+    with store.write() as db:
+        db.conn.executemany("UPDATE players SET reliability = ? WHERE id = ?",
+                            [(float(r), int(p)) for p, r in reliabilities.items()])
+
+
+def reliabilities(store: Store, player_ids) -> dict[int, float | None]:
+    ids = [int(p) for p in player_ids]
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    return {r["id"]: r["reliability"] for r in store.query(
+        f"SELECT id, reliability FROM players WHERE id IN ({marks})", tuple(ids))}
+
+
+def add_points(store: Store, player_id: int, points: int, reason: str, *, puzzle_id: int | None = None,
+               streak: int | None = None) -> None:
+    with store.write() as db:
+        if points:
+            db.conn.execute("INSERT INTO point_events (player_id, points, reason, puzzle_id, created)"
+                            " VALUES (?, ?, ?, ?, ?)", (player_id, points, reason, puzzle_id, time.time()))
+        db.conn.execute("UPDATE players SET points = points + ? WHERE id = ?", (points, player_id))
+        if streak is not None:
+            db.conn.execute("UPDATE players SET streak = ?, best_streak = MAX(best_streak, ?) WHERE id = ?",
+                            (streak, streak, player_id))
+
+
+def leaderboard(store: Store, *, since: float | None = None, limit: int = 20) -> list[dict]:
+    """Players by points, all time or (with ``since``) points earned since then."""
+    if since is None:
+        rows = store.query("SELECT id, username, is_guest, points FROM players WHERE points > 0"
+                           " ORDER BY points DESC, id LIMIT ?", (limit,))
+    else:
+        rows = store.query("SELECT p.id, p.username, p.is_guest, SUM(e.points) AS points FROM point_events e"
+                           " JOIN players p ON p.id = e.player_id WHERE e.created >= ?"
+                           " GROUP BY p.id ORDER BY points DESC, p.id LIMIT ?", (since, limit))
+    for rank, row in enumerate(rows, 1):
+        row["rank"] = rank
+    return rows
+
+
+def points_history(store: Store, player_id: int) -> list[dict]:
+    return store.query("SELECT created, points, reason, puzzle_id FROM point_events WHERE player_id = ?"
+                       " ORDER BY id", (player_id,))
+
+
+# ----------------------------------------------------------------------------- puzzles
+
+def _puzzle_row(row: dict) -> dict:
+    for key in ("anchors", "supervoxels", "segments", "location"):
+        row[key] = json.loads(row[key])
+    return row
+
+
+def add_puzzles(store: Store, volume: str, puzzles: list[dict]) -> list[int]:
+    """Insert puzzles (dicts with kind, anchors, supervoxels, segments, location, score, truth, gold)."""
+    now = time.time()
+    ids = []
+    with store.write() as db:
+        for p in puzzles:
+            cur = db.conn.execute(
+                "INSERT INTO puzzles (volume, kind, anchors, supervoxels, segments, location, score, truth, gold,"
+                " tutorial, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (volume, p["kind"], json.dumps([int(a) for a in p["anchors"]]),
+                 json.dumps([int(s) for s in p["supervoxels"]]), json.dumps([int(s) for s in p["segments"]]),
+                 json.dumps([int(c) for c in p["location"]]), float(p["score"]),
+                 None if p.get("truth") is None else int(bool(p["truth"])), int(bool(p.get("gold"))),
+                 int(bool(p.get("tutorial"))), now))
+            ids.append(cur.lastrowid)
+    return ids
+
+
+def puzzle(store: Store, puzzle_id: int) -> dict | None:
+    rows = store.query("SELECT * FROM puzzles WHERE id = ?", (int(puzzle_id),))
+    return _puzzle_row(rows[0]) if rows else None
+
+
+def puzzles(store: Store, *, volume: str | None = None, state: str | None = None,
+            gold: bool | None = None, tutorial: bool | None = False) -> list[dict]:
+    clauses, params = [], []
+    for column, value in (("volume", volume), ("state", state), ("gold", None if gold is None else int(gold)),
+                          ("tutorial", None if tutorial is None else int(tutorial))):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    return [_puzzle_row(r) for r in store.query(f"SELECT * FROM puzzles {where} ORDER BY id", tuple(params))]
+
+
+def puzzle_count(store: Store, volume: str | None = None) -> int:
+    if volume is None:
+        return store.db.conn.execute("SELECT COUNT(*) FROM puzzles").fetchone()[0]
+    return store.db.conn.execute("SELECT COUNT(*) FROM puzzles WHERE volume = ?", (volume,)).fetchone()[0]
+
+
+def assignable_puzzles(store: Store, player_id: int, *, gold: bool, limit: int = 200) -> list[dict]:
+    """Puzzles the player has not answered: open ones, or (``gold``) gold ones in any state."""
+    state = "" if gold else "AND p.state = 'open'"
+    rows = store.query(
+        f"SELECT p.* FROM puzzles p WHERE p.gold = ? AND p.tutorial = 0 {state} AND NOT EXISTS"
+        " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = ?)"
+        " ORDER BY p.n_votes DESC, p.score DESC, p.id LIMIT ?", (int(gold), player_id, limit))
+    return [_puzzle_row(r) for r in rows]
+
+
+def set_puzzle_state(store: Store, puzzle_id: int, state: str, *, decision: bool | None = None,
+                     posterior: float | None = None, confidence: float | None = None,
+                     edit_seq: int | None = None) -> None:
+    with store.write() as db:
+        db.conn.execute(
+            "UPDATE puzzles SET state = ?, decision = ?, posterior = ?, confidence = ?, edit_seq = ?,"
+            " retired = CASE WHEN ? = 'open' THEN NULL ELSE ? END WHERE id = ?",
+            (state, None if decision is None else int(decision), posterior, confidence, edit_seq, state,
+             time.time(), puzzle_id))
+
+
+# ----------------------------------------------------------------------------- votes
+
+def add_vote(store: Store, puzzle_id: int, player_id: int, answer: str, supports_edit: bool | None,
+             ms: int | None, points: int) -> int:
+    with store.write() as db:
+        try:
+            cur = db.conn.execute(
+                "INSERT INTO votes (puzzle_id, player_id, answer, supports_edit, ms, points, created)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (puzzle_id, player_id, answer, None if supports_edit is None else int(supports_edit), ms, points,
+                 time.time()))
+        except sqlite3.IntegrityError as exc:
+            raise ProofQuestError(f"you have already answered puzzle {puzzle_id}; ask for the next one") from exc
+        db.conn.execute("UPDATE puzzles SET n_votes = n_votes + 1 WHERE id = ?", (puzzle_id,))
+        return cur.lastrowid
+
+
+def puzzle_votes(store: Store, puzzle_id: int) -> list[dict]:
+    return store.query("SELECT * FROM votes WHERE puzzle_id = ? ORDER BY id", (puzzle_id,))
+
+
+def all_votes(store: Store) -> list[dict]:
+    return store.query("SELECT v.puzzle_id, v.player_id, v.supports_edit, p.gold, p.truth FROM votes v"
+                       " JOIN puzzles p ON p.id = v.puzzle_id WHERE v.supports_edit IS NOT NULL")
+
+
+def vote_count(store: Store) -> int:
+    return store.db.conn.execute("SELECT COUNT(*) FROM votes").fetchone()[0]
+
+
+def player_votes(store: Store, player_id: int) -> list[dict]:
+    return store.query("SELECT v.*, p.kind, p.gold, p.truth, p.state, p.decision, p.edit_seq, p.volume"
+                       " FROM votes v JOIN puzzles p ON p.id = v.puzzle_id WHERE v.player_id = ? ORDER BY v.id",
+                       (player_id,))
+
+
+# ----------------------------------------------------------------------------- jobs (progress of long steps)
+
+def set_job(store: Store, name: str, state: str, done: int = 0, total: int = 0, message: str = "") -> None:
+    with store.write() as db:
+        db.conn.execute("INSERT OR REPLACE INTO jobs (name, state, done, total, message, updated)"
+                        " VALUES (?, ?, ?, ?, ?, ?)", (name, state, done, total, message, time.time()))
+
+
+def jobs(store: Store) -> list[dict]:
+    return store.query("SELECT * FROM jobs ORDER BY updated DESC")

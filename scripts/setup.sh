@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Sets up ProofQuest in ./.venv: the CPU build of torch first (a plain `pip install torch`
+# would pull a multi-GB CUDA build), then the project and its test tools.
+# --browser also installs Debian's Chromium for the browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
+if ! .venv/bin/python -c "import torch" 2>/dev/null; then
+  "${PIP[@]}" install "torch==2.13.0"
+fi
+"${PIP[@]}" install -e ".[test]"
+
+if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq chromium >/dev/null
+fi

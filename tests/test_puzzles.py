@@ -1,0 +1,383 @@
+"""Puzzles: windows at the volume's faces, rendered slices, colour-blind safety, the image cache."""
+
+import io
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.color import rgb2lab
+
+from game import consensus
+from game.errors import ProofQuestError
+from game.geometry import BBox
+from game.puzzles import (
+    OUTLINE_PX,
+    PALETTE,
+    PuzzleImageCache,
+    edit_if_yes,
+    encode_png,
+    fit_window,
+    puzzle_window,
+    question_for,
+    render_slices,
+    render_truth,
+    slices_for_anisotropy,
+)
+
+FIBSEM = Path(__file__).resolve().parents[2] / "shared" / "data" / "fibsem-gala"
+
+# Machado, Oliveira & Fernandes (2009), severity 1.0, applied to linear RGB.
+MACHADO = {
+    "protanopia": [[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                   [-0.003882, -0.048116, 1.051998]],
+    "deuteranopia": [[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                     [-0.011820, 0.042940, 0.968881]],
+    "tritanopia": [[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                   [0.004733, 0.691367, 0.303900]],
+}
+# CIELAB distance below which two fills are easily confused.
+DISTINCT_DELTA_E = 30
+
+
+def decode(png: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(png)))
+
+
+def rgb(hex_colour: str) -> np.ndarray:
+    return np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)], dtype=float)
+
+
+def as_seen(colour: np.ndarray, deficiency: str) -> np.ndarray:
+    """sRGB 0..255 colour as simulated for a dichromat, as CIELAB."""
+    c = colour / 255
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    seen = np.clip(np.array(MACHADO[deficiency]) @ linear, 0, 1)
+    srgb = np.where(seen <= 0.0031308, 12.92 * seen, 1.055 * seen ** (1 / 2.4) - 0.055)
+    return rgb2lab(srgb[None, None, :])[0, 0]
+
+
+@pytest.fixture
+def two_parts():
+    """A 7x32x32 crop: a grey ramp, part A on the left, part B on the right, touching at x=16."""
+    image = np.tile(np.linspace(40, 220, 32).astype(np.uint8), (7, 32, 1))
+    a = np.zeros(image.shape, bool)
+    b = np.zeros(image.shape, bool)
+    a[:, 8:24, 4:16] = True
+    b[:, 8:24, 16:28] = True
+    return image, a, b
+
+
+# ----------------------------------------------------------------------------- questions
+
+def test_each_kind_asks_about_one_neurite():
+    assert question_for("merge") == "Are these one neurite?"
+    assert question_for("split") == "Is this one neurite?"
+
+
+def test_yes_applies_a_merge_but_keeps_a_split_segment_whole():
+    assert edit_if_yes("merge") is True
+    assert edit_if_yes("split") is False
+
+
+def test_yes_meaning_agrees_with_consensus():
+    assert {k: edit_if_yes(k) for k in ("merge", "split")} == consensus.YES_SUPPORTS_EDIT
+
+
+def test_unknown_kind_is_rejected_with_the_known_kinds():
+    with pytest.raises(ProofQuestError, match="'merge', 'split'"):
+        question_for("undo")
+
+
+# ----------------------------------------------------------------------------- windows
+
+def test_window_is_centred_on_the_point_inside_the_volume():
+    assert puzzle_window((25, 50, 100), (50, 100, 200)) == BBox((22, 2, 52), (29, 98, 148))
+
+
+@pytest.mark.parametrize("slices", [5, 6, 7, 8, 9])
+def test_window_has_the_requested_number_of_slices(slices):
+    assert puzzle_window((25, 50, 100), (50, 100, 200), slices=slices).shape[0] == slices
+
+
+@pytest.mark.parametrize("slices", [4, 10])
+def test_window_refuses_too_few_or_too_many_slices(slices):
+    with pytest.raises(ProofQuestError, match="5 to 9"):
+        puzzle_window((25, 50, 100), (50, 100, 200), slices=slices)
+
+
+@pytest.mark.parametrize("center, start", [((0, 0, 0), (0, 0, 0)), ((49, 99, 199), (43, 4, 104)),
+                                           ((1, 50, 199), (0, 2, 104))])
+def test_window_shifts_inward_at_the_volume_faces(center, start):
+    window = puzzle_window(center, (50, 100, 200))
+    assert window.start == start
+    assert window.shape == (7, 96, 96)
+    assert window.clip((50, 100, 200)) == window
+    assert window.contains(center)
+
+
+def test_window_covers_an_axis_shorter_than_itself_and_reaches_past_it():
+    window = puzzle_window((2, 10, 100), (4, 20, 200))
+    assert window.start[:2] == (-1, -38) and window.stop[:2] == (6, 58)
+    assert window.start[2] == 52
+
+
+def test_window_refuses_a_centre_outside_the_volume():
+    with pytest.raises(ProofQuestError, match="outside the volume"):
+        puzzle_window((50, 0, 0), (50, 100, 200))
+
+
+@pytest.mark.parametrize("anisotropy, slices", [(1, 9), (5, 9), (6, 7), (8, 5), (10, 5), (40, 5)])
+def test_thicker_sections_get_fewer_slices(anisotropy, slices):
+    assert slices_for_anisotropy(anisotropy) == slices
+    assert puzzle_window((25, 50, 100), (50, 100, 200), anisotropy=anisotropy).shape[0] == slices
+
+
+def test_fit_window_grows_until_a_distant_part_shows():
+    a = np.zeros((3, 400, 400), bool)
+    b = np.zeros((3, 400, 400), bool)
+    a[:, 180:220, 180:200] = True
+    b[1, 250:255, 190:210] = True  # 100 px in one slice, 50 to 54 px below the centre
+    # B is smaller than min_area, so all of it must show: half-width 54 + 1
+    assert fit_window(a, b, (1, 200, 200), step=2) == (110, 110)
+    assert fit_window(a, b, (1, 200, 200)) == (112, 112)  # rounded up to a multiple of 16
+    # 20 pixels of B are its first row, 50 px away
+    assert fit_window(a, b, (1, 200, 200), min_area=20, step=2) == (102, 102)
+
+
+def test_fit_window_stays_within_its_limits():
+    a = np.zeros((400, 400), bool)
+    b = np.zeros((400, 400), bool)
+    a[:, :200] = True
+    b[:, 200:] = True
+    assert fit_window(a, b, (200, 200)) == (96, 96)
+    assert fit_window(a, b, (200, 200), limits=(64, 192)) == (64, 64)
+    b[:] = False
+    b[399, 0] = True
+    assert fit_window(a, b, (200, 200)) == (192, 192)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+def test_png_round_trips_greyscale_and_colour():
+    grey = np.arange(64 * 48, dtype=np.uint32).reshape(64, 48).astype(np.uint8)
+    colour = np.stack([grey, 255 - grey, grey // 2], axis=-1)
+    assert np.array_equal(decode(encode_png(grey)), grey)
+    assert np.array_equal(decode(encode_png(colour)), colour)
+
+
+def test_png_refuses_other_shapes_and_types():
+    with pytest.raises(ValueError, match="uint8"):
+        encode_png(np.zeros((4, 4), np.float32))
+    with pytest.raises(ValueError, match="uint8"):
+        encode_png(np.zeros((4, 4, 4), np.uint8))
+
+
+def test_each_slice_decodes_to_the_output_size(two_parts):
+    slices = render_slices(*two_parts)
+    assert len(slices) == 7
+    for pngs in slices:
+        plain, overlay = decode(pngs["plain"]), decode(pngs["overlay"])
+        assert plain.shape == (384, 384)
+        assert overlay.shape == (384, 384, 3)
+
+
+def test_a_wide_crop_keeps_its_aspect():
+    image = np.zeros((5, 40, 80), np.uint8)
+    none = np.zeros(image.shape, bool)
+    pngs = render_slices(image, none, none, out_size=200)[0]
+    assert decode(pngs["plain"]).shape == (100, 200)
+    assert decode(pngs["overlay"]).shape == (100, 200, 3)
+
+
+def test_overlay_tints_part_a_towards_its_colour_and_leaves_the_rest_grey(two_parts):
+    opacity = 0.45
+    pngs = render_slices(*two_parts, opacity=opacity)[3]
+    plain, overlay = decode(pngs["plain"]).astype(float), decode(pngs["overlay"]).astype(float)
+    inside_a = np.s_[120:260, 60:180]  # crop rows 10..21, columns 5..15: inside A, off its outline
+    expected = (1 - opacity) * plain[inside_a][..., None] + opacity * rgb(PALETTE[0])
+    assert np.abs(overlay[inside_a] - expected).max() <= 1
+    outside = np.s_[0:96, :]  # crop rows 0..8, above both parts
+    assert np.array_equal(overlay[outside][..., 0], plain[outside])
+    assert np.array_equal(overlay[outside][..., 1], plain[outside])
+    assert np.array_equal(overlay[outside][..., 2], plain[outside])
+
+
+def test_each_part_has_an_opaque_outline_in_its_colour(two_parts):
+    overlay = decode(render_slices(*two_parts)[3]["overlay"])
+    # Part A spans crop x 4..16, i.e. output columns 48..192; its left border is 2 px wide.
+    left_border = overlay[160, 48:48 + OUTLINE_PX]
+    assert (left_border == rgb(PALETTE[0])).all()
+    # Where A meets B both outlines run side by side.
+    assert (overlay[160, 192 - OUTLINE_PX:192] == rgb(PALETTE[0])).all()
+    assert (overlay[160, 192:192 + OUTLINE_PX] == rgb(PALETTE[1])).all()
+    assert not (overlay[160, 48 + OUTLINE_PX] == rgb(PALETTE[0])).all()
+
+
+def test_no_outline_when_asked_for_none(two_parts):
+    overlay = decode(render_slices(*two_parts, outline=False)[3]["overlay"])
+    assert not (overlay == rgb(PALETTE[0])).all(axis=-1).any()
+
+
+def test_a_part_cut_by_the_crop_edge_has_no_outline_along_it(two_parts):
+    image, a, b = two_parts
+    a[:, :, 0:16] = True
+    overlay = decode(render_slices(image, a, b)[3]["overlay"])
+    assert not (overlay[160, 0:OUTLINE_PX] == rgb(PALETTE[0])).all(axis=-1).any()
+
+
+def test_overlapping_parts_are_refused(two_parts):
+    image, a, _ = two_parts
+    with pytest.raises(ValueError, match="overlap"):
+        render_slices(image, a, a)
+
+
+@pytest.mark.parametrize("deficiency", sorted(MACHADO))
+@pytest.mark.parametrize("background", [None, 60, 128, 200])
+def test_the_two_fills_stay_distinct_for_colour_blind_players(deficiency, background):
+    a, b = rgb(PALETTE[0]), rgb(PALETTE[1])
+    if background is not None:
+        a, b = 0.55 * background + 0.45 * a, 0.55 * background + 0.45 * b
+    assert np.linalg.norm(as_seen(a, deficiency) - as_seen(b, deficiency)) > DISTINCT_DELTA_E
+
+
+def test_the_colour_blind_check_catches_red_against_green():
+    red, green = np.array([220.0, 50, 32]), np.array([0.0, 153, 0])
+    assert np.linalg.norm(as_seen(red, "deuteranopia") - as_seen(green, "deuteranopia")) < DISTINCT_DELTA_E
+
+
+def test_truth_gives_touching_objects_different_colours_and_leaves_unlabelled_grey():
+    image = np.full((5, 24, 24), 128, np.uint8)
+    truth = np.zeros(image.shape, np.int64)
+    truth[:, :, :11] = 7
+    truth[:, :, 12:] = 900  # one unlabelled membrane column between them
+    truth[:, 20:, :] = 0
+    overlays = render_truth(image, truth, out_size=96)
+    assert len(overlays) == 5
+    picture = decode(overlays[2])
+    left, right, below = picture[30, 20], picture[30, 70], picture[90, 50]
+    assert not np.array_equal(left, right)
+    assert below[0] == below[1] == below[2] == 128
+
+
+def test_truth_of_an_unlabelled_crop_is_plain_grey():
+    image = np.full((5, 8, 8), 90, np.uint8)
+    picture = decode(render_truth(image, np.zeros(image.shape, np.uint32), out_size=16)[0])
+    assert (picture == 90).all()
+
+
+@pytest.mark.skipif(not FIBSEM.is_dir(), reason="needs ../shared/data/fibsem-gala")
+def test_real_em_slices_stay_small():
+    h5py = pytest.importorskip("h5py")
+    window = puzzle_window((25, 50, 100), (50, 100, 200))
+    with h5py.File(FIBSEM / "train-image.h5") as f:
+        image = f["stack"][window.slices]
+    with h5py.File(FIBSEM / "train-gt.lzf.h5") as f:
+        truth = f["stack"][window.slices]
+    for pngs in render_slices(image, truth == 28, truth == 40):
+        assert len(pngs["plain"]) < 60_000
+        assert len(pngs["overlay"]) < 60_000
+
+
+# ----------------------------------------------------------------------------- cache
+
+class CountingRenderer:
+    """A ``make`` for the cache that counts its calls."""
+
+    def __init__(self, slices):
+        self.slices = slices
+        self.calls = 0
+
+    def __call__(self):
+        self.calls += 1
+        return self.slices
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    image = np.tile(np.linspace(40, 220, 24).astype(np.uint8), (5, 24, 1))
+    a = np.zeros(image.shape, bool)
+    a[:, 4:12, 4:12] = True
+    return render_slices(image, a, np.zeros(image.shape, bool), out_size=96)
+
+
+def test_cache_renders_once_and_serves_the_files_after(tmp_path, rendered):
+    cache = PuzzleImageCache(tmp_path)
+    make = CountingRenderer(rendered)
+    assert not cache.has("p1")
+    first = cache.get("p1", 0, False, make)
+    overlay = cache.get("p1", 4, True, make)
+    assert make.calls == 1
+    assert cache.has("p1")
+    assert first == tmp_path / "p1" / "0_plain.png"
+    assert first.read_bytes() == rendered[0]["plain"]
+    assert overlay.read_bytes() == rendered[4]["overlay"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p1"]
+
+
+def test_a_new_cache_object_on_the_same_folder_reuses_the_files(tmp_path, rendered):
+    PuzzleImageCache(tmp_path).get("7-truth", 0, True, CountingRenderer(rendered))
+    make = CountingRenderer(rendered)
+    PuzzleImageCache(tmp_path).get("7-truth", 2, True, make)
+    assert make.calls == 0
+
+
+def test_concurrent_first_requests_render_once_and_all_get_valid_files(tmp_path, rendered):
+    make = CountingRenderer(rendered)
+    start = threading.Barrier(8)
+    paths, errors = [], []
+
+    def request(z):
+        try:
+            start.wait()
+            paths.append(PuzzleImageCache(tmp_path).get("p1", z % 5, z % 2 == 1, make))
+        except Exception as exc:  # collected so the main thread can report it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=request, args=(z,)) for z in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert make.calls == 1
+    assert len(paths) == 8
+    for path in paths:
+        assert decode(path.read_bytes()).shape[:2] == (96, 96)
+
+
+def test_losing_a_race_with_another_process_keeps_the_winners_files(tmp_path, rendered):
+    other_process = PuzzleImageCache(tmp_path)
+
+    def make_slowly():
+        # Another server process finishes the same puzzle while this one renders.
+        other_process._install("p1", rendered)
+        return [{"plain": b"late", "overlay": b"late"}]
+
+    path = PuzzleImageCache(tmp_path).get("p1", 0, False, make_slowly)
+    assert path.read_bytes() == rendered[0]["plain"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p1"]
+
+
+def test_a_failed_render_leaves_nothing_behind(tmp_path):
+    def broken():
+        raise RuntimeError("volume unreadable")
+
+    cache = PuzzleImageCache(tmp_path)
+    with pytest.raises(RuntimeError):
+        cache.get("p1", 0, False, broken)
+    assert not cache.has("p1")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_slice_past_the_stack_is_refused(tmp_path, rendered):
+    cache = PuzzleImageCache(tmp_path)
+    with pytest.raises(ProofQuestError, match="0..4"):
+        cache.get("p1", 5, False, CountingRenderer(rendered))
+
+
+@pytest.mark.parametrize("key", ["../etc", "a/b", ".hidden", "", "p 1"])
+def test_keys_that_are_not_plain_names_are_refused(tmp_path, key):
+    with pytest.raises(ProofQuestError, match="letters, digits"):
+        PuzzleImageCache(tmp_path).has(key)

@@ -1,0 +1,119 @@
+"""The SQLite store: schema, one writer, edit log, players, votes."""
+
+import sqlite3
+import threading
+
+import pytest
+
+from game import players
+from game import store as st
+from game.errors import ProofQuestError
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = st.Store(tmp_path / "db.sqlite")
+    yield s
+    s.close()
+
+
+def _puzzle(**kw):
+    return {"kind": "merge", "anchors": [1, 2], "supervoxels": [], "segments": [1, 2], "location": [1, 2, 3],
+            "score": 0.7, **kw}
+
+
+def test_schema_is_created_in_wal_mode_and_migrations_are_idempotent(store):
+    assert store.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert st.migrate(store) == len(st.MIGRATIONS)
+    assert {"edits", "players", "puzzles", "votes", "point_events", "jobs"} <= set(store.db.table_names())
+
+
+def test_a_database_from_a_newer_program_is_refused(tmp_path):
+    path = tmp_path / "db.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {len(st.MIGRATIONS) + 5}")
+    conn.close()
+    with pytest.raises(ProofQuestError, match="newer"):
+        st.Store(path)
+
+
+def test_a_corrupt_database_file_gets_a_clear_error(tmp_path):
+    path = tmp_path / "db.sqlite"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ProofQuestError, match="not a readable SQLite file"):
+        st.Store(path)
+
+
+def test_edit_log_appends_in_sequence_per_volume(store):
+    edit = {"kind": "merge", "supervoxels": [3, 4], "source": 3, "target": 1, "undoes": None}
+    assert st.append_edit(store, "a", edit, author="t") == 0
+    assert st.append_edit(store, "a", {**edit, "kind": "undo", "undoes": 0}, author="t") == 1
+    assert st.append_edit(store, "b", edit, author="t") == 0
+    rows = st.edits(store, "a")
+    assert [r["seq"] for r in rows] == [0, 1]
+    assert rows[1]["edit"] == {**edit, "kind": "undo", "undoes": 0}
+    st.clear_edits(store, "a")
+    assert st.edit_count(store, "a") == 0 and st.edit_count(store, "b") == 1
+
+
+def test_a_failed_transaction_writes_nothing(store):
+    edit = {"kind": "merge", "supervoxels": [3], "source": 3, "target": 1}
+    with pytest.raises(RuntimeError):
+        with store.write():
+            st.append_edit(store, "a", edit, author="t")
+            raise RuntimeError("boom")
+    assert st.edit_count(store, "a") == 0
+
+
+def test_passwords_are_stored_hashed_and_checked(store):
+    players.register(store, "alice", "correct horse")
+    raw = store.query("SELECT password_hash FROM players WHERE username = 'alice'")[0]["password_hash"]
+    assert "correct horse" not in raw and raw.startswith(("scrypt:", "pbkdf2:"))
+    assert players.authenticate(store, "alice", "correct horse")["username"] == "alice"
+    with pytest.raises(ProofQuestError, match="wrong username or password"):
+        players.authenticate(store, "alice", "wrong password")
+    with pytest.raises(ProofQuestError, match="taken"):
+        players.register(store, "ALICE", "another password")
+
+
+def test_a_guest_claims_the_account_and_keeps_the_points(store):
+    guest = players.create_guest(store)
+    st.add_points(store, guest["id"], 30, "vote")
+    claimed = players.claim_guest(store, guest["id"], "bob", "long enough")
+    assert claimed["id"] == guest["id"] and claimed["points"] == 30 and not claimed["is_guest"]
+    assert players.authenticate(store, "bob", "long enough")["id"] == guest["id"]
+
+
+def test_one_vote_per_player_per_puzzle(store):
+    pid = st.add_puzzles(store, "v", [_puzzle()])[0]
+    player = players.create_guest(store)
+    st.add_vote(store, pid, player["id"], "yes", True, 1200, 10)
+    with pytest.raises(ProofQuestError, match="already answered"):
+        st.add_vote(store, pid, player["id"], "no", False, 900, 10)
+    assert st.puzzle(store, pid)["n_votes"] == 1
+
+
+def test_concurrent_writers_lose_no_vote(store):
+    pids = st.add_puzzles(store, "v", [_puzzle() for _ in range(40)])
+    guests = [players.create_guest(store) for _ in range(4)]
+
+    def vote_all(player):
+        for pid in pids:
+            st.add_vote(store, pid, player["id"], "yes", True, 10, 10)
+
+    threads = [threading.Thread(target=vote_all, args=(g,)) for g in guests]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert st.vote_count(store) == 160
+    assert all(st.puzzle(store, pid)["n_votes"] == 4 for pid in pids)
+
+
+def test_weekly_leaderboard_counts_only_recent_points(store):
+    a, b = players.create_guest(store), players.create_guest(store)
+    st.add_points(store, a["id"], 50, "vote")
+    st.add_points(store, b["id"], 20, "vote")
+    store.db.conn.execute("UPDATE point_events SET created = 0 WHERE player_id = ?", (a["id"],))
+    assert [r["id"] for r in st.leaderboard(store)] == [a["id"], b["id"]]
+    assert [r["id"] for r in st.leaderboard(store, since=1000.0)] == [b["id"]]
