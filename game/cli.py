@@ -89,7 +89,7 @@ def cmd_import(args) -> int:
         _instance(args), args.name, image=args.image, segmentation=args.segmentation,
         supervoxels=args.supervoxels, boundary=args.boundary, groundtruth=args.groundtruth,
         resolution=_triple(args.resolution, "--resolution") if args.resolution else (1.0, 1.0, 1.0),
-        overwrite=args.force, progress=progress_factory())
+        invert_boundary=args.invert_boundary, overwrite=args.force, progress=progress_factory())
     print(json.dumps(info, indent=2))
     return 0
 
@@ -190,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--image", required=True, metavar="FILE[:DATASET]", help="EM image (uint8 or scaled)")
     for layer in ("segmentation", "supervoxels", "boundary", "groundtruth"):
         imp.add_argument(f"--{layer}", metavar="FILE[:DATASET]")
+    imp.add_argument("--invert-boundary", action="store_true",
+                     help="the boundary file is high inside cells: use 1 - value as the membrane probability")
     imp.add_argument("--resolution", metavar="Z,Y,X", help="voxel size in nm (default 1,1,1)")
     imp.add_argument("--force", action="store_true", help="replace an existing volume of that name")
 

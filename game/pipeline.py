@@ -19,6 +19,7 @@ import numpy as np
 
 from . import filters
 from . import metrics
+from . import quality
 from . import store as st
 from . import synthetic
 from .errors import ProofQuestError
@@ -278,20 +279,13 @@ def truth_table(volume: Volume) -> metrics.ContingencyTable:
     return metrics.ContingencyTable(**volume.load_side("sv_gt_table"))
 
 
-def evaluate_mapping(volume: Volume, mapping: np.ndarray, *, table=None, rag: RAG | None = None) -> dict:
-    """All metrics of a segmentation given as a supervoxel → segment mapping."""
-    table = truth_table(volume) if table is None else table
-    rag = RAG.from_arrays(volume.load_side("rag")) if rag is None else rag
-    return metrics.evaluate(table=metrics.relabel_segments(table, mapping), u=rag.u, v=rag.v, mapping=mapping,
-                            sv_truth=metrics.supervoxel_truth(table=table))
-
-
 def evaluate_volume(inst: Instance, name: str, *, progress: Progress | None = None) -> dict:
     """Quality of a volume's current segmentation (initial mapping + edit log) against ground truth."""
     volume = inst.volumes.open(name)
     if not volume.has_side("mapping"):
         raise ProofQuestError(f"volume {name!r} has no segmentation yet; run `agglomerate {name}` first")
-    return evaluate_mapping(volume, inst.agglomeration(name).mapping)
+    return quality.evaluate_mapping(truth_table(volume), inst.agglomeration(name).mapping,
+                                    RAG.from_arrays(volume.load_side("rag")))
 
 
 def export_volume(inst: Instance, name: str, *, what: str = "labels", fmt: str, out: str,

@@ -51,3 +51,57 @@ def inst(home):
     instance = Instance(home, _settings(home))
     yield instance
     instance.store.close()
+
+
+def oracle_puzzles(inst, volume: str = "demo", *, n_merge: int = 12, n_split: int = 6, gold_every: int = 4):
+    """Hand-made puzzles from ground truth (tests need no detector): true and false merges, true splits."""
+    import numpy as np
+
+    from game import metrics, pipeline
+    from game import store as st
+    from game.graph import RAG
+
+    vol = inst.volumes.open(volume)
+    agg = inst.agglomeration(volume)
+    table = pipeline.truth_table(vol)
+    truth = metrics.supervoxel_truth(table=table)
+    rag = RAG.from_arrays(vol.load_side("rag"))
+    mapping = agg.mapping
+    between = np.flatnonzero(mapping[rag.u] != mapping[rag.v])
+    order = between[np.argsort(-rag.area[between])]
+    merges, seen = {True: [], False: []}, set()
+    for e in order:
+        a, b = int(rag.u[e]), int(rag.v[e])
+        pair = tuple(sorted((int(mapping[a]), int(mapping[b]))))
+        correct = bool(truth[a] == truth[b])
+        if pair in seen or truth[a] == 0 or truth[b] == 0 or len(merges[correct]) == n_merge // 2:
+            continue
+        seen.add(pair)
+        merges[correct].append({"kind": "merge", "anchors": [a, b], "supervoxels": [], "segments": list(pair),
+                                "location": _location(vol, a), "score": 0.6, "truth": correct})
+    puzzles = [p for pair in zip(merges[True], merges[False]) for p in pair]
+    n_merge = len(puzzles)
+    for segment in agg.segments():
+        members = agg.members(segment)
+        labels = truth[members]
+        if len(np.unique(labels[labels > 0])) < 2:
+            continue
+        minority = np.unique(labels[labels > 0])[-1]
+        moved = members[labels == minority]
+        rest = members[labels != minority]
+        if len(rest) == 0:
+            continue
+        puzzles.append({"kind": "split", "anchors": [int(rest[0]), int(moved[0])],
+                        "supervoxels": [int(s) for s in moved], "segments": [int(segment)],
+                        "location": _location(vol, int(moved[0])), "score": 0.7, "truth": True})
+        if len(puzzles) == n_merge + n_split:
+            break
+    for i, p in enumerate(puzzles):
+        p["gold"] = i % gold_every == gold_every - 1
+    return st.add_puzzles(inst.store, volume, puzzles), puzzles
+
+
+def _location(volume, supervoxel: int) -> list[int]:
+    import numpy as np
+    where = np.argwhere(volume.read("supervoxels") == supervoxel)
+    return [int(c) for c in where[len(where) // 2]]

@@ -1,0 +1,79 @@
+"""First start: the demo volume, the detector's suspected errors, the puzzles.
+
+Later starts find everything in the instance folder and return at once.
+Progress goes to the ``jobs`` table (shown by ``/healthz`` and the landing
+page) and, with ``echo``, to the console.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from . import detect
+from . import pipeline
+from . import store as st
+from .instance import Instance
+
+log = logging.getLogger(__name__)
+
+GOLD_SHARE = 0.12
+TUTORIAL_PER_KIND = 3
+
+
+def choose_roles(candidates: list[dict], *, gold_share: float = GOLD_SHARE,
+                 tutorial_per_kind: int = TUTORIAL_PER_KIND, seed: int = 0) -> list[dict]:
+    """Mark some candidates with known truth as gold and a few clear ones as practice.
+
+    Practice puzzles are the most confident of each kind (clear examples teach
+    best); gold puzzles are drawn from the rest, leaving the highest-ranked
+    candidates for the crowd.
+    """
+    rng = random.Random(seed)
+    known = [c for c in candidates if c.get("truth") is not None]
+    for kind in ("merge", "split"):
+        clear = sorted((c for c in known if c["kind"] == kind), key=lambda c: -abs(c["score"] - 0.5))
+        for c in clear[:tutorial_per_kind]:
+            c["tutorial"] = True
+    rest = [c for c in known if not c.get("tutorial")]
+    ranked = sorted(rest, key=lambda c: -c["score"])
+    tail = ranked[len(ranked) // 3:]
+    for c in rng.sample(tail, min(len(tail), round(gold_share * len(candidates)))):
+        c["gold"] = True
+    return candidates
+
+
+def build_puzzles(inst: Instance, name: str, *, limit: int | None = None, progress=None) -> int:
+    """Run the detector on a volume and store its suspected errors as puzzles."""
+    limit = limit or inst.settings["PUZZLES_PER_VOLUME"]
+    candidates = detect.detect_volume(inst, name, limit=limit, progress=progress)
+    candidates = choose_roles(candidates)
+    st.add_puzzles(inst.store, name, candidates)
+    return len(candidates)
+
+
+def prepare(inst: Instance, *, progress=None, echo: bool = False) -> None:
+    """Make the instance ready to play; safe to call on every start."""
+    say = print if echo else log.info
+    bar = progress or (lambda desc: None)
+    try:
+        st.set_job(inst.store, "prepare", "running", message="checking the instance folder")
+        demo = inst.settings["DEMO_NAME"]
+        if not inst.volumes.names():
+            say(f"first start: generating the demo volume '{demo}' ...")
+            st.set_job(inst.store, "prepare", "running", 1, 3, "generating the demo volume")
+            pipeline.make_demo(inst, demo, shape=inst.settings["DEMO_SHAPE"], seed=inst.settings["DEMO_SEED"],
+                               progress=bar)
+        for name in inst.volumes.names():
+            volume = inst.volumes.open(name)
+            if st.puzzle_count(inst.store, name) == 0 and volume.has_side("mapping"):
+                say(f"finding suspected errors in '{name}' and making puzzles ...")
+                st.set_job(inst.store, "prepare", "running", 2, 3, f"detecting errors in {name}")
+                n = build_puzzles(inst, name, progress=bar)
+                say(f"{n} puzzles ready in '{name}'")
+        st.set_job(inst.store, "prepare", "done", 3, 3, "ready")
+        say("ProofQuest is ready.")
+    except Exception as exc:  # the server stays up and shows why it is not ready
+        log.exception("preparing the instance failed")
+        st.set_job(inst.store, "prepare", "failed", message=str(exc))
+        say(f"error: preparing the instance failed: {exc}")

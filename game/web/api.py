@@ -1,0 +1,75 @@
+"""JSON API: puzzles, votes (for clients without a socket), images, scores, health."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request, send_file
+
+from .. import play
+from ..errors import ProofQuestError
+from . import game_instance
+from .auth import current_player, login_required
+from .events import announce_vote
+
+bp = Blueprint("api", __name__)
+
+
+@bp.get("/healthz")
+def healthz():
+    status = play.readiness(game_instance())
+    return jsonify(status), 200 if status["ready"] else 503
+
+
+@bp.get("/api/puzzle/next")
+@login_required
+def next_puzzle():
+    return jsonify(ok=True, puzzle=play.next_puzzle(game_instance(), current_player()))
+
+
+@bp.post("/api/vote")
+@login_required
+def vote():
+    body = request.get_json(silent=True) or {}
+    outcome = play.cast_vote(game_instance(), current_player()["id"], body.get("puzzle"), body.get("answer"),
+                             body.get("ms"))
+    announce_vote(outcome)
+    return jsonify(ok=True, **outcome["reply"])
+
+
+@bp.get("/puzzle-image/<int:puzzle_id>/<int:z>/<variant>.png")
+@login_required
+def puzzle_image(puzzle_id: int, z: int, variant: str):
+    if variant not in ("plain", "overlay", "truth"):
+        raise ProofQuestError(f"unknown image variant {variant!r}: use plain, overlay or truth")
+    path = play.puzzle_image(game_instance(), current_player(), puzzle_id, z, variant)
+    response = send_file(path, mimetype="image/png", max_age=3600)
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@bp.get("/api/leaderboard")
+def leaderboard():
+    period = request.args.get("period", "all")
+    return jsonify(ok=True, period=period, entries=play.leaderboard(game_instance(), period))
+
+
+@bp.get("/api/me")
+@login_required
+def me():
+    return jsonify(ok=True, **play.player_record(game_instance(), current_player()["id"]))
+
+
+@bp.get("/api/stats")
+def stats():
+    return jsonify(ok=True, **play.game_stats(game_instance()))
+
+
+@bp.get("/api/tutorial")
+def tutorial():
+    return jsonify(ok=True, puzzles=play.tutorial_puzzles(game_instance()))
+
+
+@bp.post("/api/tutorial/done")
+@login_required
+def tutorial_done():
+    play.finish_tutorial(game_instance(), current_player()["id"])
+    return jsonify(ok=True)

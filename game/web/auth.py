@@ -1,0 +1,123 @@
+"""Sign up, log in, guests, claiming a guest account; the role checks used everywhere."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from flask import (Blueprint, abort, flash, g, jsonify, redirect, render_template, request, session,
+                   url_for)
+from flask_wtf.csrf import generate_csrf
+
+from .. import players
+from .. import store as st
+from ..errors import ProofQuestError
+from . import game_instance
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+
+def current_player() -> dict | None:
+    if "player" not in g:
+        pid = session.get("player_id")
+        g.player = st.player(game_instance().store, pid) if pid else None
+        if pid and g.player is None:
+            session.clear()
+    return g.player
+
+
+def wants_json() -> bool:
+    return request.is_json or request.accept_mimetypes.best == "application/json"
+
+
+def login_required(view):
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if current_player() is None:
+            if wants_json() or request.path.startswith("/api/"):
+                return jsonify(ok=False, error="log in or play as a guest first"), 401
+            return redirect(url_for("auth.login", next=request.path))
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def role_required(*roles: str):
+    def decorate(view):
+        @wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            if current_player()["role"] not in roles:
+                if wants_json() or request.path.startswith("/api/"):
+                    return jsonify(ok=False, error=f"this needs the role {' or '.join(roles)}"), 403
+                abort(403)
+            return view(*args, **kwargs)
+        return wrapped
+    return decorate
+
+
+def _form() -> dict:
+    return request.get_json(silent=True) or request.form
+
+
+def _log_in(player: dict):
+    session.clear()
+    session.permanent = True
+    session["player_id"] = player["id"]
+    if wants_json():
+        return jsonify(ok=True, player=player, csrf_token=generate_csrf())
+    return redirect(request.args.get("next") or url_for("pages.play"))
+
+
+def _fail(template: str, exc: ProofQuestError):
+    if wants_json():
+        return jsonify(ok=False, error=str(exc)), 400
+    flash(str(exc), "error")
+    return render_template(template), 400
+
+
+@bp.get("/csrf")
+def csrf_token():
+    """The form token for clients that post JSON (scripts, the simulator)."""
+    return jsonify(csrf_token=generate_csrf())
+
+
+@bp.route("/register", methods=["GET", "POST"])
+def register():
+    if request.method == "GET":
+        return render_template("register.html")
+    form = _form()
+    try:
+        pid = session.get("player_id")
+        me = st.player(game_instance().store, pid) if pid else None
+        if me and me["is_guest"]:
+            player = players.claim_guest(game_instance().store, me["id"], form.get("username", ""),
+                                         form.get("password", ""))
+        else:
+            player = players.register(game_instance().store, form.get("username", ""), form.get("password", ""))
+    except ProofQuestError as exc:
+        return _fail("register.html", exc)
+    return _log_in(player)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if request.method == "GET":
+        return render_template("login.html")
+    form = _form()
+    try:
+        player = players.authenticate(game_instance().store, form.get("username", ""), form.get("password", ""))
+    except ProofQuestError as exc:
+        return _fail("login.html", exc)
+    return _log_in(player)
+
+
+@bp.post("/guest")
+def guest():
+    return _log_in(players.create_guest(game_instance().store))
+
+
+@bp.post("/logout")
+def logout():
+    session.clear()
+    if wants_json():
+        return jsonify(ok=True)
+    return redirect(url_for("pages.index"))

@@ -1,0 +1,139 @@
+"""Socket.IO events. Each handler checks the session, calls the core, acknowledges.
+
+Events from the client: ``next_puzzle`` → ack ``{ok, puzzle}``; ``vote``
+``{puzzle, answer, ms}`` → ack ``{ok, points, total, streak, gold, retired}``
+sent only after the vote is committed; ``watch_leaderboard`` joins the live
+leaderboard room. Events from the server: ``leaderboard`` (throttled, room
+``leaderboard``), ``score`` (to the player), ``puzzle_retired`` (to each
+player who voted on it, with whether their side won), ``stats``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flask import current_app, request, session
+from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
+
+from .. import play
+from .. import store as st
+from ..errors import ProofQuestError
+from . import game_instance
+
+EVENTS = {
+    "next_puzzle": "ask for a puzzle; the acknowledgement carries it",
+    "vote": "answer a puzzle: {puzzle, answer: yes|no|unsure, ms}; acknowledged after commit",
+    "watch_leaderboard": "join the live leaderboard room: {period: all|week}",
+    "leaderboard": "(server) the top players, at most every LEADERBOARD_INTERVAL seconds",
+    "score": "(server) the player's own points, streak and last gain",
+    "puzzle_retired": "(server) a puzzle you voted on retired; whether your side won",
+    "stats": "(server) puzzles solved and segmentation quality so far",
+}
+
+def _player_id() -> int:
+    pid = session.get("player_id")
+    if not pid or st.player(game_instance().store, pid) is None:
+        raise ProofQuestError("your session has ended; log in again")
+    return pid
+
+
+def _answer(handler):
+    """Run a handler; a user error becomes ``{ok: false, error}`` in the acknowledgement."""
+    def wrapped(data=None):
+        try:
+            return {"ok": True, **handler(data if isinstance(data, dict) else {})}
+        except ProofQuestError as exc:
+            return {"ok": False, "error": str(exc)}
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+class Broadcaster:
+    """Per app: pushes score and retirement notices at once, the leaderboard at most once per interval.
+
+    Votes only mark the leaderboard dirty, so a vote storm costs one
+    broadcast per interval, not one per vote.
+    """
+
+    def __init__(self, socketio: SocketIO, app):
+        self.socketio, self.app = socketio, app
+        self.server = socketio.server
+        self.dirty = threading.Event()
+        self.started = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if not self.started:
+                self.started = True
+                self.socketio.start_background_task(self._loop)
+
+    def announce(self, outcome: dict) -> None:
+        reply = outcome["reply"]
+        self.socketio.emit("score", {"points": reply["total"], "gained": reply["points"], "streak": reply["streak"]},
+                           to=f"player:{outcome['player_id']}")
+        for notice in outcome.get("notices", []):
+            self.socketio.emit("puzzle_retired", notice["message"], to=f"player:{notice['player_id']}")
+        self.dirty.set()
+
+    def _loop(self) -> None:
+        interval = self.app.config["PROOFQUEST"]["LEADERBOARD_INTERVAL"]
+        refit_every, last_refit = 50, 0
+        while self.socketio.server is self.server:  # a later init_app (tests) retires this loop
+            self.socketio.sleep(interval)
+            if not self.dirty.is_set():
+                continue
+            self.dirty.clear()
+            with self.app.app_context():
+                inst = game_instance()
+                for period in ("all", "week"):
+                    self.socketio.emit("leaderboard", {"period": period, "entries": play.leaderboard(inst, period)},
+                                       to=f"leaderboard:{period}")
+                self.socketio.emit("stats", play.game_stats(inst), to="leaderboard:all")
+                votes = st.vote_count(inst.store)
+                if votes - last_refit >= refit_every:
+                    play.refit_reliabilities(inst)
+                    last_refit = votes
+
+
+def announce_vote(outcome: dict) -> None:
+    """After a committed vote: the voter's score, retirement notices, a leaderboard refresh."""
+    current_app.extensions["proofquest.broadcaster"].announce(outcome)
+
+
+def register(app, socketio: SocketIO) -> None:
+    app.extensions["proofquest.broadcaster"] = Broadcaster(socketio, app)
+
+    @socketio.on("connect")
+    def connect(auth=None):
+        pid = session.get("player_id")
+        if not pid or st.player(game_instance().store, pid) is None:
+            raise ConnectionRefusedError("log in or play as a guest first")
+        join_room(f"player:{pid}")
+        current_app.extensions["proofquest.broadcaster"].start()
+
+    @socketio.on("next_puzzle")
+    @_answer
+    def next_puzzle(data):
+        inst = game_instance()
+        return {"puzzle": play.next_puzzle(inst, st.player(inst.store, _player_id()))}
+
+    @socketio.on("vote")
+    @_answer
+    def vote(data):
+        outcome = play.cast_vote(game_instance(), _player_id(), data.get("puzzle"), data.get("answer"),
+                                 data.get("ms"))
+        announce_vote(outcome)
+        return outcome["reply"]
+
+    @socketio.on("watch_leaderboard")
+    @_answer
+    def watch_leaderboard(data):
+        _player_id()
+        period = data.get("period", "all")
+        if period not in ("all", "week"):
+            raise ProofQuestError("period is 'all' or 'week'")
+        join_room(f"leaderboard:{period}")
+        emit("leaderboard", {"period": period, "entries": play.leaderboard(game_instance(), period)},
+             to=request.sid)
+        return {"period": period}

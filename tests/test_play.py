@@ -1,0 +1,155 @@
+"""The game's rules without a web server: assignment, votes, consensus edits, moot puzzles, experts."""
+
+import random
+
+import pytest
+
+from game import pipeline, play, players
+from game import store as st
+from game.errors import ProofQuestError
+
+from conftest import oracle_puzzles
+
+
+def _crowd(inst, n):
+    return [players.create_guest(inst.store) for _ in range(n)]
+
+
+def _answer(puzzle, truth):
+    yes_means_edit = puzzle["kind"] == "merge"
+    return "yes" if truth == yes_means_edit else "no"
+
+
+def test_a_player_never_gets_a_puzzle_twice_and_never_sees_its_truth(inst):
+    ids, _ = oracle_puzzles(inst)
+    player = _crowd(inst, 1)[0]
+    seen = set()
+    for _ in range(len(ids)):
+        p = play.next_puzzle(inst, st.player(inst.store, player["id"]), rng=random.Random(1))
+        assert p["id"] not in seen
+        assert "truth" not in p and "gold" not in p and p["question"].endswith("?")
+        seen.add(p["id"])
+        play.cast_vote(inst, player["id"], p["id"], "unsure", 500)
+    with pytest.raises(ProofQuestError, match="no puzzle is left"):
+        play.next_puzzle(inst, st.player(inst.store, player["id"]))
+
+
+def test_consensus_applies_a_true_merge_once_with_provenance(inst):
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    index = next(i for i, p in enumerate(puzzles) if p["kind"] == "merge" and p["truth"])
+    pid, puzzle = ids[index], puzzles[index]
+    crowd = _crowd(inst, 6)
+    replies = [play.cast_vote(inst, c["id"], pid, "yes", 800)["reply"] for c in crowd[:3]]
+    assert replies[-1]["retired"] == {"decision": True, "confidence": pytest.approx(replies[-1]["retired"]
+                                                                                    ["confidence"])}
+    agg = inst.agglomeration("demo")
+    a, b = puzzle["anchors"]
+    assert agg.segment_of(a) == agg.segment_of(b)
+    log = st.edits(inst.store, "demo")
+    assert len(log) == 1 and log[0]["puzzle_id"] == pid and log[0]["kind"] == "merge"
+    assert sorted(v["player"] for v in log[0]["provenance"]["votes"]) == sorted(c["id"] for c in crowd[:3])
+    # more votes on a retired puzzle are recorded but never edit again
+    play.cast_vote(inst, crowd[3]["id"], pid, "yes", 800)
+    assert st.edit_count(inst.store, "demo") == 1
+    assert st.puzzle(inst.store, pid)["state"] == "retired"
+
+
+def test_an_acknowledged_vote_survives_a_restart(inst, home):
+    ids, _ = oracle_puzzles(inst)
+    crowd = _crowd(inst, 2)
+    play.cast_vote(inst, crowd[0]["id"], ids[0], "yes", 100)
+    inst.store.close()
+    from game.instance import Instance
+    again = Instance(home, inst.settings)
+    assert [v["player_id"] for v in st.puzzle_votes(again.store, ids[0])] == [crowd[0]["id"]]
+
+
+def test_bad_votes_are_refused_with_clear_errors(inst):
+    ids, _ = oracle_puzzles(inst)
+    player = _crowd(inst, 1)[0]
+    with pytest.raises(ProofQuestError, match="no puzzle 999999"):
+        play.cast_vote(inst, player["id"], 999999, "yes")
+    with pytest.raises(ProofQuestError, match="unknown answer"):
+        play.cast_vote(inst, player["id"], ids[0], "maybe")
+    with pytest.raises(ProofQuestError, match="integer id"):
+        play.cast_vote(inst, player["id"], {"$ne": 1}, "yes")
+    play.cast_vote(inst, player["id"], ids[0], "yes")
+    with pytest.raises(ProofQuestError, match="already answered"):
+        play.cast_vote(inst, player["id"], ids[0], "no")
+    assert st.vote_count(inst.store) == 1
+
+
+def test_a_puzzle_made_moot_by_an_earlier_edit_is_never_shown(inst):
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    index = next(i for i, p in enumerate(puzzles) if p["kind"] == "merge" and p["truth"])
+    twin = dict(puzzles[index], anchors=list(reversed(puzzles[index]["anchors"])))
+    twin_id = st.add_puzzles(inst.store, "demo", [twin])[0]
+    for c in _crowd(inst, 3):
+        play.cast_vote(inst, c["id"], ids[index], "yes")
+    newcomer = _crowd(inst, 1)[0]
+    shown = set()
+    while True:
+        try:
+            p = play.next_puzzle(inst, st.player(inst.store, newcomer["id"]))
+        except ProofQuestError:
+            break
+        shown.add(p["id"])
+        play.cast_vote(inst, newcomer["id"], p["id"], "unsure")
+    assert twin_id not in shown
+    assert st.puzzle(inst.store, twin_id)["state"] == "moot"
+
+
+def test_split_votes_go_to_the_expert_queue_and_an_admin_settles_them(inst):
+    inst.settings.update(MIN_VOTES=2, MAX_VOTES=4)
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    index = next(i for i, p in enumerate(puzzles) if p["kind"] == "split")
+    crowd = _crowd(inst, 4)
+    for c, answer in zip(crowd, ["yes", "no", "yes", "no"]):
+        play.cast_vote(inst, c["id"], ids[index], answer)
+    assert [p["id"] for p in play.expert_queue(inst)] == [ids[index]]
+    admin = players.register(inst.store, "admin", "admin password", role="admin")
+    outcome = play.expert_decide(inst, admin["id"], ids[index], "apply")
+    assert outcome["edit_seq"] == 0
+    agg = inst.agglomeration("demo")
+    moved = puzzles[index]["supervoxels"]
+    assert len({agg.segment_of(sv) for sv in moved}) == 1
+    assert agg.segment_of(moved[0]) != agg.segment_of(puzzles[index]["anchors"][0])
+    with pytest.raises(ProofQuestError, match="not waiting"):
+        play.expert_decide(inst, admin["id"], ids[index], "apply")
+
+
+def test_gold_answers_give_feedback_and_move_reliability(inst):
+    ids, puzzles = oracle_puzzles(inst, gold_every=1)
+    player = _crowd(inst, 1)[0]
+    outcome = play.cast_vote(inst, player["id"], ids[0], _answer(puzzles[0], puzzles[0]["truth"]))
+    assert outcome["reply"]["gold"]["correct"] is True
+    good = st.player(inst.store, player["id"])["reliability"]
+    wrong = play.cast_vote(inst, player["id"], ids[1], _answer(puzzles[1], not puzzles[1]["truth"]))
+    assert wrong["reply"]["gold"]["correct"] is False
+    assert wrong["reply"]["gold"]["answer"] == _answer(puzzles[1], puzzles[1]["truth"])
+    assert st.player(inst.store, player["id"])["reliability"] < good
+
+
+def test_crowd_decisions_improve_the_segmentation(inst):
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    before = pipeline.evaluate_volume(inst, "demo")
+    crowd = _crowd(inst, 3)
+    for pid, p in zip(ids, puzzles):
+        for c in crowd:
+            play.cast_vote(inst, c["id"], pid, _answer(p, p["truth"]))
+    after = pipeline.evaluate_volume(inst, "demo")
+    assert after["adapted_rand_error"] < before["adapted_rand_error"]
+    assert after["edge_accuracy"] > before["edge_accuracy"]
+    assert play.refit_reliabilities(inst) == 3
+
+
+def test_records_and_leaderboards_follow_the_votes(inst):
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    crowd = _crowd(inst, 3)
+    for c in crowd:
+        play.cast_vote(inst, c["id"], ids[0], _answer(puzzles[0], puzzles[0]["truth"]))
+    record = play.player_record(inst, crowd[0]["id"])
+    assert record["votes"] == 1 and record["points_history"][-1]["points"] == record["player"]["points"] > 0
+    board = play.leaderboard(inst, "all")
+    assert {r["id"] for r in board} == {c["id"] for c in crowd}
+    assert play.game_stats(inst)["votes"] == 3

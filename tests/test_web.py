@@ -1,0 +1,168 @@
+"""The web layer with real clients: Flask's test client and Flask-SocketIO's test client."""
+
+import pytest
+
+from game import players
+from game import store as st
+from game.web import create_app, socketio
+
+from conftest import oracle_puzzles
+
+
+@pytest.fixture
+def app(inst):
+    oracle_puzzles(inst)
+    st.set_job(inst.store, "prepare", "done", 3, 3, "ready")
+    return create_app({"TESTING": True, "LEADERBOARD_INTERVAL": 0.05}, instance=inst)
+
+
+def _token(client):
+    return client.get("/auth/csrf").get_json()["csrf_token"]
+
+
+def _guest(client):
+    reply = client.post("/auth/guest", headers={"Accept": "application/json", "X-CSRFToken": _token(client)})
+    assert reply.status_code == 200, reply.get_json()
+    return reply.get_json()["player"]
+
+
+def _sio(app, client):
+    return socketio.test_client(app, flask_test_client=client)
+
+
+def test_healthz_reports_ready_with_puzzles(app):
+    reply = app.test_client().get("/healthz")
+    assert reply.status_code == 200 and reply.get_json()["ready"] is True
+
+
+def test_healthz_is_503_while_preparing(inst):
+    st.set_job(inst.store, "prepare", "running", 1, 3, "generating")
+    reply = create_app({"TESTING": True}, instance=inst).test_client().get("/healthz")
+    assert reply.status_code == 503 and reply.get_json()["ready"] is False
+
+
+def test_posts_without_the_csrf_token_are_refused(app):
+    client = app.test_client()
+    reply = client.post("/auth/register", json={"username": "alice", "password": "long password"})
+    assert reply.status_code == 400 and "token" in reply.get_json()["error"]
+    assert st.player_credentials(app.extensions["proofquest"].store, "alice") is None
+
+
+def test_register_log_out_and_log_in_again(app):
+    client = app.test_client()
+    token = _token(client)
+    reply = client.post("/auth/register", json={"username": "alice", "password": "long password"},
+                        headers={"X-CSRFToken": token})
+    assert reply.get_json()["player"]["username"] == "alice"
+    token = reply.get_json()["csrf_token"]  # logging in starts a new session, with a new token
+    client.post("/auth/logout", headers={"X-CSRFToken": token, "Accept": "application/json"})
+    assert client.get("/api/me").status_code == 401
+    token = _token(client)
+    bad = client.post("/auth/login", json={"username": "alice", "password": "wrong password"},
+                      headers={"X-CSRFToken": token})
+    assert bad.status_code == 400 and bad.get_json()["error"] == "wrong username or password"
+    good = client.post("/auth/login", json={"username": "alice", "password": "long password"},
+                       headers={"X-CSRFToken": token})
+    assert good.status_code == 200 and client.get("/api/me").get_json()["player"]["username"] == "alice"
+
+
+def test_a_guest_claims_an_account_and_keeps_the_points(app):
+    client = app.test_client()
+    guest = _guest(client)
+    sio = _sio(app, client)
+    puzzle = sio.emit("next_puzzle", callback=True)["puzzle"]
+    assert sio.emit("vote", {"puzzle": puzzle["id"], "answer": "unsure", "ms": 900}, callback=True)["ok"]
+    reply = client.post("/auth/register", json={"username": "carol", "password": "long password"},
+                        headers={"X-CSRFToken": _token(client)})
+    me = reply.get_json()["player"]
+    assert me["id"] == guest["id"] and me["points"] > 0 and not me["is_guest"]
+
+
+def test_socket_connection_needs_a_session(app):
+    sio = socketio.test_client(app, flask_test_client=app.test_client())
+    assert not sio.is_connected()
+
+
+def test_socket_vote_is_acknowledged_after_commit_and_repeats_are_refused(app):
+    client = app.test_client()
+    guest = _guest(client)
+    sio = _sio(app, client)
+    puzzle = sio.emit("next_puzzle", callback=True)["puzzle"]
+    ack = sio.emit("vote", {"puzzle": puzzle["id"], "answer": "no", "ms": 1500}, callback=True)
+    assert ack["ok"] and ack["total"] == ack["points"] > 0
+    store = app.extensions["proofquest"].store
+    assert [v["player_id"] for v in st.puzzle_votes(store, puzzle["id"])] == [guest["id"]]
+    again = sio.emit("vote", {"puzzle": puzzle["id"], "answer": "yes"}, callback=True)
+    assert again == {"ok": False, "error": f"you have already answered puzzle {puzzle['id']}; ask for the next one"}
+    forged = sio.emit("vote", {"puzzle": 10**9, "answer": "yes"}, callback=True)
+    assert not forged["ok"] and "no puzzle" in forged["error"]
+    junk = sio.emit("vote", "not a dict", callback=True)
+    assert not junk["ok"]
+    assert st.vote_count(store) == 1
+
+
+def test_rest_vote_does_what_the_socket_vote_does(app):
+    client = app.test_client()
+    _guest(client)
+    puzzle = client.get("/api/puzzle/next").get_json()["puzzle"]
+    reply = client.post("/api/vote", json={"puzzle": puzzle["id"], "answer": "unsure"},
+                        headers={"X-CSRFToken": _token(client)})
+    assert reply.status_code == 200 and reply.get_json()["ok"]
+    unknown = client.post("/api/vote", json={"puzzle": puzzle["id"], "answer": "perhaps"},
+                          headers={"X-CSRFToken": _token(client)})
+    assert unknown.status_code == 400 and "unknown answer" in unknown.get_json()["error"]
+
+
+def test_others_see_the_leaderboard_change_live(app):
+    watcher_http, voter_http = app.test_client(), app.test_client()
+    _guest(watcher_http)
+    voter = _guest(voter_http)
+    watcher = _sio(app, watcher_http)
+    assert watcher.emit("watch_leaderboard", {"period": "all"}, callback=True)["ok"]
+    watcher.get_received()
+    sio = _sio(app, voter_http)
+    puzzle = sio.emit("next_puzzle", callback=True)["puzzle"]
+    sio.emit("vote", {"puzzle": puzzle["id"], "answer": "unsure"}, callback=True)
+    for _ in range(40):
+        socketio.sleep(0.05)
+        boards = [m for m in watcher.get_received() if m["name"] == "leaderboard"]
+        if boards:
+            break
+    entries = boards[-1]["args"][0]["entries"]
+    assert voter["id"] in [e["id"] for e in entries]
+
+
+def test_puzzle_images_are_png_and_truth_is_only_for_practice(app):
+    client = app.test_client()
+    _guest(client)
+    puzzle = client.get("/api/puzzle/next").get_json()["puzzle"]
+    with client.get(f"/puzzle-image/{puzzle['id']}/3/overlay.png") as image:
+        assert image.status_code == 200 and image.data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert client.get(f"/puzzle-image/{puzzle['id']}/3/truth.png").status_code == 400
+    assert client.get(f"/puzzle-image/{puzzle['id']}/99/plain.png").status_code == 400
+    assert client.get("/puzzle-image/424242/0/plain.png").status_code == 400
+
+
+def test_admin_routes_need_the_admin_role(app):
+    client = app.test_client()
+    _guest(client)
+    assert client.get("/admin/api/quality").status_code == 403
+    assert client.post("/admin/api/expert/1", json={"decision": "apply"},
+                       headers={"X-CSRFToken": _token(client)}).status_code == 403
+    store = app.extensions["proofquest"].store
+    players.register(store, "root", "admin password", role="admin")
+    admin = app.test_client()
+    admin.post("/auth/login", json={"username": "root", "password": "admin password"},
+               headers={"X-CSRFToken": _token(admin)})
+    quality = admin.get("/admin/api/quality").get_json()["volumes"]
+    assert quality[0]["volume"] == "demo" and 0 <= quality[0]["current"]["adapted_rand_error"] <= 1
+    with admin.get("/admin/quality.png") as curve:
+        assert curve.data[:4] == b"\x89PNG"
+
+
+def test_oversized_requests_are_refused(inst):
+    oracle_puzzles(inst)
+    app = create_app({"TESTING": True, "MAX_UPLOAD_MB": 1}, instance=inst)
+    client = app.test_client()
+    reply = client.post("/api/vote", data=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "application/json"})
+    assert reply.status_code == 413 and "too large" in reply.get_json()["error"]
