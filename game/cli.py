@@ -121,6 +121,28 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_simulate(args) -> int:
+    from . import simulate
+    crowd = simulate.Crowd(players=args.players, accuracy=args.accuracy, chance_share=args.chance_share,
+                           votes_per_player=args.votes_per_player, seed=args.seed)
+    result = simulate.run(_instance(args), args.url, crowd, progress=None if args.json else Progress("votes"))
+    if args.json:
+        print(json.dumps({k: result[k] for k in ("before", "after", "oracle", "votes")} |
+                         {"decisions": result["decisions"], "seconds": result["seconds"]}))
+        return 0
+    key = "adapted_rand_error"
+    gain, possible = result["before"][key] - result["after"][key], result["before"][key] - result["oracle"][key]
+    for label in ("before", "after", "oracle"):
+        q = result[label]
+        print(f"{label:>7}: adapted Rand error {q[key]:.4f}  VI split {q['vi_split']:.3f}  "
+              f"VI merge {q['vi_merge']:.3f}  edge accuracy {q['edge_accuracy']:.3f}  segments {q['segments']}")
+    print(f"  votes: {result['votes']} in {result['seconds']} s")
+    if possible > 0:
+        print(f"  share of the oracle's improvement reached: {gain / possible:.2f}")
+    print(f"  decisions: {json.dumps(result['decisions'])}")
+    return 0
+
+
 def cmd_volumes(args) -> int:
     from . import pipeline
     for row in pipeline.list_volumes(_instance(args)):
@@ -160,6 +182,7 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "agglomerate": (cmd_agglomerate, "make supervoxels (if needed) and the initial segmentation"),
     "evaluate": (cmd_evaluate, "quality of the current segmentation against ground truth"),
     "export": (cmd_export, "write the current segmentation (labels) to a file"),
+    "simulate": (cmd_simulate, "play a running game with simulated players and report the quality gained"),
     "volumes": (cmd_volumes, "list the volumes in the instance folder"),
     "settings": (cmd_settings, "print the settings and their values"),
     "user": (cmd_user, "add a player with a role, or change a player's role"),
@@ -209,6 +232,15 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--what", default="labels", choices=["labels"])
     exp.add_argument("--format", required=True, choices=["h5", "tif", "npy", "zarr"])
     exp.add_argument("--out", required=True, help="output file")
+
+    sim = p["simulate"]
+    sim.add_argument("--url", required=True, help="the running game, e.g. http://127.0.0.1:5000")
+    sim.add_argument("--players", type=int, default=20)
+    sim.add_argument("--accuracy", type=float, default=0.8, help="the crowd's mean accuracy")
+    sim.add_argument("--chance-share", type=float, default=0.1, help="share of players answering at chance")
+    sim.add_argument("--votes-per-player", type=int, default=10_000, help="stop each player after this many")
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--json", action="store_true")
 
     p["settings"].add_argument("--markdown", action="store_true")
 

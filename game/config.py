@@ -33,6 +33,12 @@ def _int_triple(text: str) -> tuple[int, int, int]:
     return tuple(int(p) for p in parts)  # type: ignore[return-value]
 
 
+def _rule(text: str) -> str:
+    if text not in ("weighted", "majority"):
+        raise ValueError(f"expected 'weighted' or 'majority', got {text!r}")
+    return text
+
+
 def _bool(text: str) -> bool:
     return str(text).strip().lower() in {"1", "true", "yes", "on"}
 
@@ -52,6 +58,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_VOTES", 9, "Votes after which an undecided puzzle goes to the expert queue.", int),
     Setting("RETIRE_CONFIDENCE", 0.9, "Posterior probability of the winning answer needed to retire a puzzle.",
             float),
+    Setting("CONSENSUS_RULE", "weighted", "How votes decide: 'weighted' (reliability-weighted posterior with "
+            "the detector's prior) or 'majority' (plain majority, for comparison).", _rule),
     Setting("GOLD_SHARE", 0.15, "Share of puzzles served to experienced players that are gold puzzles.", float),
     Setting("GOLD_SHARE_NEW", 0.4, "Share of gold puzzles for players with fewer than 10 gold answers.", float),
     Setting("PUZZLES_PER_VOLUME", 300, "Suspected errors turned into puzzles per volume on first start.", int),

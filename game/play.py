@@ -214,7 +214,8 @@ def cast_vote(inst: Instance, player_id: int, puzzle_id, answer, ms=None) -> dic
                 votes = st.puzzle_votes(inst.store, puzzle_id)
                 rel = st.reliabilities(inst.store, [v["player_id"] for v in votes])
                 prior_r = settings.reliability_prior_mean
-                decision = cs.decide([cs.vote_value(puzzle["kind"], v["answer"]) for v in votes],
+                rule = cs.majority_decide if inst.settings["CONSENSUS_RULE"] == "majority" else cs.decide
+                decision = rule([cs.vote_value(puzzle["kind"], v["answer"]) for v in votes],
                                      [rel.get(v["player_id"]) or prior_r for v in votes], puzzle["score"],
                                      settings)
                 if decision.state == "retired":

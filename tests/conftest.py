@@ -105,3 +105,49 @@ def _location(volume, supervoxel: int) -> list[int]:
     import numpy as np
     where = np.argwhere(volume.read("supervoxels") == supervoxel)
     return [int(c) for c in where[len(where) // 2]]
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(home, inst):
+    """The real server (``python run.py``) on a free port over a tiny instance with oracle puzzles."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import requests
+
+    oracle_puzzles(inst)
+    port = free_port()
+    env = {**os.environ, "PROOFQUEST_DEMO_SHAPE": "16,96,96", "PROOFQUEST_LEADERBOARD_INTERVAL": "0.2"}
+    root = Path(__file__).resolve().parents[1]
+    process = subprocess.Popen([sys.executable, str(root / "run.py"), "--home", str(home), "--port", str(port)],
+                               cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None:
+                raise RuntimeError(f"server exited: {process.stdout.read().decode()}")
+            time.sleep(0.1)
+        else:
+            raise RuntimeError("server did not become ready in 30 s")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        process.stdout.close()

@@ -1,0 +1,160 @@
+"""Simulated players: play a running game through real Socket.IO clients.
+
+Each player logs in as a guest over HTTP, connects with python-socketio and
+answers puzzles from ground truth with its own accuracy (drawn around the
+crowd's, some players at chance). The truth comes from the instance folder
+that the server uses (``--home``), never from the server. Before and after,
+the segmentation is scored against ground truth, beside the oracle: every
+correct edit among the crowd's puzzles applied.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import requests
+import socketio
+
+from . import consensus as cs
+from . import pipeline
+from . import store as st
+from .errors import ProofQuestError
+from .graph import RAG, Agglomeration
+from .instance import Instance
+from .play import Moot, proposed_edit
+from .quality import evaluate_mapping
+
+
+@dataclass(frozen=True)
+class Crowd:
+    players: int = 20
+    accuracy: float = 0.8
+    chance_share: float = 0.1
+    votes_per_player: int = 10_000
+    concentration: float = 30.0
+    seed: int = 0
+
+    def accuracies(self) -> np.ndarray:
+        """Per-player accuracy: Beta around ``accuracy``; ``chance_share`` of players at 0.5."""
+        if not 0.0 < self.accuracy < 1.0:
+            raise ProofQuestError(f"--accuracy {self.accuracy} must lie strictly between 0 and 1")
+        rng = np.random.default_rng(self.seed)
+        a = self.accuracy * self.concentration
+        drawn = rng.beta(a, self.concentration - a, size=self.players)
+        at_chance = rng.random(self.players) < self.chance_share
+        return np.where(at_chance, 0.5, drawn)
+
+
+def oracle_quality(inst: Instance, name: str) -> dict:
+    """The metrics with every correct crowd-puzzle edit applied to the current segmentation."""
+    volume = inst.volumes.open(name)
+    agg = Agglomeration(np.array(inst.agglomeration(name).mapping))
+    for puzzle in st.puzzles(inst.store, volume=name, gold=False):
+        if puzzle["truth"]:
+            try:
+                proposed_edit(agg, puzzle)
+            except Moot:
+                pass
+    return evaluate_mapping(pipeline.truth_table(volume), agg.mapping, RAG.from_arrays(volume.load_side("rag")))
+
+
+class Player:
+    """One simulated player: an HTTP session for log-in and a Socket.IO client for play."""
+
+    def __init__(self, url: str, accuracy: float, truths: dict[int, dict], rng: random.Random):
+        self.url, self.accuracy, self.truths, self.rng = url.rstrip("/"), accuracy, truths, rng
+        self.http = requests.Session()
+        token = self.http.get(f"{self.url}/auth/csrf", timeout=30).json()["csrf_token"]
+        reply = self.http.post(f"{self.url}/auth/guest", headers={"X-CSRFToken": token, "Accept": "application/json"},
+                               timeout=30)
+        if reply.status_code != 200:
+            raise ProofQuestError(f"could not log in at {self.url}: {reply.status_code} {reply.text[:200]}")
+        cookie = "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
+        self.sio = socketio.Client(reconnection=False)
+        self.sio.connect(self.url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=30)
+        self.votes = 0
+
+    def answer(self, puzzle: dict) -> str:
+        truth = self.truths[puzzle["id"]]
+        correct = "yes" if bool(truth["truth"]) == cs.YES_SUPPORTS_EDIT[truth["kind"]] else "no"
+        if self.rng.random() < self.accuracy:
+            return correct
+        return "no" if correct == "yes" else "yes"
+
+    def play(self, limit: int) -> None:
+        while self.votes < limit:
+            got = self.sio.call("next_puzzle", {}, timeout=60)
+            if not got.get("ok"):
+                return  # nothing left for this player
+            puzzle = got["puzzle"]
+            ack = self.sio.call("vote", {"puzzle": puzzle["id"], "answer": self.answer(puzzle),
+                                         "ms": self.rng.randint(1500, 8000)}, timeout=60)
+            if not ack.get("ok"):
+                raise ProofQuestError(f"vote refused: {ack.get('error')}")
+            self.votes += 1
+
+    def close(self) -> None:
+        self.sio.disconnect()
+        self.http.close()
+
+
+def decisions(inst: Instance) -> dict:
+    """How the crowd's retired puzzles compare with the truth."""
+    rows = [p for p in st.puzzles(inst.store, gold=False) if p["truth"] is not None]
+    retired = [p for p in rows if p["state"] == "retired"]
+    wrong = sum(1 for p in retired if bool(p["decision"]) != bool(p["truth"]))
+    votes = sum(p["n_votes"] for p in retired)
+    return {"puzzles": len(rows), "retired": len(retired), "expert": sum(p["state"] == "expert" for p in rows),
+            "moot": sum(p["state"] == "moot" for p in rows),
+            "votes_per_retired": votes / len(retired) if retired else None,
+            "wrong_share": wrong / len(retired) if retired else None}
+
+
+def run(inst: Instance, url: str, crowd: Crowd, *, progress=None) -> dict:
+    """Play the game at ``url`` with a simulated crowd; the segmentation quality before, after and oracle."""
+    names = [n for n in inst.volumes.names() if inst.volumes.open(n).has("groundtruth")
+             and st.puzzle_count(inst.store, n)]
+    if not names:
+        raise ProofQuestError(f"no volume in {inst.home} has both ground truth and puzzles; start the game "
+                              "once (python run.py) so it prepares the demo, and pass the same --home")
+    try:
+        requests.get(f"{url.rstrip('/')}/healthz", timeout=10).raise_for_status()
+    except requests.RequestException as exc:
+        raise ProofQuestError(f"no ready game at {url} ({exc}); start it with python run.py --home {inst.home}")
+    truths = {p["id"]: p for p in st.puzzles(inst.store, tutorial=None)}
+    before = {n: pipeline.evaluate_volume(inst, n) for n in names}
+    oracle = {n: oracle_quality(inst, n) for n in names}
+    votes_at_start = st.vote_count(inst.store)
+    players = [Player(url, float(a), truths, random.Random(crowd.seed * 1000 + i))
+               for i, a in enumerate(crowd.accuracies())]
+    errors: list[BaseException] = []
+
+    def play(player: Player) -> None:
+        try:
+            player.play(crowd.votes_per_player)
+        except BaseException as exc:  # reported after all threads end
+            errors.append(exc)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=play, args=(p,)) for p in players]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        time.sleep(0.5)
+        if progress:
+            progress(sum(p.votes for p in players), crowd.players * crowd.votes_per_player)
+    for p in players:
+        p.close()
+    if errors:
+        raise errors[0]
+    seconds = time.perf_counter() - started
+    after = {n: pipeline.evaluate_volume(inst, n) for n in names}
+    first = names[0]
+    return {"before": before[first], "after": after[first], "oracle": oracle[first],
+            "votes": st.vote_count(inst.store) - votes_at_start, "seconds": round(seconds, 1),
+            "volumes": {n: {"before": before[n], "after": after[n], "oracle": oracle[n]} for n in names},
+            "decisions": decisions(inst), "accuracies": [round(float(a), 3) for a in crowd.accuracies()]}

@@ -1,0 +1,33 @@
+"""``run.py simulate`` plays the real server through python-socketio clients."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from game import simulate
+from game import store as st
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_accuracies_are_drawn_around_the_crowds_with_some_at_chance():
+    acc = simulate.Crowd(players=400, accuracy=0.8, chance_share=0.25, seed=1).accuracies()
+    at_chance = acc == 0.5
+    assert 0.18 < at_chance.mean() < 0.32
+    assert abs(acc[~at_chance].mean() - 0.8) < 0.02
+
+
+def test_simulated_crowd_plays_the_live_server_and_the_segmentation_improves(live_server, home, inst):
+    out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--home", str(home), "simulate", "--url",
+                          live_server, "--players", "4", "--accuracy", "0.95", "--chance-share", "0",
+                          "--json"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert set(result) >= {"before", "after", "oracle", "votes"}
+    assert set(result["after"]) == {"adapted_rand_error", "rand_index", "vi_split", "vi_merge", "edge_accuracy",
+                                    "segments"}
+    assert result["votes"] == st.vote_count(inst.store) > 0
+    assert result["oracle"]["adapted_rand_error"] < result["before"]["adapted_rand_error"]
+    assert result["after"]["adapted_rand_error"] < result["before"]["adapted_rand_error"]
+    assert result["decisions"]["retired"] > 0 and result["decisions"]["wrong_share"] <= 0.2
