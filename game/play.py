@@ -9,6 +9,7 @@ No Flask here: the web layer calls these functions.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from pathlib import Path
@@ -35,8 +36,13 @@ class Moot(Exception):
 
 def consensus_settings(inst: Instance) -> cs.ConsensusSettings:
     s = inst.settings
-    return cs.ConsensusSettings.from_overrides({"min_votes": s["MIN_VOTES"], "max_votes": s["MAX_VOTES"],
-                                                "retire_confidence": s["RETIRE_CONFIDENCE"]})
+    return _consensus_settings(s["MIN_VOTES"], s["MAX_VOTES"], s["RETIRE_CONFIDENCE"])
+
+
+@functools.lru_cache(maxsize=8)
+def _consensus_settings(min_votes, max_votes, retire_confidence) -> cs.ConsensusSettings:
+    return cs.ConsensusSettings.from_overrides({"min_votes": min_votes, "max_votes": max_votes,
+                                                "retire_confidence": retire_confidence})
 
 
 def _int(value, what: str) -> int:

@@ -4,11 +4,11 @@ Neurites are centerline curves defined once for the whole volume from the
 seed. Most run through z (one point per slice, packed like axons in a
 bundle); thin oblique processes and branches run at shallow angles through
 the bundle, and some neurites carry mitochondria. A voxel belongs to the
-axial neurite whose centerline is nearest in the slice, with distances
-shortened by the neurite's radius (an additively weighted Voronoi partition,
-so cross-sections are packed densely and stay connected); oblique tubes and
-branches claim the voxels inside them. Membranes are drawn on the partition
-boundaries.
+axial neurite whose centerline is nearest in the slice by power distance
+(distance² − radius², a Laguerre tessellation: cross-sections packed densely,
+convex and sized like their neurites), looked up at smoothly warped positions
+so that outlines are rounded and irregular; oblique tubes and branches claim
+the voxels inside them. Membranes are drawn on the partition boundaries.
 
 Every random quantity that the image needs at a voxel (noise, membrane gaps,
 texture) is a hash of the voxel's global coordinates and the seed, and all
@@ -38,6 +38,9 @@ from game.geometry import BBox
 #: Largest volume that :func:`generate` returns as one array; bigger ones go
 #: through :func:`iter_blocks`.
 MAX_WHOLE_VOXELS = 2**27
+# Blocks that :func:`generate` assembles the volume from: the default volume
+# is one block, and a block's temporaries (about 100 bytes a voxel) stay small.
+_WHOLE_CHUNKS = (64, 256, 256)
 
 # Distances (nm) beyond which a membrane no longer darkens the image.
 _MEMBRANE_REACH_NM = 24.0
@@ -50,6 +53,8 @@ _BEND_WAVELENGTH_NM = 5000.0
 _WOBBLE = 0.12
 # Distance (nm) outside a tube or mitochondrion up to which it is looked up.
 _TUBE_CUTOFF_NM = 16.0
+# In-plane width, in voxels, of the grid cells that find the voxels near a tube.
+_NEAR_CELL = 4
 # Side, in voxels, of the tiles that share one short list of candidate centerlines.
 _TILE = 8
 
@@ -392,7 +397,7 @@ def _skeleton(spec: DemoSpec) -> _Skeleton:
     """All centerlines of the volume, drawn from ``spec.seed``.
 
     The packing covers the volume's extent plus a margin wide enough that
-    every voxel's weighted-nearest centerline lies inside it.
+    every voxel's nearest centerline by power distance lies inside it.
     """
     rng = np.random.default_rng(spec.seed)
     reach = 4 * _MAX_RADIUS * spec.radius_nm
@@ -450,26 +455,36 @@ def _voxel_nm(box: BBox, resolution: tuple[float, float, float], axis: int) -> n
     return np.arange(box.start[axis], box.stop[axis]) * resolution[axis]
 
 
-def _weighted_nearest(tiles: np.ndarray, sites: np.ndarray, radius: np.ndarray) -> np.ndarray:
-    """For points grouped in tiles (tiles, points, 2), the index of the site minimising distance − radius.
+def _power_nearest(tiles: np.ndarray, sites: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """For points grouped in tiles (tiles, points, 2), the index of the site of least power distance².
+
+    The power distance |q − site|² − radius² partitions the plane into the
+    radical (Laguerre) tessellation: two touching disks meet on their common
+    tangent, so cells keep their disks' sizes, and every cell is convex and
+    holds its own site when no site lies inside another's disk.
 
     Exact, but cheap: a k-d tree query at each tile's centre bounds which
     sites can win anywhere in the tile, and only those few are compared
     point by point.
+
+    References
+    ----------
+    Aurenhammer, F. (1987). Power diagrams: properties, algorithms and
+    applications. SIAM Journal on Computing 16(1), 78–96.
     """
     centre = tiles.mean(axis=1)
-    half = np.linalg.norm(tiles - centre[:, None], axis=2).max(axis=1)
+    half = np.linalg.norm(tiles - centre[:, None], axis=2).max(axis=1)[:, None]
     tree = cKDTree(sites)
     k = min(16, len(sites))
     while True:
         distance, j = tree.query(centre, k=k, workers=-1)
         distance, j = distance.reshape(len(centre), k), j.reshape(len(centre), k)
-        best_upper = (distance + half[:, None] - radius[j]).min(axis=1)
-        unseen_lower = distance[:, -1] - half - radius.max()
+        best_upper = ((distance + half) ** 2 - radius[j] ** 2).min(axis=1)
+        unseen_lower = np.maximum(distance[:, -1:] - half, 0)[:, 0] ** 2 - radius.max() ** 2
         if k == len(sites) or (unseen_lower > best_upper).all():
             break
         k = min(2 * k, len(sites))
-    candidate = distance - half[:, None] - radius[j] <= best_upper[:, None]
+    candidate = np.maximum(distance - half, 0) ** 2 - radius[j] ** 2 <= best_upper[:, None]
     count = candidate.sum(axis=1)
     j = np.take_along_axis(j, np.argsort(~candidate, axis=1, kind="stable"), 1)
     nearest = np.repeat(j[:, :1], tiles.shape[1], axis=1)
@@ -478,8 +493,8 @@ def _weighted_nearest(tiles: np.ndarray, sites: np.ndarray, radius: np.ndarray) 
         group = np.flatnonzero(count == c)
         jj = j[group, :c]
         offset = tiles[group][:, :, None, :] - sites[jj][:, None]
-        score = np.sqrt(offset[..., 0] ** 2 + offset[..., 1] ** 2) - radius[jj][:, None]
-        nearest[group] = np.take_along_axis(jj, np.argmin(score, axis=2), 1)
+        power = offset[..., 0] ** 2 + offset[..., 1] ** 2 - radius[jj][:, None] ** 2
+        nearest[group] = np.take_along_axis(jj, np.argmin(power, axis=2), 1)
     return nearest
 
 
@@ -497,25 +512,19 @@ def _axial_labels(skeleton: _Skeleton, positions: np.ndarray, first_slice: int) 
         centres = skeleton.axial_yx[:, first_slice + i]
         radius = skeleton.axial_radius[:, first_slice + i]
         near = np.flatnonzero(np.isfinite(radius) & np.all((centres >= lo) & (centres <= hi), axis=1))
-        labels[i] = near[_weighted_nearest(tiles[i], centres[near], radius[near])] + 1
+        labels[i] = near[_power_nearest(tiles[i], centres[near], radius[near])] + 1
     labels = labels.reshape(depth, ty, tx, t, t).transpose(0, 1, 3, 2, 4).reshape(depth, ty * t, tx * t)
     return labels[:, :ny, :nx]
 
 
-def _near_points(voxel: np.ndarray, half: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Voxels within a box of half-size ``half[i]`` (z, y, x) of some ``voxel[i]``.
-
-    Points are grouped by in-plane half-size, rounded up to a multiple of 4,
-    so that a few box filters serve a wide range of radii.
-    """
+def _near_points(cell: np.ndarray, half: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+    """Grid cells within a box of half-size ``half[i]`` (z, y, x) of some ``cell[i]``."""
     near = np.zeros(shape, bool)
-    group = -(-half[:, 1] // 4)
-    for g in np.unique(group):
-        members = group == g
+    for reach in np.unique(half[:, 1]):
+        members = half[:, 1] == reach
         seeds = np.zeros(shape, bool)
-        seeds[tuple(voxel[members].T)] = True
-        size = 2 * np.array([half[members, 0].max(), 4 * g, 4 * g]) + 1
-        near |= ndi.maximum_filter(seeds, size=tuple(size))
+        seeds[tuple(cell[members].T)] = True
+        near |= ndi.maximum_filter(seeds, size=(2 * half[members, 0].max() + 1, 2 * reach + 1, 2 * reach + 1))
     return near
 
 
@@ -526,7 +535,8 @@ def _tube_distance(tubes: _Tubes, positions: np.ndarray, box: BBox, resolution: 
 
     Exact up to :data:`_TUBE_CUTOFF_NM` outside the tubes; beyond, the
     distance is +inf and the id 0. Only voxels whose warped position lands
-    near a tube sample are looked up; ``slack`` bounds the warp.
+    in a grid cell near a tube sample are looked up (the grid is
+    :data:`_NEAR_CELL` voxels wide in-plane); ``slack`` bounds the warp.
     """
     res = np.asarray(resolution)
     signed = np.full(box.shape, np.inf, np.float32)
@@ -536,17 +546,18 @@ def _tube_distance(tubes: _Tubes, positions: np.ndarray, box: BBox, resolution: 
     reach = float(tubes.radius.max()) + _TUBE_CUTOFF_NM
     canvas = box.expand((0, *np.ceil(slack / res[1:] + 1).astype(int)))
     start, stop = np.asarray(canvas.start), np.asarray(canvas.stop)
-    margin = np.array([reach, reach, reach])
-    inside = np.all((tubes.points >= start * res - margin) & (tubes.points <= (stop - 1) * res + margin), axis=1)
+    inside = np.all((tubes.points >= start * res - reach) & (tubes.points <= (stop - 1) * res + reach), axis=1)
     if not inside.any():
         return signed, ids
     points, radius, owner = tubes.points[inside], tubes.radius[inside], tubes.ids[inside]
+    grid = np.array([1, _NEAR_CELL, _NEAR_CELL])
+    first, last = start // grid, (stop - 1) // grid
     # a point outside the canvas is clipped onto its face: its box of influence only grows
-    voxel = np.clip(np.rint(points / res).astype(np.int64) - start, 0, stop - start - 1)
+    cell = np.clip(np.rint(points / res).astype(np.int64) // grid, first, last) - first
     # rounding both the point and the warped position (in-plane only) costs up to a voxel
     half = np.ceil((radius + _TUBE_CUTOFF_NM)[:, None] / res + np.array([0.5, 1.0, 1.0])).astype(np.int64)
-    near = _near_points(voxel, half, canvas.shape)
-    landing = np.rint(positions / res[1:]).astype(np.int64) - start[1:]
+    near = _near_points(cell, half // grid + (grid > 1), tuple(last - first + 1))
+    landing = np.rint(positions / res[1:]).astype(np.int64) // grid[1:] - first[1:]
     z = np.arange(box.shape[0])[:, None, None]
     where = np.nonzero(near[z, landing[..., 0], landing[..., 1]])
     query = np.column_stack([(where[0] + box.start[0]) * res[0], positions[where]])
@@ -704,18 +715,25 @@ def generate_block(spec: DemoSpec, bbox: BBox) -> tuple[np.ndarray, np.ndarray]:
 
 
 def generate(spec: DemoSpec = DemoSpec()) -> tuple[np.ndarray, np.ndarray]:
-    """The whole demo volume at once (for volumes up to :data:`MAX_WHOLE_VOXELS`).
+    """The whole demo volume in memory (up to :data:`MAX_WHOLE_VOXELS` voxels).
+
+    It is assembled from blocks of :data:`_WHOLE_CHUNKS`, so the working
+    memory beyond the result stays that of one block.
 
     Returns
     -------
     image : uint8 array of ``spec.shape``.
     groundtruth : uint32 array of ``spec.shape``, 0 on membranes.
     """
-    whole = BBox.from_shape(spec.shape)
-    if whole.size > MAX_WHOLE_VOXELS:
+    if math.prod(spec.shape) > MAX_WHOLE_VOXELS:
         raise ProofQuestError(
-            f"a {spec.shape} volume is too big to make in one piece; write it chunk by chunk with iter_blocks")
-    return generate_block(spec, whole)
+            f"a {spec.shape} volume is too big to hold in memory; write it chunk by chunk with iter_blocks")
+    image = np.empty(spec.shape, np.uint8)
+    groundtruth = np.empty(spec.shape, np.uint32)
+    for bbox, block_image, block_truth in iter_blocks(spec, _WHOLE_CHUNKS):
+        image[bbox.slices] = block_image
+        groundtruth[bbox.slices] = block_truth
+    return image, groundtruth
 
 
 def iter_blocks(spec: DemoSpec, chunks: tuple[int, int, int] = (32, 128, 128)
