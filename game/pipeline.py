@@ -8,6 +8,7 @@ builds the new one beside the old and swaps it in when complete).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from contextlib import contextmanager
@@ -150,14 +151,24 @@ def import_volume(inst: Instance, name: str, *, image: str, segmentation: str | 
     """
     specs = {"image": image, "segmentation": segmentation, "supervoxels": supervoxels, "boundary": boundary,
              "groundtruth": groundtruth}
-    sources = {layer: _open_source(spec, layer) for layer, spec in specs.items()}
+    with contextlib.ExitStack() as open_files:
+        sources = {}
+        for layer, spec in specs.items():
+            sources[layer] = _open_source(spec, layer)
+            if sources[layer] is not None:
+                open_files.enter_context(sources[layer])
+        return _import_sources(inst, name, specs, sources, resolution=resolution, invert_boundary=invert_boundary,
+                               overwrite=overwrite, progress=progress)
+
+
+def _import_sources(inst, name, specs, sources, *, resolution, invert_boundary, overwrite, progress) -> dict:
     shape = tuple(sources["image"].shape)
     for layer, source in sources.items():
         if source is None:
             continue
         if tuple(source.shape) != shape:
             raise ProofQuestError(f"--{layer} {specs[layer]} has shape {tuple(source.shape)} but --image "
-                                  f"{image} has {shape}: all layers must cover the same voxels")
+                                  f"{specs['image']} has {shape}: all layers must cover the same voxels")
         if layer in LABEL_LAYERS and not np.issubdtype(source.dtype, np.integer):
             raise ProofQuestError(f"--{layer} {specs[layer]} holds {source.dtype} values, but labels must be "
                                   "integers: convert it (e.g. numpy .astype('uint32')) and import again")

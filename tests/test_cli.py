@@ -1,0 +1,151 @@
+"""The command line, end to end: demo, import of the real data, agglomerate, evaluate, export, errors."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import skimage.metrics as skm
+import tifffile
+import zarr
+
+from game.cli import main
+
+from conftest import shared_data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def evaluate(capsys, home, name):
+    code, out, err = run(capsys, "--home", home, "evaluate", name, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_demo_has_both_error_kinds(capsys, tmp_path):
+    code, out, err = run(capsys, "--home", tmp_path, "demo", "--shape", "16,96,96", "--seed", "3")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["shape"] == [16, 96, 96] and info["supervoxels"] > info["segments"] > 5
+    quality = evaluate(capsys, tmp_path, "demo")
+    assert set(quality) == {"adapted_rand_error", "rand_index", "vi_split", "vi_merge", "edge_accuracy", "segments"}
+    assert quality["vi_split"] > 0.1 and quality["vi_merge"] > 0.1
+    code, _, err = run(capsys, "--home", tmp_path, "demo", "--shape", "16,96,96")
+    assert code == 2 and "--force" in err
+
+
+def test_fibsem_watershed_scores_as_skimage_says_and_agglomeration_improves_it(capsys, tmp_path):
+    d = shared_data("fibsem-gala")
+    code, _, err = run(capsys, "--home", tmp_path, "import", "fib", "--image", f"{d}/train-image.h5:stack",
+                       "--supervoxels", f"{d}/train-ws.lzf.h5:stack", "--boundary", f"{d}/train-p1.lzf.h5:stack",
+                       "--groundtruth", f"{d}/train-gt.lzf.h5:stack", "--resolution", "10,10,10")
+    assert code == 0, err
+    quality = evaluate(capsys, tmp_path, "fib")
+    with h5py.File(d / "train-gt.lzf.h5") as g, h5py.File(d / "train-ws.lzf.h5") as w:
+        gt, ws = g["stack"][:], w["stack"][:]
+    are = skm.adapted_rand_error(gt, ws)[0]
+    split, merge = skm.variation_of_information(gt, ws, ignore_labels=(0,))
+    assert quality["adapted_rand_error"] == pytest.approx(are, abs=1e-9)
+    assert (quality["vi_split"], quality["vi_merge"]) == pytest.approx((split, merge), abs=1e-9)
+    code, _, err = run(capsys, "--home", tmp_path, "agglomerate", "fib", "--threshold", "0.5")
+    assert code == 0, err
+    assert evaluate(capsys, tmp_path, "fib")["adapted_rand_error"] < 0.5 * are
+
+
+def test_snemi_fragments_become_a_segmentation_by_agglomeration(capsys, tmp_path):
+    d = shared_data("snemi-mini")
+    code, _, err = run(capsys, "--home", tmp_path, "import", "snemi", "--image", d / "train-probabilities.tif",
+                       "--boundary", d / "train-probabilities.tif", "--invert-boundary",
+                       "--supervoxels", d / "train-fragments.tif", "--groundtruth", d / "train-labels.tif",
+                       "--resolution", "30,6,6")
+    assert code == 0, err
+    before = evaluate(capsys, tmp_path, "snemi")
+    assert before["segments"] == 1389
+    run(capsys, "--home", tmp_path, "agglomerate", "snemi", "--threshold", "0.3")
+    after = evaluate(capsys, tmp_path, "snemi")
+    assert after["segments"] < before["segments"] and after["vi_split"] < before["vi_split"]
+
+
+def test_image_and_boundary_alone_get_supervoxels_from_agglomerate(capsys, tmp_path):
+    d = shared_data("fibsem-gala")
+    run(capsys, "--home", tmp_path, "import", "fib", "--image", f"{d}/train-image.h5:stack",
+        "--boundary", f"{d}/train-p1.lzf.h5:stack", "--groundtruth", f"{d}/train-gt.lzf.h5:stack")
+    code, out, err = run(capsys, "--home", tmp_path, "agglomerate", "fib")
+    assert code == 0, err
+    assert json.loads(out)["supervoxels"] > 100
+    assert evaluate(capsys, tmp_path, "fib")["adapted_rand_error"] < 0.3
+
+
+def test_a_segmentation_import_gets_supervoxels_inside_its_segments(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, size=(8, 40, 40), dtype=np.uint8)
+    segmentation = np.zeros((8, 40, 40), np.uint32)
+    segmentation[:, :20], segmentation[:, 20:] = 7, 9
+    np.save(tmp_path / "image.npy", image)
+    tifffile.imwrite(tmp_path / "seg.tif", segmentation)
+    code, _, err = run(capsys, "--home", tmp_path / "h", "import", "v", "--image", tmp_path / "image.npy",
+                       "--segmentation", tmp_path / "seg.tif", "--groundtruth", tmp_path / "seg.tif")
+    assert code == 0, err
+    quality = evaluate(capsys, tmp_path / "h", "v")
+    assert quality["adapted_rand_error"] == pytest.approx(0.0) and quality["segments"] == 2
+
+
+@pytest.mark.parametrize("fmt", ["h5", "tif", "npy", "zarr"])
+def test_export_writes_the_current_segmentation_with_metadata(capsys, home, fmt, tmp_path):
+    out = tmp_path / f"labels.{fmt}"
+    code, _, err = run(capsys, "--home", home, "export", "demo", "--what", "labels", "--format", fmt, "--out", out)
+    assert code == 0, err
+    from game.instance import Instance
+    inst = Instance(home)
+    volume = inst.volumes.open("demo")
+    expected = inst.agglomeration("demo").materialize(volume.read("supervoxels"))
+    if fmt == "h5":
+        with h5py.File(out) as f:
+            data, attrs = f["stack"][:], dict(f["stack"].attrs)
+    elif fmt == "tif":
+        data = tifffile.imread(out)
+        with tifffile.TiffFile(out) as t:
+            attrs = json.loads(t.pages[0].description)
+    elif fmt == "npy":
+        data, attrs = np.load(out), json.loads(Path(str(out) + ".json").read_text())
+    else:
+        array = zarr.open_array(out, mode="r")
+        data, attrs = array[:], dict(array.attrs)
+    np.testing.assert_array_equal(data, expected)
+    assert attrs["volume"] == "demo" and attrs["edits"] == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["import", "x", "--image", "missing.h5"], "not found"),
+    (["import", "x", "--image", "{fib}:nope"], "no dataset 'nope'"),
+    (["import", "x", "--image", "{fib}:stack", "--groundtruth", "{snemi}"], "has shape"),
+    (["import", "x", "--image", "{fib}:stack", "--groundtruth", "{p1}:stack"], "must be integers"),
+    (["import", "x", "--image", "{fib}:stack", "--resolution", "4,-4,4"], "resolution y"),
+    (["evaluate", "nothing-here"], "no volume 'nothing-here'"),
+    (["agglomerate", "x", "--threshold", "3"], "threshold"),
+])
+def test_bad_input_exits_non_zero_with_a_clear_message_and_writes_nothing(capsys, tmp_path, argv, message):
+    d = shared_data()
+    paths = {"fib": d / "fibsem-gala/train-image.h5", "p1": d / "fibsem-gala/train-p1.lzf.h5",
+             "snemi": d / "snemi-mini/train-labels.tif"}
+    code, _, err = run(capsys, "--home", tmp_path, *[a.format(**paths) for a in argv])
+    assert code == 2 and message in err and err.startswith("error: ")
+    volumes = tmp_path / "volumes"
+    assert not volumes.exists() or not any(volumes.iterdir())
+
+
+def test_home_comes_from_the_environment_and_run_py_works(tmp_path):
+    env = {"PROOFQUEST_HOME": str(tmp_path / "elsewhere"), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, str(ROOT / "run.py"), "demo", "--shape", "8,64,64"], env=env,
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "elsewhere" / "volumes" / "demo").is_dir()
