@@ -29,6 +29,8 @@ class Instance:
         self.home.mkdir(parents=True, exist_ok=True)
         self._agglomerations: dict[str, Agglomeration] = {}
         self._lock = threading.RLock()
+        # puzzle id -> {player id: time handed out}, so concurrent players spread over puzzles
+        self.assignments: dict[int, dict[int, float]] = {}
 
     @cached_property
     def volumes(self) -> VolumeStore:

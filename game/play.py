@@ -28,6 +28,7 @@ from .instance import Instance
 WEEK = 7 * 24 * 3600
 ANSWERS = ("yes", "no", "unsure")
 SLICES = 7
+ASSIGNMENT_SECONDS = 120  # a puzzle handed out counts as held this long, or until answered
 
 
 class Moot(Exception):
@@ -119,8 +120,28 @@ def _gold_answers(inst: Instance, player_id: int) -> list[bool]:
             if v["gold"] and v["supports_edit"] is not None]
 
 
-def next_puzzle(inst: Instance, player: dict, *, rng: random.Random | None = None) -> dict:
-    """A puzzle the player has not answered: gold now and then (often for new players)."""
+def _outstanding(inst: Instance, puzzle_id: int, now: float) -> int:
+    """Players holding this puzzle without having answered it yet (recently)."""
+    held = inst.assignments.get(puzzle_id, {})
+    return sum(1 for t in held.values() if now - t < ASSIGNMENT_SECONDS)
+
+
+def _hand_out(inst: Instance, puzzle: dict, player_id: int) -> dict:
+    with inst._lock:
+        inst.assignments.setdefault(puzzle["id"], {})[player_id] = time.time()
+    return public_puzzle(puzzle)
+
+
+def next_puzzle(inst: Instance, player: dict, *, exclude=(), rng: random.Random | None = None) -> dict:
+    """A puzzle the player has not answered: gold now and then (often for new players).
+
+    Among open puzzles the most uncertain and valuable come first, but a
+    puzzle already held by as many players as it still needs votes is passed
+    over, so a crowd playing at once spreads out instead of piling onto one.
+    ``exclude`` lists puzzles to skip (the one on screen, when a client
+    prefetches the next while its vote is still on the way).
+    """
+    exclude = {_int(p, "exclude") for p in (exclude or ())[:10]}
     if player is None:
         raise ProofQuestError("log in or play as a guest first")
     rng = rng or random
@@ -128,14 +149,27 @@ def next_puzzle(inst: Instance, player: dict, *, rng: random.Random | None = Non
     share = s["GOLD_SHARE_NEW"] if len(_gold_answers(inst, player["id"])) < 10 else s["GOLD_SHARE"]
     order = (True, False) if rng.random() < share else (False, True)
     settings = consensus_settings(inst)
+    now = time.time()
     for gold in order:
-        candidates = st.assignable_puzzles(inst.store, player["id"], gold=gold)
+        candidates = [p for p in st.assignable_puzzles(inst.store, player["id"], gold=gold)
+                      if p["id"] not in exclude]
+        if gold:
+            if candidates:
+                return _hand_out(inst, rng.choice(candidates), player["id"])
+            continue
         candidates.sort(key=lambda p: _priority(p, settings), reverse=True)
+        fallback = None
         for puzzle in candidates:
-            if not gold and is_moot(inst.agglomeration(puzzle["volume"]), puzzle):
+            if is_moot(inst.agglomeration(puzzle["volume"]), puzzle):
                 st.set_puzzle_state(inst.store, puzzle["id"], "moot")
                 continue
-            return public_puzzle(puzzle)
+            fallback = fallback or puzzle
+            wanted = max(1, settings.min_votes - puzzle["n_votes"])
+            if inst.assignments.get(puzzle["id"], {}).get(player["id"]) or \
+                    _outstanding(inst, puzzle["id"], now) < wanted:
+                return _hand_out(inst, puzzle, player["id"])
+        if fallback is not None:
+            return _hand_out(inst, fallback, player["id"])
     raise ProofQuestError("no puzzle is left for you right now: thank you! New ones come as the crowd decides")
 
 
@@ -234,6 +268,8 @@ def cast_vote(inst: Instance, player_id: int, puzzle_id, answer, ms=None) -> dic
     except BaseException:
         inst.forget(puzzle["volume"])  # memory may hold an edit the rolled-back log lacks
         raise
+    with inst._lock:
+        inst.assignments.get(puzzle_id, {}).pop(player_id, None)
     own = next((n["message"] for n in notices if n["player_id"] == player_id), None)
     reply = {"puzzle": puzzle_id, "points": points + bonus + (own["points"] if own else 0), "total": me["points"],
              "streak": me["streak"], "gold": gold, "retired": retired}

@@ -153,3 +153,12 @@ def test_records_and_leaderboards_follow_the_votes(inst):
     board = play.leaderboard(inst, "all")
     assert {r["id"] for r in board} == {c["id"] for c in crowd}
     assert play.game_stats(inst)["votes"] == 3
+
+
+def test_players_playing_at_once_spread_over_puzzles(inst):
+    inst.settings.update(MIN_VOTES=1, GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0)
+    oracle_puzzles(inst, gold_every=1000)
+    a, b = _crowd(inst, 2)
+    first = play.next_puzzle(inst, a)
+    assert play.next_puzzle(inst, b)["id"] != first["id"]
+    assert play.next_puzzle(inst, a)["id"] == first["id"], "a player asking again keeps the puzzle they hold"

@@ -166,3 +166,25 @@ def test_oversized_requests_are_refused(inst):
     client = app.test_client()
     reply = client.post("/api/vote", data=b"x" * (2 * 1024 * 1024), headers={"Content-Type": "application/json"})
     assert reply.status_code == 413 and "too large" in reply.get_json()["error"]
+
+
+def test_log_in_never_redirects_to_another_site(app):
+    store = app.extensions["proofquest"].store
+    players.register(store, "dave", "long password")
+    client = app.test_client()
+    token = _token(client)
+    for target, expected in (("//evil.example/x", "/start"), ("https://evil.example", "/start"), ("/me", "/me")):
+        reply = client.post(f"/auth/login?next={target}", data={"username": "dave", "password": "long password",
+                                                                  "csrf_token": token})
+        assert reply.status_code == 302 and reply.headers["Location"] == expected
+        token = _token(client)
+
+
+def test_next_puzzle_skips_the_puzzles_a_client_excludes(app):
+    client = app.test_client()
+    _guest(client)
+    sio = _sio(app, client)
+    first = sio.emit("next_puzzle", callback=True)["puzzle"]
+    second = sio.emit("next_puzzle", {"exclude": [first["id"]]}, callback=True)["puzzle"]
+    assert second["id"] != first["id"]
+    assert not sio.emit("next_puzzle", {"exclude": "x"}, callback=True)["ok"]

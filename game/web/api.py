@@ -22,7 +22,8 @@ def healthz():
 @bp.get("/api/puzzle/next")
 @login_required
 def next_puzzle():
-    return jsonify(ok=True, puzzle=play.next_puzzle(game_instance(), current_player()))
+    exclude = request.args.getlist("exclude")
+    return jsonify(ok=True, puzzle=play.next_puzzle(game_instance(), current_player(), exclude=exclude))
 
 
 @bp.post("/api/vote")

@@ -58,13 +58,25 @@ def _form() -> dict:
     return request.get_json(silent=True) or request.form
 
 
+@bp.app_context_processor
+def inject_player() -> dict:
+    return {"player": current_player()}
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only paths on this site: never an open redirect to another one."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return None
+
+
 def _log_in(player: dict):
     session.clear()
     session.permanent = True
     session["player_id"] = player["id"]
     if wants_json():
         return jsonify(ok=True, player=player, csrf_token=generate_csrf())
-    return redirect(request.args.get("next") or url_for("pages.play"))
+    return redirect(_safe_next(request.args.get("next")) or url_for("pages.start"))
 
 
 def _fail(template: str, exc: ProofQuestError):

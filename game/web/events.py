@@ -116,7 +116,10 @@ def register(app, socketio: SocketIO) -> None:
     @_answer
     def next_puzzle(data):
         inst = game_instance()
-        return {"puzzle": play.next_puzzle(inst, st.player(inst.store, _player_id()))}
+        exclude = data.get("exclude") or []
+        if not isinstance(exclude, list):
+            raise ProofQuestError("exclude is a list of puzzle ids")
+        return {"puzzle": play.next_puzzle(inst, st.player(inst.store, _player_id()), exclude=exclude)}
 
     @socketio.on("vote")
     @_answer

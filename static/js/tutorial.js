@@ -1,0 +1,170 @@
+// The lesson: a few explained steps, then practice puzzles whose answers are known, with the
+// truth shown right after each answer.
+
+import { getJSON, postJSON } from './api.js';
+import { describePuzzle } from './puzzle.js';
+import { Viewer, isCommandKey, preload, swallowSpaceKeyup } from './viewer.js';
+
+const KEYS = { y: 'yes', n: 'no', u: 'unsure' };
+const EXPLAIN = {
+  merge: {
+    yes: 'One neurite: the texture flows from orange into blue with no membrane between them, slice after '
+      + 'slice. The computer had split it; joining the two repairs it.',
+    no: 'Two neurites: a dark membrane separates orange from blue. Joining them would create a merger.',
+  },
+  split: {
+    yes: 'One neurite: no membrane runs along the proposed cut, so cutting here would create a split.',
+    no: 'Two neurites: a membrane runs between the orange and the blue part. The computer had merged them, '
+      + 'and the cut is right.',
+  },
+};
+
+const lesson = document.querySelector('[data-lesson]');
+const steps = [...lesson.querySelectorAll('.step')];
+const dots = [...lesson.querySelectorAll('.dots li')];
+const backButton = lesson.querySelector('[data-role=back]');
+const nextButton = lesson.querySelector('[data-role=next]');
+const practiceStep = steps.findIndex((s) => s.dataset.step === 'practice');
+const loggedIn = Boolean(document.body.dataset.playerId);
+let at = 0;
+
+function goTo(index, { focus = true } = {}) {
+  at = Math.max(0, Math.min(steps.length - 1, index));
+  steps.forEach((step, i) => { step.hidden = i !== at; });
+  dots.forEach((dot, i) => {
+    dot.classList.toggle('is-done', i < at);
+    if (i === at) dot.setAttribute('aria-current', 'step');
+    else dot.removeAttribute('aria-current');
+  });
+  backButton.disabled = at === 0;
+  // Practice moves on by its own "Next puzzle" button; the last step has its own way out.
+  nextButton.hidden = (at === practiceStep && loggedIn) || at === steps.length - 1;
+  if (focus) steps[at].querySelector('h2').focus({ preventScroll: true });
+  if (at === practiceStep && loggedIn) practice.start();
+  if (steps[at].dataset.step === 'done') markDone();
+}
+
+let doneSent = null;
+function markDone() {
+  doneSent ??= loggedIn ? postJSON('/api/tutorial/done').catch(() => {}) : Promise.resolve();
+  return doneSent;
+}
+
+backButton.addEventListener('click', () => goTo(at - 1));
+nextButton.addEventListener('click', () => goTo(at + 1));
+// Skipping counts as having seen the lesson: /start will not send the player back here.
+const skipLink = lesson.querySelector('[data-role=skip]');
+skipLink.addEventListener('click', async (event) => {
+  event.preventDefault();
+  await markDone();
+  window.location.assign(skipLink.href);
+});
+
+// ------------------------------------------------------------------ practice
+
+const practice = (() => {
+  const root = lesson.querySelector('.step-practice');
+  const viewerRoot = root.querySelector('[data-viewer]');
+  if (!viewerRoot) return { start() {}, handleKey: () => false };
+  const viewer = new Viewer(viewerRoot);
+  const panel = root.querySelector('.practice-panel');
+  const feedback = panel.querySelector('[data-testid=tutorial-feedback]');
+  const truthToggle = feedback.querySelector('[data-role=show-truth]');
+  const buttons = [...panel.querySelectorAll('button[data-answer]')];
+  let puzzles = null;
+  let index = 0;
+  let item = null;
+  let answered = false;
+
+  async function start() {
+    if (puzzles) return;
+    puzzles = [];
+    try {
+      puzzles = (await getJSON('/api/tutorial')).puzzles;
+    } catch (error) {
+      viewer.showMessage('The practice puzzles did not load.', error.message, { href: '/tutorial#practice', label: 'Reload' });
+      return;
+    }
+    if (!puzzles.length) {
+      viewer.showMessage('No practice puzzles here yet.', 'You can go straight to the game.', { href: '/play', label: 'Play' });
+      return;
+    }
+    await show(0);
+  }
+
+  async function show(i) {
+    index = i;
+    answered = false;
+    const puzzle = puzzles[i];
+    item = { puzzle, stack: preload(puzzle) };
+    feedback.hidden = true;
+    panel.classList.remove('is-answered');
+    for (const b of buttons) b.classList.remove('is-picked', 'is-right');
+    panel.querySelector('[data-role=progress]').textContent = `Practice puzzle ${i + 1} of ${puzzles.length}`;
+    describePuzzle(panel, puzzle);
+    viewer.setLoading();
+    await item.stack.ready;
+    viewer.show(item.stack);
+    // Fetch the truth while the player looks, so the feedback can show it the moment they answer.
+    item.truthStack = preload(puzzle, ['truth']);
+  }
+
+  async function answer(choice) {
+    if (!item || answered || !item.truthStack) return;  // not before the puzzle is on screen
+    answered = true;
+    const { puzzle } = item;
+    const right = choice === puzzle.answer;
+    buttons.find((b) => b.dataset.answer === choice).classList.add('is-picked');
+    buttons.find((b) => b.dataset.answer === puzzle.answer).classList.add('is-right');
+    feedback.classList.toggle('is-right', right);
+    feedback.classList.toggle('is-wrong', !right);
+    feedback.querySelector('[data-role=verdict]').textContent = right ? '✓ Right!'
+      : choice === 'unsure' ? 'Fair enough — here is the answer' : '✗ Not quite';
+    feedback.querySelector('[data-role=truth-answer]').textContent = puzzle.labels[puzzle.answer];
+    feedback.querySelector('[data-role=explanation]').textContent = EXPLAIN[puzzle.kind][puzzle.answer];
+    feedback.querySelector('[data-role=next-practice]').textContent =
+      index + 1 < puzzles.length ? 'Next puzzle' : 'Finish the lesson';
+    feedback.hidden = false;
+    panel.classList.add('is-answered');
+    feedback.querySelector('[data-role=next-practice]').focus({ preventScroll: true });
+    const shown = item;
+    shown.stack.truth = shown.truthStack.truth;
+    await shown.truthStack.ready;
+    if (item === shown) showTruth(true);  // unless the player already moved on
+  }
+
+  function showTruth(on) {
+    truthToggle.setAttribute('aria-pressed', String(on));
+    viewer.useOverlay(on ? 'truth' : 'overlay');
+    if (!viewer.overlayShown) viewer.toggleOverlay();
+  }
+
+  truthToggle.addEventListener('click', () => showTruth(truthToggle.getAttribute('aria-pressed') !== 'true'));
+  feedback.querySelector('[data-role=next-practice]').addEventListener('click', () => {
+    if (index + 1 < puzzles.length) show(index + 1);
+    else goTo(at + 1);
+  });
+  for (const b of buttons) b.addEventListener('click', () => answer(b.dataset.answer));
+
+  function handleKey(event) {
+    const choice = KEYS[event.key.toLowerCase()];
+    if (choice) {
+      if (!event.repeat) answer(choice);
+      return true;
+    }
+    return viewer.handleKey(event);
+  }
+
+  return { start, handleKey };
+})();
+
+document.addEventListener('keydown', (event) => {
+  if (!isCommandKey(event)) return;
+  const used = at === practiceStep ? practice.handleKey(event)
+    : event.key === 'ArrowRight' ? (goTo(at + 1), true)
+      : event.key === 'ArrowLeft' ? (goTo(at - 1), true) : false;
+  if (used) event.preventDefault();
+});
+swallowSpaceKeyup();
+
+goTo(window.location.hash === '#practice' ? practiceStep : 0, { focus: false });

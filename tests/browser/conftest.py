@@ -1,0 +1,200 @@
+"""A real server on a free port and Debian's Chromium driven by Playwright.
+
+The server runs as a subprocess (``run.py``) on an instance folder prepared
+here with oracle puzzles (known truth, some gold) and a few practice puzzles,
+so the browser sees exactly what players see. Screenshots go to
+``test-artifacts/`` (gitignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+ADMIN = ("ada", "lovelace-1815")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+def _require_chromium() -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def build_instance(home: Path) -> dict[int, str]:
+    """The tiny demo volume, oracle puzzles, practice copies of a few, an admin and one expert-queue puzzle.
+
+    Returns the right answer ('yes' or 'no') of every playable puzzle, by id.
+    """
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import TINY_SHAPE, _settings, oracle_puzzles
+
+    from game import pipeline, players
+    from game import store as st
+    from game.instance import Instance
+
+    inst = Instance(home, _settings(home))
+    try:
+        pipeline.make_demo(inst, "demo", shape=TINY_SHAPE, seed=3)
+        ids, puzzles = oracle_puzzles(inst)
+        merges = [p for p in puzzles if p["kind"] == "merge"]
+        splits = [p for p in puzzles if p["kind"] == "split"]
+        practice = [merges[0], merges[1], splits[0]]  # a true merge, a false merge, a true split
+        st.add_puzzles(inst.store, "demo", [{**p, "gold": False, "tutorial": True} for p in practice])
+        players.register(inst.store, *ADMIN, role="admin")
+        queued = next(i for i, p in zip(ids, puzzles) if not p["gold"])
+        st.set_puzzle_state(inst.store, queued, "expert")
+        return {i: "yes" if p["truth"] == (p["kind"] == "merge") else "no" for i, p in zip(ids, puzzles)
+                if i != queued}
+    finally:
+        inst.store.close()
+
+
+@dataclass
+class LiveServer:
+    url: str
+    answers: dict[int, str]  # the right answer of each playable puzzle
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """ProofQuest serving a prepared instance folder, and the answers to its puzzles."""
+    _require_chromium()
+    home = tmp_path_factory.mktemp("browser-home")
+    answers = build_instance(home)
+    port = _free_port()
+    log = open(home / "server.log", "w")
+    env = {**os.environ, "PROOFQUEST_DEMO_SHAPE": "16,96,96", "PROOFQUEST_HOME": str(home)}
+    server = subprocess.Popen([sys.executable, "run.py", "--home", str(home), "--port", str(port)], cwd=ROOT,
+                              env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the server did not become ready:\n" + (home / "server.log").read_text())
+            time.sleep(0.2)
+        yield LiveServer(url, answers)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def new_context(browser, live_server):
+    """Make browser contexts (separate cookie jars: separate players), closed after the test.
+
+    Every context must stay on 127.0.0.1 (the game works offline) and its pages must raise no
+    JavaScript error; both are checked when the test ends.
+    """
+    made, strays, errors = [], [], []
+
+    def make(**options):
+        options.setdefault("viewport", {"width": 1366, "height": 768})
+        context = browser.new_context(base_url=live_server.url, **options)
+        context.set_default_timeout(10_000)
+        context.on("request", lambda r: r.url.startswith(live_server.url) or strays.append(r.url))
+        context.on("page", lambda page: page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}")))
+        made.append(context)
+        return context
+
+    yield make
+    for context in made:
+        context.close()
+    assert not strays, f"requests left the server: {strays}"
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def play_as_guest(context, *, via_landing: bool = False):
+    """A new guest on the puzzle view, ready to answer.
+
+    ``via_landing`` goes the way a person does: the landing page's button, then "Skip" in the
+    tutorial. Otherwise the guest is made by one JSON request, which keeps the suite fast.
+    """
+    page = context.new_page()
+    if via_landing:
+        page.goto("/")
+        page.get_by_role("button", name="Play as guest").click()
+        page.wait_for_url("**/tutorial")
+        page.get_by_role("link", name="Skip to the game").click()
+        page.wait_for_url("**/play")
+    else:
+        token = context.request.get("/auth/csrf").json()["csrf_token"]
+        reply = context.request.post("/auth/guest", headers={"X-CSRFToken": token, "Accept": "application/json"})
+        assert reply.ok, reply.text()
+        page.goto("/play")
+    wait_for_puzzle(page)
+    return page
+
+
+def wait_for_puzzle(page) -> None:
+    page.wait_for_selector("[data-testid=puzzle-image][data-state=ready]")
+
+
+def answer_key(live_server, page) -> str:
+    """The key that answers the puzzle on screen correctly."""
+    puzzle = int(page.get_by_test_id("puzzle-image").get_attribute("data-puzzle-id"))
+    return {"yes": "y", "no": "n"}[live_server.answers[puzzle]]
+
+
+def screenshot(page, name: str, *, docs: bool = False) -> Path:
+    """Save a screenshot under test-artifacts/; with ``docs`` and PROOFQUEST_DOCS_SCREENSHOTS=1, also
+    refresh the README's small copy in docs/ (off by default, so test runs leave the tree clean)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    if docs and os.environ.get("PROOFQUEST_DOCS_SCREENSHOTS") == "1":
+        from PIL import Image
+        # A 128-colour palette keeps the PNG small (well under 150 KB) and still reads clearly.
+        with Image.open(path) as image:
+            small = image.convert("RGB").resize((image.width * 3 // 4, image.height * 3 // 4), Image.LANCZOS)
+            small.quantize(colors=128, method=Image.Quantize.MEDIANCUT).save(ROOT / "docs" / f"{name}.png",
+                                                                             optimize=True)
+    return path
+
+
+def record_figure(name: str, value) -> None:
+    """Keep a measured figure in test-artifacts/browser-figures.json (the report reads it from there)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / "browser-figures.json"
+    figures = json.loads(path.read_text()) if path.exists() else {}
+    figures[name] = value
+    path.write_text(json.dumps(figures, indent=2) + "\n")

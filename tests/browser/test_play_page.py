@@ -1,0 +1,133 @@
+"""The puzzle view in Chromium: keyboard play, scores, slices, overlay, tablet layout, page weight."""
+
+import statistics
+
+import pytest
+
+from .conftest import answer_key, play_as_guest, record_figure, screenshot
+
+pytestmark = pytest.mark.browser
+
+# Players look before they answer (6 s per decision in Guided Proofreading); a quick one glances for 1 s.
+THINK_MS = 1000
+# Time from an answer key going down to the next puzzle's images being in the page and painted.
+WATCH_ANSWER_TO_NEXT = """() => {
+  window.__answerTimes = [];
+  let pressed = null;
+  document.addEventListener('keydown', (e) => { if ('yn'.includes(e.key)) pressed = performance.now(); }, true);
+  const stage = document.querySelector('[data-testid=puzzle-image]');
+  new MutationObserver(() => {
+    if (pressed === null || stage.dataset.state !== 'ready') return;
+    const start = pressed;
+    pressed = null;
+    requestAnimationFrame(() => requestAnimationFrame(() => window.__answerTimes.push(performance.now() - start)));
+  }).observe(stage, { attributes: true, attributeFilter: ['data-puzzle-id'] });
+}"""
+
+
+def _slice(page) -> str:
+    return page.get_by_test_id("slice-index").text_content()
+
+
+def _image_src(page) -> str:
+    return page.locator("[data-testid=puzzle-image] .layer-plain img").get_attribute("src")
+
+
+def test_a_guest_plays_five_puzzles_by_keyboard_and_the_score_rises(new_context, live_server):
+    page = play_as_guest(new_context(), via_landing=True)
+    score = page.get_by_test_id("score")
+    assert score.text_content() == "0"
+    page.evaluate(WATCH_ANSWER_TO_NEXT)
+    seen = []
+    for _ in range(5):
+        puzzle = page.get_by_test_id("puzzle-image").get_attribute("data-puzzle-id")
+        seen.append(puzzle)
+        page.wait_for_timeout(THINK_MS)
+        page.keyboard.press(answer_key(live_server, page))
+        page.wait_for_function("id => { const s = document.querySelector('[data-testid=puzzle-image]');"
+                               " return s.dataset.puzzleId !== id && s.dataset.state === 'ready'; }", arg=puzzle)
+    assert len(set(seen)) == 5, "a puzzle came back after it was answered"
+    page.wait_for_function("() => document.querySelector('[data-role=answered]').textContent === '5'")
+    assert int(score.text_content()) >= 5 * 10, "five right answers earn at least the effort points"
+    times = page.evaluate("window.__answerTimes")
+    assert len(times) == 5
+    record_figure("answer_to_next_puzzle_ms", {"median": round(statistics.median(times), 1),
+                                               "all": [round(t, 1) for t in times]})
+    screenshot(page, "play", docs=True)
+
+
+def test_slices_scroll_by_wheel_keys_and_slider_and_each_shows_another_image(new_context):
+    page = play_as_guest(new_context())
+    stage = page.get_by_test_id("puzzle-image")
+    assert _slice(page) == "4 / 7"
+    centre = _image_src(page)
+    centre_pixels = stage.screenshot()
+
+    box = stage.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.wheel(0, -60)
+    page.wait_for_function("() => document.querySelector('[data-testid=slice-index]').textContent === '5 / 7'")
+    assert _image_src(page) != centre and "/4/plain.png" in _image_src(page)
+    assert stage.screenshot() != centre_pixels
+
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    assert _slice(page) == "3 / 7" and "/2/plain.png" in _image_src(page)
+
+    page.get_by_label("Slice", exact=True).focus()
+    page.keyboard.press("Home")
+    assert _slice(page) == "1 / 7" and "/0/plain.png" in _image_src(page)
+
+    overlay = page.locator("[data-testid=puzzle-image] .layer-overlay")
+    stage.focus()
+    page.keyboard.press(" ")
+    assert stage.get_attribute("data-overlay") == "off" and overlay.evaluate("e => e.style.opacity") == "0"
+    page.keyboard.press(" ")
+    assert stage.get_attribute("data-overlay") == "on"
+
+    page.keyboard.press("+")
+    assert "scale(1.5)" in page.locator("[data-testid=puzzle-image] .canvas").evaluate("e => e.style.transform")
+    page.keyboard.press("0")
+    assert "scale(1)" in page.locator("[data-testid=puzzle-image] .canvas").evaluate("e => e.style.transform")
+
+
+def test_at_tablet_width_a_swipe_walks_the_slices_and_the_answer_buttons_are_big(new_context):
+    page = play_as_guest(new_context(viewport={"width": 768, "height": 1024}, has_touch=True, is_mobile=True))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 768, "the page scrolls sideways"
+    stage = page.get_by_test_id("puzzle-image").bounding_box()
+    assert stage["width"] >= 420
+    for name in ("answer-yes", "answer-no", "answer-unsure"):
+        button = page.get_by_test_id(name)
+        assert button.is_visible()
+        size = button.bounding_box()
+        assert size["height"] >= 60 and size["width"] >= 150, f"{name} is too small to tap: {size}"
+
+    # A real touch drag (through the DevTools protocol, so Chromium makes genuine pointer events).
+    cdp = page.context.new_cdp_session(page)
+    x, y = stage["x"] + stage["width"] / 2, stage["y"] + stage["height"] / 2
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+    for step in range(1, 7):
+        cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y - 10 * step}]})
+    cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    assert _slice(page) == "6 / 7", "a 60 px swipe up moves two slices up"
+
+
+def test_play_page_weight_is_measured(new_context):
+    page = play_as_guest(new_context())  # the first page this context loads: nothing is cached
+    puzzle = page.get_by_test_id("puzzle-image").get_attribute("data-puzzle-id")
+    # Let every slice of the first puzzle arrive before counting.
+    page.wait_for_function("id => performance.getEntriesByType('resource')"
+                           ".filter(e => e.name.includes(`/puzzle-image/${id}/`)).length === 14", arg=puzzle)
+    weight = page.evaluate("""id => {
+      const sizes = { html: performance.getEntriesByType('navigation').at(-1).encodedBodySize, js: 0, css: 0, images: 0 };
+      for (const e of performance.getEntriesByType('resource')) {
+        const path = new URL(e.name).pathname;
+        if (path.endsWith('.js')) sizes.js += e.encodedBodySize;
+        else if (path.endsWith('.css')) sizes.css += e.encodedBodySize;
+        else if (path.startsWith(`/puzzle-image/${id}/`)) sizes.images += e.encodedBodySize;
+      }
+      return sizes;
+    }""", puzzle)
+    weight["total"] = sum(weight.values())
+    record_figure("play_page_weight_bytes", weight)
+    assert weight["js"] > 0 and weight["css"] > 0 and weight["images"] > 0

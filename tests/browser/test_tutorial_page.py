@@ -1,0 +1,52 @@
+"""The tutorial: the lesson's steps, then practice puzzles whose feedback shows the right answer and the truth."""
+
+import re
+
+import pytest
+
+from .conftest import screenshot, wait_for_puzzle
+
+pytestmark = pytest.mark.browser
+
+
+def test_the_tutorial_feedback_shows_the_right_answer_and_the_truth(new_context):
+    from playwright.sync_api import expect
+
+    page = new_context().new_page()
+    page.goto("/")
+    page.get_by_role("button", name="Play as guest").click()
+    page.wait_for_url("**/tutorial")  # a new player is sent through the lesson first
+    for heading in ("What is segmentation", "A merger", "A split", "What to look for", "Select, inspect, decide"):
+        expect(page.get_by_role("heading", level=2, name=heading)).to_be_visible()
+        page.get_by_role("button", name="Next →").click()
+    wait_for_puzzle(page)
+    feedback = page.get_by_test_id("tutorial-feedback")
+    expect(feedback).to_be_hidden()
+
+    # The first practice puzzle is a true merge: "no" is wrong, and the feedback says so.
+    page.keyboard.press("n")
+    expect(feedback).to_be_visible()
+    expect(feedback).to_contain_text("Not quite")
+    expect(feedback.locator("[data-role=truth-answer]")).to_have_text("Yes, one neurite")
+    expect(page.locator("[data-testid=puzzle-image] .layer-overlay img")).to_have_attribute(
+        "src", re.compile(r"/truth\.png$"))
+    screenshot(page, "tutorial", docs=True)
+
+    # The second is a false merge: "no" is right.
+    page.get_by_role("button", name="Next puzzle").click()
+    expect(feedback).to_be_hidden()
+    wait_for_puzzle(page)
+    page.keyboard.press("n")
+    expect(feedback).to_contain_text("Right!")
+    expect(feedback.locator("[data-role=truth-answer]")).to_have_text("No, separate")
+
+    # The third is a true split: the cut is right, so the answer is "No, two".
+    page.get_by_role("button", name="Next puzzle").click()
+    wait_for_puzzle(page)
+    page.get_by_test_id("answer-no").click()
+    expect(feedback.locator("[data-role=truth-answer]")).to_have_text("No, two")
+    page.get_by_role("button", name="Finish the lesson").click()
+    page.get_by_role("link", name="Start playing").click()
+    page.wait_for_url("**/play")
+    page.goto("/start")
+    page.wait_for_url("**/play")  # the lesson is done: /start no longer sends the player back to it
