@@ -143,6 +143,60 @@ def cmd_simulate(args) -> int:
     return 0
 
 
+def cmd_segment(args) -> int:
+    from . import pipeline
+    info = pipeline.segment_volume(_instance(args), args.name, model=args.model, threshold=args.threshold,
+                                   discard_edits=args.discard_edits, progress=progress_factory())
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_train_boundary(args) -> int:
+    from . import pipeline
+    if args.epochs < 1:
+        raise ProofQuestError(f"--epochs {args.epochs}: train for at least one epoch")
+    info = pipeline.train_boundary_volume(_instance(args), args.name, epochs=args.epochs, out=args.out)
+    print(json.dumps(info, indent=2))
+    return 0
+
+
+def cmd_detect(args) -> int:
+    from . import detect
+    inst = _instance(args)
+    everything = detect.detect_volume(inst, args.name, limit=None, progress=progress_factory(not args.json))
+    report = detect.evaluate_ranking(everything) if any(c.get("truth") is not None for c in everything) else None
+    found = everything[:args.limit]
+    if args.json:
+        print(json.dumps({"candidates": found, "evaluation": report}))
+        return 0
+    for rank, c in enumerate(found, 1):
+        edit = f"move {len(c['supervoxels'])} supervoxels" if c["kind"] == "split" else "merge"
+        truth = "" if c.get("truth") is None else f"  truth={'error' if c['truth'] else 'fine'}"
+        print(f"{rank:4d}. {c['kind']:<5} score {c['score']:.3f} at {c['location']} segments {c['segments']} "
+              f"({edit}){truth}")
+    if report:
+        for kind, figures in report.items():
+            print(f"{kind}: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                          for k, v in figures.items()))
+    return 0
+
+
+def cmd_retrain_detector(args) -> int:
+    from . import detect
+    from .config import resolve_model_path
+    from .detector_net import save_detector
+    inst = _instance(args)
+    labels = detect.read_answers(args.labels)
+    path = resolve_model_path(args.model or inst.settings["DETECTOR_MODEL"])
+    volume = inst.volumes.open(args.name)
+    model, report = detect.finetune(path, labels, volume, inst.agglomeration(args.name), volume_name=args.name,
+                                    progress=Progress("examples"))
+    if report["kept_new"]:
+        save_detector(model, args.out or path)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def cmd_volumes(args) -> int:
     from . import pipeline
     for row in pipeline.list_volumes(_instance(args)):
@@ -182,6 +236,10 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "agglomerate": (cmd_agglomerate, "make supervoxels (if needed) and the initial segmentation"),
     "evaluate": (cmd_evaluate, "quality of the current segmentation against ground truth"),
     "export": (cmd_export, "write the current segmentation (labels) to a file"),
+    "segment": (cmd_segment, "boundary network, watershed, agglomeration: a new automatic segmentation"),
+    "train-boundary": (cmd_train_boundary, "train the boundary network on a volume with ground truth"),
+    "detect": (cmd_detect, "list suspected errors, best first"),
+    "retrain-detector": (cmd_retrain_detector, "fine-tune the error detector on labelled candidates"),
     "simulate": (cmd_simulate, "play a running game with simulated players and report the quality gained"),
     "volumes": (cmd_volumes, "list the volumes in the instance folder"),
     "settings": (cmd_settings, "print the settings and their values"),
@@ -229,9 +287,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     exp = p["export"]
     exp.add_argument("name")
-    exp.add_argument("--what", default="labels", choices=["labels"])
-    exp.add_argument("--format", required=True, choices=["h5", "tif", "npy", "zarr"])
+    exp.add_argument("--what", default="labels", choices=["labels", "answers"],
+                     help="labels: the segmentation; answers: the crowd's decisions as JSON lines")
+    exp.add_argument("--format", choices=["h5", "tif", "npy", "zarr"], help="for labels (default: from --out)")
     exp.add_argument("--out", required=True, help="output file")
+
+    seg = p["segment"]
+    seg.add_argument("name")
+    seg.add_argument("--model", help="boundary network weights (default: the shipped model)")
+    seg.add_argument("--threshold", type=float, help="agglomeration threshold (mean boundary, 0..1)")
+    seg.add_argument("--discard-edits", action="store_true")
+
+    tb = p["train-boundary"]
+    tb.add_argument("name")
+    tb.add_argument("--epochs", type=int, default=10)
+    tb.add_argument("--out", default="models/boundary_unet_trained.pt")
+
+    det = p["detect"]
+    det.add_argument("name")
+    det.add_argument("--limit", type=int, default=100, help="how many to list")
+    det.add_argument("--json", action="store_true")
+
+    rd = p["retrain-detector"]
+    rd.add_argument("name")
+    rd.add_argument("--labels", required=True, help="JSON lines: a candidate plus \"answer\": true|false")
+    rd.add_argument("--model", help="weights to start from (default: the current detector)")
+    rd.add_argument("--out", help="where to save better weights (default: over --model)")
 
     sim = p["simulate"]
     sim.add_argument("--url", required=True, help="the running game, e.g. http://127.0.0.1:5000")

@@ -33,10 +33,12 @@ def _int_triple(text: str) -> tuple[int, int, int]:
     return tuple(int(p) for p in parts)  # type: ignore[return-value]
 
 
-def _rule(text: str) -> str:
-    if text not in ("weighted", "majority"):
-        raise ValueError(f"expected 'weighted' or 'majority', got {text!r}")
-    return text
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {text!r}")
+        return text
+    return parse
 
 
 def _bool(text: str) -> bool:
@@ -48,6 +50,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DEMO_NAME", "demo", "Name of the bundled demo volume.", str),
     Setting("DEMO_SHAPE", (64, 256, 256), "Size Z,Y,X of the generated demo volume.", _int_triple),
     Setting("DEMO_SEED", 0, "Random seed of the generated demo volume.", int),
+    Setting("DEMO_BOUNDARY", "filter", "Boundary map behind the demo's initial segmentation: 'filter' (a "
+            "classical membrane filter, which leaves errors to proofread) or 'network' (the shipped boundary "
+            "network).", _choice("filter", "network")),
     Setting("AGGLOMERATION_THRESHOLD", 0.5, "Mean boundary (0..1) below which supervoxels are merged "
             "into the initial segmentation.", float),
     Setting("BOUNDARY_MODEL", "models/boundary_unet.pt", "Weights of the boundary network (path relative "
@@ -59,7 +64,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RETIRE_CONFIDENCE", 0.9, "Posterior probability of the winning answer needed to retire a puzzle.",
             float),
     Setting("CONSENSUS_RULE", "weighted", "How votes decide: 'weighted' (reliability-weighted posterior with "
-            "the detector's prior) or 'majority' (plain majority, for comparison).", _rule),
+            "the detector's prior) or 'majority' (plain majority, for comparison).", _choice("weighted", "majority")),
     Setting("GOLD_SHARE", 0.15, "Share of puzzles served to experienced players that are gold puzzles.", float),
     Setting("GOLD_SHARE_NEW", 0.4, "Share of gold puzzles for players with fewer than 10 gold answers.", float),
     Setting("PUZZLES_PER_VOLUME", 300, "Suspected errors turned into puzzles per volume on first start.", int),

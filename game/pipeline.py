@@ -108,14 +108,19 @@ def make_demo(inst: Instance, name: str, *, shape=(64, 256, 256), seed: int = 0,
 
 
 def _boundary(inst: Instance, volume, progress: Progress | None) -> np.ndarray:
-    """Boundary map of a volume's image: the shipped network if present, else the classical filter."""
-    from .config import resolve_model_path
-    path = resolve_model_path(inst.settings["BOUNDARY_MODEL"])
-    if path.exists():
+    """The demo's boundary map: the classical filter by default, so the game has errors to fix.
+
+    With ``DEMO_BOUNDARY=network`` the shipped boundary network is used instead;
+    its segmentation leaves far fewer errors (see models/boundary_unet.md).
+    """
+    if inst.settings["DEMO_BOUNDARY"] == "network":
         from . import boundary as bnd
-        return bnd.predict_volume(volume, path, progress=_bar(progress, "boundary network"))
-    image = volume.read("image")
-    return np.round(filters.membrane_probability(image) * 255).astype(np.uint8)
+        from .config import resolve_model_path
+        from .unet import load_model
+        net = load_model(resolve_model_path(inst.settings["BOUNDARY_MODEL"]), device=bnd.default_device())
+        return bnd.predict_boundary(lambda box: volume.read("image", box), volume.shape, net,
+                                    progress=_bar(progress, f"boundary network ({bnd.default_device()})"))
+    return np.round(filters.membrane_probability(volume.read("image")) * 255).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------- import
@@ -276,6 +281,66 @@ def agglomerate_volume(inst: Instance, name: str, *, threshold: float | None = N
     return info
 
 
+def segment_volume(inst: Instance, name: str, *, model: str | None = None, threshold: float | None = None,
+                   discard_edits: bool = False, progress: Progress | None = None) -> dict:
+    """Boundary network (blockwise) → watershed supervoxels → agglomeration, as the volume's segmentation."""
+    from . import boundary as bnd
+    from .config import resolve_model_path
+    from .unet import load_model
+
+    threshold = inst.settings["AGGLOMERATION_THRESHOLD"] if threshold is None else threshold
+    net = load_model(resolve_model_path(model or inst.settings["BOUNDARY_MODEL"]), device=bnd.default_device())
+    started = time.perf_counter()
+    keep = [layer for layer in ("image", "groundtruth") if inst.volumes.open(name).has(layer)]
+    with rewriting(inst, name, keep_layers=keep, discard_edits=discard_edits) as (old, w):
+        bnd.predict_boundary(lambda box: old.read("image", box), old.shape, net,
+                             progress=_bar(progress, f"boundary network ({bnd.default_device()})"),
+                             write=lambda box, block: w.write("boundary", box, block))
+        _store_supervoxels(w, _supervoxels_from_boundary(w, old.resolution))
+        info = _write_graph(w, threshold=threshold, mapping=None, progress=progress)
+    info.update({"name": name, "threshold": threshold, "seconds": round(time.perf_counter() - started, 1)})
+    return info
+
+
+def train_boundary_volume(inst: Instance, name: str, *, epochs: int, out: str, val_share: float = 0.3,
+                          progress: Callable[[str], None] = print) -> dict:
+    """Train the boundary network on a volume with ground truth; resumable from its checkpoints."""
+    from . import boundary as bnd
+    from .unet import load_model, save_model
+
+    volume = inst.volumes.open(name)
+    if not volume.has("groundtruth"):
+        raise ProofQuestError(f"volume {name!r} has no ground truth to train on; import one with --groundtruth")
+    val_slab = int(round(volume.shape[0] * (1.0 - val_share)))
+    checkpoints = inst.home / "checkpoints" / f"boundary-{name}"
+    history = bnd.train_boundary(volume.read("image"), volume.read("groundtruth"), epochs=epochs,
+                                 checkpoint_dir=checkpoints, val_slab=val_slab, progress=progress)
+    best = load_model(checkpoints / bnd.BEST_MODEL)
+    card = {**best.card, "trained_on": {"volume": name, "shape": list(volume.shape), "val_slab_z": val_slab},
+            "date": time.strftime("%Y-%m-%d")}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    save_model(best, out, card=card)
+    return {"out": str(out), "epochs": len(history), "best_val_loss": min(
+        (h["val_loss"] for h in history if h["val_loss"] is not None), default=None)}
+
+
+def export_answers(inst: Instance, name: str, out: str) -> Path:
+    """The crowd's decided puzzles as JSON lines: the candidate plus ``answer`` (is the edit correct)."""
+    import json
+    rows = [p for p in st.puzzles(inst.store, volume=name, tutorial=None)
+            if p["state"] == "retired" and p["decision"] is not None]
+    path = Path(out)
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "w") as f:
+        for p in rows:
+            f.write(json.dumps({**p["detector"], "kind": p["kind"], "score": p["score"], "location": p["location"],
+                                "segments": p["segments"], "anchors": p["anchors"], "supervoxels": p["supervoxels"],
+                                "answer": bool(p["decision"]), "puzzle": p["id"], "votes": p["n_votes"],
+                                "confidence": p["confidence"]}) + "\n")
+    temporary.replace(path)
+    return path
+
+
 def _max_label(volume, layer: str) -> int:
     return max(int(volume.read(layer, box).max(initial=0))
                for box in BBox.from_shape(volume.shape).tiles(volume.chunks))
@@ -302,8 +367,11 @@ def evaluate_volume(inst: Instance, name: str, *, progress: Progress | None = No
 def export_volume(inst: Instance, name: str, *, what: str = "labels", fmt: str, out: str,
                   progress: Progress | None = None) -> Path:
     """Write the current segmentation, chunk by chunk, with name, resolution and edit count as metadata."""
+    if what == "answers":
+        return export_answers(inst, name, out)
     if what != "labels":
-        raise ProofQuestError(f"--what {what!r} is not known; 'labels' exports the segmentation")
+        raise ProofQuestError(f"--what {what!r} is not known: 'labels' (the segmentation) or 'answers' "
+                              "(the crowd's decisions as JSON lines)")
     volume = inst.volumes.open(name)
     agg = inst.agglomeration(name)
     dtype = np.uint32 if int(agg.mapping.max(initial=0)) < 2**32 else np.uint64

@@ -74,6 +74,7 @@ MIGRATIONS: list[str] = [
         confidence REAL,
         n_votes INTEGER NOT NULL DEFAULT 0,
         edit_seq INTEGER,
+        detector TEXT,
         created REAL NOT NULL,
         retired REAL
     );
@@ -316,26 +317,35 @@ def points_history(store: Store, player_id: int) -> list[dict]:
 
 # ----------------------------------------------------------------------------- puzzles
 
+PUZZLE_FIELDS = ("kind", "anchors", "supervoxels", "segments", "location", "score", "truth", "gold", "tutorial")
+
+
 def _puzzle_row(row: dict) -> dict:
     for key in ("anchors", "supervoxels", "segments", "location"):
         row[key] = json.loads(row[key])
+    row["detector"] = json.loads(row["detector"]) if row["detector"] else {}
     return row
 
 
 def add_puzzles(store: Store, volume: str, puzzles: list[dict]) -> list[int]:
-    """Insert puzzles (dicts with kind, anchors, supervoxels, segments, location, score, truth, gold)."""
+    """Insert puzzles (dicts with kind, anchors, supervoxels, segments, location, score, truth, gold).
+
+    Any other keys of a candidate (the detector's features) are kept as JSON
+    under ``detector``, so answers can be exported in the detector's format.
+    """
     now = time.time()
     ids = []
     with store.write() as db:
         for p in puzzles:
             cur = db.conn.execute(
                 "INSERT INTO puzzles (volume, kind, anchors, supervoxels, segments, location, score, truth, gold,"
-                " tutorial, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " tutorial, detector, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (volume, p["kind"], json.dumps([int(a) for a in p["anchors"]]),
                  json.dumps([int(s) for s in p["supervoxels"]]), json.dumps([int(s) for s in p["segments"]]),
                  json.dumps([int(c) for c in p["location"]]), float(p["score"]),
                  None if p.get("truth") is None else int(bool(p["truth"])), int(bool(p.get("gold"))),
-                 int(bool(p.get("tutorial"))), now))
+                 int(bool(p.get("tutorial"))),
+                 json.dumps({k: v for k, v in p.items() if k not in PUZZLE_FIELDS}) or None, now))
             ids.append(cur.lastrowid)
     return ids
 

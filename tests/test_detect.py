@@ -1,0 +1,324 @@
+"""Candidate errors, their ground-truth labels, the detector and its evaluation (game.detect)."""
+
+import json
+from pathlib import Path
+
+import fastremap
+import numpy as np
+import pytest
+import torch
+
+from game.candidates import (apply_candidate, find_candidates, interleave, label_candidates,
+                             normalized_cut, scan_supervoxels)
+from game.detect import (ArrayVolume, candidate_examples, detect, evaluate_ranking, finetune,
+                         precision_at, read_answers, roc_auc, score_candidates)
+from game.detector_net import DetectorNet, load_detector, predict, save_detector
+from game.errors import ProofQuestError
+from game.filters import membrane_probability
+from game.graph import RAG, Agglomeration, agglomerate, build_rag, watershed_supervoxels
+from game.metrics import adapted_rand_error, supervoxel_truth, variation_of_information
+from game.synthetic import DemoSpec, generate
+from game.volume import VolumeStore
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIBSEM = DATA / "fibsem-gala"
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "models" / "detector.pt"
+
+# Five supervoxels side by side along x, 6 voxels wide each. Ground truth: 1 and 2
+# are object 10, 3 and 4 object 20, 5 object 30. Segments: {1}, {2}, {3, 4, 5}.
+# Boundary at the interfaces: 1|2 faint (a false split), 2|3 strong, 3|4 faint,
+# 4|5 strong (a false merge across it).
+INTERFACE_BOUNDARY = {1: 0.4, 2: 0.85, 3: 0.1, 4: 0.8}
+SHAPE = (3, 8, 30)
+
+
+def tiny_layers():
+    x = np.arange(SHAPE[2])
+    supervoxels = np.broadcast_to(1 + x // 6, SHAPE).astype(np.uint32)
+    groundtruth = np.broadcast_to(np.array([10, 10, 20, 20, 30])[x // 6], SHAPE).astype(np.uint32)
+    column = np.full(SHAPE[2], 0.05)
+    for left, value in INTERFACE_BOUNDARY.items():
+        column[6 * left - 1:6 * left + 1] = value
+    boundary = np.broadcast_to(np.rint(column * 255), SHAPE).astype(np.uint8)
+    image = (255 - boundary).astype(np.uint8)
+    return {"image": image, "boundary": boundary, "supervoxels": supervoxels, "groundtruth": groundtruth}
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    """The five-supervoxel volume in a store with chunks smaller than it, and its segmentation."""
+    layers = tiny_layers()
+    with VolumeStore(tmp_path).create("tiny", shape=SHAPE, resolution=(30, 6, 6), chunks=(2, 4, 16)) as writer:
+        for name, array in layers.items():
+            writer.write(name, None, array)
+    volume = VolumeStore(tmp_path).open("tiny")
+    rag = build_rag(layers["supervoxels"], layers["boundary"])
+    agg = Agglomeration(np.array([0, 1, 2, 3, 3, 3]))
+    sv_truth = supervoxel_truth(layers["supervoxels"], layers["groundtruth"])
+    return volume, agg, rag, sv_truth
+
+
+def labelled(tiny):
+    volume, agg, rag, sv_truth = tiny
+    sizes, _ = scan_supervoxels(volume, np.zeros((0, 2), np.int64), agg.n_supervoxels)
+    return label_candidates(find_candidates(volume, agg, rag), agg, sv_truth, sizes=sizes)
+
+
+def by_kind(candidates, kind):
+    return [c for c in candidates if c["kind"] == kind]
+
+
+# --- candidates -----------------------------------------------------------------------
+
+
+def test_two_pieces_of_one_object_give_a_correct_merge_candidate(tiny):
+    merges = {tuple(c["segments"]): c for c in by_kind(labelled(tiny), "merge")}
+    assert set(merges) == {(1, 2), (2, 3)}
+    assert merges[(1, 2)]["truth"] is True and merges[(2, 3)]["truth"] is False
+    assert merges[(1, 2)]["anchors"] == [1, 2]
+    assert merges[(1, 2)]["supervoxels"] == []
+    assert merges[(1, 2)]["score"] > merges[(2, 3)]["score"]
+
+
+def test_merge_location_is_the_contact_voxel_nearest_its_centre(tiny):
+    merge = next(c for c in by_kind(labelled(tiny), "merge") if c["segments"] == [1, 2])
+    z, y, x = merge["location"]
+    # faces 1|2 lie between x = 5 and 6 over all z and y; centre z = 1, y = 3.5
+    assert (z, x) == (1, 5) and y in (3, 4)
+
+
+def test_segment_across_two_objects_gives_a_split_moving_the_other_object(tiny):
+    splits = by_kind(labelled(tiny), "split")
+    assert len(splits) == 1
+    split = splits[0]
+    assert split["segments"] == [3] and split["supervoxels"] == [5]
+    assert split["anchors"] == [4, 5]
+    assert split["truth"] is True
+    assert split["location"][2] == 23  # the face between x = 23 and 24
+
+
+def test_proposed_edits_apply_cleanly_through_the_agglomeration(tiny):
+    candidates = labelled(tiny)
+    agg = tiny[1]
+    for candidate in sorted(candidates, key=lambda c: c["kind"] != "split"):
+        if candidate["truth"]:
+            apply_candidate(agg, candidate)
+    mapping = agg.mapping
+    assert mapping[1] == mapping[2] != mapping[3]
+    assert mapping[3] == mapping[4] != mapping[5]
+    assert [e.kind for e in agg.edits] == ["split", "merge"]
+
+
+def test_edits_are_found_again_through_anchors_after_ids_change(tiny):
+    volume, agg, rag, _ = tiny
+    merge = next(c for c in find_candidates(volume, agg, rag) if c["segments"] == [1, 2])
+    agg.split(3, [3])  # renames nothing the merge needs, but moves ids on
+    agg.merge(1, agg.segment_of(3))
+    edit = apply_candidate(agg, merge)
+    assert agg.segment_of(1) == agg.segment_of(2) == agg.segment_of(3)
+    with pytest.raises(ProofQuestError, match="already in one segment"):
+        apply_candidate(agg, merge)
+    assert edit.kind == "merge"
+
+
+def test_scan_counts_supervoxel_sizes_across_chunk_borders(tiny):
+    volume, agg, rag, _ = tiny
+    pairs = np.stack([rag.u, rag.v], axis=1).astype(np.int64)
+    sizes, points = scan_supervoxels(volume, pairs, agg.n_supervoxels)
+    assert sizes.tolist() == [0] + [3 * 8 * 6] * 5
+    supervoxels = volume.read("supervoxels")
+    for (a, b), (z, y, x) in zip(pairs, points):
+        assert supervoxels[z, y, x] == a and supervoxels[z, y, x + 1] == b
+
+
+def test_normalized_cut_separates_two_cliques_joined_by_a_faint_edge():
+    # nodes 1-3 and 4-6 bound strongly inside; one edge 3-4 through strong membrane
+    u = np.array([1, 1, 2, 3, 4, 4, 5], np.uint32)
+    v = np.array([2, 3, 3, 4, 5, 6, 6], np.uint32)
+    mean = np.array([0.1, 0.1, 0.1, 0.9, 0.1, 0.1, 0.1], np.float32)
+    area = np.full(7, 20, np.int64)
+    nodes, side, ncut = normalized_cut(RAG(u, v, mean, mean, mean, area, 6))
+    assert set(nodes[side].tolist()) in ({1, 2, 3}, {4, 5, 6})
+    assert 0 < ncut < 0.1
+
+
+@pytest.mark.parametrize("mapping, kinds", [([0, 1, 1, 1, 1, 1], {"split"}), ([0, 1, 2, 3, 4, 5], {"merge"})])
+def test_one_segment_has_only_split_candidates_and_lone_supervoxels_only_merges(tiny, mapping, kinds):
+    volume, _, rag, _ = tiny
+    agg = Agglomeration(np.array(mapping))
+    assert {c["kind"] for c in find_candidates(volume, agg, rag)} == kinds
+
+
+def test_labels_are_unknown_where_the_ground_truth_is_silent(tiny):
+    volume, agg, rag, sv_truth = tiny
+    silent = sv_truth.copy()
+    silent[1] = 0
+    candidates = label_candidates(find_candidates(volume, agg, rag), agg, silent)
+    merge = next(c for c in candidates if c["segments"] == [1, 2])
+    assert merge["truth"] is None
+
+
+def test_oracle_edits_improve_the_real_segmentation():
+    h5py = pytest.importorskip("h5py")
+    if not FIBSEM.exists():
+        pytest.skip(f"real EM data not found at {FIBSEM}")
+    read = lambda name: h5py.File(FIBSEM / name, "r")["stack"][:20]  # noqa: E731
+    supervoxels = fastremap.renumber(read("train-ws.lzf.h5"), preserve_zero=True)[0].astype(np.uint32)
+    boundary = np.rint(read("train-p1.lzf.h5") * 255).astype(np.uint8)
+    gt = read("train-gt.lzf.h5")
+    volume = ArrayVolume(image=read("train-image.h5"), boundary=boundary, supervoxels=supervoxels)
+    rag = build_rag(supervoxels, boundary)
+    agg = Agglomeration(agglomerate(rag, 0.5))
+    candidates = label_candidates(find_candidates(volume, agg, rag), agg, supervoxel_truth(supervoxels, gt))
+    assert any(c["truth"] for c in candidates)
+    before = agg.mapping[supervoxels]
+    for candidate in sorted(candidates, key=lambda c: c["kind"] != "split"):
+        if candidate["truth"]:
+            try:
+                apply_candidate(agg, candidate)
+            except ProofQuestError:  # made already by an earlier merge
+                pass
+    after = agg.mapping[supervoxels]
+    assert adapted_rand_error(gt, after)[0] < adapted_rand_error(gt, before)[0]
+    assert sum(variation_of_information(gt, after)) < sum(variation_of_information(gt, before))
+
+
+# --- ranking and its evaluation ----------------------------------------------------------
+
+
+def ranked(scores, truth, kind="merge"):
+    return [{"kind": kind, "score": s, "truth": t} for s, t in zip(scores, truth)]
+
+
+@pytest.mark.parametrize("scores, auc", [([0.9, 0.8, 0.2, 0.1], 1.0), ([0.5, 0.5, 0.5, 0.5], 0.5),
+                                         ([0.1, 0.2, 0.8, 0.9], 0.0)])
+def test_evaluate_ranking_gives_auc_of_hand_made_scores(scores, auc):
+    report = evaluate_ranking(ranked(scores, [True, True, False, False]))
+    assert report["merge"]["auc"] == pytest.approx(auc)
+    assert report["merge"]["n"] == 4 and report["merge"]["positives"] == 2
+    assert report["split"]["auc"] is None and report["split"]["n"] == 0
+
+
+def test_roc_auc_equals_the_share_of_correctly_ordered_pairs():
+    rng = np.random.default_rng(3)
+    scores, truth = rng.integers(0, 5, 40).astype(float), rng.random(40) < 0.4
+    pairs = [(p > n) + 0.5 * (p == n) for p in scores[truth] for n in scores[~truth]]
+    assert roc_auc(scores, truth) == pytest.approx(np.mean(pairs))
+
+
+def test_precision_at_counts_correct_edits_among_the_best_scored():
+    scores, truth = [0.9, 0.8, 0.7, 0.1], [True, False, True, True]
+    assert precision_at(scores, truth, 2) == 0.5
+    assert precision_at(scores, truth, 20) == 0.75
+
+
+def test_interleave_alternates_kinds_best_first():
+    candidates = ranked([0.2, 0.9], [None, None]) + ranked([0.5, 0.1, 0.3], [None] * 3, kind="split")
+    order = [(c["kind"], c["score"]) for c in interleave(candidates)]
+    assert order == [("merge", 0.9), ("split", 0.5), ("merge", 0.2), ("split", 0.3), ("split", 0.1)]
+
+
+def test_detect_without_a_model_ranks_by_the_boundary(tiny):
+    volume, agg, rag, _ = tiny
+    found = detect(volume, agg, rag, limit=2)
+    assert [c["kind"] for c in found] == ["merge", "split"]
+    assert found[0]["segments"] == [1, 2]
+    assert found[0]["score"] == pytest.approx(1 - 0.4, abs=0.01)
+
+
+# --- the network ---------------------------------------------------------------------------
+
+
+def test_untrained_detector_ranks_like_the_baseline(tiny):
+    volume, agg, rag, _ = tiny
+    candidates = find_candidates(volume, agg, rag)
+    torch.manual_seed(0)
+    scored = score_candidates(volume, agg, candidates, DetectorNet())
+    merges = sorted(by_kind(scored, "merge"), key=lambda c: -c["score"])
+    assert [c["segments"] for c in merges] == [[1, 2], [2, 3]]
+    assert all(0 < c["score"] < 1 for c in scored)
+
+
+def test_detector_survives_a_save_and_load_round_trip(tiny, tmp_path):
+    volume, agg, rag, _ = tiny
+    examples, _ = candidate_examples(volume, agg, find_candidates(volume, agg, rag))
+    torch.manual_seed(1)
+    model = DetectorNet()
+    for parameter in model.correction.parameters():  # make the saved weights matter
+        torch.nn.init.normal_(parameter)
+    model.card = {"trained_on": [{"volume": "tiny", "labels": 3}]}
+    save_detector(model, tmp_path / "detector.pt")
+    loaded = load_detector(tmp_path / "detector.pt")
+    np.testing.assert_allclose(predict(loaded, examples), predict(model.eval(), examples), rtol=1e-6)
+    assert loaded.card == model.card
+
+
+def test_loading_a_file_that_is_not_a_detector_says_so(tmp_path):
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ProofQuestError, match="not a detector"):
+        load_detector(tmp_path / "junk.pt")
+    with pytest.raises(ProofQuestError, match="no detector model"):
+        load_detector(tmp_path / "missing.pt")
+
+
+def answered_copies(tiny, copies=6):
+    """The tiny volume's candidates, each answered as its ground truth says, repeated."""
+    candidates = labelled(tiny)
+    return [{**c, "answer": c["truth"]} for _ in range(copies) for c in candidates]
+
+
+def test_finetune_keeps_the_old_weights_when_the_new_do_not_validate_better(tiny):
+    volume, agg, _, _ = tiny
+    torch.manual_seed(0)
+    model = DetectorNet()  # ranks as the baseline, which is already perfect here
+    tuned, report = finetune(model, answered_copies(tiny), volume, agg, volume_name="tiny",
+                             epochs=2, learning_rate=0.05)
+    assert report["kept_new"] is False
+    assert report["measure"] == "auc" and report["before"] == 1.0
+    assert tuned is model and "trained_on" not in tuned.card
+    assert report["train"] + report["holdout"] == report["labels"] == len(answered_copies(tiny))
+
+
+def test_finetune_adopts_and_records_weights_that_validate_better(tiny):
+    volume, agg, _, _ = tiny
+    torch.manual_seed(0)
+    model = DetectorNet()
+    with torch.no_grad():
+        model.baseline_scale.neg_()  # a detector that ranks the wrong way round
+    tuned, report = finetune(model, answered_copies(tiny), volume, agg, volume_name="tiny",
+                             epochs=20, learning_rate=0.05)
+    assert report["kept_new"] is True and report["after"] > report["before"]
+    assert tuned is not model
+    assert tuned.card["trained_on"][-1]["volume"] == "tiny"
+    assert tuned.card["trained_on"][-1]["labels"] == report["labels"]
+
+
+def test_read_answers_takes_json_lines_and_rejects_unanswered_ones(tmp_path):
+    good = {"kind": "merge", "anchors": [1, 2], "segments": [1, 2], "answer": True}
+    path = tmp_path / "answers.jsonl"
+    path.write_text(json.dumps(good) + "\n\n" + json.dumps({**good, "answer": False}) + "\n")
+    assert [c["answer"] for c in read_answers(path)] == [True, False]
+    path.write_text(json.dumps({**good, "answer": "yes"}) + "\n")
+    with pytest.raises(ProofQuestError, match="line 1"):
+        read_answers(path)
+
+
+# --- the shipped weights -------------------------------------------------------------------
+
+
+def test_default_detector_ranks_merges_of_an_unseen_demo_volume_better_than_the_boundary():
+    if not DEFAULT_MODEL.exists():
+        pytest.skip(f"no trained detector at {DEFAULT_MODEL}; run bench/train_default_detector.py")
+    spec = DemoSpec(shape=(16, 128, 128), seed=10)  # seeds 1-5 trained and validated it
+    image, groundtruth = generate(spec)
+    boundary = np.rint(membrane_probability(image) * 255).astype(np.uint8)
+    supervoxels = watershed_supervoxels(boundary, sampling=[r / min(spec.resolution) for r in spec.resolution])
+    volume = ArrayVolume(image=image, boundary=boundary, supervoxels=supervoxels)
+    rag = build_rag(supervoxels, boundary)
+    agg = Agglomeration(agglomerate(rag, 0.5))
+    candidates = label_candidates(find_candidates(volume, agg, rag), agg,
+                                  supervoxel_truth(supervoxels, groundtruth))
+    baseline = evaluate_ranking(candidates)["merge"]
+    detector = evaluate_ranking(score_candidates(volume, agg, candidates, DEFAULT_MODEL))["merge"]
+    assert baseline["positives"] >= 5
+    assert detector["auc"] > baseline["auc"]
