@@ -15,6 +15,7 @@ puzzle store and back out in the exports that retrain the detector::
     anchors      merge: one supervoxel of each segment at the contact;
                  split: [a supervoxel that stays, a supervoxel that moves]
     supervoxels  split: the supervoxels that move; merge: []
+    how          split: the cut that proposed it ('ncut', 'attachment', 'min-cut')
     features     boundary and size statistics (inputs of the detector)
     truth        (after label_candidates) is the proposed edit correct
 
@@ -49,8 +50,7 @@ from .geometry import BBox
 from .graph import RAG, Agglomeration, Edit, edges_between
 
 KINDS = ("merge", "split")
-# Contacts fainter than this are not errors a detector must find: the agglomeration
-# merges below its threshold, and a boundary this strong is a membrane.
+# A contact whose mean boundary is above this is a membrane, not a false split worth a puzzle.
 MAX_MERGE_BOUNDARY = 0.9
 MIN_CONTACT_AREA = 4
 # Parts smaller than this many voxels are too small to see in a puzzle.
@@ -519,17 +519,20 @@ def edit_is_correct(candidate: dict, agg: Agglomeration, sv_truth: np.ndarray,
                     sizes: np.ndarray | None = None) -> bool | None:
     """Whether the proposed edit agrees with the ground truth; None when the truth is silent.
 
-    A merge is correct when the two anchor supervoxels (the middle of the
-    contact, what a puzzle shows) belong to one ground-truth object. A split is
+    A merge is correct when the two whole segments are mostly the same
+    ground-truth object (their dominant labels agree): a puzzle shows both
+    segments, and merging two segments of which one is mostly another neuron
+    would add a false merge even where their contact is one object. A split is
     correct when the moving side and the staying side are mostly different
     objects, and the moving side holds most of its object's part of the
     segment: moving a sliver of the staying object would be a new false split.
     """
+    weight = (lambda s: np.ones(len(s))) if sizes is None else (lambda s: sizes[s].astype(float))
     if candidate["kind"] == "merge":
-        first, second = (int(sv_truth[a]) for a in candidate["anchors"])
+        first, second = (_dominant(sv_truth[m], weight(m))[0]
+                         for m in (agg.members(agg.segment_of(a)) for a in candidate["anchors"]))
         return None if 0 in (first, second) else first == second
     _, stay, move = resolve(agg, candidate)
-    weight = (lambda s: np.ones(len(s))) if sizes is None else (lambda s: sizes[s].astype(float))
     moved_label, moved = _dominant(sv_truth[move], weight(move))
     stay_label, stayed = _dominant(sv_truth[stay], weight(stay))
     if 0 in (moved_label, stay_label):

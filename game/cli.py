@@ -155,7 +155,8 @@ def cmd_train_boundary(args) -> int:
     from . import pipeline
     if args.epochs < 1:
         raise ProofQuestError(f"--epochs {args.epochs}: train for at least one epoch")
-    info = pipeline.train_boundary_volume(_instance(args), args.name, epochs=args.epochs, out=args.out)
+    info = pipeline.train_boundary_volume(_instance(args), args.name, epochs=args.epochs, out=args.out,
+                                          steps_per_epoch=args.steps_per_epoch)
     print(json.dumps(info, indent=2))
     return 0
 
@@ -302,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("name")
     tb.add_argument("--epochs", type=int, default=10)
     tb.add_argument("--out", default="models/boundary_unet_trained.pt")
+    tb.add_argument("--steps-per-epoch", type=int, default=20, help="optimiser steps per epoch")
 
     det = p["detect"]
     det.add_argument("name")

@@ -303,7 +303,7 @@ def segment_volume(inst: Instance, name: str, *, model: str | None = None, thres
 
 
 def train_boundary_volume(inst: Instance, name: str, *, epochs: int, out: str, val_share: float = 0.3,
-                          progress: Callable[[str], None] = print) -> dict:
+                          steps_per_epoch: int = 20, progress: Callable[[str], None] = print) -> dict:
     """Train the boundary network on a volume with ground truth; resumable from its checkpoints."""
     from . import boundary as bnd
     from .unet import load_model, save_model
@@ -313,8 +313,15 @@ def train_boundary_volume(inst: Instance, name: str, *, epochs: int, out: str, v
         raise ProofQuestError(f"volume {name!r} has no ground truth to train on; import one with --groundtruth")
     val_slab = int(round(volume.shape[0] * (1.0 - val_share)))
     checkpoints = inst.home / "checkpoints" / f"boundary-{name}"
+    settings = bnd.TrainingSettings(steps_per_epoch=steps_per_epoch)
+    if val_slab < settings.crop[0] or volume.shape[0] - val_slab < 1 or \
+            any(s < c for s, c in zip(volume.shape[1:], settings.crop[1:])):
+        raise ProofQuestError(f"volume {name!r} of shape {volume.shape} is too small to train on: it needs "
+                              f"{settings.crop[0]} training slices plus a held-out slab, and at least "
+                              f"{settings.crop[1]}×{settings.crop[2]} pixels per slice")
     history = bnd.train_boundary(volume.read("image"), volume.read("groundtruth"), epochs=epochs,
-                                 checkpoint_dir=checkpoints, val_slab=val_slab, progress=progress)
+                                 checkpoint_dir=checkpoints, val_slab=val_slab, progress=progress,
+                                 settings=settings)
     best = load_model(checkpoints / bnd.BEST_MODEL)
     card = {**best.card, "trained_on": {"volume": name, "shape": list(volume.shape), "val_slab_z": val_slab},
             "date": time.strftime("%Y-%m-%d")}
