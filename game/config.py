@@ -63,6 +63,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_VOTES", 9, "Votes after which an undecided puzzle goes to the expert queue.", int),
     Setting("RETIRE_CONFIDENCE", 0.9, "Posterior probability of the winning answer needed to retire a puzzle.",
             float),
+    Setting("APPLY_CONFIDENCE", 0.97, "Posterior probability that a puzzle's edit is correct needed to apply it "
+            "(higher than RETIRE_CONFIDENCE: a wrong edit costs more than a missed one).", float),
     Setting("CONSENSUS_RULE", "weighted", "How votes decide: 'weighted' (reliability-weighted posterior with "
             "the detector's prior) or 'majority' (plain majority, for comparison).", _choice("weighted", "majority")),
     Setting("GOLD_SHARE", 0.15, "Share of puzzles served to experienced players that are gold puzzles.", float),

@@ -88,6 +88,11 @@ class ConsensusSettings:
            "to the expert queue")
     retire_confidence: float = _setting(
         0.9, "posterior probability the winning answer needs to retire")
+    apply_confidence: float = _setting(
+        0.97, "posterior probability that the edit is correct needed to retire "
+              "a puzzle by applying its edit: higher than retire_confidence, "
+              "because a wrong edit (a false merge above all) damages the "
+              "segmentation while a wrongly kept one only leaves it as it was")
     prior_weight: float = _setting(
         0.5, "multiplier on the detector's log-odds: 0 ignores the detector, "
              "1 trusts its score as a calibrated probability")
@@ -112,6 +117,10 @@ class ConsensusSettings:
             raise ProofQuestError(
                 f"need 1 <= min_votes <= max_votes, got min_votes="
                 f"{self.min_votes}, max_votes={self.max_votes}")
+        if not self.retire_confidence <= self.apply_confidence < 1:
+            raise ProofQuestError(
+                f"apply_confidence must lie in [retire_confidence, 1), got "
+                f"{self.apply_confidence}")
         if not 0.5 < self.retire_confidence < 1:
             raise ProofQuestError(
                 f"retire_confidence must lie in (0.5, 1), got "
@@ -266,16 +275,18 @@ def decide(answers, reliabilities, prior: float,
     """Retire, keep open, or send to an expert: the reliability-weighted rule.
 
     A puzzle retires once it has at least ``min_votes`` yes/no votes and the
-    posterior of the leading side (:func:`posterior`) reaches
-    ``retire_confidence``; after ``max_votes`` answers without that it goes to
-    the expert queue. Cost is O(votes on this puzzle), so the server can call
+    posterior (:func:`posterior`) reaches ``apply_confidence`` for the edit or
+    ``retire_confidence`` against it: the bar is higher for changing the
+    segmentation than for leaving it, since the two mistakes do not cost the
+    same. After ``max_votes`` answers without that it goes to the expert
+    queue. Cost is O(votes on this puzzle), so the server can call
     it inside each vote's transaction.
 
     Parameters are those of :func:`posterior`.
     """
     support, oppose, unsure = _counts(answers)
     p_edit = posterior(answers, reliabilities, prior, settings)
-    decisive = max(p_edit, 1.0 - p_edit) >= settings.retire_confidence
+    decisive = p_edit >= settings.apply_confidence or 1.0 - p_edit >= settings.retire_confidence
     return _rule(p_edit, decisive, support + oppose, unsure, settings)
 
 

@@ -37,13 +37,14 @@ class Moot(Exception):
 
 def consensus_settings(inst: Instance) -> cs.ConsensusSettings:
     s = inst.settings
-    return _consensus_settings(s["MIN_VOTES"], s["MAX_VOTES"], s["RETIRE_CONFIDENCE"])
+    return _consensus_settings(s["MIN_VOTES"], s["MAX_VOTES"], s["RETIRE_CONFIDENCE"], s["APPLY_CONFIDENCE"])
 
 
 @functools.lru_cache(maxsize=8)
-def _consensus_settings(min_votes, max_votes, retire_confidence) -> cs.ConsensusSettings:
+def _consensus_settings(min_votes, max_votes, retire_confidence, apply_confidence) -> cs.ConsensusSettings:
     return cs.ConsensusSettings.from_overrides({"min_votes": min_votes, "max_votes": max_votes,
-                                                "retire_confidence": retire_confidence})
+                                                "retire_confidence": retire_confidence,
+                                                "apply_confidence": max(apply_confidence, retire_confidence)})
 
 
 def _int(value, what: str) -> int:

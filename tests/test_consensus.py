@@ -233,8 +233,8 @@ def test_estimate_reliability_rejects_scores_that_miss_puzzles():
 
 
 def test_settings_help_documents_every_setting():
-    assert [name for name, _, _ in SETTINGS_HELP][:3] == [
-        "min_votes", "max_votes", "retire_confidence"]
+    assert [name for name, _, _ in SETTINGS_HELP][:4] == [
+        "min_votes", "max_votes", "retire_confidence", "apply_confidence"]
     for table in (SETTINGS_HELP, SCORING_HELP):
         assert all(help_text for _, _, help_text in table)
     assert dict((n, d) for n, d, _ in SETTINGS_HELP)["min_votes"] == 3
@@ -295,3 +295,14 @@ def test_gold_accuracy_is_over_the_last_30_gold_answers():
     history = [False] * 10 + [True] * 27 + [False] * 3
     assert gold_accuracy(history, Scoring()) == pytest.approx(27 / 30)
     assert gold_accuracy([], Scoring()) is None
+
+
+def test_applying_an_edit_needs_more_confidence_than_rejecting_it():
+    settings = ConsensusSettings(min_votes=3, retire_confidence=0.9, apply_confidence=0.97, prior_weight=0.0)
+    three = [0.8, 0.8, 0.8]  # each vote: odds 4:1, three agreeing: 64:1 (p = 0.985)
+    two_of_three = decide([SUPPORT, SUPPORT, SUPPORT], [0.75, 0.75, 0.75], 0.5, settings)  # 27:1, p = 0.964
+    assert two_of_three.state == "open", "0.964 does not reach the bar for applying"
+    assert decide([OPPOSE, OPPOSE, OPPOSE], [0.75, 0.75, 0.75], 0.5, settings).state == "retired"
+    assert decide([SUPPORT] * 3, three, 0.5, settings).answer is True
+    with pytest.raises(ProofQuestError, match="apply_confidence"):
+        ConsensusSettings(retire_confidence=0.95, apply_confidence=0.9)
