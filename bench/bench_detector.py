@@ -51,6 +51,8 @@ THRESHOLD = 0.5
 TEST_THRESHOLDS = (0.3, 0.4, 0.5)
 FIBSEM_TRAIN_THRESHOLDS = (0.3, 0.5, 0.7)
 HELD_OUT_SEED, FINETUNE_SEED, FINETUNE_LABELS = 7, 8, 200
+# the game's demo size: enough candidates for 200 answers and as many held out
+FINETUNE_SHAPE = (64, 256, 256)
 
 
 def figures(report: dict) -> dict:
@@ -140,7 +142,8 @@ def held_out_demo(model) -> tuple[dict, dict]:
 
 
 def finetune_gain(model) -> dict:
-    case = demo_case(FINETUNE_SEED)
+    """Fine-tune on the answers to 200 candidates of a new demo volume; rank its other candidates."""
+    case = demo_case(FINETUNE_SEED, FINETUNE_SHAPE)
     agg, candidates = labelled_candidates(case, THRESHOLD)
     known = [c for c in candidates if c["truth"] is not None]
     order = np.random.default_rng(0).permutation(len(known))

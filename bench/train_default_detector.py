@@ -101,11 +101,14 @@ def with_scores(candidates: list[dict], scores) -> list[dict]:
 
 
 def model_card_markdown(card: dict) -> str:
-    v = card["validation"]
-    rows = "\n".join(f"| {kind} | {v['baseline'][kind]['n']} | {v['baseline'][kind]['positives']} | "
-                     f"{v['baseline'][kind]['auc']:.3f} | {v['detector'][kind]['auc']:.3f} | "
-                     f"{v['baseline'][kind]['precision@20']:.2f} | {v['detector'][kind]['precision@20']:.2f} |"
-                     for kind in ("merge", "split"))
+    def number(value, digits):
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    rows = "\n".join(f"| {source} | {kind} | {v['baseline'][kind]['n']} | {v['baseline'][kind]['positives']} | "
+                     f"{number(v['baseline'][kind]['auc'], 3)} | {number(v['detector'][kind]['auc'], 3)} | "
+                     f"{number(v['baseline'][kind]['precision@20'], 2)} | "
+                     f"{number(v['detector'][kind]['precision@20'], 2)} |"
+                     for source, v in card["validation"].items() for kind in ("merge", "split"))
     segmentations = ", ".join(f"{source} boundary at {threshold}" for source, threshold in card["segmentations"])
     data = "\n".join(f"- {t['volume']}: {t['labels']} labels ({t['source']}, {t['date']})" for t in card["trained_on"])
     return f"""# Error detector (models/detector.pt)
@@ -126,8 +129,8 @@ network models/boundary_unet.pt, or the classical filter game/filters.py) -> wat
 {data}
 
 ## Validation (demo seed {card['validation_seed']}, threshold {GAME_THRESHOLD}: chose the epoch, never trained on)
-| kind | candidates | correct | baseline AUC | detector AUC | baseline P@20 | detector P@20 |
-| --- | --- | --- | --- | --- | --- | --- |
+| boundary | kind | candidates | correct | baseline AUC | detector AUC | baseline P@20 | detector P@20 |
+| --- | --- | --- | --- | --- | --- | --- | --- |
 {rows}
 
 ## Held-out figures
@@ -161,8 +164,10 @@ def main(argv=None) -> dict:
                                "source": "ground truth", "date": date.today().isoformat()})
         print(f"seed {seed}: {sum(p.labels.size for p in parts)} examples so far, "
               f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
-    validation_case = demo_case(VALIDATION_SEED, shape)
-    _, validation, validation_candidates = case_examples(validation_case, GAME_THRESHOLD)
+    # both boundary maps, so that the epoch is chosen on enough errors of both kinds
+    held = {source: case_examples(demo_case(VALIDATION_SEED, shape, source), GAME_THRESHOLD)[1:]
+            for source in ("network", "filter")}
+    validation = Examples.concatenate([examples for examples, _ in held.values()])
     train = Examples.concatenate(parts)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -170,8 +175,9 @@ def main(argv=None) -> dict:
         train, validation=validation, epochs=epochs, checkpoint=out,
         progress=lambda e, n, r: print(f"epoch {e}/{n} {json.dumps(r)} {time.perf_counter() - started:.0f} s",
                                        file=sys.stderr, flush=True))
-    figures = {"baseline": evaluate_ranking(validation_candidates),
-               "detector": evaluate_ranking(with_scores(validation_candidates, predict(model, validation)))}
+    figures = {source: {"baseline": evaluate_ranking(candidates),
+                        "detector": evaluate_ranking(with_scores(candidates, predict(model, examples)))}
+               for source, (examples, candidates) in held.items()}
     model.card = {"name": "ProofQuest error detector", "date": date.today().isoformat(),
                   "trained_on": trained_on, "segmentations": [list(s) for s in SEGMENTATIONS],
                   "epochs": epochs, "history": history, "validation_seed": VALIDATION_SEED,

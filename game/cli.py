@@ -156,7 +156,7 @@ def cmd_train_boundary(args) -> int:
     if args.epochs < 1:
         raise ProofQuestError(f"--epochs {args.epochs}: train for at least one epoch")
     info = pipeline.train_boundary_volume(_instance(args), args.name, epochs=args.epochs, out=args.out,
-                                          steps_per_epoch=args.steps_per_epoch)
+                                          steps_per_epoch=args.steps_per_epoch, from_scratch=args.from_scratch)
     print(json.dumps(info, indent=2))
     return 0
 
@@ -189,8 +189,11 @@ def cmd_retrain_detector(args) -> int:
     inst = _instance(args)
     labels = detect.read_answers(args.labels)
     path = resolve_model_path(args.model or inst.settings["DETECTOR_MODEL"])
+    from .graph import Agglomeration
     volume = inst.volumes.open(args.name)
-    model, report = detect.finetune(path, labels, volume, inst.agglomeration(args.name), volume_name=args.name,
+    # answers refer to candidates found on the initial segmentation, before the crowd's edits
+    initial = Agglomeration(volume.load_side("mapping"))
+    model, report = detect.finetune(path, labels, volume, initial, volume_name=args.name,
                                     progress=Progress("examples"))
     if report["kept_new"]:
         save_detector(model, args.out or path)
@@ -304,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--epochs", type=int, default=10)
     tb.add_argument("--out", default="models/boundary_unet_trained.pt")
     tb.add_argument("--steps-per-epoch", type=int, default=20, help="optimiser steps per epoch")
+    tb.add_argument("--from-scratch", action="store_true", help="start from random weights, not the shipped model")
 
     det = p["detect"]
     det.add_argument("name")

@@ -339,7 +339,7 @@ def _quality(model: DetectorNet, examples: Examples, measure: str) -> float:
 
 def finetune(model: DetectorNet | str | Path, labelled_candidates: Sequence[dict], volume,
              agg: Agglomeration, *, volume_name: str | None = None, holdout: float = 0.3,
-             epochs: int = 8, learning_rate: float = 5e-4, seed: int = 0,
+             epochs: int = 30, learning_rate: float = 1e-3, seed: int = 0,
              progress: Progress | None = None) -> tuple[DetectorNet, dict]:
     """Retrain the detector on players' answers; keep the new weights only if they validate better.
 

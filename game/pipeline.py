@@ -303,7 +303,8 @@ def segment_volume(inst: Instance, name: str, *, model: str | None = None, thres
 
 
 def train_boundary_volume(inst: Instance, name: str, *, epochs: int, out: str, val_share: float = 0.3,
-                          steps_per_epoch: int = 20, progress: Callable[[str], None] = print) -> dict:
+                          steps_per_epoch: int = 20, from_scratch: bool = False,
+                          progress: Callable[[str], None] = print) -> dict:
     """Train the boundary network on a volume with ground truth; resumable from its checkpoints."""
     from . import boundary as bnd
     from .unet import load_model, save_model
@@ -319,9 +320,13 @@ def train_boundary_volume(inst: Instance, name: str, *, epochs: int, out: str, v
         raise ProofQuestError(f"volume {name!r} of shape {volume.shape} is too small to train on: it needs "
                               f"{settings.crop[0]} training slices plus a held-out slab, and at least "
                               f"{settings.crop[1]}×{settings.crop[2]} pixels per slice")
+    # fine-tuning the shipped network beat training from scratch on real EM (models/boundary_unet.md)
+    from .config import resolve_model_path
+    default = resolve_model_path(inst.settings["BOUNDARY_MODEL"])
+    initial = None if from_scratch or not default.is_file() else load_model(default)
     history = bnd.train_boundary(volume.read("image"), volume.read("groundtruth"), epochs=epochs,
                                  checkpoint_dir=checkpoints, val_slab=val_slab, progress=progress,
-                                 settings=settings)
+                                 settings=settings, initial_model=initial)
     best = load_model(checkpoints / bnd.BEST_MODEL)
     card = {**best.card, "trained_on": {"volume": name, "shape": list(volume.shape), "val_slab_z": val_slab},
             "date": time.strftime("%Y-%m-%d")}

