@@ -144,20 +144,36 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--home", help="a prepared instance folder (copied, never changed)")
+    parser.add_argument("--only", choices=["echo", "proofquest"], help="measure one server (each runs in its "
+                        "own process, so no client state carries over)")
     args = parser.parse_args()
+    if args.only is None:
+        results = {}
+        for which in ("echo", "proofquest"):
+            argv = [sys.executable, __file__, "--only", which, "--clients", str(args.clients), "--seconds",
+                    str(args.seconds)] + (["--home", args.home] if args.home else [])
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=900)
+            results[which] = json.loads(out.stdout.strip().splitlines()[-1])
+            print(which, json.dumps(results[which]), flush=True)
+        results["ratio_votes_per_s"] = round(results["proofquest"]["votes_per_s"] / results["echo"]["votes_per_s"], 3)
+        print(json.dumps(results))
+        return
+    print(json.dumps(measure_echo(args) if args.only == "echo" else measure_game(args)))
 
-    results = {}
+
+def measure_echo(args) -> dict:
     port = free_port()
     echo = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(port)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
         wait_ready(f"http://127.0.0.1:{port}", "/socket.io/?EIO=4&transport=polling", echo)
-        results["echo"] = drive(f"http://127.0.0.1:{port}", args.clients, args.seconds, login=False)
+        return drive(f"http://127.0.0.1:{port}", args.clients, args.seconds, login=False)
     finally:
-        echo.terminate()
+        echo.kill()
         echo.wait()
-    print("bare Flask-SocketIO echo:", json.dumps(results["echo"]), flush=True)
 
+
+def measure_game(args) -> dict:
     home = Path(tempfile.mkdtemp(prefix="pq-bench-")) / "instance"
     shutil.copytree(args.home or prepared_home(0), home)
     port = free_port()
@@ -169,13 +185,10 @@ def main() -> None:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(f"http://127.0.0.1:{port}", "/healthz", game)
-        results["proofquest"] = drive(f"http://127.0.0.1:{port}", args.clients, args.seconds, login=True)
+        return drive(f"http://127.0.0.1:{port}", args.clients, args.seconds, login=True)
     finally:
-        game.terminate()
+        game.kill()
         game.wait()
-    print("ProofQuest vote:", json.dumps(results["proofquest"]), flush=True)
-    results["ratio_votes_per_s"] = round(results["proofquest"]["votes_per_s"] / results["echo"]["votes_per_s"], 3)
-    print(json.dumps(results))
 
 
 if __name__ == "__main__":
