@@ -31,6 +31,8 @@ class Instance:
         self._lock = threading.RLock()
         # puzzle id -> {player id: time handed out}, so concurrent players spread over puzzles
         self.assignments: dict[int, dict[int, float]] = {}
+        # (edit counts per volume, quality report) — the report changes only with edits
+        self.quality_cache: tuple | None = None
 
     @cached_property
     def volumes(self) -> VolumeStore:

@@ -192,9 +192,8 @@ def _gold_feedback(inst, player, puzzle, value, scoring) -> tuple[int, int, dict
                                    scoring=scoring)
     reliability = cs.reliability_from_counts(sum(history), len(history), consensus_settings(inst))
     st.set_reliabilities(inst.store, {player["id"]: float(reliability)})
-    yes_is_edit = cs.YES_SUPPORTS_EDIT[puzzle["kind"]]
     return points, cs.next_streak(player["streak"], value, truth), {
-        "correct": correct, "answer": "yes" if truth == yes_is_edit else "no",
+        "correct": correct, "answer": pz.correct_answer(puzzle["kind"], truth),
         "accuracy": cs.gold_accuracy(history, scoring)}
 
 
@@ -348,8 +347,7 @@ def tutorial_puzzles(inst: Instance) -> list[dict]:
     out = []
     for p in st.puzzles(inst.store, tutorial=True):
         view = public_puzzle(p)
-        yes_is_edit = cs.YES_SUPPORTS_EDIT[p["kind"]]
-        view["answer"] = "yes" if bool(p["truth"]) == yes_is_edit else "no"
+        view["answer"] = pz.correct_answer(p["kind"], p["truth"])
         out.append(view)
     return out
 
@@ -429,14 +427,23 @@ def _scored_volumes(inst: Instance):
 
 
 def quality_report(inst: Instance) -> list[dict]:
-    """Per volume with ground truth: the metrics of the initial and of the current segmentation."""
+    """Per volume with ground truth: the metrics of the initial and of the current segmentation.
+
+    Cached by the volumes' edit counts: the landing page and every leaderboard
+    broadcast ask for it, and it only changes when an edit is applied.
+    """
+    volumes = list(_scored_volumes(inst))
+    key = tuple((name, len(inst.agglomeration(name).edits)) for name, _ in volumes)
+    if inst.quality_cache is not None and inst.quality_cache[0] == key:
+        return inst.quality_cache[1]
     rows = []
-    for name, volume in _scored_volumes(inst):
+    for name, volume in volumes:
         table, rag = pipeline.truth_table(volume), RAG.from_arrays(volume.load_side("rag"))
         agg = inst.agglomeration(name)
         rows.append({"volume": name, "edits": len(agg.edits),
                      "initial": quality.evaluate_mapping(table, volume.load_side("mapping"), rag),
                      "current": quality.evaluate_mapping(table, agg.mapping, rag)})
+    inst.quality_cache = (key, rows)
     return rows
 
 

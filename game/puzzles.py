@@ -34,12 +34,12 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
+from .consensus import YES_SUPPORTS_EDIT
 from .errors import ProofQuestError
 from .geometry import BBox
 
 QUESTIONS = {"merge": "Are these one neurite?", "split": "Is this one neurite?"}
 # A "yes" to a merge puzzle applies the merge; a "yes" to a split puzzle keeps the segment whole.
-EDIT_IF_YES = {"merge": True, "split": False}
 
 PALETTE = ("#E69F00", "#0072B2")
 TRUTH_PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
@@ -74,7 +74,12 @@ def edit_if_yes(kind: str) -> bool:
     Yes to a merge puzzle ("are these one neurite?") applies the merge; yes to
     a split puzzle ("is this one neurite?") means the cut is not made.
     """
-    return EDIT_IF_YES[_checked_kind(kind)]
+    return YES_SUPPORTS_EDIT[_checked_kind(kind)]
+
+
+def correct_answer(kind: str, edit_is_correct: bool) -> str:
+    """The right answer, 'yes' or 'no', to a puzzle of ``kind`` whose edit is (or is not) correct."""
+    return "yes" if bool(edit_is_correct) == edit_if_yes(kind) else "no"
 
 
 def _checked_kind(kind: str) -> str:

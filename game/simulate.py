@@ -19,13 +19,13 @@ import numpy as np
 import requests
 import socketio
 
-from . import consensus as cs
 from . import pipeline
 from . import store as st
 from .errors import ProofQuestError
 from .graph import RAG, Agglomeration
 from .instance import Instance
 from .play import Moot, proposed_edit
+from .puzzles import correct_answer
 from .quality import evaluate_mapping
 
 
@@ -80,7 +80,7 @@ class Player:
 
     def answer(self, puzzle: dict) -> str:
         truth = self.truths[puzzle["id"]]
-        correct = "yes" if bool(truth["truth"]) == cs.YES_SUPPORTS_EDIT[truth["kind"]] else "no"
+        correct = correct_answer(truth["kind"], truth["truth"])
         if self.rng.random() < self.accuracy:
             return correct
         return "no" if correct == "yes" else "yes"
