@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -114,40 +115,50 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def live_server(home, inst):
-    """The real server (``python run.py``) on a free port over a tiny instance with oracle puzzles."""
+@contextlib.contextmanager
+def running_server(home: Path, **env):
+    """``python run.py`` on a free port over ``home`` until the block ends; yields its URL.
+
+    Its output goes to ``home/server.log``, quoted when it fails to become ready.
+    """
     import os
     import subprocess
     import sys
     import time
+    import urllib.request
 
-    import requests
-
-    oracle_puzzles(inst)
     port = free_port()
-    env = {**os.environ, "PROOFQUEST_DEMO_SHAPE": "16,96,96", "PROOFQUEST_LEADERBOARD_INTERVAL": "0.2"}
     root = Path(__file__).resolve().parents[1]
-    process = subprocess.Popen([sys.executable, str(root / "run.py"), "--home", str(home), "--port", str(port)],
-                               cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None:
-                raise RuntimeError(f"server exited: {process.stdout.read().decode()}")
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("server did not become ready in 30 s")
-        yield url
-    finally:
-        process.terminate()
+    environ = {**os.environ, "PROOFQUEST_DEMO_SHAPE": "16,96,96", "PROOFQUEST_HOME": str(home),
+               **{f"PROOFQUEST_{k}": str(v) for k, v in env.items()}}
+    with open(home / "server.log", "w") as log:
+        server = subprocess.Popen([sys.executable, str(root / "run.py"), "--home", str(home), "--port", str(port)],
+                                  cwd=root, env=environ, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        process.stdout.close()
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the server did not become ready:\n" + (home / "server.log").read_text())
+                time.sleep(0.1)
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+@pytest.fixture
+def live_server(home, inst):
+    """The real server (``python run.py``) on a free port over a tiny instance with oracle puzzles."""
+    oracle_puzzles(inst)
+    with running_server(home, LEADERBOARD_INTERVAL=0.2) as url:
+        yield url

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from conftest import running_server  # noqa: E402  (tests/conftest.py, shared with the other server tests)
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
 ADMIN = ("ada", "lovelace-1815")
@@ -33,18 +32,11 @@ def _require_chromium() -> None:
         pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def build_instance(home: Path) -> dict[int, str]:
     """The tiny demo volume, oracle puzzles, practice copies of a few, an admin and one expert-queue puzzle.
 
     Returns the right answer ('yes' or 'no') of every playable puzzle, by id.
     """
-    sys.path.insert(0, str(ROOT / "tests"))
     from conftest import TINY_SHAPE, _settings, oracle_puzzles
 
     from game import pipeline, players
@@ -80,32 +72,8 @@ def live_server(tmp_path_factory):
     _require_chromium()
     home = tmp_path_factory.mktemp("browser-home")
     answers = build_instance(home)
-    port = _free_port()
-    log = open(home / "server.log", "w")
-    env = {**os.environ, "PROOFQUEST_DEMO_SHAPE": "16,96,96", "PROOFQUEST_HOME": str(home)}
-    server = subprocess.Popen([sys.executable, "run.py", "--home", str(home), "--port", str(port)], cwd=ROOT,
-                              env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the server did not become ready:\n" + (home / "server.log").read_text())
-            time.sleep(0.2)
+    with running_server(home) as url:
         yield LiveServer(url, answers)
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 @pytest.fixture(scope="session")
