@@ -159,9 +159,11 @@ def next_puzzle(inst: Instance, player: dict, *, exclude=(), rng: random.Random 
                 return _hand_out(inst, rng.choice(candidates), player["id"])
             continue
         candidates.sort(key=lambda p: _priority(p, settings), reverse=True)
-        fallback = None
+        fallback, aggs = None, {}
         for puzzle in candidates:
-            if is_moot(inst.agglomeration(puzzle["volume"]), puzzle):
+            if puzzle["volume"] not in aggs:
+                aggs[puzzle["volume"]] = inst.agglomeration(puzzle["volume"])
+            if is_moot(aggs[puzzle["volume"]], puzzle):
                 st.set_puzzle_state(inst.store, puzzle["id"], "moot")
                 continue
             fallback = fallback or puzzle

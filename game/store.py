@@ -4,8 +4,8 @@ This is the only module that writes SQL. Every function takes the
 :class:`Store` first, so it can be tested without a web app.
 
 Writes follow datasette's one-writer pattern: they run under one lock inside
-``BEGIN IMMEDIATE`` (see :meth:`Store.write`), reads run freely on each
-thread's own connection. The file is in WAL mode so readers never block the
+``BEGIN IMMEDIATE`` (see :meth:`Store.write`), reads run freely on pooled
+connections. The file is in WAL mode so readers never block the
 writer.
 """
 
@@ -113,12 +113,19 @@ MIGRATIONS: list[str] = [
 
 
 class Store:
-    """One SQLite file, a connection per thread, one writer at a time."""
+    """One SQLite file, one writer at a time, reads on pooled connections.
+
+    Connections are kept and reused rather than made per thread: the
+    Socket.IO server runs handlers on short-lived threads, and opening a
+    connection (with its pragmas) per event cost more than the event.
+    """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._local = threading.local()
+        self._local = threading.local()  # the writer's connection, bound while its thread is in write()
         self._write_lock = threading.RLock()
+        self._writer: sqlite_utils.Database | None = None
+        self._idle: list[sqlite_utils.Database] = []  # read connections not in use (append/pop are atomic)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             migrate(self)
@@ -126,43 +133,74 @@ class Store:
             raise ProofQuestError(f"the database {self.path} is not a readable SQLite file ({exc}); "
                                   "move it away to start a fresh one") from exc
 
-    @property
-    def db(self) -> sqlite_utils.Database:
+    def _connect(self) -> sqlite_utils.Database:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return sqlite_utils.Database(conn)
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite_utils.Database]:
+        """A connection to read on: inside a write, the writer's own (it sees the open transaction)."""
         db = getattr(self._local, "db", None)
-        if db is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            db = sqlite_utils.Database(conn)
-            self._local.db = db
-        return db
+        if db is not None:
+            yield db
+            return
+        try:
+            db = self._idle.pop()
+        except IndexError:
+            db = self._connect()
+        try:
+            yield db
+        finally:
+            if db.conn.in_transaction:  # never hand on a connection holding a read snapshot
+                db.conn.execute("ROLLBACK")
+            self._idle.append(db)
 
     @contextmanager
     def write(self) -> Iterator[sqlite_utils.Database]:
-        """Run the block as one transaction on the single writer; commit or roll back."""
+        """Run the block as one transaction on the single writer; commit or roll back.
+
+        A write inside a write joins the outer transaction.
+        """
         with self._write_lock:
-            db = self.db
-            if db.conn.in_transaction:  # nested: join the outer transaction
-                yield db
+            if getattr(self._local, "db", None) is not None:
+                yield self._local.db
                 return
-            db.conn.execute("BEGIN IMMEDIATE")
+            if self._writer is None:
+                self._writer = self._connect()
+            db = self._local.db = self._writer
             try:
-                yield db
-            except BaseException:
-                db.conn.execute("ROLLBACK")
-                raise
-            db.conn.execute("COMMIT")
+                db.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.conn.execute("ROLLBACK")
+                    raise
+                db.conn.execute("COMMIT")
+            finally:
+                self._local.db = None
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict]:
-        return [dict(r) for r in self.db.conn.execute(sql, params).fetchall()]
+        with self.reading() as db:
+            return [dict(r) for r in db.conn.execute(sql, params).fetchall()]
+
+    def scalar(self, sql: str, params: tuple | dict = ()):
+        """The first column of the first row (None when there is no row)."""
+        with self.reading() as db:
+            row = db.conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.conn.close()
-            self._local.db = None
+        """Close every connection not in use; the store reconnects when used again."""
+        with self._write_lock:
+            while self._idle:
+                self._idle.pop().conn.close()
+            if self._writer is not None:
+                self._writer.conn.close()
+                self._writer = None
 
 
 def migrate(store: Store) -> int:
@@ -208,7 +246,7 @@ def edits(store: Store, volume: str) -> list[dict]:
 
 
 def edit_count(store: Store, volume: str) -> int:
-    return store.db.conn.execute("SELECT COUNT(*) FROM edits WHERE volume = ?", (volume,)).fetchone()[0]
+    return store.scalar("SELECT COUNT(*) FROM edits WHERE volume = ?", (volume,))
 
 
 def clear_edits(store: Store, volume: str) -> None:
@@ -369,18 +407,27 @@ def puzzles(store: Store, *, volume: str | None = None, state: str | None = None
 
 def puzzle_count(store: Store, volume: str | None = None) -> int:
     if volume is None:
-        return store.db.conn.execute("SELECT COUNT(*) FROM puzzles").fetchone()[0]
-    return store.db.conn.execute("SELECT COUNT(*) FROM puzzles WHERE volume = ?", (volume,)).fetchone()[0]
+        return store.scalar("SELECT COUNT(*) FROM puzzles")
+    return store.scalar("SELECT COUNT(*) FROM puzzles WHERE volume = ?", (volume,))
 
 
 def assignable_puzzles(store: Store, player_id: int, *, gold: bool, limit: int = 200) -> list[dict]:
-    """Puzzles the player has not answered: open ones, or (``gold``) gold ones in any state."""
+    """Puzzles the player has not answered: open ones, or (``gold``) gold ones in any state.
+
+    Light rows for choosing among many (asked for on every puzzle request):
+    id, volume, kind, score, posterior, n_votes, and ``anchors`` (merge) or
+    ``supervoxels`` (split) to tell whether an edit made the puzzle moot.
+    """
     state = "" if gold else "AND p.state = 'open'"
     rows = store.query(
-        f"SELECT p.* FROM puzzles p WHERE p.gold = ? AND p.tutorial = 0 {state} AND NOT EXISTS"
+        "SELECT p.id, p.volume, p.kind, p.score, p.posterior, p.n_votes,"
+        " CASE WHEN p.kind = 'merge' THEN p.anchors ELSE p.supervoxels END AS parts"
+        f" FROM puzzles p WHERE p.gold = ? AND p.tutorial = 0 {state} AND NOT EXISTS"
         " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = ?)"
         " ORDER BY p.n_votes DESC, p.score DESC, p.id LIMIT ?", (int(gold), player_id, limit))
-    return [_puzzle_row(r) for r in rows]
+    for row in rows:
+        row["anchors" if row["kind"] == "merge" else "supervoxels"] = json.loads(row.pop("parts"))
+    return rows
 
 
 def set_puzzle_state(store: Store, puzzle_id: int, state: str, *, decision: bool | None = None,
@@ -421,7 +468,7 @@ def all_votes(store: Store) -> list[dict]:
 
 
 def vote_count(store: Store) -> int:
-    return store.db.conn.execute("SELECT COUNT(*) FROM votes").fetchone()[0]
+    return store.scalar("SELECT COUNT(*) FROM votes")
 
 
 def player_votes(store: Store, player_id: int) -> list[dict]:

@@ -23,9 +23,10 @@ def _puzzle(**kw):
 
 
 def test_schema_is_created_in_wal_mode_and_migrations_are_idempotent(store):
-    assert store.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.scalar("PRAGMA journal_mode") == "wal"
     assert st.migrate(store) == len(st.MIGRATIONS)
-    assert {"edits", "players", "puzzles", "votes", "point_events", "jobs"} <= set(store.db.table_names())
+    with store.reading() as db:
+        assert {"edits", "players", "puzzles", "votes", "point_events", "jobs"} <= set(db.table_names())
 
 
 def test_a_database_from_a_newer_program_is_refused(tmp_path):
@@ -110,10 +111,34 @@ def test_concurrent_writers_lose_no_vote(store):
     assert all(st.puzzle(store, pid)["n_votes"] == 4 for pid in pids)
 
 
+def test_short_lived_threads_reuse_connections(store):
+    """Socket.IO handlers run on fresh threads: each must not open (and leak) a connection of its own."""
+    guest = players.create_guest(store)
+    for _ in range(30):
+        t = threading.Thread(target=lambda: st.player(store, guest["id"]))
+        t.start()
+        t.join()
+    assert len(store._idle) == 1
+
+
+def test_a_write_reads_its_own_changes_and_others_see_them_only_after_commit(store):
+    guest = players.create_guest(store)
+    seen_outside = []
+    with store.write():
+        st.add_points(store, guest["id"], 7, "vote")
+        assert st.player(store, guest["id"])["points"] == 7  # the writer's own connection
+        t = threading.Thread(target=lambda: seen_outside.append(st.player(store, guest["id"])["points"]))
+        t.start()
+        t.join()
+    assert seen_outside == [0]
+    assert st.player(store, guest["id"])["points"] == 7
+
+
 def test_weekly_leaderboard_counts_only_recent_points(store):
     a, b = players.create_guest(store), players.create_guest(store)
     st.add_points(store, a["id"], 50, "vote")
     st.add_points(store, b["id"], 20, "vote")
-    store.db.conn.execute("UPDATE point_events SET created = 0 WHERE player_id = ?", (a["id"],))
+    with store.write() as db:
+        db.conn.execute("UPDATE point_events SET created = 0 WHERE player_id = ?", (a["id"],))
     assert [r["id"] for r in st.leaderboard(store)] == [a["id"], b["id"]]
     assert [r["id"] for r in st.leaderboard(store, since=1000.0)] == [b["id"]]

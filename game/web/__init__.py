@@ -42,7 +42,9 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
     app.extensions["proofquest"] = inst
 
     csrf.init_app(app)
-    socketio.init_app(app, async_mode="threading", manage_session=False,
+    # async_handlers=False: a client's events run in order on its own connection thread instead of a
+    # new thread per event (fewer threads fighting for the GIL: bench/bench_socket.py).
+    socketio.init_app(app, async_mode="threading", manage_session=False, async_handlers=False,
                       message_queue=settings["MESSAGE_QUEUE"] or None, cors_allowed_origins=[])
 
     from . import admin, api, auth, events, pages
