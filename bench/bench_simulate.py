@@ -7,6 +7,7 @@ players). Reports the share of the oracle's improvement in adapted Rand error,
 votes per retired puzzle and the share of retired puzzles decided wrongly.
 
     python bench/bench_simulate.py [--home PREPARED] [--players 20] [--votes-per-player 60]
+                                   [--crowds 0.8 0.65] [--rules weighted majority]
 
 Without ``--home`` it prepares a default-size demo instance first (a few minutes).
 """
@@ -67,12 +68,17 @@ def main() -> None:
     parser.add_argument("--players", type=int, default=20)
     parser.add_argument("--votes-per-player", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crowds", nargs="+", choices=["0.8", "0.65"], default=["0.8", "0.65"],
+                        help="which crowds to run (by accuracy)")
+    parser.add_argument("--rules", nargs="+", choices=["weighted", "majority"], default=["weighted", "majority"])
     args = parser.parse_args()
     base_env = {**os.environ, "PROOFQUEST_LEADERBOARD_INTERVAL": "1.0"}
     prepared = Path(args.home) if args.home else prepare(base_env)
     results = {}
     for crowd, (accuracy, chance) in CROWDS.items():
-        for rule in ("weighted", "majority"):
+        if f"{accuracy:g}" not in args.crowds:
+            continue
+        for rule in args.rules:
             home = Path(tempfile.mkdtemp(prefix="pq-sim-")) / "instance"
             shutil.copytree(prepared, home)
             process, url = serve(home, {**base_env, "PROOFQUEST_CONSENSUS_RULE": rule})

@@ -116,6 +116,27 @@ def _priority(puzzle: dict, settings: cs.ConsensusSettings) -> float:
     return 0.4 * uncertainty + 0.4 * puzzle["score"] + 0.2 * progress
 
 
+def _suspected_mergers(inst: Instance, aggs: dict[str, Agglomeration]) -> dict[str, set[int]]:
+    """Per volume, the segments that an open split puzzle says may be two neurites."""
+    out: dict[str, set[int]] = {v: set() for v in aggs}
+    for volume, sv in st.open_split_parts(inst.store):
+        if volume in aggs:
+            out[volume].add(aggs[volume].segment_of(sv))
+    return out
+
+
+def _waits(puzzle: dict, agg: Agglomeration, suspects: set[int]) -> bool:
+    """A merge onto a segment suspected of being two neurites waits for that split puzzle.
+
+    Merges are named by one supervoxel on each side, so their order with a
+    split matters: merged first, a piece that belongs elsewhere is dragged
+    along, and in the simulated demo one such merge undid half of the crowd's
+    gain (bench/bench_simulate.py). Waiting puzzles are still handed out when
+    nothing else is left, so a lone player never runs dry.
+    """
+    return puzzle["kind"] == "merge" and any(agg.segment_of(sv) in suspects for sv in puzzle["anchors"])
+
+
 def _gold_answers(inst: Instance, player_id: int) -> list[bool]:
     return [(v["supports_edit"] == 1) == bool(v["truth"]) for v in st.player_votes(inst.store, player_id)
             if v["gold"] and v["supports_edit"] is not None]
@@ -158,11 +179,11 @@ def next_puzzle(inst: Instance, player: dict, *, exclude=(), rng: random.Random 
             if candidates:
                 return _hand_out(inst, rng.choice(candidates), player["id"])
             continue
-        candidates.sort(key=lambda p: _priority(p, settings), reverse=True)
-        fallback, aggs = None, {}
+        aggs = {v: inst.agglomeration(v) for v in {p["volume"] for p in candidates}}
+        suspects = _suspected_mergers(inst, aggs)
+        candidates.sort(key=lambda p: (_waits(p, aggs[p["volume"]], suspects[p["volume"]]), -_priority(p, settings)))
+        fallback = None
         for puzzle in candidates:
-            if puzzle["volume"] not in aggs:
-                aggs[puzzle["volume"]] = inst.agglomeration(puzzle["volume"])
             if is_moot(aggs[puzzle["volume"]], puzzle):
                 st.set_puzzle_state(inst.store, puzzle["id"], "moot")
                 continue

@@ -430,6 +430,13 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, limit: int =
     return rows
 
 
+def open_split_parts(store: Store) -> list[tuple[str, int]]:
+    """(volume, one supervoxel of the part to cut off) for every open crowd split puzzle."""
+    return [(r["volume"], r["sv"]) for r in store.query(
+        "SELECT volume, json_extract(supervoxels, '$[0]') AS sv FROM puzzles"
+        " WHERE kind = 'split' AND state = 'open' AND gold = 0 AND tutorial = 0")]
+
+
 def set_puzzle_state(store: Store, puzzle_id: int, state: str, *, decision: bool | None = None,
                      posterior: float | None = None, confidence: float | None = None,
                      edit_seq: int | None = None) -> None:

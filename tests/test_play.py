@@ -164,3 +164,39 @@ def test_players_playing_at_once_spread_over_puzzles(inst):
     first = play.next_puzzle(inst, a)
     assert play.next_puzzle(inst, b)["id"] != first["id"]
     assert play.next_puzzle(inst, a)["id"] == first["id"], "a player asking again keeps the puzzle they hold"
+
+
+def test_a_merge_onto_a_suspected_merger_waits_for_the_split_puzzle(inst):
+    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0)
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    agg = inst.agglomeration("demo")
+    split = next(p for p in puzzles if p["kind"] == "split")
+    parent = agg.segment_of(split["supervoxels"][0])
+    # a merge puzzle from the suspected segment to a neighbour (the RAG gives one)
+    from game.graph import RAG
+    rag = RAG.from_arrays(inst.volumes.open("demo").load_side("rag"))
+    edge = next(e for e in range(len(rag.u)) if agg.segment_of(int(rag.u[e])) == parent
+                and agg.segment_of(int(rag.v[e])) != parent)
+    waiting = st.add_puzzles(inst.store, "demo", [{
+        "kind": "merge", "anchors": [int(rag.u[edge]), int(rag.v[edge])], "supervoxels": [],
+        "segments": [parent, agg.segment_of(int(rag.v[edge]))], "location": split["location"],
+        "score": 0.5, "truth": False}])[0]
+    player = _crowd(inst, 1)[0]
+    order = []
+    while True:
+        try:
+            p = play.next_puzzle(inst, st.player(inst.store, player["id"]))
+        except ProofQuestError:
+            break
+        order.append(p["id"])
+        play.cast_vote(inst, player["id"], p["id"], "unsure")
+    # the most uncertain puzzle of all (first by priority), yet handed out after every puzzle that does not wait ...
+    assert waiting in order
+    assert all(st.puzzle(inst.store, i)["kind"] == "merge" for i in order[order.index(waiting):])
+    # ... and once the split puzzle is settled (no: one neurite), it no longer waits
+    newcomer = _crowd(inst, 1)[0]
+    split_ids = [i for i, q in zip(ids, puzzles) if q["kind"] == "split"]
+    with inst.store.write():
+        for i in split_ids:
+            st.set_puzzle_state(inst.store, i, "retired", decision=False)
+    assert play.next_puzzle(inst, st.player(inst.store, newcomer["id"]))["id"] == waiting
