@@ -65,6 +65,10 @@ SETTINGS: tuple[Setting, ...] = (
             float),
     Setting("APPLY_CONFIDENCE", 0.97, "Posterior probability that a puzzle's edit is correct needed to apply it "
             "(higher than RETIRE_CONFIDENCE: a wrong edit costs more than a missed one).", float),
+    Setting("BIG_EDIT_STAKE", 0.005, "An edit that would move at least this share of the segmentation's "
+            "same-segment voxel pairs (about what it can change the adapted Rand error by) is big.", float),
+    Setting("BIG_APPLY_CONFIDENCE", 0.995, "Posterior probability needed to apply a big edit (see "
+            "BIG_EDIT_STAKE): one wrong split of a large neuron can undo many small fixes.", float),
     Setting("CONSENSUS_RULE", "weighted", "How votes decide: 'weighted' (reliability-weighted posterior with "
             "the detector's prior) or 'majority' (plain majority, for comparison).", _choice("weighted", "majority")),
     Setting("GOLD_SHARE", 0.15, "Share of puzzles served to experienced players that are gold puzzles.", float),

@@ -93,6 +93,13 @@ class ConsensusSettings:
               "a puzzle by applying its edit: higher than retire_confidence, "
               "because a wrong edit (a false merge above all) damages the "
               "segmentation while a wrongly kept one only leaves it as it was")
+    big_edit_stake: float = _setting(
+        0.005, "an edit that would move at least this share of the "
+               "segmentation's same-segment voxel pairs (2·|A|·|B| / Σ|segment|², "
+               "about what it can change the adapted Rand error by) is big")
+    big_apply_confidence: float = _setting(
+        0.995, "posterior probability needed to apply a big edit: one wrong "
+               "split of a large neuron can undo every small fix a crowd made")
     prior_weight: float = _setting(
         0.5, "multiplier on the detector's log-odds: 0 ignores the detector, "
              "1 trusts its score as a calibrated probability")
@@ -121,6 +128,10 @@ class ConsensusSettings:
             raise ProofQuestError(
                 f"apply_confidence must lie in [retire_confidence, 1), got "
                 f"{self.apply_confidence}")
+        if not self.apply_confidence <= self.big_apply_confidence < 1 or not 0 <= self.big_edit_stake <= 1:
+            raise ProofQuestError(
+                f"need apply_confidence <= big_apply_confidence < 1 and 0 <= big_edit_stake <= 1, got "
+                f"{self.big_apply_confidence} and {self.big_edit_stake}")
         if not 0.5 < self.retire_confidence < 1:
             raise ProofQuestError(
                 f"retire_confidence must lie in (0.5, 1), got "
@@ -270,23 +281,30 @@ def _rule(p_edit: float, decisive: bool, votes: int, unsure: int,
     return Decision(state, None, confidence, p_edit, votes, unsure)
 
 
+def apply_bar(stake: float, settings: ConsensusSettings) -> float:
+    """The posterior an edit of this ``stake`` needs to be applied."""
+    return settings.big_apply_confidence if stake >= settings.big_edit_stake else settings.apply_confidence
+
+
 def decide(answers, reliabilities, prior: float,
-           settings: ConsensusSettings) -> Decision:
+           settings: ConsensusSettings, stake: float = 0.0) -> Decision:
     """Retire, keep open, or send to an expert: the reliability-weighted rule.
 
     A puzzle retires once it has at least ``min_votes`` yes/no votes and the
     posterior (:func:`posterior`) reaches ``apply_confidence`` for the edit or
     ``retire_confidence`` against it: the bar is higher for changing the
     segmentation than for leaving it, since the two mistakes do not cost the
-    same. After ``max_votes`` answers without that it goes to the expert
-    queue. Cost is O(votes on this puzzle), so the server can call
-    it inside each vote's transaction.
+    same. A big edit (``stake`` of at least ``big_edit_stake``: the share of
+    same-segment voxel pairs it moves) needs ``big_apply_confidence``. After
+    ``max_votes`` answers without that it goes to the expert queue. Cost is
+    O(votes on this puzzle), so the server can call it inside each vote's
+    transaction.
 
-    Parameters are those of :func:`posterior`.
+    Parameters are those of :func:`posterior`, and ``stake``.
     """
     support, oppose, unsure = _counts(answers)
     p_edit = posterior(answers, reliabilities, prior, settings)
-    decisive = p_edit >= settings.apply_confidence or 1.0 - p_edit >= settings.retire_confidence
+    decisive = p_edit >= apply_bar(stake, settings) or 1.0 - p_edit >= settings.retire_confidence
     return _rule(p_edit, decisive, support + oppose, unsure, settings)
 
 

@@ -14,6 +14,8 @@ import threading
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
+
 from . import store as st
 from .config import load_settings
 from .graph import Agglomeration, Edit
@@ -28,6 +30,7 @@ class Instance:
         self.home = Path(home if home is not None else self.settings["HOME"]).resolve()
         self.home.mkdir(parents=True, exist_ok=True)
         self._agglomerations: dict[str, Agglomeration] = {}
+        self._supervoxel_sizes: dict[str, np.ndarray] = {}
         self._lock = threading.RLock()
         # puzzle id -> {player id: time handed out}, so concurrent players spread over puzzles
         self.assignments: dict[int, dict[int, float]] = {}
@@ -74,7 +77,19 @@ class Instance:
                 self._agglomerations[name] = agg
             return agg
 
+    def supervoxel_sizes(self, name: str) -> np.ndarray:
+        """Voxels per supervoxel id of a volume (counted once, then kept in memory)."""
+        with self._lock:
+            sizes = self._supervoxel_sizes.get(name)
+            agg = self.agglomeration(name)
+            if sizes is None or len(sizes) < len(agg.mapping):
+                sizes = self.volumes.open(name).label_sizes("supervoxels", minlength=len(agg.mapping))
+                sizes[0] = 0
+                self._supervoxel_sizes[name] = sizes
+            return sizes
+
     def forget(self, name: str) -> None:
         """Drop the cached segmentation of a volume (after it was replaced)."""
         with self._lock:
             self._agglomerations.pop(name, None)
+            self._supervoxel_sizes.pop(name, None)

@@ -37,14 +37,42 @@ class Moot(Exception):
 
 def consensus_settings(inst: Instance) -> cs.ConsensusSettings:
     s = inst.settings
-    return _consensus_settings(s["MIN_VOTES"], s["MAX_VOTES"], s["RETIRE_CONFIDENCE"], s["APPLY_CONFIDENCE"])
+    return _consensus_settings(s["MIN_VOTES"], s["MAX_VOTES"], s["RETIRE_CONFIDENCE"], s["APPLY_CONFIDENCE"],
+                               s["BIG_EDIT_STAKE"], s["BIG_APPLY_CONFIDENCE"])
 
 
 @functools.lru_cache(maxsize=8)
-def _consensus_settings(min_votes, max_votes, retire_confidence, apply_confidence) -> cs.ConsensusSettings:
+def _consensus_settings(min_votes, max_votes, retire_confidence, apply_confidence, big_edit_stake,
+                        big_apply_confidence) -> cs.ConsensusSettings:
+    apply_confidence = max(apply_confidence, retire_confidence)
     return cs.ConsensusSettings.from_overrides({"min_votes": min_votes, "max_votes": max_votes,
                                                 "retire_confidence": retire_confidence,
-                                                "apply_confidence": max(apply_confidence, retire_confidence)})
+                                                "apply_confidence": apply_confidence,
+                                                "big_edit_stake": big_edit_stake,
+                                                "big_apply_confidence": max(big_apply_confidence, apply_confidence)})
+
+
+def edit_stake(inst: Instance, puzzle: dict) -> float:
+    """The share of same-segment voxel pairs the puzzle's edit would move: 2·|A|·|B| / Σ|segment|².
+
+    |A| and |B| are the voxels of the two segments (merge) or of the part to
+    cut off and the rest (split) in the current segmentation; 0 when moot.
+    """
+    agg = inst.agglomeration(puzzle["volume"])
+    sizes = inst.supervoxel_sizes(puzzle["volume"])
+    mapping = np.asarray(agg.mapping)
+    segments = np.bincount(mapping, weights=sizes[:len(mapping)])
+    if puzzle["kind"] == "merge":
+        a, b = (agg.segment_of(sv) for sv in puzzle["anchors"])
+        if a == b:
+            return 0.0
+        part, rest = segments[a], segments[b]
+    else:
+        moved = np.asarray(puzzle["supervoxels"], dtype=np.int64)
+        part = float(sizes[moved].sum())
+        rest = segments[agg.segment_of(int(moved[0]))] - part
+    total = float(np.dot(segments[1:], segments[1:]))
+    return 2.0 * part * rest / total if total else 0.0
 
 
 def _int(value, what: str) -> int:
@@ -185,7 +213,7 @@ def next_puzzle(inst: Instance, player: dict, *, exclude=(), rng: random.Random 
         fallback = None
         for puzzle in candidates:
             if is_moot(aggs[puzzle["volume"]], puzzle):
-                st.set_puzzle_state(inst.store, puzzle["id"], "moot")
+                st.mark_moot(inst.store, puzzle["id"])  # only if still open: it may have retired meanwhile
                 continue
             fallback = fallback or puzzle
             wanted = max(1, settings.min_votes - puzzle["n_votes"])
@@ -278,9 +306,13 @@ def cast_vote(inst: Instance, player_id: int, puzzle_id, answer, ms=None) -> dic
                 rel = st.reliabilities(inst.store, [v["player_id"] for v in votes])
                 prior_r = settings.reliability_prior_mean
                 rule = cs.majority_decide if inst.settings["CONSENSUS_RULE"] == "majority" else cs.decide
-                decision = rule([cs.vote_value(puzzle["kind"], v["answer"]) for v in votes],
-                                     [rel.get(v["player_id"]) or prior_r for v in votes], puzzle["score"],
-                                     settings)
+                values = [cs.vote_value(puzzle["kind"], v["answer"]) for v in votes]
+                weights = [rel.get(v["player_id"]) or prior_r for v in votes]
+                decision = rule(values, weights, puzzle["score"], settings)
+                if rule is cs.decide and decision.state == "retired" and decision.answer:
+                    # about to edit: a big edit needs more certainty (sizes are only looked at now)
+                    decision = cs.decide(values, weights, puzzle["score"], settings,
+                                         stake=edit_stake(inst, puzzle))
                 if decision.state == "retired":
                     notices = _retire(inst, puzzle, decision, settings, scoring)
                     retired = {"decision": decision.answer, "confidence": decision.confidence}

@@ -437,6 +437,13 @@ def open_split_parts(store: Store) -> list[tuple[str, int]]:
         " WHERE kind = 'split' AND state = 'open' AND gold = 0 AND tutorial = 0")]
 
 
+def mark_moot(store: Store, puzzle_id: int) -> bool:
+    """Retire an open puzzle that an edit settled; a puzzle retired meanwhile keeps its decision."""
+    with store.write() as db:
+        return db.conn.execute("UPDATE puzzles SET state = 'moot', retired = ? WHERE id = ? AND state = 'open'",
+                               (time.time(), puzzle_id)).rowcount == 1
+
+
 def set_puzzle_state(store: Store, puzzle_id: int, state: str, *, decision: bool | None = None,
                      posterior: float | None = None, confidence: float | None = None,
                      edit_seq: int | None = None) -> None:

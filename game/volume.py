@@ -219,6 +219,17 @@ class _LayeredVolume:
     def has_side(self, name: str) -> bool:
         return name in side_names(self.path)
 
+    def label_sizes(self, layer: str = "supervoxels", *, minlength: int = 0) -> np.ndarray:
+        """Voxels per label id of ``layer`` (index 0: unlabelled), counted one chunk-deep slab at a time."""
+        counts = np.zeros(minlength, dtype=np.int64)
+        for z in range(0, self.shape[0], self.chunks[0]):
+            slab = self.read(layer, BBox((z, 0, 0), (min(z + self.chunks[0], self.shape[0]),) + self.shape[1:]))
+            part = np.bincount(slab.ravel())
+            if len(part) > len(counts):
+                counts = np.pad(counts, (0, len(part) - len(counts)))
+            counts[:len(part)] += part
+        return counts
+
 
 class Volume(_LayeredVolume):
     """A finished volume in a :class:`VolumeStore`, opened for reading.

@@ -33,9 +33,14 @@ def tiny_demo_home(tmp_path_factory) -> Path:
     return home
 
 
+# The tiny demo has a few dozen segments, so every edit would count as big (BIG_EDIT_STAKE is set for
+# volumes of hundreds of segments and more): the tests run without that rule, except those about it.
+TINY_SETTINGS = {"DEMO_SHAPE": TINY_SHAPE, "DEMO_SEED": 3, "BIG_EDIT_STAKE": 1.0}
+
+
 def _settings(home: Path, **extra) -> dict:
     from game.config import load_settings
-    return load_settings({"HOME": str(home), "DEMO_SHAPE": TINY_SHAPE, "DEMO_SEED": 3, **extra}, environ={})
+    return load_settings({"HOME": str(home), **TINY_SETTINGS, **extra}, environ={})
 
 
 @pytest.fixture
@@ -129,7 +134,8 @@ def running_server(home: Path, **env):
 
     port = free_port()
     root = Path(__file__).resolve().parents[1]
-    environ = {**os.environ, "PROOFQUEST_DEMO_SHAPE": "16,96,96", "PROOFQUEST_HOME": str(home),
+    environ = {**os.environ, "PROOFQUEST_DEMO_SHAPE": "16,96,96", "PROOFQUEST_BIG_EDIT_STAKE": "1.0",
+               "PROOFQUEST_HOME": str(home),
                **{f"PROOFQUEST_{k}": str(v) for k, v in env.items()}}
     with open(home / "server.log", "w") as log:
         server = subprocess.Popen([sys.executable, str(root / "run.py"), "--home", str(home), "--port", str(port)],

@@ -109,6 +109,18 @@ def test_puzzle_retires_at_min_votes_when_confident():
     assert decision.posterior == pytest.approx(1 / 65)
 
 
+def test_a_big_edit_needs_more_certainty_than_a_small_one():
+    settings = ConsensusSettings(min_votes=3, apply_confidence=0.97, big_apply_confidence=0.995,
+                                 big_edit_stake=0.005, prior_weight=0.0)
+    three = decide([SUPPORT] * 3, [0.8] * 3, 0.5, settings, stake=0.001)  # odds 64: 0.985
+    assert (three.state, three.answer) == ("retired", True)
+    assert decide([SUPPORT] * 3, [0.8] * 3, 0.5, settings, stake=0.02).state == "open"
+    four = decide([SUPPORT] * 4, [0.8] * 4, 0.5, settings, stake=0.02)  # odds 256: 0.996
+    assert (four.state, four.answer) == ("retired", True)
+    # keeping the segmentation as it is never needs the big bar
+    assert decide([OPPOSE] * 3, [0.8] * 3, 0.5, settings, stake=0.5).answer is False
+
+
 def test_split_votes_go_to_expert_queue_after_max_votes():
     settings = ConsensusSettings(min_votes=3, max_votes=9)
     answers = [SUPPORT, OPPOSE] * 4

@@ -200,3 +200,45 @@ def test_a_merge_onto_a_suspected_merger_waits_for_the_split_puzzle(inst):
         for i in split_ids:
             st.set_puzzle_state(inst.store, i, "retired", decision=False)
     assert play.next_puzzle(inst, st.player(inst.store, newcomer["id"]))["id"] == waiting
+
+
+def test_edit_stake_is_the_share_of_same_segment_pairs_the_edit_moves(inst):
+    import numpy as np
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    vol = inst.volumes.open("demo")
+    mapping = np.asarray(inst.agglomeration("demo").mapping)
+    labels = mapping[vol.read("supervoxels")]  # the segmentation, voxel by voxel
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    total = float((sizes.astype(float) ** 2).sum())
+    for pid, puzzle in zip(ids, puzzles):
+        row = st.puzzle(inst.store, pid)
+        if puzzle["kind"] == "merge":
+            a, b = (int(mapping[sv]) for sv in puzzle["anchors"])
+            expected = 2.0 * sizes[a] * sizes[b] / total
+        else:
+            moved = np.isin(vol.read("supervoxels"), puzzle["supervoxels"]).sum()
+            parent = int(mapping[puzzle["supervoxels"][0]])
+            expected = 2.0 * moved * (sizes[parent] - moved) / total
+        assert play.edit_stake(inst, row) == pytest.approx(expected)
+
+
+def test_a_big_edit_waits_for_more_votes_than_a_small_one(inst):
+    inst.settings.update(BIG_EDIT_STAKE=0.0)  # every edit is big here
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    index = next(i for i, p in enumerate(puzzles) if p["kind"] == "merge" and p["truth"])
+    crowd = _crowd(inst, 9)
+    # four new players (reliability 0.7) apply a small edit (APPLY_CONFIDENCE 0.97); a big one needs seven
+    replies = [play.cast_vote(inst, c["id"], ids[index], "yes")["reply"] for c in crowd[:7]]
+    assert [r["retired"] is not None for r in replies] == [False] * 6 + [True]
+    assert replies[-1]["retired"]["confidence"] >= 0.995
+    assert st.edit_count(inst.store, "demo") == 1
+
+
+def test_a_puzzle_that_retired_is_never_turned_moot(inst):
+    ids, _ = oracle_puzzles(inst, gold_every=1000)
+    with inst.store.write():
+        st.set_puzzle_state(inst.store, ids[0], "retired", decision=True, edit_seq=0)
+    assert not st.mark_moot(inst.store, ids[0])
+    assert (st.puzzle(inst.store, ids[0])["state"], st.puzzle(inst.store, ids[0])["decision"]) == ("retired", 1)
+    assert st.mark_moot(inst.store, ids[1]) and st.puzzle(inst.store, ids[1])["state"] == "moot"
