@@ -7,7 +7,7 @@ players). Reports the share of the oracle's improvement in adapted Rand error,
 votes per retired puzzle and the share of retired puzzles decided wrongly.
 
     python bench/bench_simulate.py [--home PREPARED] [--players 20] [--votes-per-player 60]
-                                   [--crowds 0.8 0.65] [--rules weighted majority]
+                                   [--crowds 0.8 0.65] [--rules weighted majority] [--seeds 0 1 2]
 
 Without ``--home`` it prepares a default-size demo instance first (a few minutes).
 """
@@ -67,7 +67,8 @@ def main() -> None:
     parser.add_argument("--home", help="a prepared instance folder (copied, never changed)")
     parser.add_argument("--players", type=int, default=20)
     parser.add_argument("--votes-per-player", type=int, default=10_000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
+                        help="crowd seeds: one run per seed; with several, the mean share is printed too")
     parser.add_argument("--crowds", nargs="+", choices=["0.8", "0.65"], default=["0.8", "0.65"],
                         help="which crowds to run (by accuracy)")
     parser.add_argument("--rules", nargs="+", choices=["weighted", "majority"], default=["weighted", "majority"])
@@ -78,7 +79,7 @@ def main() -> None:
     for crowd, (accuracy, chance) in CROWDS.items():
         if f"{accuracy:g}" not in args.crowds:
             continue
-        for rule in args.rules:
+        for rule, seed in [(r, s) for r in args.rules for s in args.seeds]:
             home = Path(tempfile.mkdtemp(prefix="pq-sim-")) / "instance"
             shutil.copytree(prepared, home)
             process, url = serve(home, {**base_env, "PROOFQUEST_CONSENSUS_RULE": rule})
@@ -86,7 +87,7 @@ def main() -> None:
                 out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--home", str(home), "simulate", "--url",
                                       url, "--players", str(args.players), "--accuracy", str(accuracy),
                                       "--chance-share", str(chance), "--votes-per-player",
-                                      str(args.votes_per_player), "--seed", str(args.seed), "--json"],
+                                      str(args.votes_per_player), "--seed", str(seed), "--json"],
                                      capture_output=True, text=True, check=True)
             finally:
                 process.terminate()
@@ -95,12 +96,19 @@ def main() -> None:
             key = "adapted_rand_error"
             possible = r["before"][key] - r["oracle"][key]
             r["oracle_share"] = (r["before"][key] - r["after"][key]) / possible if possible > 0 else None
-            results[f"{crowd} / {rule}"] = r
+            results[f"{crowd} / {rule} / seed {seed}"] = r
             d = r["decisions"]
-            print(f"{crowd:<24} {rule:<9} ARE before {r['before'][key]:.4f} after {r['after'][key]:.4f} "
+            print(f"{crowd:<24} {rule:<9} seed {seed}  ARE before {r['before'][key]:.4f} after {r['after'][key]:.4f} "
                   f"oracle {r['oracle'][key]:.4f}  share {r['oracle_share']:.2f}  votes {r['votes']}  "
                   f"votes/retired {d['votes_per_retired']:.2f}  wrong {d['wrong_share']:.3f}  "
                   f"expert {d['expert']}/{d['puzzles']}", flush=True)
+    if len(args.seeds) > 1:
+        for key in dict.fromkeys(k.rsplit(" / seed", 1)[0] for k in results):
+            runs = [r for k, r in results.items() if k.startswith(key + " / seed")]
+            shares = [r["oracle_share"] for r in runs]
+            worse = sum(r["after"]["adapted_rand_error"] > r["before"]["adapted_rand_error"] for r in runs)
+            print(f"{key:<36} mean share {sum(shares) / len(shares):.2f} (min {min(shares):.2f}, max "
+                  f"{max(shares):.2f})  ended worse than it started: {worse}/{len(runs)}", flush=True)
     print(json.dumps(results))
 
 

@@ -69,6 +69,8 @@ SETTINGS: tuple[Setting, ...] = (
             "same-segment voxel pairs (about what it can change the adapted Rand error by) is big.", float),
     Setting("BIG_APPLY_CONFIDENCE", 0.995, "Posterior probability needed to apply a big edit (see "
             "BIG_EDIT_STAKE): one wrong split of a large neuron can undo many small fixes.", float),
+    Setting("BIG_MAX_VOTES", 15, "Answers after which an undecided big edit goes to the expert queue "
+            "(MAX_VOTES for the others): big edits are worth more of the crowd's time.", int),
     Setting("CONSENSUS_RULE", "weighted", "How votes decide: 'weighted' (reliability-weighted posterior with "
             "the detector's prior) or 'majority' (plain majority, for comparison).", _choice("weighted", "majority")),
     Setting("GOLD_SHARE", 0.15, "Share of puzzles served to experienced players that are gold puzzles.", float),

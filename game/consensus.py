@@ -100,6 +100,9 @@ class ConsensusSettings:
     big_apply_confidence: float = _setting(
         0.995, "posterior probability needed to apply a big edit: one wrong "
                "split of a large neuron can undo every small fix a crowd made")
+    big_max_votes: int = _setting(
+        15, "answers after which an undecided big edit goes to the expert "
+            "queue: big edits are worth more of the crowd's time")
     prior_weight: float = _setting(
         0.5, "multiplier on the detector's log-odds: 0 ignores the detector, "
              "1 trusts its score as a calibrated probability")
@@ -120,10 +123,10 @@ class ConsensusSettings:
              "outvote its gold record")
 
     def __post_init__(self):
-        if not 1 <= self.min_votes <= self.max_votes:
+        if not 1 <= self.min_votes <= self.max_votes <= self.big_max_votes:
             raise ProofQuestError(
-                f"need 1 <= min_votes <= max_votes, got min_votes="
-                f"{self.min_votes}, max_votes={self.max_votes}")
+                f"need 1 <= min_votes <= max_votes <= big_max_votes, got min_votes="
+                f"{self.min_votes}, max_votes={self.max_votes}, big_max_votes={self.big_max_votes}")
         if not self.retire_confidence <= self.apply_confidence < 1:
             raise ProofQuestError(
                 f"apply_confidence must lie in [retire_confidence, 1), got "
@@ -271,13 +274,14 @@ def _counts(answers) -> tuple[int, int, int]:
 
 
 def _rule(p_edit: float, decisive: bool, votes: int, unsure: int,
-          settings: ConsensusSettings) -> Decision:
+          settings: ConsensusSettings, max_votes: int | None = None) -> Decision:
     """The retirement rule shared by both aggregators: ``decisive`` says
     whether the aggregator's lead is enough to retire on."""
     confidence = max(p_edit, 1.0 - p_edit)
     if votes >= settings.min_votes and decisive:
         return Decision("retired", p_edit > 0.5, confidence, p_edit, votes, unsure)
-    state = "expert" if votes + unsure >= settings.max_votes else "open"
+    max_votes = settings.max_votes if max_votes is None else max_votes
+    state = "expert" if votes + unsure >= max_votes else "open"
     return Decision(state, None, confidence, p_edit, votes, unsure)
 
 
@@ -296,16 +300,18 @@ def decide(answers, reliabilities, prior: float,
     segmentation than for leaving it, since the two mistakes do not cost the
     same. A big edit (``stake`` of at least ``big_edit_stake``: the share of
     same-segment voxel pairs it moves) needs ``big_apply_confidence``. After
-    ``max_votes`` answers without that it goes to the expert queue. Cost is
-    O(votes on this puzzle), so the server can call it inside each vote's
-    transaction.
+    ``max_votes`` answers (``big_max_votes`` for a big edit) without that it
+    goes to the expert queue. Cost is O(votes on this puzzle), so the server
+    can call it inside each vote's transaction.
 
     Parameters are those of :func:`posterior`, and ``stake``.
     """
     support, oppose, unsure = _counts(answers)
     p_edit = posterior(answers, reliabilities, prior, settings)
+    big = stake >= settings.big_edit_stake
     decisive = p_edit >= apply_bar(stake, settings) or 1.0 - p_edit >= settings.retire_confidence
-    return _rule(p_edit, decisive, support + oppose, unsure, settings)
+    return _rule(p_edit, decisive, support + oppose, unsure, settings,
+                 settings.big_max_votes if big else settings.max_votes)
 
 
 def majority_decide(answers, reliabilities, prior: float,

@@ -38,14 +38,15 @@ class Moot(Exception):
 def consensus_settings(inst: Instance) -> cs.ConsensusSettings:
     s = inst.settings
     return _consensus_settings(s["MIN_VOTES"], s["MAX_VOTES"], s["RETIRE_CONFIDENCE"], s["APPLY_CONFIDENCE"],
-                               s["BIG_EDIT_STAKE"], s["BIG_APPLY_CONFIDENCE"])
+                               s["BIG_EDIT_STAKE"], s["BIG_APPLY_CONFIDENCE"], s["BIG_MAX_VOTES"])
 
 
 @functools.lru_cache(maxsize=8)
 def _consensus_settings(min_votes, max_votes, retire_confidence, apply_confidence, big_edit_stake,
-                        big_apply_confidence) -> cs.ConsensusSettings:
+                        big_apply_confidence, big_max_votes) -> cs.ConsensusSettings:
     apply_confidence = max(apply_confidence, retire_confidence)
     return cs.ConsensusSettings.from_overrides({"min_votes": min_votes, "max_votes": max_votes,
+                                                "big_max_votes": max(big_max_votes, max_votes),
                                                 "retire_confidence": retire_confidence,
                                                 "apply_confidence": apply_confidence,
                                                 "big_edit_stake": big_edit_stake,
@@ -309,8 +310,9 @@ def cast_vote(inst: Instance, player_id: int, puzzle_id, answer, ms=None) -> dic
                 values = [cs.vote_value(puzzle["kind"], v["answer"]) for v in votes]
                 weights = [rel.get(v["player_id"]) or prior_r for v in votes]
                 decision = rule(values, weights, puzzle["score"], settings)
-                if rule is cs.decide and decision.state == "retired" and decision.answer:
-                    # about to edit: a big edit needs more certainty (sizes are only looked at now)
+                if rule is cs.decide and (decision.answer or decision.state == "expert"):
+                    # about to edit or give up: a big edit needs more certainty and may take more votes
+                    # (sizes are only looked at now)
                     decision = cs.decide(values, weights, puzzle["score"], settings,
                                          stake=edit_stake(inst, puzzle))
                 if decision.state == "retired":

@@ -119,6 +119,13 @@ def test_a_big_edit_needs_more_certainty_than_a_small_one():
     assert (four.state, four.answer) == ("retired", True)
     # keeping the segmentation as it is never needs the big bar
     assert decide([OPPOSE] * 3, [0.8] * 3, 0.5, settings, stake=0.5).answer is False
+    # a split crowd: a small edit goes to the expert after max_votes, a big one gets big_max_votes
+    split = dict(max_votes=9, big_max_votes=15)
+    settings = ConsensusSettings(**{**settings.__dict__, **split})
+    nine, fifteen = [SUPPORT, OPPOSE] * 4 + [SUPPORT], [SUPPORT, OPPOSE] * 7 + [SUPPORT]
+    assert decide(nine, [0.8] * 9, 0.5, settings, stake=0.001).state == "expert"
+    assert decide(nine, [0.8] * 9, 0.5, settings, stake=0.02).state == "open"
+    assert decide(fifteen, [0.8] * 15, 0.5, settings, stake=0.02).state == "expert"
 
 
 def test_split_votes_go_to_expert_queue_after_max_votes():
