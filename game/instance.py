@@ -66,9 +66,10 @@ class Instance:
         Re-read when the log holds a different number of edits than memory
         (another process edited, or a transaction was rolled back).
         """
+        edits = st.edit_count(self.store, name)  # asked outside the lock: every puzzle request comes here
         with self._lock:
             agg = self._agglomerations.get(name)
-            if agg is not None and len(agg.edits) != st.edit_count(self.store, name):
+            if agg is not None and len(agg.edits) != edits:
                 agg = None
             if agg is None:
                 volume = self.volumes.open(name)

@@ -101,6 +101,18 @@ def test_socket_vote_is_acknowledged_after_commit_and_repeats_are_refused(app):
     assert st.vote_count(store) == 1
 
 
+def test_the_players_other_tabs_hear_of_the_vote_the_voting_tab_only_by_its_ack(app):
+    client = app.test_client()
+    _guest(client)
+    voting, other = _sio(app, client), _sio(app, client)
+    voting.get_received(), other.get_received()
+    puzzle = voting.emit("next_puzzle", callback=True)["puzzle"]
+    ack = voting.emit("vote", {"puzzle": puzzle["id"], "answer": "unsure"}, callback=True)
+    scores = [m["args"][0] for m in other.get_received() if m["name"] == "score"]
+    assert scores == [{"points": ack["total"], "gained": ack["points"], "streak": ack["streak"]}]
+    assert not [m for m in voting.get_received() if m["name"] == "score"]
+
+
 def test_rest_vote_does_what_the_socket_vote_does(app):
     client = app.test_client()
     _guest(client)

@@ -68,10 +68,11 @@ class Broadcaster:
                 self.started = True
                 self.socketio.start_background_task(self._loop)
 
-    def announce(self, outcome: dict) -> None:
+    def announce(self, outcome: dict, voter_sid: str | None = None) -> None:
         reply = outcome["reply"]
+        # the voter's own socket has all this in the vote's acknowledgement: only their other tabs need it
         self.socketio.emit("score", {"points": reply["total"], "gained": reply["points"], "streak": reply["streak"]},
-                           to=f"player:{outcome['player_id']}")
+                           to=f"player:{outcome['player_id']}", skip_sid=voter_sid)
         for notice in outcome.get("notices", []):
             self.socketio.emit("puzzle_retired", notice["message"], to=f"player:{notice['player_id']}")
         self.dirty.set()
@@ -98,7 +99,7 @@ class Broadcaster:
 
 def announce_vote(outcome: dict) -> None:
     """After a committed vote: the voter's score, retirement notices, a leaderboard refresh."""
-    current_app.extensions["proofquest.broadcaster"].announce(outcome)
+    current_app.extensions["proofquest.broadcaster"].announce(outcome, voter_sid=getattr(request, "sid", None))
 
 
 def register(app, socketio: SocketIO) -> None:
