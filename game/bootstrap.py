@@ -71,6 +71,8 @@ def prepare(inst: Instance, *, progress=None, echo: bool = False) -> None:
                 st.set_job(inst.store, "prepare", "running", 2, 3, f"detecting errors in {name}")
                 n = build_puzzles(inst, name, progress=bar)
                 say(f"{n} puzzles ready in '{name}'")
+            if volume.has_side("mapping") and volume.has("supervoxels"):
+                inst.supervoxel_sizes(name)  # counted now, not inside the first vote that edits
         st.set_job(inst.store, "prepare", "done", 3, 3, "ready")
         say("ProofQuest is ready.")
     except Exception as exc:  # the server stays up and shows why it is not ready

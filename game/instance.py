@@ -69,8 +69,8 @@ class Instance:
         edits = st.edit_count(self.store, name)  # asked outside the lock: every puzzle request comes here
         with self._lock:
             agg = self._agglomerations.get(name)
-            if agg is not None and len(agg.edits) != edits:
-                agg = None
+            if agg is not None and len(agg.edits) != edits and len(agg.edits) != st.edit_count(self.store, name):
+                agg = None  # (asked again under the lock: an edit may have landed in between)
             if agg is None:
                 volume = self.volumes.open(name)
                 log = [Edit.from_dict(row["edit"]) for row in st.edits(self.store, name)]
@@ -79,18 +79,27 @@ class Instance:
             return agg
 
     def supervoxel_sizes(self, name: str) -> np.ndarray:
-        """Voxels per supervoxel id of a volume (counted once, then kept in memory)."""
-        with self._lock:
-            sizes = self._supervoxel_sizes.get(name)
-            agg = self.agglomeration(name)
-            if sizes is None or len(sizes) < len(agg.mapping):
-                sizes = self.volumes.open(name).label_sizes("supervoxels", minlength=len(agg.mapping))
-                sizes[0] = 0
+        """Voxels per supervoxel id of a volume (counted once, then kept in memory).
+
+        Counted outside the instance lock (it reads the whole supervoxel layer);
+        the game warms it up when it prepares the puzzles.
+        """
+        n = len(self.agglomeration(name).mapping)
+        sizes = self._supervoxel_sizes.get(name)
+        if sizes is None or len(sizes) < n:
+            sizes = self.volumes.open(name).label_sizes("supervoxels", minlength=n)
+            sizes[0] = 0
+            with self._lock:
                 self._supervoxel_sizes[name] = sizes
-            return sizes
+        return sizes
 
     def forget(self, name: str) -> None:
-        """Drop the cached segmentation of a volume (after it was replaced)."""
+        """Drop the cached segmentation of a volume (the edit log changed under it)."""
+        with self._lock:
+            self._agglomerations.pop(name, None)
+
+    def forget_volume(self, name: str) -> None:
+        """Drop everything cached about a volume (after it was replaced)."""
         with self._lock:
             self._agglomerations.pop(name, None)
             self._supervoxel_sizes.pop(name, None)

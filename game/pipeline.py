@@ -226,7 +226,7 @@ def _replacing(inst: Instance, name: str, overwrite: bool) -> Iterator[None]:
         raise ProofQuestError(f"a volume named {name!r} exists; pass --force to replace it, or choose a new name")
     yield
     st.clear_edits(inst.store, name)
-    inst.forget(name)
+    inst.forget_volume(name)
 
 
 @contextmanager

@@ -213,6 +213,8 @@ def next_puzzle(inst: Instance, player: dict, *, exclude=(), rng: random.Random 
         candidates.sort(key=lambda p: (_waits(p, aggs[p["volume"]], suspects[p["volume"]]), -_priority(p, settings)))
         fallback = None
         for puzzle in candidates:
+            if fallback is not None and _waits(puzzle, aggs[puzzle["volume"]], suspects[puzzle["volume"]]):
+                break  # the rest wait, and a puzzle that does not wait is there: that one first
             if is_moot(aggs[puzzle["volume"]], puzzle):
                 st.mark_moot(inst.store, puzzle["id"])  # only if still open: it may have retired meanwhile
                 continue

@@ -173,13 +173,19 @@ class Store:
                 self._writer = self._connect()
             db = self._local.db = self._writer
             try:
+                if db.conn.in_transaction:  # left over from a failed COMMIT: never build on it
+                    db.conn.execute("ROLLBACK")
                 db.conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield db
+                    db.conn.execute("COMMIT")
                 except BaseException:
-                    db.conn.execute("ROLLBACK")
+                    if db.conn.in_transaction:
+                        try:
+                            db.conn.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            pass  # the original error is the one to report
                     raise
-                db.conn.execute("COMMIT")
             finally:
                 self._local.db = None
 
@@ -196,8 +202,9 @@ class Store:
     def close(self) -> None:
         """Close every connection not in use; the store reconnects when used again."""
         with self._write_lock:
-            while self._idle:
-                self._idle.pop().conn.close()
+            idle, self._idle = self._idle, []
+            for db in idle:
+                db.conn.close()
             if self._writer is not None:
                 self._writer.conn.close()
                 self._writer = None
@@ -434,7 +441,8 @@ def open_split_parts(store: Store) -> list[tuple[str, int]]:
     """(volume, one supervoxel of the part to cut off) for every open crowd split puzzle."""
     return [(r["volume"], r["sv"]) for r in store.query(
         "SELECT volume, json_extract(supervoxels, '$[0]') AS sv FROM puzzles"
-        " WHERE kind = 'split' AND state = 'open' AND gold = 0 AND tutorial = 0")]
+        " WHERE kind = 'split' AND state = 'open' AND gold = 0 AND tutorial = 0"
+        " AND json_array_length(supervoxels) > 0")]
 
 
 def mark_moot(store: Store, puzzle_id: int) -> bool:

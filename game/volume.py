@@ -224,7 +224,7 @@ class _LayeredVolume:
         counts = np.zeros(minlength, dtype=np.int64)
         for z in range(0, self.shape[0], self.chunks[0]):
             slab = self.read(layer, BBox((z, 0, 0), (min(z + self.chunks[0], self.shape[0]),) + self.shape[1:]))
-            part = np.bincount(slab.ravel())
+            part = np.bincount(slab.ravel().astype(np.intp, copy=False))  # uint64 needs numpy>=2.2.4
             if len(part) > len(counts):
                 counts = np.pad(counts, (0, len(part) - len(counts)))
             counts[:len(part)] += part

@@ -134,6 +134,20 @@ def test_a_write_reads_its_own_changes_and_others_see_them_only_after_commit(sto
     assert st.player(store, guest["id"])["points"] == 7
 
 
+def test_a_failed_commit_leaves_the_writer_usable(store):
+    with pytest.raises(sqlite3.IntegrityError):
+        with store.write() as db:  # a deferred foreign key fails only at COMMIT
+            db.conn.execute("PRAGMA defer_foreign_keys = ON")
+            db.conn.execute("INSERT INTO votes (puzzle_id, player_id, answer, created) VALUES (999, 999, 'yes', 0)")
+    guest = players.create_guest(store)  # the next write works and the failed one left nothing
+    assert st.player(store, guest["id"]) is not None and st.vote_count(store) == 0
+
+
+def test_open_split_parts_skip_a_split_without_parts(store):
+    st.add_puzzles(store, "v", [_puzzle(kind="split", supervoxels=[]), _puzzle(kind="split", supervoxels=[5, 6])])
+    assert st.open_split_parts(store) == [("v", 5)]
+
+
 def test_weekly_leaderboard_counts_only_recent_points(store):
     a, b = players.create_guest(store), players.create_guest(store)
     st.add_points(store, a["id"], 50, "vote")
