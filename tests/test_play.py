@@ -166,13 +166,12 @@ def test_players_playing_at_once_spread_over_puzzles(inst):
     assert play.next_puzzle(inst, a)["id"] == first["id"], "a player asking again keeps the puzzle they hold"
 
 
-def test_a_merge_onto_a_suspected_merger_waits_for_the_split_puzzle(inst):
-    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0)
+def _waiting_merge(inst):
+    """Oracle puzzles plus a merge puzzle from a segment that an open split puzzle suspects."""
     ids, puzzles = oracle_puzzles(inst, gold_every=1000)
     agg = inst.agglomeration("demo")
     split = next(p for p in puzzles if p["kind"] == "split")
     parent = agg.segment_of(split["supervoxels"][0])
-    # a merge puzzle from the suspected segment to a neighbour (the RAG gives one)
     from game.graph import RAG
     rag = RAG.from_arrays(inst.volumes.open("demo").load_side("rag"))
     edge = next(e for e in range(len(rag.u)) if agg.segment_of(int(rag.u[e])) == parent
@@ -181,6 +180,26 @@ def test_a_merge_onto_a_suspected_merger_waits_for_the_split_puzzle(inst):
         "kind": "merge", "anchors": [int(rag.u[edge]), int(rag.v[edge])], "supervoxels": [],
         "segments": [parent, agg.segment_of(int(rag.v[edge]))], "location": split["location"],
         "score": 0.5, "truth": False}])[0]
+    return ids, puzzles, waiting
+
+
+def test_a_crowd_at_capacity_doubles_up_before_a_merge_that_waits(inst):
+    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0, MIN_VOTES=1)
+    ids, _, waiting = _waiting_merge(inst)
+    agg = inst.agglomeration("demo")
+    suspects = play._suspected_mergers(inst, {"demo": agg})["demo"]
+    waits = {i for i in ids + [waiting] if play._waits(st.puzzle(inst.store, i), agg, suspects)}
+    free = set(ids) - waits
+    assert waiting in waits and free
+    crowd = _crowd(inst, len(ids) + 1)  # more players at once than puzzles that do not wait
+    held = [play.next_puzzle(inst, st.player(inst.store, c["id"]))["id"] for c in crowd]
+    assert set(held[:len(free)]) == free  # spread over them first ...
+    assert set(held) == free  # ... then doubled up on them: no waiting merge while they are open
+
+
+def test_a_merge_onto_a_suspected_merger_waits_for_the_split_puzzle(inst):
+    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0)
+    ids, puzzles, waiting = _waiting_merge(inst)
     player = _crowd(inst, 1)[0]
     order = []
     while True:
