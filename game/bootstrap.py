@@ -72,7 +72,7 @@ def prepare(inst: Instance, *, progress=None, echo: bool = False) -> None:
                 n = build_puzzles(inst, name, progress=bar)
                 say(f"{n} puzzles ready in '{name}'")
             if volume.has_side("mapping") and volume.has("supervoxels"):
-                inst.supervoxel_sizes(name)  # counted now, not inside the first vote that edits
+                inst.supervoxel_sizes(name)  # ready now, not counted inside the first vote that edits
         st.set_job(inst.store, "prepare", "done", 3, 3, "ready")
         say("ProofQuest is ready.")
     except Exception as exc:  # the server stays up and shows why it is not ready

@@ -116,7 +116,7 @@ def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
         outer = BBox(tile.start, tuple(s + 1 for s in tile.stop)).clip(shape)
         block = np.asarray(volume.read("supervoxels", outer, fill=0))
         core = block[tuple(slice(0, c) for c in tile.shape)]
-        sizes += np.bincount(core.ravel(), minlength=n_supervoxels + 1)[:n_supervoxels + 1]
+        sizes += np.bincount(core.ravel().astype(np.intp, copy=False), minlength=n_supervoxels + 1)[:n_supervoxels + 1]
         # faces to the + neighbour, counted by the block that holds their lower voxel
         for axis in range(3):
             lower = [slice(0, c) for c in tile.shape]

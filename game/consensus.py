@@ -285,11 +285,6 @@ def _rule(p_edit: float, decisive: bool, votes: int, unsure: int,
     return Decision(state, None, confidence, p_edit, votes, unsure)
 
 
-def apply_bar(stake: float, settings: ConsensusSettings) -> float:
-    """The posterior an edit of this ``stake`` needs to be applied."""
-    return settings.big_apply_confidence if stake >= settings.big_edit_stake else settings.apply_confidence
-
-
 def decide(answers, reliabilities, prior: float,
            settings: ConsensusSettings, stake: float = 0.0) -> Decision:
     """Retire, keep open, or send to an expert: the reliability-weighted rule.
@@ -309,7 +304,8 @@ def decide(answers, reliabilities, prior: float,
     support, oppose, unsure = _counts(answers)
     p_edit = posterior(answers, reliabilities, prior, settings)
     big = stake >= settings.big_edit_stake
-    decisive = p_edit >= apply_bar(stake, settings) or 1.0 - p_edit >= settings.retire_confidence
+    apply_bar = settings.big_apply_confidence if big else settings.apply_confidence
+    decisive = p_edit >= apply_bar or 1.0 - p_edit >= settings.retire_confidence
     return _rule(p_edit, decisive, support + oppose, unsure, settings,
                  settings.big_max_votes if big else settings.max_votes)
 

@@ -79,16 +79,21 @@ class Instance:
             return agg
 
     def supervoxel_sizes(self, name: str) -> np.ndarray:
-        """Voxels per supervoxel id of a volume (counted once, then kept in memory).
+        """Voxels per supervoxel id of a volume (index 0 counts nothing).
 
-        Counted outside the instance lock (it reads the whole supervoxel layer);
-        the game warms it up when it prepares the puzzles.
+        Counted once per volume, outside the instance lock (it reads the whole
+        supervoxel layer), and kept beside it as the side array ``sv_sizes``;
+        the game loads it when it prepares the puzzles.
         """
         n = len(self.agglomeration(name).mapping)
         sizes = self._supervoxel_sizes.get(name)
         if sizes is None or len(sizes) < n:
-            sizes = self.volumes.open(name).label_sizes("supervoxels", minlength=n)
-            sizes[0] = 0
+            volume = self.volumes.open(name)
+            sizes = volume.load_side("sv_sizes") if volume.has_side("sv_sizes") else None
+            if sizes is None or len(sizes) < n:
+                sizes = volume.label_sizes("supervoxels", minlength=n)
+                sizes[0] = 0
+                volume.save_side("sv_sizes", sizes)
             with self._lock:
                 self._supervoxel_sizes[name] = sizes
         return sizes

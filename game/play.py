@@ -210,10 +210,11 @@ def next_puzzle(inst: Instance, player: dict, *, exclude=(), rng: random.Random 
             continue
         aggs = {v: inst.agglomeration(v) for v in {p["volume"] for p in candidates}}
         suspects = _suspected_mergers(inst, aggs)
-        candidates.sort(key=lambda p: (_waits(p, aggs[p["volume"]], suspects[p["volume"]]), -_priority(p, settings)))
+        waiting = {p["id"] for p in candidates if _waits(p, aggs[p["volume"]], suspects[p["volume"]])}
+        candidates.sort(key=lambda p: (p["id"] in waiting, -_priority(p, settings)))
         fallback = None
         for puzzle in candidates:
-            if fallback is not None and _waits(puzzle, aggs[puzzle["volume"]], suspects[puzzle["volume"]]):
+            if fallback is not None and puzzle["id"] in waiting:
                 break  # the rest wait, and a puzzle that does not wait is there: that one first
             if is_moot(aggs[puzzle["volume"]], puzzle):
                 st.mark_moot(inst.store, puzzle["id"])  # only if still open: it may have retired meanwhile

@@ -222,9 +222,8 @@ class _LayeredVolume:
     def label_sizes(self, layer: str = "supervoxels", *, minlength: int = 0) -> np.ndarray:
         """Voxels per label id of ``layer`` (index 0: unlabelled), counted one chunk-deep slab at a time."""
         counts = np.zeros(minlength, dtype=np.int64)
-        for z in range(0, self.shape[0], self.chunks[0]):
-            slab = self.read(layer, BBox((z, 0, 0), (min(z + self.chunks[0], self.shape[0]),) + self.shape[1:]))
-            part = np.bincount(slab.ravel().astype(np.intp, copy=False))  # uint64 needs numpy>=2.2.4
+        for slab in BBox.from_shape(self.shape).tiles((self.chunks[0],) + self.shape[1:]):
+            part = np.bincount(self.read(layer, slab).ravel().astype(np.intp, copy=False))  # uint64: numpy<2.2.4
             if len(part) > len(counts):
                 counts = np.pad(counts, (0, len(part) - len(counts)))
             counts[:len(part)] += part

@@ -15,6 +15,18 @@ def _crowd(inst, n):
     return [players.create_guest(inst.store) for _ in range(n)]
 
 
+def _answer_everything(inst, player) -> list[int]:
+    """One player asks for puzzles and answers 'unsure' until none is left; the puzzles in order."""
+    order = []
+    while True:
+        try:
+            p = play.next_puzzle(inst, st.player(inst.store, player["id"]))
+        except ProofQuestError:
+            return order
+        order.append(p["id"])
+        play.cast_vote(inst, player["id"], p["id"], "unsure")
+
+
 def _answer(puzzle, truth):
     yes_means_edit = puzzle["kind"] == "merge"
     return "yes" if truth == yes_means_edit else "no"
@@ -88,15 +100,7 @@ def test_a_puzzle_made_moot_by_an_earlier_edit_is_never_shown(inst):
     twin_id = st.add_puzzles(inst.store, "demo", [twin])[0]
     for c in _crowd(inst, 4):
         play.cast_vote(inst, c["id"], ids[index], "yes")
-    newcomer = _crowd(inst, 1)[0]
-    shown = set()
-    while True:
-        try:
-            p = play.next_puzzle(inst, st.player(inst.store, newcomer["id"]))
-        except ProofQuestError:
-            break
-        shown.add(p["id"])
-        play.cast_vote(inst, newcomer["id"], p["id"], "unsure")
+    shown = _answer_everything(inst, _crowd(inst, 1)[0])
     assert twin_id not in shown
     assert st.puzzle(inst.store, twin_id)["state"] == "moot"
 
@@ -200,15 +204,7 @@ def test_a_crowd_at_capacity_doubles_up_before_a_merge_that_waits(inst):
 def test_a_merge_onto_a_suspected_merger_waits_for_the_split_puzzle(inst):
     inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0)
     ids, puzzles, waiting = _waiting_merge(inst)
-    player = _crowd(inst, 1)[0]
-    order = []
-    while True:
-        try:
-            p = play.next_puzzle(inst, st.player(inst.store, player["id"]))
-        except ProofQuestError:
-            break
-        order.append(p["id"])
-        play.cast_vote(inst, player["id"], p["id"], "unsure")
+    order = _answer_everything(inst, _crowd(inst, 1)[0])
     # the most uncertain puzzle of all (first by priority), yet handed out after every puzzle that does not wait ...
     assert waiting in order
     assert all(st.puzzle(inst.store, i)["kind"] == "merge" for i in order[order.index(waiting):])
