@@ -40,9 +40,40 @@ def _bar(progress: Progress | None, desc: str) -> Callable[[int, int], None]:
 
 # ----------------------------------------------------------------------------- segmentation from boundaries
 
-def _supervoxels_from_boundary(volume, resolution) -> np.ndarray:
-    boundary = volume.read("boundary")
-    return watershed_supervoxels(boundary, sampling=tuple(r / min(resolution) for r in resolution))
+# A watershed block of 2**26 voxels (a 64×1024×1024 slab) needs about 2 GB of working memory.
+WATERSHED_BLOCK_VOXELS = 2**26
+
+
+def _watershed_into(source, writer, resolution, *, progress: Progress | None = None,
+                    block_voxels: int | None = None) -> int:
+    """Supervoxels by watershed of ``source``'s boundary layer, written into ``writer``; returns their number.
+
+    The volume is flooded in z-slabs of at most ``block_voxels`` voxels (default
+    ``WATERSHED_BLOCK_VOXELS``; whole z-chunks when a chunk fits; in one piece when
+    the volume fits), so a volume larger than memory works. A
+    supervoxel never crosses a slab face: a cell cut there becomes two supervoxels
+    touching across low boundary, which the agglomeration joins like any other pair.
+    """
+    shape, chunk = writer.shape, writer.chunks[0]
+    depth = max(1, (block_voxels or WATERSHED_BLOCK_VOXELS) // (shape[1] * shape[2]))
+    depth = depth // chunk * chunk if depth >= chunk else depth
+    sampling = tuple(r / min(resolution) for r in resolution)
+    slabs = list(BBox.from_shape(shape).tiles((depth,) + tuple(shape[1:])))
+    bar, n = _bar(progress, "watershed"), 0
+    for i, slab in enumerate(slabs, 1):
+        labels, _ = fastremap.renumber(watershed_supervoxels(source.read("boundary", slab), sampling=sampling),
+                                       preserve_zero=True, in_place=True)
+        labels = labels.astype(np.uint64)
+        top = int(labels.max(initial=0))
+        if n + top >= 2**32:
+            raise ProofQuestError(f"more than {2**32 - 1} supervoxels: the boundary map is too fragmented to "
+                                  "store (smooth it, or raise the watershed's seed distance)")
+        labels[labels > 0] += n
+        writer.write("supervoxels", slab, labels.astype(np.uint32))
+        n += top
+        bar(i, len(slabs))
+    writer.attrs["n_supervoxels"] = n
+    return n
 
 
 def _write_graph(writer, *, threshold: float, mapping: np.ndarray | None, progress: Progress | None) -> dict:
@@ -99,7 +130,7 @@ def make_demo(inst: Instance, name: str, *, shape=(64, 256, 256), seed: int = 0,
                 bar(i, len(blocks))
             w.write("boundary", None, _boundary(inst, w, progress))
             w.attrs.update({"source": "generated demo", "seed": seed})
-            n = _store_supervoxels(w, _supervoxels_from_boundary(w, spec.resolution))
+            n = _watershed_into(w, w, spec.resolution, progress=progress)
             info = _write_graph(w, threshold=inst.settings["AGGLOMERATION_THRESHOLD"], mapping=None,
                                 progress=progress)
     info.update({"name": name, "shape": list(spec.shape), "supervoxels": n,
@@ -273,7 +304,7 @@ def agglomerate_volume(inst: Instance, name: str, *, threshold: float | None = N
     keep = [layer for layer in ("image", "groundtruth", "boundary", "supervoxels") if volume.has(layer)]
     with rewriting(inst, name, keep_layers=keep, discard_edits=discard_edits) as (old, w):
         if not old.has("supervoxels"):
-            _store_supervoxels(w, _supervoxels_from_boundary(old, old.resolution))
+            _watershed_into(old, w, old.resolution, progress=progress)
         else:
             w.attrs["n_supervoxels"] = int(old.attrs.get("n_supervoxels") or _max_label(old, "supervoxels"))
         info = _write_graph(w, threshold=threshold, mapping=None, progress=progress)
@@ -296,7 +327,7 @@ def segment_volume(inst: Instance, name: str, *, model: str | None = None, thres
         bnd.predict_boundary(lambda box: old.read("image", box), old.shape, net,
                              progress=_bar(progress, f"boundary network ({bnd.default_device()})"),
                              write=lambda box, block: w.write("boundary", box, block))
-        _store_supervoxels(w, _supervoxels_from_boundary(w, old.resolution))
+        _watershed_into(w, w, old.resolution, progress=progress)
         info = _write_graph(w, threshold=threshold, mapping=None, progress=progress)
     info.update({"name": name, "threshold": threshold, "seconds": round(time.perf_counter() - started, 1)})
     return info

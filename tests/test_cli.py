@@ -85,6 +85,28 @@ def test_image_and_boundary_alone_get_supervoxels_from_agglomerate(capsys, tmp_p
     assert evaluate(capsys, tmp_path, "fib")["adapted_rand_error"] < 0.3
 
 
+def test_a_volume_too_big_for_one_watershed_is_flooded_slab_by_slab(capsys, tmp_path, monkeypatch):
+    from game import pipeline
+    from game.config import load_settings
+    from game.instance import Instance
+
+    def demo(home):
+        code, out, err = run(capsys, "--home", home, "demo", "--shape", "16,96,96", "--seed", "3")
+        assert code == 0, err
+        return Instance(home, load_settings({"HOME": str(home)}, environ={})).volumes.open("demo")
+
+    whole = demo(tmp_path / "whole")
+    monkeypatch.setattr(pipeline, "WATERSHED_BLOCK_VOXELS", 4 * 96 * 96)  # four slabs of 4 sections
+    slabbed = demo(tmp_path / "slabbed")
+    labels = slabbed.read("supervoxels")
+    per_slab = [set(np.unique(labels[z:z + 4])) - {0} for z in range(0, 16, 4)]
+    assert all(a.isdisjoint(b) for i, a in enumerate(per_slab) for b in per_slab[i + 1:])  # none crosses a face
+    assert set().union(*per_slab) == set(range(1, slabbed.attrs["n_supervoxels"] + 1))  # dense ids
+    assert slabbed.attrs["n_supervoxels"] > whole.attrs["n_supervoxels"]  # cells cut at the faces ...
+    a, b = evaluate(capsys, tmp_path / "whole", "demo"), evaluate(capsys, tmp_path / "slabbed", "demo")
+    assert abs(a["adapted_rand_error"] - b["adapted_rand_error"]) < 0.05  # ... joined again by agglomeration
+
+
 def test_a_segmentation_import_gets_supervoxels_inside_its_segments(capsys, tmp_path):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 255, size=(8, 40, 40), dtype=np.uint8)
