@@ -1,7 +1,7 @@
 """Throughput of blockwise boundary prediction, and how seamless it is.
 
 Predicts the boundary map of the 64×256×256 demo volume (seed 0) with
-game.boundary.predict_boundary and the default model (models/boundary_unet.pt,
+game.segmentation.boundary.predict_boundary and the default model (models/boundary_unet.pt,
 or an untrained network of the same architecture when it is absent): on the
 CPU with --threads threads, and on CUDA when a GPU is present. Each figure is
 the best of --repeats runs after one warm-up, in voxels of output per second.
@@ -34,11 +34,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from game.boundary import (BEST_MODEL, TrainingSettings, boundary_scores, boundary_targets,  # noqa: E402
-                           image_to_input, predict_boundary, train_boundary)
-from game.filters import membrane_probability  # noqa: E402
-from game.synthetic import DemoSpec, generate  # noqa: E402
-from game.unet import BoundaryUNet, fold_batchnorm, load_model  # noqa: E402
+from game.segmentation.boundary import (
+    BEST_MODEL,
+    TrainingSettings,
+    boundary_scores,
+    boundary_targets,
+    image_to_input,
+    predict_boundary,
+    train_boundary,
+)
+from game.segmentation.filters import membrane_probability
+from game.segmentation.unet import BoundaryUNet, fold_batchnorm, load_model
+from game.volumes.synthetic import DemoSpec, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAPE = (64, 256, 256)

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from game.consensus import (  # noqa: E402
+from game.crowd.consensus import (
     OPPOSE,
     SUPPORT,
     UNSURE,

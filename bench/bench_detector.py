@@ -33,15 +33,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from train_default_detector import (SHAPE, Case, case_examples, demo_case, labelled_candidates,  # noqa: E402
-                                    with_scores)
-from game.candidates import apply_candidate, find_candidates, scan_supervoxels  # noqa: E402
-from game.detect import ArrayVolume, evaluate_ranking, finetune, score_candidates  # noqa: E402
-from game.detector_net import Examples, load_detector, predict, train_detector  # noqa: E402
-from game.errors import ProofQuestError  # noqa: E402
-from game.filters import membrane_probability  # noqa: E402
-from game.graph import Agglomeration, build_rag  # noqa: E402
-from game.metrics import evaluate, supervoxel_truth  # noqa: E402
+from train_default_detector import SHAPE, Case, case_examples, demo_case, labelled_candidates, with_scores  # noqa: E402
+
+from game.detection.candidates import apply_candidate, find_candidates, scan_supervoxels
+from game.detection.detect import ArrayVolume, evaluate_ranking, finetune, score_candidates
+from game.detection.net import Examples, load_detector, predict, train_detector
+from game.errors import ProofQuestError
+from game.evaluation.metrics import evaluate, supervoxel_truth
+from game.segmentation.agglomeration import Agglomeration
+from game.segmentation.filters import membrane_probability
+from game.segmentation.rag import build_rag
 
 ROOT = Path(__file__).resolve().parents[1]
 FIBSEM = ROOT.parent / "shared" / "data" / "fibsem-gala"

@@ -27,9 +27,11 @@ from skimage.metrics import adapted_rand_error
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from game.errors import ProofQuestError  # noqa: E402
-from game.graph import (RAG, Agglomeration, agglomerate, build_rag,  # noqa: E402
-                        build_rag_blockwise, edges_between, watershed_supervoxels)
+from game.errors import ProofQuestError
+from game.segmentation.agglomeration import Agglomeration
+from game.segmentation.merging import agglomerate
+from game.segmentation.rag import RAG, build_rag, build_rag_blockwise, edges_between
+from game.segmentation.watershed import watershed_supervoxels
 
 
 def segment_mapping(n_supervoxels, n_segments, rng):

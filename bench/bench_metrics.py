@@ -1,4 +1,4 @@
-"""Benchmark game.metrics against skimage.metrics on realistic label volumes.
+"""Benchmark game.evaluation.metrics against skimage.metrics on realistic label volumes.
 
 Ground truth: Voronoi cells of random seeds with their one-voxel boundaries set
 to 0 (unlabeled, as in EM ground truth). Segmentation: Voronoi cells of the same
@@ -39,12 +39,7 @@ from scipy.spatial import cKDTree
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from game.metrics import (  # noqa: E402
-    ContingencyAccumulator,
-    adapted_rand_error,
-    evaluate,
-    variation_of_information,
-)
+from game.evaluation.metrics import ContingencyAccumulator, adapted_rand_error, evaluate, variation_of_information
 
 
 def voronoi(shape, seeds):

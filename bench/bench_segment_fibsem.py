@@ -4,8 +4,8 @@ fibsem-gala from ../shared/data (50×100×200 FIB-SEM, 10 nm voxels, with
 ground truth), split at z = 35: sections z < 35 are for training and for
 choosing the agglomeration threshold, and every reported figure is measured on
 the held-out slab z >= 35 alone (labels and ground truth cropped to it, then
-game.metrics.evaluate, ground-truth label 0 ignored). Everything runs through
-the project's own steps (game.pipeline: import_volume, agglomerate_volume,
+game.evaluation.metrics.evaluate, ground-truth label 0 ignored). Everything runs through
+the project's own steps (game.app.pipeline: import_volume, agglomerate_volume,
 segment_volume, train_boundary_volume) in a temporary instance folder:
 
 1. gala's watershed supervoxels (train-ws) alone, and agglomerated by the
@@ -38,11 +38,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from game import pipeline  # noqa: E402
-from game.boundary import boundary_scores, boundary_targets  # noqa: E402
-from game.config import load_settings  # noqa: E402
-from game.instance import Instance  # noqa: E402
-from game.metrics import evaluate  # noqa: E402
+from game.app import pipeline
+from game.app.instance import Instance
+from game.app.settings import load_settings
+from game.evaluation.metrics import evaluate
+from game.segmentation.boundary import boundary_scores, boundary_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 FIBSEM = ROOT.parent / "shared" / "data" / "fibsem-gala"

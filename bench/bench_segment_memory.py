@@ -24,8 +24,8 @@ CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
 from game import pipeline
-from game.config import load_settings
-from game.instance import Instance
+from game.app.settings import load_settings
+from game.app.instance import Instance
 block = int(sys.argv[2])
 if block:
     pipeline.WATERSHED_BLOCK_VOXELS = block
@@ -46,9 +46,9 @@ def main() -> None:
     args = parser.parse_args()
     shape = tuple(int(v) for v in args.shape.split(","))
     sys.path.insert(0, str(ROOT))
-    from game import pipeline
-    from game.config import load_settings
-    from game.instance import Instance
+    from game.app import pipeline
+    from game.app.instance import Instance
+    from game.app.settings import load_settings
 
     base = Path(tempfile.mkdtemp(prefix="pq-segmem-"))
     prepared = base / "prepared"

@@ -133,9 +133,9 @@ def drive(url: str, clients: int, seconds: float, login: bool) -> dict:
 def prepared_home(n_puzzles_per_client: int) -> Path:
     from conftest import oracle_puzzles  # the tests' hand-made puzzles need no detector
 
-    from game import pipeline
-    from game.config import load_settings
-    from game.instance import Instance
+    from game.app import pipeline
+    from game.app.instance import Instance
+    from game.app.settings import load_settings
 
     home = Path(tempfile.mkdtemp(prefix="pq-bench-")) / "instance"
     inst = Instance(home, load_settings({"HOME": str(home)}, environ={}))

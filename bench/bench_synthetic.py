@@ -28,8 +28,8 @@ from skimage.segmentation import watershed
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from game.filters import membrane_probability  # noqa: E402
-from game.synthetic import DemoSpec, generate, iter_blocks, neurite_count  # noqa: E402
+from game.segmentation.filters import membrane_probability
+from game.volumes.synthetic import DemoSpec, generate, iter_blocks, neurite_count
 
 FULL_SHAPE = (512, 1024, 1024)
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5)

@@ -1,13 +1,13 @@
 """Train the default boundary network (models/boundary_unet.pt) and write its model card.
 
-Training data: generated demo volumes (game.synthetic) of seeds 1, 2, 3, each
+Training data: generated demo volumes (game.volumes.synthetic) of seeds 1, 2, 3, each
 64×256×256, with sections z >= 48 held out for the validation loss. Test
 data: the whole of seeds 0 (the volume the demo ships) and 4, never seen in
 training. On the test volumes the network's boundary map is compared with the
-classical filter game.filters.membrane_probability in two ways:
+classical filter game.segmentation.filters.membrane_probability in two ways:
 
 - voxel-wise boundary average precision and best F1 against
-  game.boundary.boundary_targets(groundtruth);
+  game.segmentation.boundary.boundary_targets(groundtruth);
 - the segmentation the game builds from each map (watershed supervoxels,
   region adjacency graph, mean-boundary agglomeration at a few thresholds),
   scored by adapted Rand error against the ground truth.
@@ -34,13 +34,21 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from game.boundary import (BEST_MODEL, TrainingSettings, boundary_scores, boundary_targets,  # noqa: E402
-                           predict_boundary, train_boundary)
-from game.filters import membrane_probability  # noqa: E402
-from game.graph import agglomerate, build_rag, watershed_supervoxels  # noqa: E402
-from game.metrics import adapted_rand_error  # noqa: E402
-from game.synthetic import DemoSpec, generate  # noqa: E402
-from game.unet import load_model, save_model  # noqa: E402
+from game.evaluation.metrics import adapted_rand_error
+from game.segmentation.boundary import (
+    BEST_MODEL,
+    TrainingSettings,
+    boundary_scores,
+    boundary_targets,
+    predict_boundary,
+    train_boundary,
+)
+from game.segmentation.filters import membrane_probability
+from game.segmentation.merging import agglomerate
+from game.segmentation.rag import build_rag
+from game.segmentation.unet import load_model, save_model
+from game.segmentation.watershed import watershed_supervoxels
+from game.volumes.synthetic import DemoSpec, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SEEDS = (1, 2, 3)
@@ -99,7 +107,7 @@ cores, under a second per epoch on a GPU; the script prefers CUDA when there
 is one; figures vary a little with the machine and thread count).
 
 ## Architecture
-`game.unet.BoundaryUNet(base_channels={card['arch']['base_channels']}, levels={card['arch']['levels']})`:
+`game.segmentation.unet.BoundaryUNet(base_channels={card['arch']['base_channels']}, levels={card['arch']['levels']})`:
 an anisotropic 3D U-Net (Ronneberger 2015, Çiçek 2016; anisotropic design
 after Lee 2017) with {card['arch']['levels']} in-plane (1, 2, 2) poolings,
 units of a (1, 3, 3) and a (3, 1, 1) convolution with batch normalisation and
@@ -108,7 +116,7 @@ summed skip connections, one sigmoid output. {card['parameters']:,} parameters.
 Context radius (z, y, x) {tuple(card['context_radius'])} voxels. Input: uint8 intensity / 255.
 
 ## Training data
-Generated demo volumes (`game.synthetic.generate(DemoSpec(shape={tuple(SHAPE)}, seed=s))`)
+Generated demo volumes (`game.volumes.synthetic.generate(DemoSpec(shape={tuple(SHAPE)}, seed=s))`)
 for seeds {', '.join(map(str, card['train_seeds']))}; sections z >= {card['val_slab']}
 of each held out for the validation loss. Targets: `boundary_targets` (label 0,
 the two-voxel membrane band, plus voxels of different labels touching in-plane).
@@ -120,10 +128,10 @@ Kept: epoch {best['epoch']} (lowest validation loss {best['val_loss']:.4f}). Tra
 
 ## Test figures
 Seeds {' and '.join(str(t['seed']) for t in card['test'])}, whole {'×'.join(map(str, SHAPE))} volumes,
-never seen in training. "classical" is `game.filters.membrane_probability`, the
+never seen in training. "classical" is `game.segmentation.filters.membrane_probability`, the
 training-free filter. Voxel-wise scores are against `boundary_targets`;
-segmentations are `game.graph.watershed_supervoxels` + `build_rag` +
-`agglomerate(threshold)`, scored by `game.metrics.adapted_rand_error` (lower
+segmentations are `game.segmentation.watershed.watershed_supervoxels` + `build_rag` +
+`agglomerate(threshold)`, scored by `game.evaluation.metrics.adapted_rand_error` (lower
 is better; label 0 ignored).
 
 | figure | {header} |

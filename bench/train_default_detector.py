@@ -5,7 +5,7 @@ the demo image → a boundary map → watershed supervoxels → RAG → mean
 agglomeration at thresholds around the game's default (0.5), so that the
 detector sees segmentations both too split and too merged. The boundary maps
 are those the game makes: the boundary network's (models/boundary_unet.pt,
-the demo volume) and the classical filter's (game.filters, imported volumes
+the demo volume) and the classical filter's (game.segmentation.filters, imported volumes
 that bring no boundary map). Candidates are labelled from the exact ground
 truth. The seeds are not those the boundary network trained or was tested on
 (0-4), so its maps are as good here as on a new volume; seed 5 chooses the
@@ -33,15 +33,18 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from game.candidates import find_candidates, label_candidates, scan_supervoxels  # noqa: E402
-from game.detect import ArrayVolume, candidate_examples, evaluate_ranking  # noqa: E402
-from game.detector_net import Examples, predict, save_detector, train_detector  # noqa: E402
-from game.boundary import predict_boundary  # noqa: E402
-from game.filters import membrane_probability  # noqa: E402
-from game.graph import Agglomeration, agglomerate, build_rag, watershed_supervoxels  # noqa: E402
-from game.metrics import supervoxel_truth  # noqa: E402
-from game.synthetic import DemoSpec, generate  # noqa: E402
-from game.unet import load_model  # noqa: E402
+from game.detection.candidates import find_candidates, label_candidates, scan_supervoxels
+from game.detection.detect import ArrayVolume, candidate_examples, evaluate_ranking
+from game.detection.net import Examples, predict, save_detector, train_detector
+from game.evaluation.metrics import supervoxel_truth
+from game.segmentation.agglomeration import Agglomeration
+from game.segmentation.boundary import predict_boundary
+from game.segmentation.filters import membrane_probability
+from game.segmentation.merging import agglomerate
+from game.segmentation.rag import build_rag
+from game.segmentation.unet import load_model
+from game.segmentation.watershed import watershed_supervoxels
+from game.volumes.synthetic import DemoSpec, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SEEDS = (11, 12, 13, 14)
@@ -139,7 +142,7 @@ On a further demo seed and on real FIB-SEM data: `bench/bench_detector.py` (copi
 ## Limits
 Trained on the two boundary maps the game makes; an imported probability map from another
 classifier (e.g. gala's) is scored with some shift: fine-tune on players' answers
-(`game.detect.finetune`) or retrain. Real EM differs from the demo in texture and object
+(`game.detection.detect.finetune`) or retrain. Real EM differs from the demo in texture and object
 shapes; see the bench for the figures on real data. Retrain when the boundary network changes.
 """
 

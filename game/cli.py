@@ -16,8 +16,8 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from .config import ENV_PREFIX, load_settings, settings_markdown
-from .errors import ProofQuestError
+from game.app.settings import ENV_PREFIX, load_settings, settings_markdown
+from game.errors import ProofQuestError
 
 
 class Progress:
@@ -49,7 +49,7 @@ def progress_factory(enabled: bool = True) -> Callable[[str], Progress]:
 
 
 def _instance(args):
-    from .instance import Instance
+    from game.app.instance import Instance
     settings = load_settings({"HOME": args.home} if getattr(args, "home", None) else None)
     return Instance(settings["HOME"], settings)
 
@@ -67,13 +67,13 @@ def _triple(text: str, what: str, cast=float):
 # ----------------------------------------------------------------------------- commands
 
 def cmd_serve(args) -> int:
-    from .server import serve
+    from game.server import serve
     serve(_instance(args), host=args.host, port=args.port, progress=progress_factory())
     return 0
 
 
 def cmd_demo(args) -> int:
-    from . import pipeline
+    from game.app import pipeline
     inst = _instance(args)
     shape = _triple(args.shape, "--shape", int) if args.shape else inst.settings["DEMO_SHAPE"]
     info = pipeline.make_demo(inst, args.name or inst.settings["DEMO_NAME"], shape=shape,
@@ -84,7 +84,7 @@ def cmd_demo(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from . import pipeline
+    from game.app import pipeline
     info = pipeline.import_volume(
         _instance(args), args.name, image=args.image, segmentation=args.segmentation,
         supervoxels=args.supervoxels, boundary=args.boundary, groundtruth=args.groundtruth,
@@ -95,7 +95,7 @@ def cmd_import(args) -> int:
 
 
 def cmd_agglomerate(args) -> int:
-    from . import pipeline
+    from game.app import pipeline
     info = pipeline.agglomerate_volume(_instance(args), args.name, threshold=args.threshold,
                                        discard_edits=args.discard_edits, progress=progress_factory())
     print(json.dumps(info, indent=2))
@@ -103,7 +103,7 @@ def cmd_agglomerate(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from . import pipeline
+    from game.app import pipeline
     result = pipeline.evaluate_volume(_instance(args), args.name, progress=progress_factory(not args.json))
     if args.json:
         print(json.dumps(result))
@@ -114,7 +114,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from . import pipeline
+    from game.app import pipeline
     path = pipeline.export_volume(_instance(args), args.name, what=args.what, fmt=args.format, out=args.out,
                                   progress=progress_factory())
     print(f"wrote {path}")
@@ -122,7 +122,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from . import simulate
+    from game import simulate
     crowd = simulate.Crowd(players=args.players, accuracy=args.accuracy, chance_share=args.chance_share,
                            votes_per_player=args.votes_per_player, seed=args.seed)
     result = simulate.run(_instance(args), args.url, crowd, progress=None if args.json else Progress("votes"))
@@ -144,7 +144,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_segment(args) -> int:
-    from . import pipeline
+    from game.app import pipeline
     info = pipeline.segment_volume(_instance(args), args.name, model=args.model, threshold=args.threshold,
                                    discard_edits=args.discard_edits, progress=progress_factory())
     print(json.dumps(info, indent=2))
@@ -152,7 +152,7 @@ def cmd_segment(args) -> int:
 
 
 def cmd_train_boundary(args) -> int:
-    from . import pipeline
+    from game.app import pipeline
     if args.epochs < 1:
         raise ProofQuestError(f"--epochs {args.epochs}: train for at least one epoch")
     info = pipeline.train_boundary_volume(_instance(args), args.name, epochs=args.epochs, out=args.out,
@@ -162,7 +162,7 @@ def cmd_train_boundary(args) -> int:
 
 
 def cmd_detect(args) -> int:
-    from . import detect
+    from game.detection import detect
     inst = _instance(args)
     everything = detect.detect_volume(inst, args.name, limit=None, progress=progress_factory(not args.json))
     report = detect.evaluate_ranking(everything) if any(c.get("truth") is not None for c in everything) else None
@@ -183,13 +183,13 @@ def cmd_detect(args) -> int:
 
 
 def cmd_retrain_detector(args) -> int:
-    from . import detect
-    from .config import resolve_model_path
-    from .detector_net import save_detector
+    from game.app.settings import resolve_model_path
+    from game.detection import detect
+    from game.detection.net import save_detector
     inst = _instance(args)
     labels = detect.read_answers(args.labels)
     path = resolve_model_path(args.model or inst.settings["DETECTOR_MODEL"])
-    from .graph import Agglomeration
+    from game.segmentation.agglomeration import Agglomeration
     volume = inst.volumes.open(args.name)
     # answers refer to candidates found on the initial segmentation, before the crowd's edits
     initial = Agglomeration(volume.load_side("mapping"))
@@ -202,7 +202,7 @@ def cmd_retrain_detector(args) -> int:
 
 
 def cmd_volumes(args) -> int:
-    from . import pipeline
+    from game.app import pipeline
     for row in pipeline.list_volumes(_instance(args)):
         print(json.dumps(row))
     return 0
@@ -218,8 +218,8 @@ def cmd_settings(args) -> int:
 
 
 def cmd_user(args) -> int:
-    from . import players
-    from . import store as st
+    from game.app import players
+    from game.app import store as st
     inst = _instance(args)
     password = os.environ.get(args.password_env) if args.password_env else None
     if args.action == "add":

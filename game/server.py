@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from .bootstrap import prepare
-from .instance import Instance
+from game.app.instance import Instance
+from game.app.prepare import prepare
 
 
 def serve(inst: Instance, *, host: str = "127.0.0.1", port: int = 5000, progress=None) -> None:

@@ -19,14 +19,15 @@ import numpy as np
 import requests
 import socketio
 
-from . import pipeline
-from . import store as st
-from .errors import ProofQuestError
-from .graph import RAG, Agglomeration
-from .instance import Instance
-from .play import Moot, proposed_edit
-from .puzzles import correct_answer
-from .quality import evaluate_mapping
+from game.app import pipeline
+from game.app import store as st
+from game.app.instance import Instance
+from game.crowd.play import Moot, proposed_edit
+from game.errors import ProofQuestError
+from game.evaluation.quality import evaluate_mapping
+from game.puzzles.render import correct_answer
+from game.segmentation.agglomeration import Agglomeration
+from game.segmentation.rag import RAG
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ def shared_data(*parts: str) -> Path:
 @pytest.fixture(scope="session")
 def tiny_demo_home(tmp_path_factory) -> Path:
     """An instance folder holding a small generated demo volume (made once per session)."""
-    from game import pipeline
-    from game.instance import Instance
+    from game.app import pipeline
+    from game.app.instance import Instance
 
     home = tmp_path_factory.mktemp("demo-home")
     inst = Instance(home, _settings(home))
@@ -39,7 +39,7 @@ TINY_SETTINGS = {"DEMO_SHAPE": TINY_SHAPE, "DEMO_SEED": 3, "BIG_EDIT_STAKE": 1.0
 
 
 def _settings(home: Path, **extra) -> dict:
-    from game.config import load_settings
+    from game.app.settings import load_settings
     return load_settings({"HOME": str(home), **TINY_SETTINGS, **extra}, environ={})
 
 
@@ -53,7 +53,7 @@ def home(tmp_path, tiny_demo_home) -> Path:
 
 @pytest.fixture
 def inst(home):
-    from game.instance import Instance
+    from game.app.instance import Instance
     instance = Instance(home, _settings(home))
     yield instance
     instance.store.close()
@@ -63,9 +63,10 @@ def oracle_puzzles(inst, volume: str = "demo", *, n_merge: int = 12, n_split: in
     """Hand-made puzzles from ground truth (tests need no detector): true and false merges, true splits."""
     import numpy as np
 
-    from game import metrics, pipeline
-    from game import store as st
-    from game.graph import RAG
+    from game.app import pipeline
+    from game.app import store as st
+    from game.evaluation import metrics
+    from game.segmentation.rag import RAG
 
     vol = inst.volumes.open(volume)
     agg = inst.agglomeration(volume)

@@ -6,11 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from game.boundary import (BEST_MODEL, LAST_CHECKPOINT, TrainingSettings, boundary_scores,
-                           boundary_targets, predict_boundary, train_boundary)
 from game.errors import ProofQuestError
 from game.geometry import BBox
-from game.unet import BoundaryUNet, load_model, save_model
+from game.segmentation.boundary import (
+    BEST_MODEL,
+    LAST_CHECKPOINT,
+    TrainingSettings,
+    boundary_scores,
+    boundary_targets,
+    predict_boundary,
+    train_boundary,
+)
+from game.segmentation.unet import BoundaryUNet, load_model, save_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY = TrainingSettings(steps_per_epoch=4, batch_size=2, crop=(4, 24, 24), learning_rate=1e-2,

@@ -11,10 +11,9 @@ import pytest
 import skimage.metrics as skm
 import tifffile
 import zarr
+from conftest import shared_data
 
 from game.cli import main
-
-from conftest import shared_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,9 +85,9 @@ def test_image_and_boundary_alone_get_supervoxels_from_agglomerate(capsys, tmp_p
 
 
 def test_a_volume_too_big_for_one_watershed_is_flooded_slab_by_slab(capsys, tmp_path, monkeypatch):
-    from game import pipeline
-    from game.config import load_settings
-    from game.instance import Instance
+    from game.app import pipeline
+    from game.app.instance import Instance
+    from game.app.settings import load_settings
 
     def demo(home):
         code, out, err = run(capsys, "--home", home, "demo", "--shape", "16,96,96", "--seed", "3")
@@ -126,7 +125,7 @@ def test_export_writes_the_current_segmentation_with_metadata(capsys, home, fmt,
     out = tmp_path / f"labels.{fmt}"
     code, _, err = run(capsys, "--home", home, "export", "demo", "--what", "labels", "--format", fmt, "--out", out)
     assert code == 0, err
-    from game.instance import Instance
+    from game.app.instance import Instance
     inst = Instance(home)
     volume = inst.volumes.open("demo")
     expected = inst.agglomeration("demo").materialize(volume.read("supervoxels"))

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from game.consensus import (
+from game.crowd.consensus import (
     OPPOSE,
     SCORING_HELP,
     SETTINGS_HELP,

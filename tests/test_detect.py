@@ -1,4 +1,4 @@
-"""Candidate errors, their ground-truth labels, the detector and its evaluation (game.detect)."""
+"""Candidate errors, their ground-truth labels, the detector and its evaluation (game.detection.detect)."""
 
 import json
 from pathlib import Path
@@ -8,17 +8,35 @@ import numpy as np
 import pytest
 import torch
 
-from game.candidates import (apply_candidate, find_candidates, interleave, label_candidates,
-                             normalized_cut, scan_supervoxels)
-from game.detect import (ArrayVolume, candidate_examples, detect, evaluate_ranking, finetune,
-                         precision_at, read_answers, roc_auc, score_candidates)
-from game.detector_net import DetectorNet, load_detector, predict, save_detector
+from game.detection.candidates import (
+    apply_candidate,
+    find_candidates,
+    interleave,
+    label_candidates,
+    normalized_cut,
+    scan_supervoxels,
+)
+from game.detection.detect import (
+    ArrayVolume,
+    candidate_examples,
+    detect,
+    evaluate_ranking,
+    finetune,
+    precision_at,
+    read_answers,
+    roc_auc,
+    score_candidates,
+)
+from game.detection.net import DetectorNet, load_detector, predict, save_detector
 from game.errors import ProofQuestError
-from game.filters import membrane_probability
-from game.graph import RAG, Agglomeration, agglomerate, build_rag, watershed_supervoxels
-from game.metrics import adapted_rand_error, supervoxel_truth, variation_of_information
-from game.synthetic import DemoSpec, generate
-from game.volume import VolumeStore
+from game.evaluation.metrics import adapted_rand_error, supervoxel_truth, variation_of_information
+from game.segmentation.agglomeration import Agglomeration
+from game.segmentation.filters import membrane_probability
+from game.segmentation.merging import agglomerate
+from game.segmentation.rag import RAG, build_rag
+from game.segmentation.watershed import watershed_supervoxels
+from game.volumes.synthetic import DemoSpec, generate
+from game.volumes.volume import VolumeStore
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIBSEM = DATA / "fibsem-gala"

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from game.config import settings_markdown
+from game.app.settings import settings_markdown
 from game.web.events import EVENTS
 
 ROOT = Path(__file__).resolve().parents[1]

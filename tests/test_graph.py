@@ -1,4 +1,4 @@
-"""Supervoxels, the RAG, agglomeration and the edit log (game.graph)."""
+"""Supervoxels, the RAG, agglomeration and the edit log (game.segmentation)."""
 
 import json
 from pathlib import Path
@@ -10,9 +10,10 @@ from skimage.metrics import adapted_rand_error, variation_of_information
 
 from game.errors import ProofQuestError
 from game.geometry import BBox
-from game.graph import (RAG, Agglomeration, Edit, agglomerate, build_rag, build_rag_blockwise,
-                        edges_between, oversegment_segments, segment_subgraph,
-                        watershed_supervoxels)
+from game.segmentation.agglomeration import Agglomeration, Edit
+from game.segmentation.merging import agglomerate, segment_subgraph
+from game.segmentation.rag import RAG, build_rag, build_rag_blockwise, edges_between
+from game.segmentation.watershed import oversegment_segments, watershed_supervoxels
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIBSEM = DATA / "fibsem-gala"

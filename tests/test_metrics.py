@@ -9,7 +9,7 @@ import scipy.sparse as sparse
 import skimage.metrics as skm
 
 from game.errors import ProofQuestError
-from game.metrics import (
+from game.evaluation.metrics import (
     ContingencyAccumulator,
     adapted_rand_error,
     contingency_table,
@@ -180,7 +180,7 @@ def test_whole_volume_table_does_not_depend_on_its_slab_size(monkeypatch):
     gt, seg = random_pair(9)
     expected = skm.contingency_table(gt, seg, ignore_labels=[0], sparse_type="array").toarray()
     for voxels in (1, 700, 10**9):
-        monkeypatch.setattr("game.metrics._BLOCK_VOXELS", voxels)
+        monkeypatch.setattr("game.evaluation.metrics._BLOCK_VOXELS", voxels)
         np.testing.assert_array_equal(dense_table(contingency_table(gt, seg)), expected)
 
 

@@ -3,10 +3,9 @@
 import json
 
 import pytest
+from conftest import shared_data
 
 from game.cli import main
-
-from conftest import shared_data
 
 
 def run(capsys, *argv):
@@ -24,7 +23,7 @@ def test_segment_replaces_the_segmentation_with_the_networks(capsys, home):
 
 
 def test_segment_refuses_to_drop_edits_unless_told(capsys, inst, home):
-    from game import store as st
+    from game.app import store as st
     agg = inst.agglomeration("demo")
     a, b = list(agg.segments())[:2]
     st.append_edit(inst.store, "demo", agg.merge(a, b).to_dict(), author="test")
@@ -47,7 +46,7 @@ def test_train_boundary_writes_a_model_and_resumes_from_its_checkpoint(capsys, t
                          "--out", out_model)
     assert code == 0, err
     assert "epoch 1/2" not in out and "epoch 2/2" in out, "the second run resumes after epoch 1"
-    from game.unet import load_model
+    from game.segmentation.unet import load_model
     assert load_model(out_model).card["trained_on"]["volume"] == "fib"
 
 

@@ -3,12 +3,12 @@
 import random
 
 import pytest
-
-from game import pipeline, play, players
-from game import store as st
-from game.errors import ProofQuestError
-
 from conftest import oracle_puzzles
+
+from game.app import pipeline, players
+from game.app import store as st
+from game.crowd import play
+from game.errors import ProofQuestError
 
 
 def _crowd(inst, n):
@@ -73,7 +73,7 @@ def test_an_acknowledged_vote_survives_a_restart(inst, home):
     crowd = _crowd(inst, 2)
     play.cast_vote(inst, crowd[0]["id"], ids[0], "yes", 100)
     inst.store.close()
-    from game.instance import Instance
+    from game.app.instance import Instance
     again = Instance(home, inst.settings)
     assert [v["player_id"] for v in st.puzzle_votes(again.store, ids[0])] == [crowd[0]["id"]]
 
@@ -176,7 +176,7 @@ def _waiting_merge(inst):
     agg = inst.agglomeration("demo")
     split = next(p for p in puzzles if p["kind"] == "split")
     parent = agg.segment_of(split["supervoxels"][0])
-    from game.graph import RAG
+    from game.segmentation.rag import RAG
     rag = RAG.from_arrays(inst.volumes.open("demo").load_side("rag"))
     edge = next(e for e in range(len(rag.u)) if agg.segment_of(int(rag.u[e])) == parent
                 and agg.segment_of(int(rag.v[e])) != parent)

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 from skimage.color import rgb2lab
 
-from game import consensus
+from game.crowd import consensus
 from game.errors import ProofQuestError
 from game.geometry import BBox
-from game.puzzles import (
+from game.puzzles.render import (
     OUTLINE_PX,
     PALETTE,
     PuzzleImageCache,

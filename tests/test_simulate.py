@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from game import simulate
-from game import store as st
+from game.app import store as st
 
 ROOT = Path(__file__).resolve().parents[1]
 

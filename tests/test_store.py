@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from game import players
-from game import store as st
+from game.app import players
+from game.app import store as st
 from game.errors import ProofQuestError
 
 

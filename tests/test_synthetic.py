@@ -8,11 +8,11 @@ from scipy import ndimage as ndi
 from scipy.stats import rankdata
 from skimage.metrics import variation_of_information
 
-from game import synthetic
 from game.errors import ProofQuestError
-from game.filters import membrane_probability
 from game.geometry import BBox
-from game.synthetic import DemoSpec, generate, generate_block, iter_blocks
+from game.segmentation.filters import membrane_probability
+from game.volumes import synthetic
+from game.volumes.synthetic import DemoSpec, generate, generate_block, iter_blocks
 
 SMALL = DemoSpec(shape=(16, 96, 96), seed=7)
 FIBSEM = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "fibsem-gala"

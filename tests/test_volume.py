@@ -11,7 +11,7 @@ from PIL import Image
 
 from game.errors import ProofQuestError
 from game.geometry import BBox
-from game.volume import VolumeStore, copy_into, export_array, open_array
+from game.volumes.volume import VolumeStore, copy_into, export_array, open_array
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SHAPE = (6, 10, 12)

@@ -1,12 +1,11 @@
 """The web layer with real clients: Flask's test client and Flask-SocketIO's test client."""
 
 import pytest
-
-from game import players
-from game import store as st
-from game.web import create_app, socketio
-
 from conftest import oracle_puzzles
+
+from game.app import players
+from game.app import store as st
+from game.web import create_app, socketio
 
 
 @pytest.fixture

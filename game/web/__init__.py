@@ -1,6 +1,6 @@
 """The web layer: app factory, blueprints and Socket.IO events.
 
-It validates input, calls the core (``game.play``, ``game.players``) and
+It validates input, calls the core (``game.crowd.play``, ``game.app.players``) and
 renders; it does no numerics and writes no SQL.
 """
 
@@ -13,9 +13,9 @@ from flask import Flask, jsonify, request
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from ..config import load_settings, project_root
-from ..errors import ProofQuestError
-from ..instance import Instance
+from game.app.instance import Instance
+from game.app.settings import load_settings, project_root
+from game.errors import ProofQuestError
 
 socketio = SocketIO()
 csrf = CSRFProtect()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, render_template, request, send_file
 
-from .. import play
+from game.crowd import play
+
 from . import game_instance
 from .auth import current_player, role_required
 

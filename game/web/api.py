@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request, send_file
 
-from .. import play
-from ..errors import ProofQuestError
+from game.crowd import play
+from game.errors import ProofQuestError
+
 from . import game_instance
 from .auth import current_player, login_required
 from .events import announce_vote

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import (Blueprint, abort, flash, g, jsonify, redirect, render_template, request, session,
-                   url_for)
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask_wtf.csrf import generate_csrf
 
-from .. import players
-from .. import store as st
-from ..errors import ProofQuestError
+from game.app import players
+from game.app import store as st
+from game.errors import ProofQuestError
+
 from . import game_instance
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")

@@ -15,9 +15,10 @@ import threading
 from flask import current_app, request, session
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 
-from .. import play
-from .. import store as st
-from ..errors import ProofQuestError
+from game.app import store as st
+from game.crowd import play
+from game.errors import ProofQuestError
+
 from . import game_instance
 
 EVENTS = {

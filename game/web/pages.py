@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, url_for
 
-from .. import play
+from game.crowd import play
+
 from . import game_instance
 from .auth import current_player, login_required
 

@@ -39,9 +39,9 @@ def build_instance(home: Path) -> dict[int, str]:
     """
     from conftest import TINY_SHAPE, _settings, oracle_puzzles
 
-    from game import pipeline, players
-    from game import store as st
-    from game.instance import Instance
+    from game.app import pipeline, players
+    from game.app import store as st
+    from game.app.instance import Instance
 
     inst = Instance(home, _settings(home))
     try:

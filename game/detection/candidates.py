@@ -45,9 +45,10 @@ from scipy.linalg import eigh
 from scipy.sparse.csgraph import breadth_first_order, maximum_flow
 from scipy.sparse.linalg import eigsh
 
-from .errors import ProofQuestError
-from .geometry import BBox
-from .graph import RAG, Agglomeration, Edit, edges_between
+from game.errors import ProofQuestError
+from game.geometry import BBox
+from game.segmentation.agglomeration import Agglomeration, Edit
+from game.segmentation.rag import RAG, edges_between
 
 KINDS = ("merge", "split")
 # A contact whose mean boundary is above this is a membrane, not a false split worth a puzzle.
@@ -248,7 +249,7 @@ def normalized_cut(graph: RAG) -> tuple[np.ndarray, np.ndarray, float]:
     Parameters
     ----------
     graph : RAG
-        The edges inside one segment (:func:`game.graph.segment_subgraph`).
+        The edges inside one segment (:func:`game.segmentation.merging.segment_subgraph`).
 
     Returns
     -------
@@ -328,7 +329,7 @@ def _internal_graphs(rag: RAG, mapping: np.ndarray):
     """Yield ``(segment, subgraph)`` for each segment with internal edges.
 
     One sort over the internal edges instead of a subgraph query per segment
-    (:func:`game.graph.segment_subgraph`).
+    (:func:`game.segmentation.merging.segment_subgraph`).
     """
     su = mapping[rag.u]
     internal = np.flatnonzero(su == mapping[rag.v])
@@ -551,7 +552,7 @@ def label_candidates(candidates: Sequence[dict], agg: Agglomeration, sv_truth: n
     agg : Agglomeration
         The segmentation the candidates were found on.
     sv_truth : ndarray
-        ``game.metrics.supervoxel_truth(supervoxels, groundtruth)``.
+        ``game.evaluation.metrics.supervoxel_truth(supervoxels, groundtruth)``.
     sizes : ndarray, optional
         Voxel count per supervoxel, to weigh the majority of a split's sides
         by volume (default: each supervoxel counts once).

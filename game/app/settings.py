@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ProofQuestError
+from game.errors import ProofQuestError
 
 ENV_PREFIX = "PROOFQUEST_"
 
@@ -104,7 +104,7 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
 
 def project_root() -> Path:
     """The folder holding ``game/``, ``models/`` and ``static/``."""
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 def resolve_model_path(path: str) -> Path:

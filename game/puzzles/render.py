@@ -34,9 +34,9 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
-from .consensus import YES_SUPPORTS_EDIT
-from .errors import ProofQuestError
-from .geometry import BBox
+from game.crowd.consensus import YES_SUPPORTS_EDIT
+from game.errors import ProofQuestError
+from game.geometry import BBox
 
 QUESTIONS = {"merge": "Are these one neurite?", "split": "Is this one neurite?"}
 # A "yes" to a merge puzzle applies the merge; a "yes" to a split puzzle keeps the segment whole.

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 
 import sqlite_utils
 
-from .errors import ProofQuestError
+from game.errors import ProofQuestError
 
 # Each entry migrates the schema from version i to i + 1; never edit one that has shipped.
 MIGRATIONS: list[str] = [

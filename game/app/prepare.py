@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import random
 
-from . import detect
-from . import pipeline
-from . import store as st
-from .instance import Instance
+from game.app import pipeline
+from game.app import store as st
+from game.app.instance import Instance
+from game.detection import detect
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """The error detector: suspected errors, scored, best first, each with a proposed edit.
 
 :func:`detect` is the whole pipeline: candidates from the segmentation's graph
-(:mod:`game.candidates`), then a score for each, P(the proposed edit is
-correct), from the CNN of :mod:`game.detector_net` looking at the EM image,
+(:mod:`game.detection.candidates`), then a score for each, P(the proposed edit is
+correct), from the CNN of :mod:`game.detection.net` looking at the EM image,
 the boundary map and the two parts around the spot, or, without a model, from
 the boundary map alone (the baseline). :func:`finetune` retrains the detector
 on the answers players gave, keeping the old weights unless the new ones rank
@@ -25,13 +25,34 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .candidates import (KINDS, Progress, baseline_score, find_candidates, interleave, label_candidates,
-                         resolve)
-from .detector_net import (KIND_INDEX, PATCH, SCALARS, SLICES, DetectorNet, Examples, load_detector,
-                           log_loss, predict, ranking_quality, roc_auc, save_detector, train_detector)
-from .errors import ProofQuestError
-from .geometry import BBox
-from .graph import RAG, Agglomeration
+from game.detection.candidates import (
+    KINDS,
+    Progress,
+    baseline_score,
+    find_candidates,
+    interleave,
+    label_candidates,
+    resolve,
+)
+from game.detection.net import (
+    KIND_INDEX,
+    PATCH,
+    SCALARS,
+    SLICES,
+    DetectorNet,
+    Examples,
+    load_detector,
+    log_loss,
+    predict,
+    ranking_quality,
+    roc_auc,
+    save_detector,
+    train_detector,
+)
+from game.errors import ProofQuestError
+from game.geometry import BBox
+from game.segmentation.agglomeration import Agglomeration
+from game.segmentation.rag import RAG
 
 __all__ = ["ArrayVolume", "candidate_examples", "detect", "detect_volume", "evaluate_ranking", "find_candidates",
            "finetune", "label_candidates", "load_detector", "precision_at", "read_answers", "roc_auc",
@@ -43,7 +64,7 @@ SCORING_BATCH = 2048
 
 
 class ArrayVolume:
-    """Layers held in memory behind the reading interface of :class:`game.volume.Volume`.
+    """Layers held in memory behind the reading interface of :class:`game.volumes.volume.Volume`.
 
     Parameters
     ----------
@@ -76,7 +97,7 @@ class ArrayVolume:
 # --- network inputs -----------------------------------------------------------------
 
 def scalar_features(candidates: Sequence[dict]) -> np.ndarray:
-    """The detector's scalar inputs (:data:`game.detector_net.SCALARS`), one row per candidate."""
+    """The detector's scalar inputs (:data:`game.detection.net.SCALARS`), one row per candidate."""
     rows = []
     for c in candidates:
         f = c["features"]
@@ -177,7 +198,7 @@ def score_candidates(volume, agg: Agglomeration, candidates: Sequence[dict],
         The segmentation the candidates were found on.
     candidates : list of dict
     model : DetectorNet or path, optional
-        None scores by the boundary map alone (:func:`game.candidates.baseline_score`).
+        None scores by the boundary map alone (:func:`game.detection.candidates.baseline_score`).
     progress : callable, optional
         ``progress(done, total)`` over the candidates scored.
 
@@ -224,7 +245,7 @@ def detect(volume, agg: Agglomeration, rag: RAG, *, model: DetectorNet | str | P
     Returns
     -------
     list of dict
-        Candidates (:mod:`game.candidates`) with ``score``.
+        Candidates (:mod:`game.detection.candidates`) with ``score``.
     """
     candidates = find_candidates(volume, agg, rag, progress=progress)
     ranked = interleave(score_candidates(volume, agg, candidates, model, progress=progress))
@@ -239,16 +260,16 @@ def detect_volume(inst, name: str, *, limit: int | None = 300, progress=None) ->
 
     Parameters
     ----------
-    inst : game.instance.Instance
+    inst : game.app.instance.Instance
     name : str
         The volume.
     limit : int, optional
     progress : callable, optional
         ``progress(description)`` returning a ``bar(done, total)`` or None
-        (the convention of :mod:`game.pipeline`).
+        (the convention of :mod:`game.app.pipeline`).
     """
-    from .config import resolve_model_path
-    from .metrics import ContingencyTable, supervoxel_truth
+    from game.app.settings import resolve_model_path
+    from game.evaluation.metrics import ContingencyTable, supervoxel_truth
 
     volume = inst.volumes.open(name)
     agg = inst.agglomeration(name)

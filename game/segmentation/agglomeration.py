@@ -18,9 +18,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import ProofQuestError
-from .geometry import BBox
-from .rag import id_dtype
+from game.errors import ProofQuestError
+from game.geometry import BBox
+from game.segmentation.rag import id_dtype
 
 KINDS = ("merge", "split", "undo")
 

@@ -12,8 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
-from . import metrics
-from .graph import RAG, Agglomeration, Edit
+from game.evaluation import metrics
+from game.segmentation.agglomeration import Agglomeration, Edit
+from game.segmentation.rag import RAG
 
 CURVE_KEYS = ("adapted_rand_error", "vi_split", "vi_merge", "edge_accuracy")
 

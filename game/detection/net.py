@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from scipy.stats import rankdata
 from torch import nn
 
-from .errors import ProofQuestError
+from game.errors import ProofQuestError
 
 SLICES = 3
 PATCH = 64
@@ -306,7 +306,7 @@ def load_detector(path: str | Path) -> DetectorNet:
         model = DetectorNet(**saved["arch"])
         model.load_state_dict(saved["state_dict"])
     except (RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as error:
-        raise ProofQuestError(f"{path} is not a detector saved by game.detector_net.save_detector "
+        raise ProofQuestError(f"{path} is not a detector saved by game.detection.net.save_detector "
                               f"({error})") from error
     if model.arch["n_scalars"] != len(SCALARS):
         raise ProofQuestError(f"{path} expects {model.arch['n_scalars']} scalar features but this version "

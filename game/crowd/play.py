@@ -16,14 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import consensus as cs
-from . import pipeline
-from . import puzzles as pz
-from . import quality
-from . import store as st
-from .errors import ProofQuestError
-from .graph import RAG, Agglomeration, Edit
-from .instance import Instance
+from game.app import pipeline
+from game.app import store as st
+from game.app.instance import Instance
+from game.crowd import consensus as cs
+from game.errors import ProofQuestError
+from game.evaluation import quality
+from game.puzzles import render as pz
+from game.segmentation.agglomeration import Agglomeration, Edit
+from game.segmentation.rag import RAG
 
 WEEK = 7 * 24 * 3600
 ANSWERS = ("yes", "no", "unsure")

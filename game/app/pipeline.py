@@ -18,16 +18,17 @@ from typing import Callable, Iterator
 import fastremap
 import numpy as np
 
-from . import filters
-from . import metrics
-from . import quality
-from . import store as st
-from . import synthetic
-from .errors import ProofQuestError
-from .geometry import BBox
-from .graph import RAG, agglomerate, build_rag_blockwise, oversegment_segments, watershed_supervoxels
-from .instance import Instance
-from .volume import LABEL_LAYERS, Volume, copy_into, export_array, open_array
+from game.app import store as st
+from game.app.instance import Instance
+from game.errors import ProofQuestError
+from game.evaluation import metrics, quality
+from game.geometry import BBox
+from game.segmentation import filters
+from game.segmentation.merging import agglomerate
+from game.segmentation.rag import RAG, build_rag_blockwise
+from game.segmentation.watershed import oversegment_segments, watershed_supervoxels
+from game.volumes import synthetic
+from game.volumes.volume import LABEL_LAYERS, Volume, copy_into, export_array, open_array
 
 Progress = Callable[[str], Callable[[int, int], None]]
 SIDES = ("mapping", "rag", "sv_gt_table")
@@ -145,9 +146,9 @@ def _boundary(inst: Instance, volume, progress: Progress | None) -> np.ndarray:
     its segmentation leaves far fewer errors (see models/boundary_unet.md).
     """
     if inst.settings["DEMO_BOUNDARY"] == "network":
-        from . import boundary as bnd
-        from .config import resolve_model_path
-        from .unet import load_model
+        from game.app.settings import resolve_model_path
+        from game.segmentation import boundary as bnd
+        from game.segmentation.unet import load_model
         net = load_model(resolve_model_path(inst.settings["BOUNDARY_MODEL"]), device=bnd.default_device())
         return bnd.predict_boundary(lambda box: volume.read("image", box), volume.shape, net,
                                     progress=_bar(progress, f"boundary network ({bnd.default_device()})"))
@@ -315,9 +316,9 @@ def agglomerate_volume(inst: Instance, name: str, *, threshold: float | None = N
 def segment_volume(inst: Instance, name: str, *, model: str | None = None, threshold: float | None = None,
                    discard_edits: bool = False, progress: Progress | None = None) -> dict:
     """Boundary network (blockwise) → watershed supervoxels → agglomeration, as the volume's segmentation."""
-    from . import boundary as bnd
-    from .config import resolve_model_path
-    from .unet import load_model
+    from game.app.settings import resolve_model_path
+    from game.segmentation import boundary as bnd
+    from game.segmentation.unet import load_model
 
     threshold = inst.settings["AGGLOMERATION_THRESHOLD"] if threshold is None else threshold
     net = load_model(resolve_model_path(model or inst.settings["BOUNDARY_MODEL"]), device=bnd.default_device())
@@ -337,8 +338,8 @@ def train_boundary_volume(inst: Instance, name: str, *, epochs: int, out: str, v
                           steps_per_epoch: int = 20, from_scratch: bool = False,
                           progress: Callable[[str], None] = print) -> dict:
     """Train the boundary network on a volume with ground truth; resumable from its checkpoints."""
-    from . import boundary as bnd
-    from .unet import load_model, save_model
+    from game.segmentation import boundary as bnd
+    from game.segmentation.unet import load_model, save_model
 
     volume = inst.volumes.open(name)
     if not volume.has("groundtruth"):
@@ -352,7 +353,7 @@ def train_boundary_volume(inst: Instance, name: str, *, epochs: int, out: str, v
                               f"{settings.crop[0]} training slices plus a held-out slab, and at least "
                               f"{settings.crop[1]}×{settings.crop[2]} pixels per slice")
     # fine-tuning the shipped network beat training from scratch on real EM (models/boundary_unet.md)
-    from .config import resolve_model_path
+    from game.app.settings import resolve_model_path
     default = resolve_model_path(inst.settings["BOUNDARY_MODEL"])
     initial = None if from_scratch or not default.is_file() else load_model(default)
     history = bnd.train_boundary(volume.read("image"), volume.read("groundtruth"), epochs=epochs,

@@ -15,7 +15,7 @@ about any foreign file in a group. Every write that a reader could see is a
 rename of a complete file or folder: a volume appears only when its import
 finished, and a side array is never half written.
 
-The readers and writers of array file formats live in :mod:`game.formats`;
+The readers and writers of array file formats live in :mod:`game.volumes.formats`;
 ``open_array`` and ``export_array`` are re-exported here as the contract names them.
 """
 
@@ -35,8 +35,8 @@ import numpy as np
 import zarr
 
 from game.errors import ProofQuestError
-from game.formats import SourceArray, atomic_path, export_array, open_array, remove_path
 from game.geometry import BBox
+from game.volumes.formats import SourceArray, atomic_path, export_array, open_array, remove_path
 
 __all__ = ["VolumeStore", "Volume", "VolumeWriter", "copy_into", "open_array", "export_array",
            "LAYERS", "LABEL_LAYERS", "INTENSITY_LAYERS", "DEFAULT_CHUNKS"]

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import store as st
-from .config import load_settings
-from .graph import Agglomeration, Edit
-from .volume import VolumeStore
+from game.app import store as st
+from game.app.settings import load_settings
+from game.segmentation.agglomeration import Agglomeration, Edit
+from game.volumes.volume import VolumeStore
 
 
 class Instance:

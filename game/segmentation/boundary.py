@@ -1,6 +1,6 @@
 """Boundary maps from EM images: training the U-Net and predicting block by block.
 
-The boundary network (:mod:`game.unet`) turns an EM image into a per-voxel
+The boundary network (:mod:`game.segmentation.unet`) turns an EM image into a per-voxel
 membrane probability, the map that the watershed cuts into supervoxels and
 whose values the region adjacency graph averages along each contact.
 Everything here works on plain arrays or on a reader ``read(bbox) -> array``,
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from game.errors import ProofQuestError
 from game.geometry import BBox
-from game.unet import BoundaryUNet, fold_batchnorm, save_model
+from game.segmentation.unet import BoundaryUNet, fold_batchnorm, save_model
 
 Reader = Callable[[BBox], np.ndarray]
 
@@ -381,7 +381,7 @@ def train_boundary(image, groundtruth, *, epochs: int, checkpoint_dir: str | Pat
     crops from ``z >= val_slab`` is measured, a checkpoint (model, optimiser,
     epoch, history) replaces ``checkpoint_dir/last.pt``, and the model with
     the lowest validation loss so far is kept as ``checkpoint_dir/best.pt``
-    (loadable with :func:`game.unet.load_model`). Crops are drawn from a
+    (loadable with :func:`game.segmentation.unet.load_model`). Crops are drawn from a
     generator seeded by (seed, epoch), so a resumed run continues exactly as
     an uninterrupted one would.
 

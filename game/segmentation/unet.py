@@ -100,7 +100,7 @@ class BoundaryUNet(nn.Module):
         shape works.
     in_channels : input channels (1 for grey-scale EM).
 
-    The input is intensity scaled to 0..1 (:func:`game.boundary.image_to_input`),
+    The input is intensity scaled to 0..1 (:func:`game.segmentation.boundary.image_to_input`),
     shaped (batch, in_channels, z, y, x); the output is (batch, 1, z, y, x)
     logits, a sigmoid away from boundary probability.
     """
@@ -195,6 +195,7 @@ def load_model(path: str | Path, *, device: str | torch.device = "cpu") -> Bound
         model = BoundaryUNet(**saved["arch"])
         model.load_state_dict(saved["state_dict"])
     except (RuntimeError, KeyError, TypeError, ValueError, EOFError, pickle.UnpicklingError) as error:
-        raise ProofQuestError(f"{path} is not a boundary model saved by game.unet.save_model ({error})") from error
+        raise ProofQuestError(f"{path} is not a boundary model saved by game.segmentation.unet.save_model "
+                              f"({error})") from error
     model.card = saved.get("card", {})
     return model.to(device).eval()

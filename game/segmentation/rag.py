@@ -23,8 +23,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import ProofQuestError
-from .geometry import BBox
+from game.errors import ProofQuestError
+from game.geometry import BBox
 
 _FIELDS = ("u", "v", "mean", "min", "max", "area")
 

@@ -10,8 +10,8 @@ import secrets
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import store as st
-from .errors import ProofQuestError
+from game.app import store as st
+from game.errors import ProofQuestError
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
 MIN_PASSWORD = 8

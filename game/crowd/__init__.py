@@ -1,0 +1,1 @@
+"""The crowd: assignment, votes and decisions, reliability, scoring and reports."""

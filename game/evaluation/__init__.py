@@ -1,0 +1,1 @@
+"""Evaluation: contingency tables, adapted Rand error, VI, edge accuracy and quality over time."""

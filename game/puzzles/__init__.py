@@ -1,0 +1,1 @@
+"""Puzzles: the typed edit a puzzle proposes, its framing and its pictures."""

@@ -1,0 +1,1 @@
+"""Segmentation: boundary maps, watershed supervoxels, the region graph, agglomeration and its edits."""
