@@ -35,11 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from train_default_detector import SHAPE, Case, case_examples, demo_case, labelled_candidates, with_scores  # noqa: E402
 
-from game.detection.candidates import apply_candidate, find_candidates, scan_supervoxels
+from game.detection.candidates import find_candidates, scan_supervoxels
 from game.detection.detect import ArrayVolume, evaluate_ranking, finetune, score_candidates
 from game.detection.net import Examples, load_detector, predict, train_detector
-from game.errors import ProofQuestError
 from game.evaluation.metrics import evaluate, supervoxel_truth
+from game.puzzles.edit import Moot, PuzzleEdit
 from game.segmentation.agglomeration import Agglomeration
 from game.segmentation.filters import membrane_probability
 from game.segmentation.rag import build_rag
@@ -89,8 +89,8 @@ def oracle(case: Case, agg: Agglomeration, candidates: list[dict]) -> dict:
     for candidate in sorted(candidates, key=lambda c: c["kind"] != "split"):
         if candidate["truth"]:
             try:
-                apply_candidate(fixed, candidate)
-            except ProofQuestError:  # an earlier merge made it already
+                PuzzleEdit.of(candidate).apply(fixed)
+            except Moot:  # an earlier merge made it already
                 pass
     after = evaluate(gt, fixed.mapping[supervoxels])
     keys = ("adapted_rand_error", "vi_split", "vi_merge")

@@ -31,7 +31,9 @@ from scipy import ndimage as ndi
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from game.puzzles.render import WINDOW_LIMITS, PuzzleImageCache, fit_window, puzzle_window, render_slices
+from game.puzzles.cache import PuzzleImageCache
+from game.puzzles.framing import WINDOW_LIMITS, fit_window, puzzle_window
+from game.puzzles.render import render_slices
 
 DATA = ROOT.parent / "shared" / "data" / "fibsem-gala"
 WINDOW_SIZES = (64, 96, 144, 192)  # 64 is below WINDOW_LIMITS, for comparison

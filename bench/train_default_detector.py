@@ -33,10 +33,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from game.detection.candidates import find_candidates, label_candidates, scan_supervoxels
+from game.detection.candidates import find_candidates, scan_supervoxels
 from game.detection.detect import ArrayVolume, candidate_examples, evaluate_ranking
 from game.detection.net import Examples, predict, save_detector, train_detector
 from game.evaluation.metrics import supervoxel_truth
+from game.puzzles.edit import label_edits
 from game.segmentation.agglomeration import Agglomeration
 from game.segmentation.boundary import predict_boundary
 from game.segmentation.filters import membrane_probability
@@ -89,7 +90,7 @@ def demo_case(seed: int, shape=SHAPE, boundary_source: str = "network") -> Case:
 
 def labelled_candidates(case: Case, threshold: float) -> tuple[Agglomeration, list[dict]]:
     agg = Agglomeration(agglomerate(case.rag, threshold))
-    return agg, label_candidates(find_candidates(case.volume, agg, case.rag), agg, case.sv_truth, sizes=case.sizes)
+    return agg, label_edits(find_candidates(case.volume, agg, case.rag), agg, case.sv_truth, sizes=case.sizes)
 
 
 def case_examples(case: Case, threshold: float) -> tuple[Agglomeration, Examples, list[dict]]:
@@ -126,7 +127,7 @@ share the trunk; each has its own head.
 Generated demo volumes (game/synthetic.py) through the game's pipeline: boundary map (the boundary
 network models/boundary_unet.pt, or the classical filter game/filters.py) -> watershed supervoxels
 -> RAG -> mean agglomeration ({segmentations}); labels from the exact ground truth
-(game/candidates.py `edit_is_correct`). Trained {card['date']} with
+(game/puzzles/edit.py `PuzzleEdit.is_correct`). Trained {card['date']} with
 `bench/train_default_detector.py` in {card['seconds']:.0f} s on this CPU ({card['epochs']} epochs).
 
 {data}

@@ -20,7 +20,7 @@ from game.app.settings import ENV_PREFIX, load_settings, settings_markdown
 from game.errors import ProofQuestError
 
 
-class Progress:
+class TqdmBar:
     """A tqdm bar behind the ``progress(done, total)`` callbacks the core takes."""
 
     def __init__(self, desc: str, enabled: bool = True):
@@ -44,8 +44,8 @@ class Progress:
             self.bar = None
 
 
-def progress_factory(enabled: bool = True) -> Callable[[str], Progress]:
-    return lambda desc: Progress(desc, enabled)
+def progress_factory(enabled: bool = True) -> Callable[[str], TqdmBar]:
+    return lambda desc: TqdmBar(desc, enabled)
 
 
 def _instance(args):
@@ -122,10 +122,14 @@ def cmd_export(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    from game import simulate
+    try:
+        from game import simulate
+    except ImportError as exc:
+        raise ProofQuestError(f"simulate needs the Socket.IO client ({exc.name} is missing): "
+                              "pip install -e '.[simulate]'") from None
     crowd = simulate.Crowd(players=args.players, accuracy=args.accuracy, chance_share=args.chance_share,
                            votes_per_player=args.votes_per_player, seed=args.seed)
-    result = simulate.run(_instance(args), args.url, crowd, progress=None if args.json else Progress("votes"))
+    result = simulate.run(_instance(args), args.url, crowd, progress=None if args.json else TqdmBar("votes"))
     if args.json:
         print(json.dumps({k: result[k] for k in ("before", "after", "oracle", "votes")} |
                          {"decisions": result["decisions"], "seconds": result["seconds"]}))
@@ -194,7 +198,7 @@ def cmd_retrain_detector(args) -> int:
     # answers refer to candidates found on the initial segmentation, before the crowd's edits
     initial = Agglomeration(volume.load_side("mapping"))
     model, report = detect.finetune(path, labels, volume, initial, volume_name=args.name,
-                                    progress=Progress("examples"))
+                                    progress=TqdmBar("examples"))
     if report["kept_new"]:
         save_detector(model, args.out or path)
     print(json.dumps(report, indent=2))

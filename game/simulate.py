@@ -22,10 +22,9 @@ import socketio
 from game.app import pipeline
 from game.app import store as st
 from game.app.instance import Instance
-from game.crowd.play import Moot, proposed_edit
 from game.errors import ProofQuestError
-from game.evaluation.quality import evaluate_mapping
-from game.puzzles.render import correct_answer
+from game.evaluation.quality import evaluate_mapping, truth_table
+from game.puzzles.edit import Moot, PuzzleEdit, correct_answer
 from game.segmentation.agglomeration import Agglomeration
 from game.segmentation.rag import RAG
 
@@ -57,10 +56,10 @@ def oracle_quality(inst: Instance, name: str) -> dict:
     for puzzle in st.puzzles(inst.store, volume=name, gold=False):
         if puzzle["truth"]:
             try:
-                proposed_edit(agg, puzzle)
+                PuzzleEdit.of(puzzle).apply(agg)
             except Moot:
                 pass
-    return evaluate_mapping(pipeline.truth_table(volume), agg.mapping, RAG.from_arrays(volume.load_side("rag")))
+    return evaluate_mapping(truth_table(volume), agg.mapping, RAG.from_arrays(volume.load_side("rag")))
 
 
 class Player:

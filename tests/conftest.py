@@ -60,18 +60,23 @@ def inst(home):
 
 
 def oracle_puzzles(inst, volume: str = "demo", *, n_merge: int = 12, n_split: int = 6, gold_every: int = 4):
-    """Hand-made puzzles from ground truth (tests need no detector): true and false merges, true splits."""
+    """Hand-made puzzles (tests need no detector): correct and wrong merges, correct splits.
+
+    Their truth is the product's own definition (:meth:`game.puzzles.edit.PuzzleEdit.is_correct`).
+    """
     import numpy as np
 
-    from game.app import pipeline
     from game.app import store as st
-    from game.evaluation import metrics
+    from game.evaluation import metrics, quality
+    from game.puzzles.edit import PuzzleEdit
     from game.segmentation.rag import RAG
 
     vol = inst.volumes.open(volume)
     agg = inst.agglomeration(volume)
-    table = pipeline.truth_table(vol)
+    table = quality.truth_table(vol)
     truth = metrics.supervoxel_truth(table=table)
+    sizes = np.zeros(agg.n_supervoxels + 1)
+    sizes[table.seg_labels] = table.seg_sizes
     rag = RAG.from_arrays(vol.load_side("rag"))
     mapping = agg.mapping
     between = np.flatnonzero(mapping[rag.u] != mapping[rag.v])
@@ -80,8 +85,8 @@ def oracle_puzzles(inst, volume: str = "demo", *, n_merge: int = 12, n_split: in
     for e in order:
         a, b = int(rag.u[e]), int(rag.v[e])
         pair = tuple(sorted((int(mapping[a]), int(mapping[b]))))
-        correct = bool(truth[a] == truth[b])
-        if pair in seen or truth[a] == 0 or truth[b] == 0 or len(merges[correct]) == n_merge // 2:
+        correct = PuzzleEdit("merge", (a, b)).is_correct(agg, truth, sizes)
+        if pair in seen or correct is None or len(merges[correct]) == n_merge // 2:
             continue
         seen.add(pair)
         merges[correct].append({"kind": "merge", "anchors": [a, b], "supervoxels": [], "segments": list(pair),
@@ -98,9 +103,12 @@ def oracle_puzzles(inst, volume: str = "demo", *, n_merge: int = 12, n_split: in
         rest = members[labels != minority]
         if len(rest) == 0:
             continue
-        puzzles.append({"kind": "split", "anchors": [int(rest[0]), int(moved[0])],
-                        "supervoxels": [int(s) for s in moved], "segments": [int(segment)],
-                        "location": _location(vol, int(moved[0])), "score": 0.7, "truth": True})
+        edit = PuzzleEdit("split", (int(rest[0]), int(moved[0])), tuple(int(s) for s in moved))
+        if not edit.is_correct(agg, truth, sizes):
+            continue
+        puzzles.append({"kind": "split", "anchors": list(edit.anchors), "supervoxels": list(edit.moved),
+                        "segments": [int(segment)], "location": _location(vol, int(moved[0])), "score": 0.7,
+                        "truth": True})
         if len(puzzles) == n_merge + n_split:
             break
     for i, p in enumerate(puzzles):

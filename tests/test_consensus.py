@@ -3,24 +3,19 @@
 import numpy as np
 import pytest
 
+from game.app.settings import SETTINGS_BY_NAME, load_settings
 from game.crowd.consensus import (
     OPPOSE,
-    SCORING_HELP,
-    SETTINGS_HELP,
     SUPPORT,
     UNSURE,
     ConsensusSettings,
-    Scoring,
     decide,
     estimate_reliability,
-    gold_accuracy,
     majority_decide,
-    next_streak,
-    points_for_outcome,
-    points_for_vote,
     posterior,
     vote_value,
 )
+from game.crowd.scoring import Scoring, gold_accuracy, next_streak, points_for_outcome, points_for_vote
 from game.errors import ProofQuestError
 
 NO_PRIOR = ConsensusSettings(prior_weight=0.0)
@@ -251,33 +246,46 @@ def test_estimate_reliability_rejects_scores_that_miss_puzzles():
                              scores=[0.5, 0.5])
 
 
-def test_settings_help_documents_every_setting():
-    assert [name for name, _, _ in SETTINGS_HELP][:4] == [
-        "min_votes", "max_votes", "retire_confidence", "apply_confidence"]
-    for table in (SETTINGS_HELP, SCORING_HELP):
-        assert all(help_text for _, _, help_text in table)
-    assert dict((n, d) for n, d, _ in SETTINGS_HELP)["min_votes"] == 3
+def test_every_consensus_and_scoring_field_is_a_documented_setting():
+    from dataclasses import fields
+    for cls in (ConsensusSettings, Scoring):
+        for f in fields(cls):
+            setting = SETTINGS_BY_NAME[f.metadata["setting"]]
+            assert setting.help and f.default == setting.default
+    assert ConsensusSettings().min_votes == SETTINGS_BY_NAME["MIN_VOTES"].default == 3
 
 
-def test_settings_from_overrides_coerces_strings():
-    settings = ConsensusSettings.from_overrides({"min_votes": "4", "retire_confidence": "0.95"})
+def test_settings_from_the_environment_are_parsed():
+    values = load_settings(environ={"PROOFQUEST_MIN_VOTES": "4", "PROOFQUEST_RETIRE_CONFIDENCE": "0.95",
+                                    "PROOFQUEST_POINTS_EFFORT": "5"})
+    settings = ConsensusSettings.from_settings(values)
     assert (settings.min_votes, settings.retire_confidence) == (4, 0.95)
-    assert Scoring.from_overrides({"effort": "5"}).effort == 5
+    assert Scoring.from_settings(values).effort == 5
+    assert ConsensusSettings.from_settings({"MIN_VOTES": "4"}).min_votes == 4
 
 
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"min_votes": 5, "max_votes": 4}, "min_votes"),
-        ({"retire_confidence": 1.0}, "retire_confidence"),
-        ({"reliability_floor": 0.4}, "reliability_floor"),
-        ({"quorum": 3}, "unknown ConsensusSettings setting"),
-        ({"min_votes": "three"}, "not a int"),
+        ({"MIN_VOTES": 5, "MAX_VOTES": 4}, "MIN_VOTES <= MAX_VOTES"),
+        ({"RETIRE_CONFIDENCE": 1.0}, "RETIRE_CONFIDENCE"),
+        ({"RETIRE_CONFIDENCE": 0.99, "APPLY_CONFIDENCE": 0.97}, "RETIRE_CONFIDENCE <= APPLY_CONFIDENCE"),
+        ({"MAX_VOTES": 20}, "MAX_VOTES <= BIG_MAX_VOTES"),
+        ({"RELIABILITY_FLOOR": 0.4}, "RELIABILITY_FLOOR"),
+        ({"MIN_VOTES": "three"}, "MIN_VOTES='three' is invalid"),
     ],
 )
-def test_settings_reject_bad_values_with_a_message(overrides, message):
+def test_settings_reject_bad_values_with_a_message_never_adjust_them(overrides, message):
     with pytest.raises(ProofQuestError, match=message):
-        ConsensusSettings.from_overrides(overrides)
+        ConsensusSettings.from_settings(overrides)
+
+
+def test_an_instance_with_a_bad_setting_does_not_start(tmp_path):
+    from game.app.instance import Instance
+    with pytest.raises(ProofQuestError, match="MIN_VOTES <= MAX_VOTES"):
+        Instance(tmp_path, load_settings({"MIN_VOTES": 10, "MAX_VOTES": 4}, environ={}))
+    with pytest.raises(ProofQuestError, match="POINTS_EFFORT"):
+        Instance(tmp_path, load_settings({"POINTS_EFFORT": -1}, environ={}))
 
 
 def test_points_for_vote_pay_effort_and_less_for_unsure():
@@ -323,5 +331,5 @@ def test_applying_an_edit_needs_more_confidence_than_rejecting_it():
     assert two_of_three.state == "open", "0.964 does not reach the bar for applying"
     assert decide([OPPOSE, OPPOSE, OPPOSE], [0.75, 0.75, 0.75], 0.5, settings).state == "retired"
     assert decide([SUPPORT] * 3, three, 0.5, settings).answer is True
-    with pytest.raises(ProofQuestError, match="apply_confidence"):
+    with pytest.raises(ProofQuestError, match="RETIRE_CONFIDENCE <= APPLY_CONFIDENCE"):
         ConsensusSettings(retire_confidence=0.95, apply_confidence=0.9)

@@ -9,10 +9,8 @@ import pytest
 import torch
 
 from game.detection.candidates import (
-    apply_candidate,
     find_candidates,
     interleave,
-    label_candidates,
     normalized_cut,
     scan_supervoxels,
 )
@@ -30,6 +28,7 @@ from game.detection.detect import (
 from game.detection.net import DetectorNet, load_detector, predict, save_detector
 from game.errors import ProofQuestError
 from game.evaluation.metrics import adapted_rand_error, supervoxel_truth, variation_of_information
+from game.puzzles.edit import Moot, PuzzleEdit, label_edits
 from game.segmentation.agglomeration import Agglomeration
 from game.segmentation.filters import membrane_probability
 from game.segmentation.merging import agglomerate
@@ -79,7 +78,7 @@ def tiny(tmp_path):
 def labelled(tiny):
     volume, agg, rag, sv_truth = tiny
     sizes, _ = scan_supervoxels(volume, np.zeros((0, 2), np.int64), agg.n_supervoxels)
-    return label_candidates(find_candidates(volume, agg, rag), agg, sv_truth, sizes=sizes)
+    return label_edits(find_candidates(volume, agg, rag), agg, sv_truth, sizes=sizes)
 
 
 def by_kind(candidates, kind):
@@ -120,7 +119,7 @@ def test_proposed_edits_apply_cleanly_through_the_agglomeration(tiny):
     agg = tiny[1]
     for candidate in sorted(candidates, key=lambda c: c["kind"] != "split"):
         if candidate["truth"]:
-            apply_candidate(agg, candidate)
+            PuzzleEdit.of(candidate).apply(agg)
     mapping = agg.mapping
     assert mapping[1] == mapping[2] != mapping[3]
     assert mapping[3] == mapping[4] != mapping[5]
@@ -131,11 +130,11 @@ def test_edits_are_found_again_through_anchors_after_ids_change(tiny):
     volume, agg, rag, _ = tiny
     merge = next(c for c in find_candidates(volume, agg, rag) if c["segments"] == [1, 2])
     agg.merge(1, 3)  # segment 1, named in the candidate, is gone: supervoxel 1 is in segment 3 now
-    edit = apply_candidate(agg, merge)
+    edit = PuzzleEdit.of(merge).apply(agg)
     assert edit.kind == "merge"
     assert agg.segment_of(1) == agg.segment_of(2) == agg.segment_of(5)
-    with pytest.raises(ProofQuestError, match="already in one segment"):
-        apply_candidate(agg, merge)
+    with pytest.raises(Moot, match="already one"):
+        PuzzleEdit.of(merge).apply(agg)
 
 
 def test_scan_counts_supervoxel_sizes_across_chunk_borders(tiny):
@@ -170,7 +169,7 @@ def test_labels_are_unknown_where_the_ground_truth_is_silent(tiny):
     volume, agg, rag, sv_truth = tiny
     silent = sv_truth.copy()
     silent[1] = 0
-    candidates = label_candidates(find_candidates(volume, agg, rag), agg, silent)
+    candidates = label_edits(find_candidates(volume, agg, rag), agg, silent)
     merge = next(c for c in candidates if c["segments"] == [1, 2])
     assert merge["truth"] is None
 
@@ -186,14 +185,14 @@ def test_oracle_edits_improve_the_real_segmentation():
     volume = ArrayVolume(image=read("train-image.h5"), boundary=boundary, supervoxels=supervoxels)
     rag = build_rag(supervoxels, boundary)
     agg = Agglomeration(agglomerate(rag, 0.5))
-    candidates = label_candidates(find_candidates(volume, agg, rag), agg, supervoxel_truth(supervoxels, gt))
+    candidates = label_edits(find_candidates(volume, agg, rag), agg, supervoxel_truth(supervoxels, gt))
     assert any(c["truth"] for c in candidates)
     before = agg.mapping[supervoxels]
     for candidate in sorted(candidates, key=lambda c: c["kind"] != "split"):
         if candidate["truth"]:
             try:
-                apply_candidate(agg, candidate)
-            except ProofQuestError:  # made already by an earlier merge
+                PuzzleEdit.of(candidate).apply(agg)
+            except Moot:  # made already by an earlier merge
                 pass
     after = agg.mapping[supervoxels]
     assert adapted_rand_error(gt, after)[0] < adapted_rand_error(gt, before)[0]
@@ -333,7 +332,7 @@ def test_default_detector_ranks_merges_of_an_unseen_demo_volume_better_than_the_
     volume = ArrayVolume(image=image, boundary=boundary, supervoxels=supervoxels)
     rag = build_rag(supervoxels, boundary)
     agg = Agglomeration(agglomerate(rag, 0.5))
-    candidates = label_candidates(find_candidates(volume, agg, rag), agg,
+    candidates = label_edits(find_candidates(volume, agg, rag), agg,
                                   supervoxel_truth(supervoxels, groundtruth))
     baseline = evaluate_ranking(candidates)["merge"]
     detector = evaluate_ranking(score_candidates(volume, agg, candidates, DEFAULT_MODEL))["merge"]

@@ -12,19 +12,10 @@ from skimage.color import rgb2lab
 from game.crowd import consensus
 from game.errors import ProofQuestError
 from game.geometry import BBox
-from game.puzzles.render import (
-    OUTLINE_PX,
-    PALETTE,
-    PuzzleImageCache,
-    edit_if_yes,
-    encode_png,
-    fit_window,
-    puzzle_window,
-    question_for,
-    render_slices,
-    render_truth,
-    slices_for_anisotropy,
-)
+from game.puzzles.cache import PuzzleImageCache
+from game.puzzles.edit import YES_SUPPORTS_EDIT, edit_if_yes, question_for
+from game.puzzles.framing import fit_window, puzzle_window, slices_for_anisotropy
+from game.puzzles.render import OUTLINE_PX, PALETTE, encode_png, render_slices, render_truth
 
 FIBSEM = Path(__file__).resolve().parents[2] / "shared" / "data" / "fibsem-gala"
 
@@ -81,8 +72,9 @@ def test_yes_applies_a_merge_but_keeps_a_split_segment_whole():
     assert edit_if_yes("split") is False
 
 
-def test_yes_meaning_agrees_with_consensus():
-    assert {k: edit_if_yes(k) for k in ("merge", "split")} == consensus.YES_SUPPORTS_EDIT
+def test_consensus_reads_yes_as_the_puzzles_define_it():
+    for kind in ("merge", "split"):
+        assert (consensus.vote_value(kind, "yes") == consensus.SUPPORT) == edit_if_yes(kind) == YES_SUPPORTS_EDIT[kind]
 
 
 def test_unknown_kind_is_rejected_with_the_known_kinds():

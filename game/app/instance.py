@@ -2,40 +2,66 @@
 
 ``HOME/proofquest.sqlite`` (players, puzzles, votes, the edit log),
 ``HOME/volumes/`` (the volume store), ``HOME/cache/`` (rendered images) and
-``HOME/secret_key``. The current segmentation of a volume is its initial
-mapping (a side array of the volume) with the edit log replayed on top.
+``HOME/secret_key``. :class:`Instance` is the composition root: it builds the
+parts once (settings checked, store, volumes, live segmentations, the table of
+puzzles handed out) and hands them to the crowd rules and the web layer.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-import threading
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from game.app import store as st
+from game.app.segmentations import LiveSegmentations
 from game.app.settings import load_settings
-from game.segmentation.agglomeration import Agglomeration, Edit
+from game.crowd.assignment import Assignments
+from game.crowd.consensus import ConsensusSettings
+from game.crowd.scoring import Scoring
+from game.errors import ProofQuestError
+from game.segmentation.agglomeration import Agglomeration
 from game.volumes.volume import VolumeStore
 
 
+def _checked_home(path: Path) -> Path:
+    """The instance folder, made if missing; a clear message when it cannot be one."""
+    if path.exists() and not path.is_dir():
+        raise ProofQuestError(f"the instance folder {path} is a file; pass --home with a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ProofQuestError(f"cannot make the instance folder {path}: {exc.strerror}; pass --home with a "
+                              "folder you can write to") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ProofQuestError(f"the instance folder {path} is not writable; pass --home with a folder you can "
+                              "write to")
+    return path
+
+
 class Instance:
-    """Paths and shared handles of one instance folder."""
+    """Paths and shared parts of one instance folder."""
 
     def __init__(self, home: str | Path | None = None, settings: dict | None = None):
         self.settings = settings if settings is not None else load_settings()
-        self.home = Path(home if home is not None else self.settings["HOME"]).resolve()
-        self.home.mkdir(parents=True, exist_ok=True)
-        self._agglomerations: dict[str, Agglomeration] = {}
-        self._supervoxel_sizes: dict[str, np.ndarray] = {}
-        self._lock = threading.RLock()
-        # puzzle id -> {player id: time handed out}, so concurrent players spread over puzzles
-        self.assignments: dict[int, dict[int, float]] = {}
-        # (edit counts per volume, quality report) — the report changes only with edits
+        self.consensus, self.scoring  # checked now: a bad setting stops the start with a message naming it
+        self.home = _checked_home(Path(home if home is not None else self.settings["HOME"]).resolve())
+        self.assignments = Assignments()
+        # (edit counts per volume, quality report): the report changes only with edits
         self.quality_cache: tuple | None = None
+
+    @property
+    def consensus(self) -> ConsensusSettings:
+        """When puzzles retire and how votes count, from the current settings."""
+        return ConsensusSettings.from_settings(self.settings)
+
+    @property
+    def scoring(self) -> Scoring:
+        """How many points what earns, from the current settings."""
+        return Scoring.from_settings(self.settings)
 
     @cached_property
     def volumes(self) -> VolumeStore:
@@ -44,6 +70,10 @@ class Instance:
     @cached_property
     def store(self) -> st.Store:
         return st.Store(self.home / "proofquest.sqlite")
+
+    @cached_property
+    def segmentations(self) -> LiveSegmentations:
+        return LiveSegmentations(self.volumes, self.store)
 
     @property
     def cache_dir(self) -> Path:
@@ -60,51 +90,15 @@ class Instance:
                 f.write(secrets.token_hex(32))
         return path.read_text().strip()
 
+    # shorthands for the live segmentation, used throughout
     def agglomeration(self, name: str) -> Agglomeration:
-        """The live segmentation of a volume: initial mapping + replayed edit log (cached).
-
-        Re-read when the log holds a different number of edits than memory
-        (another process edited, or a transaction was rolled back).
-        """
-        edits = st.edit_count(self.store, name)  # asked outside the lock: every puzzle request comes here
-        with self._lock:
-            agg = self._agglomerations.get(name)
-            if agg is not None and len(agg.edits) != edits and len(agg.edits) != st.edit_count(self.store, name):
-                agg = None  # (asked again under the lock: an edit may have landed in between)
-            if agg is None:
-                volume = self.volumes.open(name)
-                log = [Edit.from_dict(row["edit"]) for row in st.edits(self.store, name)]
-                agg = Agglomeration.replay(volume.load_side("mapping"), log)
-                self._agglomerations[name] = agg
-            return agg
+        return self.segmentations.agglomeration(name)
 
     def supervoxel_sizes(self, name: str) -> np.ndarray:
-        """Voxels per supervoxel id of a volume (index 0 counts nothing).
-
-        Counted once per volume, outside the instance lock (it reads the whole
-        supervoxel layer), and kept beside it as the side array ``sv_sizes``;
-        the game loads it when it prepares the puzzles.
-        """
-        n = len(self.agglomeration(name).mapping)
-        sizes = self._supervoxel_sizes.get(name)
-        if sizes is None or len(sizes) < n:
-            volume = self.volumes.open(name)
-            sizes = volume.load_side("sv_sizes") if volume.has_side("sv_sizes") else None
-            if sizes is None or len(sizes) < n:
-                sizes = volume.label_sizes("supervoxels", minlength=n)
-                sizes[0] = 0
-                volume.save_side("sv_sizes", sizes)
-            with self._lock:
-                self._supervoxel_sizes[name] = sizes
-        return sizes
+        return self.segmentations.supervoxel_sizes(name)
 
     def forget(self, name: str) -> None:
-        """Drop the cached segmentation of a volume (the edit log changed under it)."""
-        with self._lock:
-            self._agglomerations.pop(name, None)
+        self.segmentations.forget(name)
 
     def forget_volume(self, name: str) -> None:
-        """Drop everything cached about a volume (after it was replaced)."""
-        with self._lock:
-            self._agglomerations.pop(name, None)
-            self._supervoxel_sizes.pop(name, None)
+        self.segmentations.forget_volume(name)

@@ -23,6 +23,7 @@ from game.app.instance import Instance
 from game.errors import ProofQuestError
 from game.evaluation import metrics, quality
 from game.geometry import BBox
+from game.progress import ProgressFactory
 from game.segmentation import filters
 from game.segmentation.merging import agglomerate
 from game.segmentation.rag import RAG, build_rag_blockwise
@@ -30,11 +31,10 @@ from game.segmentation.watershed import oversegment_segments, watershed_supervox
 from game.volumes import synthetic
 from game.volumes.volume import LABEL_LAYERS, Volume, copy_into, export_array, open_array
 
-Progress = Callable[[str], Callable[[int, int], None]]
 SIDES = ("mapping", "rag", "sv_gt_table")
 
 
-def _bar(progress: Progress | None, desc: str) -> Callable[[int, int], None]:
+def _bar(progress: ProgressFactory | None, desc: str) -> Callable[[int, int], None]:
     bar = progress(desc) if progress else None
     return bar if bar is not None else (lambda done, total: None)
 
@@ -45,7 +45,7 @@ def _bar(progress: Progress | None, desc: str) -> Callable[[int, int], None]:
 WATERSHED_BLOCK_VOXELS = 2**26
 
 
-def _watershed_into(source, writer, resolution, *, progress: Progress | None = None,
+def _watershed_into(source, writer, resolution, *, progress: ProgressFactory | None = None,
                     block_voxels: int | None = None) -> int:
     """Supervoxels by watershed of ``source``'s boundary layer, written into ``writer``; returns their number.
 
@@ -77,7 +77,7 @@ def _watershed_into(source, writer, resolution, *, progress: Progress | None = N
     return n
 
 
-def _write_graph(writer, *, threshold: float, mapping: np.ndarray | None, progress: Progress | None) -> dict:
+def _write_graph(writer, *, threshold: float, mapping: np.ndarray | None, progress: ProgressFactory | None) -> dict:
     """RAG and initial mapping (and the truth table when there is ground truth) as side arrays."""
     shape, chunks = writer.shape, writer.chunks
     n = int(writer.attrs.get("n_supervoxels") or 0)
@@ -93,7 +93,7 @@ def _write_graph(writer, *, threshold: float, mapping: np.ndarray | None, progre
     return info
 
 
-def _truth_table(volume, progress: Progress | None) -> metrics.ContingencyTable:
+def _truth_table(volume, progress: ProgressFactory | None) -> metrics.ContingencyTable:
     """Ground truth × supervoxels, counted once: every later evaluation is a relabelling of it."""
     acc = metrics.ContingencyAccumulator(ignore_labels=(0,))
     tiles = list(BBox.from_shape(volume.shape).tiles(volume.chunks))
@@ -115,7 +115,7 @@ def _store_supervoxels(writer, supervoxels: np.ndarray) -> int:
 # ----------------------------------------------------------------------------- demo
 
 def make_demo(inst: Instance, name: str, *, shape=(64, 256, 256), seed: int = 0, overwrite: bool = False,
-              progress: Progress | None = None) -> dict:
+              progress: ProgressFactory | None = None) -> dict:
     """Generate the demo volume with exact ground truth and an automatic segmentation with errors."""
     started = time.perf_counter()
     spec = synthetic.DemoSpec(shape=tuple(shape), seed=seed)
@@ -139,7 +139,7 @@ def make_demo(inst: Instance, name: str, *, shape=(64, 256, 256), seed: int = 0,
     return info
 
 
-def _boundary(inst: Instance, volume, progress: Progress | None) -> np.ndarray:
+def _boundary(inst: Instance, volume, progress: ProgressFactory | None) -> np.ndarray:
     """The demo's boundary map: the classical filter by default, so the game has errors to fix.
 
     With ``DEMO_BOUNDARY=network`` the shipped boundary network is used instead;
@@ -178,7 +178,7 @@ def _to_uint8(block: np.ndarray) -> np.ndarray:
 def import_volume(inst: Instance, name: str, *, image: str, segmentation: str | None = None,
                   supervoxels: str | None = None, boundary: str | None = None, groundtruth: str | None = None,
                   resolution=(1.0, 1.0, 1.0), invert_boundary: bool = False, overwrite: bool = False,
-                  progress: Progress | None = None) -> dict:
+                  progress: ProgressFactory | None = None) -> dict:
     """Import a real volume; see the README for which layers lead to which segmentation.
 
     With ``segmentation`` that is the initial segmentation (supervoxels made
@@ -293,7 +293,7 @@ class _LayerSource:
 
 
 def agglomerate_volume(inst: Instance, name: str, *, threshold: float | None = None, discard_edits: bool = False,
-                       progress: Progress | None = None) -> dict:
+                       progress: ProgressFactory | None = None) -> dict:
     """Make supervoxels if there are none, then the initial segmentation by mean-boundary agglomeration."""
     threshold = inst.settings["AGGLOMERATION_THRESHOLD"] if threshold is None else threshold
     if not 0.0 <= threshold <= 1.0:
@@ -314,7 +314,7 @@ def agglomerate_volume(inst: Instance, name: str, *, threshold: float | None = N
 
 
 def segment_volume(inst: Instance, name: str, *, model: str | None = None, threshold: float | None = None,
-                   discard_edits: bool = False, progress: Progress | None = None) -> dict:
+                   discard_edits: bool = False, progress: ProgressFactory | None = None) -> dict:
     """Boundary network (blockwise) → watershed supervoxels → agglomeration, as the volume's segmentation."""
     from game.app.settings import resolve_model_path
     from game.segmentation import boundary as bnd
@@ -392,24 +392,17 @@ def _max_label(volume, layer: str) -> int:
 
 # ----------------------------------------------------------------------------- evaluation and export
 
-def truth_table(volume: Volume) -> metrics.ContingencyTable:
-    if not volume.has("groundtruth"):
-        raise ProofQuestError(f"volume {volume.name!r} has no ground truth to evaluate against; "
-                              "import one with --groundtruth")
-    return metrics.ContingencyTable(**volume.load_side("sv_gt_table"))
-
-
-def evaluate_volume(inst: Instance, name: str, *, progress: Progress | None = None) -> dict:
+def evaluate_volume(inst: Instance, name: str, *, progress: ProgressFactory | None = None) -> dict:
     """Quality of a volume's current segmentation (initial mapping + edit log) against ground truth."""
     volume = inst.volumes.open(name)
     if not volume.has_side("mapping"):
         raise ProofQuestError(f"volume {name!r} has no segmentation yet; run `agglomerate {name}` first")
-    return quality.evaluate_mapping(truth_table(volume), inst.agglomeration(name).mapping,
+    return quality.evaluate_mapping(quality.truth_table(volume), inst.agglomeration(name).mapping,
                                     RAG.from_arrays(volume.load_side("rag")))
 
 
 def export_volume(inst: Instance, name: str, *, what: str = "labels", fmt: str, out: str,
-                  progress: Progress | None = None) -> Path:
+                  progress: ProgressFactory | None = None) -> Path:
     """Write the current segmentation, chunk by chunk, with name, resolution and edit count as metadata."""
     if what == "answers":
         return export_answers(inst, name, out)

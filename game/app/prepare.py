@@ -8,46 +8,21 @@ page) and, with ``echo``, to the console.
 from __future__ import annotations
 
 import logging
-import random
 
 from game.app import pipeline
 from game.app import store as st
 from game.app.instance import Instance
 from game.detection import detect
+from game.puzzles.roles import choose_roles
 
 log = logging.getLogger(__name__)
-
-GOLD_SHARE = 0.12
-TUTORIAL_PER_KIND = 3
-
-
-def choose_roles(candidates: list[dict], *, gold_share: float = GOLD_SHARE,
-                 tutorial_per_kind: int = TUTORIAL_PER_KIND, seed: int = 0) -> list[dict]:
-    """Mark some candidates with known truth as gold and a few clear ones as practice.
-
-    Practice puzzles are the most confident of each kind (clear examples teach
-    best); gold puzzles are drawn from the rest, leaving the highest-ranked
-    candidates for the crowd.
-    """
-    rng = random.Random(seed)
-    known = [c for c in candidates if c.get("truth") is not None]
-    for kind in ("merge", "split"):
-        clear = sorted((c for c in known if c["kind"] == kind), key=lambda c: -abs(c["score"] - 0.5))
-        for c in clear[:tutorial_per_kind]:
-            c["tutorial"] = True
-    rest = [c for c in known if not c.get("tutorial")]
-    ranked = sorted(rest, key=lambda c: -c["score"])
-    tail = ranked[len(ranked) // 3:]
-    for c in rng.sample(tail, min(len(tail), round(gold_share * len(candidates)))):
-        c["gold"] = True
-    return candidates
-
 
 def build_puzzles(inst: Instance, name: str, *, limit: int | None = None, progress=None) -> int:
     """Run the detector on a volume and store its suspected errors as puzzles."""
     limit = limit or inst.settings["PUZZLES_PER_VOLUME"]
     candidates = detect.detect_volume(inst, name, limit=limit, progress=progress)
-    candidates = choose_roles(candidates)
+    candidates = choose_roles(candidates, gold_share=inst.settings["GOLD_POOL_SHARE"],
+                              practice_per_kind=inst.settings["PRACTICE_PER_KIND"])
     st.add_puzzles(inst.store, name, candidates)
     return len(candidates)
 

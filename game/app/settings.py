@@ -8,8 +8,9 @@ checks that it is current.
 
 from __future__ import annotations
 
+import functools
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,22 +60,55 @@ SETTINGS: tuple[Setting, ...] = (
             "to the project folder, or absolute).", str),
     Setting("DETECTOR_MODEL", "models/detector.pt", "Weights of the error detector.", str),
     Setting("MAX_UPLOAD_MB", 64, "Largest accepted upload, in MiB.", int),
-    Setting("MIN_VOTES", 3, "Votes (yes or no) a puzzle needs before it can retire.", int),
-    Setting("MAX_VOTES", 9, "Votes after which an undecided puzzle goes to the expert queue.", int),
-    Setting("RETIRE_CONFIDENCE", 0.9, "Posterior probability of the winning answer needed to retire a puzzle.",
-            float),
-    Setting("APPLY_CONFIDENCE", 0.97, "Posterior probability that a puzzle's edit is correct needed to apply it "
-            "(higher than RETIRE_CONFIDENCE: a wrong edit costs more than a missed one).", float),
+    # --- consensus: when a puzzle retires, and how much each vote and the detector count (game.crowd.consensus)
+    Setting("MIN_VOTES", 3, "Yes/no votes a puzzle needs before it may retire.", int),
+    Setting("MAX_VOTES", 9, "Answers (unsure included) after which an undecided puzzle goes to the expert queue.",
+            int),
+    Setting("RETIRE_CONFIDENCE", 0.9, "Posterior probability the winning answer needs to retire a puzzle.", float),
+    Setting("APPLY_CONFIDENCE", 0.97, "Posterior probability that a puzzle's edit is correct needed to apply it: "
+            "higher than RETIRE_CONFIDENCE, because a wrong edit (a false merge above all) damages the segmentation "
+            "while a wrongly kept one only leaves it as it was.", float),
     Setting("BIG_EDIT_STAKE", 0.005, "An edit that would move at least this share of the segmentation's "
-            "same-segment voxel pairs (about what it can change the adapted Rand error by) is big.", float),
+            "same-segment voxel pairs (2·|A|·|B| / Σ|segment|², about what it can change the adapted Rand error "
+            "by) is big.", float),
     Setting("BIG_APPLY_CONFIDENCE", 0.995, "Posterior probability needed to apply a big edit (see "
-            "BIG_EDIT_STAKE): one wrong split of a large neuron can undo many small fixes.", float),
+            "BIG_EDIT_STAKE): one wrong split of a large neuron can undo every small fix a crowd made.", float),
     Setting("BIG_MAX_VOTES", 15, "Answers after which an undecided big edit goes to the expert queue "
             "(MAX_VOTES for the others): big edits are worth more of the crowd's time.", int),
+    Setting("PRIOR_WEIGHT", 0.5, "Multiplier on the detector's log-odds in the consensus prior: 0 ignores the "
+            "detector, 1 trusts its score as a calibrated probability.", float),
+    Setting("RELIABILITY_PRIOR_CORRECT", 3.5, "Beta prior pseudo-count of correct answers for every player.", float),
+    Setting("RELIABILITY_PRIOR_WRONG", 1.5, "Beta prior pseudo-count of wrong answers (with the above: a new "
+            "player starts at 3.5 / 5 = 0.7).", float),
+    Setting("RELIABILITY_FLOOR", 0.5, "Lowest reliability; 0.5 gives a vote no weight, and nothing lower is "
+            "allowed so that no player's votes count reversed.", float),
+    Setting("RELIABILITY_CEILING", 0.98, "Highest reliability: caps the odds one vote can give (49:1).", float),
+    Setting("GOLD_INTERVAL", 1.5, "Agreement with other players may move a reliability at most this many "
+            "posterior standard deviations away from the player's gold-only estimate, so a group that agrees with "
+            "itself cannot outvote its gold record.", float),
     Setting("CONSENSUS_RULE", "weighted", "How votes decide: 'weighted' (reliability-weighted posterior with "
             "the detector's prior) or 'majority' (plain majority, for comparison).", _choice("weighted", "majority")),
+    Setting("REFIT_EVERY_VOTES", 50, "Every player's reliability is re-fitted from all votes (Dawid–Skene) after "
+            "this many new votes.", int),
+    # --- gold and practice puzzles
+    Setting("GOLD_POOL_SHARE", 0.12, "Share of a volume's puzzles with known truth set aside as gold puzzles "
+            "(when the puzzles are made).", float),
+    Setting("PRACTICE_PER_KIND", 3, "Practice (tutorial) puzzles of each kind made per volume with truth.", int),
     Setting("GOLD_SHARE", 0.15, "Share of puzzles served to experienced players that are gold puzzles.", float),
-    Setting("GOLD_SHARE_NEW", 0.4, "Share of gold puzzles for players with fewer than 10 gold answers.", float),
+    Setting("GOLD_SHARE_NEW", 0.4, "Share of gold puzzles served to new players (see GOLD_NEW_PLAYER_ANSWERS).",
+            float),
+    Setting("GOLD_NEW_PLAYER_ANSWERS", 10, "A player counts as new until this many gold answers.", int),
+    # --- points (game.crowd.scoring), in the spirit of Eyewire
+    Setting("POINTS_EFFORT", 10, "Points for every yes/no answer.", int),
+    Setting("POINTS_UNSURE_EFFORT", 2, "Points for an unsure answer (less, so that skipping is no way to farm "
+            "points).", int),
+    Setting("POINTS_AGREEMENT_BONUS", 20, "Points when a retired puzzle's consensus agrees with the vote.", int),
+    Setting("POINTS_GOLD_BONUS", 20, "Points for a correct gold answer.", int),
+    Setting("POINTS_GOLD_PENALTY", 10, "Points lost per wrong gold answer, times the gold misses in a row.", int),
+    Setting("POINTS_STREAK_BONUS", 2, "Extra points per earlier correct answer in the current streak.", int),
+    Setting("POINTS_STREAK_CAP", 10, "Longest streak that still adds points.", int),
+    Setting("POINTS_ACCURACY_WINDOW", 30, "Gold answers the accuracy shown to a player is taken over.", int),
+    # --- the rest
     Setting("PUZZLES_PER_VOLUME", 300, "Suspected errors turned into puzzles per volume on first start.", int),
     Setting("LEADERBOARD_INTERVAL", 0.5, "Seconds between leaderboard broadcasts (throttling).", float),
     Setting("MESSAGE_QUEUE", "", "Flask-SocketIO message queue URL (e.g. redis://127.0.0.1:6379) to run "
@@ -100,6 +134,37 @@ def load_settings(overrides: dict[str, Any] | None = None, environ: dict[str, st
         if name in SETTINGS_BY_NAME:
             values[name] = value
     return values
+
+
+def setting_field(name: str):
+    """A dataclass field whose default and help come from the setting ``name`` (one source of both)."""
+    setting = SETTINGS_BY_NAME[name]
+    return field(default=setting.default, metadata={"setting": name, "help": setting.help})
+
+
+def dataclass_settings(cls, settings: dict[str, Any]):
+    """An instance of a dataclass of :func:`setting_field` fields, from a settings dict.
+
+    Values are parsed like environment variables when they are strings; the
+    dataclass validates them (its ``__post_init__``), so a bad combination is
+    refused with a message that names the settings, never silently adjusted.
+    """
+    names = [(f.name, f.metadata["setting"], f.default) for f in fields(cls)]
+    return _dataclass_settings(cls, tuple((field_name, name, settings.get(name, default))
+                                          for field_name, name, default in names))
+
+
+@functools.lru_cache(maxsize=32)
+def _dataclass_settings(cls, values: tuple):
+    parsed = {}
+    for field_name, name, value in values:
+        if isinstance(value, str):
+            try:
+                value = SETTINGS_BY_NAME[name].parse(value)
+            except ValueError as exc:
+                raise ProofQuestError(f"setting {name}={value!r} is invalid: {exc}") from exc
+        parsed[field_name] = value
+    return cls(**parsed)
 
 
 def project_root() -> Path:

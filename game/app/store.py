@@ -17,7 +17,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Callable, Iterator
 
 import sqlite_utils
 
@@ -172,6 +172,7 @@ class Store:
             if self._writer is None:
                 self._writer = self._connect()
             db = self._local.db = self._writer
+            self._local.after = []
             try:
                 if db.conn.in_transaction:  # left over from a failed COMMIT: never build on it
                     db.conn.execute("ROLLBACK")
@@ -186,8 +187,22 @@ class Store:
                         except sqlite3.Error:
                             pass  # the original error is the one to report
                     raise
+                for callback in self._local.after:  # still under the lock: no other write sees memory lag
+                    callback()
             finally:
                 self._local.db = None
+                self._local.after = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the current write commits (never if it rolls back).
+
+        Memory that mirrors the database (the live segmentation) changes only
+        after the change is durable: the callbacks run after COMMIT, still
+        under the writer lock, in the order they were registered.
+        """
+        if getattr(self._local, "db", None) is None:
+            raise RuntimeError("after_commit needs an open write transaction")
+        self._local.after.append(callback)
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict]:
         with self.reading() as db:
@@ -422,18 +437,17 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, limit: int =
     """Puzzles the player has not answered: open ones, or (``gold``) gold ones in any state.
 
     Light rows for choosing among many (asked for on every puzzle request):
-    id, volume, kind, score, posterior, n_votes, and ``anchors`` (merge) or
-    ``supervoxels`` (split) to tell whether an edit made the puzzle moot.
+    id, volume, kind, score, posterior, n_votes, and ``anchors`` and
+    ``supervoxels`` to tell whether an edit made the puzzle moot.
     """
     state = "" if gold else "AND p.state = 'open'"
     rows = store.query(
-        "SELECT p.id, p.volume, p.kind, p.score, p.posterior, p.n_votes,"
-        " CASE WHEN p.kind = 'merge' THEN p.anchors ELSE p.supervoxels END AS parts"
+        "SELECT p.id, p.volume, p.kind, p.score, p.posterior, p.n_votes, p.anchors, p.supervoxels"
         f" FROM puzzles p WHERE p.gold = ? AND p.tutorial = 0 {state} AND NOT EXISTS"
         " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = ?)"
         " ORDER BY p.n_votes DESC, p.score DESC, p.id LIMIT ?", (int(gold), player_id, limit))
     for row in rows:
-        row["anchors" if row["kind"] == "merge" else "supervoxels"] = json.loads(row.pop("parts"))
+        row["anchors"], row["supervoxels"] = json.loads(row["anchors"]), json.loads(row["supervoxels"])
     return rows
 
 
@@ -487,6 +501,17 @@ def puzzle_votes(store: Store, puzzle_id: int) -> list[dict]:
 def all_votes(store: Store) -> list[dict]:
     return store.query("SELECT v.puzzle_id, v.player_id, v.supports_edit, p.gold, p.truth FROM votes v"
                        " JOIN puzzles p ON p.id = v.puzzle_id WHERE v.supports_edit IS NOT NULL")
+
+
+def puzzle_state_counts(store: Store) -> dict[str, int]:
+    """Crowd puzzles (neither gold nor practice) per state."""
+    return {r["state"]: r["n"] for r in store.query(
+        "SELECT state, COUNT(*) AS n FROM puzzles WHERE tutorial = 0 AND gold = 0 GROUP BY state")}
+
+
+def puzzle_scores(store: Store) -> dict[int, float]:
+    """Every puzzle's detector score (the consensus prior), by id."""
+    return {r["id"]: r["score"] for r in store.query("SELECT id, score FROM puzzles")}
 
 
 def vote_count(store: Store) -> int:

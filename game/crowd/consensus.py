@@ -1,4 +1,4 @@
-"""Reliability-weighted consensus on puzzle votes, and the points they earn.
+"""Reliability-weighted consensus on puzzle votes.
 
 Every vote is stored in *edit space*: ``SUPPORT`` (+1) says the puzzle's
 proposed edit is correct, ``OPPOSE`` (-1) says it is not, ``UNSURE`` (0) is a
@@ -18,143 +18,73 @@ References
    error-rates using the EM algorithm", Applied Statistics 28(1), 20–28, 1979.
 .. [2] D. R. Karger, S. Oh and D. Shah, "Iterative learning for reliable
    crowdsourcing systems", NIPS 2011 (the one-coin, symmetric-error model).
-.. [3] J. S. Kim et al., "Space–time wiring specificity supports direction
-   selectivity in the retina", Nature 509, 331–336, 2014 (Eyewire: weighted
-   votes, accuracy over the last tasks, points for effort and agreement).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
 
 import numpy as np
 
+from game.app.settings import dataclass_settings, setting_field
 from game.errors import ProofQuestError
+from game.puzzles.edit import YES_SUPPORTS_EDIT
 
 SUPPORT, OPPOSE, UNSURE = 1, -1, 0
 
-# What "yes" means for each puzzle kind, named by the edit the puzzle proposes.
-# A suspected false split asks "Are these two segments one neurite?": yes
-# supports the merge. A suspected false merge asks "Is this one neurite?": yes
-# opposes the split.
-YES_SUPPORTS_EDIT = {"merge": True, "split": False}
 
 _EM_TOLERANCE = 1e-6
 # Keeps logits finite for detector scores of exactly 0 or 1.
 _SCORE_EPSILON = 1e-6
 
 
-def _setting(default, help_text: str):
-    return field(default=default, metadata={"help": help_text})
-
-
-def _from_overrides(cls, overrides: Mapping[str, Any]):
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(overrides) - set(known))
-    if unknown:
-        raise ProofQuestError(
-            f"unknown {cls.__name__} setting(s) {', '.join(unknown)}; "
-            f"known: {', '.join(known)}"
-        )
-    values = {}
-    for name, value in overrides.items():
-        kind = type(known[name].default)
-        try:
-            values[name] = kind(value)
-        except (TypeError, ValueError):
-            raise ProofQuestError(
-                f"setting {name}={value!r} is not a {kind.__name__}"
-            ) from None
-    return cls(**values)
-
-
-def _help_table(cls) -> tuple[tuple[str, Any, str], ...]:
-    return tuple((f.name, f.default, f.metadata["help"]) for f in fields(cls))
-
-
 @dataclass(frozen=True)
 class ConsensusSettings:
     """When a puzzle retires, and how much each vote and the detector count.
 
-    Build from user-supplied strings with :meth:`from_overrides`; the table of
-    (name, default, help) is :data:`SETTINGS_HELP`.
+    Each field is the setting of the same name in upper case
+    (:data:`game.app.settings.SETTINGS`, the one table of defaults and help);
+    :meth:`from_settings` builds it from an instance's settings and refuses
+    invalid ones with a message that names them.
     """
 
-    min_votes: int = _setting(
-        3, "yes/no votes a puzzle needs before it may retire")
-    max_votes: int = _setting(
-        9, "answers (unsure included) after which an undecided puzzle goes "
-           "to the expert queue")
-    retire_confidence: float = _setting(
-        0.9, "posterior probability the winning answer needs to retire")
-    apply_confidence: float = _setting(
-        0.97, "posterior probability that the edit is correct needed to retire "
-              "a puzzle by applying its edit: higher than retire_confidence, "
-              "because a wrong edit (a false merge above all) damages the "
-              "segmentation while a wrongly kept one only leaves it as it was")
-    big_edit_stake: float = _setting(
-        0.005, "an edit that would move at least this share of the "
-               "segmentation's same-segment voxel pairs (2·|A|·|B| / Σ|segment|², "
-               "about what it can change the adapted Rand error by) is big")
-    big_apply_confidence: float = _setting(
-        0.995, "posterior probability needed to apply a big edit: one wrong "
-               "split of a large neuron can undo every small fix a crowd made")
-    big_max_votes: int = _setting(
-        15, "answers after which an undecided big edit goes to the expert "
-            "queue: big edits are worth more of the crowd's time")
-    prior_weight: float = _setting(
-        0.5, "multiplier on the detector's log-odds: 0 ignores the detector, "
-             "1 trusts its score as a calibrated probability")
-    reliability_prior_correct: float = _setting(
-        3.5, "Beta prior pseudo-count of correct answers for every player")
-    reliability_prior_wrong: float = _setting(
-        1.5, "Beta prior pseudo-count of wrong answers (with the above: a new "
-             "player starts at 3.5 / 5 = 0.7)")
-    reliability_floor: float = _setting(
-        0.5, "lowest reliability; 0.5 gives a vote no weight, and nothing "
-             "lower is allowed so that no player's votes count reversed")
-    reliability_ceiling: float = _setting(
-        0.98, "highest reliability: caps the odds one vote can give (49:1)")
-    gold_interval: float = _setting(
-        1.5, "agreement with other players may move a reliability at most "
-             "this many posterior standard deviations away from the player's "
-             "gold-only estimate, so a group that agrees with itself cannot "
-             "outvote its gold record")
+    min_votes: int = setting_field("MIN_VOTES")
+    max_votes: int = setting_field("MAX_VOTES")
+    retire_confidence: float = setting_field("RETIRE_CONFIDENCE")
+    apply_confidence: float = setting_field("APPLY_CONFIDENCE")
+    big_edit_stake: float = setting_field("BIG_EDIT_STAKE")
+    big_apply_confidence: float = setting_field("BIG_APPLY_CONFIDENCE")
+    big_max_votes: int = setting_field("BIG_MAX_VOTES")
+    prior_weight: float = setting_field("PRIOR_WEIGHT")
+    reliability_prior_correct: float = setting_field("RELIABILITY_PRIOR_CORRECT")
+    reliability_prior_wrong: float = setting_field("RELIABILITY_PRIOR_WRONG")
+    reliability_floor: float = setting_field("RELIABILITY_FLOOR")
+    reliability_ceiling: float = setting_field("RELIABILITY_CEILING")
+    gold_interval: float = setting_field("GOLD_INTERVAL")
 
     def __post_init__(self):
-        if not 1 <= self.min_votes <= self.max_votes <= self.big_max_votes:
-            raise ProofQuestError(
-                f"need 1 <= min_votes <= max_votes <= big_max_votes, got min_votes="
-                f"{self.min_votes}, max_votes={self.max_votes}, big_max_votes={self.big_max_votes}")
-        if not self.retire_confidence <= self.apply_confidence < 1:
-            raise ProofQuestError(
-                f"apply_confidence must lie in [retire_confidence, 1), got "
-                f"{self.apply_confidence}")
-        if not self.apply_confidence <= self.big_apply_confidence < 1 or not 0 <= self.big_edit_stake <= 1:
-            raise ProofQuestError(
-                f"need apply_confidence <= big_apply_confidence < 1 and 0 <= big_edit_stake <= 1, got "
-                f"{self.big_apply_confidence} and {self.big_edit_stake}")
-        if not 0.5 < self.retire_confidence < 1:
-            raise ProofQuestError(
-                f"retire_confidence must lie in (0.5, 1), got "
-                f"{self.retire_confidence}")
-        if self.prior_weight < 0 or self.gold_interval < 0:
-            raise ProofQuestError(
-                f"prior_weight and gold_interval must be >= 0, got "
-                f"{self.prior_weight} and {self.gold_interval}")
-        if min(self.reliability_prior_correct,
-               self.reliability_prior_wrong) <= 0:
-            raise ProofQuestError("reliability prior pseudo-counts must be > 0")
-        if not 0.5 <= self.reliability_floor < self.reliability_ceiling < 1:
-            raise ProofQuestError(
-                f"need 0.5 <= reliability_floor < reliability_ceiling < 1, got "
-                f"{self.reliability_floor} and {self.reliability_ceiling}")
+        checks = (
+            (1 <= self.min_votes <= self.max_votes <= self.big_max_votes,
+             "need 1 <= MIN_VOTES <= MAX_VOTES <= BIG_MAX_VOTES"),
+            (0.5 < self.retire_confidence <= self.apply_confidence <= self.big_apply_confidence < 1,
+             "need 0.5 < RETIRE_CONFIDENCE <= APPLY_CONFIDENCE <= BIG_APPLY_CONFIDENCE < 1"),
+            (0 <= self.big_edit_stake <= 1, "need 0 <= BIG_EDIT_STAKE <= 1"),
+            (self.prior_weight >= 0 and self.gold_interval >= 0, "need PRIOR_WEIGHT >= 0 and GOLD_INTERVAL >= 0"),
+            (min(self.reliability_prior_correct, self.reliability_prior_wrong) > 0,
+             "need RELIABILITY_PRIOR_CORRECT > 0 and RELIABILITY_PRIOR_WRONG > 0"),
+            (0.5 <= self.reliability_floor < self.reliability_ceiling < 1,
+             "need 0.5 <= RELIABILITY_FLOOR < RELIABILITY_CEILING < 1"),
+        )
+        for ok, rule in checks:
+            if not ok:
+                values = ", ".join(f"{f.name.upper()}={getattr(self, f.name)}" for f in fields(self))
+                raise ProofQuestError(f"invalid consensus settings: {rule}; got {values}")
 
     @classmethod
-    def from_overrides(cls, overrides: Mapping[str, Any]) -> "ConsensusSettings":
-        """Defaults with ``overrides`` (names to values or strings) applied."""
-        return _from_overrides(cls, overrides)
+    def from_settings(cls, settings: Mapping[str, Any]) -> "ConsensusSettings":
+        """From a settings dict (upper-case names, e.g. ``Instance.settings``)."""
+        return dataclass_settings(cls, settings)
 
     @property
     def reliability_prior_mean(self) -> float:
@@ -162,8 +92,6 @@ class ConsensusSettings:
         a, b = self.reliability_prior_correct, self.reliability_prior_wrong
         return a / (a + b)
 
-
-SETTINGS_HELP = _help_table(ConsensusSettings)
 
 
 @dataclass(frozen=True)
@@ -450,88 +378,3 @@ def estimate_reliability(votes, gold, settings: ConsensusSettings, *,
         if moved < _EM_TOLERANCE:
             break
     return reliability
-
-
-@dataclass(frozen=True)
-class Scoring:
-    """Points, in the spirit of Eyewire [3]_: effort, agreement, gold.
-
-    A yes/no answer earns ``effort`` at once; unsure earns ``unsure_effort``
-    (less, so that skipping is not a way to farm points). When a vote's truth
-    becomes known — its puzzle retires, or at once on gold — a correct vote
-    earns ``agreement_bonus`` (consensus) or ``gold_bonus`` (gold), plus
-    ``streak_bonus`` per earlier correct answer in a row up to
-    ``streak_cap``. A wrong gold answer costs ``gold_penalty`` times the
-    number of gold misses in a row, so repeated bad answers cost more each
-    time; disagreeing with consensus costs nothing, as consensus can be
-    wrong. Accuracy shown to players is over the last ``accuracy_window``
-    gold answers.
-    """
-
-    effort: int = _setting(10, "points for every yes/no answer")
-    unsure_effort: int = _setting(2, "points for an unsure answer")
-    agreement_bonus: int = _setting(
-        20, "points when a retired puzzle's consensus agrees with the vote")
-    gold_bonus: int = _setting(20, "points for a correct gold answer")
-    gold_penalty: int = _setting(
-        10, "points lost per wrong gold answer, times the misses in a row")
-    streak_bonus: int = _setting(
-        2, "extra points per earlier correct answer in the current streak")
-    streak_cap: int = _setting(10, "longest streak that still adds points")
-    accuracy_window: int = _setting(
-        30, "gold answers the accuracy shown to a player is taken over")
-
-    @classmethod
-    def from_overrides(cls, overrides: Mapping[str, Any]) -> "Scoring":
-        """Defaults with ``overrides`` (names to values or strings) applied."""
-        return _from_overrides(cls, overrides)
-
-
-SCORING_HELP = _help_table(Scoring)
-
-
-def points_for_vote(answer: int, scoring: Scoring) -> int:
-    """Points paid when the vote is cast (effort)."""
-    return scoring.unsure_effort if answer == UNSURE else scoring.effort
-
-
-def points_for_outcome(answer: int, truth: bool, *, gold: bool, streak: int,
-                       misses: int, scoring: Scoring) -> int:
-    """Points paid when the truth for a vote becomes known.
-
-    Parameters
-    ----------
-    answer : {+1, -1, 0}
-        The vote in edit space; unsure earns nothing here.
-    truth : bool
-        Whether the edit is correct: the gold truth, or the retired answer.
-    gold : bool
-        Whether ``truth`` is gold (else it is consensus).
-    streak : int
-        Correct answers in a row before this one (see :func:`next_streak`).
-    misses : int
-        Wrong gold answers in a row including this one, when it is wrong.
-    """
-    if answer == UNSURE:
-        return 0
-    if (answer == SUPPORT) == bool(truth):
-        bonus = scoring.gold_bonus if gold else scoring.agreement_bonus
-        return bonus + scoring.streak_bonus * min(streak, scoring.streak_cap)
-    return -scoring.gold_penalty * max(misses, 1) if gold else 0
-
-
-def next_streak(streak: int, answer: int, truth: bool) -> int:
-    """The streak after a vote whose truth is known; unsure leaves it as is."""
-    if answer == UNSURE:
-        return streak
-    return streak + 1 if (answer == SUPPORT) == bool(truth) else 0
-
-
-def gold_accuracy(correct: Sequence[bool], scoring: Scoring) -> float | None:
-    """Share correct among a player's last ``accuracy_window`` gold answers.
-
-    ``correct`` lists the player's yes/no gold answers oldest first (unsure
-    ones left out); None when there are none yet.
-    """
-    recent = np.asarray(correct, dtype=bool)[-scoring.accuracy_window:]
-    return float(recent.mean()) if recent.size else None

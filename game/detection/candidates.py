@@ -17,10 +17,10 @@ puzzle store and back out in the exports that retrain the detector::
     supervoxels  split: the supervoxels that move; merge: []
     how          split: the cut that proposed it ('ncut', 'attachment', 'min-cut')
     features     boundary and size statistics (inputs of the detector)
-    truth        (after label_candidates) is the proposed edit correct
+    truth        (after game.puzzles.edit.label_edits) is the proposed edit correct
 
 Anchors let an edit be resolved again after other edits renamed segments
-(:func:`apply_candidate`), as FlyWire resolves edits through supervoxels.
+(:class:`game.puzzles.edit.PuzzleEdit`), as FlyWire resolves edits through supervoxels.
 The *baseline score* ranks merge candidates by how faint the boundary between
 the two segments is and split candidates by how strong the boundary across the
 cut is: what the detector must beat.
@@ -37,7 +37,7 @@ correction framework for connectomics. NIPS.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy import sparse
@@ -47,7 +47,8 @@ from scipy.sparse.linalg import eigsh
 
 from game.errors import ProofQuestError
 from game.geometry import BBox
-from game.segmentation.agglomeration import Agglomeration, Edit
+from game.progress import ProgressCallback
+from game.segmentation.agglomeration import Agglomeration
 from game.segmentation.rag import RAG, edges_between
 
 KINDS = ("merge", "split")
@@ -59,7 +60,6 @@ MIN_PART_VOXELS = 64
 # Above this many supervoxels a segment's cut uses a sparse eigensolver.
 DENSE_EIGEN_LIMIT = 300
 
-Progress = Callable[[int, int], None]
 
 
 # --- one pass over the supervoxels ------------------------------------------------------
@@ -85,7 +85,7 @@ def _nearest_to_centroid(keys: np.ndarray, points: np.ndarray) -> tuple[np.ndarr
 
 
 def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
-                     progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     progress: ProgressCallback | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Voxel count of every supervoxel and a point on the contact of each pair, in one pass.
 
     The contact point of a pair is the face voxel (the face's lower voxel) nearest
@@ -357,7 +357,7 @@ def _cut_proposal(segment: int, graph: RAG, weighted: _AffinityGraph, side: np.n
                      "ncut": weighted.ncut(side)}}
 
 
-def split_proposals(rag: RAG, mapping: np.ndarray, *, progress: Progress | None = None) -> list[dict]:
+def split_proposals(rag: RAG, mapping: np.ndarray, *, progress: ProgressCallback | None = None) -> list[dict]:
     """Up to three ways to cut each segment, as proposals to split it there.
 
     The balanced weakest cut (:func:`normalized_cut`), the supervoxel most
@@ -430,7 +430,7 @@ def interleave(candidates: Sequence[dict]) -> list[dict]:
 
 
 def find_candidates(volume, agg: Agglomeration, rag: RAG, *, limit: int | None = None,
-                    min_part_voxels: int = MIN_PART_VOXELS, progress: Progress | None = None) -> list[dict]:
+                    min_part_voxels: int = MIN_PART_VOXELS, progress: ProgressCallback | None = None) -> list[dict]:
     """Suspected false splits and false merges of a segmentation, with baseline scores.
 
     Parameters
@@ -468,93 +468,3 @@ def find_candidates(volume, agg: Agglomeration, rag: RAG, *, limit: int | None =
                   if min(c["features"]["size_a"], c["features"]["size_b"]) >= min_part_voxels]
     candidates = interleave(candidates)
     return candidates if limit is None else candidates[:limit]
-
-
-# --- edits and ground truth ------------------------------------------------------------
-
-def resolve(agg: Agglomeration, candidate: dict) -> tuple[int, np.ndarray, np.ndarray]:
-    """The candidate's parts in the current segmentation, found through its anchors.
-
-    Returns
-    -------
-    segment : int
-        Merge: the segment of the first anchor; split: the segment to cut.
-    part_a, part_b : ndarray
-        Merge: the members of the two segments; split: the supervoxels that
-        stay and those that move.
-    """
-    first, second = (agg.segment_of(a) for a in candidate["anchors"])
-    if candidate["kind"] == "merge":
-        if first == second:
-            raise ProofQuestError(f"supervoxels {candidate['anchors']} are already in one segment ({first}); "
-                                  "this merge was made by another edit")
-        return first, agg.members(first), agg.members(second)
-    if first != second:
-        raise ProofQuestError(f"supervoxels {candidate['anchors']} are no longer in one segment; "
-                              "this split was made by another edit")
-    members = agg.members(first)
-    move = np.intersect1d(members, np.asarray(candidate["supervoxels"], np.uint64))
-    stay = np.setdiff1d(members, move)
-    if len(move) == 0 or len(stay) == 0:
-        raise ProofQuestError(f"segment {first} has changed so that this split would not leave two parts")
-    return first, stay, move
-
-
-def apply_candidate(agg: Agglomeration, candidate: dict) -> Edit:
-    """Make the candidate's proposed edit on ``agg`` (resolved through its anchors)."""
-    segment, part_a, part_b = resolve(agg, candidate)
-    if candidate["kind"] == "merge":
-        return agg.merge(segment, agg.segment_of(candidate["anchors"][1]))
-    return agg.split(segment, part_b)
-
-
-def _dominant(truth: np.ndarray, weight: np.ndarray) -> tuple[int, dict]:
-    """The ground-truth label with the most weight (label 0 excluded) and each label's weight."""
-    labels, inverse = np.unique(truth, return_inverse=True)
-    totals = np.bincount(inverse.ravel(), weights=weight, minlength=len(labels))
-    share = {int(l): float(t) for l, t in zip(labels, totals) if l != 0}
-    return (max(share, key=share.get) if share else 0), share
-
-
-def edit_is_correct(candidate: dict, agg: Agglomeration, sv_truth: np.ndarray,
-                    sizes: np.ndarray | None = None) -> bool | None:
-    """Whether the proposed edit agrees with the ground truth; None when the truth is silent.
-
-    A merge is correct when the two whole segments are mostly the same
-    ground-truth object (their dominant labels agree): a puzzle shows both
-    segments, and merging two segments of which one is mostly another neuron
-    would add a false merge even where their contact is one object. A split is
-    correct when the moving side and the staying side are mostly different
-    objects, and the moving side holds most of its object's part of the
-    segment: moving a sliver of the staying object would be a new false split.
-    """
-    weight = (lambda s: np.ones(len(s))) if sizes is None else (lambda s: sizes[s].astype(float))
-    if candidate["kind"] == "merge":
-        first, second = (_dominant(sv_truth[m], weight(m))[0]
-                         for m in (agg.members(agg.segment_of(a)) for a in candidate["anchors"]))
-        return None if 0 in (first, second) else first == second
-    _, stay, move = resolve(agg, candidate)
-    moved_label, moved = _dominant(sv_truth[move], weight(move))
-    stay_label, stayed = _dominant(sv_truth[stay], weight(stay))
-    if 0 in (moved_label, stay_label):
-        return None
-    return (moved_label != stay_label and moved[moved_label] >= stayed.get(moved_label, 0.0)
-            and stayed[stay_label] >= moved.get(stay_label, 0.0))
-
-
-def label_candidates(candidates: Sequence[dict], agg: Agglomeration, sv_truth: np.ndarray, *,
-                     sizes: np.ndarray | None = None) -> list[dict]:
-    """Copies of the candidates with ``truth`` from the ground truth (:func:`edit_is_correct`).
-
-    Parameters
-    ----------
-    candidates : list of dict
-    agg : Agglomeration
-        The segmentation the candidates were found on.
-    sv_truth : ndarray
-        ``game.evaluation.metrics.supervoxel_truth(supervoxels, groundtruth)``.
-    sizes : ndarray, optional
-        Voxel count per supervoxel, to weigh the majority of a split's sides
-        by volume (default: each supervoxel counts once).
-    """
-    return [{**c, "truth": edit_is_correct(c, agg, sv_truth, sizes)} for c in candidates]

@@ -27,18 +27,15 @@ import numpy as np
 
 from game.detection.candidates import (
     KINDS,
-    Progress,
     baseline_score,
     find_candidates,
     interleave,
-    label_candidates,
-    resolve,
 )
 from game.detection.net import (
     KIND_INDEX,
     PATCH,
+    PATCH_SLICES,
     SCALARS,
-    SLICES,
     DetectorNet,
     Examples,
     load_detector,
@@ -51,11 +48,13 @@ from game.detection.net import (
 )
 from game.errors import ProofQuestError
 from game.geometry import BBox
+from game.progress import ProgressCallback
+from game.puzzles.edit import Moot, PuzzleEdit, label_edits
 from game.segmentation.agglomeration import Agglomeration
 from game.segmentation.rag import RAG
 
 __all__ = ["ArrayVolume", "candidate_examples", "detect", "detect_volume", "evaluate_ranking", "find_candidates",
-           "finetune", "label_candidates", "load_detector", "precision_at", "read_answers", "roc_auc",
+           "finetune", "load_detector", "precision_at", "read_answers", "roc_auc",
            "save_detector", "score_candidates", "train_detector"]
 
 PRECISION_DEPTHS = (20, 50, 100)
@@ -114,11 +113,11 @@ def scalar_features(candidates: Sequence[dict]) -> np.ndarray:
 
 
 def _window(location: Sequence[int]) -> BBox:
-    return BBox.around(location, (SLICES, PATCH, PATCH))
+    return BBox.around(location, (PATCH_SLICES, PATCH, PATCH))
 
 
 def candidate_patches(volume, agg: Agglomeration, candidates: Sequence[dict], *,
-                      progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      progress: ProgressCallback | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Image, boundary and the two parts' masks around each candidate (see :class:`Examples`).
 
     Candidates whose location lies in one chunk are cut from one read of
@@ -126,12 +125,12 @@ def candidate_patches(volume, agg: Agglomeration, candidates: Sequence[dict], *,
 
     Returns
     -------
-    patches : ndarray of uint8, shape (n, SLICES * 4, PATCH, PATCH)
+    patches : ndarray of uint8, shape (n, PATCH_SLICES * 4, PATCH, PATCH)
     resolved : ndarray of bool, shape (n,)
         False where the candidate no longer fits the segmentation (its patch is empty).
     """
     n = len(candidates)
-    patches = np.zeros((n, SLICES, 4, PATCH, PATCH), np.uint8)
+    patches = np.zeros((n, PATCH_SLICES, 4, PATCH, PATCH), np.uint8)
     resolved = np.ones(n, bool)
     locations = np.array([c["location"] for c in candidates], np.int64).reshape(n, 3)
     chunks = np.asarray(getattr(volume, "chunks", volume.shape))
@@ -145,10 +144,11 @@ def candidate_patches(volume, agg: Agglomeration, candidates: Sequence[dict], *,
                                         for layer in ("image", "boundary", "supervoxels"))
         for k, window in zip(members.tolist(), windows):
             try:
-                _, part_a, part_b = resolve(agg, candidates[k])
-            except ProofQuestError:
+                parts = PuzzleEdit.of(candidates[k]).parts(agg)
+            except Moot:
                 resolved[k] = False
                 continue
+            part_a, part_b = parts.a, parts.b
             inner = window.relative_to(region)
             side[part_a], side[part_b] = 1, 2
             parts = side[supervoxels[inner]]
@@ -157,12 +157,12 @@ def candidate_patches(volume, agg: Agglomeration, candidates: Sequence[dict], *,
             patches[k, :, 2], patches[k, :, 3] = parts == 1, parts == 2
         if progress is not None:
             progress(tile + 1, len(tiles))
-    return patches.reshape(n, SLICES * 4, PATCH, PATCH), resolved
+    return patches.reshape(n, PATCH_SLICES * 4, PATCH, PATCH), resolved
 
 
 def candidate_examples(volume, agg: Agglomeration, candidates: Sequence[dict], *,
                        labels: Sequence[bool] | None = None,
-                       progress: Progress | None = None) -> tuple[Examples, np.ndarray]:
+                       progress: ProgressCallback | None = None) -> tuple[Examples, np.ndarray]:
     """Network inputs for the candidates that still fit ``agg``, and which those are.
 
     With ``labels`` (e.g. each candidate's ``truth``, or a player's answer),
@@ -187,7 +187,7 @@ def _as_model(model: DetectorNet | str | Path | None) -> DetectorNet | None:
 
 def score_candidates(volume, agg: Agglomeration, candidates: Sequence[dict],
                      model: DetectorNet | str | Path | None = None, *,
-                     progress: Progress | None = None) -> list[dict]:
+                     progress: ProgressCallback | None = None) -> list[dict]:
     """Copies of the candidates with ``score`` = P(the proposed edit is correct).
 
     Parameters
@@ -225,7 +225,7 @@ def score_candidates(volume, agg: Agglomeration, candidates: Sequence[dict],
 
 
 def detect(volume, agg: Agglomeration, rag: RAG, *, model: DetectorNet | str | Path | None = None,
-           limit: int | None = 300, progress: Progress | None = None) -> list[dict]:
+           limit: int | None = 300, progress: ProgressCallback | None = None) -> list[dict]:
     """Suspected errors of a segmentation, best first, the two kinds taking turns.
 
     Parameters
@@ -283,7 +283,7 @@ def detect_volume(inst, name: str, *, limit: int | None = 300, progress=None) ->
     # the table's supervoxel sizes count labelled voxels only, the ones a majority is taken over
     sizes = np.zeros(agg.n_supervoxels + 1)
     sizes[table.seg_labels] = table.seg_sizes
-    return label_candidates(found, agg, supervoxel_truth(table=table), sizes=sizes)
+    return label_edits(found, agg, supervoxel_truth(table=table), sizes=sizes)
 
 
 # --- evaluation ---------------------------------------------------------------------
@@ -361,7 +361,7 @@ def _quality(model: DetectorNet, examples: Examples, measure: str) -> float:
 def finetune(model: DetectorNet | str | Path, labelled_candidates: Sequence[dict], volume,
              agg: Agglomeration, *, volume_name: str | None = None, holdout: float = 0.3,
              epochs: int = 30, learning_rate: float = 1e-3, seed: int = 0,
-             progress: Progress | None = None) -> tuple[DetectorNet, dict]:
+             progress: ProgressCallback | None = None) -> tuple[DetectorNet, dict]:
     """Retrain the detector on players' answers; keep the new weights only if they validate better.
 
     A stratified ``holdout`` share of the answers is set aside; the network

@@ -1,6 +1,6 @@
 """The error detector's network: a small 2.5D CNN that scores a proposed edit.
 
-Each suspected error is seen as a stack of ``SLICES`` sections around its
+Each suspected error is seen as a stack of ``PATCH_SLICES`` sections around its
 location, ``PATCH`` pixels square, with four channels per section: the EM
 image, the boundary map, and masks of the two parts the puzzle would show (the
 two segments of a merge candidate; the staying and the moving side of a split
@@ -40,8 +40,9 @@ from scipy.stats import rankdata
 from torch import nn
 
 from game.errors import ProofQuestError
+from game.progress import ProgressCallback
 
-SLICES = 3
+PATCH_SLICES = 3
 PATCH = 64
 CHANNELS = ("image", "boundary", "part_a", "part_b")
 SCALARS = ("baseline", "boundary_mean", "boundary_min", "boundary_max", "anchor_mean",
@@ -57,7 +58,7 @@ class Examples:
 
     Attributes
     ----------
-    patches : ndarray of uint8, shape (n, SLICES * 4, PATCH, PATCH)
+    patches : ndarray of uint8, shape (n, PATCH_SLICES * 4, PATCH, PATCH)
         Per section: image 0..255, boundary 0..255, part A 0/1, part B 0/1.
     scalars : ndarray of float32, shape (n, len(SCALARS))
     kinds : ndarray of int64, shape (n,)
@@ -117,7 +118,7 @@ class DetectorNet(nn.Module):
         Length of the scalar feature vector.
     """
 
-    def __init__(self, width: int = 12, slices: int = SLICES, n_scalars: int = len(SCALARS)):
+    def __init__(self, width: int = 12, slices: int = PATCH_SLICES, n_scalars: int = len(SCALARS)):
         super().__init__()
         self.arch = {"width": width, "slices": slices, "n_scalars": n_scalars}
         # half resolution first: a neurite a few pixels across at 64 px still shows, at a quarter of the cost
@@ -143,7 +144,7 @@ class DetectorNet(nn.Module):
         return baseline + correction
 
 
-def normalise_patches(patches: torch.Tensor, slices: int = SLICES) -> torch.Tensor:
+def normalise_patches(patches: torch.Tensor, slices: int = PATCH_SLICES) -> torch.Tensor:
     """Stored patches as network input: image standardised per patch, boundary 0..1, masks 0/1.
 
     Standardising each patch's image makes the detector indifferent to the
@@ -157,7 +158,7 @@ def normalise_patches(patches: torch.Tensor, slices: int = SLICES) -> torch.Tens
     return x.reshape(len(patches), slices * len(CHANNELS), *patches.shape[-2:])
 
 
-def augment(patches: torch.Tensor, generator: torch.Generator, slices: int = SLICES) -> torch.Tensor:
+def augment(patches: torch.Tensor, generator: torch.Generator, slices: int = PATCH_SLICES) -> torch.Tensor:
     """Each patch turned by a random element of the square's symmetry group, its sections maybe reversed."""
     n = len(patches)
     turns = torch.randint(0, 4, (n,), generator=generator)
@@ -184,7 +185,7 @@ def _tensors(examples: Examples) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 
 @torch.no_grad()
 def predict(model: DetectorNet, examples: Examples, *, batch_size: int = 256,
-            progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+            progress: ProgressCallback | None = None) -> np.ndarray:
     """P(the proposed edit is correct) for each example."""
     model.eval()
     patches, scalars, kinds = _tensors(examples)

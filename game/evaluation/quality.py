@@ -12,11 +12,20 @@ from typing import Sequence
 
 import numpy as np
 
+from game.errors import ProofQuestError
 from game.evaluation import metrics
 from game.segmentation.agglomeration import Agglomeration, Edit
 from game.segmentation.rag import RAG
 
 CURVE_KEYS = ("adapted_rand_error", "vi_split", "vi_merge", "edge_accuracy")
+
+
+def truth_table(volume) -> metrics.ContingencyTable:
+    """The ground truth × supervoxels table a volume keeps beside its layers (side array ``sv_gt_table``)."""
+    if not volume.has("groundtruth"):
+        raise ProofQuestError(f"volume {volume.name!r} has no ground truth to evaluate against; "
+                              "import one with --groundtruth")
+    return metrics.ContingencyTable(**volume.load_side("sv_gt_table"))
 
 
 def evaluate_mapping(table: metrics.ContingencyTable, mapping: np.ndarray, rag: RAG,

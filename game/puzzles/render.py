@@ -6,8 +6,8 @@ colours the two parts the computer proposes to cut one segment into and asks
 whether it is one neurite. Each slice is rendered twice: the plain EM, and the
 EM with the two parts as translucent fills and crisp outlines in a
 colour-blind-safe pair (Okabe–Ito orange and blue, which also differ strongly
-in lightness). :class:`PuzzleImageCache` renders a puzzle once and serves its
-slices as PNG files.
+in lightness). :mod:`game.puzzles.framing` chooses the crop and
+:mod:`game.puzzles.cache` keeps the PNGs.
 
 References
 ----------
@@ -19,37 +19,15 @@ References
 
 from __future__ import annotations
 
-import errno
 import io
-import math
-import os
-import re
-import shutil
-import threading
-import uuid
-from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
-from game.crowd.consensus import YES_SUPPORTS_EDIT
-from game.errors import ProofQuestError
-from game.geometry import BBox
-
-QUESTIONS = {"merge": "Are these one neurite?", "split": "Is this one neurite?"}
-# A "yes" to a merge puzzle applies the merge; a "yes" to a split puzzle keeps the segment whole.
-
 PALETTE = ("#E69F00", "#0072B2")
 TRUTH_PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
-
-MIN_SLICES, MAX_SLICES = 5, 9
-# Below 96 px, EM zoomed to a 384 px image reads blurred (checked on fibsem-gala).
-WINDOW_LIMITS = (96, 192)
-# Depth, in in-plane voxels, that a stack should span when the anisotropy is known:
-# about a thin neurite's diameter, so the parts can be followed through the stack.
-STACK_DEPTH = 40
 OUTLINE_PX = 2
 # Smooth interpolation past twice the native size, or past half the output size, costs
 # PNG bytes (2.2 times as many from 192 to 384 px on fibsem-gala) and adds no detail:
@@ -57,137 +35,6 @@ OUTLINE_PX = 2
 EM_MAX_ZOOM = 2
 PNG_COMPRESS_LEVEL = 6
 
-_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
-# Shared by every cache object because the web layer makes one per request; striped so
-# the number of locks stays fixed however many puzzles there are.
-_RENDER_LOCKS = tuple(threading.Lock() for _ in range(64))
-
-
-def question_for(kind: str) -> str:
-    """The question a player answers for a puzzle of ``kind`` (``'merge'`` or ``'split'``)."""
-    return QUESTIONS[_checked_kind(kind)]
-
-
-def edit_if_yes(kind: str) -> bool:
-    """Whether a "yes" to a puzzle of ``kind`` means applying its proposed edit.
-
-    Yes to a merge puzzle ("are these one neurite?") applies the merge; yes to
-    a split puzzle ("is this one neurite?") means the cut is not made.
-    """
-    return YES_SUPPORTS_EDIT[_checked_kind(kind)]
-
-
-def correct_answer(kind: str, edit_is_correct: bool) -> str:
-    """The right answer, 'yes' or 'no', to a puzzle of ``kind`` whose edit is (or is not) correct."""
-    return "yes" if bool(edit_is_correct) == edit_if_yes(kind) else "no"
-
-
-def _checked_kind(kind: str) -> str:
-    if kind not in QUESTIONS:
-        raise ProofQuestError(f"unknown puzzle kind {kind!r}; use one of {sorted(QUESTIONS)}")
-    return kind
-
-
-# ----------------------------------------------------------------------------- the window
-
-def slices_for_anisotropy(anisotropy: float) -> int:
-    """The odd number of slices, 5 to 9, whose stack spans about ``STACK_DEPTH`` in-plane voxels.
-
-    Parameters
-    ----------
-    anisotropy : float
-        Section thickness over in-plane voxel size (1 for FIB-SEM, 5 to 10 for
-        serial-section TEM). Thin sections change little from one to the next,
-        so they get more slices; thick ones fewer.
-    """
-    if not anisotropy > 0:
-        raise ProofQuestError(f"anisotropy must be positive, got {anisotropy}")
-    odd = 2 * math.floor(STACK_DEPTH / anisotropy / 2) + 1
-    return int(np.clip(odd, MIN_SLICES, MAX_SLICES))
-
-
-def puzzle_window(center: Sequence[int], volume_shape: Sequence[int], *, slices: int = 7,
-                  size: Sequence[int] = (96, 96), anisotropy: float | None = None) -> BBox:
-    """The crop shown for a puzzle: ``slices`` sections by ``size`` pixels around ``center``.
-
-    The window is centred on ``center`` where it can be, and shifted inward
-    along any axis where the volume is at least as large as the window, so a
-    player sees EM everywhere rather than padding. Along an axis where the
-    volume is smaller than the window, the window covers the whole axis and
-    reaches past it (the reader pads with 0). Either way ``center`` lies inside
-    the window, though not always at its middle near the volume's faces.
-
-    Parameters
-    ----------
-    center : (z, y, x)
-        The suspected error, inside the volume.
-    volume_shape : (Z, Y, X)
-    slices : int
-        Number of sections, 5 to 9; ``center[0]`` is section ``slices // 2``
-        away from the volume's faces.
-    size : (height, width)
-        In-plane window, e.g. from :func:`fit_window`.
-    anisotropy : float, optional
-        Section thickness over in-plane voxel size; when given it chooses the
-        number of slices (:func:`slices_for_anisotropy`) instead of ``slices``.
-
-    Returns
-    -------
-    BBox
-    """
-    if anisotropy is not None:
-        slices = slices_for_anisotropy(anisotropy)
-    if not MIN_SLICES <= slices <= MAX_SLICES:
-        raise ProofQuestError(f"a puzzle shows {MIN_SLICES} to {MAX_SLICES} slices, got {slices}")
-    window = BBox.around(center, (slices, *size))
-    shape = BBox.from_shape(volume_shape).shape
-    if not BBox.from_shape(shape).contains(center):
-        raise ProofQuestError(f"puzzle centre {tuple(center)} lies outside the volume of shape {shape}")
-    start = [int(np.clip(a, min(0, n - s), max(0, n - s)))
-             for a, n, s in zip(window.start, shape, window.shape)]
-    return window.shift(np.subtract(start, window.start))
-
-
-def fit_window(part_a: np.ndarray, part_b: np.ndarray, center: Sequence[int], *,
-               min_area: int = 256, limits: Sequence[int] = WINDOW_LIMITS, step: int = 16) -> tuple[int, int]:
-    """The smallest square in-plane window around ``center`` in which both parts are visible.
-
-    A part is visible when at least ``min_area`` of its pixels (all of them,
-    for a smaller part), projected along z, fall inside the window.
-
-    Parameters
-    ----------
-    part_a, part_b : bool ndarray, (Z, H, W) or (H, W)
-        The two parts in a crop reaching at least ``limits[1] / 2`` around ``center``.
-    center : (y, x) or (z, y, x)
-        The contact point in the crop's coordinates; z is ignored.
-    min_area : int
-        Pixels of a part that must show; 256 is a thin neurite's cross-section.
-    limits : (low, high)
-        Bounds of the returned size.
-    step : int
-        The size is rounded up to a multiple of ``step``.
-
-    Returns
-    -------
-    (height, width)
-        Equal, even, within ``limits``. A part with no pixels does not
-        constrain the size.
-    """
-    cy, cx = (int(c) for c in tuple(center)[-2:])
-    needed = 0
-    for part in (part_a, part_b):
-        footprint = part.any(axis=0) if part.ndim == 3 else part
-        ys, xs = np.nonzero(footprint)
-        if ys.size == 0:
-            continue
-        distance = np.sort(np.maximum(np.abs(ys - cy), np.abs(xs - cx)))
-        needed = max(needed, 2 * (int(distance[min(min_area, ys.size) - 1]) + 1))
-    side = int(np.clip(-(-needed // step) * step, *limits))
-    return side, side
-
-
-# ----------------------------------------------------------------------------- rendering
 
 def encode_png(array: np.ndarray) -> bytes:
     """PNG bytes of a uint8 array: (H, W) greyscale or (H, W, 3) RGB."""
@@ -351,72 +198,3 @@ def _overlay(grey: np.ndarray, labels: np.ndarray, table: np.ndarray, opacity: f
                   != ndi.minimum_filter(labels, size, mode="nearest")) & (labels > 0)
         rgb[border] = table[labels[border]]
     return rgb
-
-
-# ----------------------------------------------------------------------------- the cache
-
-class PuzzleImageCache:
-    """Rendered puzzle slices as files ``<folder>/<key>/<z>_<plain|overlay>.png``.
-
-    A puzzle is rendered on its first request, into a temporary folder that is
-    renamed into place: a puzzle's folder is complete or absent, even when
-    threads or server processes race. In one process a puzzle is rendered
-    once; two processes may both render it, and the first rename wins.
-    """
-
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock_prefix = str(self.folder.resolve())
-
-    def has(self, key: str) -> bool:
-        """Whether the puzzle ``key`` is rendered."""
-        return (self.folder / _checked_key(key)).is_dir()
-
-    def path(self, key: str, slice_index: int, overlay: bool) -> Path:
-        """Where a slice's PNG lives (whether or not it is rendered yet)."""
-        return self.folder / _checked_key(key) / f"{int(slice_index)}_{'overlay' if overlay else 'plain'}.png"
-
-    def get(self, key: str, slice_index: int, overlay: bool, make: Callable[[], list[dict]]) -> Path:
-        """The PNG of one slice, calling ``make`` (e.g. :func:`render_slices`) if the puzzle is not rendered.
-
-        Raises
-        ------
-        ProofQuestError
-            If the key is not a plain name, or the puzzle has no such slice.
-        """
-        path = self.path(key, slice_index, overlay)
-        if not self.has(key):
-            with _RENDER_LOCKS[hash((self._lock_prefix, str(key))) % len(_RENDER_LOCKS)]:
-                if not self.has(key):
-                    self._install(str(key), make())
-        if not path.is_file():
-            count = len(list(path.parent.glob("*_plain.png")))
-            raise ProofQuestError(f"puzzle {key} has slices 0..{count - 1}; there is no slice {slice_index}")
-        return path
-
-    def _install(self, key: str, slices: list[dict]) -> None:
-        if not slices:
-            raise ValueError(f"rendering puzzle {key} gave no slices")
-        # A dot name never collides with a key; mkdir (unlike mkdtemp) keeps the umask's
-        # permissions, so a front server running as another user can read the files.
-        staging = self.folder / f".{key}.{uuid.uuid4().hex}"
-        staging.mkdir()
-        try:
-            for z, pngs in enumerate(slices):
-                for variant in ("plain", "overlay"):
-                    (staging / f"{z}_{variant}.png").write_bytes(pngs[variant])
-            os.replace(staging, self.folder / key)
-        except OSError as exc:
-            # Another process installed the same puzzle first; its files are as good as ours.
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not self.has(key):
-                raise
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _checked_key(key) -> str:
-    key = str(key)
-    if not _KEY.fullmatch(key):
-        raise ProofQuestError(f"puzzle image key {key!r} may hold only letters, digits, '-' and '_'")
-    return key

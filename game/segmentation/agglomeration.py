@@ -18,7 +18,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from game.errors import ProofQuestError
+from game.errors import EditConflict, ProofQuestError
 from game.geometry import BBox
 from game.segmentation.rag import id_dtype
 
@@ -252,20 +252,34 @@ class Agglomeration:
 
     # --- edits ---------------------------------------------------------------------
 
-    def merge(self, a: int, b: int) -> Edit:
-        """Join segments ``a`` and ``b``: the smaller one's supervoxels move into the larger.
+    def plan_merge(self, a: int, b: int) -> Edit:
+        """The edit that joins segments ``a`` and ``b``, checked against the current state, not applied.
 
-        On equal sizes ``a`` keeps its id.
+        The smaller one's supervoxels move into the larger; on equal sizes
+        ``a`` keeps its id. Planning first lets a caller commit the edit to a
+        log before memory changes (:meth:`apply` it after the commit).
         """
         a, b = int(a), int(b)
         if a == b:
             raise ProofQuestError(f"cannot merge segment {a} with itself")
         small, large = (a, b) if self.size(a) < self.size(b) else (b, a)
-        return self.apply(Edit("merge", self.members(small), small, large))
+        edit = Edit("merge", self.members(small), small, large)
+        self._check(edit)
+        return edit
+
+    def plan_split(self, segment: int, supervoxels: Sequence[int]) -> Edit:
+        """The edit that moves ``supervoxels`` (some, not all, of ``segment``) to a new segment; not applied."""
+        edit = Edit("split", np.unique(_frozen_ids(supervoxels)), segment, self.next_id)
+        self._check(edit)
+        return edit
+
+    def merge(self, a: int, b: int) -> Edit:
+        """Join segments ``a`` and ``b`` (:meth:`plan_merge`, then :meth:`apply`)."""
+        return self.apply(self.plan_merge(a, b))
 
     def split(self, segment: int, supervoxels: Sequence[int]) -> Edit:
         """Move ``supervoxels`` (some, not all, of ``segment``) to a new segment."""
-        return self.apply(Edit("split", np.unique(_frozen_ids(supervoxels)), segment, self.next_id))
+        return self.apply(self.plan_split(segment, supervoxels))
 
     def undo(self, index: int) -> Edit:
         """Append the edit that moves edit ``index``'s supervoxels back (undoing an undo redoes).
@@ -308,49 +322,49 @@ class Agglomeration:
         """Raise if ``edit`` does not fit the current state; return whether it empties its source."""
         svs = edit.supervoxels
         if len(svs) == 0:
-            raise ProofQuestError("an edit must move at least one supervoxel")
+            raise EditConflict("an edit must move at least one supervoxel")
         if svs.max() > self.n_supervoxels or svs.min() == 0:
-            raise ProofQuestError(f"supervoxel ids must be in 1..{self.n_supervoxels}")
+            raise EditConflict(f"supervoxel ids must be in 1..{self.n_supervoxels}")
         if not _first_occurrences(svs, self._scratch).all():
-            raise ProofQuestError("an edit lists each supervoxel once")
+            raise EditConflict("an edit lists each supervoxel once")
         if edit.source == edit.target:
-            raise ProofQuestError(f"an edit must move supervoxels to another segment, not back into {edit.source}")
+            raise EditConflict(f"an edit must move supervoxels to another segment, not back into {edit.source}")
         if edit.kind == "undo":
             self._check_undo(edit)
         outside = svs[self._mapping[svs] != edit.source]
         if len(outside):
-            raise ProofQuestError(
+            raise EditConflict(
                 f"supervoxel {outside[0]} is in segment {self._mapping[outside[0]]}, not {edit.source}: "
                 "the edit does not fit the current state (an edit is never applied twice)")
         emptied = len(svs) == self.size(edit.source)
         if edit.kind == "merge":
             if not emptied:
-                raise ProofQuestError(f"a merge moves all of segment {edit.source}")
+                raise EditConflict(f"a merge moves all of segment {edit.source}")
             self._existing(edit.target)
         elif edit.kind == "split":
             if emptied:
-                raise ProofQuestError(f"a split must leave some supervoxels in segment {edit.source}")
+                raise EditConflict(f"a split must leave some supervoxels in segment {edit.source}")
             if edit.target < self.next_id:
-                raise ProofQuestError(f"a split needs a fresh segment id (>= {self.next_id}), got {edit.target}")
+                raise EditConflict(f"a split needs a fresh segment id (>= {self.next_id}), got {edit.target}")
         return emptied
 
     def _check_undo(self, edit: Edit) -> None:
         index = edit.undoes
         if not 0 <= index < len(self.edits):
-            raise ProofQuestError(f"there is no edit #{index} to undo")
+            raise EditConflict(f"there is no edit #{index} to undo")
         if index in self._undone_by:
-            raise ProofQuestError(f"edit #{index} is already undone (by edit #{self._undone_by[index]})")
+            raise EditConflict(f"edit #{index} is already undone (by edit #{self._undone_by[index]})")
         if edit != self.edits[index].inverse(index):
-            raise ProofQuestError(f"this undo does not reverse edit #{index}")
+            raise EditConflict(f"this undo does not reverse edit #{index}")
         trace = self._traces[index]
         moved = self._last_edit[edit.supervoxels] != trace.stamp
         if moved.any():
             sv = int(edit.supervoxels[moved][0])
-            raise ProofQuestError(
+            raise EditConflict(
                 f"cannot undo edit #{index}: supervoxel {sv} was moved again by edit "
                 f"#{self._last_edit[sv]}; undo that edit first")
         if edit.target not in self._members and not trace.emptied_source:
-            raise ProofQuestError(
+            raise EditConflict(
                 f"cannot undo edit #{index}: segment {edit.target} has since been merged away; "
                 f"merge segment {edit.source} with its successor instead")
 

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from game.errors import ProofQuestError
 from game.geometry import BBox
+from game.progress import ProgressCallback
 from game.segmentation.unet import BoundaryUNet, fold_batchnorm, save_model
 
 Reader = Callable[[BBox], np.ndarray]
@@ -174,7 +175,7 @@ def _positive_triple(values: Sequence[int], what: str, minimum: int) -> tuple[in
 def predict_boundary(read: Reader | np.ndarray, shape: Sequence[int] | None, model: BoundaryUNet, *,
                      block: Sequence[int] = (32, 128, 128), overlap: Sequence[int] = (4, 16, 16),
                      device: str | torch.device | None = None,
-                     progress: Callable[[int, int], None] | None = None,
+                     progress: ProgressCallback | None = None,
                      write: Callable[[BBox, np.ndarray], None] | None = None) -> np.ndarray | None:
     """The boundary map of a volume, predicted block by block.
 

@@ -25,6 +25,7 @@ import numpy as np
 
 from game.errors import ProofQuestError
 from game.geometry import BBox
+from game.progress import ProgressCallback
 
 _FIELDS = ("u", "v", "mean", "min", "max", "area")
 
@@ -250,7 +251,7 @@ def build_rag_blockwise(read_supervoxels: Callable[[BBox], np.ndarray],
                         read_boundary: Callable[[BBox], np.ndarray],
                         shape: Sequence[int], chunks: Sequence[int], *,
                         n_supervoxels: int | None = None,
-                        progress: Callable[[int, int], None] | None = None) -> RAG:
+                        progress: ProgressCallback | None = None) -> RAG:
     """The RAG of a volume too large for memory, built chunk by chunk.
 
     Parameters

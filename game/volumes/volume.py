@@ -36,6 +36,7 @@ import zarr
 
 from game.errors import ProofQuestError
 from game.geometry import BBox
+from game.progress import ProgressCallback
 from game.volumes.formats import SourceArray, atomic_path, export_array, open_array, remove_path
 
 __all__ = ["VolumeStore", "Volume", "VolumeWriter", "copy_into", "open_array", "export_array",
@@ -388,7 +389,7 @@ class VolumeStore:
 
 def copy_into(writer: VolumeWriter, layer: str, source: SourceArray | np.ndarray, *, dtype=None,
               convert: Callable[[np.ndarray], np.ndarray] | None = None,
-              progress: Callable[[int, int], None] | None = None) -> None:
+              progress: ProgressCallback | None = None) -> None:
     """Copy a lazy source array into a layer, one z-slab of the chunk depth at a time.
 
     Parameters

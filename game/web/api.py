@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request, send_file
 
-from game.crowd import play
-from game.errors import ProofQuestError
+from game.app import images
+from game.app import store as st
+from game.crowd import assignment, reports, votes
 
 from . import game_instance
 from .auth import current_player, login_required
-from .events import announce_vote
+from .broadcast import announce_vote
 
 bp = Blueprint("api", __name__)
 
 
 @bp.get("/healthz")
 def healthz():
-    status = play.readiness(game_instance())
+    status = reports.readiness(game_instance())
     return jsonify(status), 200 if status["ready"] else 503
 
 
@@ -24,14 +25,14 @@ def healthz():
 @login_required
 def next_puzzle():
     exclude = request.args.getlist("exclude")
-    return jsonify(ok=True, puzzle=play.next_puzzle(game_instance(), current_player(), exclude=exclude))
+    return jsonify(ok=True, puzzle=assignment.next_puzzle(game_instance(), current_player(), exclude=exclude))
 
 
 @bp.post("/api/vote")
 @login_required
 def vote():
     body = request.get_json(silent=True) or {}
-    outcome = play.cast_vote(game_instance(), current_player()["id"], body.get("puzzle"), body.get("answer"),
+    outcome = votes.cast_vote(game_instance(), current_player()["id"], body.get("puzzle"), body.get("answer"),
                              body.get("ms"))
     announce_vote(outcome)
     return jsonify(ok=True, **outcome["reply"])
@@ -40,9 +41,7 @@ def vote():
 @bp.get("/puzzle-image/<int:puzzle_id>/<int:z>/<variant>.png")
 @login_required
 def puzzle_image(puzzle_id: int, z: int, variant: str):
-    if variant not in ("plain", "overlay", "truth"):
-        raise ProofQuestError(f"unknown image variant {variant!r}: use plain, overlay or truth")
-    path = play.puzzle_image(game_instance(), current_player(), puzzle_id, z, variant)
+    path = images.puzzle_image(game_instance(), puzzle_id, z, variant)
     response = send_file(path, mimetype="image/png", max_age=3600)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
@@ -51,27 +50,27 @@ def puzzle_image(puzzle_id: int, z: int, variant: str):
 @bp.get("/api/leaderboard")
 def leaderboard():
     period = request.args.get("period", "all")
-    return jsonify(ok=True, period=period, entries=play.leaderboard(game_instance(), period))
+    return jsonify(ok=True, period=period, entries=reports.leaderboard(game_instance(), period))
 
 
 @bp.get("/api/me")
 @login_required
 def me():
-    return jsonify(ok=True, **play.player_record(game_instance(), current_player()["id"]))
+    return jsonify(ok=True, **reports.player_record(game_instance(), current_player()["id"]))
 
 
 @bp.get("/api/stats")
 def stats():
-    return jsonify(ok=True, **play.game_stats(game_instance()))
+    return jsonify(ok=True, **reports.game_stats(game_instance()))
 
 
 @bp.get("/api/tutorial")
 def tutorial():
-    return jsonify(ok=True, puzzles=play.tutorial_puzzles(game_instance()))
+    return jsonify(ok=True, puzzles=assignment.practice_puzzles(game_instance()))
 
 
 @bp.post("/api/tutorial/done")
 @login_required
 def tutorial_done():
-    play.finish_tutorial(game_instance(), current_player()["id"])
+    st.set_tutorial_done(game_instance().store, current_player()["id"])
     return jsonify(ok=True)

@@ -10,16 +10,15 @@ player who voted on it, with whether their side won), ``stats``.
 
 from __future__ import annotations
 
-import threading
-
 from flask import current_app, request, session
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 
 from game.app import store as st
-from game.crowd import play
+from game.crowd import assignment, reports, votes
 from game.errors import ProofQuestError
 
 from . import game_instance
+from .broadcast import Broadcaster, announce_vote
 
 EVENTS = {
     "next_puzzle": "ask for a puzzle; the acknowledgement carries it",
@@ -49,60 +48,6 @@ def _answer(handler):
     return wrapped
 
 
-class Broadcaster:
-    """Per app: pushes score and retirement notices at once, the leaderboard at most once per interval.
-
-    Votes only mark the leaderboard dirty, so a vote storm costs one
-    broadcast per interval, not one per vote.
-    """
-
-    def __init__(self, socketio: SocketIO, app):
-        self.socketio, self.app = socketio, app
-        self.server = socketio.server
-        self.dirty = threading.Event()
-        self.started = False
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        with self._lock:
-            if not self.started:
-                self.started = True
-                self.socketio.start_background_task(self._loop)
-
-    def announce(self, outcome: dict, voter_sid: str | None = None) -> None:
-        reply = outcome["reply"]
-        # the voter's own socket has all this in the vote's acknowledgement: only their other tabs need it
-        self.socketio.emit("score", {"points": reply["total"], "gained": reply["points"], "streak": reply["streak"]},
-                           to=f"player:{outcome['player_id']}", skip_sid=voter_sid)
-        for notice in outcome.get("notices", []):
-            self.socketio.emit("puzzle_retired", notice["message"], to=f"player:{notice['player_id']}")
-        self.dirty.set()
-
-    def _loop(self) -> None:
-        interval = self.app.config["PROOFQUEST"]["LEADERBOARD_INTERVAL"]
-        refit_every, last_refit = 50, 0
-        while self.socketio.server is self.server:  # a later init_app (tests) retires this loop
-            self.socketio.sleep(interval)
-            if not self.dirty.is_set():
-                continue
-            self.dirty.clear()
-            with self.app.app_context():
-                inst = game_instance()
-                for period in ("all", "week"):
-                    self.socketio.emit("leaderboard", {"period": period, "entries": play.leaderboard(inst, period)},
-                                       to=f"leaderboard:{period}")
-                self.socketio.emit("stats", play.game_stats(inst), to="leaderboard:all")
-                votes = st.vote_count(inst.store)
-                if votes - last_refit >= refit_every:
-                    play.refit_reliabilities(inst)
-                    last_refit = votes
-
-
-def announce_vote(outcome: dict) -> None:
-    """After a committed vote: the voter's score, retirement notices, a leaderboard refresh."""
-    current_app.extensions["proofquest.broadcaster"].announce(outcome, voter_sid=getattr(request, "sid", None))
-
-
 def register(app, socketio: SocketIO) -> None:
     app.extensions["proofquest.broadcaster"] = Broadcaster(socketio, app)
 
@@ -121,12 +66,12 @@ def register(app, socketio: SocketIO) -> None:
         exclude = data.get("exclude") or []
         if not isinstance(exclude, list):
             raise ProofQuestError("exclude is a list of puzzle ids")
-        return {"puzzle": play.next_puzzle(inst, st.player(inst.store, _player_id()), exclude=exclude)}
+        return {"puzzle": assignment.next_puzzle(inst, st.player(inst.store, _player_id()), exclude=exclude)}
 
     @socketio.on("vote")
     @_answer
     def vote(data):
-        outcome = play.cast_vote(game_instance(), _player_id(), data.get("puzzle"), data.get("answer"),
+        outcome = votes.cast_vote(game_instance(), _player_id(), data.get("puzzle"), data.get("answer"),
                                  data.get("ms"))
         announce_vote(outcome)
         return outcome["reply"]
@@ -136,9 +81,9 @@ def register(app, socketio: SocketIO) -> None:
     def watch_leaderboard(data):
         _player_id()
         period = data.get("period", "all")
-        if period not in ("all", "week"):
+        if period not in reports.PERIODS:
             raise ProofQuestError("period is 'all' or 'week'")
         join_room(f"leaderboard:{period}")
-        emit("leaderboard", {"period": period, "entries": play.leaderboard(game_instance(), period)},
+        emit("leaderboard", {"period": period, "entries": reports.leaderboard(game_instance(), period)},
              to=request.sid)
         return {"period": period}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, url_for
 
-from game.crowd import play
+from game.crowd import reports
 
 from . import game_instance
 from .auth import current_player, login_required
@@ -14,7 +14,7 @@ bp = Blueprint("pages", __name__)
 
 @bp.get("/")
 def index():
-    return render_template("index.html", stats=play.game_stats(game_instance()), player=current_player())
+    return render_template("index.html", stats=reports.game_stats(game_instance()), player=current_player())
 
 
 @bp.get("/tutorial")
@@ -32,14 +32,14 @@ def play_page():
 @login_required
 def me():
     return render_template("me.html", player=current_player(),
-                           record=play.player_record(game_instance(), current_player()["id"]))
+                           record=reports.player_record(game_instance(), current_player()["id"]))
 
 
 @bp.get("/leaderboard")
 def leaderboard():
     inst = game_instance()
     return render_template("leaderboard.html", player=current_player(),
-                           all_time=play.leaderboard(inst, "all"), week=play.leaderboard(inst, "week"))
+                           all_time=reports.leaderboard(inst, "all"), week=reports.leaderboard(inst, "week"))
 
 
 @bp.get("/start")

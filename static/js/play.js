@@ -10,7 +10,7 @@
 import { connectSocket, request } from './api.js';
 import { currentPlayerId, renderBoard, watchBoards } from './leaderboard.js';
 import { notify } from './notices.js';
-import { describePuzzle, supportsEdit } from './puzzle.js';
+import { describePuzzle } from './puzzle.js';
 import { Viewer, isCommandKey, preload, swallowSpaceKeyup } from './viewer.js';
 
 const KEYS = { y: 'yes', n: 'no', u: 'unsure' };
@@ -147,8 +147,7 @@ function scored(puzzle, choice, reply) {
     });
   }
   if (reply.retired) {
-    const forEdit = supportsEdit(puzzle.kind, choice);
-    const won = forEdit !== null && forEdit === reply.retired.decision;
+    const { won } = reply.retired;  // the server says whether the voter's side won
     notify(notices, {
       kind: won ? 'good' : 'info',
       title: won ? 'Your vote settled a puzzle — your side won!' : 'Your vote settled a puzzle',

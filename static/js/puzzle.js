@@ -34,9 +34,3 @@ export function describePuzzle(panel, puzzle) {
     button.querySelector('.answer-label').textContent = puzzle.labels[button.dataset.answer];
   }
 }
-
-// A "yes" to a merge puzzle asks for the edit (join); a "no" to a split puzzle asks for the cut.
-export function supportsEdit(kind, answer) {
-  if (answer === 'unsure') return null;
-  return (answer === 'yes') === (kind === 'merge');
-}

@@ -2,8 +2,9 @@
 
 The server runs as a subprocess (``run.py``) on an instance folder prepared
 here with oracle puzzles (known truth, some gold) and a few practice puzzles,
-so the browser sees exactly what players see. Screenshots go to
-``test-artifacts/`` (gitignored).
+so the browser sees exactly what players see. Screenshots and measured
+figures go to pytest's temporary folder (``PROOFQUEST_ARTIFACTS=DIR`` keeps them
+in DIR instead).
 """
 
 from __future__ import annotations
@@ -21,10 +22,20 @@ sys.path.insert(0, str(ROOT / "tests"))
 from conftest import running_server  # noqa: E402  (tests/conftest.py, shared with the other server tests)
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACTS: Path | None = None  # set per session by the ``artifacts`` fixture
 ADMIN = ("ada", "lovelace-1815")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def artifacts(tmp_path_factory) -> Path:
+    """Where screenshots and figures go: pytest's temporary folder, or ``PROOFQUEST_ARTIFACTS``."""
+    global ARTIFACTS
+    keep = os.environ.get("PROOFQUEST_ARTIFACTS")
+    ARTIFACTS = Path(keep) if keep else tmp_path_factory.mktemp("artifacts")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
 
 
 def _require_chromium() -> None:
@@ -144,9 +155,8 @@ def answer_key(live_server, page) -> str:
 
 
 def screenshot(page, name: str, *, docs: bool = False) -> Path:
-    """Save a screenshot under test-artifacts/; with ``docs`` and PROOFQUEST_DOCS_SCREENSHOTS=1, also
+    """Save a screenshot among the artifacts; with ``docs`` and PROOFQUEST_DOCS_SCREENSHOTS=1, also
     refresh the README's small copy in docs/ (off by default, so test runs leave the tree clean)."""
-    ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path))
     if docs and os.environ.get("PROOFQUEST_DOCS_SCREENSHOTS") == "1":
@@ -160,8 +170,7 @@ def screenshot(page, name: str, *, docs: bool = False) -> Path:
 
 
 def record_figure(name: str, value) -> None:
-    """Keep a measured figure in test-artifacts/browser-figures.json (the report reads it from there)."""
-    ARTIFACTS.mkdir(exist_ok=True)
+    """Keep a measured figure in the artifacts' browser-figures.json."""
     path = ARTIFACTS / "browser-figures.json"
     figures = json.loads(path.read_text()) if path.exists() else {}
     figures[name] = value

@@ -1,0 +1,161 @@
+"""Which puzzle a player gets next.
+
+Gold now and then (often for new players); otherwise the most uncertain and
+valuable open puzzle, spread so that a crowd playing at once does not pile
+onto one puzzle, and with merges that must wait for a split held back.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+
+from game.app import store as st
+from game.crowd.consensus import ConsensusSettings
+from game.crowd.reliability import gold_answers
+from game.errors import ProofQuestError
+from game.puzzles.edit import PuzzleEdit, correct_answer, question_for
+from game.segmentation.agglomeration import Agglomeration
+
+PUZZLE_SLICES = 7
+ASSIGNMENT_SECONDS = 120  # a puzzle handed out counts as held this long, or until answered
+
+
+def checked_id(value, what: str) -> int:
+    """An integer id from a client's input (an int or a string of digits), or a clear error."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ProofQuestError(f"{what} must be an integer id, got {str(value)[:40]!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ProofQuestError(f"{what} must be an integer id, got {str(value)[:40]!r}") from None
+
+
+class Assignments:
+    """The puzzles handed out and not yet answered: puzzle id → {player id: time handed out}.
+
+    In memory, per process: it only spreads a crowd over puzzles, so losing it
+    on a restart costs nothing but a few doubled-up puzzles.
+    """
+
+    def __init__(self, hold_seconds: float = ASSIGNMENT_SECONDS):
+        self.hold_seconds = hold_seconds
+        self._held: dict[int, dict[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def hand_out(self, puzzle_id: int, player_id: int) -> None:
+        with self._lock:
+            self._held.setdefault(puzzle_id, {})[player_id] = time.time()
+
+    def release(self, puzzle_id: int, player_id: int) -> None:
+        with self._lock:
+            self._held.get(puzzle_id, {}).pop(player_id, None)
+
+    def holds(self, puzzle_id: int, player_id: int) -> bool:
+        return player_id in self._held.get(puzzle_id, {})
+
+    def outstanding(self, puzzle_id: int, now: float) -> int:
+        """Players holding this puzzle without having answered it yet (recently)."""
+        with self._lock:
+            held = list(self._held.get(puzzle_id, {}).values())
+        return sum(1 for t in held if now - t < self.hold_seconds)
+
+
+def public_puzzle(puzzle: dict) -> dict:
+    """What a player may see of a puzzle: never its truth or whether it is gold."""
+    return {"id": puzzle["id"], "kind": puzzle["kind"], "question": question_for(puzzle["kind"]),
+            "slices": PUZZLE_SLICES, "center": PUZZLE_SLICES // 2,
+            "labels": {"yes": "Yes, one neurite", "no": "No, two" if puzzle["kind"] == "split" else "No, separate",
+                       "unsure": "Not sure"}}
+
+
+def _priority(puzzle: dict, settings: ConsensusSettings) -> float:
+    """Most uncertain and most valuable first; puzzles close to retiring get finished."""
+    p = puzzle["posterior"] if puzzle["posterior"] is not None else puzzle["score"]
+    uncertainty = 1.0 - abs(2.0 * p - 1.0)
+    progress = min(puzzle["n_votes"], settings.min_votes) / settings.min_votes
+    return 0.4 * uncertainty + 0.4 * puzzle["score"] + 0.2 * progress
+
+
+def _suspected_mergers(inst, aggs: dict[str, Agglomeration]) -> dict[str, set[int]]:
+    """Per volume, the segments that an open split puzzle says may be two neurites."""
+    out: dict[str, set[int]] = {v: set() for v in aggs}
+    for volume, sv in st.open_split_parts(inst.store):
+        if volume in aggs:
+            out[volume].add(aggs[volume].segment_of(sv))
+    return out
+
+
+def _waits(puzzle: dict, agg: Agglomeration, suspects: set[int]) -> bool:
+    """A merge onto a segment suspected of being two neurites waits for that split puzzle.
+
+    Merges are named by one supervoxel on each side, so their order with a
+    split matters: merged first, a piece that belongs elsewhere is dragged
+    along, and in the simulated demo one such merge undid half of the crowd's
+    gain (bench/bench_simulate.py). Waiting puzzles are still handed out when
+    nothing else is left, so a lone player never runs dry.
+    """
+    return puzzle["kind"] == "merge" and any(agg.segment_of(sv) in suspects for sv in puzzle["anchors"])
+
+
+def _hand_out(inst, puzzle: dict, player_id: int) -> dict:
+    inst.assignments.hand_out(puzzle["id"], player_id)
+    return public_puzzle(puzzle)
+
+
+def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = None) -> dict:
+    """A puzzle the player has not answered: gold now and then (often for new players).
+
+    Among open puzzles the most uncertain and valuable come first, but a
+    puzzle already held by as many players as it still needs votes is passed
+    over, so a crowd playing at once spreads out instead of piling onto one.
+    ``exclude`` lists puzzles to skip (the one on screen, when a client
+    prefetches the next while its vote is still on the way).
+    """
+    if player is None:
+        raise ProofQuestError("log in or play as a guest first")
+    exclude = {checked_id(p, "exclude") for p in (exclude or ())[:10]}
+    rng = rng or random
+    s = inst.settings
+    new = len(gold_answers(inst, player["id"])) < s["GOLD_NEW_PLAYER_ANSWERS"]
+    order = (True, False) if rng.random() < (s["GOLD_SHARE_NEW"] if new else s["GOLD_SHARE"]) else (False, True)
+    settings = inst.consensus
+    now = time.time()
+    for gold in order:
+        candidates = [p for p in st.assignable_puzzles(inst.store, player["id"], gold=gold)
+                      if p["id"] not in exclude]
+        if gold:
+            if candidates:
+                return _hand_out(inst, rng.choice(candidates), player["id"])
+            continue
+        aggs = {v: inst.agglomeration(v) for v in {p["volume"] for p in candidates}}
+        suspects = _suspected_mergers(inst, aggs)
+        waiting = {p["id"] for p in candidates if _waits(p, aggs[p["volume"]], suspects[p["volume"]])}
+        candidates.sort(key=lambda p: (p["id"] in waiting, -_priority(p, settings)))
+        fallback = None
+        for puzzle in candidates:
+            if fallback is not None and puzzle["id"] in waiting:
+                break  # the rest wait, and a puzzle that does not wait is there: that one first
+            if PuzzleEdit.of(puzzle).is_moot(aggs[puzzle["volume"]]):
+                st.mark_moot(inst.store, puzzle["id"])  # only if still open: it may have retired meanwhile
+                continue
+            fallback = fallback or puzzle
+            wanted = max(1, settings.min_votes - puzzle["n_votes"])
+            if inst.assignments.holds(puzzle["id"], player["id"]) or \
+                    inst.assignments.outstanding(puzzle["id"], now) < wanted:
+                return _hand_out(inst, puzzle, player["id"])
+        if fallback is not None:
+            return _hand_out(inst, fallback, player["id"])
+    raise ProofQuestError("no puzzle is left for you right now: thank you! New ones come as the crowd decides")
+
+
+def practice_puzzles(inst) -> list[dict]:
+    """The practice (tutorial) puzzles with their answers, for feedback at once."""
+    out = []
+    for p in st.puzzles(inst.store, tutorial=True):
+        view = public_puzzle(p)
+        view["answer"] = correct_answer(p["kind"], p["truth"])
+        out.append(view)
+    return out
+

@@ -1,0 +1,106 @@
+"""What players and admins are shown: leaderboards, a player's record, game statistics, quality."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from game.app import store as st
+from game.crowd import scoring as sc
+from game.crowd.reliability import gold_answers
+from game.errors import ProofQuestError
+from game.evaluation import quality
+from game.segmentation.rag import RAG
+
+WEEK = 7 * 24 * 3600
+PERIODS = ("all", "week")
+
+
+def leaderboard(inst, period: str = "all", limit: int = 20) -> list[dict]:
+    if period not in PERIODS:
+        raise ProofQuestError("period is 'all' or 'week'")
+    return st.leaderboard(inst.store, since=time.time() - WEEK if period == "week" else None, limit=limit)
+
+
+def player_record(inst, player_id: int) -> dict:
+    player = st.player(inst.store, player_id)
+    if player is None:
+        raise ProofQuestError("unknown player")
+    votes = st.player_votes(inst.store, player_id)
+    gold = gold_answers(inst, player_id)
+    edits = [{"puzzle": v["puzzle_id"], "volume": v["volume"], "edit_seq": v["edit_seq"], "kind": v["kind"]}
+             for v in votes if v["edit_seq"] is not None and v["supports_edit"] == 1]
+    history, total = [], 0
+    for e in st.points_history(inst.store, player_id):
+        total += e["points"]
+        history.append({"t": e["created"], "points": total})
+    return {"player": player, "votes": len(votes), "gold_answers": len(gold),
+            "gold_accuracy": sc.gold_accuracy(gold, inst.scoring), "edits": edits, "points_history": history}
+
+
+def game_stats(inst) -> dict:
+    counts = st.puzzle_state_counts(inst.store)
+    return {"puzzles": sum(counts.values()), "solved": counts.get("retired", 0) + counts.get("moot", 0),
+            "expert": counts.get("expert", 0), "votes": st.vote_count(inst.store),
+            "edits": sum(st.edit_count(inst.store, v) for v in inst.volumes.names()),
+            "improvement": quality_improvement(inst)}
+
+
+def readiness(inst) -> dict:
+    jobs = st.jobs(inst.store)
+    ready = st.puzzle_count(inst.store) > 0 and not any(j["state"] == "running" for j in jobs)
+    return {"ready": ready, "puzzles": st.puzzle_count(inst.store), "jobs": jobs}
+
+
+def _scored_volumes(inst):
+    for name in inst.volumes.names():
+        volume = inst.volumes.open(name)
+        if volume.has("groundtruth") and volume.has_side("sv_gt_table") and volume.has_side("mapping"):
+            yield name, volume
+
+
+def quality_report(inst) -> list[dict]:
+    """Per volume with ground truth: the metrics of the initial and of the current segmentation.
+
+    Cached by the volumes' edit counts: the landing page and every leaderboard
+    broadcast ask for it, and it only changes when an edit is applied.
+    """
+    volumes = list(_scored_volumes(inst))
+    key = tuple((name, len(inst.agglomeration(name).edits)) for name, _ in volumes)
+    if inst.quality_cache is not None and inst.quality_cache[0] == key:
+        return inst.quality_cache[1]
+    rows = []
+    for name, volume in volumes:
+        table, rag = quality.truth_table(volume), RAG.from_arrays(volume.load_side("rag"))
+        agg = inst.agglomeration(name)
+        rows.append({"volume": name, "edits": len(agg.edits),
+                     "initial": quality.evaluate_mapping(table, volume.load_side("mapping"), rag),
+                     "current": quality.evaluate_mapping(table, agg.mapping, rag)})
+    inst.quality_cache = (key, rows)
+    return rows
+
+
+def quality_improvement(inst) -> dict | None:
+    """How much the crowd's edits lowered the adapted Rand error, summed over scored volumes."""
+    report = quality_report(inst)
+    if not report:
+        return None
+    initial = sum(r["initial"]["adapted_rand_error"] for r in report)
+    current = sum(r["current"]["adapted_rand_error"] for r in report)
+    return {"initial_error": initial, "current_error": current,
+            "percent": 100.0 * (initial - current) / initial if initial else 0.0}
+
+
+def quality_curve_png(inst) -> Path:
+    """The metric curves over the edit log, rendered once per edit count."""
+    volumes = list(_scored_volumes(inst))
+    key = "_".join(f"{name}-{len(inst.agglomeration(name).edits)}" for name, _ in volumes) or "none"
+    path = inst.cache_dir / f"quality-{key}.png"
+    if not path.exists():
+        histories = {name: quality.history(quality.truth_table(volume), volume.load_side("mapping"),
+                                           inst.agglomeration(name).edits, RAG.from_arrays(volume.load_side("rag")))
+                     for name, volume in volumes}
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(quality.curve_png(histories))
+        temporary.replace(path)
+    return path

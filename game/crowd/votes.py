@@ -1,0 +1,174 @@
+"""What a vote does: record it, update its puzzle's consensus and, when the puzzle retires, edit.
+
+One vote, end to end (see docs/ARCHITECTURE.md): :func:`cast_vote` records the
+vote, updates the puzzle's consensus and — when the puzzle retires — appends
+its edit to the log, all in one transaction of the store's single writer; the
+in-memory segmentation follows only after the COMMIT. The caller acknowledges
+only after it returns. An expert's decision (:func:`expert_decide`) goes the
+same way. No Flask here: the web layer calls these functions.
+"""
+
+from __future__ import annotations
+
+from game.app import store as st
+from game.crowd import consensus as cs
+from game.crowd import scoring as sc
+from game.crowd.assignment import checked_id
+from game.crowd.reliability import after_gold_answer, refit_if_due
+from game.errors import ProofQuestError
+from game.puzzles.edit import Moot, PuzzleEdit, correct_answer, question_for
+
+ANSWERS = ("yes", "no", "unsure")
+
+
+def commit_puzzle_edit(inst, puzzle: dict, *, author: str, provenance: dict) -> int | None:
+    """Append a decided puzzle's edit to the log inside the caller's write transaction.
+
+    Returns the edit's sequence number, or None when the edit no longer fits
+    the segmentation (moot). Memory follows after the COMMIT.
+    """
+    agg = inst.agglomeration(puzzle["volume"])
+    try:
+        edit = PuzzleEdit.of(puzzle).plan(agg)
+    except Moot:
+        return None
+    return inst.segmentations.commit_edit(puzzle["volume"], edit, author=author, puzzle_id=puzzle["id"],
+                                          provenance=provenance)
+
+
+def _gold_feedback(inst, player: dict, puzzle: dict, value: int) -> tuple[int, int, dict | None]:
+    """Points, new streak and feedback for a gold answer (truth known at once)."""
+    if not puzzle["gold"] or puzzle["truth"] is None or value == cs.UNSURE:
+        return 0, player["streak"], None
+    truth = bool(puzzle["truth"])
+    history = after_gold_answer(inst, player["id"])  # includes this vote
+    misses = 0
+    for ok in reversed(history):
+        if ok:
+            break
+        misses += 1
+    points = sc.points_for_outcome(value, truth, gold=True, streak=player["streak"], misses=misses,
+                                   scoring=inst.scoring)
+    return points, sc.next_streak(player["streak"], value, truth), {
+        "correct": (value == cs.SUPPORT) == truth, "answer": correct_answer(puzzle["kind"], truth),
+        "accuracy": sc.gold_accuracy(history, inst.scoring)}
+
+
+def _decide(inst, puzzle: dict) -> cs.Decision:
+    """The puzzle's consensus after its latest vote (inside the vote's transaction)."""
+    settings = inst.consensus
+    votes = st.puzzle_votes(inst.store, puzzle["id"])
+    rel = st.reliabilities(inst.store, [v["player_id"] for v in votes])
+    values = [cs.vote_value(puzzle["kind"], v["answer"]) for v in votes]
+    weights = [rel.get(v["player_id"]) or settings.reliability_prior_mean for v in votes]
+    if inst.settings["CONSENSUS_RULE"] == "majority":
+        return cs.majority_decide(values, weights, puzzle["score"], settings)
+    decision = cs.decide(values, weights, puzzle["score"], settings)
+    if decision.answer or decision.state == "expert":
+        # about to edit or give up: a big edit needs more certainty and may take more votes
+        # (sizes are only looked at now)
+        stake = PuzzleEdit.of(puzzle).stake(inst.agglomeration(puzzle["volume"]),
+                                           inst.supervoxel_sizes(puzzle["volume"]))
+        decision = cs.decide(values, weights, puzzle["score"], settings, stake=stake)
+    return decision
+
+
+def _retire(inst, puzzle: dict, decision: cs.Decision) -> list[dict]:
+    """Retire a puzzle, append its edit if the crowd said so, pay the voters who agreed."""
+    votes = st.puzzle_votes(inst.store, puzzle["id"])
+    provenance = {"puzzle": puzzle["id"], "source": "crowd", "confidence": decision.confidence,
+                  "posterior": decision.posterior,
+                  "votes": [{"player": v["player_id"], "answer": v["answer"]} for v in votes]}
+    edit_seq = None
+    if decision.answer:
+        edit_seq = commit_puzzle_edit(inst, puzzle, author="consensus", provenance=provenance)
+    st.set_puzzle_state(inst.store, puzzle["id"], "retired", decision=decision.answer,
+                        posterior=decision.posterior, confidence=decision.confidence, edit_seq=edit_seq)
+    notices = []
+    for v in votes:
+        value = cs.vote_value(puzzle["kind"], v["answer"])
+        if value == cs.UNSURE:
+            continue
+        voter = st.player(inst.store, v["player_id"])
+        won = (value == cs.SUPPORT) == decision.answer
+        bonus = sc.points_for_outcome(value, decision.answer, gold=False, streak=voter["streak"], misses=0,
+                                      scoring=inst.scoring)
+        st.add_points(inst.store, voter["id"], bonus, "consensus", puzzle_id=puzzle["id"],
+                      streak=sc.next_streak(voter["streak"], value, decision.answer))
+        notices.append({"player_id": voter["id"], "message": {
+            "puzzle": puzzle["id"], "won": won, "points": bonus, "edited": edit_seq is not None}})
+    return notices
+
+
+def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None) -> dict:
+    """Record a vote and everything it causes, in one transaction.
+
+    Returns ``{"reply": ..., "player_id": ..., "notices": [...]}``: the reply
+    for the voter (points gained, total, streak, gold feedback, and when the
+    puzzle retired its decision and whether the voter's side won) and the
+    notices for the other voters of a puzzle that retired.
+    """
+    puzzle_id = checked_id(puzzle_id, "puzzle")
+    if answer not in ANSWERS:
+        raise ProofQuestError(f"unknown answer {str(answer)[:20]!r}: use 'yes', 'no' or 'unsure'")
+    ms = None if ms is None else max(0, min(checked_id(ms, "ms"), 3_600_000))
+    puzzle = st.puzzle(inst.store, puzzle_id) if 0 < puzzle_id < 2**63 else None
+    if puzzle is None or puzzle["tutorial"]:
+        raise ProofQuestError(f"there is no puzzle {puzzle_id} to vote on; ask for the next one")
+    with inst.store.write():
+        puzzle = st.puzzle(inst.store, puzzle_id)  # re-read under the writer lock
+        player = st.player(inst.store, player_id)
+        if player is None:
+            raise ProofQuestError("unknown player; log in again")
+        value = cs.vote_value(puzzle["kind"], answer)
+        points = sc.points_for_vote(value, inst.scoring)
+        st.add_vote(inst.store, puzzle_id, player_id, answer, None if value == 0 else value > 0, ms, points)
+        bonus, streak, gold = _gold_feedback(inst, player, puzzle, value)
+        st.add_points(inst.store, player_id, points + bonus, "vote", puzzle_id=puzzle_id, streak=streak)
+        notices, retired = [], None
+        if puzzle["state"] == "open" and not puzzle["gold"]:
+            decision = _decide(inst, puzzle)
+            if decision.state == "retired":
+                notices = _retire(inst, puzzle, decision)
+                retired = {"decision": decision.answer, "confidence": decision.confidence,
+                           "won": None if value == cs.UNSURE else (value == cs.SUPPORT) == decision.answer}
+            else:
+                st.set_puzzle_state(inst.store, puzzle_id, decision.state, posterior=decision.posterior,
+                                    confidence=decision.confidence)
+        me = st.player(inst.store, player_id)
+        votes_so_far = st.vote_count(inst.store)
+    inst.assignments.release(puzzle_id, player_id)
+    refit_if_due(inst, votes_so_far)
+    own = next((n["message"] for n in notices if n["player_id"] == player_id), None)
+    reply = {"puzzle": puzzle_id, "points": points + bonus + (own["points"] if own else 0), "total": me["points"],
+             "streak": me["streak"], "gold": gold, "retired": retired}
+    return {"reply": reply, "player_id": player_id, "notices": [n for n in notices if n["player_id"] != player_id]}
+
+
+def expert_queue(inst) -> list[dict]:
+    rows = st.puzzles(inst.store, state="expert")
+    for p in rows:
+        p["votes"] = st.puzzle_votes(inst.store, p["id"])
+        p["question"] = question_for(p["kind"])
+    return rows
+
+
+def expert_decide(inst, admin_id: int, puzzle_id, decision) -> dict:
+    """An admin settles a puzzle from the expert queue (``decision``: apply the edit or not).
+
+    The puzzle's state is read inside the write transaction, so two admins
+    deciding at once cannot both settle it: the second is told it is decided.
+    """
+    puzzle_id = checked_id(puzzle_id, "puzzle")
+    if decision not in (True, False, "apply", "reject"):
+        raise ProofQuestError("decision is 'apply' or 'reject'")
+    apply = decision in (True, "apply")
+    with inst.store.write():
+        puzzle = st.puzzle(inst.store, puzzle_id) if 0 < puzzle_id < 2**63 else None
+        if puzzle is None or puzzle["state"] not in ("expert", "open"):
+            raise ProofQuestError(f"puzzle {puzzle_id} is not waiting for a decision")
+        seq = commit_puzzle_edit(inst, puzzle, author=f"admin:{admin_id}",
+                                 provenance={"puzzle": puzzle_id, "source": "expert", "expert": admin_id}) \
+            if apply else None
+        st.set_puzzle_state(inst.store, puzzle_id, "retired", decision=apply, confidence=1.0, edit_seq=seq)
+    return {"puzzle": puzzle_id, "decision": apply, "edit_seq": seq}

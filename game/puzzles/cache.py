@@ -1,0 +1,86 @@
+"""Rendered puzzle slices on disk, made once and served as files."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import threading
+import uuid
+from pathlib import Path
+from typing import Callable
+
+from game.errors import ProofQuestError
+
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+# Shared by every cache object because the web layer makes one per request; striped so
+# the number of locks stays fixed however many puzzles there are.
+_RENDER_LOCKS = tuple(threading.Lock() for _ in range(64))
+
+
+class PuzzleImageCache:
+    """Rendered puzzle slices as files ``<folder>/<key>/<z>_<plain|overlay>.png``.
+
+    A puzzle is rendered on its first request, into a temporary folder that is
+    renamed into place: a puzzle's folder is complete or absent, even when
+    threads or server processes race. In one process a puzzle is rendered
+    once; two processes may both render it, and the first rename wins.
+    """
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock_prefix = str(self.folder.resolve())
+
+    def has(self, key: str) -> bool:
+        """Whether the puzzle ``key`` is rendered."""
+        return (self.folder / _checked_key(key)).is_dir()
+
+    def path(self, key: str, slice_index: int, overlay: bool) -> Path:
+        """Where a slice's PNG lives (whether or not it is rendered yet)."""
+        return self.folder / _checked_key(key) / f"{int(slice_index)}_{'overlay' if overlay else 'plain'}.png"
+
+    def get(self, key: str, slice_index: int, overlay: bool, make: Callable[[], list[dict]]) -> Path:
+        """The PNG of one slice, calling ``make`` (e.g. :func:`render_slices`) if the puzzle is not rendered.
+
+        Raises
+        ------
+        ProofQuestError
+            If the key is not a plain name, or the puzzle has no such slice.
+        """
+        path = self.path(key, slice_index, overlay)
+        if not self.has(key):
+            with _RENDER_LOCKS[hash((self._lock_prefix, str(key))) % len(_RENDER_LOCKS)]:
+                if not self.has(key):
+                    self._install(str(key), make())
+        if not path.is_file():
+            count = len(list(path.parent.glob("*_plain.png")))
+            raise ProofQuestError(f"puzzle {key} has slices 0..{count - 1}; there is no slice {slice_index}")
+        return path
+
+    def _install(self, key: str, slices: list[dict]) -> None:
+        if not slices:
+            raise ValueError(f"rendering puzzle {key} gave no slices")
+        # A dot name never collides with a key; mkdir (unlike mkdtemp) keeps the umask's
+        # permissions, so a front server running as another user can read the files.
+        staging = self.folder / f".{key}.{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            for z, pngs in enumerate(slices):
+                for variant in ("plain", "overlay"):
+                    (staging / f"{z}_{variant}.png").write_bytes(pngs[variant])
+            os.replace(staging, self.folder / key)
+        except OSError as exc:
+            # Another process installed the same puzzle first; its files are as good as ours.
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not self.has(key):
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _checked_key(key) -> str:
+    key = str(key)
+    if not _KEY.fullmatch(key):
+        raise ProofQuestError(f"puzzle image key {key!r} may hold only letters, digits, '-' and '_'")
+    return key

@@ -1,0 +1,228 @@
+"""The edit a puzzle proposes: one definition, imported wherever a puzzle's edit is needed.
+
+A *merge* puzzle (a suspected false split) proposes to join two segments; a
+*split* puzzle (a suspected false merge) proposes to cut some supervoxels off
+one segment. A :class:`PuzzleEdit` names its edit by supervoxels, not segment
+ids, as FlyWire names edits, so it survives other edits renaming segments; it
+knows whether it still fits the current agglomeration (:meth:`PuzzleEdit.parts`
+raises :class:`Moot` when not), what it would move (:meth:`PuzzleEdit.plan`),
+how much is at stake (:meth:`PuzzleEdit.stake`) and, given ground truth,
+whether it is correct (:meth:`PuzzleEdit.is_correct`). The candidates, the
+vote rules, the renderer, the simulator and the tests' oracle all use it.
+
+The question a player answers, and what "yes" means, live here too: "yes" to
+a merge puzzle ("Are these one neurite?") supports the merge; "yes" to a split
+puzzle ("Is this one neurite?") opposes the cut.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from game.errors import ProofQuestError
+from game.segmentation.agglomeration import Agglomeration, Edit
+
+KINDS = ("merge", "split")
+QUESTIONS = {"merge": "Are these one neurite?", "split": "Is this one neurite?"}
+# What "yes" means for each kind, named by the edit the puzzle proposes.
+YES_SUPPORTS_EDIT = {"merge": True, "split": False}
+
+
+class Moot(Exception):
+    """A puzzle's edit no longer fits the segmentation: an earlier edit changed its segments."""
+
+
+def checked_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise ProofQuestError(f"unknown puzzle kind {kind!r}; use one of {list(KINDS)}")
+    return kind
+
+
+def question_for(kind: str) -> str:
+    """The question a player answers for a puzzle of ``kind``."""
+    return QUESTIONS[checked_kind(kind)]
+
+
+def edit_if_yes(kind: str) -> bool:
+    """Whether a "yes" to a puzzle of ``kind`` means applying its proposed edit."""
+    return YES_SUPPORTS_EDIT[checked_kind(kind)]
+
+
+def correct_answer(kind: str, edit_is_correct: bool) -> str:
+    """The right answer, 'yes' or 'no', to a puzzle of ``kind`` whose edit is (or is not) correct."""
+    return "yes" if bool(edit_is_correct) == edit_if_yes(kind) else "no"
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A puzzle's two parts in the current segmentation.
+
+    For a merge, ``first`` and ``second`` are the two segments and ``a`` and
+    ``b`` their members; for a split, both are the segment to cut, ``a`` the
+    supervoxels that stay and ``b`` those that move.
+    """
+
+    first: int
+    second: int
+    a: np.ndarray
+    b: np.ndarray
+
+
+def _dominant(truth: np.ndarray, weight: np.ndarray) -> tuple[int, dict]:
+    """The ground-truth label with the most weight (label 0 excluded) and each label's weight."""
+    labels, inverse = np.unique(truth, return_inverse=True)
+    totals = np.bincount(inverse.ravel(), weights=weight, minlength=len(labels))
+    share = {int(label): float(total) for label, total in zip(labels, totals) if label != 0}
+    return (max(share, key=share.get) if share else 0), share
+
+
+@dataclass(frozen=True)
+class PuzzleEdit:
+    """The edit of one puzzle (or candidate), named by supervoxels.
+
+    Attributes
+    ----------
+    kind : {'merge', 'split'}
+    anchors : (int, int)
+        Merge: one supervoxel of each segment, at their contact. Split: a
+        supervoxel that stays and one that moves, across the cut.
+    moved : tuple of int
+        Split: every supervoxel cut off (the second anchor among them).
+        Merge: empty.
+    """
+
+    kind: str
+    anchors: tuple[int, int]
+    moved: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        checked_kind(self.kind)
+        if len(self.anchors) != 2:
+            raise ProofQuestError(f"a puzzle edit has two anchor supervoxels, got {list(self.anchors)}")
+        object.__setattr__(self, "anchors", (int(self.anchors[0]), int(self.anchors[1])))
+        object.__setattr__(self, "moved", tuple(int(s) for s in self.moved))
+        if (self.kind == "split") != bool(self.moved):
+            raise ProofQuestError("a split names the supervoxels it moves, and only a split does")
+
+    @classmethod
+    def of(cls, puzzle: Mapping) -> "PuzzleEdit":
+        """The edit of a puzzle row or candidate dict (``kind``, ``anchors``, ``supervoxels``)."""
+        return cls(puzzle["kind"], tuple(puzzle["anchors"]),
+                   tuple(puzzle.get("supervoxels") or ()) if puzzle["kind"] == "split" else ())
+
+    # --- against the current segmentation -------------------------------------------------
+
+    def parts(self, agg: Agglomeration) -> Parts:
+        """The two parts the puzzle shows, in ``agg``; :class:`Moot` when its edit no longer fits.
+
+        A merge is moot once its anchors share a segment. A split is moot
+        unless both anchors and every supervoxel to move are still in one
+        segment that also holds supervoxels that stay: what the puzzle showed
+        is what would be cut, never a remnant of it.
+        """
+        first, second = (agg.segment_of(a) for a in self.anchors)
+        if self.kind == "merge":
+            if first == second:
+                raise Moot("the two segments are already one")
+            return Parts(first, second, agg.members(first).copy(), agg.members(second).copy())
+        moved = np.asarray(self.moved, np.uint64)
+        if first != second or (agg.mapping[moved] != first).any():
+            raise Moot("the part to cut off is no longer inside one segment with the rest")
+        members = agg.members(first)
+        stay = np.setdiff1d(members, moved)
+        if len(stay) == 0:
+            raise Moot("the part to cut off is already a segment of its own")
+        return Parts(first, first, stay, moved)
+
+    def is_moot(self, agg: Agglomeration) -> bool:
+        try:
+            self.parts(agg)
+        except Moot:
+            return True
+        return False
+
+    def plan(self, agg: Agglomeration) -> Edit:
+        """The mapping edit this puzzle's "edit" decision makes, checked but not applied."""
+        parts = self.parts(agg)
+        if self.kind == "merge":
+            return agg.plan_merge(parts.first, parts.second)
+        return agg.plan_split(parts.first, parts.b)
+
+    def apply(self, agg: Agglomeration) -> Edit:
+        """Make the edit on ``agg`` (:class:`Moot` when it no longer fits)."""
+        return agg.apply(self.plan(agg))
+
+    def stake(self, agg: Agglomeration, sizes: np.ndarray) -> float:
+        """The share of same-segment voxel pairs the edit moves: 2·|A|·|B| / Σ|segment|².
+
+        |A| and |B| are the voxels of the two segments (merge) or of the part
+        that stays and the part that moves (split); 0 when moot. It bounds what
+        the edit can change the adapted Rand error by.
+
+        Parameters
+        ----------
+        sizes : ndarray
+            Voxels per supervoxel id.
+        """
+        try:
+            parts = self.parts(agg)
+        except Moot:
+            return 0.0
+        mapping = np.asarray(agg.mapping)
+        segments = np.bincount(mapping, weights=sizes[:len(mapping)])
+        a, b = float(sizes[parts.a].sum()), float(sizes[parts.b].sum())
+        total = float(np.dot(segments[1:], segments[1:]))
+        return 2.0 * a * b / total if total else 0.0
+
+    def is_correct(self, agg: Agglomeration, sv_truth: np.ndarray, sizes: np.ndarray | None = None) -> bool | None:
+        """Whether the edit agrees with the ground truth; None when the truth is silent.
+
+        A merge is correct when the two whole segments are mostly the same
+        ground-truth object (their dominant labels agree): a puzzle shows both
+        segments, and merging two segments of which one is mostly another
+        neuron would add a false merge even where their contact is one object.
+        A split is correct when the moving side and the staying side are
+        mostly different objects, and the moving side holds most of its
+        object's part of the segment: moving a sliver of the staying object
+        would be a new false split.
+
+        Parameters
+        ----------
+        sv_truth : ndarray
+            Majority ground-truth label per supervoxel (0: unlabelled).
+        sizes : ndarray, optional
+            Voxels per supervoxel, to weigh majorities by volume (default:
+            each supervoxel counts once).
+        """
+        parts = self.parts(agg)
+
+        def dominant(members):
+            weight = np.ones(len(members)) if sizes is None else sizes[members].astype(float)
+            return _dominant(sv_truth[members], weight)
+
+        (label_a, weight_a), (label_b, weight_b) = dominant(parts.a), dominant(parts.b)
+        if 0 in (label_a, label_b):
+            return None
+        if self.kind == "merge":
+            return label_a == label_b
+        return (label_b != label_a and weight_b[label_b] >= weight_a.get(label_b, 0.0)
+                and weight_a[label_a] >= weight_b.get(label_a, 0.0))
+
+
+def label_edits(candidates: Sequence[dict], agg: Agglomeration, sv_truth: np.ndarray, *,
+                sizes: np.ndarray | None = None) -> list[dict]:
+    """Copies of puzzle or candidate dicts with ``truth`` from the ground truth (:meth:`PuzzleEdit.is_correct`).
+
+    A candidate that no longer fits ``agg`` gets ``truth`` None.
+    """
+    out = []
+    for c in candidates:
+        try:
+            truth = PuzzleEdit.of(c).is_correct(agg, sv_truth, sizes)
+        except Moot:
+            truth = None
+        out.append({**c, "truth": truth})
+    return out

@@ -1,0 +1,63 @@
+"""Pushing what changed to the players who watch: scores, retirements, the leaderboard.
+
+Score and retirement notices go out at once; the leaderboard and the game's
+statistics at most once per ``LEADERBOARD_INTERVAL``: votes only mark them
+dirty, so a vote storm costs one broadcast per interval, not one per vote.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flask import current_app, request
+from flask_socketio import SocketIO
+
+from game.crowd import reports
+
+from . import game_instance
+
+
+class Broadcaster:
+    """One per app; its loop starts with the first socket connection."""
+
+    def __init__(self, socketio: SocketIO, app):
+        self.socketio, self.app = socketio, app
+        self.server = socketio.server
+        self.dirty = threading.Event()
+        self.started = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if not self.started:
+                self.started = True
+                self.socketio.start_background_task(self._loop)
+
+    def announce(self, outcome: dict, voter_sid: str | None = None) -> None:
+        reply = outcome["reply"]
+        # the voter's own socket has all this in the vote's acknowledgement: only their other tabs need it
+        self.socketio.emit("score", {"points": reply["total"], "gained": reply["points"], "streak": reply["streak"]},
+                           to=f"player:{outcome['player_id']}", skip_sid=voter_sid)
+        for notice in outcome.get("notices", []):
+            self.socketio.emit("puzzle_retired", notice["message"], to=f"player:{notice['player_id']}")
+        self.dirty.set()
+
+    def _loop(self) -> None:
+        interval = self.app.config["PROOFQUEST"]["LEADERBOARD_INTERVAL"]
+        while self.socketio.server is self.server:  # a later init_app (tests) retires this loop
+            self.socketio.sleep(interval)
+            if not self.dirty.is_set():
+                continue
+            self.dirty.clear()
+            with self.app.app_context():
+                inst = game_instance()
+                for period in reports.PERIODS:
+                    self.socketio.emit("leaderboard", {"period": period,
+                                                       "entries": reports.leaderboard(inst, period)},
+                                       to=f"leaderboard:{period}")
+                self.socketio.emit("stats", reports.game_stats(inst), to="leaderboard:all")
+
+
+def announce_vote(outcome: dict) -> None:
+    """After a committed vote: the voter's score, retirement notices, a leaderboard refresh."""
+    current_app.extensions["proofquest.broadcaster"].announce(outcome, voter_sid=getattr(request, "sid", None))
