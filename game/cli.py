@@ -12,7 +12,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from tqdm import tqdm
 
@@ -225,15 +225,42 @@ def cmd_user(args) -> int:
     from game.app import players
     from game.app import store as st
     inst = _instance(args)
+    if args.action == "list":
+        for row in st.players_with_role(inst.store, args.role):
+            print(json.dumps({k: row[k] for k in ("id", "username", "role")}))
+        return 0
+    if not args.username:
+        raise ProofQuestError(f"user {args.action} needs a username")
     password = os.environ.get(args.password_env) if args.password_env else None
     if args.action == "add":
         if password is None:
             import getpass
             password = getpass.getpass(f"password for {args.username}: ")
-        player = players.register(inst.store, args.username, password, role=args.role)
+        player = players.register(inst.store, args.username, password, role=args.role or "player")
     else:
-        player = st.set_role(inst.store, args.username, args.role)
+        player = st.set_role(inst.store, args.username, args.role or "player")
     print(json.dumps({k: player[k] for k in ("id", "username", "role")}))
+    return 0
+
+
+def cmd_classes(args) -> int:
+    from game.app import store as st
+    for row in st.classes(_instance(args).store):
+        print(json.dumps({k: row[k] for k in ("id", "name", "teacher", "students", "rounds")}))
+    return 0
+
+
+def cmd_round_report(args) -> int:
+    from game.crowd import class_reports
+    store = _instance(args).store
+    make = class_reports.students_csv if args.what == "students" else class_reports.answers_csv
+    text = make(store, args.class_id, args.round_id)
+    if args.out:
+        with open(args.out, "w", newline="") as f:
+            f.write(text)
+        print(f"wrote {args.out}")
+    else:
+        print(text, end="")
     return 0
 
 
@@ -251,7 +278,9 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "simulate": (cmd_simulate, "play a running game with simulated players and report the quality gained"),
     "volumes": (cmd_volumes, "list the volumes in the instance folder"),
     "settings": (cmd_settings, "print the settings and their values"),
-    "user": (cmd_user, "add a player with a role, or change a player's role"),
+    "user": (cmd_user, "add a player with a role (teacher, admin), change a player's role, or list them"),
+    "classes": (cmd_classes, "list the teachers' classes"),
+    "round-report": (cmd_round_report, "a class round's report as CSV: one row per student, or per answer"),
 }
 
 
@@ -336,9 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
     p["settings"].add_argument("--markdown", action="store_true")
 
     user = p["user"]
-    user.add_argument("action", choices=["add", "role"])
-    user.add_argument("username")
-    user.add_argument("--role", default="player", choices=["player", "teacher", "admin"])
+    user.add_argument("action", choices=["add", "role", "list"])
+    user.add_argument("username", nargs="?")
+    user.add_argument("--role", choices=["player", "teacher", "admin"],
+                      help="the role to give (default player); with list, only players of this role")
+
+    report = p["round-report"]
+    report.add_argument("class_id", type=int, metavar="CLASS")
+    report.add_argument("round_id", type=int, metavar="ROUND")
+    report.add_argument("--what", default="students", choices=["students", "answers"])
+    report.add_argument("--out", help="CSV file to write (default: print it)")
     user.add_argument("--password-env", metavar="VAR", help="read the password from this environment variable")
     return parser
 

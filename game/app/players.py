@@ -20,8 +20,9 @@ MIN_PASSWORD = 8
 def _check(username: str, password: str) -> None:
     if not isinstance(username, str) or not USERNAME.match(username):
         raise ProofQuestError("a username has 3 to 32 letters, digits, '.', '_' or '-'")
-    if username.lower().startswith("guest-"):
-        raise ProofQuestError("usernames starting with 'guest-' are kept for guests; choose another")
+    if username.lower().startswith(("guest-", "student-")):
+        raise ProofQuestError("usernames starting with 'guest-' or 'student-' are kept for guests and students;"
+                              " choose another")
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
         raise ProofQuestError(f"a password needs at least {MIN_PASSWORD} characters")
 
@@ -53,5 +54,7 @@ def claim_guest(store: st.Store, player_id: int, username: str, password: str) -
         raise ProofQuestError("unknown player; log in again")
     if not player["is_guest"]:
         raise ProofQuestError("this account already has a username and password")
+    if st.member(store, player_id) is not None:
+        raise ProofQuestError("a class nickname needs no password: come back with your class code")
     _check(username, password)
     return st.claim_player(store, player_id, username, generate_password_hash(password))

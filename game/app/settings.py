@@ -114,6 +114,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MESSAGE_QUEUE", "", "Flask-SocketIO message queue URL (e.g. redis://127.0.0.1:6379) to run "
             "several server processes; empty for one process.", str),
     Setting("SECURE_COOKIES", False, "Send session cookies only over HTTPS.", _bool),
+    # --- classes (game.crowd.classes)
+    Setting("JOIN_CODE_HOURS", 24.0, "Hours a class's join code works after it is made or rotated (students "
+            "who joined can always come back on their device).", float),
+    Setting("PUBLIC_URL", "", "Address students' phones reach the game at (e.g. http://192.168.1.20:5000), "
+            "used in join links and QR codes; empty: the address the teacher's browser used.", str),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}

@@ -109,6 +109,55 @@ MIGRATIONS: list[str] = [
         updated REAL NOT NULL
     );
     """,
+    # Classes: join codes (kept after rotation or closing, so an old code gets a clear message), students
+    # (a player bound to one class by a nickname and a device), timed rounds; who decided each edit.
+    """
+    CREATE TABLE classes (
+        id INTEGER PRIMARY KEY,
+        teacher_id INTEGER NOT NULL REFERENCES players (id),
+        name TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE INDEX classes_teacher ON classes (teacher_id);
+    CREATE TABLE join_codes (
+        code TEXT PRIMARY KEY,
+        class_id INTEGER NOT NULL REFERENCES classes (id),
+        created REAL NOT NULL,
+        expires REAL NOT NULL,
+        closed REAL
+    );
+    CREATE INDEX join_codes_class ON join_codes (class_id, created);
+    CREATE TABLE class_members (
+        player_id INTEGER PRIMARY KEY REFERENCES players (id),
+        class_id INTEGER NOT NULL REFERENCES classes (id),
+        nickname TEXT NOT NULL,
+        device TEXT NOT NULL,
+        joined REAL NOT NULL,
+        removed REAL
+    );
+    CREATE UNIQUE INDEX class_nicknames ON class_members (class_id, nickname COLLATE NOCASE) WHERE removed IS NULL;
+    CREATE INDEX class_devices ON class_members (class_id, device);
+    CREATE TABLE rounds (
+        id INTEGER PRIMARY KEY,
+        class_id INTEGER NOT NULL REFERENCES classes (id),
+        puzzle_set TEXT NOT NULL CHECK (puzzle_set IN ('practice', 'mixed', 'assessment')),
+        seconds INTEGER NOT NULL,
+        started REAL NOT NULL,
+        ends REAL NOT NULL,
+        ended REAL
+    );
+    CREATE INDEX rounds_class ON rounds (class_id, started);
+    CREATE TABLE edit_credits (
+        edit_id INTEGER NOT NULL REFERENCES edits (id),
+        player_id INTEGER NOT NULL REFERENCES players (id),
+        PRIMARY KEY (edit_id, player_id)
+    );
+    CREATE INDEX edit_credits_player ON edit_credits (player_id);
+    CREATE INDEX point_events_player ON point_events (player_id, created);
+    INSERT INTO edit_credits (edit_id, player_id)
+        SELECT DISTINCT e.id, v.player_id FROM edits e JOIN votes v ON v.puzzle_id = e.puzzle_id
+        WHERE e.author = 'consensus' AND e.kind != 'undo' AND v.supports_edit = 1 AND v.created <= e.created;
+    """,
 ]
 
 
@@ -244,16 +293,22 @@ def migrate(store: Store) -> int:
 
 def append_edit(store: Store, volume: str, edit: dict, *, author: str, puzzle_id: int | None = None,
                 provenance: dict | None = None) -> int:
-    """Append one edit (``Edit.to_dict()``) to a volume's log; returns its sequence number."""
+    """Append one edit (``Edit.to_dict()``) to a volume's log; returns its sequence number.
+
+    The players listed under ``provenance["deciders"]`` (those whose counted votes decided it) are
+    credited with the edit (see :func:`credited_edits`).
+    """
     with store.write() as db:
         seq = db.conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM edits WHERE volume = ?",
                               (volume,)).fetchone()[0]
-        db.conn.execute(
+        cur = db.conn.execute(
             "INSERT INTO edits (volume, seq, kind, supervoxels, source, target, undoes, author, puzzle_id,"
             " provenance, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (volume, seq, edit["kind"], json.dumps(list(map(int, edit["supervoxels"]))), int(edit["source"]),
              int(edit["target"]), edit.get("undoes"), author, puzzle_id,
              json.dumps(provenance) if provenance else None, time.time()))
+        db.conn.executemany("INSERT OR IGNORE INTO edit_credits (edit_id, player_id) VALUES (?, ?)",
+                            [(cur.lastrowid, int(p)) for p in (provenance or {}).get("deciders", ())])
     return seq
 
 
@@ -324,6 +379,12 @@ def set_role(store: Store, username: str, role: str) -> dict:
     return store.query(f"SELECT {PLAYER_PUBLIC} FROM players WHERE username = ?", (username,))[0]
 
 
+def players_with_role(store: Store, role: str | None = None) -> list[dict]:
+    """Registered players (not guests or students), all or those of one role, by name."""
+    return store.query(f"SELECT {PLAYER_PUBLIC} FROM players WHERE is_guest = 0 AND (? IS NULL OR role = ?)"
+                       " ORDER BY username", (role, role))
+
+
 def set_tutorial_done(store: Store, player_id: int) -> None:
     with store.write() as db:
         db.conn.execute("UPDATE players SET tutorial_done = 1 WHERE id = ?", (player_id,))
@@ -356,15 +417,28 @@ def add_points(store: Store, player_id: int, points: int, reason: str, *, puzzle
                             (streak, streak, player_id))
 
 
-def leaderboard(store: Store, *, since: float | None = None, limit: int = 20) -> list[dict]:
-    """Players by points, all time or (with ``since``) points earned since then."""
+def leaderboard(store: Store, *, since: float | None = None, class_id: int | None = None,
+                limit: int = 20) -> list[dict]:
+    """Players by points: all time, or (with ``since``) points earned since then; (with ``class_id``) only
+    that class's students, shown by nickname.
+
+    Every board breaks ties the same way: equal points go to whoever reached them first (the earlier
+    last scoring event), then to the older account.
+    """
+    member = "JOIN class_members m ON m.player_id = p.id AND m.class_id = :class AND m.removed IS NULL" \
+        if class_id is not None else "LEFT JOIN class_members m ON m.player_id = p.id"
     if since is None:
-        rows = store.query("SELECT id, username, is_guest, points FROM players WHERE points > 0"
-                           " ORDER BY points DESC, id LIMIT ?", (limit,))
+        rows = store.query(
+            "SELECT p.id, COALESCE(m.nickname, p.username) AS username, p.is_guest, p.points,"
+            " (SELECT MAX(e.created) FROM point_events e WHERE e.player_id = p.id) AS reached"
+            f" FROM players p {member} WHERE p.points > 0 ORDER BY p.points DESC, reached, p.id LIMIT :limit",
+            {"class": class_id, "limit": limit})
     else:
-        rows = store.query("SELECT p.id, p.username, p.is_guest, SUM(e.points) AS points FROM point_events e"
-                           " JOIN players p ON p.id = e.player_id WHERE e.created >= ?"
-                           " GROUP BY p.id ORDER BY points DESC, p.id LIMIT ?", (since, limit))
+        rows = store.query(
+            "SELECT p.id, COALESCE(m.nickname, p.username) AS username, p.is_guest, SUM(e.points) AS points,"
+            f" MAX(e.created) AS reached FROM point_events e JOIN players p ON p.id = e.player_id {member}"
+            " WHERE e.created >= :since GROUP BY p.id ORDER BY points DESC, reached, p.id LIMIT :limit",
+            {"class": class_id, "since": since, "limit": limit})
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
     return rows
@@ -534,3 +608,200 @@ def set_job(store: Store, name: str, state: str, done: int = 0, total: int = 0, 
 
 def jobs(store: Store) -> list[dict]:
     return store.query("SELECT * FROM jobs ORDER BY updated DESC")
+
+
+# ----------------------------------------------------------------------------- classes, students, rounds
+
+def create_class(store: Store, teacher_id: int, name: str) -> dict:
+    with store.write() as db:
+        cur = db.conn.execute("INSERT INTO classes (teacher_id, name, created) VALUES (?, ?, ?)",
+                              (teacher_id, name, time.time()))
+        return class_(store, cur.lastrowid)
+
+
+_CLASS_ROW = ("SELECT c.*, t.username AS teacher,"
+              " (SELECT COUNT(*) FROM class_members m WHERE m.class_id = c.id AND m.removed IS NULL) AS students,"
+              " (SELECT COUNT(*) FROM rounds r WHERE r.class_id = c.id) AS rounds"
+              " FROM classes c JOIN players t ON t.id = c.teacher_id")
+
+
+def class_(store: Store, class_id: int) -> dict | None:
+    rows = store.query(f"{_CLASS_ROW} WHERE c.id = ?", (class_id,))
+    return rows[0] if rows else None
+
+
+def classes(store: Store, *, teacher_id: int | None = None) -> list[dict]:
+    """Every class (newest first), or one teacher's."""
+    if teacher_id is None:
+        return store.query(f"{_CLASS_ROW} ORDER BY c.id DESC")
+    return store.query(f"{_CLASS_ROW} WHERE c.teacher_id = ? ORDER BY c.id DESC", (teacher_id,))
+
+
+def open_join_code(store: Store, class_id: int, code: str, expires: float) -> dict:
+    """Give a class a new join code, closing the one it had; a code used before (by any class) raises."""
+    now = time.time()
+    with store.write() as db:
+        db.conn.execute("UPDATE join_codes SET closed = ? WHERE class_id = ? AND closed IS NULL", (now, class_id))
+        try:
+            db.conn.execute("INSERT INTO join_codes (code, class_id, created, expires) VALUES (?, ?, ?, ?)",
+                            (code, class_id, now, expires))
+        except sqlite3.IntegrityError as exc:
+            raise ProofQuestError(f"the join code {code} was used before") from exc
+    return join_code(store, code)
+
+
+def close_join_code(store: Store, class_id: int) -> int:
+    """Close a class's open code; how many were closed (0 or 1)."""
+    with store.write() as db:
+        return db.conn.execute("UPDATE join_codes SET closed = ? WHERE class_id = ? AND closed IS NULL",
+                               (time.time(), class_id)).rowcount
+
+
+def join_code(store: Store, code: str) -> dict | None:
+    rows = store.query("SELECT * FROM join_codes WHERE code = ?", (code,))
+    return rows[0] if rows else None
+
+
+def current_join_code(store: Store, class_id: int) -> dict | None:
+    """The class's code that is not closed (it may have expired), or None."""
+    rows = store.query("SELECT * FROM join_codes WHERE class_id = ? AND closed IS NULL ORDER BY created DESC"
+                       " LIMIT 1", (class_id,))
+    return rows[0] if rows else None
+
+
+def add_member(store: Store, class_id: int, player_id: int, nickname: str, device: str) -> dict:
+    with store.write() as db:
+        try:
+            db.conn.execute("INSERT INTO class_members (player_id, class_id, nickname, device, joined)"
+                            " VALUES (?, ?, ?, ?, ?)", (player_id, class_id, nickname, device, time.time()))
+        except sqlite3.IntegrityError as exc:
+            raise ProofQuestError(f"the nickname {nickname!r} is taken in this class; choose another") from exc
+        return member(store, player_id)
+
+
+def member(store: Store, player_id: int) -> dict | None:
+    """A player's place in a class (removed ones too), or None for a player who is not a student."""
+    rows = store.query("SELECT * FROM class_members WHERE player_id = ?", (player_id,))
+    return rows[0] if rows else None
+
+
+def member_by_device(store: Store, class_id: int, device: str) -> dict | None:
+    """The class's student (not removed) who joined from this device, the latest if several."""
+    rows = store.query("SELECT * FROM class_members WHERE class_id = ? AND device = ? AND removed IS NULL"
+                       " ORDER BY joined DESC LIMIT 1", (class_id, device))
+    return rows[0] if rows else None
+
+
+def members(store: Store, class_id: int, *, removed: bool = False) -> list[dict]:
+    """A class's students in the order they joined (with ``removed``, also those the teacher removed)."""
+    gone = "" if removed else "AND m.removed IS NULL"
+    return store.query("SELECT m.*, p.points, p.best_streak FROM class_members m JOIN players p ON p.id = m.player_id"
+                       f" WHERE m.class_id = ? {gone} ORDER BY m.joined, m.player_id", (class_id,))
+
+
+def rename_member(store: Store, class_id: int, player_id: int, nickname: str) -> dict:
+    with store.write() as db:
+        try:
+            cur = db.conn.execute("UPDATE class_members SET nickname = ? WHERE class_id = ? AND player_id = ?"
+                                  " AND removed IS NULL", (nickname, class_id, player_id))
+        except sqlite3.IntegrityError as exc:
+            raise ProofQuestError(f"the nickname {nickname!r} is taken in this class; choose another") from exc
+        if cur.rowcount == 0:
+            raise ProofQuestError(f"no student {player_id} in this class")
+    return member(store, player_id)
+
+
+def remove_member(store: Store, class_id: int, player_id: int) -> None:
+    """Take a student off the class (their answers stay, and stay counted)."""
+    with store.write() as db:
+        cur = db.conn.execute("UPDATE class_members SET removed = ? WHERE class_id = ? AND player_id = ?"
+                              " AND removed IS NULL", (time.time(), class_id, player_id))
+        if cur.rowcount == 0:
+            raise ProofQuestError(f"no student {player_id} in this class")
+
+
+def start_round(store: Store, class_id: int, puzzle_set: str, seconds: int) -> dict:
+    """Start a timed round; refused while the class has one running."""
+    now = time.time()
+    with store.write() as db:
+        running = db.conn.execute("SELECT id, ends FROM rounds WHERE class_id = ? AND ended IS NULL AND ends > ?",
+                                  (class_id, now)).fetchone()
+        if running:
+            raise ProofQuestError(f"round {running['id']} is still running ({running['ends'] - now:.0f} s left);"
+                                  " end it first")
+        cur = db.conn.execute("INSERT INTO rounds (class_id, puzzle_set, seconds, started, ends)"
+                              " VALUES (?, ?, ?, ?, ?)", (class_id, puzzle_set, seconds, now, now + seconds))
+        return round_(store, cur.lastrowid)
+
+
+def end_round(store: Store, round_id: int) -> dict:
+    """End a running round now (a round past its time ends at its time)."""
+    now = time.time()
+    with store.write() as db:
+        cur = db.conn.execute("UPDATE rounds SET ended = MIN(ends, ?) WHERE id = ? AND ended IS NULL", (now, round_id))
+        if cur.rowcount == 0:
+            raise ProofQuestError(f"round {round_id} has already ended")
+    return round_(store, round_id)
+
+
+def finish_due_rounds(store: Store) -> list[dict]:
+    """Mark every round whose time is up as ended; the rounds this call ended."""
+    now = time.time()
+    if not store.scalar("SELECT 1 FROM rounds WHERE ended IS NULL AND ends <= ? LIMIT 1", (now,)):
+        return []  # asked often (the class boards' loop): a read, and the writer only when a round is due
+    with store.write() as db:
+        due = [r["id"] for r in db.conn.execute("SELECT id FROM rounds WHERE ended IS NULL AND ends <= ?", (now,))]
+        db.conn.executemany("UPDATE rounds SET ended = ends WHERE id = ?", [(i,) for i in due])
+    return [round_(store, i) for i in due]
+
+
+def round_(store: Store, round_id: int) -> dict | None:
+    rows = store.query("SELECT * FROM rounds WHERE id = ?", (round_id,))
+    return rows[0] if rows else None
+
+
+def rounds(store: Store, class_id: int) -> list[dict]:
+    """A class's rounds, newest first."""
+    return store.query("SELECT * FROM rounds WHERE class_id = ? ORDER BY started DESC, id DESC", (class_id,))
+
+
+def latest_round(store: Store, class_id: int) -> dict | None:
+    rows = store.query("SELECT * FROM rounds WHERE class_id = ? ORDER BY started DESC, id DESC LIMIT 1", (class_id,))
+    return rows[0] if rows else None
+
+
+def class_votes(store: Store, class_id: int, start: float, until: float) -> list[dict]:
+    """The votes of a class's students (removed ones too) cast in [start, until], oldest first, with their
+    puzzle's kind, gold flag, truth and outcome and the student's nickname."""
+    return store.query(
+        "SELECT v.id, v.puzzle_id, v.player_id, v.answer, v.supports_edit, v.ms, v.points, v.created,"
+        " m.nickname, m.removed, p.kind, p.gold, p.truth, p.state, p.decision, p.edit_seq"
+        " FROM class_members m JOIN votes v ON v.player_id = m.player_id JOIN puzzles p ON p.id = v.puzzle_id"
+        " WHERE m.class_id = ? AND v.created >= ? AND v.created <= ? ORDER BY v.created, v.id",
+        (class_id, start, until))
+
+
+def class_points(store: Store, class_id: int, start: float, until: float) -> dict[int, dict]:
+    """Per student of the class: points earned in [start, until] and when they last scored."""
+    rows = store.query(
+        "SELECT e.player_id, SUM(e.points) AS points, MAX(e.created) AS reached FROM class_members m"
+        " JOIN point_events e ON e.player_id = m.player_id"
+        " WHERE m.class_id = ? AND e.created >= ? AND e.created <= ? GROUP BY e.player_id",
+        (class_id, start, until))
+    return {r["player_id"]: r for r in rows}
+
+
+def class_edit_count(store: Store, class_id: int, start: float = 0.0, until: float = float("inf")) -> int:
+    """Edits made in [start, until] that the class's students helped decide (each edit once)."""
+    return store.scalar(
+        "SELECT COUNT(DISTINCT c.edit_id) FROM class_members m JOIN edit_credits c ON c.player_id = m.player_id"
+        " JOIN edits e ON e.id = c.edit_id WHERE m.class_id = ? AND e.created >= ? AND e.created <= ?",
+        (class_id, start, min(until, 1e18)))
+
+
+def credited_edits(store: Store, player_id: int) -> list[dict]:
+    """The edits a player's votes helped decide, oldest first, with their puzzle's kind and truth."""
+    return store.query(
+        "SELECT e.id, e.volume, e.seq, e.kind, e.puzzle_id, e.created, p.truth"
+        " FROM edit_credits c JOIN edits e ON e.id = c.edit_id LEFT JOIN puzzles p ON p.id = e.puzzle_id"
+        " WHERE c.player_id = ? ORDER BY e.id", (player_id,))

@@ -12,6 +12,7 @@ import threading
 import time
 
 from game.app import store as st
+from game.crowd import classes
 from game.crowd.consensus import ConsensusSettings
 from game.crowd.reliability import gold_answers
 from game.errors import ProofQuestError
@@ -119,7 +120,13 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
     rng = rng or random
     s = inst.settings
     new = len(gold_answers(inst, player["id"])) < s["GOLD_NEW_PLAYER_ANSWERS"]
-    order = (True, False) if rng.random() < (s["GOLD_SHARE_NEW"] if new else s["GOLD_SHARE"]) else (False, True)
+    share = s["GOLD_SHARE_NEW"] if new else s["GOLD_SHARE"]
+    round_rules = classes.round_rules(inst.store, player["id"])  # a class round decides its students' puzzles
+    if round_rules is not None and round_rules.gold_share is not None:
+        share = round_rules.gold_share
+    order = (True, False) if rng.random() < share else (False, True)
+    if round_rules is not None and not round_rules.open_puzzles:
+        order = (True,)
     settings = inst.consensus
     now = time.time()
     for gold in order:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from game.app import store as st
+from game.crowd import achievements
 from game.crowd import scoring as sc
 from game.crowd.reliability import gold_answers
 from game.errors import ProofQuestError
@@ -16,10 +17,12 @@ WEEK = 7 * 24 * 3600
 PERIODS = ("all", "week")
 
 
-def leaderboard(inst, period: str = "all", limit: int = 20) -> list[dict]:
+def leaderboard(inst, period: str = "all", limit: int = 20, *, class_id: int | None = None) -> list[dict]:
+    """The top players all time or this week; with ``class_id``, that class's students (all time)."""
     if period not in PERIODS:
         raise ProofQuestError("period is 'all' or 'week'")
-    return st.leaderboard(inst.store, since=time.time() - WEEK if period == "week" else None, limit=limit)
+    return st.leaderboard(inst.store, since=time.time() - WEEK if period == "week" else None, class_id=class_id,
+                          limit=limit)
 
 
 def player_record(inst, player_id: int) -> dict:
@@ -28,14 +31,16 @@ def player_record(inst, player_id: int) -> dict:
         raise ProofQuestError("unknown player")
     votes = st.player_votes(inst.store, player_id)
     gold = gold_answers(inst, player_id)
-    edits = [{"puzzle": v["puzzle_id"], "volume": v["volume"], "edit_seq": v["edit_seq"], "kind": v["kind"]}
-             for v in votes if v["edit_seq"] is not None and v["supports_edit"] == 1]
+    earned = achievements.player_achievements(inst.store, player_id)
+    edits = [{"puzzle": e["puzzle_id"], "volume": e["volume"], "edit_seq": e["seq"], "kind": e["kind"],
+              "fixed": None if e["truth"] is None else bool(e["truth"])} for e in earned["credited_edits"]]
     history, total = [], 0
     for e in st.points_history(inst.store, player_id):
         total += e["points"]
         history.append({"t": e["created"], "points": total})
     return {"player": player, "votes": len(votes), "gold_answers": len(gold),
-            "gold_accuracy": sc.gold_accuracy(gold, inst.scoring), "edits": edits, "points_history": history}
+            "gold_accuracy": sc.gold_accuracy(gold, inst.scoring), "edits": edits, "points_history": history,
+            "contributions": earned["contributions"], "achievements": earned["achievements"]}
 
 
 def game_stats(inst) -> dict:

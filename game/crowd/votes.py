@@ -11,6 +11,7 @@ same way. No Flask here: the web layer calls these functions.
 from __future__ import annotations
 
 from game.app import store as st
+from game.crowd import classes
 from game.crowd import consensus as cs
 from game.crowd import scoring as sc
 from game.crowd.assignment import checked_id
@@ -78,7 +79,9 @@ def _retire(inst, puzzle: dict, decision: cs.Decision) -> list[dict]:
     votes = st.puzzle_votes(inst.store, puzzle["id"])
     provenance = {"puzzle": puzzle["id"], "source": "crowd", "confidence": decision.confidence,
                   "posterior": decision.posterior,
-                  "votes": [{"player": v["player_id"], "answer": v["answer"]} for v in votes]}
+                  "votes": [{"player": v["player_id"], "answer": v["answer"]} for v in votes],
+                  "deciders": [v["player_id"] for v in votes
+                               if cs.vote_value(puzzle["kind"], v["answer"]) == cs.SUPPORT]}
     edit_seq = None
     if decision.answer:
         edit_seq = commit_puzzle_edit(inst, puzzle, author="consensus", provenance=provenance)
@@ -120,6 +123,7 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None) -> dict:
         player = st.player(inst.store, player_id)
         if player is None:
             raise ProofQuestError("unknown player; log in again")
+        classes.round_rules(inst.store, player_id)  # a student answers only while their round runs
         value = cs.vote_value(puzzle["kind"], answer)
         points = sc.points_for_vote(value, inst.scoring)
         st.add_vote(inst.store, puzzle_id, player_id, answer, None if value == 0 else value > 0, ms, points)

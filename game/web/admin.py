@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, request, send_file
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, send_file, url_for
 
+from game.app import store as st
 from game.crowd import reports, votes
+from game.errors import ProofQuestError
 
 from . import game_instance
-from .auth import current_player, role_required
+from .auth import current_player, role_required, wants_json
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -44,3 +46,33 @@ def expert_decide(puzzle_id: int):
     body = request.get_json(silent=True) or request.form
     outcome = votes.expert_decide(game_instance(), current_player()["id"], puzzle_id, body.get("decision"))
     return jsonify(ok=True, **outcome)
+
+
+ROLES = ("player", "teacher", "admin")
+
+
+@bp.post("/api/role")
+@role_required("admin")
+def grant_role():
+    """Give a registered player a role (teacher, admin, or back to player)."""
+    body = request.get_json(silent=True) if request.is_json else request.form
+    body = body if hasattr(body, "get") else {}
+    username, role = body.get("username"), body.get("role")
+    try:
+        if role not in ROLES:
+            raise ProofQuestError(f"role is one of {', '.join(ROLES)}")
+        if not isinstance(username, str) or not username.strip():
+            raise ProofQuestError("name the player to give the role to")
+        credentials = st.player_credentials(game_instance().store, username.strip())
+        if credentials is not None and credentials["is_guest"]:
+            raise ProofQuestError(f"{username.strip()!r} is a guest or a student: only registered players get a role")
+        row = st.set_role(game_instance().store, username.strip(), role)
+    except ProofQuestError as exc:
+        if wants_json():
+            return jsonify(ok=False, error=str(exc)), 400
+        flash(str(exc), "error")
+        return redirect(url_for("admin.dashboard"))
+    if wants_json():
+        return jsonify(ok=True, player={k: row[k] for k in ("id", "username", "role")})
+    flash(f"{row['username']} is now {'an' if role == 'admin' else 'a'} {role}.", "info")
+    return redirect(url_for("admin.dashboard"))

@@ -70,10 +70,15 @@ def _safe_next(target: str | None) -> str | None:
     return None
 
 
-def _log_in(player: dict):
+def begin_session(player: dict) -> None:
+    """This browser is now ``player`` (a fresh session: nothing of the previous one carries over)."""
     session.clear()
     session.permanent = True
     session["player_id"] = player["id"]
+
+
+def _log_in(player: dict):
+    begin_session(player)
     if wants_json():
         return jsonify(ok=True, player=player, csrf_token=generate_csrf())
     return redirect(_safe_next(request.args.get("next")) or url_for("pages.start"))

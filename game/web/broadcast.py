@@ -14,7 +14,7 @@ from flask_socketio import SocketIO
 
 from game.crowd import reports
 
-from . import game_instance
+from . import class_board, game_instance
 
 
 class Broadcaster:
@@ -59,5 +59,7 @@ class Broadcaster:
 
 
 def announce_vote(outcome: dict) -> None:
-    """After a committed vote: the voter's score, retirement notices, a leaderboard refresh."""
+    """After a committed vote: the voter's score, retirement notices, a leaderboard refresh, and the
+    board of the voter's class if they are a student."""
     current_app.extensions["proofquest.broadcaster"].announce(outcome, voter_sid=getattr(request, "sid", None))
+    class_board.boards().vote_cast(game_instance().store, outcome["player_id"])

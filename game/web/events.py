@@ -5,7 +5,8 @@ Events from the client: ``next_puzzle`` → ack ``{ok, puzzle}``; ``vote``
 sent only after the vote is committed; ``watch_leaderboard`` joins the live
 leaderboard room. Events from the server: ``leaderboard`` (throttled, room
 ``leaderboard``), ``score`` (to the player), ``puzzle_retired`` (to each
-player who voted on it, with whether their side won), ``stats``.
+player who voted on it, with whether their side won), ``stats``. The class
+board's events are in ``class_board``.
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ from game.app import store as st
 from game.crowd import assignment, reports, votes
 from game.errors import ProofQuestError
 
-from . import game_instance
+from . import class_board, game_instance
 from .broadcast import Broadcaster, announce_vote
 
 EVENTS = {
     "next_puzzle": "ask for a puzzle; the acknowledgement carries it",
     "vote": "answer a puzzle: {puzzle, answer: yes|no|unsure, ms}; acknowledged after commit",
-    "watch_leaderboard": "join the live leaderboard room: {period: all|week}",
+    "watch_leaderboard": "join the live leaderboard room: {period: all|week|class} (class: a student's own class)",
     "leaderboard": "(server) the top players, at most every LEADERBOARD_INTERVAL seconds",
     "score": "(server) the player's own points, streak and last gain",
     "puzzle_retired": "(server) a puzzle you voted on retired; whether your side won",
     "stats": "(server) puzzles solved and segmentation quality so far",
+    **class_board.EVENTS,
 }
 
 def _player_id() -> int:
@@ -50,6 +52,7 @@ def _answer(handler):
 
 def register(app, socketio: SocketIO) -> None:
     app.extensions["proofquest.broadcaster"] = Broadcaster(socketio, app)
+    class_board.register(app, socketio, _answer, _player_id)
 
     @socketio.on("connect")
     def connect(auth=None):
@@ -79,10 +82,19 @@ def register(app, socketio: SocketIO) -> None:
     @socketio.on("watch_leaderboard")
     @_answer
     def watch_leaderboard(data):
-        _player_id()
+        pid = _player_id()
         period = data.get("period", "all")
+        if period == "class":
+            place = st.member(game_instance().store, pid)
+            if place is None or place["removed"] is not None:
+                raise ProofQuestError("the class leaderboard is for students of a class")
+            join_room(class_board.room(place["class_id"]))
+            emit("leaderboard", {"period": "class", "class": place["class_id"],
+                                 "entries": reports.leaderboard(game_instance(), class_id=place["class_id"])},
+                 to=request.sid)
+            return {"period": period}
         if period not in reports.PERIODS:
-            raise ProofQuestError("period is 'all' or 'week'")
+            raise ProofQuestError("period is 'all', 'week' or 'class'")
         join_room(f"leaderboard:{period}")
         emit("leaderboard", {"period": period, "entries": reports.leaderboard(game_instance(), period)},
              to=request.sid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, url_for
 
-from game.crowd import reports
+from game.crowd import achievements, classes, reports
 
 from . import game_instance
 from .auth import current_player, login_required
@@ -31,15 +31,18 @@ def play_page():
 @bp.get("/me")
 @login_required
 def me():
-    return render_template("me.html", player=current_player(),
+    return render_template("me.html", player=current_player(), achievement_list=achievements.ACHIEVEMENTS,
                            record=reports.player_record(game_instance(), current_player()["id"]))
 
 
 @bp.get("/leaderboard")
 def leaderboard():
     inst = game_instance()
-    return render_template("leaderboard.html", player=current_player(),
-                           all_time=reports.leaderboard(inst, "all"), week=reports.leaderboard(inst, "week"))
+    player = current_player()
+    place = classes.student(inst.store, player["id"]) if player else None
+    return render_template("leaderboard.html", player=player,
+                           all_time=reports.leaderboard(inst, "all"), week=reports.leaderboard(inst, "week"),
+                           class_top=reports.leaderboard(inst, class_id=place["class_id"]) if place else None)
 
 
 @bp.get("/start")
@@ -47,4 +50,6 @@ def start():
     player = current_player()
     if player is None:
         return redirect(url_for("pages.index"))
+    if player["is_guest"] and classes.student(game_instance().store, player["id"]):
+        return redirect(url_for("classes.student_home"))
     return redirect(url_for("pages.play" if player["tutorial_done"] else "pages.tutorial"))
