@@ -101,7 +101,8 @@ def drive(url: str, clients: int, seconds: float, login: bool) -> dict:
                 return
             t0 = time.perf_counter()
             answer = ("yes", "no", "unsure")[len(latencies[i]) % 3]
-            ack = client.call("vote", {"puzzle": got["puzzle"]["id"], "answer": answer, "ms": 1000}, timeout=120)
+            ack = client.call("vote", {"puzzle": got["puzzle"]["id"], "answer": answer, "ms": 1000,
+                                       "ticket": got["puzzle"].get("ticket")}, timeout=120)
             if ack.get("ok"):
                 latencies[i].append(time.perf_counter() - t0)
             else:

@@ -77,6 +77,7 @@ class Player:
         self.sio = socketio.Client(reconnection=False)
         self.sio.connect(self.url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=30)
         self.votes = 0
+        self.late = 0
 
     def answer(self, puzzle: dict) -> str:
         truth = self.truths[puzzle["id"]]
@@ -92,8 +93,12 @@ class Player:
                 return  # nothing left for this player
             puzzle = got["puzzle"]
             ack = self.sio.call("vote", {"puzzle": puzzle["id"], "answer": self.answer(puzzle),
-                                         "ms": self.rng.randint(1500, 8000)}, timeout=60)
+                                         "ms": self.rng.randint(1500, 8000), "ticket": puzzle["ticket"]},
+                                timeout=60)
             if not ack.get("ok"):
+                if "was decided" in ack.get("error", ""):
+                    self.late += 1  # settled by others while this player looked: a real player sees it too
+                    continue
                 raise ProofQuestError(f"vote refused: {ack.get('error')}")
             self.votes += 1
 

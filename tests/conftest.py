@@ -35,7 +35,8 @@ def tiny_demo_home(tmp_path_factory) -> Path:
 
 # The tiny demo has a few dozen segments, so every edit would count as big (BIG_EDIT_STAKE is set for
 # volumes of hundreds of segments and more): the tests run without that rule, except those about it.
-TINY_SETTINGS = {"DEMO_SHAPE": TINY_SHAPE, "DEMO_SEED": 3, "BIG_EDIT_STAKE": 1.0}
+# It has a handful of gold puzzles too, so a player is established after two of them.
+TINY_SETTINGS = {"DEMO_SHAPE": TINY_SHAPE, "DEMO_SEED": 3, "BIG_EDIT_STAKE": 1.0, "ESTABLISHED_GOLD_ANSWERS": 2}
 
 
 def _settings(home: Path, **extra) -> dict:
@@ -59,8 +60,11 @@ def inst(home):
     instance.store.close()
 
 
-def oracle_puzzles(inst, volume: str = "demo", *, n_merge: int = 12, n_split: int = 6, gold_every: int = 4):
+def oracle_puzzles(inst, volume: str = "demo", *, n_merge: int = 12, n_split: int = 6, gold_every: int = 4,
+                   teach: bool = False):
     """Hand-made puzzles (tests need no detector): correct and wrong merges, correct splits.
+
+    Every ``gold_every``-th is a secret gold puzzle (with ``teach``, a teach puzzle instead).
 
     Their truth is the product's own definition (:meth:`game.puzzles.edit.PuzzleEdit.is_correct`).
     """
@@ -113,7 +117,21 @@ def oracle_puzzles(inst, volume: str = "demo", *, n_merge: int = 12, n_split: in
             break
     for i, p in enumerate(puzzles):
         p["gold"] = i % gold_every == gold_every - 1
+        p["teach"] = p["gold"] and teach
     return st.add_puzzles(inst.store, volume, puzzles), puzzles
+
+
+def vote(inst, player_id: int, puzzle_id: int, answer: str, ms=None) -> dict:
+    """Cast a vote as a player who was handed the puzzle (with its ticket)."""
+    from game.crowd import assignment, votes
+    ticket = assignment.issue_ticket(inst.ticket_key, player_id, puzzle_id) if isinstance(puzzle_id, int) else None
+    return votes.cast_vote(inst, player_id, puzzle_id, answer, ms, ticket)
+
+
+def establish(inst, players, reliability: float = 0.8) -> None:
+    """Give players the standing an established record earns (their votes count in consensus)."""
+    from game.app import store as st
+    st.set_reliabilities(inst.store, {p["id"] if isinstance(p, dict) else p: (reliability, True) for p in players})
 
 
 def _location(volume, supervoxel: int) -> list[int]:
@@ -144,6 +162,7 @@ def running_server(home: Path, **env):
     port = free_port()
     root = Path(__file__).resolve().parents[1]
     environ = {**os.environ, "PROOFQUEST_DEMO_SHAPE": "16,96,96", "PROOFQUEST_BIG_EDIT_STAKE": "1.0",
+               "PROOFQUEST_ESTABLISHED_GOLD_ANSWERS": "2",
                "PROOFQUEST_HOME": str(home),
                **{f"PROOFQUEST_{k}": str(v) for k, v in env.items()}}
     with open(home / "server.log", "w") as log:

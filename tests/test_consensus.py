@@ -1,6 +1,5 @@
 """Consensus: posteriors by hand, the retirement rule, reliability fitting, points."""
 
-import numpy as np
 import pytest
 
 from game.app.settings import SETTINGS_BY_NAME, load_settings
@@ -10,11 +9,11 @@ from game.crowd.consensus import (
     UNSURE,
     ConsensusSettings,
     decide,
-    estimate_reliability,
     majority_decide,
     posterior,
     vote_value,
 )
+from game.crowd.reliability import balanced_agreement, standing
 from game.crowd.scoring import Scoring, gold_accuracy, next_streak, points_for_outcome, points_for_vote
 from game.errors import ProofQuestError
 
@@ -155,95 +154,41 @@ def test_majority_decide_waits_on_a_tie():
     assert decision.state == "open"
 
 
-def _simulate_votes(rng, accuracy, n_puzzles, votes_per_puzzle):
-    truth = rng.random(n_puzzles) < 0.5
-    players = np.argsort(rng.random((n_puzzles, accuracy.size)), axis=1)
-    players = players[:, :votes_per_puzzle].ravel()
-    puzzles = np.repeat(np.arange(n_puzzles), votes_per_puzzle)
-    right = rng.random(players.size) < accuracy[players]
-    answers = np.where(right == truth[puzzles], SUPPORT, OPPOSE)
-    return np.column_stack([players, puzzles, answers]), truth
-
-
-def test_estimate_reliability_recovers_planted_accuracies():
-    # 200 votes per player: sampling noise alone caps the correlation near
-    # 0.97 here (at 50 votes per player it is about 0.91).
-    rng = np.random.default_rng(0)
-    accuracy = rng.uniform(0.5, 0.95, 50)
-    votes, truth = _simulate_votes(rng, accuracy, 2000, 5)
-    gold = {i: bool(truth[i]) for i in range(200)}
-    reliability = estimate_reliability(votes, gold, ConsensusSettings())
-    assert np.corrcoef(accuracy, reliability)[0, 1] > 0.9
-    assert np.mean(np.abs(reliability - accuracy)) < 0.05
-
-
-def test_estimate_reliability_on_gold_alone_is_the_beta_posterior_mean():
-    truth = [True, False] * 5
-    answers = [SUPPORT if t else OPPOSE for t in truth]
-    answers[0], answers[1] = OPPOSE, SUPPORT  # two wrong out of ten
-    votes = [(0, i, a) for i, a in enumerate(answers)]
-    gold = dict(enumerate(truth))
-    reliability = estimate_reliability(votes, gold, ConsensusSettings(), n_players=3)
-    assert reliability[0] == pytest.approx((3.5 + 8) / (5 + 10))
-    assert reliability[1:] == pytest.approx([0.7, 0.7])
-
-
-def test_estimate_reliability_ignores_unsure_votes():
-    rng = np.random.default_rng(1)
-    votes, truth = _simulate_votes(rng, np.full(10, 0.8), 200, 5)
-    gold = {i: bool(truth[i]) for i in range(20)}
-    unsure = np.column_stack([rng.integers(0, 10, 300), rng.integers(0, 200, 300),
-                              np.full(300, UNSURE)])
+def test_a_players_standing_is_the_beta_posterior_of_their_gold_record():
     settings = ConsensusSettings()
-    assert estimate_reliability(np.vstack([votes, unsure]), gold, settings) == \
-        pytest.approx(estimate_reliability(votes, gold, settings))
+    reliability, established = standing([True] * 8 + [False] * 2, [], settings)
+    assert reliability == pytest.approx((2 + 8) / (4 + 10)) and established
+    assert standing([], [], settings) == (0.5, False), "no record: a vote worth nothing"
+    assert standing([True] * 4, [], settings)[1] is False, "fewer gold answers than ESTABLISHED_GOLD_ANSWERS"
+    assert standing([True, False] * 10, [], settings)[1] is False, "guessing on balanced gold is not established"
 
 
-def _colluding_votes(rng, n_puzzles=200, n_gold=30):
-    """Players 0-3 answer honestly (90%); players 4-10 all give one shared
-    coin flip per puzzle; player 11 copies that group on ordinary puzzles
-    and gets 20% of gold right."""
-    truth = np.where(rng.random(n_puzzles) < 0.5, SUPPORT, OPPOSE)
-    group = np.where(rng.random(n_puzzles) < 0.5, SUPPORT, OPPOSE)
-    rows = []
-    for puzzle in range(n_puzzles):
-        t = truth[puzzle]
-        rows += [(p, puzzle, t if rng.random() < 0.9 else -t) for p in range(4)]
-        rows += [(p, puzzle, group[puzzle]) for p in range(4, 11)]
-        if puzzle < n_gold:
-            rows.append((11, puzzle, t if rng.random() < 0.2 else -t))
-        else:
-            rows.append((11, puzzle, group[puzzle]))
-    gold = {i: truth[i] > 0 for i in range(n_gold)}
-    return np.array(rows), gold
+def test_agreement_with_settled_decisions_is_balanced_so_answering_one_way_earns_nothing():
+    always_yes = [(True, applied) for applied in [True] * 3 + [False] * 27]
+    assert balanced_agreement(always_yes)[0] == pytest.approx(0.5, abs=0.15)
+    assert balanced_agreement([(True, True)] * 30)[0] == pytest.approx(0.75, abs=0.02), "one class: half evidence"
+    honest = [(applied, applied) for applied in [True] * 10 + [False] * 20]
+    assert balanced_agreement(honest)[0] > 0.9
 
 
-def test_gold_anchors_reliability_against_a_colluding_group():
-    rng = np.random.default_rng(2)
-    votes, gold = _colluding_votes(rng)
+def test_settled_agreement_refines_a_gold_record_but_never_replaces_it():
     settings = ConsensusSettings()
-    anchored = estimate_reliability(votes, gold, settings)
-    assert anchored[11] < 0.55
-    assert anchored[4:11].max() < 0.75
-    assert anchored[:4].min() > 0.75
-    # Without gold, the larger group defines the truth and lifts itself.
-    unanchored = estimate_reliability(votes, None, settings)
-    assert unanchored[11] > 0.9
+    agreeing = [(True, True), (False, False)] * 50
+    assert standing([], agreeing, settings) == (0.5, False), "no gold: agreement alone earns nothing"
+    few_gold = standing([True, False, True], agreeing, settings)[0]
+    assert few_gold < (2 + 2 + 3) / (4 + 3 + 3) + 1e-9, "settled answers weigh at most as much as gold ones"
 
 
-def test_estimate_reliability_uses_detector_scores_as_prior():
-    # One player alone: with an informative detector, agreeing with it is
-    # evidence of reliability; disagreeing is evidence against.
-    votes = [(0, i, SUPPORT) for i in range(20)] + [(1, i, OPPOSE) for i in range(20)]
-    reliability = estimate_reliability(
-        votes, None, ConsensusSettings(prior_weight=1.0), scores=np.full(20, 0.9))
-    assert reliability[0] > 0.7 > reliability[1]
-
-
-def test_estimate_reliability_rejects_scores_that_miss_puzzles():
-    with pytest.raises(ProofQuestError, match="scores cover 2 puzzles"):
-        estimate_reliability([(0, 5, SUPPORT)], None, ConsensusSettings(),
-                             scores=[0.5, 0.5])
+def test_votes_that_do_not_count_move_neither_the_posterior_nor_the_counts():
+    settings = ConsensusSettings(prior_weight=0.0)
+    honest = decide([SUPPORT] * 3, [0.9] * 3, 0.5, settings)
+    assert honest.state == "retired" and honest.answer is True
+    flood = decide([OPPOSE] * 50 + [SUPPORT] * 3, [0.98] * 50 + [0.9] * 3, 0.5, settings,
+                   counted=[False] * 50 + [True] * 3)
+    assert (flood.state, flood.answer, flood.votes) == ("retired", True, 3)
+    assert flood.posterior == pytest.approx(honest.posterior)
+    alone = decide([OPPOSE] * 50, [0.98] * 50, 0.5, settings, counted=[False] * 50)
+    assert (alone.state, alone.votes) == ("open", 0), "uncounted votes neither decide nor send to the expert queue"
 
 
 def test_every_consensus_and_scoring_field_is_a_documented_setting():

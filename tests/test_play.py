@@ -3,7 +3,7 @@
 import random
 
 import pytest
-from conftest import oracle_puzzles
+from conftest import establish, oracle_puzzles, vote
 
 from game.app import pipeline, players
 from game.app import store as st
@@ -13,7 +13,10 @@ from game.puzzles.edit import PuzzleEdit
 
 
 def _crowd(inst, n):
-    return [players.create_guest(inst.store) for _ in range(n)]
+    """Players with an established record at reliability 0.7 (four agreeing reach APPLY_CONFIDENCE 0.97)."""
+    crowd = [players.create_guest(inst.store) for _ in range(n)]
+    establish(inst, crowd, 0.7)
+    return crowd
 
 
 def _answer_everything(inst, player) -> list[int]:
@@ -25,7 +28,7 @@ def _answer_everything(inst, player) -> list[int]:
         except ProofQuestError:
             return order
         order.append(p["id"])
-        votes.cast_vote(inst, player["id"], p["id"], "unsure")
+        vote(inst, player["id"], p["id"], "unsure")
 
 
 def _answer(puzzle, truth):
@@ -42,7 +45,7 @@ def test_a_player_never_gets_a_puzzle_twice_and_never_sees_its_truth(inst):
         assert p["id"] not in seen
         assert "truth" not in p and "gold" not in p and p["question"].endswith("?")
         seen.add(p["id"])
-        votes.cast_vote(inst, player["id"], p["id"], "unsure", 500)
+        vote(inst, player["id"], p["id"], "unsure", 500)
     with pytest.raises(ProofQuestError, match="no puzzle is left"):
         assignment.next_puzzle(inst, st.player(inst.store, player["id"]))
 
@@ -53,7 +56,7 @@ def test_consensus_applies_a_true_merge_once_with_provenance(inst):
     pid, puzzle = ids[index], puzzles[index]
     crowd = _crowd(inst, 6)
     # new players start at reliability 0.7: applying an edit takes four who agree (APPLY_CONFIDENCE 0.97)
-    replies = [votes.cast_vote(inst, c["id"], pid, "yes", 800)["reply"] for c in crowd[:4]]
+    replies = [vote(inst, c["id"], pid, "yes", 800)["reply"] for c in crowd[:4]]
     assert all(r["retired"] is None for r in replies[:3])
     assert replies[-1]["retired"]["decision"] is True and replies[-1]["retired"]["won"] is True
     assert replies[-1]["retired"]["confidence"] >= inst.consensus.apply_confidence
@@ -63,16 +66,18 @@ def test_consensus_applies_a_true_merge_once_with_provenance(inst):
     log = st.edits(inst.store, "demo")
     assert len(log) == 1 and log[0]["puzzle_id"] == pid and log[0]["kind"] == "merge"
     assert sorted(v["player"] for v in log[0]["provenance"]["votes"]) == sorted(c["id"] for c in crowd[:4])
-    # more votes on a retired puzzle are recorded but never edit again
-    votes.cast_vote(inst, crowd[4]["id"], pid, "yes", 800)
-    assert st.edit_count(inst.store, "demo") == 1
+    # a vote on a retired puzzle is refused, earns nothing and never edits again
+    with pytest.raises(ProofQuestError, match="was decided"):
+        vote(inst, crowd[4]["id"], pid, "yes", 800)
+    assert st.player(inst.store, crowd[4]["id"])["points"] == 0
+    assert st.edit_count(inst.store, "demo") == 1 and len(st.puzzle_votes(inst.store, pid)) == 4
     assert st.puzzle(inst.store, pid)["state"] == "retired"
 
 
 def test_an_acknowledged_vote_survives_a_restart(inst, home):
     ids, _ = oracle_puzzles(inst)
     crowd = _crowd(inst, 2)
-    votes.cast_vote(inst, crowd[0]["id"], ids[0], "yes", 100)
+    vote(inst, crowd[0]["id"], ids[0], "yes", 100)
     inst.store.close()
     from game.app.instance import Instance
     again = Instance(home, inst.settings)
@@ -83,14 +88,21 @@ def test_bad_votes_are_refused_with_clear_errors(inst):
     ids, _ = oracle_puzzles(inst)
     player = _crowd(inst, 1)[0]
     with pytest.raises(ProofQuestError, match="no puzzle 999999"):
-        votes.cast_vote(inst, player["id"], 999999, "yes")
+        vote(inst, player["id"], 999999, "yes")
     with pytest.raises(ProofQuestError, match="unknown answer"):
-        votes.cast_vote(inst, player["id"], ids[0], "maybe")
+        vote(inst, player["id"], ids[0], "maybe")
     with pytest.raises(ProofQuestError, match="integer id"):
-        votes.cast_vote(inst, player["id"], {"$ne": 1}, "yes")
-    votes.cast_vote(inst, player["id"], ids[0], "yes")
+        vote(inst, player["id"], {"$ne": 1}, "yes")
+    for ticket, message in ((None, "no valid ticket"), ("123.abc", "no valid ticket"),
+                            (assignment.issue_ticket(inst.ticket_key, player["id"] + 1, ids[0]), "no valid ticket"),
+                            (assignment.issue_ticket(inst.ticket_key, player["id"], ids[1]), "no valid ticket"),
+                            (assignment.issue_ticket(inst.ticket_key, player["id"], ids[0], now=1e9), "too long ago")):
+        with pytest.raises(ProofQuestError, match=message):
+            votes.cast_vote(inst, player["id"], ids[0], "yes", None, ticket)
+    assert st.vote_count(inst.store) == 0 and st.player(inst.store, player["id"])["points"] == 0
+    vote(inst, player["id"], ids[0], "yes")
     with pytest.raises(ProofQuestError, match="already answered"):
-        votes.cast_vote(inst, player["id"], ids[0], "no")
+        vote(inst, player["id"], ids[0], "no")
     assert st.vote_count(inst.store) == 1
 
 
@@ -100,7 +112,7 @@ def test_a_puzzle_made_moot_by_an_earlier_edit_is_never_shown(inst):
     twin = dict(puzzles[index], anchors=list(reversed(puzzles[index]["anchors"])))
     twin_id = st.add_puzzles(inst.store, "demo", [twin])[0]
     for c in _crowd(inst, 4):
-        votes.cast_vote(inst, c["id"], ids[index], "yes")
+        vote(inst, c["id"], ids[index], "yes")
     shown = _answer_everything(inst, _crowd(inst, 1)[0])
     assert twin_id not in shown
     assert st.puzzle(inst.store, twin_id)["state"] == "moot"
@@ -112,7 +124,7 @@ def test_split_votes_go_to_the_expert_queue_and_an_admin_settles_them(inst):
     index = next(i for i, p in enumerate(puzzles) if p["kind"] == "split")
     crowd = _crowd(inst, 4)
     for c, answer in zip(crowd, ["yes", "no", "yes", "no"]):
-        votes.cast_vote(inst, c["id"], ids[index], answer)
+        vote(inst, c["id"], ids[index], answer)
     assert [p["id"] for p in votes.expert_queue(inst)] == [ids[index]]
     admin = players.register(inst.store, "admin", "admin password", role="admin")
     outcome = votes.expert_decide(inst, admin["id"], ids[index], "apply")
@@ -125,16 +137,33 @@ def test_split_votes_go_to_the_expert_queue_and_an_admin_settles_them(inst):
         votes.expert_decide(inst, admin["id"], ids[index], "apply")
 
 
-def test_gold_answers_give_feedback_and_move_reliability(inst):
+def test_secret_gold_shows_nothing_but_builds_the_players_standing(inst):
     ids, puzzles = oracle_puzzles(inst, gold_every=1)
-    player = _crowd(inst, 1)[0]
-    outcome = votes.cast_vote(inst, player["id"], ids[0], _answer(puzzles[0], puzzles[0]["truth"]))
-    assert outcome["reply"]["gold"]["correct"] is True
-    good = st.player(inst.store, player["id"])["reliability"]
-    wrong = votes.cast_vote(inst, player["id"], ids[1], _answer(puzzles[1], not puzzles[1]["truth"]))
-    assert wrong["reply"]["gold"]["correct"] is False
-    assert wrong["reply"]["gold"]["answer"] == _answer(puzzles[1], puzzles[1]["truth"])
-    assert st.player(inst.store, player["id"])["reliability"] < good
+    player = players.create_guest(inst.store)
+    replies = []
+    for i in range(inst.consensus.established_gold_answers):
+        replies.append(vote(inst, player["id"], ids[i], _answer(puzzles[i], puzzles[i]["truth"]))["reply"])
+    assert all(r["feedback"] is None and r["points"] == inst.scoring.effort and r["streak"] == 0 for r in replies)
+    reliability, established = st.standings(inst.store, [player["id"]])[player["id"]]
+    assert established and reliability > 0.6
+    assert "reliability" not in st.player(inst.store, player["id"]), "players are never told their weight"
+    # a wrong answer looks exactly like a right one, and lowers the standing
+    wrong = vote(inst, player["id"], ids[5], _answer(puzzles[5], not puzzles[5]["truth"]))["reply"]
+    assert wrong["feedback"] is None and wrong["points"] == inst.scoring.effort
+    assert st.standings(inst.store, [player["id"]])[player["id"]][0] < reliability
+
+
+def test_teach_puzzles_show_their_outcome_and_never_count_toward_standing(inst):
+    ids, puzzles = oracle_puzzles(inst, gold_every=1, teach=True)
+    player = players.create_guest(inst.store)
+    right = vote(inst, player["id"], ids[0], _answer(puzzles[0], puzzles[0]["truth"]))["reply"]
+    assert right["feedback"]["correct"] is True and right["points"] > inst.scoring.effort
+    wrong = vote(inst, player["id"], ids[1], _answer(puzzles[1], not puzzles[1]["truth"]))["reply"]
+    assert wrong["feedback"] == {"correct": False, "answer": _answer(puzzles[1], puzzles[1]["truth"]),
+                                 "accuracy": 0.5}
+    for i in range(2, 8):
+        vote(inst, player["id"], ids[i], _answer(puzzles[i], puzzles[i]["truth"]))
+    assert st.standings(inst.store, [player["id"]])[player["id"]] == (None, False), "harvestable: no weight"
 
 
 def test_crowd_decisions_improve_the_segmentation(inst):
@@ -143,7 +172,8 @@ def test_crowd_decisions_improve_the_segmentation(inst):
     crowd = _crowd(inst, 4)
     for pid, p in zip(ids, puzzles):
         for c in crowd:
-            votes.cast_vote(inst, c["id"], pid, _answer(p, p["truth"]))
+            if st.puzzle(inst.store, pid)["state"] == "open":
+                vote(inst, c["id"], pid, _answer(p, p["truth"]))
     after = pipeline.evaluate_volume(inst, "demo")
     assert after["adapted_rand_error"] < before["adapted_rand_error"]
     assert after["edge_accuracy"] > before["edge_accuracy"]
@@ -154,7 +184,7 @@ def test_records_and_leaderboards_follow_the_votes(inst):
     ids, puzzles = oracle_puzzles(inst, gold_every=1000)
     crowd = _crowd(inst, 3)
     for c in crowd:
-        votes.cast_vote(inst, c["id"], ids[0], _answer(puzzles[0], puzzles[0]["truth"]))
+        vote(inst, c["id"], ids[0], _answer(puzzles[0], puzzles[0]["truth"]))
     record = reports.player_record(inst, crowd[0]["id"])
     assert record["votes"] == 1 and record["points_history"][-1]["points"] == record["player"]["points"] > 0
     board = reports.leaderboard(inst, "all")
@@ -246,7 +276,7 @@ def test_a_big_edit_waits_for_more_votes_than_a_small_one(inst):
     index = next(i for i, p in enumerate(puzzles) if p["kind"] == "merge" and p["truth"])
     crowd = _crowd(inst, 9)
     # four new players (reliability 0.7) apply a small edit (APPLY_CONFIDENCE 0.97); a big one needs seven
-    replies = [votes.cast_vote(inst, c["id"], ids[index], "yes")["reply"] for c in crowd[:7]]
+    replies = [vote(inst, c["id"], ids[index], "yes")["reply"] for c in crowd[:7]]
     assert [r["retired"] is not None for r in replies] == [False] * 6 + [True]
     assert replies[-1]["retired"]["confidence"] >= 0.995
     assert st.edit_count(inst.store, "demo") == 1

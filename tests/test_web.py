@@ -70,7 +70,7 @@ def test_a_guest_claims_an_account_and_keeps_the_points(app):
     guest = _guest(client)
     sio = _sio(app, client)
     puzzle = sio.emit("next_puzzle", callback=True)["puzzle"]
-    assert sio.emit("vote", {"puzzle": puzzle["id"], "answer": "unsure", "ms": 900}, callback=True)["ok"]
+    assert sio.emit("vote", {"puzzle": puzzle["id"], "ticket": puzzle["ticket"], "answer": "unsure", "ms": 900}, callback=True)["ok"]
     reply = client.post("/auth/register", json={"username": "carol", "password": "long password"},
                         headers={"X-CSRFToken": _token(client)})
     me = reply.get_json()["player"]
@@ -87,11 +87,11 @@ def test_socket_vote_is_acknowledged_after_commit_and_repeats_are_refused(app):
     guest = _guest(client)
     sio = _sio(app, client)
     puzzle = sio.emit("next_puzzle", callback=True)["puzzle"]
-    ack = sio.emit("vote", {"puzzle": puzzle["id"], "answer": "no", "ms": 1500}, callback=True)
+    ack = sio.emit("vote", {"puzzle": puzzle["id"], "ticket": puzzle["ticket"], "answer": "no", "ms": 1500}, callback=True)
     assert ack["ok"] and ack["total"] == ack["points"] > 0
     store = app.extensions["proofquest"].store
     assert [v["player_id"] for v in st.puzzle_votes(store, puzzle["id"])] == [guest["id"]]
-    again = sio.emit("vote", {"puzzle": puzzle["id"], "answer": "yes"}, callback=True)
+    again = sio.emit("vote", {"puzzle": puzzle["id"], "ticket": puzzle["ticket"], "answer": "yes"}, callback=True)
     assert again == {"ok": False, "error": f"you have already answered puzzle {puzzle['id']}; ask for the next one"}
     forged = sio.emit("vote", {"puzzle": 10**9, "answer": "yes"}, callback=True)
     assert not forged["ok"] and "no puzzle" in forged["error"]
@@ -106,7 +106,7 @@ def test_the_players_other_tabs_hear_of_the_vote_the_voting_tab_only_by_its_ack(
     voting, other = _sio(app, client), _sio(app, client)
     voting.get_received(), other.get_received()
     puzzle = voting.emit("next_puzzle", callback=True)["puzzle"]
-    ack = voting.emit("vote", {"puzzle": puzzle["id"], "answer": "unsure"}, callback=True)
+    ack = voting.emit("vote", {"puzzle": puzzle["id"], "ticket": puzzle["ticket"], "answer": "unsure"}, callback=True)
     scores = [m["args"][0] for m in other.get_received() if m["name"] == "score"]
     assert scores == [{"points": ack["total"], "gained": ack["points"], "streak": ack["streak"]}]
     assert not [m for m in voting.get_received() if m["name"] == "score"]
@@ -116,10 +116,10 @@ def test_rest_vote_does_what_the_socket_vote_does(app):
     client = app.test_client()
     _guest(client)
     puzzle = client.get("/api/puzzle/next").get_json()["puzzle"]
-    reply = client.post("/api/vote", json={"puzzle": puzzle["id"], "answer": "unsure"},
+    reply = client.post("/api/vote", json={"puzzle": puzzle["id"], "ticket": puzzle["ticket"], "answer": "unsure"},
                         headers={"X-CSRFToken": _token(client)})
     assert reply.status_code == 200 and reply.get_json()["ok"]
-    unknown = client.post("/api/vote", json={"puzzle": puzzle["id"], "answer": "perhaps"},
+    unknown = client.post("/api/vote", json={"puzzle": puzzle["id"], "ticket": puzzle["ticket"], "answer": "perhaps"},
                           headers={"X-CSRFToken": _token(client)})
     assert unknown.status_code == 400 and "unknown answer" in unknown.get_json()["error"]
 
@@ -133,7 +133,7 @@ def test_others_see_the_leaderboard_change_live(app):
     watcher.get_received()
     sio = _sio(app, voter_http)
     puzzle = sio.emit("next_puzzle", callback=True)["puzzle"]
-    sio.emit("vote", {"puzzle": puzzle["id"], "answer": "unsure"}, callback=True)
+    sio.emit("vote", {"puzzle": puzzle["id"], "ticket": puzzle["ticket"], "answer": "unsure"}, callback=True)
     for _ in range(40):
         socketio.sleep(0.05)
         boards = [m for m in watcher.get_received() if m["name"] == "leaderboard"]

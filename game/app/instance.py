@@ -9,6 +9,8 @@ puzzles handed out) and hands them to the crowd rules and the web layer.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from functools import cached_property
@@ -89,6 +91,11 @@ class Instance:
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32))
         return path.read_text().strip()
+
+    @cached_property
+    def ticket_key(self) -> bytes:
+        """The key that signs the tickets puzzles are handed out with (derived from the secret key)."""
+        return hmac.new(self.secret_key().encode(), b"proofquest assignment tickets", hashlib.sha256).digest()
 
     # shorthands for the live segmentation, used throughout
     def agglomeration(self, name: str) -> Agglomeration:

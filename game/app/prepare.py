@@ -9,21 +9,32 @@ from __future__ import annotations
 
 import logging
 
-from game.app import pipeline
+from game.app import images, pipeline
 from game.app import store as st
 from game.app.instance import Instance
+from game.crowd import votes
 from game.detection import detect
 from game.puzzles.roles import choose_roles
 
 log = logging.getLogger(__name__)
 
 def build_puzzles(inst: Instance, name: str, *, limit: int | None = None, progress=None) -> int:
-    """Run the detector on a volume and store its suspected errors as puzzles."""
+    """Run the detector on a volume, store its suspected errors as puzzles, apply the known answers.
+
+    Puzzles with known truth (practice, teach, gold) are rendered now, while
+    the segmentation is as they show it; then the edits their truth says are
+    right are applied (logged as known answers): the game needs no player to
+    make them, and the crowd's puzzles are asked about what remains.
+    """
     limit = limit or inst.settings["PUZZLES_PER_VOLUME"]
     candidates = detect.detect_volume(inst, name, limit=limit, progress=progress)
     candidates = choose_roles(candidates, gold_share=inst.settings["GOLD_POOL_SHARE"],
+                              teach_share=inst.settings["TEACH_POOL_SHARE"],
                               practice_per_kind=inst.settings["PRACTICE_PER_KIND"])
-    st.add_puzzles(inst.store, name, candidates)
+    ids = st.add_puzzles(inst.store, name, candidates)
+    known = [i for i, c in zip(ids, candidates) if c.get("gold") or c.get("tutorial")]
+    images.prerender(inst, known, progress=(progress or (lambda desc: None))("pictures of puzzles with known answers"))
+    votes.apply_known_answers(inst, name)
     return len(candidates)
 
 

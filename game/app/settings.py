@@ -77,27 +77,34 @@ SETTINGS: tuple[Setting, ...] = (
             "(MAX_VOTES for the others): big edits are worth more of the crowd's time.", int),
     Setting("PRIOR_WEIGHT", 0.5, "Multiplier on the detector's log-odds in the consensus prior: 0 ignores the "
             "detector, 1 trusts its score as a calibrated probability.", float),
-    Setting("RELIABILITY_PRIOR_CORRECT", 3.5, "Beta prior pseudo-count of correct answers for every player.", float),
-    Setting("RELIABILITY_PRIOR_WRONG", 1.5, "Beta prior pseudo-count of wrong answers (with the above: a new "
-            "player starts at 3.5 / 5 = 0.7).", float),
+    Setting("RELIABILITY_PRIOR_CORRECT", 2.0, "Beta prior pseudo-count of correct answers in every player's "
+            "record.", float),
+    Setting("RELIABILITY_PRIOR_WRONG", 2.0, "Beta prior pseudo-count of wrong answers (with the above: a player "
+            "without a record stands at 2 / 4 = 0.5, a vote worth nothing).", float),
     Setting("RELIABILITY_FLOOR", 0.5, "Lowest reliability; 0.5 gives a vote no weight, and nothing lower is "
             "allowed so that no player's votes count reversed.", float),
     Setting("RELIABILITY_CEILING", 0.98, "Highest reliability: caps the odds one vote can give (49:1).", float),
-    Setting("GOLD_INTERVAL", 1.5, "Agreement with other players may move a reliability at most this many "
-            "posterior standard deviations away from the player's gold-only estimate, so a group that agrees with "
-            "itself cannot outvote its gold record.", float),
+    Setting("ESTABLISHED_GOLD_ANSWERS", 5, "Secret gold puzzles a player must have answered before their votes "
+            "count in consensus: weight is earned by a record, never by an account existing.", int),
+    Setting("ESTABLISHED_RELIABILITY", 0.6, "Reliability (from the record) a player needs for their votes to "
+            "count in consensus; 50% on gold, whose answers are balanced, is guessing.", float),
     Setting("CONSENSUS_RULE", "weighted", "How votes decide: 'weighted' (reliability-weighted posterior with "
             "the detector's prior) or 'majority' (plain majority, for comparison).", _choice("weighted", "majority")),
-    Setting("REFIT_EVERY_VOTES", 50, "Every player's reliability is re-fitted from all votes (Dawid–Skene) after "
-            "this many new votes.", int),
+    Setting("REFIT_EVERY_VOTES", 50, "Every player's standing is recomputed from their record (secret gold "
+            "answers and agreement with settled decisions) after this many new votes.", int),
     # --- gold and practice puzzles
-    Setting("GOLD_POOL_SHARE", 0.12, "Share of a volume's puzzles with known truth set aside as gold puzzles "
-            "(when the puzzles are made).", float),
-    Setting("PRACTICE_PER_KIND", 3, "Practice (tutorial) puzzles of each kind made per volume with truth.", int),
-    Setting("GOLD_SHARE", 0.15, "Share of puzzles served to experienced players that are gold puzzles.", float),
-    Setting("GOLD_SHARE_NEW", 0.4, "Share of gold puzzles served to new players (see GOLD_NEW_PLAYER_ANSWERS).",
+    Setting("GOLD_POOL_SHARE", 0.1, "Share of a volume's puzzles with known truth kept as secret gold: they "
+            "measure players and show no outcome.", float),
+    Setting("TEACH_POOL_SHARE", 0.06, "Share of a volume's puzzles with known truth that teach: the outcome is "
+            "shown on the puzzle, so they never count toward a player's standing.", float),
+    Setting("PRACTICE_PER_KIND", 4, "Practice (tutorial) puzzles of each kind made per volume with truth, half of "
+            "each answer.", int),
+    Setting("GOLD_SHARE", 0.15, "Share of puzzles served to established players that have known truth (gold or "
+            "teach).", float),
+    Setting("GOLD_SHARE_NEW", 0.5, "Share of puzzles with known truth served to players not yet established.",
             float),
-    Setting("GOLD_NEW_PLAYER_ANSWERS", 10, "A player counts as new until this many gold answers.", int),
+    Setting("ASSIGNMENT_TTL", 3600, "Seconds a puzzle handed to a player may be answered; a vote needs the "
+            "ticket that came with the puzzle.", int),
     # --- points (game.crowd.scoring), in the spirit of Eyewire
     Setting("POINTS_EFFORT", 10, "Points for every yes/no answer.", int),
     Setting("POINTS_UNSURE_EFFORT", 2, "Points for an unsure answer (less, so that skipping is no way to farm "

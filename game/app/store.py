@@ -158,6 +158,12 @@ MIGRATIONS: list[str] = [
         SELECT DISTINCT e.id, v.player_id FROM edits e JOIN votes v ON v.puzzle_id = e.puzzle_id
         WHERE e.author = 'consensus' AND e.kind != 'undo' AND v.supports_edit = 1 AND v.created <= e.created;
     """,
+    # Known-truth puzzles that teach (their outcome is shown) apart from the secret gold that measures players;
+    # a player counts in consensus once established by a record (see game.crowd.reliability).
+    """
+    ALTER TABLE puzzles ADD COLUMN teach INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE players ADD COLUMN established INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 
@@ -334,7 +340,9 @@ def clear_edits(store: Store, volume: str) -> None:
 
 # ----------------------------------------------------------------------------- players
 
-PLAYER_PUBLIC = "id, username, is_guest, role, points, streak, best_streak, reliability, tutorial_done, created"
+# never the reliability: players are not told the weight their votes carry (it would tell them which
+# of their answers to secret gold puzzles were right)
+PLAYER_PUBLIC = "id, username, is_guest, role, points, streak, best_streak, tutorial_done, created"
 
 
 def create_player(store: Store, username: str, password_hash: str | None, *, is_guest: bool = False,
@@ -390,19 +398,21 @@ def set_tutorial_done(store: Store, player_id: int) -> None:
         db.conn.execute("UPDATE players SET tutorial_done = 1 WHERE id = ?", (player_id,))
 
 
-def set_reliabilities(store: Store, reliabilities: dict[int, float]) -> None:
+def set_reliabilities(store: Store, standing: dict[int, tuple[float, bool]]) -> None:
+    """Set each player's (reliability, established) from their record."""
     with store.write() as db:
-        db.conn.executemany("UPDATE players SET reliability = ? WHERE id = ?",
-                            [(float(r), int(p)) for p, r in reliabilities.items()])
+        db.conn.executemany("UPDATE players SET reliability = ?, established = ? WHERE id = ?",
+                            [(float(r), int(bool(e)), int(p)) for p, (r, e) in standing.items()])
 
 
-def reliabilities(store: Store, player_ids) -> dict[int, float | None]:
+def standings(store: Store, player_ids) -> dict[int, tuple[float | None, bool]]:
+    """(reliability, established) of each player: what their votes count for in consensus."""
     ids = [int(p) for p in player_ids]
     if not ids:
         return {}
     marks = ",".join("?" * len(ids))
-    return {r["id"]: r["reliability"] for r in store.query(
-        f"SELECT id, reliability FROM players WHERE id IN ({marks})", tuple(ids))}
+    return {r["id"]: (r["reliability"], bool(r["established"])) for r in store.query(
+        f"SELECT id, reliability, established FROM players WHERE id IN ({marks})", tuple(ids))}
 
 
 def add_points(store: Store, player_id: int, points: int, reason: str, *, puzzle_id: int | None = None,
@@ -451,7 +461,8 @@ def points_history(store: Store, player_id: int) -> list[dict]:
 
 # ----------------------------------------------------------------------------- puzzles
 
-PUZZLE_FIELDS = ("kind", "anchors", "supervoxels", "segments", "location", "score", "truth", "gold", "tutorial")
+PUZZLE_FIELDS = ("kind", "anchors", "supervoxels", "segments", "location", "score", "truth", "gold", "teach",
+                 "tutorial")
 
 
 def _puzzle_row(row: dict) -> dict:
@@ -462,7 +473,7 @@ def _puzzle_row(row: dict) -> dict:
 
 
 def add_puzzles(store: Store, volume: str, puzzles: list[dict]) -> list[int]:
-    """Insert puzzles (dicts with kind, anchors, supervoxels, segments, location, score, truth, gold).
+    """Insert puzzles (dicts with kind, anchors, supervoxels, segments, location, score, truth, gold, teach).
 
     Any other keys of a candidate (the detector's features) are kept as JSON
     under ``detector``, so answers can be exported in the detector's format.
@@ -473,12 +484,12 @@ def add_puzzles(store: Store, volume: str, puzzles: list[dict]) -> list[int]:
         for p in puzzles:
             cur = db.conn.execute(
                 "INSERT INTO puzzles (volume, kind, anchors, supervoxels, segments, location, score, truth, gold,"
-                " tutorial, detector, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " teach, tutorial, detector, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (volume, p["kind"], json.dumps([int(a) for a in p["anchors"]]),
                  json.dumps([int(s) for s in p["supervoxels"]]), json.dumps([int(s) for s in p["segments"]]),
                  json.dumps([int(c) for c in p["location"]]), float(p["score"]),
                  None if p.get("truth") is None else int(bool(p["truth"])), int(bool(p.get("gold"))),
-                 int(bool(p.get("tutorial"))),
+                 int(bool(p.get("teach"))), int(bool(p.get("tutorial"))),
                  json.dumps({k: v for k, v in p.items() if k not in PUZZLE_FIELDS}) or None, now))
             ids.append(cur.lastrowid)
     return ids
@@ -568,13 +579,26 @@ def add_vote(store: Store, puzzle_id: int, player_id: int, answer: str, supports
         return cur.lastrowid
 
 
+def has_voted(store: Store, puzzle_id: int, player_id: int) -> bool:
+    return store.scalar("SELECT 1 FROM votes WHERE puzzle_id = ? AND player_id = ?", (puzzle_id, player_id)) == 1
+
+
 def puzzle_votes(store: Store, puzzle_id: int) -> list[dict]:
     return store.query("SELECT * FROM votes WHERE puzzle_id = ? ORDER BY id", (puzzle_id,))
 
 
-def all_votes(store: Store) -> list[dict]:
-    return store.query("SELECT v.puzzle_id, v.player_id, v.supports_edit, p.gold, p.truth FROM votes v"
-                       " JOIN puzzles p ON p.id = v.puzzle_id WHERE v.supports_edit IS NOT NULL")
+def records(store: Store, player_id: int | None = None) -> list[dict]:
+    """Every yes/no vote that measures its player: on secret gold (with the truth) and on retired crowd puzzles.
+
+    Rows: player_id, supports_edit, gold (1: secret gold, 0: retired crowd puzzle), truth (gold) or
+    decision and confidence (crowd), and when the vote was cast.
+    """
+    return store.query(
+        "SELECT v.player_id, v.supports_edit, p.gold, p.truth, p.decision, p.confidence, v.created FROM votes v"
+        " JOIN puzzles p ON p.id = v.puzzle_id WHERE v.supports_edit IS NOT NULL AND p.tutorial = 0 AND"
+        " ((p.gold = 1 AND p.teach = 0 AND p.truth IS NOT NULL) OR (p.gold = 0 AND p.state = 'retired'"
+        " AND p.decision IS NOT NULL))" + (" AND v.player_id = ?" if player_id is not None else "") + " ORDER BY v.id",
+        () if player_id is None else (int(player_id),))
 
 
 def puzzle_state_counts(store: Store) -> dict[str, int]:
@@ -593,7 +617,7 @@ def vote_count(store: Store) -> int:
 
 
 def player_votes(store: Store, player_id: int) -> list[dict]:
-    return store.query("SELECT v.*, p.kind, p.gold, p.truth, p.state, p.decision, p.edit_seq, p.volume"
+    return store.query("SELECT v.*, p.kind, p.gold, p.teach, p.truth, p.state, p.decision, p.edit_seq, p.volume"
                        " FROM votes v JOIN puzzles p ON p.id = v.puzzle_id WHERE v.player_id = ? ORDER BY v.id",
                        (player_id,))
 
@@ -775,7 +799,7 @@ def class_votes(store: Store, class_id: int, start: float, until: float) -> list
     puzzle's kind, gold flag, truth and outcome and the student's nickname."""
     return store.query(
         "SELECT v.id, v.puzzle_id, v.player_id, v.answer, v.supports_edit, v.ms, v.points, v.created,"
-        " m.nickname, m.removed, p.kind, p.gold, p.truth, p.state, p.decision, p.edit_seq"
+        " m.nickname, m.removed, p.kind, p.gold, p.teach, p.truth, p.state, p.decision, p.edit_seq"
         " FROM class_members m JOIN votes v ON v.player_id = m.player_id JOIN puzzles p ON p.id = v.puzzle_id"
         " WHERE m.class_id = ? AND v.created >= ? AND v.created <= ? ORDER BY v.created, v.id",
         (class_id, start, until))

@@ -22,7 +22,7 @@ class Achievement:
 
 
 ACHIEVEMENTS = (
-    Achievement("sharp-eye", "Sharp eye", "10 right answers on puzzles with a known answer (gold)"),
+    Achievement("sharp-eye", "Sharp eye", "10 right answers on puzzles whose answer is shown"),
     Achievement("unbroken", "Unbroken", "20 right answers in a row"),
     Achievement("merger-spotter", "Merger spotter", "found a first false merge: two neurites in one segment"),
     Achievement("gap-closer", "Gap closer", "found a first false split: one neurite cut in two"),
@@ -34,11 +34,16 @@ GOLD_RIGHT, STREAK, WINDOW, WINDOW_RIGHT, FIXES = 10, 20, 20, 18, 10
 
 
 def known_truth(vote: dict) -> bool | None:
-    """Whether the puzzle's edit is correct, where that is known: gold or ground truth, else the retired
-    puzzle's decision; None while unknown."""
-    if vote["truth"] is not None:
+    """Whether the puzzle's edit is correct, where the player may know it: a teach puzzle's truth (shown
+    once answered) or a retired puzzle's decision (announced); None otherwise.
+
+    Never a secret gold puzzle's truth, nor the ground truth of a puzzle still open: an achievement, a board
+    or a report that moved on them would tell which answers were right, and a throwaway account could
+    harvest them (see game.crowd.reliability).
+    """
+    if vote.get("teach") and vote["truth"] is not None:
         return bool(vote["truth"])
-    if vote["state"] == "retired" and vote["decision"] is not None:
+    if not vote["gold"] and vote["state"] == "retired" and vote["decision"] is not None:
         return bool(vote["decision"])
     return None
 
@@ -63,7 +68,7 @@ def earned(votes: list[dict], credits: list[dict]) -> list[dict]:
         streak = streak + 1 if right else 0
         if streak >= STREAK:
             at.setdefault("unbroken", vote["created"])
-        if vote["gold"]:
+        if vote.get("teach"):
             gold_right += right
             recent = (recent + [right])[-WINDOW:]
             if gold_right >= GOLD_RIGHT:

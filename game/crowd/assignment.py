@@ -1,12 +1,21 @@
-"""Which puzzle a player gets next.
+"""Which puzzle a player gets next, and the ticket that lets them answer it.
 
-Gold now and then (often for new players); otherwise the most uncertain and
-valuable open puzzle, spread so that a crowd playing at once does not pile
-onto one puzzle, and with merges that must wait for a split held back.
+A puzzle with known truth now and then (secret gold or teach; often for
+players not yet established); otherwise the most uncertain and valuable open
+puzzle, spread so that a crowd playing at once does not pile onto one puzzle,
+and with merges that must wait for a split held back.
+
+Every puzzle is handed out with a *ticket*: an HMAC over (player, puzzle,
+time) under the instance's key. A vote is accepted only with a valid, unexpired
+ticket for that player and puzzle (:func:`check_ticket`), so nobody votes on a
+puzzle they were not given, in any process of a server, after a restart too;
+the database's one-vote-per-player-and-puzzle rule makes each ticket good once.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 import threading
 import time
@@ -14,7 +23,6 @@ import time
 from game.app import store as st
 from game.crowd import classes
 from game.crowd.consensus import ConsensusSettings
-from game.crowd.reliability import gold_answers
 from game.errors import ProofQuestError
 from game.puzzles.edit import PuzzleEdit, correct_answer, question_for
 from game.segmentation.agglomeration import Agglomeration
@@ -63,9 +71,29 @@ class Assignments:
         return sum(1 for t in held if now - t < self.hold_seconds)
 
 
-def public_puzzle(puzzle: dict) -> dict:
-    """What a player may see of a puzzle: never its truth or whether it is gold."""
-    return {"id": puzzle["id"], "kind": puzzle["kind"], "question": question_for(puzzle["kind"]),
+def issue_ticket(key: bytes, player_id: int, puzzle_id: int, now: float | None = None) -> str:
+    """The ticket that lets ``player_id`` answer ``puzzle_id``: ``ISSUED.MAC``."""
+    issued = int(time.time() if now is None else now)
+    mac = hmac.new(key, f"{int(player_id)}.{int(puzzle_id)}.{issued}".encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{issued}.{mac}"
+
+
+def check_ticket(key: bytes, player_id: int, puzzle_id: int, ticket, ttl: float, now: float | None = None) -> None:
+    """Refuse a vote whose ticket is missing, forged, for someone else or another puzzle, or expired."""
+    now = time.time() if now is None else now
+    if not isinstance(ticket, str) or len(ticket) > 64 or ticket.count(".") != 1:
+        raise ProofQuestError("this vote has no valid ticket: answer puzzles as they are handed to you")
+    issued, _ = ticket.split(".")
+    if not issued.isdigit() or not hmac.compare_digest(issue_ticket(key, player_id, puzzle_id, int(issued)),
+                                                       ticket):
+        raise ProofQuestError("this vote has no valid ticket: answer puzzles as they are handed to you")
+    if not -60 <= now - int(issued) <= ttl:
+        raise ProofQuestError("this puzzle was handed out too long ago; ask for the next one")
+
+
+def public_puzzle(puzzle: dict, ticket: str | None = None) -> dict:
+    """What a player may see of a puzzle: never its truth or its role (gold, teach or crowd)."""
+    return {"id": puzzle["id"], "kind": puzzle["kind"], "question": question_for(puzzle["kind"]), "ticket": ticket,
             "slices": PUZZLE_SLICES, "center": PUZZLE_SLICES // 2,
             "labels": {"yes": "Yes, one neurite", "no": "No, two" if puzzle["kind"] == "split" else "No, separate",
                        "unsure": "Not sure"}}
@@ -102,11 +130,12 @@ def _waits(puzzle: dict, agg: Agglomeration, suspects: set[int]) -> bool:
 
 def _hand_out(inst, puzzle: dict, player_id: int) -> dict:
     inst.assignments.hand_out(puzzle["id"], player_id)
-    return public_puzzle(puzzle)
+    return public_puzzle(puzzle, issue_ticket(inst.ticket_key, player_id, puzzle["id"]))
 
 
 def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = None) -> dict:
-    """A puzzle the player has not answered: gold now and then (often for new players).
+    """A puzzle the player has not answered, with its ticket: known truth now and then, most often until
+    the player is established.
 
     Among open puzzles the most uncertain and valuable come first, but a
     puzzle already held by as many players as it still needs votes is passed
@@ -119,8 +148,8 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
     exclude = {checked_id(p, "exclude") for p in (exclude or ())[:10]}
     rng = rng or random
     s = inst.settings
-    new = len(gold_answers(inst, player["id"])) < s["GOLD_NEW_PLAYER_ANSWERS"]
-    share = s["GOLD_SHARE_NEW"] if new else s["GOLD_SHARE"]
+    _, established = st.standings(inst.store, [player["id"]]).get(player["id"], (None, False))
+    share = s["GOLD_SHARE"] if established else s["GOLD_SHARE_NEW"]
     round_rules = classes.round_rules(inst.store, player["id"])  # a class round decides its students' puzzles
     if round_rules is not None and round_rules.gold_share is not None:
         share = round_rules.gold_share

@@ -2,7 +2,8 @@
 
 The report follows what teachers get from Kahoot! (each student's score and a
 breakdown per question, as CSV) and from Zooniverse Classrooms (each student's
-work), plus what proofreading adds: accuracy on gold puzzles, the two kinds of
+work), plus what proofreading adds: accuracy on puzzles whose answer is shown
+(teach puzzles; secret gold answers are never reported, see game.crowd.reliability), the two kinds of
 mistake (seeing one neurite where there are two, and two where there is one),
 a learning curve, and the edits the class's answers helped decide.
 """
@@ -39,7 +40,7 @@ def ranking(store: st.Store, class_id: int, start: float, until: float) -> list[
     rows = []
     for m in st.members(store, class_id):
         votes = answered.get(m["player_id"], [])
-        gold = [ach.is_right(v) for v in votes if v["gold"] and v["supports_edit"] is not None]
+        gold = [ach.is_right(v) for v in votes if v["teach"] and v["supports_edit"] is not None]
         scored = points.get(m["player_id"], {})
         rows.append({"player_id": m["player_id"], "nickname": m["nickname"], "points": scored.get("points") or 0,
                      "reached": scored.get("reached"), "answered": len(votes), "gold_answers": len(gold),
@@ -110,10 +111,8 @@ def mistake(vote: dict) -> str | None:
 
 
 def _basis(vote: dict) -> str | None:
-    if vote["gold"]:
-        return "gold"
-    if vote["truth"] is not None:
-        return "ground truth"
+    if vote["teach"]:
+        return "known answer"
     return "consensus" if ach.known_truth(vote) is not None else None
 
 
@@ -136,7 +135,7 @@ def report(store: st.Store, class_id: int, round_id: int) -> dict:
         mine = by_student.get(m["player_id"], [])
         if m["removed"] is not None and not mine:
             continue
-        gold = [ach.is_right(v) for v in mine if v["gold"] and v["supports_edit"] is not None]
+        gold = [ach.is_right(v) for v in mine if v["teach"] and v["supports_edit"] is not None]
         ms = [v["ms"] for v in mine if v["ms"] is not None]
         mistakes = [mistake(v) for v in mine]
         ranked = ranks.get(m["player_id"], {})
@@ -163,7 +162,7 @@ def report(store: st.Store, class_id: int, round_id: int) -> dict:
             p["right" if right else "wrong"] += 1
     class_gold: dict[int, list[bool]] = {}
     for v in votes:
-        if v["gold"] and v["supports_edit"] is not None:
+        if v["teach"] and v["supports_edit"] is not None:
             class_gold.setdefault(v["player_id"], []).append(ach.is_right(v))
     bins = max((len(g) for g in class_gold.values()), default=0)
     curve = []

@@ -9,8 +9,8 @@ of one event only: *the edit is correct*.
 A puzzle's posterior is Bayes' rule under a one-coin Dawid–Skene model: the
 detector's score gives the prior odds, and each yes/no vote of a player with
 reliability ``r`` multiplies the odds by ``r / (1 - r)`` in its direction.
-Reliabilities are fitted by expectation–maximisation over all votes, with gold
-puzzles (known truth) as labelled items that anchor the fit.
+Reliabilities come from each player's record (:mod:`game.crowd.reliability`):
+secret gold answers, and agreement with settled decisions.
 
 References
 ----------
@@ -18,6 +18,8 @@ References
    error-rates using the EM algorithm", Applied Statistics 28(1), 20–28, 1979.
 .. [2] D. R. Karger, S. Oh and D. Shah, "Iterative learning for reliable
    crowdsourcing systems", NIPS 2011 (the one-coin, symmetric-error model).
+.. [3] J. R. Douceur, "The Sybil attack", IPTPS 2002 (identities cost
+   nothing, so weight must come from something an identity cannot fake).
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ from game.puzzles.edit import YES_SUPPORTS_EDIT
 SUPPORT, OPPOSE, UNSURE = 1, -1, 0
 
 
-_EM_TOLERANCE = 1e-6
 # Keeps logits finite for detector scores of exactly 0 or 1.
 _SCORE_EPSILON = 1e-6
 
@@ -61,7 +62,8 @@ class ConsensusSettings:
     reliability_prior_wrong: float = setting_field("RELIABILITY_PRIOR_WRONG")
     reliability_floor: float = setting_field("RELIABILITY_FLOOR")
     reliability_ceiling: float = setting_field("RELIABILITY_CEILING")
-    gold_interval: float = setting_field("GOLD_INTERVAL")
+    established_gold_answers: int = setting_field("ESTABLISHED_GOLD_ANSWERS")
+    established_reliability: float = setting_field("ESTABLISHED_RELIABILITY")
 
     def __post_init__(self):
         checks = (
@@ -70,7 +72,9 @@ class ConsensusSettings:
             (0.5 < self.retire_confidence <= self.apply_confidence <= self.big_apply_confidence < 1,
              "need 0.5 < RETIRE_CONFIDENCE <= APPLY_CONFIDENCE <= BIG_APPLY_CONFIDENCE < 1"),
             (0 <= self.big_edit_stake <= 1, "need 0 <= BIG_EDIT_STAKE <= 1"),
-            (self.prior_weight >= 0 and self.gold_interval >= 0, "need PRIOR_WEIGHT >= 0 and GOLD_INTERVAL >= 0"),
+            (self.prior_weight >= 0, "need PRIOR_WEIGHT >= 0"),
+            (self.established_gold_answers >= 1 and 0.5 <= self.established_reliability < 1,
+             "need ESTABLISHED_GOLD_ANSWERS >= 1 and 0.5 <= ESTABLISHED_RELIABILITY < 1"),
             (min(self.reliability_prior_correct, self.reliability_prior_wrong) > 0,
              "need RELIABILITY_PRIOR_CORRECT > 0 and RELIABILITY_PRIOR_WRONG > 0"),
             (0.5 <= self.reliability_floor < self.reliability_ceiling < 1,
@@ -214,21 +218,29 @@ def _rule(p_edit: float, decisive: bool, votes: int, unsure: int,
 
 
 def decide(answers, reliabilities, prior: float,
-           settings: ConsensusSettings, stake: float = 0.0) -> Decision:
+           settings: ConsensusSettings, stake: float = 0.0, counted=None) -> Decision:
     """Retire, keep open, or send to an expert: the reliability-weighted rule.
 
-    A puzzle retires once it has at least ``min_votes`` yes/no votes and the
-    posterior (:func:`posterior`) reaches ``apply_confidence`` for the edit or
-    ``retire_confidence`` against it: the bar is higher for changing the
-    segmentation than for leaving it, since the two mistakes do not cost the
-    same. A big edit (``stake`` of at least ``big_edit_stake``: the share of
-    same-segment voxel pairs it moves) needs ``big_apply_confidence``. After
-    ``max_votes`` answers (``big_max_votes`` for a big edit) without that it
-    goes to the expert queue. Cost is O(votes on this puzzle), so the server
-    can call it inside each vote's transaction.
+    A puzzle retires once it has at least ``min_votes`` counted yes/no votes
+    and the posterior (:func:`posterior`) reaches ``apply_confidence`` for the
+    edit or ``retire_confidence`` against it: the bar is higher for changing
+    the segmentation than for leaving it, since the two mistakes do not cost
+    the same. A big edit (``stake`` of at least ``big_edit_stake``: the share
+    of same-segment voxel pairs it moves) needs ``big_apply_confidence``.
+    After ``max_votes`` counted answers (``big_max_votes`` for a big edit)
+    without that it goes to the expert queue. Cost is O(votes on this puzzle),
+    so the server can call it inside each vote's transaction.
 
-    Parameters are those of :func:`posterior`, and ``stake``.
+    Parameters are those of :func:`posterior`, ``stake``, and ``counted``: a
+    mask of the votes that count (players with an established record, see
+    :mod:`game.crowd.reliability`); the others move neither the posterior nor
+    the vote counts, so accounts without a record can neither force nor block
+    a decision. None counts every vote.
     """
+    answers, reliabilities = np.asarray(answers), np.asarray(reliabilities, dtype=float)
+    if counted is not None:
+        counted = np.asarray(counted, dtype=bool)
+        answers, reliabilities = answers[counted], reliabilities[counted]
     support, oppose, unsure = _counts(answers)
     p_edit = posterior(answers, reliabilities, prior, settings)
     big = stake >= settings.big_edit_stake
@@ -264,117 +276,3 @@ def reliability_from_counts(correct, total, settings: ConsensusSettings):
     r = (a + np.asarray(correct, dtype=float)) / (
         a + b + np.asarray(total, dtype=float))
     return np.clip(r, settings.reliability_floor, settings.reliability_ceiling)
-
-
-def _gold_truth(gold, n_puzzles: int) -> np.ndarray:
-    """Per puzzle: +1 / -1 where the edit is known correct / wrong, 0 else."""
-    truth = np.zeros(n_puzzles, dtype=np.int8)
-    if gold is None:
-        return truth
-    pairs = gold.items() if isinstance(gold, Mapping) else gold
-    pairs = np.asarray(list(pairs), dtype=np.int64).reshape(-1, 2)
-    inside = pairs[:, 0] < n_puzzles  # gold nobody answered carries nothing
-    truth[pairs[inside, 0]] = np.where(pairs[inside, 1] > 0, SUPPORT, OPPOSE)
-    return truth
-
-
-def _gold_band(correct, total, settings: ConsensusSettings):
-    """The interval ``mean ± gold_interval·sd`` of the gold-only Beta
-    posterior of each player's reliability."""
-    a, b = settings.reliability_prior_correct, settings.reliability_prior_wrong
-    mean = (a + correct) / (a + b + total)
-    spread = settings.gold_interval * np.sqrt(
-        mean * (1.0 - mean) / (a + b + total + 1.0))
-    return mean - spread, mean + spread
-
-
-def estimate_reliability(votes, gold, settings: ConsensusSettings, *,
-                         scores=None, n_players: int | None = None,
-                         iterations: int = 50) -> np.ndarray:
-    """Fit every player's reliability from all votes (one-coin Dawid–Skene).
-
-    Expectation–maximisation [1]_ with one symmetric accuracy per player [2]_:
-    half the parameters of per-class sensitivity and specificity, so it stays
-    stable with the few votes most players have. The E-step computes each
-    puzzle's posterior (:func:`posterior`, detector prior included); the
-    M-step sets each reliability to the Beta-posterior mean of the player's
-    expected correct answers, where a gold puzzle's answer is scored against
-    its known truth.
-
-    The one-coin model assumes players err independently; a group that
-    answers in concert breaks that and, if large enough, would lift itself.
-    So gold anchors the fit: it starts from gold alone, and each M-step keeps
-    a reliability within ``gold_interval`` posterior standard deviations of
-    the player's gold-only estimate. With few gold answers the band is wide
-    and agreement decides; with many, gold does.
-
-    Parameters
-    ----------
-    votes : array_like, shape (n, 3)
-        Rows ``(player, puzzle, answer)``: dense integer ids ``>= 0`` and the
-        answer in edit space (+1, -1, 0); unsure answers carry no evidence.
-    gold : Mapping[int, bool] or array_like of (puzzle, truth) or None
-        Puzzles whose truth is known: True where the edit is correct.
-    settings : ConsensusSettings
-    scores : array_like of float, optional
-        Detector score indexed by puzzle id (the prior of :func:`posterior`),
-        covering every puzzle voted on; 0.5 everywhere when omitted.
-    n_players : int, optional
-        Length of the result; at least ``max(player) + 1``.
-    iterations : int
-        Most EM rounds; it stops earlier once no reliability moves by 1e-6.
-
-    Returns
-    -------
-    ndarray of float, shape (n_players,)
-        Reliability indexed by player id; players without yes/no votes hold
-        the prior mean.
-
-    References
-    ----------
-    .. [1] Dawid and Skene (1979); .. [2] Karger, Oh and Shah (2011); see the
-       module docstring.
-    """
-    votes = np.asarray(votes, dtype=np.int64).reshape(-1, 3)
-    votes = votes[votes[:, 2] != UNSURE]
-    player, puzzle, answer = votes.T
-    if votes.size and (player.min() < 0 or puzzle.min() < 0):
-        raise ProofQuestError("player and puzzle ids must be >= 0")
-    n_players = max(int(player.max(initial=-1)) + 1, n_players or 0)
-    n_puzzles = int(puzzle.max(initial=-1)) + 1
-
-    prior = np.zeros(n_puzzles)
-    if scores is not None:
-        scores = np.asarray(scores, dtype=float)
-        if scores.size < n_puzzles:
-            raise ProofQuestError(
-                f"scores cover {scores.size} puzzles but votes name puzzle "
-                f"{n_puzzles - 1}; give a score for every puzzle id")
-        prior = prior_log_odds(scores[:n_puzzles], settings)
-    truth = _gold_truth(gold, n_puzzles)[puzzle]
-    on_gold = truth != 0
-    gold_correct = (answer == truth) & on_gold
-
-    def per_player(values):
-        return np.bincount(player, values, minlength=n_players)
-
-    low, high = _gold_band(per_player(gold_correct), per_player(on_gold),
-                           settings)
-    total = per_player(np.ones(len(votes)))
-    reliability = reliability_from_counts(
-        per_player(gold_correct), per_player(on_gold), settings)
-    for _ in range(iterations):
-        log_odds = np.bincount(
-            puzzle, answer * vote_weight(reliability, settings)[player],
-            minlength=n_puzzles) + prior
-        p_support = _sigmoid(log_odds)[puzzle]
-        agreement = np.where(answer == SUPPORT, p_support, 1.0 - p_support)
-        correct = per_player(np.where(on_gold, gold_correct, agreement))
-        updated = np.clip(
-            np.clip(reliability_from_counts(correct, total, settings), low, high),
-            settings.reliability_floor, settings.reliability_ceiling)
-        moved = np.max(np.abs(updated - reliability), initial=0.0)
-        reliability = updated
-        if moved < _EM_TOLERANCE:
-            break
-    return reliability

@@ -1,64 +1,114 @@
-"""Each player's reliability: from gold answers at once, from all votes by a periodic re-fit.
+"""What a player's vote counts for: a reliability earned by a record, never by an account existing.
 
-A gold answer updates its player's reliability in the vote's own
-transaction (:func:`after_gold_answer`); every ``REFIT_EVERY_VOTES`` votes the
-vote rules re-fit every player from all votes (Dawid–Skene EM,
-:func:`game.crowd.consensus.estimate_reliability`), whichever way the votes
-arrived (Socket.IO or REST).
+A player's *record* is their answers to secret gold puzzles (known truth, no
+outcome ever shown, both answers in equal shares per kind, so guessing or
+always answering the same scores 50%) and their agreement with settled
+decisions (crowd puzzles retired by established players). The reliability is
+the Beta posterior mean over that record, from a prior at 0.5 — a vote worth
+nothing; agreement with settled decisions is measured as balanced accuracy
+(the mean of the accuracies on edits applied and edits rejected, so always
+answering one way scores 0.5) and may weigh at most as much as the gold
+record, so gold anchors it. A player is *established*, and their votes count
+in consensus, after ``ESTABLISHED_GOLD_ANSWERS`` secret gold answers with a
+reliability of at least ``ESTABLISHED_RELIABILITY``.
+
+Accounts cost nothing (Douceur's Sybil attack), so nothing here trusts a
+player for existing, for agreeing with other players on undecided puzzles, or
+for answers a throwaway account could harvest: teach and practice puzzles
+show their answers and so never enter the record.
+
+A secret gold answer updates its player in the vote's own transaction
+(:func:`update_player`); every ``REFIT_EVERY_VOTES`` votes everyone is
+recomputed (:func:`refit_reliabilities`), as settled decisions accumulate.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import defaultdict
 
 import numpy as np
 
 from game.app import store as st
-from game.crowd import consensus as cs
+from game.crowd.consensus import ConsensusSettings, reliability_from_counts
 
 _refit_lock = threading.Lock()
 
 
+def balanced_agreement(settled: list[tuple[bool, bool]]) -> tuple[float, int]:
+    """Balanced accuracy of votes against settled decisions, and how many there are.
+
+    ``settled`` lists ``(vote supports the edit, decision applied the edit)``.
+    A class with no settled votes counts as 0.5 (no evidence), so a player who
+    always answers one way scores 0.5 whatever the mix of decisions.
+    """
+    if not settled:
+        return 0.5, 0
+    accuracy = []
+    for decision in (True, False):
+        votes = [support for support, applied in settled if applied == decision]
+        accuracy.append((sum(s == decision for s in votes) + 1) / (len(votes) + 2) if votes else 0.5)
+    return float(np.mean(accuracy)), len(settled)
+
+
+def standing(gold: list[bool], settled: list[tuple[bool, bool]], settings: ConsensusSettings) -> tuple[float, bool]:
+    """A player's (reliability, established) from their record.
+
+    Parameters
+    ----------
+    gold : list of bool
+        Whether each secret gold answer was right.
+    settled : list of (bool, bool)
+        (vote supports the edit, the edit was applied) for each vote on a settled puzzle.
+    """
+    agreement, n_settled = balanced_agreement(settled)
+    weight = min(n_settled, len(gold))  # settled agreement refines the gold record, never outweighs it
+    reliability = float(reliability_from_counts(sum(gold) + weight * agreement, len(gold) + weight, settings))
+    return reliability, len(gold) >= settings.established_gold_answers and \
+        reliability >= settings.established_reliability
+
+
+def _records(inst, rows: list[dict]) -> dict[int, tuple[list[bool], list[tuple[bool, bool]]]]:
+    settings = inst.consensus
+    out: dict[int, tuple[list, list]] = defaultdict(lambda: ([], []))
+    for r in rows:
+        support = r["supports_edit"] == 1
+        if r["gold"]:
+            out[r["player_id"]][0].append(support == bool(r["truth"]))
+        elif max(r["confidence"] or 0.0, 0.0) >= settings.retire_confidence:
+            out[r["player_id"]][1].append((support, bool(r["decision"])))
+    return out
+
+
 def gold_answers(inst, player_id: int) -> list[bool]:
-    """Whether each of the player's yes/no gold answers was right, oldest first."""
+    """Whether each of the player's yes/no secret gold answers was right, oldest first."""
     return [(v["supports_edit"] == 1) == bool(v["truth"]) for v in st.player_votes(inst.store, player_id)
-            if v["gold"] and v["supports_edit"] is not None]
+            if v["gold"] and not v["teach"] and v["supports_edit"] is not None and v["truth"] is not None]
 
 
-def after_gold_answer(inst, player_id: int) -> list[bool]:
-    """Set the player's reliability from their gold record (inside the vote's transaction); the record."""
-    history = gold_answers(inst, player_id)
-    st.set_reliabilities(inst.store, {player_id: float(cs.reliability_from_counts(
-        sum(history), len(history), inst.consensus))})
-    return history
+def update_player(inst, player_id: int) -> tuple[float, bool]:
+    """Recompute one player's standing from their record (inside a vote's transaction)."""
+    rows = st.records(inst.store, player_id)
+    gold, settled = _records(inst, rows).get(player_id, ([], []))
+    result = standing(gold, settled, inst.consensus)
+    st.set_reliabilities(inst.store, {player_id: result})
+    return result
 
 
 def refit_reliabilities(inst) -> int:
-    """Re-estimate every player's reliability from all votes (Dawid–Skene EM); returns players fitted."""
-    votes = st.all_votes(inst.store)
-    if not votes:
-        return 0
-    players = np.array([v["player_id"] for v in votes])
-    puzzles = np.array([v["puzzle_id"] for v in votes])
-    player_ids, player_index = np.unique(players, return_inverse=True)
-    puzzle_ids, puzzle_index = np.unique(puzzles, return_inverse=True)
-    answers = np.where(np.array([v["supports_edit"] for v in votes]) == 1, cs.SUPPORT, cs.OPPOSE)
-    gold = {int(puzzle_index[i]): bool(v["truth"]) for i, v in enumerate(votes)
-            if v["gold"] and v["truth"] is not None}
-    scores = st.puzzle_scores(inst.store)
-    fitted = cs.estimate_reliability(np.stack([player_index, puzzle_index, answers], axis=1), gold,
-                                     inst.consensus, scores=np.array([scores[int(p)] for p in puzzle_ids]),
-                                     n_players=len(player_ids))
-    st.set_reliabilities(inst.store, {int(p): float(r) for p, r in zip(player_ids, fitted)})
-    return len(player_ids)
+    """Recompute every player's standing from their record; returns the players with one."""
+    records = _records(inst, st.records(inst.store))
+    st.set_reliabilities(inst.store, {p: standing(gold, settled, inst.consensus)
+                                      for p, (gold, settled) in records.items()})
+    return len(records)
 
 
 def refit_if_due(inst, votes: int) -> bool:
-    """Re-fit when ``votes`` is a multiple of ``REFIT_EVERY_VOTES``; call it after the vote commits.
+    """Refit when ``votes`` is a multiple of ``REFIT_EVERY_VOTES``; call it after the vote commits.
 
     ``votes`` is the vote count read inside the vote's own transaction, where
     writes are serialised, so exactly one vote reaches each multiple. One
-    re-fit at a time; a vote that finds one running does not wait for it.
+    refit at a time; a vote that finds one running does not wait for it.
     """
     every = inst.settings["REFIT_EVERY_VOTES"]
     if every <= 0 or votes % every or not _refit_lock.acquire(blocking=False):

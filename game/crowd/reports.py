@@ -8,7 +8,7 @@ from pathlib import Path
 from game.app import store as st
 from game.crowd import achievements
 from game.crowd import scoring as sc
-from game.crowd.reliability import gold_answers
+from game.crowd.votes import teach_answers
 from game.errors import ProofQuestError
 from game.evaluation import quality
 from game.segmentation.rag import RAG
@@ -30,7 +30,7 @@ def player_record(inst, player_id: int) -> dict:
     if player is None:
         raise ProofQuestError("unknown player")
     votes = st.player_votes(inst.store, player_id)
-    gold = gold_answers(inst, player_id)
+    checked = teach_answers(inst, player_id)  # only puzzles whose outcome the player was shown
     earned = achievements.player_achievements(inst.store, player_id)
     edits = [{"puzzle": e["puzzle_id"], "volume": e["volume"], "edit_seq": e["seq"], "kind": e["kind"],
               "fixed": None if e["truth"] is None else bool(e["truth"])} for e in earned["credited_edits"]]
@@ -38,8 +38,8 @@ def player_record(inst, player_id: int) -> dict:
     for e in st.points_history(inst.store, player_id):
         total += e["points"]
         history.append({"t": e["created"], "points": total})
-    return {"player": player, "votes": len(votes), "gold_answers": len(gold),
-            "gold_accuracy": sc.gold_accuracy(gold, inst.scoring), "edits": edits, "points_history": history,
+    return {"player": player, "votes": len(votes), "checked_answers": len(checked),
+            "accuracy": sc.gold_accuracy(checked, inst.scoring), "edits": edits, "points_history": history,
             "contributions": earned["contributions"], "achievements": earned["achievements"]}
 
 

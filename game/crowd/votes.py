@@ -14,8 +14,8 @@ from game.app import store as st
 from game.crowd import classes
 from game.crowd import consensus as cs
 from game.crowd import scoring as sc
-from game.crowd.assignment import checked_id
-from game.crowd.reliability import after_gold_answer, refit_if_due
+from game.crowd.assignment import check_ticket, checked_id
+from game.crowd.reliability import refit_if_due, update_player
 from game.errors import ProofQuestError
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer, question_for
 
@@ -37,12 +37,24 @@ def commit_puzzle_edit(inst, puzzle: dict, *, author: str, provenance: dict) -> 
                                           provenance=provenance)
 
 
-def _gold_feedback(inst, player: dict, puzzle: dict, value: int) -> tuple[int, int, dict | None]:
-    """Points, new streak and feedback for a gold answer (truth known at once)."""
-    if not puzzle["gold"] or puzzle["truth"] is None or value == cs.UNSURE:
+def _known_truth(inst, player: dict, puzzle: dict, value: int) -> tuple[int, int, dict | None]:
+    """Points, new streak and feedback for an answer to a puzzle whose truth is known.
+
+    Secret gold updates the player's standing and shows nothing: not the
+    answer, not a bonus, not a streak (each would tell which answers were
+    right, and a throwaway account could harvest them). A teach puzzle shows
+    its outcome and pays for it, but never enters the player's standing.
+    """
+    if not puzzle["gold"] or puzzle["truth"] is None:
+        return 0, player["streak"], None
+    if not puzzle["teach"]:
+        if value != cs.UNSURE:
+            update_player(inst, player["id"])
         return 0, player["streak"], None
     truth = bool(puzzle["truth"])
-    history = after_gold_answer(inst, player["id"])  # includes this vote
+    if value == cs.UNSURE:
+        return 0, player["streak"], {"correct": None, "answer": correct_answer(puzzle["kind"], truth)}
+    history = teach_answers(inst, player["id"])  # includes this vote
     misses = 0
     for ok in reversed(history):
         if ok:
@@ -55,22 +67,32 @@ def _gold_feedback(inst, player: dict, puzzle: dict, value: int) -> tuple[int, i
         "accuracy": sc.gold_accuracy(history, inst.scoring)}
 
 
+def teach_answers(inst, player_id: int) -> list[bool]:
+    """Whether each of the player's yes/no answers to teach puzzles was right, oldest first."""
+    return [(v["supports_edit"] == 1) == bool(v["truth"]) for v in st.player_votes(inst.store, player_id)
+            if v["teach"] and v["supports_edit"] is not None and v["truth"] is not None]
+
+
 def _decide(inst, puzzle: dict) -> cs.Decision:
-    """The puzzle's consensus after its latest vote (inside the vote's transaction)."""
+    """The puzzle's consensus after its latest vote (inside the vote's transaction).
+
+    Only established players' votes count (:mod:`game.crowd.reliability`).
+    """
     settings = inst.consensus
     votes = st.puzzle_votes(inst.store, puzzle["id"])
-    rel = st.reliabilities(inst.store, [v["player_id"] for v in votes])
+    standing = st.standings(inst.store, [v["player_id"] for v in votes])
     values = [cs.vote_value(puzzle["kind"], v["answer"]) for v in votes]
-    weights = [rel.get(v["player_id"]) or settings.reliability_prior_mean for v in votes]
+    weights = [standing[v["player_id"]][0] or settings.reliability_prior_mean for v in votes]
+    counted = [standing[v["player_id"]][1] for v in votes]
     if inst.settings["CONSENSUS_RULE"] == "majority":
         return cs.majority_decide(values, weights, puzzle["score"], settings)
-    decision = cs.decide(values, weights, puzzle["score"], settings)
+    decision = cs.decide(values, weights, puzzle["score"], settings, counted=counted)
     if decision.answer or decision.state == "expert":
         # about to edit or give up: a big edit needs more certainty and may take more votes
         # (sizes are only looked at now)
         stake = PuzzleEdit.of(puzzle).stake(inst.agglomeration(puzzle["volume"]),
                                            inst.supervoxel_sizes(puzzle["volume"]))
-        decision = cs.decide(values, weights, puzzle["score"], settings, stake=stake)
+        decision = cs.decide(values, weights, puzzle["score"], settings, stake=stake, counted=counted)
     return decision
 
 
@@ -103,13 +125,16 @@ def _retire(inst, puzzle: dict, decision: cs.Decision) -> list[dict]:
     return notices
 
 
-def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None) -> dict:
+def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> dict:
     """Record a vote and everything it causes, in one transaction.
 
-    Returns ``{"reply": ..., "player_id": ..., "notices": [...]}``: the reply
-    for the voter (points gained, total, streak, gold feedback, and when the
-    puzzle retired its decision and whether the voter's side won) and the
-    notices for the other voters of a puzzle that retired.
+    The vote needs the ticket its puzzle was handed out with
+    (:func:`game.crowd.assignment.check_ticket`); a crowd puzzle that was
+    decided or made moot meanwhile refuses it, and nothing is paid. Returns
+    ``{"reply": ..., "player_id": ..., "notices": [...]}``: the reply for the
+    voter (points gained, total, streak, the outcome of a teach puzzle, and
+    when the puzzle retired its decision and whether the voter's side won)
+    and the notices for the other voters of a puzzle that retired.
     """
     puzzle_id = checked_id(puzzle_id, "puzzle")
     if answer not in ANSWERS:
@@ -118,19 +143,23 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None) -> dict:
     puzzle = st.puzzle(inst.store, puzzle_id) if 0 < puzzle_id < 2**63 else None
     if puzzle is None or puzzle["tutorial"]:
         raise ProofQuestError(f"there is no puzzle {puzzle_id} to vote on; ask for the next one")
+    check_ticket(inst.ticket_key, player_id, puzzle_id, ticket, inst.settings["ASSIGNMENT_TTL"])
     with inst.store.write():
         puzzle = st.puzzle(inst.store, puzzle_id)  # re-read under the writer lock
         player = st.player(inst.store, player_id)
         if player is None:
             raise ProofQuestError("unknown player; log in again")
         classes.round_rules(inst.store, player_id)  # a student answers only while their round runs
+        if not puzzle["gold"] and puzzle["state"] != "open":
+            raise ProofQuestError(f"puzzle {puzzle_id} was decided a moment ago; your answer is not needed, "
+                                  "ask for the next one")
         value = cs.vote_value(puzzle["kind"], answer)
         points = sc.points_for_vote(value, inst.scoring)
         st.add_vote(inst.store, puzzle_id, player_id, answer, None if value == 0 else value > 0, ms, points)
-        bonus, streak, gold = _gold_feedback(inst, player, puzzle, value)
+        bonus, streak, feedback = _known_truth(inst, player, puzzle, value)
         st.add_points(inst.store, player_id, points + bonus, "vote", puzzle_id=puzzle_id, streak=streak)
         notices, retired = [], None
-        if puzzle["state"] == "open" and not puzzle["gold"]:
+        if not puzzle["gold"]:
             decision = _decide(inst, puzzle)
             if decision.state == "retired":
                 notices = _retire(inst, puzzle, decision)
@@ -145,8 +174,28 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None) -> dict:
     refit_if_due(inst, votes_so_far)
     own = next((n["message"] for n in notices if n["player_id"] == player_id), None)
     reply = {"puzzle": puzzle_id, "points": points + bonus + (own["points"] if own else 0), "total": me["points"],
-             "streak": me["streak"], "gold": gold, "retired": retired}
+             "streak": me["streak"], "feedback": feedback, "retired": retired}
     return {"reply": reply, "player_id": player_id, "notices": [n for n in notices if n["player_id"] != player_id]}
+
+
+def apply_known_answers(inst, volume: str) -> int:
+    """Apply the edits that puzzles with known truth (practice, teach, gold) say are right; returns how many.
+
+    Each is logged as a known answer, attributed to its role, not to the
+    crowd; splits go first (a merge named by one supervoxel per side would
+    drag a piece that belongs elsewhere along). One transaction per edit, so
+    each is planned on the state the previous one left.
+    """
+    known = [p for p in st.puzzles(inst.store, volume=volume, tutorial=None)
+             if (p["gold"] or p["tutorial"]) and p["truth"]]
+    applied = 0
+    for puzzle in sorted(known, key=lambda p: (p["kind"] != "split", p["id"])):
+        role = "practice" if puzzle["tutorial"] else "teach" if puzzle["teach"] else "gold"
+        with inst.store.write():
+            seq = commit_puzzle_edit(inst, puzzle, author="known-answer",
+                                     provenance={"puzzle": puzzle["id"], "source": "known answer", "role": role})
+        applied += seq is not None
+    return applied
 
 
 def expert_queue(inst) -> list[dict]:

@@ -26,6 +26,9 @@ from game.errors import ProofQuestError
 from game.segmentation.agglomeration import Agglomeration, Edit
 
 KINDS = ("merge", "split")
+# A part whose dominant ground-truth object holds less than this share of its two largest objects is a near tie:
+# its truth could flip on a few voxels, so no figure counts it and no puzzle with a known answer uses it.
+CLEAR_TRUTH = 0.6
 QUESTIONS = {"merge": "Are these one neurite?", "split": "Is this one neurite?"}
 # What "yes" means for each kind, named by the edit the puzzle proposes.
 YES_SUPPORTS_EDIT = {"merge": True, "split": False}
@@ -77,6 +80,12 @@ def _dominant(truth: np.ndarray, weight: np.ndarray) -> tuple[int, dict]:
     totals = np.bincount(inverse.ravel(), weights=weight, minlength=len(labels))
     share = {int(label): float(total) for label, total in zip(labels, totals) if label != 0}
     return (max(share, key=share.get) if share else 0), share
+
+
+def _clarity(share: dict) -> float:
+    """The dominant object's weight over that of the two largest: 1 for one object, 0.5 for a tie."""
+    top = sorted(share.values(), reverse=True)[:2]
+    return top[0] / sum(top) if top and sum(top) else 0.0
 
 
 @dataclass(frozen=True)
@@ -187,7 +196,9 @@ class PuzzleEdit:
         A split is correct when the moving side and the staying side are
         mostly different objects, and the moving side holds most of its
         object's part of the segment: moving a sliver of the staying object
-        would be a new false split.
+        would be a new false split. The truth is silent (None) where a part is
+        unlabelled or a near tie that decides the answer (its dominant object
+        holds less than ``CLEAR_TRUTH`` of its two largest objects' voxels).
 
         Parameters
         ----------
@@ -204,10 +215,15 @@ class PuzzleEdit:
             return _dominant(sv_truth[members], weight)
 
         (label_a, weight_a), (label_b, weight_b) = dominant(parts.a), dominant(parts.b)
-        if 0 in (label_a, label_b):
-            return None
+        if 0 in (label_a, label_b) or _clarity(weight_b) < CLEAR_TRUTH:
+            return None  # unlabelled, or a near tie that a few voxels would flip
         if self.kind == "merge":
-            return label_a == label_b
+            return None if _clarity(weight_a) < CLEAR_TRUTH else label_a == label_b
+        # the part that stays may hold two objects alike (a segment with three); it matters only when one of
+        # them is the moved part's object
+        runner_up = sorted(weight_a, key=weight_a.get, reverse=True)[:2]
+        if _clarity(weight_a) < CLEAR_TRUTH and label_b in runner_up:
+            return None
         return (label_b != label_a and weight_b[label_b] >= weight_a.get(label_b, 0.0)
                 and weight_a[label_a] >= weight_b.get(label_a, 0.0))
 

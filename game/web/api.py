@@ -33,7 +33,7 @@ def next_puzzle():
 def vote():
     body = request.get_json(silent=True) or {}
     outcome = votes.cast_vote(game_instance(), current_player()["id"], body.get("puzzle"), body.get("answer"),
-                             body.get("ms"))
+                              body.get("ms"), body.get("ticket"))
     announce_vote(outcome)
     return jsonify(ok=True, **outcome["reply"])
 
@@ -41,7 +41,7 @@ def vote():
 @bp.get("/puzzle-image/<int:puzzle_id>/<int:z>/<variant>.png")
 @login_required
 def puzzle_image(puzzle_id: int, z: int, variant: str):
-    path = images.puzzle_image(game_instance(), puzzle_id, z, variant)
+    path = images.puzzle_image(game_instance(), puzzle_id, z, variant, player_id=current_player()["id"])
     response = send_file(path, mimetype="image/png", max_age=3600)
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response

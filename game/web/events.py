@@ -23,7 +23,8 @@ from .broadcast import Broadcaster, announce_vote
 
 EVENTS = {
     "next_puzzle": "ask for a puzzle; the acknowledgement carries it",
-    "vote": "answer a puzzle: {puzzle, answer: yes|no|unsure, ms}; acknowledged after commit",
+    "vote": "answer a puzzle: {puzzle, answer: yes|no|unsure, ms, ticket (as handed out)}; acknowledged after "
+            "commit",
     "watch_leaderboard": "join the live leaderboard room: {period: all|week|class} (class: a student's own class)",
     "leaderboard": "(server) the top players, at most every LEADERBOARD_INTERVAL seconds",
     "score": "(server) the player's own points, streak and last gain",
@@ -75,7 +76,7 @@ def register(app, socketio: SocketIO) -> None:
     @_answer
     def vote(data):
         outcome = votes.cast_vote(game_instance(), _player_id(), data.get("puzzle"), data.get("answer"),
-                                 data.get("ms"))
+                                  data.get("ms"), data.get("ticket"))
         announce_vote(outcome)
         return outcome["reply"]
 

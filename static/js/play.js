@@ -103,9 +103,11 @@ function answer(choice) {
   current = null;
   answered.add(item.puzzle.id);
   const ms = Math.round(performance.now() - item.shownAt);
-  const voted = request(socket, 'vote', { puzzle: item.puzzle.id, answer: choice, ms })
+  const voted = request(socket, 'vote', { puzzle: item.puzzle.id, answer: choice, ms, ticket: item.puzzle.ticket })
     .then((reply) => scored(item.puzzle, choice, reply))
-    .catch((error) => notify(notices, { kind: 'error', title: 'Your answer was not saved', text: error.message }))
+    .catch((error) => notify(notices, /was decided/.test(error.message)
+      ? { kind: 'info', title: 'Decided a moment ago', text: 'Other players settled that puzzle just before you.' }
+      : { kind: 'error', title: 'Your answer was not saved', text: error.message }))
     .finally(prefetch);
   showNext(voted);
   viewer.stage.focus({ preventScroll: true });
@@ -137,13 +139,13 @@ function scored(puzzle, choice, reply) {
   setScore(reply.total, reply.streak);
   popGain(reply.points);
   answeredEl.textContent = String(Number(answeredEl.textContent) + 1);
-  if (reply.gold) {
-    const { correct, answer: truth, accuracy } = reply.gold;
+  if (reply.feedback && reply.feedback.correct !== null) {
+    const { correct, answer: truth, accuracy } = reply.feedback;
     notify(notices, {
       kind: correct ? 'gold' : 'bad',
-      title: correct ? '★ Gold puzzle — you got it!' : '★ Gold puzzle — not this time',
+      title: correct ? '★ A puzzle with a known answer — you got it!' : '★ A puzzle with a known answer — not this time',
       text: `${correct ? 'The answer was' : 'The right answer was'} “${puzzle.labels[truth]}”. `
-        + `Your accuracy on gold puzzles: ${Math.round(accuracy * 100)}%.`,
+        + `Your accuracy on puzzles whose answer you were shown: ${Math.round(accuracy * 100)}%.`,
     });
   }
   if (reply.retired) {

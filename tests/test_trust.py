@@ -1,0 +1,143 @@
+"""An adversarial crowd: free accounts neither force nor block an edit; decisions never race.
+
+The attack benchmark (bench/bench_attack.py) plays the same attacks against a
+live server with an honest simulated crowd; these are the small, exact cases.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+from conftest import establish, oracle_puzzles, vote
+
+from game.app import players
+from game.app import store as st
+from game.crowd import assignment, votes
+from game.errors import ProofQuestError
+
+
+def _answer(puzzle, edit_is_correct):
+    return "yes" if edit_is_correct == (puzzle["kind"] == "merge") else "no"
+
+
+def _attack(inst, attackers, answer_for) -> int:
+    """Each attacker answers every puzzle they are handed (known truth included); returns votes cast."""
+    cast = 0
+    for attacker in attackers:
+        while True:
+            try:
+                puzzle = assignment.next_puzzle(inst, st.player(inst.store, attacker["id"]))
+            except ProofQuestError:
+                break
+            votes.cast_vote(inst, attacker["id"], puzzle["id"], answer_for(puzzle), 500, puzzle["ticket"])
+            cast += 1
+    return cast
+
+
+def test_free_accounts_voting_yes_on_everything_apply_no_edit(inst):
+    oracle_puzzles(inst)
+    sybils = [players.create_guest(inst.store) for _ in range(6)]
+    cast = _attack(inst, sybils, lambda p: "yes" if p["kind"] == "merge" else "no")  # every edit
+    assert cast > 0
+    assert st.edit_count(inst.store, "demo") == 0
+    assert {p["state"] for p in st.puzzles(inst.store, volume="demo", gold=False)} == {"open"}
+
+
+def test_free_accounts_voting_no_first_do_not_block_an_honest_crowd(inst):
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    sybils = [players.create_guest(inst.store) for _ in range(6)]
+    _attack(inst, sybils, lambda p: "no" if p["kind"] == "merge" else "yes")  # against every edit
+    assert {p["state"] for p in st.puzzles(inst.store, volume="demo", gold=False)} == {"open"}, \
+        "rejections from accounts without a record retire nothing and send nothing to the expert queue"
+    honest = [players.create_guest(inst.store) for _ in range(4)]
+    establish(inst, honest, 0.8)
+    index = next(i for i, p in enumerate(puzzles) if p["kind"] == "merge" and p["truth"])
+    for h in honest:
+        if st.puzzle(inst.store, ids[index])["state"] == "open":
+            vote(inst, h["id"], ids[index], "yes")
+    assert st.puzzle(inst.store, ids[index])["decision"] == 1 and st.edit_count(inst.store, "demo") == 1
+
+
+def test_a_record_is_earned_on_secret_gold_and_guessing_earns_none(inst):
+    ids, puzzles = oracle_puzzles(inst, gold_every=1)  # every puzzle gold: both answers in the set
+    truths = [p["truth"] for p in puzzles]
+    assert 0.3 < np.mean(truths) < 0.7
+    guesser, looker = players.create_guest(inst.store), players.create_guest(inst.store)
+    for pid, p in zip(ids, puzzles):
+        vote(inst, guesser["id"], pid, "yes")
+        vote(inst, looker["id"], pid, _answer(p, p["truth"]))
+    standing = st.standings(inst.store, [guesser["id"], looker["id"]])
+    assert standing[looker["id"]][1] is True
+    assert standing[guesser["id"]][1] is False and standing[guesser["id"]][0] < 0.65
+
+
+def test_a_vote_needs_the_ticket_its_puzzle_came_with(inst):
+    ids, _ = oracle_puzzles(inst)
+    a, b = players.create_guest(inst.store), players.create_guest(inst.store)
+    handed = assignment.next_puzzle(inst, st.player(inst.store, a["id"]))
+    with pytest.raises(ProofQuestError, match="ticket"):
+        votes.cast_vote(inst, b["id"], handed["id"], "yes", None, handed["ticket"])  # someone else's ticket
+    other = next(i for i in ids if i != handed["id"])
+    with pytest.raises(ProofQuestError, match="ticket"):
+        votes.cast_vote(inst, a["id"], other, "yes", None, handed["ticket"])  # a puzzle not handed out
+    votes.cast_vote(inst, a["id"], handed["id"], "yes", None, handed["ticket"])
+    with pytest.raises(ProofQuestError, match="already answered"):
+        votes.cast_vote(inst, a["id"], handed["id"], "yes", None, handed["ticket"])  # once
+    assert st.vote_count(inst.store) == 1
+
+
+def test_two_admins_deciding_at_once_settle_a_puzzle_once(inst):
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    admins = [players.register(inst.store, name, "long password", role="admin") for name in ("ada", "grace")]
+    for trial, index in enumerate(i for i, p in enumerate(puzzles) if p["kind"] == "merge"):
+        with inst.store.write():
+            st.set_puzzle_state(inst.store, ids[index], "expert")
+        barrier, results = threading.Barrier(2), {}
+
+        def decide(admin, decision):
+            barrier.wait()
+            try:
+                results[decision] = votes.expert_decide(inst, admin["id"], ids[index], decision)
+            except ProofQuestError as exc:
+                results[decision] = exc
+
+        threads = [threading.Thread(target=decide, args=(admin, decision))
+                   for admin, decision in zip(admins, ("apply", "reject"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        won = [d for d, r in results.items() if isinstance(r, dict)]
+        assert len(won) == 1, results
+        row = st.puzzle(inst.store, ids[index])
+        logged = [e for e in st.edits(inst.store, "demo") if e["puzzle_id"] == ids[index]]
+        assert row["decision"] == (won[0] == "apply") and len(logged) == (1 if won[0] == "apply" else 0)
+        if trial == 3:
+            break
+    replayed = inst.segmentations._replay("demo")
+    assert np.array_equal(replayed.mapping, inst.agglomeration("demo").mapping)
+
+
+def test_a_write_that_fails_leaves_the_segmentation_in_memory_unchanged(inst, monkeypatch):
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    index = next(i for i, p in enumerate(puzzles) if p["kind"] == "merge" and p["truth"])
+    crowd = [players.create_guest(inst.store) for _ in range(4)]
+    establish(inst, crowd, 0.7)
+    before = np.array(inst.agglomeration("demo").mapping)
+    for c in crowd[:3]:
+        vote(inst, c["id"], ids[index], "yes")
+
+    calls, add_points = [], st.add_points
+
+    def fail_after_the_edit(*args, **kwargs):  # the voter's own points, then the retirement's bonuses
+        calls.append(args)
+        if len(calls) > 1:
+            assert st.edit_count(inst.store, "demo") == 1, "the edit is in the log inside the transaction"
+            raise RuntimeError("disk full")
+        return add_points(*args, **kwargs)
+
+    monkeypatch.setattr(st, "add_points", fail_after_the_edit)
+    with pytest.raises(RuntimeError, match="disk full"):
+        vote(inst, crowd[3]["id"], ids[index], "yes")
+    assert np.array_equal(inst.agglomeration("demo").mapping, before)
+    assert st.edit_count(inst.store, "demo") == 0 and st.puzzle(inst.store, ids[index])["state"] == "open"
