@@ -103,7 +103,8 @@ def test_a_round_runs_from_join_to_podium_and_its_csv_matches_the_votes(app):
     for name, answers in (("Ada", 3), ("Brook", 2), ("Cy", 1)):
         for _ in range(answers):
             puzzle = socks[name].emit("next_puzzle", callback=True)["puzzle"]
-            ack = socks[name].emit("vote", {"puzzle": puzzle["id"], "answer": "yes", "ms": 1200}, callback=True)
+            ack = socks[name].emit("vote", {"puzzle": puzzle["id"], "answer": "yes", "ms": 1200,
+                                            "ticket": puzzle["ticket"]}, callback=True)
             assert ack["ok"], ack
     live = _wait_for_board(board, class_id, lambda b: b["round"] and b["round"]["state"] == "running"
                            and sum(r["answered"] for r in b["ranking"]) == 6)
@@ -292,7 +293,8 @@ def test_practice_rounds_serve_only_gold_puzzles_and_change_nothing(app):
             assert "no puzzle is left" in reply["error"]
             break
         served.append(reply["puzzle"]["id"])
-        assert sio.emit("vote", {"puzzle": reply["puzzle"]["id"], "answer": "yes"}, callback=True)["ok"]
+        assert sio.emit("vote", {"puzzle": reply["puzzle"]["id"], "answer": "yes",
+                                 "ticket": reply["puzzle"]["ticket"]}, callback=True)["ok"]
     assert sorted(served) == sorted(gold)
     assert st.edit_count(_store(app), "demo") == 0
 

@@ -5,7 +5,7 @@ import sqlite3
 import time
 
 import pytest
-from conftest import oracle_puzzles
+from conftest import establish, oracle_puzzles, vote
 
 from game.app import players
 from game.app import store as st
@@ -105,12 +105,14 @@ def test_an_applied_edit_credits_the_players_whose_counted_votes_decided_it(inst
     ids, puzzles = oracle_puzzles(inst, gold_every=1000)
     index = next(i for i, p in enumerate(puzzles) if p["kind"] == "merge" and p["truth"])
     against, unsure = players.create_guest(inst.store), players.create_guest(inst.store)
-    votes.cast_vote(inst, against["id"], ids[index], "no")
-    votes.cast_vote(inst, unsure["id"], ids[index], "unsure")
+    establish(inst, [against, unsure], 0.7)
+    vote(inst, against["id"], ids[index], "no")
+    vote(inst, unsure["id"], ids[index], "unsure")
     backers = []
     while not st.edits(inst.store, "demo"):
         backers.append(players.create_guest(inst.store))
-        votes.cast_vote(inst, backers[-1]["id"], ids[index], "yes")
+        establish(inst, backers[-1:], 0.7)
+        vote(inst, backers[-1]["id"], ids[index], "yes")
     assert sorted(st.edits(inst.store, "demo")[-1]["provenance"]["deciders"]) == sorted(b["id"] for b in backers)
     record = reports.player_record(inst, backers[0]["id"])
     assert record["contributions"] == {"edits": 1, "fixed": 1, "wrong": 0, "unknown": 0}
@@ -142,9 +144,10 @@ def test_the_schema_upgrade_credits_edits_made_before_it(tmp_path):
     store.close()
 
 
-def _vote(t, *, kind="merge", gold=1, truth=1, supports=1, state="open", decision=None):
-    return {"created": float(t), "kind": kind, "gold": gold, "truth": truth, "supports_edit": supports,
-            "state": state, "decision": decision}
+def _vote(t, *, kind="merge", gold=1, teach=1, truth=1, supports=1, state="open", decision=None):
+    """A vote as the store returns it; by default on a teach puzzle (its answer is shown once answered)."""
+    return {"created": float(t), "kind": kind, "gold": gold, "teach": teach, "truth": truth,
+            "supports_edit": supports, "state": state, "decision": decision}
 
 
 def test_achievements_reward_right_answers_not_many_answers():
@@ -153,10 +156,13 @@ def test_achievements_reward_right_answers_not_many_answers():
     right = [_vote(t) for t in range(20)]
     earned = {a["key"]: a["at"] for a in ach.earned(right, [])}
     assert earned == {"gap-closer": 0.0, "sharp-eye": 9.0, "unbroken": 19.0, "steady-hand": 19.0}
-    split = [_vote(0, kind="split", gold=0, truth=None, state="retired", decision=1)]
+    split = [_vote(0, kind="split", gold=0, teach=0, truth=None, state="retired", decision=1)]
     assert [a["key"] for a in ach.earned(split, [])] == ["merger-spotter"]
-    unknown = [_vote(0, gold=0, truth=None, state="open")]
+    unknown = [_vote(0, gold=0, teach=0, truth=None, state="open")]
     assert ach.earned(unknown, []) == []
+    # answers whose truth the player was never shown earn nothing that would tell them which were right
+    assert ach.earned([_vote(t, teach=0) for t in range(30)], []) == []
+    assert ach.earned([_vote(t, gold=0, teach=0, truth=1) for t in range(30)], []) == []
     fixes = [{"created": float(t), "truth": 1} for t in range(10)] + [{"created": 99.0, "truth": 0}]
     assert [a["key"] for a in ach.earned([], fixes)] == ["fixer"]
     assert ach.contributions(fixes) == {"edits": 11, "fixed": 10, "wrong": 1, "unknown": 0}
@@ -179,7 +185,7 @@ def test_the_learning_curve_is_accuracy_per_group_of_gold_answers():
 
 
 def test_the_round_report_follows_the_votes(inst):
-    ids, puzzles = oracle_puzzles(inst)
+    ids, puzzles = oracle_puzzles(inst, teach=True)
     cls, code = _class(inst.store)
     ada, bob = (classes.join(inst.store, code, n, f"d{n}")["player"] for n in ("Ada", "Bob"))
     row = classes.start_round(inst.store, cls["id"], "assessment", 60)
@@ -189,14 +195,16 @@ def test_the_round_report_follows_the_votes(inst):
             puzzle = assignment.next_puzzle(inst, st.player(inst.store, student["id"]), rng=random.Random(answered))
             truth = puzzles[ids.index(puzzle["id"])]["truth"]
             answer = "yes" if (truth == (puzzle["kind"] == "merge")) == right else "no"
-            votes.cast_vote(inst, student["id"], puzzle["id"], answer, 1000 + answered)
+            votes.cast_vote(inst, student["id"], puzzle["id"], answer, 1000 + answered, puzzle["ticket"])
             answered += 1
     report = class_reports.report(inst.store, cls["id"], row["id"])
     by_name = {s["nickname"]: s for s in report["students"]}
     assert report["answers"] == 8 and by_name["Ada"]["answers"] == by_name["Bob"]["answers"] == 4
     assert by_name["Ada"]["joined"] + by_name["Ada"]["split"] == 0
-    assert by_name["Bob"]["joined"] + by_name["Bob"]["split"] == 4
-    assert by_name["Ada"]["gold_accuracy"] in (None, 1.0) and by_name["Bob"]["gold_accuracy"] in (None, 0.0)
+    # a mistake is known (and reported) only where the answer is shown: teach puzzles and retired ones
+    shown = sum(v["teach"] for v in st.player_votes(inst.store, bob["id"]))
+    assert shown > 0 and by_name["Bob"]["joined"] + by_name["Bob"]["split"] == shown
+    assert by_name["Ada"]["gold_accuracy"] == 1.0 and by_name["Bob"]["gold_accuracy"] == 0.0
     assert by_name["Ada"]["median_ms"] == 1001.5
     assert sum(p["yes"] + p["no"] + p["unsure"] for p in report["puzzles"]) == 8
     lines = class_reports.answers_csv(inst.store, cls["id"], row["id"]).splitlines()

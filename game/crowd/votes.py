@@ -143,13 +143,13 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
     puzzle = st.puzzle(inst.store, puzzle_id) if 0 < puzzle_id < 2**63 else None
     if puzzle is None or puzzle["tutorial"]:
         raise ProofQuestError(f"there is no puzzle {puzzle_id} to vote on; ask for the next one")
-    check_ticket(inst.ticket_key, player_id, puzzle_id, ticket, inst.settings["ASSIGNMENT_TTL"])
     with inst.store.write():
         puzzle = st.puzzle(inst.store, puzzle_id)  # re-read under the writer lock
         player = st.player(inst.store, player_id)
         if player is None:
             raise ProofQuestError("unknown player; log in again")
         classes.round_rules(inst.store, player_id)  # a student answers only while their round runs
+        check_ticket(inst.ticket_key, player_id, puzzle_id, ticket, inst.settings["ASSIGNMENT_TTL"])
         if not puzzle["gold"] and puzzle["state"] != "open":
             raise ProofQuestError(f"puzzle {puzzle_id} was decided a moment ago; your answer is not needed, "
                                   "ask for the next one")
