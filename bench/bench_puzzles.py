@@ -8,8 +8,8 @@ in-plane window size; the volume (100 px high) is extended to 200 px by
 wrapping, so that 144 and 192 px windows hold EM everywhere, as they would in
 a larger volume (zero padding would flatter the PNG sizes). The cache part times ``PuzzleImageCache.get``: the first
 request of a puzzle (render and write all its files) and repeated requests of
-rendered slices. The example overlay of the best-contact puzzle (the centre
-slice, with the window from ``fit_window``) is written to docs/puzzle-example.png.
+rendered slices. The example overlay of the best-contact puzzle (its key
+slice, framed by ``frame_decision`` as a puzzle is) is written to docs/puzzle-example.png.
 
 Run: .venv/bin/python bench/bench_puzzles.py [--puzzles 12] [--gets 2000] [--seed 0]
 The last line printed is JSON.
@@ -31,8 +31,9 @@ from scipy import ndimage as ndi
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from game.geometry import BBox
 from game.puzzles.cache import PuzzleImageCache
-from game.puzzles.framing import WINDOW_LIMITS, fit_window, puzzle_window
+from game.puzzles.framing import KEY, SLICES, WINDOW_LIMITS, frame_decision
 from game.puzzles.render import render_slices
 
 DATA = ROOT.parent / "shared" / "data" / "fibsem-gala"
@@ -69,6 +70,12 @@ def contacts(truth: np.ndarray, n: int) -> list[tuple[int, int, tuple[int, int, 
     return chosen
 
 
+def puzzle_window(center, shape, side: int = WINDOW_LIMITS[0]) -> BBox:
+    """A puzzle's crop of ``side`` pixels around ``center``, shifted inside the volume in-plane."""
+    start = [center[0] - KEY] + [int(np.clip(c - side // 2, 0, max(0, n - side))) for c, n in zip(center[1:], shape[1:])]
+    return BBox(start, (start[0] + SLICES, start[1] + side, start[2] + side))
+
+
 def crop(volume: np.ndarray, window) -> np.ndarray:
     """The window's voxels, padded with 0 past the volume (as the volume reader does)."""
     inside = window.clip(volume.shape)
@@ -88,7 +95,7 @@ def time_rendering(image, truth, puzzles) -> dict:
     for size in WINDOW_SIZES:
         seconds, plain, overlay = [], [], []
         for a, b, center in puzzles:
-            window = puzzle_window(center, image.shape, size=(size, size))
+            window = puzzle_window(center, image.shape, size)
             em, labels = crop(image, window), crop(truth, window)
             started = time.perf_counter()
             slices = render_slices(em, labels == a, labels == b)
@@ -132,15 +139,16 @@ def time_cache(image, truth, puzzles, gets: int, rng) -> dict:
 
 def write_example(image, truth, puzzle, path: Path) -> dict:
     a, b, center = puzzle
-    around = puzzle_window(center, image.shape, size=(WINDOW_LIMITS[1], WINDOW_LIMITS[1]))
-    labels = crop(truth, around)
-    size = fit_window(labels == a, labels == b, np.subtract(center, around.start))
-    window = puzzle_window(center, image.shape, size=size)
+    # the objects touch across their unlabelled membrane: each membrane voxel joins its nearest object
+    filled = truth[tuple(ndi.distance_transform_edt(truth == 0, return_distances=False, return_indices=True))]
+    frame = frame_decision(filled == a, filled == b, BBox.from_shape(truth.shape), truth.shape, center)
+    window = frame.box
     em, labels = crop(image, window), crop(truth, window)
-    slices = render_slices(em, labels == a, labels == b)
-    path.write_bytes(slices[center[0] - window.start[0]]["overlay"])
-    return {"path": str(path.relative_to(ROOT)), "segments": [a, b], "center": list(center),
-            "window": list(size)}
+    point = (frame.point[1] - window.start[1], frame.point[2] - window.start[2])
+    slices = render_slices(em, labels == a, labels == b, point=point)
+    path.write_bytes(slices[frame.key]["overlay"])
+    return {"path": str(path.relative_to(ROOT)), "segments": [a, b], "point": list(frame.point),
+            "window": frame.side}
 
 
 def main(argv=None) -> dict:

@@ -49,9 +49,16 @@ def progress_factory(enabled: bool = True) -> Callable[[str], TqdmBar]:
 
 
 def _instance(args):
+    from pathlib import Path
+
     from game.app.instance import Instance
     settings = load_settings({"HOME": args.home} if getattr(args, "home", None) else None)
-    return Instance(settings["HOME"], settings)
+    home = Path(settings["HOME"]).expanduser()
+    existed = home.exists()
+    inst = Instance(home, settings)
+    if not existed:  # a mistyped --home would otherwise quietly start a new world
+        print(f"note: {home} did not exist; created a new instance folder there", file=sys.stderr)
+    return inst
 
 
 def _triple(text: str, what: str, cast=float):
@@ -205,6 +212,36 @@ def cmd_retrain_detector(args) -> int:
     return 0
 
 
+def cmd_puzzles_report(args) -> int:
+    from game.app import store as st
+    from game.puzzles.report import puzzles_report
+    inst = _instance(args)
+    if args.name not in inst.volumes.names():
+        raise ProofQuestError(f"there is no volume {args.name!r}; the volumes are {inst.volumes.names()}")
+    report = puzzles_report(st.puzzles(inst.store, volume=args.name, tutorial=None))
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    framing = report["framing"]
+    pct = lambda v: "—" if v is None else f"{100 * v:.0f}%"
+    print(f"{framing['puzzles']} puzzles: " + ", ".join(f"{n} {role}" for role, n in report["roles"].items()))
+    print(f"decision point >= {framing['margin_goal_px']} px inside the image: {framing['decision_inside']} "
+          f"({pct(framing['decision_inside_share'])}); nearest {framing['min_margin_px']} px")
+    print(f"smallest part on the key slice: {framing['smallest_area_px']} px², narrowest {framing['smallest_width_px']}"
+          f" px (thresholds {framing['sliver_thresholds']['area_px']} px², {framing['sliver_thresholds']['width_px']}"
+          f" px); below them: {framing['below_threshold']}")
+    print(f"hard to judge by looking: {framing['hard_to_judge'] or 'none'}")
+    for role, kinds in report["balance"].items():
+        print(f"{role}: " + "; ".join(f"{kind} {k['yes']} yes / {k['no']} no ({pct(k['share_yes'])} yes"
+                                      f"{', ' + str(k['near_ties']) + ' near ties' if k['near_ties'] else ''})"
+                                      for kind, k in kinds.items()))
+    for role, blind in report["blind"].items():
+        print(f"blind on {role} ({blind['puzzles']}): always yes {pct(blind['always_yes'])}, always no "
+              f"{pct(blind['always_no'])}, badge {pct(blind['badge'])}")
+    print("goals: " + ", ".join(f"{goal} {'met' if met else 'NOT met'}" for goal, met in report["goals"].items()))
+    return 0
+
+
 def cmd_volumes(args) -> int:
     from game.app import pipeline
     for row in pipeline.list_volumes(_instance(args)):
@@ -276,6 +313,8 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "detect": (cmd_detect, "list suspected errors, best first"),
     "retrain-detector": (cmd_retrain_detector, "fine-tune the error detector on labelled candidates"),
     "simulate": (cmd_simulate, "play a running game with simulated players and report the quality gained"),
+    "puzzles-report": (cmd_puzzles_report,
+                       "how answerable a volume's puzzles are: framing, part sizes, answer balance, blind strategies"),
     "volumes": (cmd_volumes, "list the volumes in the instance folder"),
     "settings": (cmd_settings, "print the settings and their values"),
     "user": (cmd_user, "add a player with a role (teacher, admin), change a player's role, or list them"),
@@ -361,6 +400,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--votes-per-player", type=int, default=10_000, help="stop each player after this many")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--json", action="store_true")
+
+    p["puzzles-report"].add_argument("name", help="the volume")
+    p["puzzles-report"].add_argument("--json", action="store_true", help="print one JSON object")
 
     p["settings"].add_argument("--markdown", action="store_true")
 

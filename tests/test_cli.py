@@ -170,3 +170,32 @@ def test_home_comes_from_the_environment_and_run_py_works(tmp_path):
                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "elsewhere" / "volumes" / "demo").is_dir()
+
+
+def test_puzzles_report_prints_the_figures_of_a_volumes_puzzles(capsys, inst, home):
+    from game.app.prepare import build_puzzles
+    build_puzzles(inst, "demo", limit=40)
+    code, out, err = run(capsys, "--home", home, "puzzles-report", "demo", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["framing"]["puzzles"] == 40 and report["framing"]["decision_inside_share"] == 1.0
+    assert set(report["blind"]["gold"]) == {"puzzles", "always_yes", "always_no", "badge"}
+    assert report["goals"]["decision_inside_all"] and report["goals"]["known_answers_judgeable"]
+    code, out, err = run(capsys, "--home", home, "puzzles-report", "demo")
+    assert code == 0 and "decision point >= 24 px inside the image: 40 (100%)" in out
+    code, _, err = run(capsys, "--home", home, "puzzles-report", "nothing-here")
+    assert code == 2 and err.startswith("error: there is no volume 'nothing-here'")
+
+
+def test_a_home_that_is_a_file_is_refused_in_one_line(capsys, tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not an instance")
+    code, out, err = run(capsys, "--home", a_file, "volumes")
+    assert code == 2 and err.count("\n") == 1 and "is a file" in err and out == ""
+
+
+def test_a_mistyped_home_says_it_makes_a_new_instance_folder(capsys, tmp_path):
+    code, _, err = run(capsys, "--home", tmp_path / "instnace", "volumes")
+    assert code == 0 and "did not exist; created a new instance folder" in err
+    code, _, err = run(capsys, "--home", tmp_path / "instnace", "volumes")
+    assert code == 0 and err == ""

@@ -1,4 +1,4 @@
-"""Puzzles: windows at the volume's faces, rendered slices, colour-blind safety, the image cache."""
+"""Puzzles: questions, rendered slices, colour-blind safety, the image cache (framing: test_framing.py)."""
 
 import io
 import threading
@@ -11,11 +11,17 @@ from skimage.color import rgb2lab
 
 from game.crowd import consensus
 from game.errors import ProofQuestError
-from game.geometry import BBox
 from game.puzzles.cache import PuzzleImageCache
 from game.puzzles.edit import YES_SUPPORTS_EDIT, edit_if_yes, question_for
-from game.puzzles.framing import fit_window, puzzle_window, slices_for_anisotropy
-from game.puzzles.render import OUTLINE_PX, PALETTE, encode_png, render_slices, render_truth
+from game.puzzles.render import (
+    CORRIDOR_FADE,
+    FILL_OPACITY,
+    OUTLINE_PX,
+    PALETTE,
+    encode_png,
+    render_slices,
+    render_truth,
+)
 
 FIBSEM = Path(__file__).resolve().parents[2] / "shared" / "data" / "fibsem-gala"
 
@@ -82,74 +88,6 @@ def test_unknown_kind_is_rejected_with_the_known_kinds():
         question_for("undo")
 
 
-# ----------------------------------------------------------------------------- windows
-
-def test_window_is_centred_on_the_point_inside_the_volume():
-    assert puzzle_window((25, 50, 100), (50, 100, 200)) == BBox((22, 2, 52), (29, 98, 148))
-
-
-@pytest.mark.parametrize("slices", [5, 6, 7, 8, 9])
-def test_window_has_the_requested_number_of_slices(slices):
-    assert puzzle_window((25, 50, 100), (50, 100, 200), slices=slices).shape[0] == slices
-
-
-@pytest.mark.parametrize("slices", [4, 10])
-def test_window_refuses_too_few_or_too_many_slices(slices):
-    with pytest.raises(ProofQuestError, match="5 to 9"):
-        puzzle_window((25, 50, 100), (50, 100, 200), slices=slices)
-
-
-@pytest.mark.parametrize("center, start", [((0, 0, 0), (0, 0, 0)), ((49, 99, 199), (43, 4, 104)),
-                                           ((1, 50, 199), (0, 2, 104))])
-def test_window_shifts_inward_at_the_volume_faces(center, start):
-    window = puzzle_window(center, (50, 100, 200))
-    assert window.start == start
-    assert window.shape == (7, 96, 96)
-    assert window.clip((50, 100, 200)) == window
-    assert window.contains(center)
-
-
-def test_window_covers_an_axis_shorter_than_itself_and_reaches_past_it():
-    window = puzzle_window((2, 10, 100), (4, 20, 200))
-    assert window.start[:2] == (-1, -38) and window.stop[:2] == (6, 58)
-    assert window.start[2] == 52
-
-
-def test_window_refuses_a_centre_outside_the_volume():
-    with pytest.raises(ProofQuestError, match="outside the volume"):
-        puzzle_window((50, 0, 0), (50, 100, 200))
-
-
-@pytest.mark.parametrize("anisotropy, slices", [(1, 9), (5, 9), (6, 7), (8, 5), (10, 5), (40, 5)])
-def test_thicker_sections_get_fewer_slices(anisotropy, slices):
-    assert slices_for_anisotropy(anisotropy) == slices
-    assert puzzle_window((25, 50, 100), (50, 100, 200), anisotropy=anisotropy).shape[0] == slices
-
-
-def test_fit_window_grows_until_a_distant_part_shows():
-    a = np.zeros((3, 400, 400), bool)
-    b = np.zeros((3, 400, 400), bool)
-    a[:, 180:220, 180:200] = True
-    b[1, 250:255, 190:210] = True  # 100 px in one slice, 50 to 54 px below the centre
-    # B is smaller than min_area, so all of it must show: half-width 54 + 1
-    assert fit_window(a, b, (1, 200, 200), step=2) == (110, 110)
-    assert fit_window(a, b, (1, 200, 200)) == (112, 112)  # rounded up to a multiple of 16
-    # 20 pixels of B are its first row, 50 px away
-    assert fit_window(a, b, (1, 200, 200), min_area=20, step=2) == (102, 102)
-
-
-def test_fit_window_stays_within_its_limits():
-    a = np.zeros((400, 400), bool)
-    b = np.zeros((400, 400), bool)
-    a[:, :200] = True
-    b[:, 200:] = True
-    assert fit_window(a, b, (200, 200)) == (96, 96)
-    assert fit_window(a, b, (200, 200), limits=(64, 192)) == (64, 64)
-    b[:] = False
-    b[399, 0] = True
-    assert fit_window(a, b, (200, 200)) == (192, 192)
-
-
 # ----------------------------------------------------------------------------- rendering
 
 def test_png_round_trips_greyscale_and_colour():
@@ -187,7 +125,7 @@ def test_overlay_tints_part_a_towards_its_colour_and_leaves_the_rest_grey(two_pa
     opacity = 0.45
     pngs = render_slices(*two_parts, opacity=opacity)[3]
     plain, overlay = decode(pngs["plain"]).astype(float), decode(pngs["overlay"]).astype(float)
-    inside_a = np.s_[120:260, 60:180]  # crop rows 10..21, columns 5..15: inside A, off its outline
+    inside_a = np.s_[120:260, 60:150]  # crop rows 10..21, columns 5..12: inside A, off its outline and the border
     expected = (1 - opacity) * plain[inside_a][..., None] + opacity * rgb(PALETTE[0])
     assert np.abs(overlay[inside_a] - expected).max() <= 1
     outside = np.s_[0:96, :]  # crop rows 0..8, above both parts
@@ -196,20 +134,26 @@ def test_overlay_tints_part_a_towards_its_colour_and_leaves_the_rest_grey(two_pa
     assert np.array_equal(overlay[outside][..., 2], plain[outside])
 
 
-def test_each_part_has_an_opaque_outline_in_its_colour(two_parts):
+def test_each_part_has_an_opaque_outline_in_its_colour_but_not_along_the_border_between_them(two_parts):
     overlay = decode(render_slices(*two_parts)[3]["overlay"])
     # Part A spans crop x 4..16, i.e. output columns 48..192; its left border is 2 px wide.
     left_border = overlay[160, 48:48 + OUTLINE_PX]
     assert (left_border == rgb(PALETTE[0])).all()
-    # Where A meets B both outlines run side by side.
-    assert (overlay[160, 192 - OUTLINE_PX:192] == rgb(PALETTE[0])).all()
-    assert (overlay[160, 192:192 + OUTLINE_PX] == rgb(PALETTE[1])).all()
     assert not (overlay[160, 48 + OUTLINE_PX] == rgb(PALETTE[0])).all()
+    # Where A meets B (output column 192) neither outline covers the membrane.
+    border = overlay[160, 192 - 3 * OUTLINE_PX:192 + 3 * OUTLINE_PX]
+    assert not (border == rgb(PALETTE[0])).all(axis=-1).any()
+    assert not (border == rgb(PALETTE[1])).all(axis=-1).any()
 
 
-def test_no_outline_when_asked_for_none(two_parts):
-    overlay = decode(render_slices(*two_parts, outline=False)[3]["overlay"])
-    assert not (overlay == rgb(PALETTE[0])).all(axis=-1).any()
+def test_the_fill_fades_along_the_border_so_the_membrane_shows(two_parts):
+    image, a, b = two_parts
+    flat = np.full(image.shape, 100, np.uint8)
+    overlay = decode(render_slices(flat, a, b)[3]["overlay"]).astype(float)
+    deep, near = overlay[160, 100], overlay[160, 190]  # inside A, and 2 px from the border with B
+    tint = lambda alpha: (1 - alpha) * 100 + alpha * rgb(PALETTE[0])
+    assert np.abs(deep - tint(FILL_OPACITY)).max() <= 1
+    assert np.abs(near - tint(FILL_OPACITY * CORRIDOR_FADE)).max() <= 1
 
 
 def test_a_part_cut_by_the_crop_edge_has_no_outline_along_it(two_parts):
@@ -217,6 +161,29 @@ def test_a_part_cut_by_the_crop_edge_has_no_outline_along_it(two_parts):
     a[:, :, 0:16] = True
     overlay = decode(render_slices(image, a, b)[3]["overlay"])
     assert not (overlay[160, 0:OUTLINE_PX] == rgb(PALETTE[0])).all(axis=-1).any()
+
+
+def test_padding_past_the_volume_is_hatched_in_both_pictures(two_parts):
+    image, a, b = two_parts
+    padding = np.zeros(image.shape, bool)
+    padding[0] = True  # the first section lies past the volume's face
+    pngs = render_slices(image, a & ~padding, b & ~padding, padding=padding)
+    for variant in ("plain", "overlay"):
+        hatched = decode(pngs[0][variant])
+        assert set(np.unique(hatched)) == {40, 70}
+    assert len(np.unique(decode(pngs[1]["plain"]))) > 2
+
+
+def test_marks_at_the_edges_point_at_the_decision_point_without_covering_it(two_parts):
+    image, a, b = two_parts
+    plain = decode(render_slices(image, a, b)[3]["overlay"])
+    marked = decode(render_slices(image, a, b, point=(16, 16))[3]["overlay"])
+    changed = np.argwhere((plain != marked).any(axis=-1))
+    assert len(changed) > 0
+    # only near the four edges, centred on the point's row (or column) at 12 px per voxel
+    assert (np.minimum.reduce([changed[:, 0], 383 - changed[:, 0], changed[:, 1], 383 - changed[:, 1]]) < 13).all()
+    top = changed[changed[:, 0] < 13]
+    assert abs(top[:, 1].mean() - 16.5 * 12) < 2
 
 
 def test_overlapping_parts_are_refused(two_parts):
@@ -239,35 +206,35 @@ def test_the_colour_blind_check_catches_red_against_green():
     assert np.linalg.norm(as_seen(red, "deuteranopia") - as_seen(green, "deuteranopia")) < DISTINCT_DELTA_E
 
 
-def test_truth_gives_touching_objects_different_colours_and_leaves_unlabelled_grey():
+def test_truth_colours_the_two_parts_objects_as_one_or_two_neurites():
     image = np.full((5, 24, 24), 128, np.uint8)
     truth = np.zeros(image.shape, np.int64)
     truth[:, :, :11] = 7
     truth[:, :, 12:] = 900  # one unlabelled membrane column between them
-    truth[:, 20:, :] = 0
-    overlays = render_truth(image, truth, out_size=96)
-    assert len(overlays) == 5
-    picture = decode(overlays[2])
-    left, right, below = picture[30, 20], picture[30, 70], picture[90, 50]
-    assert not np.array_equal(left, right)
-    assert below[0] == below[1] == below[2] == 128
+    truth[:, 20:, :] = 5    # another object, not either part's
+    two = decode(render_truth(image, truth, (7, 900), out_size=96)[2])
+    left, right, other = two[30, 20], two[30, 70], two[90, 50]
+    assert left[0] > left[2] and right[2] > right[0]  # orange, then blue: two neurites
+    assert other[0] == other[1] == other[2] == 128
+    one = decode(render_truth(image, truth, (7, 7), out_size=96)[2])
+    assert (one[30, 20] == two[30, 20]).all()
+    assert one[30, 70][0] == one[30, 70][1] == one[30, 70][2] == 128
 
 
 def test_truth_of_an_unlabelled_crop_is_plain_grey():
     image = np.full((5, 8, 8), 90, np.uint8)
-    picture = decode(render_truth(image, np.zeros(image.shape, np.uint32), out_size=16)[0])
+    picture = decode(render_truth(image, np.zeros(image.shape, np.uint32), (3, 4), out_size=16)[0])
     assert (picture == 90).all()
 
 
 @pytest.mark.skipif(not FIBSEM.is_dir(), reason="needs ../shared/data/fibsem-gala")
 def test_real_em_slices_stay_small():
     h5py = pytest.importorskip("h5py")
-    window = puzzle_window((25, 50, 100), (50, 100, 200))
     with h5py.File(FIBSEM / "train-image.h5") as f:
-        image = f["stack"][window.slices]
+        image = f["stack"][22:29, 2:98, 52:148]
     with h5py.File(FIBSEM / "train-gt.lzf.h5") as f:
-        truth = f["stack"][window.slices]
-    for pngs in render_slices(image, truth == 28, truth == 40):
+        truth = f["stack"][22:29, 2:98, 52:148]
+    for pngs in render_slices(image, truth == 28, truth == 40, point=(48, 48)):
         assert len(pngs["plain"]) < 60_000
         assert len(pngs["overlay"]) < 60_000
 

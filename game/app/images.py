@@ -1,9 +1,11 @@
 """A puzzle's pictures: each slice of its stack, plain and with the two parts coloured, rendered once.
 
-Puzzles store where they are and which supervoxels they show; this module
-reads the crop from the volume store, colours the parts the puzzle's edit
+Puzzles store their frame (:class:`game.puzzles.framing.Frame`: the crop,
+the key slice, the decision point), made when the puzzle was; this module
+reads that crop from the volume store, colours the parts the puzzle's edit
 names in the current segmentation (:class:`game.puzzles.edit.PuzzleEdit`)
-and keeps the PNGs in the instance's image cache.
+and keeps the PNGs in the instance's image cache. A puzzle made before
+frames were stored is framed when it is first drawn.
 """
 
 from __future__ import annotations
@@ -13,28 +15,56 @@ from pathlib import Path
 import numpy as np
 
 from game.app import store as st
-from game.crowd.assignment import PUZZLE_SLICES
 from game.errors import ProofQuestError
 from game.puzzles import render as pz
 from game.puzzles.cache import PuzzleImageCache
 from game.puzzles.edit import Moot, PuzzleEdit
-from game.puzzles.framing import puzzle_window
+from game.puzzles.framing import SLICES, Frame, centred_frame, frame_candidate, part_masks
+from game.puzzles.truth import dominant_objects, object_weights, supervoxel_truth
 
 VARIANTS = ("plain", "overlay", "truth")
 
 
+def puzzle_frame(inst, puzzle: dict) -> Frame:
+    """The frame stored with a puzzle; for a puzzle made before frames were stored, one made now."""
+    stored = (puzzle.get("detector") or {}).get("frame")
+    if stored:
+        return Frame.from_dict(stored)
+    volume = inst.volumes.open(puzzle["volume"])
+    return frame_candidate(volume, inst.agglomeration(puzzle["volume"]), puzzle) or \
+        centred_frame(puzzle["location"], volume.shape)
+
+
+def _objects(inst, volume, puzzle: dict) -> tuple[int, int]:
+    """The ground-truth objects the puzzle's two parts mostly are: stored, or found now."""
+    stored = (puzzle.get("detector") or {}).get("truth_objects")
+    if stored:
+        return int(stored[0]), int(stored[1])
+    agg = inst.agglomeration(puzzle["volume"])
+    known = supervoxel_truth(volume, agg.n_supervoxels)
+    if known is None:
+        raise ProofQuestError(f"puzzle {puzzle['id']} has no ground truth to show")
+    return dominant_objects(*object_weights(PuzzleEdit.of(puzzle), agg, *known))
+
+
 def _render(inst, puzzle: dict, variant: str) -> list[dict]:
     volume = inst.volumes.open(puzzle["volume"])
-    box = puzzle_window(puzzle["location"], volume.shape, slices=PUZZLE_SLICES)
+    frame = puzzle_frame(inst, puzzle)
+    box = frame.box
+    padding = np.ones(box.shape, bool)
+    padding[box.clip(volume.shape).relative_to(box)] = False
     image = volume.read("image", box)
-    if variant == "truth":
-        return [{"plain": png, "overlay": png} for png in pz.render_truth(image, volume.read("groundtruth", box))]
-    supervoxels = volume.read("supervoxels", box)
+    point = (frame.point[1] - box.start[1], frame.point[2] - box.start[2])
     try:
-        parts = PuzzleEdit.of(puzzle).parts(inst.agglomeration(puzzle["volume"]))
+        if variant == "truth":
+            pngs = pz.render_truth(image, volume.read("groundtruth", box), _objects(inst, volume, puzzle),
+                                   padding=padding, point=point)
+            return [{"plain": png, "overlay": png} for png in pngs]
+        part_a, part_b = part_masks(volume.read("supervoxels", box), PuzzleEdit.of(puzzle),
+                                    inst.agglomeration(puzzle["volume"]))
     except Moot:
         raise ProofQuestError(f"puzzle {puzzle['id']} was settled by another edit; ask for the next one") from None
-    return pz.render_slices(image, np.isin(supervoxels, parts.a), np.isin(supervoxels, parts.b))
+    return pz.render_slices(image, part_a & ~padding, part_b & ~padding, padding=padding, point=point)
 
 
 def puzzle_image(inst, puzzle_id: int, z: int, variant: str, *, player_id: int | None = None) -> Path:
@@ -48,8 +78,8 @@ def puzzle_image(inst, puzzle_id: int, z: int, variant: str, *, player_id: int |
     puzzle = st.puzzle(inst.store, puzzle_id) if 0 < puzzle_id < 2**63 else None
     if puzzle is None:
         raise ProofQuestError(f"there is no puzzle {puzzle_id}")
-    if not 0 <= z < PUZZLE_SLICES:
-        raise ProofQuestError(f"slice {z} is outside the puzzle's 0..{PUZZLE_SLICES - 1}")
+    if not 0 <= z < SLICES:
+        raise ProofQuestError(f"slice {z} is outside the puzzle's 0..{SLICES - 1}")
     if variant == "truth" and not (puzzle["tutorial"] or (
             puzzle["teach"] and player_id is not None and st.has_voted(inst.store, puzzle_id, player_id))):
         raise ProofQuestError("the truth is shown only for practice puzzles and, once answered, teaching ones")

@@ -1,120 +1,351 @@
-"""Framing: which crop of the volume a puzzle shows.
+"""Framing: which crop of the volume a puzzle shows, chosen around the decision it asks about.
 
-A puzzle shows a short stack of sections around its decision point, wide
-enough for both parts to be seen and deep enough to follow a neurite through
-the stack; thick sections (serial-section EM) get fewer slices than thin ones.
+A puzzle asks whether two parts are one neurite: two segments (a merge
+puzzle) or the two sides of a proposed cut (a split puzzle). What decides it
+is seen where the two parts touch, so the frame is built around a point of
+their contact:
+
+* the *key slice*, the section the viewer opens on, is the one where the
+  contact is seen best: where the smaller part is largest on screen, with the
+  contact at least a few pixels long;
+* the *decision point* is the contact pixel of that slice where both parts are
+  thickest, at least ``MARGIN_PX`` displayed pixels inside every edge of the
+  image;
+* the in-plane window is square, about ``ZOOM`` times the smaller part's
+  width (so that part spans about a quarter of the image), within
+  ``WINDOW_LIMITS`` and never wider than the volume;
+* the stack is ``SLICES`` sections with the key slice in the middle; sections
+  past the volume's faces (a volume thinner than the stack) are padding,
+  drawn as such.
+
+A candidate whose contact lies nowhere far enough inside the volume gets no
+frame and is not made into a puzzle. The frame is computed once, when the
+puzzle is made, and stored with it (:meth:`Frame.to_dict`), so its images
+never change and can be rendered ahead of time. It also carries what a
+person needs to judge the puzzle by looking (:mod:`game.puzzles.looking`):
+the parts' areas on screen, the contact's length, how many sections show both
+parts and how far the smaller part is enclosed by the larger.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Sequence
+from dataclasses import asdict, dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
+from scipy import ndimage as ndi
 
-from game.errors import ProofQuestError
 from game.geometry import BBox
+from game.puzzles.edit import Moot, PuzzleEdit
 
-MIN_SLICES, MAX_SLICES = 5, 9
-# Below 96 px, EM zoomed to a 384 px image reads blurred (checked on fibsem-gala).
+SLICES = 7
+KEY = SLICES // 2
+OUT_SIZE = 384
+MARGIN_PX = 24
+# In-plane window sides (voxels). Below 96, EM zoomed to a 384 px image reads blurred (checked on
+# fibsem-gala, bench/bench_puzzles.py); above 192 a thin neurite is a few pixels wide.
 WINDOW_LIMITS = (96, 192)
-# Depth, in in-plane voxels, that a stack should span when the anisotropy is known:
-# about a thin neurite's diameter, so the parts can be followed through the stack.
-STACK_DEPTH = 40
+WINDOW_STEP = 16
+# The window is about this many times the smaller part's width: it spans a quarter of the image.
+ZOOM = 4
+# Sections either side of the candidate's location searched for the key slice, and pixels in-plane.
+SEARCH_Z, SEARCH_YX = 6, 48
+# A contact this long (voxels) on a slice shows fully; shorter ones count proportionally less.
+FULL_CONTACT = 8
+# Half the side of the square around a contact pixel in which both parts' thickness is measured.
+THICKNESS_RADIUS = 6
+# A part counts as shown on a section with at least this many voxels in the window.
+MIN_SHOWN_VOXELS = 16
+# Volumes up to this size (64 MiB of uint32 supervoxels) are read whole to frame many candidates.
+IN_MEMORY_VOXELS = 2 ** 24
 
 
-def slices_for_anisotropy(anisotropy: float) -> int:
-    """The odd number of slices, 5 to 9, whose stack spans about ``STACK_DEPTH`` in-plane voxels.
+@dataclass(frozen=True)
+class Frame:
+    """The crop a puzzle shows and how well it shows the decision.
 
-    Parameters
+    Attributes
     ----------
-    anisotropy : float
-        Section thickness over in-plane voxel size (1 for FIB-SEM, 5 to 10 for
-        serial-section TEM). Thin sections change little from one to the next,
-        so they get more slices; thick ones fewer.
+    start : (z, y, x)
+        First voxel of the crop (z may be negative, or the crop reach past the
+        last section, when the volume is thinner than the stack: padding).
+    side : int
+        In-plane window, voxels (square).
+    point : (z, y, x)
+        The decision point, in volume coordinates; ``point[0]`` is the key slice.
+    margin_px : float
+        Displayed pixels from the decision point to the nearest image edge.
+    areas_px : (float, float)
+        Displayed area of each part on the key slice (A, B).
+    width_px : float
+        Width on screen of the smaller part on the key slice: the diameter of
+        the widest disc inside it (a sliver is long but narrow).
+    contact_px : float
+        Length on screen of the contact on the key slice.
+    both_slices : int
+        Sections of the stack on which both parts show.
+    enclosure : float
+        Share of the smaller part's outline on the key slice that borders the
+        larger part (1: an island inside it, like an organelle in a cell).
     """
-    if not anisotropy > 0:
-        raise ProofQuestError(f"anisotropy must be positive, got {anisotropy}")
-    odd = 2 * math.floor(STACK_DEPTH / anisotropy / 2) + 1
-    return int(np.clip(odd, MIN_SLICES, MAX_SLICES))
+
+    start: tuple[int, int, int]
+    side: int
+    point: tuple[int, int, int]
+    margin_px: float
+    areas_px: tuple[float, float]
+    width_px: float
+    contact_px: float
+    both_slices: int
+    enclosure: float
+
+    @property
+    def box(self) -> BBox:
+        return BBox(self.start, (self.start[0] + SLICES, self.start[1] + self.side, self.start[2] + self.side))
+
+    @property
+    def key(self) -> int:
+        """Index of the key slice in the stack."""
+        return self.point[0] - self.start[0]
+
+    @property
+    def scale(self) -> float:
+        """Displayed pixels per voxel."""
+        return OUT_SIZE / self.side
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> "Frame":
+        return cls(start=tuple(data["start"]), side=int(data["side"]), point=tuple(data["point"]),
+                   margin_px=float(data["margin_px"]), areas_px=tuple(data["areas_px"]),
+                   width_px=float(data["width_px"]), contact_px=float(data["contact_px"]),
+                   both_slices=int(data["both_slices"]), enclosure=float(data["enclosure"]))
 
 
-def puzzle_window(center: Sequence[int], volume_shape: Sequence[int], *, slices: int = 7,
-                  size: Sequence[int] = (96, 96), anisotropy: float | None = None) -> BBox:
-    """The crop shown for a puzzle: ``slices`` sections by ``size`` pixels around ``center``.
+def _touching(mask: np.ndarray) -> np.ndarray:
+    """Pixels with a 4-neighbour in ``mask``, on each section separately (last two axes)."""
+    out = np.zeros_like(mask)
+    out[..., 1:, :] |= mask[..., :-1, :]
+    out[..., :-1, :] |= mask[..., 1:, :]
+    out[..., :, 1:] |= mask[..., :, :-1]
+    out[..., :, :-1] |= mask[..., :, 1:]
+    return out
 
-    The window is centred on ``center`` where it can be, and shifted inward
-    along any axis where the volume is at least as large as the window, so a
-    player sees EM everywhere rather than padding. Along an axis where the
-    volume is smaller than the window, the window covers the whole axis and
-    reaches past it (the reader pads with 0). Either way ``center`` lies inside
-    the window, though not always at its middle near the volume's faces.
+
+def key_slice_range(depth: int) -> range:
+    """Sections that can be the key slice: those with ``SLICES // 2`` sections on either side.
+
+    A volume thinner than the stack allows every section (the stack is padded).
+    """
+    return range(KEY, depth - KEY) if depth >= SLICES else range(depth)
+
+
+def max_side_for_edge(distance: int) -> int:
+    """The widest window that keeps a point ``distance`` voxels from a volume face ``MARGIN_PX`` inside.
+
+    With the window flush against that face, the point's centre lies
+    ``(distance + 0.5) * OUT_SIZE / side`` displayed pixels inside it.
+    """
+    return int((distance + 0.5) * OUT_SIZE / MARGIN_PX)
+
+
+def _window_start(point: int, side: int, size: int) -> int:
+    """Start of a window of ``side`` centred on ``point``, shifted to lie inside ``[0, size)``."""
+    return int(np.clip(point - side // 2, 0, max(0, size - side)))
+
+
+def frame_decision(part_a: np.ndarray, part_b: np.ndarray, region: BBox, volume_shape: Sequence[int],
+                   location: Sequence[int] | None = None) -> Frame | None:
+    """The frame that shows best where ``part_a`` and ``part_b`` touch; None when none can.
 
     Parameters
     ----------
-    center : (z, y, x)
-        The suspected error, inside the volume.
+    part_a, part_b : bool ndarray (Z, H, W)
+        The two parts inside ``region``.
+    region : BBox
+        Where the masks lie in the volume; inside the volume. The frame's
+        window must fit in it, so it reaches ``WINDOW_LIMITS[1] / 2`` beyond
+        the points searched (see :func:`search_region`).
     volume_shape : (Z, Y, X)
-    slices : int
-        Number of sections, 5 to 9; ``center[0]`` is section ``slices // 2``
-        away from the volume's faces.
-    size : (height, width)
-        In-plane window, e.g. from :func:`fit_window`.
-    anisotropy : float, optional
-        Section thickness over in-plane voxel size; when given it chooses the
-        number of slices (:func:`slices_for_anisotropy`) instead of ``slices``.
+    location : (z, y, x), optional
+        The candidate's location: among equally good key slices, the nearest.
 
     Returns
     -------
-    BBox
+    Frame or None
+        None when no section in the region shows the two parts touching at a
+        point that can be framed ``MARGIN_PX`` inside the image.
     """
-    if anisotropy is not None:
-        slices = slices_for_anisotropy(anisotropy)
-    if not MIN_SLICES <= slices <= MAX_SLICES:
-        raise ProofQuestError(f"a puzzle shows {MIN_SLICES} to {MAX_SLICES} slices, got {slices}")
-    window = BBox.around(center, (slices, *size))
-    shape = BBox.from_shape(volume_shape).shape
-    if not BBox.from_shape(shape).contains(center):
-        raise ProofQuestError(f"puzzle centre {tuple(center)} lies outside the volume of shape {shape}")
-    start = [int(np.clip(a, min(0, n - s), max(0, n - s)))
-             for a, n, s in zip(window.start, shape, window.shape)]
-    return window.shift(np.subtract(start, window.start))
+    depth, height, width = (int(n) for n in volume_shape)
+    contact = (part_a & _touching(part_b)) | (part_b & _touching(part_a))
+    best, best_key = None, None
+    for z in key_slice_range(depth):
+        k = z - region.start[0]
+        if not 0 <= k < contact.shape[0] or not contact[k].any():
+            continue
+        frame = _frame_on_slice(part_a, part_b, contact, k, region, (height, width), location)
+        if frame is None:
+            continue
+        score = min(frame.areas_px) * min(1.0, frame.contact_px / frame.scale / FULL_CONTACT)
+        near = -abs(z - location[0]) if location is not None else 0
+        if best is None or (score, near) > best_key:
+            best, best_key = frame, (score, near)
+    return best
 
 
-def fit_window(part_a: np.ndarray, part_b: np.ndarray, center: Sequence[int], *,
-               min_area: int = 256, limits: Sequence[int] = WINDOW_LIMITS, step: int = 16) -> tuple[int, int]:
-    """The smallest square in-plane window around ``center`` in which both parts are visible.
+def _frame_on_slice(part_a, part_b, contact, k, region: BBox, plane, location) -> Frame | None:
+    height, width = plane
+    z0, y0, x0 = region.start
+    # the contact pixels near the location and far enough from the volume's faces for the narrowest window
+    ys, xs = np.nonzero(contact[k])
+    vy, vx = ys + y0, xs + x0
+    edge = np.minimum.reduce([vy, height - 1 - vy, vx, width - 1 - vx])
+    narrowest = min(WINDOW_LIMITS[0], height, width)
+    room = (edge + 0.5) * OUT_SIZE / MARGIN_PX >= narrowest
+    if location is not None:
+        room &= np.maximum(np.abs(vy - location[1]), np.abs(vx - location[2])) <= SEARCH_YX
+    if not room.any():
+        return None
+    ys, xs, edge = ys[room], xs[room], edge[room]
+    thickness = _thickness(part_a[k], part_b[k], ys, xs)
+    if location is not None:  # among equally thick contact pixels, the nearest to the location
+        thickness = thickness - 1e-6 * np.hypot(ys + y0 - location[1], xs + x0 - location[2])
+    pick = int(np.argmax(thickness))
+    py, px, pe = int(ys[pick]), int(xs[pick]), int(edge[pick])
+    side = _side(part_a[k], part_b[k], py, px)
+    side = min(side, max_side_for_edge(pe) // 2 * 2, height, width)
+    side = max(side, narrowest)
+    point = (k + z0, py + y0, px + x0)
+    start = (point[0] - KEY, _window_start(point[1], side, height), _window_start(point[2], side, width))
+    return _measure(part_a, part_b, contact, region, start, side, point)
 
-    A part is visible when at least ``min_area`` of its pixels (all of them,
-    for a smaller part), projected along z, fall inside the window.
+
+def _thickness(a: np.ndarray, b: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """At each pixel (ys, xs), the smaller of the two parts' areas in the square of ``THICKNESS_RADIUS`` around it."""
+    r = THICKNESS_RADIUS
+    box = (slice(max(0, ys.min() - r), ys.max() + r + 1), slice(max(0, xs.min() - r), xs.max() + r + 1))
+    size = 2 * r + 1
+    local = [ndi.uniform_filter(part[box].astype(np.float32), size, mode="constant") for part in (a, b)]
+    at = (ys - box[0].start, xs - box[1].start)
+    return np.minimum(local[0][at], local[1][at])
+
+
+def _width(mask: np.ndarray) -> float:
+    """Voxels across the widest disc inside a 2D mask (a strip n voxels wide: n, for odd n); 0 if empty."""
+    deepest = float(ndi.distance_transform_edt(np.pad(mask, 1)).max())
+    return max(0.0, 2.0 * deepest - 1.0)
+
+
+def _side(a: np.ndarray, b: np.ndarray, py: int, px: int) -> int:
+    """The window side at which the smaller part's piece at ``(py, px)`` spans about 1/ZOOM of it.
+
+    The piece's width is the diameter of the widest disc inside it, so a long
+    thin part is zoomed in on as a small round one is.
+    """
+    reach = WINDOW_LIMITS[1] // 2
+    around = (slice(max(0, py - reach), py + reach), slice(max(0, px - reach), px + reach))
+    a, b = a[around], b[around]
+    small = a if a.sum() <= b.sum() else b
+    pieces, _ = ndi.label(small)
+    cy, cx = py - around[0].start, px - around[1].start
+    near = pieces[max(0, cy - 1):cy + 2, max(0, cx - 1):cx + 2]
+    piece = pieces == np.bincount(near[near > 0]).argmax() if (near > 0).any() else small
+    return int(np.clip(-(-ZOOM * _width(piece) // WINDOW_STEP) * WINDOW_STEP, *WINDOW_LIMITS))
+
+
+def _measure(part_a, part_b, contact, region: BBox, start, side, point) -> Frame:
+    scale = OUT_SIZE / side
+    window = BBox(start, (start[0] + SLICES, start[1] + side, start[2] + side))
+    inside = window.intersect(region)
+    crop = inside.relative_to(region)
+    a, b, c = part_a[crop], part_b[crop], contact[crop]
+    key = point[0] - inside.start[0]
+    areas = (float(a[key].sum()), float(b[key].sum()))
+    small, large = (a[key], b[key]) if areas[0] <= areas[1] else (b[key], a[key])
+    rim = _touching(small) & ~small
+    rim[0, :] = rim[-1, :] = rim[:, 0] = rim[:, -1] = False  # the window's edge says nothing
+    enclosure = float((rim & large).sum() / rim.sum()) if rim.any() else 0.0
+    margin = min((point[1] - start[1] + 0.5), (start[1] + side - point[1] - 0.5),
+                 (point[2] - start[2] + 0.5), (start[2] + side - point[2] - 0.5)) * scale
+    shown = (a.sum(axis=(1, 2)) >= MIN_SHOWN_VOXELS) & (b.sum(axis=(1, 2)) >= MIN_SHOWN_VOXELS)
+    return Frame(start=tuple(int(s) for s in start), side=int(side), point=tuple(int(p) for p in point),
+                 margin_px=round(float(margin), 1), areas_px=(round(areas[0] * scale ** 2, 1),
+                                                             round(areas[1] * scale ** 2, 1)),
+                 width_px=round(_width(small) * scale, 1),
+                 contact_px=round(float(c[key].sum()) * scale, 1), both_slices=int(shown.sum()),
+                 enclosure=round(enclosure, 3))
+
+
+def centred_frame(location: Sequence[int], volume_shape: Sequence[int]) -> Frame:
+    """A frame of the narrowest window centred on ``location`` (shifted inside the volume), measures unknown.
+
+    For a puzzle whose decision cannot be framed (:func:`frame_decision`) but
+    that must be drawn all the same: one made before frames were stored.
+    """
+    height, width = (int(n) for n in volume_shape[1:])
+    side = min(WINDOW_LIMITS[0], height, width)
+    point = tuple(int(c) for c in location)
+    start = (point[0] - KEY, _window_start(point[1], side, height), _window_start(point[2], side, width))
+    margin = min(point[1] - start[1] + 0.5, start[1] + side - point[1] - 0.5,
+                 point[2] - start[2] + 0.5, start[2] + side - point[2] - 0.5) * OUT_SIZE / side
+    return Frame(start=start, side=side, point=point, margin_px=round(float(margin), 1), areas_px=(0.0, 0.0),
+                 width_px=0.0, contact_px=0.0, both_slices=0, enclosure=0.0)
+
+
+def search_region(location: Sequence[int], volume_shape: Sequence[int]) -> BBox:
+    """The part of the volume read to frame a candidate at ``location``."""
+    reach = (SEARCH_Z + KEY, SEARCH_YX + WINDOW_LIMITS[1] // 2, SEARCH_YX + WINDOW_LIMITS[1] // 2)
+    return BBox.around(location, tuple(2 * r + 1 for r in reach)).clip(volume_shape)
+
+
+def part_masks(supervoxels: np.ndarray, edit: PuzzleEdit, agg) -> tuple[np.ndarray, np.ndarray]:
+    """The two parts a puzzle shows, as masks over a crop of supervoxel ids (:class:`Moot` if stale)."""
+    parts = edit.parts(agg)
+    lookup = np.zeros(agg.n_supervoxels + 1, np.uint8)
+    lookup[parts.a] = 1
+    lookup[parts.b] = 2
+    labels = lookup[supervoxels]
+    return labels == 1, labels == 2
+
+
+def frame_candidate(volume, agg, candidate: Mapping) -> Frame | None:
+    """The frame of a candidate or puzzle in the current segmentation; None when it cannot be shown.
 
     Parameters
     ----------
-    part_a, part_b : bool ndarray, (Z, H, W) or (H, W)
-        The two parts in a crop reaching at least ``limits[1] / 2`` around ``center``.
-    center : (y, x) or (z, y, x)
-        The contact point in the crop's coordinates; z is ignored.
-    min_area : int
-        Pixels of a part that must show; 256 is a thin neurite's cross-section.
-    limits : (low, high)
-        Bounds of the returned size.
-    step : int
-        The size is rounded up to a multiple of ``step``.
-
-    Returns
-    -------
-    (height, width)
-        Equal, even, within ``limits``. A part with no pixels does not
-        constrain the size.
+    volume : Volume or stand-in
+        Needs ``shape`` and ``read('supervoxels', bbox)``.
+    agg : Agglomeration
+    candidate : dict
+        With ``kind``, ``anchors``, ``supervoxels`` and ``location``.
     """
-    cy, cx = (int(c) for c in tuple(center)[-2:])
-    needed = 0
-    for part in (part_a, part_b):
-        footprint = part.any(axis=0) if part.ndim == 3 else part
-        ys, xs = np.nonzero(footprint)
-        if ys.size == 0:
-            continue
-        distance = np.sort(np.maximum(np.abs(ys - cy), np.abs(xs - cx)))
-        needed = max(needed, 2 * (int(distance[min(min_area, ys.size) - 1]) + 1))
-    side = int(np.clip(-(-needed // step) * step, *limits))
-    return side, side
+    region = search_region(candidate["location"], volume.shape)
+    try:
+        part_a, part_b = part_masks(np.asarray(volume.read("supervoxels", region)), PuzzleEdit.of(candidate), agg)
+    except Moot:
+        return None
+    return frame_decision(part_a, part_b, region, volume.shape, candidate["location"])
+
+
+class _Loaded:
+    """A volume's supervoxels held in memory, read like the volume: many frames, one read."""
+
+    def __init__(self, volume):
+        self.shape = tuple(volume.shape)
+        self._supervoxels = np.asarray(volume.read("supervoxels"))
+
+    def read(self, layer: str, bbox: BBox) -> np.ndarray:
+        return self._supervoxels[bbox.clip(self.shape).slices]
+
+
+def frame_candidates(volume, agg, candidates, *, in_memory_voxels: int = IN_MEMORY_VOXELS):
+    """Yield ``(candidate, frame)`` for each candidate in order; ``frame`` None when it cannot be shown.
+
+    The supervoxels are read once when the volume holds at most
+    ``in_memory_voxels`` voxels, else one region per candidate.
+    """
+    source = _Loaded(volume) if int(np.prod(volume.shape)) <= in_memory_voxels else volume
+    for candidate in candidates:
+        yield candidate, frame_candidate(source, agg, candidate)

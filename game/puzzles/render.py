@@ -4,10 +4,13 @@ A *merge* puzzle (a suspected false split) colours two segments, A and B, and
 asks whether they are one neurite; a *split* puzzle (a suspected false merge)
 colours the two parts the computer proposes to cut one segment into and asks
 whether it is one neurite. Each slice is rendered twice: the plain EM, and the
-EM with the two parts as translucent fills and crisp outlines in a
-colour-blind-safe pair (Okabe–Ito orange and blue, which also differ strongly
-in lightness). :mod:`game.puzzles.framing` chooses the crop and
-:mod:`game.puzzles.cache` keeps the PNGs.
+EM with the two parts as light fills and crisp outlines in a colour-blind-safe
+pair (Okabe–Ito orange and blue, which also differ strongly in lightness).
+Along the border between the parts, where the decision is, the fills fade and
+the outlines stop: the membrane there (or its absence) is never under colour. Small
+marks at the image's edges point at the decision point.
+:mod:`game.puzzles.framing` chooses the crop and :mod:`game.puzzles.cache`
+keeps the PNGs.
 
 References
 ----------
@@ -27,8 +30,16 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 PALETTE = ("#E69F00", "#0072B2")
-TRUTH_PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7")
+FILL_OPACITY = 0.35
 OUTLINE_PX = 2
+# Within this many voxels (at least CORRIDOR_MIN_PX pixels) of the border between the two parts the
+# fills fade to CORRIDOR_FADE and carry no outline: a membrane, 2 to 4 voxels thick in the EM, stays in
+# sight with its grey on either side.
+CORRIDOR_VOXELS = 2
+CORRIDOR_MIN_PX = 4
+CORRIDOR_FADE = 0.3
+HATCH_PX = 6
+MARK_PX = 11
 # Smooth interpolation past twice the native size, or past half the output size, costs
 # PNG bytes (2.2 times as many from 192 to 384 px on fibsem-gala) and adds no detail:
 # beyond that, pixels are replicated.
@@ -47,8 +58,14 @@ def encode_png(array: np.ndarray) -> bytes:
 
 
 def render_slices(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, *, out_size: int = 384,
-                  palette: Sequence[str] = PALETTE, opacity: float = 0.45, outline: bool = True) -> list[dict]:
+                  palette: Sequence[str] = PALETTE, opacity: float = FILL_OPACITY,
+                  padding: np.ndarray | None = None, point: Sequence[int] | None = None) -> list[dict]:
     """The PNGs of a puzzle: each section plain and with the two parts coloured.
+
+    The parts are light fills with crisp outlines; along the border between
+    the two parts (``CORRIDOR_VOXELS`` on either side) the fills fade and the
+    outlines stop, so the membrane that separates them, or its absence, is
+    never hidden under colour.
 
     Parameters
     ----------
@@ -63,9 +80,11 @@ def render_slices(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, *, 
         ``#RRGGBB`` colours of the two parts.
     opacity : float
         Opacity of the fills; outlines are opaque.
-    outline : bool
-        Draw an ``OUTLINE_PX`` outline inside each part's border (not along the
-        crop's edge, where the part goes on).
+    padding : bool ndarray (Z, H, W), optional
+        Voxels outside the volume: hatched in both images, never shown as EM.
+    point : (y, x), optional
+        The decision point in the crop: small marks at the overlay's edges
+        point at its row and column without covering it.
 
     Returns
     -------
@@ -79,24 +98,26 @@ def render_slices(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, *, 
     if np.any(part_a & part_b):
         raise ValueError("the two parts overlap; a voxel belongs to A or to B")
     labels = part_a.astype(np.uint8) + 2 * part_b.astype(np.uint8)
-    return _render(image, labels, _colour_table(palette), out_size, opacity, outline)
+    return _render(image, labels, _colour_table(palette), out_size, opacity, padding, point)
 
 
-def render_truth(image: np.ndarray, truth: np.ndarray, *, out_size: int = 384,
-                 palette: Sequence[str] = TRUTH_PALETTE, opacity: float = 0.45,
-                 outline: bool = True) -> list[bytes]:
-    """Overlay PNGs of the ground truth, for the feedback after a practice puzzle.
+def render_truth(image: np.ndarray, truth: np.ndarray, objects: Sequence[int], *, out_size: int = 384,
+                 palette: Sequence[str] = PALETTE, opacity: float = FILL_OPACITY,
+                 padding: np.ndarray | None = None, point: Sequence[int] | None = None) -> list[bytes]:
+    """Overlay PNGs of the truth about a puzzle, for the feedback after it is answered.
 
-    Touching objects get different colours where the palette allows (greedy
-    colouring of the crop's adjacency graph, largest object first); the
-    outlines separate objects that share a colour. Label 0 (unlabelled) stays
-    grey.
+    The ground-truth object that part A mostly is gets part A's colour; the
+    object that part B mostly is gets part B's colour, or A's when it is the
+    same object: one colour means one neurite, two colours two neurites, as
+    in the puzzle itself. Other objects stay grey.
 
     Parameters
     ----------
     image : uint8 ndarray (Z, H, W)
     truth : integer ndarray (Z, H, W)
         Ground-truth labels of the same crop.
+    objects : (label_a, label_b)
+        The dominant ground-truth object of each part (:func:`game.puzzles.truth.dominant_objects`).
 
     Returns
     -------
@@ -106,13 +127,12 @@ def render_truth(image: np.ndarray, truth: np.ndarray, *, out_size: int = 384,
     if image.dtype != np.uint8 or image.ndim != 3 or truth.shape != image.shape:
         raise ValueError(f"render_truth takes a uint8 (Z, H, W) image and labels of its shape, got "
                          f"{image.dtype} {image.shape} and {truth.shape}")
-    ids, dense = np.unique(truth, return_inverse=True)
-    dense = dense.reshape(truth.shape)
-    if ids[0] != 0:
-        dense += 1
-    colours = _colour_table(palette)[1:]
-    table = np.vstack([np.zeros(3), colours[_greedy_colouring(dense, len(colours))]])
-    return [pngs["overlay"] for pngs in _render(image, dense, table, out_size, opacity, outline)]
+    label_a, label_b = (int(o) for o in objects)
+    labels = np.where(truth == label_a, 1, np.where(truth == label_b, 2, 0)).astype(np.uint8)
+    colours = _colour_table(palette)
+    if label_a == label_b:
+        colours[2] = colours[1]
+    return [pngs["overlay"] for pngs in _render(image, labels, colours, out_size, opacity, padding, point)]
 
 
 def _colour_table(palette: Sequence[str]) -> np.ndarray:
@@ -121,40 +141,21 @@ def _colour_table(palette: Sequence[str]) -> np.ndarray:
     return np.array([[0, 0, 0], *rgb], dtype=np.float64)
 
 
-def _greedy_colouring(dense: np.ndarray, n_colours: int) -> np.ndarray:
-    """A colour index for each label 1..K of ``dense`` (row k-1); neighbours differ when they can.
-
-    Objects separated only by unlabelled membrane count as neighbours: each
-    unlabelled voxel joins its nearest object before adjacency is read.
-    """
-    n_labels = int(dense.max())
-    if n_labels and (dense == 0).any():
-        nearest = ndi.distance_transform_edt(dense == 0, return_distances=False, return_indices=True)
-        dense = dense[tuple(nearest)]
-    neighbours: list[set[int]] = [set() for _ in range(n_labels + 1)]
-    for axis in range(dense.ndim):
-        here = np.moveaxis(dense, axis, 0)[:-1].ravel()
-        there = np.moveaxis(dense, axis, 0)[1:].ravel()
-        touching = (here != there) & (here > 0) & (there > 0)
-        for u, v in np.unique(np.stack([here[touching], there[touching]], axis=1), axis=0):
-            neighbours[u].add(int(v))
-            neighbours[v].add(int(u))
-    colour = np.full(n_labels + 1, -1)
-    sizes = np.bincount(dense.ravel(), minlength=n_labels + 1)
-    for label in np.argsort(-sizes[1:], kind="stable") + 1:
-        taken = {colour[n] for n in neighbours[label]}
-        free = [c for c in range(n_colours) if c not in taken]
-        colour[label] = free[0] if free else label % n_colours
-    return colour[1:]
-
-
-def _render(image: np.ndarray, labels: np.ndarray, table: np.ndarray, out_size: int,
-            opacity: float, outline: bool) -> list[dict]:
+def _render(image: np.ndarray, labels: np.ndarray, table: np.ndarray, out_size: int, opacity: float,
+            padding: np.ndarray | None, point: Sequence[int] | None) -> list[dict]:
     out_shape = _output_shape(image.shape[1:], out_size)
+    scale = out_shape[0] / image.shape[1]
+    corridor = max(CORRIDOR_MIN_PX, round(CORRIDOR_VOXELS * scale))
+    marks = None if point is None else _point_marks(out_shape, [(p + 0.5) * scale for p in point])
     slices = []
-    for section, section_labels in zip(image, labels):
+    for z, (section, section_labels) in enumerate(zip(image, labels)):
         grey = _upscale_em(section, out_shape)
-        overlay = _overlay(grey, _nearest(section_labels, out_shape), table, opacity, outline)
+        if padding is not None and padding[z].any():
+            grey = np.where(_nearest(padding[z], out_shape), _hatch(out_shape), grey).astype(np.uint8)
+        overlay = _overlay(grey, _nearest(section_labels, out_shape), table, opacity, corridor)
+        if marks is not None:
+            overlay[marks[0]] = 255
+            overlay[marks[1]] = 0
         slices.append({"plain": encode_png(grey), "overlay": encode_png(overlay)})
     return slices
 
@@ -184,17 +185,52 @@ def _upscale_em(section: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
 
 
 def _overlay(grey: np.ndarray, labels: np.ndarray, table: np.ndarray, opacity: float,
-             outline: bool) -> np.ndarray:
-    """RGB of the EM in grey, each labelled pixel blended towards its label's colour."""
+             corridor: int) -> np.ndarray:
+    """RGB of the EM in grey, each part tinted and outlined; faint and unoutlined along the parts' border.
+
+    Pixels of a part within ``corridor`` pixels of another part are tinted at
+    ``CORRIDOR_FADE`` of the opacity and get no outline, so the membrane
+    between the parts (or its absence) shows in its own grey while a thin
+    part keeps its colour. Elsewhere each part's border is outlined
+    ``OUTLINE_PX`` wide, but not along the crop's edge, where the part goes on.
+    """
+    size = 2 * corridor + 1
+    # a pixel next to a different part sees both the largest and the smallest label around it
+    highest = ndi.maximum_filter(labels, size, mode="nearest")
+    lowest = ndi.minimum_filter(np.where(labels > 0, labels, 255), size, mode="nearest")
+    near_other = (labels > 0) & ((highest != labels) | (lowest != labels))
+    rgb = np.where(near_other[..., None], _blend(table, opacity * CORRIDOR_FADE)[labels, grey],
+                   _blend(table, opacity)[labels, grey])
+    edge = 2 * OUTLINE_PX + 1
+    border = (ndi.maximum_filter(labels, edge, mode="nearest")
+              != ndi.minimum_filter(labels, edge, mode="nearest")) & (labels > 0) & ~near_other
+    rgb[border] = table[labels[border]]
+    return rgb
+
+
+def _blend(table: np.ndarray, opacity: float) -> np.ndarray:
+    """``blend[label, grey]``: the RGB of each grey level tinted by each label's colour (label 0 untinted)."""
     alpha = np.full((len(table), 1, 1), opacity)
     alpha[0] = 0.0
-    # One lookup per pixel: blend[label, grey] precomputed for every grey level.
-    blend = (np.arange(256)[None, :, None] * (1 - alpha) + table[:, None, :] * alpha)
-    rgb = np.rint(blend).astype(np.uint8)[labels, grey]
-    if outline:
-        size = 2 * OUTLINE_PX + 1
-        # mode='nearest' so a part cut by the crop's edge gets no outline there.
-        border = (ndi.maximum_filter(labels, size, mode="nearest")
-                  != ndi.minimum_filter(labels, size, mode="nearest")) & (labels > 0)
-        rgb[border] = table[labels[border]]
-    return rgb
+    return np.rint(np.arange(256)[None, :, None] * (1 - alpha) + table[:, None, :] * alpha).astype(np.uint8)
+
+
+def _hatch(shape: tuple[int, int]) -> np.ndarray:
+    """Diagonal stripes that no EM looks like: where the crop reaches past the volume."""
+    rows, cols = np.indices(shape)
+    return np.where((rows + cols) // HATCH_PX % 2 == 0, 40, 70).astype(np.uint8)
+
+
+def _point_marks(shape: tuple[int, int], point: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of small triangles at the four edges pointing at ``point`` (display pixels): fill, rim."""
+    rows, cols = np.indices(shape)
+    py, px = point
+    depth = {"top": rows, "bottom": shape[0] - 1 - rows, "left": cols, "right": shape[1] - 1 - cols}
+    across = {"top": cols - px, "bottom": cols - px, "left": rows - py, "right": rows - py}
+    fill = np.zeros(shape, bool)
+    rim = np.zeros(shape, bool)
+    for side, d in depth.items():
+        half = (MARK_PX - d) * 0.6
+        fill |= (d < MARK_PX) & (np.abs(across[side]) <= half - 1)
+        rim |= (d < MARK_PX + 1) & (np.abs(across[side]) <= half + 0.6)
+    return fill, rim & ~fill

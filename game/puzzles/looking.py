@@ -1,0 +1,69 @@
+"""Can a person judge a puzzle by looking? What its frame says about that.
+
+Players only see the slices. Some candidates show nothing a person can
+judge: a *sliver* (the smaller part a few pixels across, often a strip of
+membrane whose truth is whichever side a few voxels fall on), or an *island*
+(the smaller part almost wholly enclosed by the larger on the key slice): an
+organelle inside a cell looks like that, and so does a neurite pushing into
+a cell, and the dark rim of an organelle reads as a membrane.
+
+Such candidates are down-ranked when puzzles are made (after every other
+candidate, so they fill the crowd's pool last), never become puzzles with a
+known answer (practice, teach, gold), and the tutorial shows a sliver and an
+organelle so players know what they are.
+
+The thresholds are where the evidence a person reads, the membrane between
+the two colours on the shown slices, stops telling the answer
+(``bench/bench_looking.py`` on the default demo volume, 937 framed
+candidates with a clear truth; ROC AUC of the membrane contrast on the
+contact for "no"): 0.88–0.95 for smaller parts 8 px and wider on screen,
+0.66 below 8 px; 0.88–0.97 for smaller parts of 256 px² and more, 0.76
+below; 0.97–1.00 up to an enclosure of 0.85, and 0.25 above it, where the
+organelle's dark rim points the wrong way. The width asked for is twice the
+measured 8 px: a part narrower than 16 px lies mostly in the faded corridor
+the overlay draws along the other part (:mod:`game.puzzles.render`) and
+barely shows its colour. How many sections show both parts did not matter
+(0.89–0.95 from one section up), so it is measured and reported, not a filter.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from game.puzzles.framing import Frame
+
+# The smaller part on the key slice is a sliver when narrower (px on the 384 px image) or smaller (px²).
+SLIVER_PX = 16
+SLIVER_AREA_PX = 256
+# Share of the smaller part's outline bordering the larger one from which it is an island.
+ISLAND_ENCLOSURE = 0.85
+
+
+def obstacles(frame: Frame | None) -> list[str]:
+    """Why a person may not judge a puzzle with this frame by looking; empty when nothing stands in the way.
+
+    Returns
+    -------
+    list of str
+        Among 'unframed' (its decision cannot be shown inside the volume),
+        'sliver' and 'island'.
+    """
+    if frame is None:
+        return ["unframed"]
+    reasons = []
+    if frame.width_px < SLIVER_PX or min(frame.areas_px) < SLIVER_AREA_PX:
+        reasons.append("sliver")
+    if frame.enclosure >= ISLAND_ENCLOSURE:
+        reasons.append("island")
+    return reasons
+
+
+def judgeable(frame: Frame | None) -> bool:
+    """Whether nothing in the frame stands in the way of judging the puzzle by looking."""
+    return not obstacles(frame)
+
+
+def stored_frame(puzzle: Mapping) -> Frame | None:
+    """The frame a puzzle or candidate was made with (``frame``, or under ``detector``), or None."""
+    data = puzzle.get("frame") or (puzzle.get("detector") or {}).get("frame")
+    return Frame.from_dict(data) if data else None

@@ -1,0 +1,126 @@
+"""What the ground truth says about a puzzle's two parts, and how close a call it is.
+
+A puzzle's truth (:meth:`game.puzzles.edit.PuzzleEdit.is_correct`) compares
+the ground-truth objects each part mostly is. When the deciding object is
+barely the majority — within ``NEAR_TIE`` of the runner-up, by voxels — a few
+voxels would flip the answer, and the slices shown may well show the other
+object: such a truth is a *near tie*. A near tie is neither a puzzle with a
+known answer (practice, teach, gold) nor counted right or wrong in any figure.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from game.evaluation.metrics import ContingencyTable
+from game.evaluation.metrics import supervoxel_truth as majority_truth
+from game.puzzles.edit import Moot, PuzzleEdit
+from game.puzzles.looking import judgeable, stored_frame
+
+# The deciding object must beat its runner-up by more than this share of its own voxels.
+NEAR_TIE = 0.1
+
+
+def supervoxel_truth(volume, n_supervoxels: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Majority ground-truth object and labelled voxels of every supervoxel; None without ground truth.
+
+    Read from the volume's supervoxel × ground-truth table (``sv_gt_table``),
+    as the candidates' truth is.
+    """
+    if not volume.has_side("sv_gt_table"):
+        return None
+    table = ContingencyTable(**volume.load_side("sv_gt_table"))
+    sizes = np.zeros(n_supervoxels + 1)
+    sizes[table.seg_labels] = table.seg_sizes  # labelled voxels only: the ones a majority is taken over
+    return majority_truth(table=table), sizes
+
+
+def annotate_truth(candidates, agg, known: tuple[np.ndarray, np.ndarray]) -> None:
+    """Add ``truth_objects`` (each part's dominant object) and ``truth_margin`` to candidates with truth.
+
+    Kept with the puzzle, so the truth can be drawn and near ties left out
+    after edits have changed the segmentation.
+    """
+    sv_truth, sizes = known
+    for c in candidates:
+        if c.get("truth") is None:
+            continue
+        try:
+            weights = object_weights(PuzzleEdit.of(c), agg, sv_truth, sizes)
+        except Moot:
+            continue
+        c["truth_objects"] = list(dominant_objects(*weights))
+        c["truth_margin"] = truth_margin(c["kind"], *weights)
+
+
+def object_weights(edit: PuzzleEdit, agg, sv_truth: np.ndarray,
+                   sizes: np.ndarray | None = None) -> tuple[dict[int, float], dict[int, float]]:
+    """Voxels (or supervoxels, without ``sizes``) of each ground-truth object in part A and in part B.
+
+    Label 0 (unlabelled) is left out. Raises :class:`game.puzzles.edit.Moot`
+    when the edit no longer fits ``agg``.
+    """
+    parts = edit.parts(agg)
+
+    def weights(members: np.ndarray) -> dict[int, float]:
+        weight = np.ones(len(members)) if sizes is None else sizes[members].astype(float)
+        labels, inverse = np.unique(sv_truth[members], return_inverse=True)
+        totals = np.bincount(inverse.ravel(), weights=weight, minlength=len(labels))
+        return {int(label): float(total) for label, total in zip(labels, totals) if label != 0}
+
+    return weights(parts.a), weights(parts.b)
+
+
+def dominant_objects(weights_a: Mapping[int, float], weights_b: Mapping[int, float]) -> tuple[int, int]:
+    """The ground-truth object each part mostly is (0 for an unlabelled part)."""
+    return tuple(max(w, key=w.get) if w else 0 for w in (weights_a, weights_b))  # type: ignore[return-value]
+
+
+def _margin(winner: float, loser: float) -> float:
+    """How far ``winner`` beats ``loser``, as a share of ``winner`` (negative when it loses)."""
+    return (winner - loser) / winner if winner > 0 else 0.0
+
+
+def truth_margin(kind: str, weights_a: Mapping[int, float], weights_b: Mapping[int, float]) -> float | None:
+    """The smallest margin among the comparisons that decide the puzzle's truth; None when it has none.
+
+    Each part's dominant object against its runner-up; for a split also the
+    moved object's voxels on the moving side against those left behind, and
+    the staying object's voxels on the staying side against those moved (the
+    comparisons of :meth:`game.puzzles.edit.PuzzleEdit.is_correct`).
+    """
+    label_a, label_b = dominant_objects(weights_a, weights_b)
+    if 0 in (label_a, label_b):
+        return None
+    margins = []
+    for weights in (weights_a, weights_b):
+        ranked = sorted(weights.values(), reverse=True)
+        margins.append(_margin(ranked[0], ranked[1] if len(ranked) > 1 else 0.0))
+    if kind == "split" and label_a != label_b:
+        margins.append(_margin(weights_b[label_b], weights_a.get(label_b, 0.0)))
+        margins.append(_margin(weights_a[label_a], weights_b.get(label_a, 0.0)))
+    return min(margins)
+
+
+def is_near_tie(margin: float | None, tolerance: float = NEAR_TIE) -> bool:
+    """Whether a truth with this :func:`truth_margin` is too close a call to count (no truth counts too)."""
+    return margin is None or margin <= tolerance
+
+
+def puzzle_truth_margin(puzzle: Mapping) -> float | None:
+    """The truth margin a puzzle or candidate was made with (stored under ``truth_margin``)."""
+    stored = puzzle.get("truth_margin", (puzzle.get("detector") or {}).get("truth_margin"))
+    return None if stored is None else float(stored)
+
+
+def fit_for_known_answer(candidate: Mapping) -> bool:
+    """Whether a candidate may be a puzzle with a known answer (practice, teach, gold).
+
+    Its truth must be known and clear (no near tie), and a person must be
+    able to judge it by looking (:func:`game.puzzles.looking.judgeable`):
+    players are measured and taught only on what they can see.
+    """
+    return (candidate.get("truth") is not None and not is_near_tie(puzzle_truth_margin(candidate))
+            and judgeable(stored_frame(candidate)))

@@ -1,0 +1,200 @@
+"""Framing a puzzle around its decision, what a person can judge, near ties, the puzzle-quality report."""
+
+import numpy as np
+import pytest
+
+from game.geometry import BBox
+from game.puzzles.framing import (
+    KEY,
+    MARGIN_PX,
+    OUT_SIZE,
+    SLICES,
+    WINDOW_LIMITS,
+    Frame,
+    centred_frame,
+    frame_decision,
+    max_side_for_edge,
+)
+from game.puzzles.looking import ISLAND_ENCLOSURE, SLIVER_PX, judgeable, obstacles
+from game.puzzles.report import blind_scores, puzzles_report, role_of
+from game.puzzles.truth import NEAR_TIE, dominant_objects, is_near_tie, truth_margin
+
+
+def touching_halves(shape=(20, 200, 200), contact_x=100, rows=(60, 140)):
+    """Part A left of ``contact_x`` and part B right of it, both over ``rows``, on every section."""
+    a, b = np.zeros(shape, bool), np.zeros(shape, bool)
+    a[:, rows[0]:rows[1], 40:contact_x] = True
+    b[:, rows[0]:rows[1], contact_x:160] = True
+    return a, b
+
+
+def frame_of(a, b, location=None):
+    return frame_decision(a, b, BBox.from_shape(a.shape), a.shape, location)
+
+
+def point_in_image(frame: Frame) -> tuple[float, float]:
+    """The decision point's centre on the displayed image, in pixels."""
+    return tuple((p - s + 0.5) * frame.scale for p, s in zip(frame.point[1:], frame.start[1:]))
+
+
+# ----------------------------------------------------------------------------- framing
+
+def test_the_frame_is_centred_on_the_contact_with_the_key_slice_in_the_middle():
+    a, b = touching_halves()
+    frame = frame_of(a, b, (10, 100, 100))
+    assert frame.point[2] in (99, 100)  # on the contact: the last column of A or the first of B
+    assert 60 <= frame.point[1] < 140
+    assert frame.key == KEY and frame.box.shape == (SLICES, frame.side, frame.side)
+    y, x = point_in_image(frame)
+    assert abs(x - OUT_SIZE / 2) <= frame.scale and abs(y - OUT_SIZE / 2) <= frame.scale
+    assert frame.margin_px >= MARGIN_PX
+
+
+def test_the_key_slice_is_where_the_smaller_part_shows_most():
+    a, b = touching_halves()
+    b[:, 60:140, 100:160] = False
+    for z, rows in ((4, (95, 105)), (9, (70, 130)), (14, (90, 110))):
+        b[z, rows[0]:rows[1], 100:130] = True
+    frame = frame_of(a, b, (4, 100, 100))
+    assert frame.point[0] == 9
+
+
+def test_a_contact_near_the_volume_edge_is_framed_at_least_the_margin_inside():
+    a, b = touching_halves(contact_x=190)
+    b[:, :, 160:] = True
+    b &= ~a
+    frame = frame_of(a, b, (10, 100, 190))
+    y, x = point_in_image(frame)
+    assert min(x, OUT_SIZE - x, y, OUT_SIZE - y) >= MARGIN_PX
+    assert frame.box.stop[2] == 200  # flush with the volume's face, never past it
+    assert frame.margin_px >= MARGIN_PX
+
+
+def test_a_contact_only_at_the_volume_edge_cannot_be_shown():
+    a, b = np.zeros((20, 200, 200), bool), np.zeros((20, 200, 200), bool)
+    a[:, 50:150, 190:197] = True
+    b[:, 50:150, 197:] = True  # the contact lies 2 voxels from the face
+    assert max_side_for_edge(2) < WINDOW_LIMITS[0]
+    assert frame_of(a, b, (10, 100, 197)) is None
+
+
+def test_sections_too_close_to_the_volume_faces_are_never_the_key_slice():
+    a, b = touching_halves()
+    a[KEY:] = b[KEY:] = False  # the parts touch only on the first three sections
+    assert frame_of(a, b, (1, 100, 100)) is None
+
+
+def test_a_volume_thinner_than_the_stack_is_padded_around_the_key_slice():
+    a, b = touching_halves(shape=(3, 200, 200))
+    frame = frame_of(a, b, (1, 100, 100))
+    assert frame.key == KEY and frame.start[0] == frame.point[0] - KEY < 0
+
+
+def test_the_zoom_follows_the_smaller_part():
+    a, b = touching_halves(shape=(20, 400, 400), contact_x=200, rows=(100, 300))
+    a[:, 100:300, 40:200] = True
+    b[:, 100:300, 200:360] = True
+    big = frame_of(a, b, (10, 200, 200))
+    b[:, :, 212:] = False  # now B is 12 voxels wide
+    small = frame_of(a, b, (10, 200, 200))
+    assert big.side == WINDOW_LIMITS[1] and small.side == WINDOW_LIMITS[0]
+    assert small.width_px == 11 * OUT_SIZE / WINDOW_LIMITS[0]  # 12 voxels wide (the widest disc: 11), zoomed in
+    assert small.point[1] == 200  # the contact is equally thick all along: the point nearest the location
+
+
+def test_a_window_never_reaches_past_a_volume_narrower_than_it():
+    a, b = touching_halves(shape=(20, 80, 200), rows=(10, 70))
+    frame = frame_of(a, b, (10, 40, 100))
+    assert frame.side == 80 and frame.box.start[1] == 0 and frame.box.stop[1] == 80
+
+
+def test_frames_survive_json():
+    a, b = touching_halves()
+    frame = frame_of(a, b, (10, 100, 100))
+    assert Frame.from_dict(frame.to_dict()) == frame
+
+
+def test_a_centred_frame_keeps_the_location_inside_the_volume():
+    frame = centred_frame((10, 3, 100), (20, 200, 200))
+    assert frame.start[1] == 0 and frame.point == (10, 3, 100) and frame.key == KEY
+
+
+# ----------------------------------------------------------------------------- looking
+
+def test_a_sliver_and_an_island_are_hard_to_judge():
+    a, b = touching_halves()
+    b[:, 60:140, 103:160] = False  # B is a strip 3 voxels wide
+    sliver = frame_of(a, b, (10, 100, 100))
+    assert sliver.width_px < SLIVER_PX and obstacles(sliver) == ["sliver"]
+
+    a, b = np.zeros((20, 200, 200), bool), np.zeros((20, 200, 200), bool)
+    a[:, 40:160, 40:160] = True
+    b[:, 85:115, 85:115] = True  # an organelle-like blob inside A
+    a &= ~b
+    island = frame_of(a, b, (10, 100, 100))
+    assert island.enclosure >= ISLAND_ENCLOSURE and obstacles(island) == ["island"]
+
+    clear = frame_of(*touching_halves(), (10, 100, 100))
+    assert judgeable(clear) and clear.enclosure < 0.5
+    assert obstacles(None) == ["unframed"]
+
+
+# ----------------------------------------------------------------------------- near ties
+
+@pytest.mark.parametrize("kind, a, b, margin", [
+    ("merge", {1: 100.0}, {1: 50.0, 2: 10.0}, 0.8),
+    ("merge", {1: 100.0, 2: 95.0}, {3: 40.0}, 0.05),
+    # a split moving most of object 2: the moved object's voxels left behind decide
+    ("split", {1: 100.0, 2: 30.0}, {2: 40.0}, 0.25),
+    ("split", {1: 100.0}, {2: 40.0, 1: 38.0}, 0.05),
+])
+def test_the_truth_margin_is_the_closest_of_the_deciding_comparisons(kind, a, b, margin):
+    assert truth_margin(kind, a, b) == pytest.approx(margin)
+    assert is_near_tie(truth_margin(kind, a, b)) == (margin <= NEAR_TIE)
+
+
+def test_an_unlabelled_part_has_no_truth_and_counts_as_a_tie():
+    assert truth_margin("merge", {}, {1: 5.0}) is None and is_near_tie(None)
+    assert dominant_objects({4: 3.0, 9: 8.0}, {}) == (9, 0)
+
+
+# ----------------------------------------------------------------------------- report
+
+def puzzle(kind, answer_yes, *, gold=False, teach=False, tutorial=False, margin=0.5, frame=None):
+    edit_correct = answer_yes == (kind == "merge")
+    return {"kind": kind, "truth": edit_correct, "gold": gold, "teach": teach, "tutorial": tutorial,
+            "detector": {"truth_margin": margin, "frame": frame}}
+
+
+def test_blind_strategies_on_a_balanced_gold_set_score_chance():
+    gold = [puzzle(k, yes, gold=True) for k in ("merge", "split") for yes in (True, False)] * 3
+    assert blind_scores(gold) == {"puzzles": 12, "always_yes": 0.5, "always_no": 0.5, "badge": 0.5}
+
+
+def test_answering_by_the_badge_wins_when_each_kind_leans_one_way():
+    gold = [puzzle("split", True, gold=True)] * 9 + [puzzle("split", False, gold=True)] \
+        + [puzzle("merge", False, gold=True)] * 5 + [puzzle("merge", True, gold=True)]
+    scores = blind_scores(gold)
+    assert scores["badge"] == round(14 / 16, 3) and scores["always_yes"] == round(10 / 16, 3)
+
+
+def test_near_ties_count_in_no_figure():
+    tie = puzzle("merge", True, gold=True, margin=0.05)
+    assert blind_scores([tie])["puzzles"] == 0
+    report = puzzles_report([tie, puzzle("merge", False, gold=True)])
+    assert report["balance"]["gold"]["merge"] == {"clear": 1, "yes": 0, "no": 1, "share_yes": 0.0, "near_ties": 1}
+    assert report["goals"]["no_near_ties_with_known_answers"] is False
+
+
+def test_roles_and_the_framing_goal():
+    a, b = touching_halves()
+    inside = frame_of(a, b, (10, 100, 100)).to_dict()
+    puzzles = [puzzle("merge", True, tutorial=True, frame=inside), puzzle("merge", False, gold=True, teach=True,
+                                                                          frame=inside),
+               puzzle("split", True, gold=True, frame=inside), {**puzzle("split", False), "truth": None}]
+    assert [role_of(p) for p in puzzles] == ["practice", "teach", "gold", "crowd"]
+    report = puzzles_report(puzzles)
+    assert report["roles"] == {"practice": 1, "teach": 1, "gold": 1, "crowd": 1}
+    assert report["framing"]["framed"] == 3 and report["framing"]["decision_inside"] == 3
+    assert report["goals"]["decision_inside_all"] is False  # the crowd puzzle has no frame
+    assert report["framing"]["hard_to_judge"] == {"unframed": 1}

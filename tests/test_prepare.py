@@ -1,0 +1,48 @@
+"""Making puzzles: each framed once around its decision, stored with it, and drawn from that frame."""
+
+import numpy as np
+from PIL import Image
+
+from game.app import images
+from game.app import store as st
+from game.app.prepare import build_puzzles
+from game.puzzles.framing import KEY, MARGIN_PX, OUT_SIZE, SLICES, Frame
+from game.puzzles.looking import judgeable
+from game.puzzles.truth import is_near_tie
+
+
+def test_every_puzzle_is_stored_with_a_frame_that_shows_its_decision(inst):
+    n = build_puzzles(inst, "demo", limit=40)
+    puzzles = st.puzzles(inst.store, volume="demo", tutorial=None)
+    assert n == len(puzzles) == 40
+    for p in puzzles:
+        frame = Frame.from_dict(p["detector"]["frame"])
+        assert frame.margin_px >= MARGIN_PX and frame.key == KEY
+        if p["gold"] or p["tutorial"]:
+            assert judgeable(frame) and not is_near_tie(p["detector"]["truth_margin"])
+
+
+def test_hard_to_judge_candidates_come_after_all_the_others(inst):
+    build_puzzles(inst, "demo", limit=1000)
+    puzzles = st.puzzles(inst.store, volume="demo", tutorial=None)
+    judged = [judgeable(Frame.from_dict(p["detector"]["frame"])) for p in sorted(puzzles, key=lambda p: p["id"])]
+    assert True in judged and judged == sorted(judged, reverse=True)
+
+
+def test_pictures_are_drawn_from_the_stored_frame(inst):
+    build_puzzles(inst, "demo", limit=10)
+    puzzle = st.puzzles(inst.store, volume="demo", tutorial=None)[0]
+    frame = Frame.from_dict(puzzle["detector"]["frame"])
+    volume = inst.volumes.open("demo")
+    plain = np.asarray(Image.open(images.puzzle_image(inst, puzzle["id"], KEY, "plain")))
+    overlay = np.asarray(Image.open(images.puzzle_image(inst, puzzle["id"], KEY, "overlay")))
+    assert plain.shape == (OUT_SIZE, OUT_SIZE) and overlay.shape == (OUT_SIZE, OUT_SIZE, 3)
+    crop = volume.read("image", frame.box)[KEY]
+    # the plain picture is the key section of the framed crop, zoomed
+    small = np.asarray(Image.fromarray(plain).resize(crop.shape[::-1], Image.Resampling.BOX)).astype(float)
+    assert np.corrcoef(small.ravel(), crop.ravel().astype(float))[0, 1] > 0.9
+    # the marks on the overlay's top edge point at the decision point's column
+    column = (frame.point[2] - frame.start[2] + 0.5) * frame.scale
+    marked = np.flatnonzero((overlay[2] == 255).all(axis=-1))
+    assert abs(marked.mean() - column) < 2
+    assert len({images.puzzle_image(inst, puzzle["id"], z, "plain") for z in range(SLICES)}) == SLICES
