@@ -198,3 +198,9 @@ def test_roles_and_the_framing_goal():
     assert report["framing"]["framed"] == 3 and report["framing"]["decision_inside"] == 3
     assert report["goals"]["decision_inside_all"] is False  # the crowd puzzle has no frame
     assert report["framing"]["hard_to_judge"] == {"unframed": 1}
+
+
+def test_the_client_opens_every_puzzle_on_its_key_slice():
+    from game.crowd.assignment import public_puzzle
+    shown = public_puzzle({"id": 1, "kind": "merge"})
+    assert shown["slices"] == SLICES and shown["center"] == KEY
