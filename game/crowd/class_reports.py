@@ -22,7 +22,6 @@ from game.crowd import classes
 from game.puzzles.edit import correct_answer, question_for
 
 CURVE_BIN = 5  # gold answers per point of the learning curve
-BOARD_ROWS = 10
 
 
 def _rank_key(row: dict) -> tuple:
@@ -85,7 +84,7 @@ def board(store: st.Store, class_id: int, *, now: float | None = None) -> dict:
     if latest is not None:
         start, until = latest["started"], latest["started"] + latest["duration"]
         rows = ranking(store, class_id, start, until)
-        out["ranking"] = [_public(r) for r in rows[:BOARD_ROWS]]
+        out["ranking"] = [_public(r) for r in rows]  # all of them: each student finds their own rank
         out["contribution"]["round"] = st.class_edit_count(store, class_id, start, until)
         if latest["state"] == "ended":
             out["podium"] = [_public(r) for r in rows[:3] if r["answered"]]

@@ -3,6 +3,7 @@ students' join page. Each route checks who may see the class; the rules are in `
 
 from __future__ import annotations
 
+import io
 import secrets
 from functools import wraps
 
@@ -177,9 +178,10 @@ def qr_code(class_id: int):
     code = st.current_join_code(_store(), class_id)
     if classes.code_state(code) != "open":
         _refuse(404, "this class has no open join code")
-    svg = segno.make(join_url(code["code"]), error="m").svg_inline(scale=1, border=4, omitsize=True, dark="#000",
-                                                                    light="#fff")
-    response = Response(svg, mimetype="image/svg+xml")
+    svg = io.BytesIO()
+    segno.make(join_url(code["code"]), error="m").save(svg, kind="svg", scale=1, border=4, omitsize=True,
+                                                       dark="#000", light="#fff", xmldecl=False)
+    response = Response(svg.getvalue(), mimetype="image/svg+xml")
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -10,6 +10,7 @@ const root = document.querySelector('[data-board]');
 const classId = Number(root.dataset.classId);
 const $ = (role) => root.querySelector(`[data-role="${role}"]`);
 const panels = Object.fromEntries([...root.querySelectorAll('[data-panel]')].map((p) => [p.dataset.panel, p]));
+const BOARD_ROWS = 10;  // readable from the back of a room; the rest are counted below
 const lastPoints = new Map();
 let shownCode = null;
 
@@ -38,7 +39,7 @@ function renderCode(board) {
   $('code').textContent = code ? `${code.slice(0, 3)} ${code.slice(3)}` : '—';
   $('code-small').textContent = code || '';
   $('closed').hidden = Boolean(code);
-  $('join-base').textContent = root.dataset.joinBase;
+  $('join-base').textContent = root.dataset.joinBase.replace(/^https?:\/\//, '');
   const qr = $('qr');
   qr.hidden = !code;
   if (code && code !== shownCode) qr.src = `${root.dataset.qrUrl}?code=${code}`;
@@ -46,7 +47,7 @@ function renderCode(board) {
 }
 
 function renderRanking(board) {
-  const rows = board.ranking.map((entry) => {
+  const rows = board.ranking.slice(0, BOARD_ROWS).map((entry) => {
     const tr = document.createElement('tr');
     tr.dataset.playerId = String(entry.player_id);
     tr.append(cell('td', String(entry.rank), 'bs-rank'), cell('td', entry.nickname, 'bs-name'),
@@ -63,7 +64,7 @@ function renderRanking(board) {
     tr.firstChild.colSpan = 5;
     $('rows').replaceChildren(tr);
   }
-  const more = board.joined - board.ranking.length;
+  const more = board.ranking.length - rows.length;
   $('more').hidden = more <= 0;
   $('more').textContent = `and ${more} more`;
 }

@@ -1,0 +1,137 @@
+"""A class in Chromium: an admin makes a teacher, the teacher opens the projector board, two students join
+from phones (separate browser contexts) by the board's QR code, answer, and the board ranks them live."""
+
+import io
+import time
+
+import pytest
+
+from .conftest import ADMIN, answer_key, record_figure, screenshot, wait_for_puzzle
+
+pytestmark = pytest.mark.browser
+
+TEACHER = ("tessa", "teacher password")
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
+PROJECTOR = {"width": 1920, "height": 1080}
+
+
+def _post(context, url, body):
+    token = context.request.get("/auth/csrf").json()["csrf_token"]
+    reply = context.request.post(url, data=body, headers={"X-CSRFToken": token, "Accept": "application/json"})
+    assert reply.ok, reply.text()
+    return reply.json()
+
+
+def _teacher(new_context):
+    """A registered player made a teacher from the admin page, logged in on a projector-sized screen."""
+    from playwright.sync_api import expect
+
+    teacher = new_context(viewport=PROJECTOR)
+    _post(teacher, "/auth/register", {"username": TEACHER[0], "password": TEACHER[1]})
+    admin = new_context().new_page()
+    admin.goto("/auth/login?next=/admin/")
+    admin.get_by_label("Username").fill(ADMIN[0])
+    admin.get_by_label("Password").fill(ADMIN[1])
+    admin.get_by_role("button", name="Log in").click()
+    admin.wait_for_url("**/admin/")
+    admin.locator("#role-username").fill(TEACHER[0])
+    admin.locator("#role-role").select_option("teacher")
+    admin.get_by_role("button", name="Give the role").click()
+    expect(admin.locator(".flash")).to_contain_text(f"{TEACHER[0]} is now a teacher")
+    return teacher
+
+
+def _decode_qr(locator) -> str:
+    import zxingcpp
+    from PIL import Image
+
+    found = zxingcpp.read_barcodes(Image.open(io.BytesIO(locator.screenshot())))
+    assert len(found) == 1, "the QR code on the board did not decode"
+    return found[0].text
+
+
+def _join(new_context, link: str, nickname: str):
+    page = new_context(**PHONE).new_page()
+    page.goto(link)
+    page.get_by_test_id("nickname-input").fill(nickname)
+    return page
+
+
+def _answer(live_server, page) -> int:
+    before = page.get_by_test_id("score").text_content()
+    page.keyboard.press(answer_key(live_server, page))
+    page.wait_for_function("s => document.querySelector('[data-testid=score]').textContent !== s", arg=before)
+    return int(page.get_by_test_id("score").text_content())
+
+
+def test_a_teacher_runs_a_round_that_two_phones_join_by_the_qr_code(new_context, live_server):
+    from playwright.sync_api import expect
+
+    board = _teacher(new_context).new_page()
+    board.goto("/classes")
+    board.get_by_label("Name").fill("Year 9 biology")
+    board.get_by_role("button", name="Make the class").click()
+    code = board.get_by_test_id("join-code").text_content().strip()
+    board.get_by_test_id("open-board").click()
+    board.wait_for_url("**/board")
+    expect(board.get_by_test_id("board-code")).to_have_text(f"{code[:3]} {code[3:]}")
+    qr = board.get_by_test_id("qr")
+    expect(qr).to_be_visible()
+    board.wait_for_function("() => document.querySelector('[data-testid=qr]').complete")
+    link = _decode_qr(qr)
+    assert link == f"{live_server.url}/join/{code}"
+    screenshot(board, "board-waiting", docs=True)
+
+    ana = _join(new_context, link, "Ana")
+    expect(ana.get_by_test_id("join-code-input")).to_have_value(code)
+    screenshot(ana, "join-phone", docs=True)
+    ana.get_by_test_id("join-button").click()
+    ana.wait_for_url("**/class")
+    expect(ana.get_by_test_id("my-nickname")).to_have_text("Ana")
+    screenshot(ana, "student-waiting-phone")
+    ben = _join(new_context, link, "Ben")
+    ben.get_by_test_id("join-button").click()
+    ben.wait_for_url("**/class")
+    expect(board.get_by_test_id("joined")).to_have_text("2", timeout=2000)
+
+    board.get_by_label("Round").select_option("3")
+    board.get_by_test_id("start-round").click()
+    expect(board.get_by_test_id("countdown")).to_be_visible()
+    for student in (ana, ben):  # waiting students are taken to the puzzles when the round starts
+        student.wait_for_url("**/play")
+        wait_for_puzzle(student)
+    screenshot(ana, "student-play-phone")
+
+    latencies = []
+    for student, nickname in ((ana, "Ana"), (ben, "Ben"), (ana, "Ana")):
+        points = _answer(live_server, student)  # the vote is committed once the score moves
+        t0 = time.monotonic()
+        row = board.locator("[data-testid=ranking] tbody tr", has_text=nickname)
+        expect(row.locator(".bs-points")).to_have_text(str(points), timeout=2000)
+        latencies.append(round(time.monotonic() - t0, 3))
+    record_figure("class_board_update_s", latencies)
+    ranked = board.locator("[data-testid=ranking] tbody tr .bs-name").all_text_contents()
+    assert sorted(ranked) == ["Ana", "Ben"]
+    board.wait_for_timeout(1500)  # let the changed rows' highlight fade before the picture
+    screenshot(board, "board-live", docs=True)
+    board.set_viewport_size({"width": 1366, "height": 768})
+    screenshot(board, "board-live-1366")
+    board.set_viewport_size(PROJECTOR)
+
+    board.get_by_test_id("end-round").click()
+    podium = board.get_by_test_id("podium")
+    expect(podium.locator(".podium-place")).to_have_count(2)
+    expect(podium.locator(".podium-1 .podium-name")).to_have_text("Ana")  # two answers to one, all right
+    screenshot(board, "board-podium", docs=True)
+    board.set_viewport_size({"width": 1366, "height": 768})
+    screenshot(board, "board-podium-1366")
+
+    ana.keyboard.press(answer_key(live_server, ana))
+    expect(ana.locator(".notice-error")).to_contain_text("the round has ended")
+
+    report = board.context.new_page()
+    report.goto(board.url.replace("/board", ""))
+    report.get_by_role("link", name="Round").first.click()
+    expect(report.get_by_test_id("report-students")).to_contain_text("Ana")
+    expect(report.get_by_role("heading", name="Learning curve")).to_be_visible()
+    screenshot(report, "round-report")
