@@ -121,9 +121,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from game.app import pipeline
-    path = pipeline.export_volume(_instance(args), args.name, what=args.what, fmt=args.format, out=args.out,
-                                  progress=progress_factory())
+    from game.app import exports
+    path = exports.export(_instance(args), args.name, what=args.what, fmt=args.format, out=args.out, at=args.at,
+                          progress=TqdmBar("export"))
     print(f"wrote {path}")
     return 0
 
@@ -307,7 +307,8 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "import": (cmd_import, "import a real volume from HDF5, TIFF, PNG slices, .npy or zarr"),
     "agglomerate": (cmd_agglomerate, "make supervoxels (if needed) and the initial segmentation"),
     "evaluate": (cmd_evaluate, "quality of the current segmentation against ground truth"),
-    "export": (cmd_export, "write the current segmentation (labels) to a file"),
+    "export": (cmd_export, "write the segmentation (labels, now or at an earlier edit), votes, edits, puzzles "
+                           "or answers to a file"),
     "segment": (cmd_segment, "boundary network, watershed, agglomeration: a new automatic segmentation"),
     "train-boundary": (cmd_train_boundary, "train the boundary network on a volume with ground truth"),
     "detect": (cmd_detect, "list suspected errors, best first"),
@@ -363,10 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     exp = p["export"]
     exp.add_argument("name")
-    exp.add_argument("--what", default="labels", choices=["labels", "answers"],
-                     help="labels: the segmentation; answers: the crowd's decisions as JSON lines")
-    exp.add_argument("--format", choices=["h5", "tif", "npy", "zarr"], help="for labels (default: from --out)")
+    exp.add_argument("--what", default="labels", choices=["labels", "votes", "edits", "puzzles", "answers"],
+                     help="labels: the segmentation; votes, edits, puzzles: the tables as CSV or JSON lines; "
+                          "answers: the crowd's decisions as JSON lines, as retrain-detector reads them")
+    exp.add_argument("--format", choices=["h5", "tif", "npy", "zarr", "csv", "jsonl"],
+                     help="h5, tif, npy or zarr for labels; csv or jsonl for tables (default: from --out)")
     exp.add_argument("--out", required=True, help="output file")
+    exp.add_argument("--at", type=int, metavar="EDITS",
+                     help="labels as they were after this many edits of the log (0: the automatic segmentation)")
 
     seg = p["segment"]
     seg.add_argument("name")

@@ -14,6 +14,9 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   "${PIP[@]}" install "torch==2.13.0"
 fi
 "${PIP[@]}" install -e ".[test]"
+# The offline Neuroglancer viewer: only the package's built client is served, never its Python server,
+# so its dependencies are skipped (pyproject.toml lists it as the "viewer" extra).
+"${PIP[@]}" install --no-deps "neuroglancer>=2.40"
 
 if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
   SUDO=""

@@ -1,5 +1,6 @@
 """The command line, end to end: demo, import of the real data, agglomerate, evaluate, export, errors."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -143,6 +144,26 @@ def test_export_writes_the_current_segmentation_with_metadata(capsys, home, fmt,
         data, attrs = array[:], dict(array.attrs)
     np.testing.assert_array_equal(data, expected)
     assert attrs["volume"] == "demo" and attrs["edits"] == 0
+    assert attrs["checksum"] == "sha256:" + hashlib.sha256(np.ascontiguousarray(expected, "<u4")).hexdigest()
+
+
+def test_export_at_an_edit_and_the_tables(capsys, home, tmp_path):
+    from game.app import store as st
+    from game.app.instance import Instance
+    inst = Instance(home)
+    agg = inst.agglomeration("demo")
+    a, b = (int(s) for s in agg.segments()[:2])
+    st.append_edit(inst.store, "demo", agg.merge(a, b).to_dict(), author="test")
+    code, _, err = run(capsys, "--home", home, "export", "demo", "--at", "0", "--out", tmp_path / "before.npy")
+    assert code == 0, err
+    np.testing.assert_array_equal(np.load(tmp_path / "before.npy"), np.take(
+        inst.volumes.open("demo").load_side("mapping"), inst.volumes.open("demo").read("supervoxels")))
+    code, _, err = run(capsys, "--home", home, "export", "demo", "--what", "edits", "--out", tmp_path / "edits.csv")
+    assert code == 0, err
+    rows = (tmp_path / "edits.csv").read_text().splitlines()
+    assert rows[0].startswith("seq,kind,source,target") and len(rows) == 2
+    code, _, err = run(capsys, "--home", home, "export", "demo", "--at", "2", "--out", tmp_path / "x.npy")
+    assert code == 2 and "has 1 edit;" in err and not (tmp_path / "x.npy").exists()
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -154,23 +154,6 @@ def test_puzzle_images_are_png_and_truth_is_only_for_practice(app):
     assert client.get("/puzzle-image/424242/0/plain.png").status_code == 400
 
 
-def test_admin_routes_need_the_admin_role(app):
-    client = app.test_client()
-    _guest(client)
-    assert client.get("/admin/api/quality").status_code == 403
-    assert client.post("/admin/api/expert/1", json={"decision": "apply"},
-                       headers={"X-CSRFToken": _token(client)}).status_code == 403
-    store = app.extensions["proofquest"].store
-    players.register(store, "root", "admin password", role="admin")
-    admin = app.test_client()
-    admin.post("/auth/login", json={"username": "root", "password": "admin password"},
-               headers={"X-CSRFToken": _token(admin)})
-    quality = admin.get("/admin/api/quality").get_json()["volumes"]
-    assert quality[0]["volume"] == "demo" and 0 <= quality[0]["current"]["adapted_rand_error"] <= 1
-    with admin.get("/admin/quality.png") as curve:
-        assert curve.data[:4] == b"\x89PNG"
-
-
 def test_oversized_requests_are_refused(inst):
     oracle_puzzles(inst)
     app = create_app({"TESTING": True, "MAX_UPLOAD_MB": 1}, instance=inst)

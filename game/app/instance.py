@@ -54,6 +54,10 @@ class Instance:
         self.assignments = Assignments()
         # (edit counts per volume, quality report): the report changes only with edits
         self.quality_cache: tuple | None = None
+        # volume -> ((volume, edit count), quality over time): the admin's chart, recomputed after an edit
+        self.timeline_cache: dict[str, tuple] = {}
+        # what Neuroglancer viewers ask for again and again (game.app.neuroglancer.ViewerCache), made on first use
+        self.viewer_cache = None
 
     @property
     def consensus(self) -> ConsensusSettings:
@@ -109,3 +113,5 @@ class Instance:
 
     def forget_volume(self, name: str) -> None:
         self.segmentations.forget_volume(name)
+        self.timeline_cache.pop(name, None)
+        self.quality_cache = None

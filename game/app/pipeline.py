@@ -29,7 +29,7 @@ from game.segmentation.merging import agglomerate
 from game.segmentation.rag import RAG, build_rag_blockwise
 from game.segmentation.watershed import oversegment_segments, watershed_supervoxels
 from game.volumes import synthetic
-from game.volumes.volume import LABEL_LAYERS, Volume, copy_into, export_array, open_array
+from game.volumes.volume import LABEL_LAYERS, Volume, copy_into, open_array
 
 SIDES = ("mapping", "rag", "sv_gt_table")
 
@@ -198,17 +198,23 @@ def import_volume(inst: Instance, name: str, *, image: str, segmentation: str | 
                                overwrite=overwrite, progress=progress)
 
 
-def _import_sources(inst, name, specs, sources, *, resolution, invert_boundary, overwrite, progress) -> dict:
+def check_sources(specs: dict, sources: dict) -> tuple[int, int, int]:
+    """The shape all opened layers share; a clear error when one differs or holds non-integer labels."""
     shape = tuple(sources["image"].shape)
     for layer, source in sources.items():
         if source is None:
             continue
         if tuple(source.shape) != shape:
-            raise ProofQuestError(f"--{layer} {specs[layer]} has shape {tuple(source.shape)} but --image "
+            raise ProofQuestError(f"the {layer} {specs[layer]} has shape {tuple(source.shape)} but the image "
                                   f"{specs['image']} has {shape}: all layers must cover the same voxels")
         if layer in LABEL_LAYERS and not np.issubdtype(source.dtype, np.integer):
-            raise ProofQuestError(f"--{layer} {specs[layer]} holds {source.dtype} values, but labels must be "
+            raise ProofQuestError(f"the {layer} {specs[layer]} holds {source.dtype} values, but labels must be "
                                   "integers: convert it (e.g. numpy .astype('uint32')) and import again")
+    return shape
+
+
+def _import_sources(inst, name, specs, sources, *, resolution, invert_boundary, overwrite, progress) -> dict:
+    shape = check_sources(specs, sources)
     started = time.perf_counter()
     with _replacing(inst, name, overwrite):
         with inst.volumes.create(name, shape=shape, resolution=tuple(resolution), overwrite=overwrite) as w:
@@ -368,29 +374,12 @@ def train_boundary_volume(inst: Instance, name: str, *, epochs: int, out: str, v
         (h["val_loss"] for h in history if h["val_loss"] is not None), default=None)}
 
 
-def export_answers(inst: Instance, name: str, out: str) -> Path:
-    """The crowd's decided puzzles as JSON lines: the candidate plus ``answer`` (is the edit correct)."""
-    import json
-    rows = [p for p in st.puzzles(inst.store, volume=name, tutorial=None)
-            if p["state"] == "retired" and p["decision"] is not None]
-    path = Path(out)
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "w") as f:
-        for p in rows:
-            f.write(json.dumps({**p["detector"], "kind": p["kind"], "score": p["score"], "location": p["location"],
-                                "segments": p["segments"], "anchors": p["anchors"], "supervoxels": p["supervoxels"],
-                                "answer": bool(p["decision"]), "puzzle": p["id"], "votes": p["n_votes"],
-                                "confidence": p["confidence"]}) + "\n")
-    temporary.replace(path)
-    return path
-
-
 def _max_label(volume, layer: str) -> int:
     return max(int(volume.read(layer, box).max(initial=0))
                for box in BBox.from_shape(volume.shape).tiles(volume.chunks))
 
 
-# ----------------------------------------------------------------------------- evaluation and export
+# ----------------------------------------------------------------------------- evaluation
 
 def evaluate_volume(inst: Instance, name: str, *, progress: ProgressFactory | None = None) -> dict:
     """Quality of a volume's current segmentation (initial mapping + edit log) against ground truth."""
@@ -399,30 +388,6 @@ def evaluate_volume(inst: Instance, name: str, *, progress: ProgressFactory | No
         raise ProofQuestError(f"volume {name!r} has no segmentation yet; run `agglomerate {name}` first")
     return quality.evaluate_mapping(quality.truth_table(volume), inst.agglomeration(name).mapping,
                                     RAG.from_arrays(volume.load_side("rag")))
-
-
-def export_volume(inst: Instance, name: str, *, what: str = "labels", fmt: str, out: str,
-                  progress: ProgressFactory | None = None) -> Path:
-    """Write the current segmentation, chunk by chunk, with name, resolution and edit count as metadata."""
-    if what == "answers":
-        return export_answers(inst, name, out)
-    if what != "labels":
-        raise ProofQuestError(f"--what {what!r} is not known: 'labels' (the segmentation) or 'answers' "
-                              "(the crowd's decisions as JSON lines)")
-    volume = inst.volumes.open(name)
-    agg = inst.agglomeration(name)
-    dtype = np.uint32 if int(agg.mapping.max(initial=0)) < 2**32 else np.uint64
-    tiles = list(BBox.from_shape(volume.shape).tiles(volume.chunks))
-    bar = _bar(progress, "export")
-
-    def blocks():
-        for i, (box, labels) in enumerate(agg.materialize_volume(volume), 1):
-            bar(i, len(tiles))
-            yield box, labels.astype(dtype, copy=False)
-
-    attrs = {"volume": name, "resolution": list(volume.resolution), "edits": len(agg.edits),
-             "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    return export_array(out, fmt, volume.shape, dtype, blocks(), attrs=attrs, chunks=volume.chunks)
 
 
 def list_volumes(inst: Instance) -> list[dict]:

@@ -1,10 +1,15 @@
 """Players: registration, log-in, guests and claiming a guest account.
 
-Passwords are stored only as salted hashes (werkzeug's scrypt).
+Passwords are stored only as salted hashes (werkzeug's scrypt). The address an
+account was made from is kept only as a keyed hash (:func:`address_key`), enough
+to see many accounts coming from one place, not to recover the address.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import re
 import secrets
 
@@ -27,9 +32,31 @@ def _check(username: str, password: str) -> None:
         raise ProofQuestError(f"a password needs at least {MIN_PASSWORD} characters")
 
 
-def register(store: st.Store, username: str, password: str, *, role: str = "player") -> dict:
+def address_key(secret: str, address: str | None) -> str | None:
+    """A short keyed hash of a client address: equal for equal addresses, useless without the secret.
+
+    IPv6 addresses are cut to their /64 network first (one household or
+    phone gets a whole /64, and changes address inside it); 16 hex digits
+    (64 bits) keep collisions between a site's players negligible.
+    """
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is None:
+        ip = ipaddress.ip_network(f"{ip}/64", strict=False).network_address
+    elif ip.version == 6:
+        ip = ip.ipv4_mapped
+    return hmac.new(secret.encode(), ip.packed, hashlib.sha256).hexdigest()[:16]
+
+
+def register(store: st.Store, username: str, password: str, *, role: str = "player",
+             address: str | None = None) -> dict:
+    """A new registered player; ``address`` is the :func:`address_key` of where it came from."""
     _check(username, password)
-    return st.create_player(store, username, generate_password_hash(password), role=role)
+    return st.create_player(store, username, generate_password_hash(password), role=role, address=address)
 
 
 def authenticate(store: st.Store, username: str, password: str) -> dict:
@@ -39,11 +66,11 @@ def authenticate(store: st.Store, username: str, password: str) -> dict:
     return st.player(store, row["id"])
 
 
-def create_guest(store: st.Store) -> dict:
+def create_guest(store: st.Store, *, address: str | None = None) -> dict:
     for _ in range(5):
         name = f"guest-{secrets.token_hex(3)}"
         if st.player_credentials(store, name) is None:
-            return st.create_player(store, name, None, is_guest=True)
+            return st.create_player(store, name, None, is_guest=True, address=address)
     raise ProofQuestError("could not find a free guest name; try again")
 
 

@@ -59,7 +59,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("BOUNDARY_MODEL", "models/boundary_unet.pt", "Weights of the boundary network (path relative "
             "to the project folder, or absolute).", str),
     Setting("DETECTOR_MODEL", "models/detector.pt", "Weights of the error detector.", str),
-    Setting("MAX_UPLOAD_MB", 64, "Largest accepted upload, in MiB.", int),
+    Setting("MAX_UPLOAD_MB", 64, "Largest accepted upload (a volume imported from the admin page), in MiB.", int),
     # --- consensus: when a puzzle retires, and how much each vote and the detector count (game.crowd.consensus)
     Setting("MIN_VOTES", 3, "Yes/no votes a puzzle needs before it may retire.", int),
     Setting("MAX_VOTES", 9, "Answers (unsure included) after which an undecided puzzle goes to the expert queue.",
@@ -117,6 +117,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("POINTS_ACCURACY_WINDOW", 30, "Gold answers the accuracy shown to a player is taken over.", int),
     # --- the rest
     Setting("PUZZLES_PER_VOLUME", 300, "Suspected errors turned into puzzles per volume on first start.", int),
+    Setting("FAST_ANSWER_MS", 700, "Answers quicker than this (milliseconds) come before the slices can be looked "
+            "at; a player giving most answers this fast is flagged for the admin.", int),
+    Setting("SAME_ADDRESS_ACCOUNTS", 4, "Accounts made from one address (kept as a keyed hash) from which the admin "
+            "page flags them (a classroom shares one address: raise it for schools).", int),
+    Setting("IMPORT_FOLDERS", "", "Server folders (separated by ':') from which admins may import volumes by path; "
+            "empty: only HOME/imports.", str),
     Setting("LEADERBOARD_INTERVAL", 0.5, "Seconds between leaderboard broadcasts (throttling).", float),
     Setting("MESSAGE_QUEUE", "", "Flask-SocketIO message queue URL (e.g. redis://127.0.0.1:6379) to run "
             "several server processes; empty for one process.", str),

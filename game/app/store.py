@@ -164,6 +164,19 @@ MIGRATIONS: list[str] = [
     ALTER TABLE puzzles ADD COLUMN teach INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE players ADD COLUMN established INTEGER NOT NULL DEFAULT 0;
     """,
+    # Admin: suspended players' votes stop counting; the (keyed-hash) address an account was made from;
+    # which volumes the game hands out puzzles from (a volume without a row is live).
+    """
+    ALTER TABLE players ADD COLUMN suspended INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE players ADD COLUMN created_address TEXT;
+    CREATE INDEX players_address ON players (created_address);
+    CREATE TABLE volume_state (
+        volume TEXT PRIMARY KEY,
+        live INTEGER NOT NULL DEFAULT 1,
+        updated REAL NOT NULL
+    );
+    CREATE INDEX votes_time ON votes (created);
+    """,
 ]
 
 
@@ -346,14 +359,15 @@ PLAYER_PUBLIC = "id, username, is_guest, role, points, streak, best_streak, tuto
 
 
 def create_player(store: Store, username: str, password_hash: str | None, *, is_guest: bool = False,
-                  role: str = "player") -> dict:
+                  role: str = "player", address: str | None = None) -> dict:
+    """A new player; ``address`` is the keyed hash of the address the account was made from."""
     with store.write() as db:
         exists = db.conn.execute("SELECT 1 FROM players WHERE username = ?", (username,)).fetchone()
         if exists:
             raise ProofQuestError(f"the username {username!r} is taken; choose another")
         cur = db.conn.execute(
-            "INSERT INTO players (username, password_hash, is_guest, role, created) VALUES (?, ?, ?, ?, ?)",
-            (username, password_hash, int(is_guest), role, time.time()))
+            "INSERT INTO players (username, password_hash, is_guest, role, created, created_address)"
+            " VALUES (?, ?, ?, ?, ?, ?)", (username, password_hash, int(is_guest), role, time.time(), address))
         return player(store, cur.lastrowid)
 
 
@@ -391,6 +405,25 @@ def players_with_role(store: Store, role: str | None = None) -> list[dict]:
     """Registered players (not guests or students), all or those of one role, by name."""
     return store.query(f"SELECT {PLAYER_PUBLIC} FROM players WHERE is_guest = 0 AND (? IS NULL OR role = ?)"
                        " ORDER BY username", (role, role))
+def set_suspended(store: Store, player_id: int, suspended: bool) -> dict:
+    """Suspend a player (their votes stop counting in puzzles still open) or lift it; the admin's view of them.
+
+    Not part of :data:`PLAYER_PUBLIC`: a suspended player is not told.
+    """
+    with store.write() as db:
+        if db.conn.execute("UPDATE players SET suspended = ? WHERE id = ?",
+                           (int(bool(suspended)), int(player_id))).rowcount == 0:
+            raise ProofQuestError(f"there is no player {player_id}")
+    return store.query("SELECT id, username, role, suspended FROM players WHERE id = ?", (int(player_id),))[0]
+
+
+def usernames(store: Store, player_ids) -> dict[int, str]:
+    ids = sorted({int(p) for p in player_ids})
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    return {r["id"]: r["username"] for r in store.query(f"SELECT id, username FROM players WHERE id IN ({marks})",
+                                                         tuple(ids))}
 
 
 def set_tutorial_done(store: Store, player_id: int) -> None:
@@ -406,13 +439,17 @@ def set_reliabilities(store: Store, standing: dict[int, tuple[float, bool]]) -> 
 
 
 def standings(store: Store, player_ids) -> dict[int, tuple[float | None, bool]]:
-    """(reliability, established) of each player: what their votes count for in consensus."""
+    """(reliability, counted) of each player: what their votes count for in consensus.
+
+    A vote counts when its player is established and not suspended by an admin.
+    """
     ids = [int(p) for p in player_ids]
     if not ids:
         return {}
     marks = ",".join("?" * len(ids))
-    return {r["id"]: (r["reliability"], bool(r["established"])) for r in store.query(
-        f"SELECT id, reliability, established FROM players WHERE id IN ({marks})", tuple(ids))}
+    return {r["id"]: (r["reliability"], bool(r["counted"])) for r in store.query(
+        f"SELECT id, reliability, established AND NOT suspended AS counted FROM players WHERE id IN ({marks})",
+        tuple(ids))}
 
 
 def add_points(store: Store, player_id: int, points: int, reason: str, *, puzzle_id: int | None = None,
@@ -519,7 +556,7 @@ def puzzle_count(store: Store, volume: str | None = None) -> int:
 
 
 def assignable_puzzles(store: Store, player_id: int, *, gold: bool, limit: int = 200) -> list[dict]:
-    """Puzzles the player has not answered: open ones, or (``gold``) gold ones in any state.
+    """Puzzles of live volumes the player has not answered: open ones, or (``gold``) gold ones in any state.
 
     Light rows for choosing among many (asked for on every puzzle request):
     id, volume, kind, score, posterior, n_votes, and ``anchors`` and
@@ -530,6 +567,7 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, limit: int =
         "SELECT p.id, p.volume, p.kind, p.score, p.posterior, p.n_votes, p.anchors, p.supervoxels"
         f" FROM puzzles p WHERE p.gold = ? AND p.tutorial = 0 {state} AND NOT EXISTS"
         " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = ?)"
+        " AND p.volume NOT IN (SELECT volume FROM volume_state WHERE live = 0)"
         " ORDER BY p.n_votes DESC, p.score DESC, p.id LIMIT ?", (int(gold), player_id, limit))
     for row in rows:
         row["anchors"], row["supervoxels"] = json.loads(row["anchors"]), json.loads(row["supervoxels"])
@@ -829,3 +867,106 @@ def credited_edits(store: Store, player_id: int) -> list[dict]:
         "SELECT e.id, e.volume, e.seq, e.kind, e.puzzle_id, e.created, p.truth"
         " FROM edit_credits c JOIN edits e ON e.id = c.edit_id LEFT JOIN puzzles p ON p.id = e.puzzle_id"
         " WHERE c.player_id = ? ORDER BY e.id", (player_id,))
+# ----------------------------------------------------------------------------- volumes in play
+
+def live_volumes(store: Store) -> dict[str, bool]:
+    """Volumes with an explicit live flag (a volume not listed is live)."""
+    return {r["volume"]: bool(r["live"]) for r in store.query("SELECT volume, live FROM volume_state")}
+
+
+def set_live(store: Store, volume: str, live: bool) -> None:
+    """Whether the game hands out puzzles of ``volume``."""
+    with store.write() as db:
+        db.conn.execute("INSERT INTO volume_state (volume, live, updated) VALUES (?, ?, ?)"
+                        " ON CONFLICT (volume) DO UPDATE SET live = excluded.live, updated = excluded.updated",
+                        (volume, int(bool(live)), time.time()))
+
+
+def forget_volume(store: Store, volume: str) -> None:
+    """Drop every row about a volume: its puzzles and their votes, its log, its live flag."""
+    with store.write() as db:
+        db.conn.execute("DELETE FROM votes WHERE puzzle_id IN (SELECT id FROM puzzles WHERE volume = ?)", (volume,))
+        db.conn.execute("DELETE FROM point_events WHERE puzzle_id IN (SELECT id FROM puzzles WHERE volume = ?)",
+                        (volume,))
+        for table in ("puzzles", "edits", "volume_state"):
+            db.conn.execute(f"DELETE FROM {table} WHERE volume = ?", (volume,))
+
+
+def puzzle_counts(store: Store) -> dict[str, dict[str, int]]:
+    """Per volume: crowd puzzles per state, and the gold and practice puzzles."""
+    out: dict[str, dict[str, int]] = {}
+    for r in store.query("SELECT volume, CASE WHEN tutorial THEN 'practice' WHEN gold THEN 'gold' ELSE state END"
+                         " AS kind, COUNT(*) AS n FROM puzzles GROUP BY volume, kind"):
+        out.setdefault(r["volume"], {})[r["kind"]] = r["n"]
+    return out
+
+
+# ----------------------------------------------------------------------------- admin reports
+
+def edit_log(store: Store, volume: str) -> list[dict]:
+    """A volume's log, each edit with its puzzle's decision (posterior, confidence, votes) when it had one."""
+    rows = store.query(
+        "SELECT e.seq, e.kind, e.source, e.target, e.undoes, e.author, e.puzzle_id, e.provenance, e.created,"
+        " json_array_length(e.supervoxels) AS n_supervoxels, p.kind AS puzzle_kind, p.posterior, p.confidence,"
+        " p.n_votes, p.gold, p.tutorial, p.location FROM edits e LEFT JOIN puzzles p ON p.id = e.puzzle_id"
+        " WHERE e.volume = ? ORDER BY e.seq", (volume,))
+    for row in rows:
+        row["provenance"] = json.loads(row["provenance"]) if row["provenance"] else {}
+        row["location"] = json.loads(row["location"]) if row["location"] else None
+    return rows
+
+
+def player_activity(store: Store, *, fast_ms: int) -> list[dict]:
+    """Per player, what an admin looks at: answers, secret gold record, pace, and accounts from the same address.
+
+    ``fast`` counts answers given in under ``fast_ms`` milliseconds.
+    """
+    return store.query(
+        "SELECT p.id, p.username, p.is_guest, p.role, p.points, p.reliability, p.established, p.suspended, p.created,"
+        " COUNT(v.id) AS answers,"
+        " COALESCE(SUM(v.answer = 'yes'), 0) AS yes, COALESCE(SUM(v.answer = 'no'), 0) AS no,"
+        " COALESCE(SUM(v.answer = 'unsure'), 0) AS unsure,"
+        " COALESCE(SUM(v.ms IS NOT NULL AND v.ms < ?), 0) AS fast,"
+        " COALESCE(SUM(q.gold AND NOT q.teach AND q.truth IS NOT NULL AND v.supports_edit IS NOT NULL), 0)"
+        " AS gold_answers,"
+        " COALESCE(SUM(q.gold AND NOT q.teach AND q.truth IS NOT NULL AND v.supports_edit = q.truth), 0) AS gold_right,"
+        " COUNT(DISTINCT date(v.created, 'unixepoch')) AS active_days, MIN(v.created) AS first_answer,"
+        " MAX(v.created) AS last_answer,"
+        " (SELECT COUNT(*) FROM players o WHERE o.created_address = p.created_address) AS same_address"
+        " FROM players p LEFT JOIN votes v ON v.player_id = p.id LEFT JOIN puzzles q ON q.id = v.puzzle_id"
+        " GROUP BY p.id ORDER BY answers DESC, p.id", (int(fast_ms),))
+
+
+def daily_votes(store: Store, volume: str) -> list[dict]:
+    """Per day (UTC) for one volume: votes, and how many yes/no votes on decided puzzles agreed with the decision."""
+    return store.query(
+        "SELECT date(v.created, 'unixepoch') AS day, COUNT(*) AS votes,"
+        " COALESCE(SUM(v.supports_edit IS NOT NULL AND p.decision IS NOT NULL), 0) AS decided,"
+        " COALESCE(SUM(v.supports_edit = p.decision), 0) AS agreed"
+        " FROM votes v JOIN puzzles p ON p.id = v.puzzle_id WHERE p.volume = ? AND p.tutorial = 0"
+        " GROUP BY day ORDER BY day", (volume,))
+
+
+# ----------------------------------------------------------------------------- exports (rows, streamed)
+
+EXPORT_QUERIES = {
+    "votes": ("SELECT v.id, p.volume, v.puzzle_id, p.kind AS puzzle_kind, v.player_id, pl.username,"
+              " v.answer, v.supports_edit, v.ms, v.points, NOT pl.suspended AS counted, p.gold,"
+              " datetime(v.created, 'unixepoch') AS created"
+              " FROM votes v JOIN puzzles p ON p.id = v.puzzle_id JOIN players pl ON pl.id = v.player_id"
+              " WHERE p.volume = :volume ORDER BY v.id"),
+    "edits": ("SELECT seq, kind, source, target, undoes, supervoxels, author, puzzle_id, provenance,"
+              " datetime(created, 'unixepoch') AS created FROM edits WHERE volume = :volume ORDER BY seq"),
+    "puzzles": ("SELECT id, volume, kind, state, decision, posterior, confidence, n_votes, score, truth, gold,"
+                " tutorial, anchors, supervoxels, segments, location, edit_seq,"
+                " datetime(created, 'unixepoch') AS created, datetime(retired, 'unixepoch') AS retired"
+                " FROM puzzles WHERE volume = :volume ORDER BY id"),
+}
+
+
+def export_rows(store: Store, what: str, volume: str) -> Iterator[dict]:
+    """The rows of one table export (votes, edits or puzzles of a volume), read lazily by sqlite-utils."""
+    if what not in EXPORT_QUERIES:
+        raise ProofQuestError(f"cannot export {what!r} as rows; choose one of {', '.join(EXPORT_QUERIES)}")
+    with store.reading() as db:
+        yield from db.query(EXPORT_QUERIES[what], {"volume": volume})

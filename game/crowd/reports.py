@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from game.app import store as st
 from game.crowd import achievements
@@ -38,9 +37,11 @@ def player_record(inst, player_id: int) -> dict:
     for e in st.points_history(inst.store, player_id):
         total += e["points"]
         history.append({"t": e["created"], "points": total})
+    recent = [{"puzzle": v["puzzle_id"], "volume": v["volume"], "kind": v["kind"], "answer": v["answer"],
+               "time": v["created"]} for v in votes[-10:][::-1]]
     return {"player": player, "votes": len(votes), "checked_answers": len(checked),
             "accuracy": sc.gold_accuracy(checked, inst.scoring), "edits": edits, "points_history": history,
-            "contributions": earned["contributions"], "achievements": earned["achievements"]}
+            "contributions": earned["contributions"], "achievements": earned["achievements"], "recent": recent}
 
 
 def game_stats(inst) -> dict:
@@ -53,7 +54,9 @@ def game_stats(inst) -> dict:
 
 def readiness(inst) -> dict:
     jobs = st.jobs(inst.store)
-    ready = st.puzzle_count(inst.store) > 0 and not any(j["state"] == "running" for j in jobs)
+    # an admin's import runs beside the game: only the first start's preparation holds it back
+    ready = st.puzzle_count(inst.store) > 0 and not any(j["state"] == "running" and j["name"] == "prepare"
+                                                        for j in jobs)
     return {"ready": ready, "puzzles": st.puzzle_count(inst.store), "jobs": jobs}
 
 
@@ -94,18 +97,3 @@ def quality_improvement(inst) -> dict | None:
     current = sum(r["current"]["adapted_rand_error"] for r in report)
     return {"initial_error": initial, "current_error": current,
             "percent": 100.0 * (initial - current) / initial if initial else 0.0}
-
-
-def quality_curve_png(inst) -> Path:
-    """The metric curves over the edit log, rendered once per edit count."""
-    volumes = list(_scored_volumes(inst))
-    key = "_".join(f"{name}-{len(inst.agglomeration(name).edits)}" for name, _ in volumes) or "none"
-    path = inst.cache_dir / f"quality-{key}.png"
-    if not path.exists():
-        histories = {name: quality.history(quality.truth_table(volume), volume.load_side("mapping"),
-                                           inst.agglomeration(name).edits, RAG.from_arrays(volume.load_side("rag")))
-                     for name, volume in volumes}
-        temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(quality.curve_png(histories))
-        temporary.replace(path)
-    return path

@@ -99,9 +99,11 @@ def _decide(inst, puzzle: dict) -> cs.Decision:
 def _retire(inst, puzzle: dict, decision: cs.Decision) -> list[dict]:
     """Retire a puzzle, append its edit if the crowd said so, pay the voters who agreed."""
     votes = st.puzzle_votes(inst.store, puzzle["id"])
+    standing = st.standings(inst.store, [v["player_id"] for v in votes])
     provenance = {"puzzle": puzzle["id"], "source": "crowd", "confidence": decision.confidence,
                   "posterior": decision.posterior,
                   "votes": [{"player": v["player_id"], "answer": v["answer"]} for v in votes],
+                  "counted": [v["player_id"] for v in votes if standing[v["player_id"]][1]],
                   "deciders": [v["player_id"] for v in votes
                                if cs.vote_value(puzzle["kind"], v["answer"]) == cs.SUPPORT]}
     edit_seq = None

@@ -281,17 +281,23 @@ class Agglomeration:
         """Move ``supervoxels`` (some, not all, of ``segment``) to a new segment."""
         return self.apply(self.plan_split(segment, supervoxels))
 
-    def undo(self, index: int) -> Edit:
-        """Append the edit that moves edit ``index``'s supervoxels back (undoing an undo redoes).
+    def plan_undo(self, index: int) -> Edit:
+        """The edit that moves edit ``index``'s supervoxels back (undoing an undo redoes); not applied.
 
-        Refused when the edit is already undone, when a later edit that is
-        still in effect moved any of the same supervoxels (the message names
-        it: undo that one first), or when the segment they would return to
-        has since been merged away.
+        Refused (:class:`EditConflict`) when the edit is already undone, when a
+        later edit that is still in effect moved any of the same supervoxels
+        (the message names it: undo that one first), or when the segment they
+        would return to has since been merged away.
         """
         if not 0 <= index < len(self.edits):
-            raise ProofQuestError(f"there is no edit #{index} (the log has {len(self.edits)})")
-        return self.apply(self.edits[index].inverse(index))
+            raise EditConflict(f"there is no edit #{index} (the log has {len(self.edits)})")
+        edit = self.edits[index].inverse(index)
+        self._check(edit)
+        return edit
+
+    def undo(self, index: int) -> Edit:
+        """Append the undo of edit ``index`` (:meth:`plan_undo`, then :meth:`apply`)."""
+        return self.apply(self.plan_undo(index))
 
     def apply(self, edit: Edit) -> Edit:
         """Apply ``edit`` after checking it fits the current state, and log it.

@@ -376,56 +376,70 @@ def _checked_blocks(blocks: Iterable[tuple[BBox, np.ndarray]], shape: tuple[int,
         raise ProofQuestError(f"export incomplete: {written} of {whole.size} voxels written; nothing was saved")
 
 
-def _tiff_planes(blocks: Iterator[tuple[BBox, np.ndarray]], shape: tuple[int, int, int],
-                 dtype: np.dtype) -> Iterator[np.ndarray]:
-    """Assemble blocks into whole z-slabs and yield their planes in order.
+def _planes(blocks: Iterator[tuple[BBox, np.ndarray]], shape: tuple[int, int, int],
+            dtype: np.dtype) -> Iterator[np.ndarray]:
+    """The volume's z-planes in order, from blocks that arrive one z-slab after another.
 
-    TIFF pages are written one after another, so the blocks of one slab must
-    all arrive before any block of the next.
+    TIFF pages and the rows of a ``.npy`` are written one after another, so
+    the blocks of one slab must all arrive before any block of the next. A
+    block that is a whole slab is passed through; tiles are assembled into
+    one slab buffer first.
     """
     next_z, slab_box, slab, filled = 0, None, None, 0
     for bbox, block in blocks:
         if slab_box is None:
             slab_box = BBox((next_z, 0, 0), (bbox.stop[0],) + tuple(shape[1:]))
+            if bbox == slab_box:
+                yield from block
+                next_z, slab_box = bbox.stop[0], None
+                continue
             slab, filled = np.zeros(slab_box.shape, dtype), 0
         if (bbox.start[0], bbox.stop[0]) != (slab_box.start[0], slab_box.stop[0]):
-            raise ProofQuestError(f"TIFF export needs the blocks in z-slab order: {bbox} arrived while the "
-                                  f"slab from z={slab_box.start[0]} was incomplete")
+            raise ProofQuestError(f"TIFF and .npy exports need the blocks in z-slab order: {bbox} arrived while "
+                                  f"the slab from z={slab_box.start[0]} was incomplete")
         slab[bbox.relative_to(slab_box)] = block
         filled += bbox.size
         if filled == slab_box.size:
             yield from slab
-            next_z, slab_box = slab_box.stop[0], None
+            next_z, slab_box, slab = slab_box.stop[0], None, None
 
+
+# Every writer stores ``attrs`` only after the last block: the blocks' producer may still be adding to it
+# (a checksum of the data is known only at the end).
 
 def _write_h5(path: Path, shape, dtype, blocks, attrs: dict, chunks, dataset: str) -> None:
     with h5py.File(path, "w") as file:
         data = file.create_dataset(dataset, shape=shape, dtype=dtype, chunks=chunks, compression="gzip")
+        for bbox, block in blocks:
+            data[bbox.slices] = block
         for key, value in attrs.items():
             # HDF5 attributes hold scalars, strings and flat lists; anything nested goes in as JSON.
             data.attrs[key] = json.dumps(value) if isinstance(value, dict) else value
-        for bbox, block in blocks:
-            data[bbox.slices] = block
 
 
 def _write_tif(path: Path, shape, dtype, blocks, attrs: dict) -> None:
     nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
     with tifffile.TiffWriter(path, bigtiff=nbytes > 2**31) as tif:
-        tif.write(_tiff_planes(blocks, shape, dtype), shape=shape, dtype=dtype, photometric="minisblack",
-                  metadata={"axes": "ZYX", **attrs})
+        tif.write(_planes(blocks, shape, dtype), shape=shape, dtype=dtype, photometric="minisblack",
+                  metadata={**attrs, "axes": "ZYX"})
+        # the description was written with the first page; rewrite it with what the blocks added
+        tif.overwrite_description(json.dumps({**attrs, "shape": list(shape), "axes": "ZYX"}))
 
 
 def _write_npy(path: Path, shape, dtype, blocks) -> None:
-    data = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-    for bbox, block in blocks:
-        data[bbox.slices] = block
-    data.flush()
+    # written plane after plane (not through a memory map, whose pages would all stay resident)
+    with open(path, "wb") as file:
+        np.lib.format.write_array_header_1_0(file, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                    "fortran_order": False, "shape": tuple(shape)})
+        for plane in _planes(blocks, shape, dtype):
+            file.write(np.ascontiguousarray(plane).data)
 
 
 def _write_zarr(path: Path, shape, dtype, blocks, attrs: dict, chunks) -> None:
-    data = zarr.create_array(store=path, shape=shape, dtype=dtype, chunks=chunks, fill_value=0, attributes=attrs)
+    data = zarr.create_array(store=path, shape=shape, dtype=dtype, chunks=chunks, fill_value=0)
     for bbox, block in blocks:
         data[bbox.slices] = block
+    data.attrs.update(attrs)
 
 
 def export_array(path: str | os.PathLike, fmt: str | None, shape: Sequence[int], dtype,
@@ -443,10 +457,11 @@ def export_array(path: str | os.PathLike, fmt: str | None, shape: Sequence[int],
     shape, dtype
         Of the whole array.
     blocks : iterable of (BBox, ndarray)
-        Covering the whole array, in z-slab order (needed for TIFF).
+        Covering the whole array, in z-slab order (needed for TIFF and .npy).
     attrs : dict, optional
         JSON-able metadata: HDF5 or zarr attributes, the TIFF's ImageDescription
-        JSON, or a sidecar ``PATH.json`` beside a ``.npy``.
+        JSON, or a sidecar ``PATH.json`` beside a ``.npy``. Stored after the
+        last block, so ``blocks`` may add to it (a checksum) as it runs out.
     chunks : 3 ints
         Chunking for HDF5 and zarr (capped at the shape).
     dataset : str
@@ -465,7 +480,7 @@ def export_array(path: str | os.PathLike, fmt: str | None, shape: Sequence[int],
                   ".npy": "npy", ".zarr": "zarr"}.get(path.suffix.lower())
     if fmt not in EXPORT_FORMATS:
         raise ProofQuestError(f"cannot export to '{fmt or path.suffix}'; choose one of {', '.join(EXPORT_FORMATS)}")
-    shape, dtype, attrs = tuple(int(n) for n in shape), np.dtype(dtype), dict(attrs or {})
+    shape, dtype, attrs = tuple(int(n) for n in shape), np.dtype(dtype), attrs if attrs is not None else {}
     chunks = tuple(min(c, n) for c, n in zip(chunks, shape))
     checked = _checked_blocks(blocks, shape, dtype)
     with atomic_path(path, overwrite=overwrite) as temporary:

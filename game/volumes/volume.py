@@ -231,6 +231,31 @@ class _LayeredVolume:
         return counts
 
 
+    def label_boxes(self, layer: str = "supervoxels") -> np.ndarray:
+        """Bounding box of every label id of ``layer``: row ``id`` is (z0, y0, x0, z1, y1, x1), −1 if absent.
+
+        Found chunk by chunk (``scipy.ndimage.find_objects`` on each chunk's
+        labels renumbered densely), so the layer is read once and never whole.
+        """
+        from scipy import ndimage
+
+        big = np.iinfo(np.int32).max
+        low, high = np.full((1, 3), big, np.int32), np.full((1, 3), -1, np.int32)
+        for chunk in BBox.from_shape(self.shape).tiles(self.chunks):
+            ids, dense = np.unique(self.read(layer, chunk), return_inverse=True)
+            found = ndimage.find_objects(dense.reshape(chunk.shape) + 1)
+            if int(ids[-1]) >= len(low):
+                grow = int(ids[-1]) + 1 - len(low)
+                low = np.concatenate([low, np.full((grow, 3), big, np.int32)])
+                high = np.concatenate([high, np.full((grow, 3), -1, np.int32)])
+            ids = ids.astype(np.intp)
+            np.minimum.at(low, ids, np.array([[s.start for s in f] for f in found]) + chunk.start)
+            np.maximum.at(high, ids, np.array([[s.stop for s in f] for f in found]) + chunk.start)
+        boxes = np.concatenate([low, high], axis=1)
+        boxes[high[:, 0] < 0] = -1
+        return boxes
+
+
 class Volume(_LayeredVolume):
     """A finished volume in a :class:`VolumeStore`, opened for reading.
 

@@ -47,12 +47,13 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
     socketio.init_app(app, async_mode="threading", manage_session=False, async_handlers=False,
                       message_queue=settings["MESSAGE_QUEUE"] or None, cors_allowed_origins=[])
 
-    from . import admin, api, auth, classes, events, pages
+    from . import admin, api, auth, classes, events, pages, viewer
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(classes.bp)
+    app.register_blueprint(viewer.bp)
     events.register(app, socketio)
 
     @app.errorhandler(ProofQuestError)

@@ -1,12 +1,30 @@
-"""Admin: quality metrics, the expert queue, roles. Every route checks the role."""
+"""Admin: volumes in (import, live), data out (exports), the edit log (revert, re-apply), players, quality.
+
+Every route needs the admin role: under ``/admin/api/`` a refusal is JSON
+(401 to log in, 403 for another role), elsewhere a page.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, jsonify, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from werkzeug.utils import secure_filename
 
+from game.app import catalog, editlog, exports, intake, timeline
 from game.app import store as st
-from game.crowd import reports, votes
+from game.crowd import audit, reports, votes
 from game.errors import ProofQuestError
+from game.volumes.formats import EXPORT_FORMATS
 
 from . import game_instance
 from .auth import current_player, role_required, wants_json
@@ -14,24 +32,84 @@ from .auth import current_player, role_required, wants_json
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
+def _body() -> dict:
+    return request.get_json(silent=True) or request.form.to_dict()
+
+
+def _download(download: exports.Download) -> Response:
+    response = Response(stream_with_context(download.chunks), mimetype=download.mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{download.filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# ----------------------------------------------------------------------------- pages
+
 @bp.get("/")
 @role_required("admin")
 def dashboard():
     inst = game_instance()
-    return render_template("admin.html", player=current_player(), quality=reports.quality_report(inst),
-                           queue=votes.expert_queue(inst))
+    return render_template("admin.html", quality=reports.quality_report(inst), queue=votes.expert_queue(inst))
 
+
+@bp.get("/volumes")
+@role_required("admin")
+def volumes_page():
+    inst = game_instance()
+    return render_template("admin_volumes.html", volumes=catalog.volumes(inst),
+                           folders=intake.allowed_folders(inst), max_upload_mb=inst.settings["MAX_UPLOAD_MB"])
+
+
+@bp.get("/volumes/<name>")
+@role_required("admin")
+def volume_page(name: str):
+    inst = game_instance()
+    row = next((v for v in catalog.volumes(inst) if v["name"] == name and not v.get("pending")), None)
+    if row is None:
+        abort(404)
+    return render_template("admin_volume.html", volume=row, label_formats=EXPORT_FORMATS)
+
+
+@bp.get("/volumes/<name>/edits")
+@role_required("admin")
+def edits_page(name: str):
+    inst = game_instance()
+    if not inst.volumes.exists(name):
+        abort(404)
+    return render_template("admin_edits.html", name=name, edits=editlog.log(inst, name))
+
+
+@bp.get("/players")
+@role_required("admin")
+def players_page():
+    inst = game_instance()
+    return render_template("admin_players.html", players=audit.player_report(inst),
+                           fast_ms=inst.settings["FAST_ANSWER_MS"])
+
+
+# ----------------------------------------------------------------------------- downloads
+
+@bp.get("/export/<name>/<what>")
+@role_required("admin")
+def export(name: str, what: str):
+    """A download: ``labels?format=h5|tif|npy|zarr[&at=EDITS]`` or ``votes|edits|puzzles|answers?format=csv|jsonl``."""
+    inst, fmt = game_instance(), request.args.get("format", "")
+    if what == "labels":
+        at = request.args.get("at", "").strip()
+        if at and not at.isdigit():
+            raise ProofQuestError(f"at={at!r}: give a number of edits (0 is the automatic segmentation)")
+        return _download(exports.labels_download(inst, name, fmt, at=int(at) if at else None))
+    if what not in exports.WHAT:
+        raise ProofQuestError(f"cannot export {what!r}; choose labels, votes, edits, puzzles or answers")
+    return _download(exports.rows_download(inst, name, what, fmt or "csv"))
+
+
+# ----------------------------------------------------------------------------- JSON API
 
 @bp.get("/api/quality")
 @role_required("admin")
 def quality():
     return jsonify(ok=True, volumes=reports.quality_report(game_instance()))
-
-
-@bp.get("/quality.png")
-@role_required("admin")
-def quality_curve():
-    return send_file(reports.quality_curve_png(game_instance()), mimetype="image/png", max_age=0)
 
 
 @bp.get("/api/expert")
@@ -43,9 +121,91 @@ def expert_queue():
 @bp.post("/api/expert/<int:puzzle_id>")
 @role_required("admin")
 def expert_decide(puzzle_id: int):
-    body = request.get_json(silent=True) or request.form
-    outcome = votes.expert_decide(game_instance(), current_player()["id"], puzzle_id, body.get("decision"))
+    outcome = votes.expert_decide(game_instance(), current_player()["id"], puzzle_id, _body().get("decision"))
     return jsonify(ok=True, **outcome)
+
+
+@bp.get("/api/volumes")
+@role_required("admin")
+def volumes():
+    return jsonify(ok=True, volumes=catalog.volumes(game_instance()))
+
+
+@bp.post("/api/volumes/<name>/live")
+@role_required("admin")
+def set_live(name: str):
+    return jsonify(ok=True, **catalog.set_live(game_instance(), name, _body().get("live")))
+
+
+def _resolution(text) -> tuple:
+    values = text if isinstance(text, list) else str(text or "1,1,1").replace("x", ",").split(",")
+    try:
+        return tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ProofQuestError(f"resolution {text!r}: give three voxel sizes Z,Y,X in nm, e.g. 40,4,4") from None
+
+
+@bp.post("/api/volumes/import")
+@role_required("admin")
+def import_volume():
+    """A server-side path per layer (JSON or form fields), or uploaded files (multipart, one per layer)."""
+    inst = game_instance()
+    body = _body()
+    name, resolution = body.get("name", ""), _resolution(body.get("resolution"))
+    uploads = {layer: request.files[layer] for layer in intake.LAYERS
+               if layer in request.files and request.files[layer].filename}
+    if uploads:
+        folder, specs = intake.save_uploads(inst, {
+            layer: (secure_filename(f.filename), f.save) for layer, f in uploads.items()})
+        for layer, spec in specs.items():
+            dataset = body.get(f"{layer}_dataset", "").strip()
+            specs[layer] = f"{spec}:{dataset}" if dataset else spec
+        intake.start_import(inst, name, specs, resolution, uploaded=folder)
+    else:
+        paths = {layer: body.get(layer) for layer in intake.LAYERS if body.get(layer)}
+        intake.start_import(inst, name, intake.server_specs(inst, paths), resolution)
+    return jsonify(ok=True, job=intake.job_name(name)), 202
+
+
+@bp.get("/api/jobs")
+@role_required("admin")
+def jobs():
+    return jsonify(ok=True, jobs=st.jobs(game_instance().store))
+
+
+@bp.get("/api/volumes/<name>/timeline")
+@role_required("admin")
+def volume_timeline(name: str):
+    inst = game_instance()
+    return jsonify(ok=True, quality=timeline.quality_over_time(inst, name), activity=timeline.activity(inst, name))
+
+
+@bp.get("/api/volumes/<name>/edits")
+@role_required("admin")
+def edit_log(name: str):
+    return jsonify(ok=True, edits=editlog.log(game_instance(), name))
+
+
+@bp.post("/api/volumes/<name>/edits/<int:seq>/<action>")
+@role_required("admin")
+def toggle_edit(name: str, seq: int, action: str):
+    if action not in ("revert", "reapply"):
+        abort(404)
+    outcome = editlog.toggle(game_instance(), current_player()["id"], name, seq, revert=action == "revert")
+    return jsonify(ok=True, **outcome)
+
+
+@bp.get("/api/players")
+@role_required("admin")
+def players():
+    return jsonify(ok=True, players=audit.player_report(game_instance()))
+
+
+@bp.post("/api/players/<int:player_id>/suspend")
+@role_required("admin")
+def suspend(player_id: int):
+    player = audit.suspend(game_instance(), current_player()["id"], player_id, _body().get("suspended"))
+    return jsonify(ok=True, player=player)
 
 
 ROLES = ("player", "teacher", "admin")

@@ -25,6 +25,9 @@ def current_player() -> dict | None:
     return g.player
 
 
+JSON_PATHS = ("/api/", "/admin/api/")
+
+
 def wants_json() -> bool:
     return request.is_json or request.accept_mimetypes.best == "application/json"
 
@@ -33,7 +36,7 @@ def login_required(view):
     @wraps(view)
     def wrapped(*args, **kwargs):
         if current_player() is None:
-            if wants_json() or request.path.startswith("/api/"):
+            if wants_json() or request.path.startswith(JSON_PATHS):
                 return jsonify(ok=False, error="log in or play as a guest first"), 401
             return redirect(url_for("auth.login", next=request.path))
         return view(*args, **kwargs)
@@ -46,12 +49,17 @@ def role_required(*roles: str):
         @login_required
         def wrapped(*args, **kwargs):
             if current_player()["role"] not in roles:
-                if wants_json() or request.path.startswith("/api/"):
+                if wants_json() or request.path.startswith(JSON_PATHS):
                     return jsonify(ok=False, error=f"this needs the role {' or '.join(roles)}"), 403
                 abort(403)
             return view(*args, **kwargs)
         return wrapped
     return decorate
+
+
+def _address() -> str | None:
+    """The keyed hash of the client's address, kept with a new account (admins see many from one place)."""
+    return players.address_key(game_instance().secret_key(), request.remote_addr)
 
 
 def _form() -> dict:
@@ -109,7 +117,8 @@ def register():
             player = players.claim_guest(game_instance().store, me["id"], form.get("username", ""),
                                          form.get("password", ""))
         else:
-            player = players.register(game_instance().store, form.get("username", ""), form.get("password", ""))
+            player = players.register(game_instance().store, form.get("username", ""), form.get("password", ""),
+                                      address=_address())
     except ProofQuestError as exc:
         return _fail("register.html", exc)
     return _log_in(player)
@@ -129,7 +138,7 @@ def login():
 
 @bp.post("/guest")
 def guest():
-    return _log_in(players.create_guest(game_instance().store))
+    return _log_in(players.create_guest(game_instance().store, address=_address()))
 
 
 @bp.post("/logout")

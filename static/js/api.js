@@ -33,3 +33,12 @@ export async function request(socket, event, data, timeoutMs = 10000) {
   if (!reply.ok) throw new Error(reply.error);
   return reply;
 }
+
+// A multipart POST (file uploads); the browser sets the boundary, the token travels as a header.
+export async function postForm(url, formData) {
+  return parse(await fetch(url, {
+    method: 'POST',
+    headers: { Accept: 'application/json', 'X-CSRFToken': csrfToken },
+    body: formData,
+  }));
+}

@@ -122,6 +122,8 @@ const practice = (() => {
       : choice === 'unsure' ? 'Fair enough — here is the answer' : '✗ Not quite';
     feedback.querySelector('[data-role=truth-answer]').textContent = puzzle.labels[puzzle.answer];
     feedback.querySelector('[data-role=explanation]').textContent = EXPLAIN[puzzle.kind][puzzle.answer];
+    // Neuroglancer, the field's viewer, shows the same spot in 3D (a new tab: the lesson stays here).
+    feedback.querySelector('[data-role=see-3d]').href = `/neuroglancer/puzzle/${puzzle.id}`;
     feedback.querySelector('[data-role=next-practice]').textContent =
       index + 1 < puzzles.length ? 'Next puzzle' : 'Finish the lesson';
     feedback.hidden = false;
