@@ -102,6 +102,30 @@ def test_every_admin_route_refuses_anonymous_users_players_and_teachers(app):
     assert st.edit_count(app.extensions["proofquest"].store, "demo") == 0  # no refused POST did anything
 
 
+def test_malformed_admin_requests_get_a_clear_4xx_and_change_nothing(admin, inst):
+    huge = 2**70
+    posts = [("/admin/api/volumes/import", body) for body in ([1, 2], "text", {"name": 5, "image": "x.npy"},
+                                                               {"name": "v", "image": ["a"]}, {"name": "v"},
+                                                               {"name": "v", "image": "x.npy", "resolution": [1, "a"]},
+                                                               {"name": "v" * 500, "image": "x.npy"})]
+    posts += [("/admin/api/volumes/demo/live", body) for body in ({"live": "yes"}, [True], {})]
+    posts += [(f"/admin/api/players/{huge}/suspend", {"suspended": True}),
+              ("/admin/api/players/1/suspend", {"suspended": 1}), ("/admin/api/players/1/suspend", [1]),
+              (f"/admin/api/volumes/demo/edits/{huge}/revert", {}), ("/admin/api/volumes/nope/edits/0/revert", {}),
+              (f"/admin/api/expert/{huge}", {"decision": "apply"})]
+    for url, body in posts:
+        reply = admin.post(url, json=body)
+        assert 400 <= reply.status_code < 500 and reply.get_json()["ok"] is False, (url, body, reply.status_code)
+        assert len(reply.get_json()["error"]) < 400, (url, body)
+    for url in (f"/neuroglancer/puzzle/{huge}", f"/neuroglancer/edit/demo/{huge}",
+                f"/neuroglancer/data/demo/segmentation-0/mesh/{huge}:0:whole",
+                f"/neuroglancer/data/demo/segmentation-{huge}/info", "/admin/export/demo/labels?format=npy&at=" + "9" * 30,
+                "/admin/export/nope/votes?format=csv", "/admin/api/volumes/nope/timeline"):
+        assert 400 <= admin.get(url).status_code < 500, url
+    assert st.edit_count(inst.store, "demo") == 0 and inst.volumes.names() == ["demo"]
+    assert st.live_volumes(inst.store) == {}
+
+
 def test_admins_get_every_page(admin, inst):
     _apply_true_merges(inst, 1)
     for url in ("/admin/", "/admin/volumes", "/admin/volumes/demo", "/admin/volumes/demo/edits", "/admin/players"):
@@ -240,6 +264,7 @@ def test_revert_then_reapply_restores_the_mapping_and_both_are_in_the_log_and_th
     assert editlog.log(inst, "demo")[0]["source_label"] == "re-apply"
     assert timeline.quality_over_time(inst, "demo")["current"] == quality_before
     assert st.edit_count(inst.store, "demo") == 4
+    assert catalog.volumes(inst)[0]["puzzles"]["retired"] == 2 and catalog.volumes(inst)[0]["edits"] == 4
     page = admin.get("/admin/volumes/demo/edits").get_data(as_text=True)
     assert "undoes #0" in page and "Re-apply" not in page  # every edit in effect again
 
@@ -324,14 +349,16 @@ def test_accounts_keep_only_a_keyed_hash_of_their_address(app):
 # ----------------------------------------------------------------------------- volumes
 
 def test_a_volume_that_is_not_live_hands_out_no_puzzles(admin, inst):
-    oracle_puzzles(inst)
+    _, puzzles = oracle_puzzles(inst)
     guest = players.create_guest(inst.store)
     assert assignment.next_puzzle(inst, guest)
     assert admin.post("/admin/api/volumes/demo/live", json={"live": False}).get_json()["live"] is False
     with pytest.raises(ProofQuestError, match="no puzzle is left"):
         assignment.next_puzzle(inst, guest)
     row = next(v for v in admin.get("/admin/api/volumes").get_json()["volumes"] if v["name"] == "demo")
-    assert row["live"] is False and row["puzzles"]["open"] > 0 and row["quality"]["volume"] == "demo"
+    assert row["live"] is False and row["quality"]["volume"] == "demo"
+    gold = sum(p["gold"] for p in puzzles)
+    assert row["puzzles"] == {"open": len(puzzles) - gold, "gold": gold}
     catalog.set_live(inst, "demo", True)
     assert assignment.next_puzzle(inst, guest)
 

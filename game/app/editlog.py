@@ -92,7 +92,7 @@ def toggle(inst: Instance, admin_id: int, name: str, seq, *, revert: bool) -> di
     has moved on from the state the undo would return to.
     """
     if isinstance(seq, bool) or not isinstance(seq, int):
-        raise ProofQuestError(f"edit must be a log number, got {seq!r}")
+        raise ProofQuestError(f"edit must be a log number, got {str(seq)[:40]!r}")
     inst.volumes.open(name)
     with inst.store.write():  # the log read, the check and the new entry see one state
         rows = st.edit_log(inst.store, name)

@@ -219,7 +219,9 @@ def start_import(inst: Instance, name: str, specs: dict[str, str | None], resolu
 
 
 def server_specs(inst: Instance, paths: dict[str, str | None]) -> dict[str, str | None]:
-    """Layer → checked server path, for the layers given."""
+    """Layer → checked server path, for the layers given (an empty request says what is missing)."""
+    if not paths.get("image"):
+        raise ProofQuestError("an import needs at least the EM image: a file on the server, or upload one")
     unknown = set(paths) - set(LAYERS)
     if unknown:
         raise ProofQuestError(f"unknown layer {sorted(unknown)[0]!r}; layers are {', '.join(LAYERS)}")

@@ -896,8 +896,8 @@ def puzzle_counts(store: Store) -> dict[str, dict[str, int]]:
     """Per volume: crowd puzzles per state, and the gold and practice puzzles."""
     out: dict[str, dict[str, int]] = {}
     for r in store.query("SELECT volume, CASE WHEN tutorial THEN 'practice' WHEN gold THEN 'gold' ELSE state END"
-                         " AS kind, COUNT(*) AS n FROM puzzles GROUP BY volume, kind"):
-        out.setdefault(r["volume"], {})[r["kind"]] = r["n"]
+                         " AS bucket, COUNT(*) AS n FROM puzzles GROUP BY volume, bucket"):
+        out.setdefault(r["volume"], {})[r["bucket"]] = r["n"]
     return out
 
 

@@ -47,8 +47,8 @@ def player_report(inst: Instance) -> list[dict]:
 
 def suspend(inst: Instance, admin_id: int, player_id, suspended) -> dict:
     """Suspend a player (their votes stop counting in open puzzles) or lift the suspension."""
-    if isinstance(player_id, bool) or not isinstance(player_id, int):
-        raise ProofQuestError(f"player must be an integer id, got {player_id!r}")
+    if isinstance(player_id, bool) or not isinstance(player_id, int) or not 0 < player_id < 2**63:
+        raise ProofQuestError(f"player must be a player's id, got {str(player_id)[:40]!r}")
     if not isinstance(suspended, bool):
         raise ProofQuestError("suspended is true or false")
     if player_id == admin_id and suspended:

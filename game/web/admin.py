@@ -33,7 +33,9 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def _body() -> dict:
-    return request.get_json(silent=True) or request.form.to_dict()
+    """The request's JSON object or form fields; anything else (a list, a number) is an empty body."""
+    body = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    return body if isinstance(body, dict) else {}
 
 
 def _download(download: exports.Download) -> Response:
@@ -97,7 +99,7 @@ def export(name: str, what: str):
     if what == "labels":
         at = request.args.get("at", "").strip()
         if at and not at.isdigit():
-            raise ProofQuestError(f"at={at!r}: give a number of edits (0 is the automatic segmentation)")
+            raise ProofQuestError(f"at={at[:20]!r}: give a number of edits (0 is the automatic segmentation)")
         return _download(exports.labels_download(inst, name, fmt, at=int(at) if at else None))
     if what not in exports.WHAT:
         raise ProofQuestError(f"cannot export {what!r}; choose labels, votes, edits, puzzles or answers")
@@ -142,7 +144,8 @@ def _resolution(text) -> tuple:
     try:
         return tuple(float(v) for v in values)
     except (TypeError, ValueError):
-        raise ProofQuestError(f"resolution {text!r}: give three voxel sizes Z,Y,X in nm, e.g. 40,4,4") from None
+        raise ProofQuestError(f"resolution {str(text)[:40]!r}: give three voxel sizes Z,Y,X in nm, e.g. 40,4,4") \
+            from None
 
 
 @bp.post("/api/volumes/import")
@@ -152,13 +155,15 @@ def import_volume():
     inst = game_instance()
     body = _body()
     name, resolution = body.get("name", ""), _resolution(body.get("resolution"))
+    if not isinstance(name, str):
+        raise ProofQuestError("name the new volume: letters, digits, '-', '_' and '.'")
     uploads = {layer: request.files[layer] for layer in intake.LAYERS
                if layer in request.files and request.files[layer].filename}
     if uploads:
         folder, specs = intake.save_uploads(inst, {
             layer: (secure_filename(f.filename), f.save) for layer, f in uploads.items()})
         for layer, spec in specs.items():
-            dataset = body.get(f"{layer}_dataset", "").strip()
+            dataset = str(body.get(f"{layer}_dataset", "")).strip()
             specs[layer] = f"{spec}:{dataset}" if dataset else spec
         intake.start_import(inst, name, specs, resolution, uploaded=folder)
     else:

@@ -96,7 +96,7 @@ def mesh(volume: str, layer: str, name: str):
     if name == "info":
         return jsonify({"@type": "neuroglancer_legacy_mesh"})
     parts = name.split(":")
-    if not parts[0].isdigit() or len(parts) not in (2, 3):
+    if not parts[0].isdigit() or len(parts[0]) > 19 or len(parts) not in (2, 3):
         raise ProofQuestError(f"{name!r} is not a mesh name (SEGMENT:0 or SEGMENT:0:whole)")
     if len(parts) == 2:
         return jsonify(ng.mesh_manifest(int(parts[0])))
@@ -110,7 +110,7 @@ def mesh(volume: str, layer: str, name: str):
 def puzzle(puzzle_id: int):
     """A puzzle in Neuroglancer: for its players once they answered, for anyone if it is a practice puzzle."""
     inst, player = game_instance(), current_player()
-    found = st.puzzle(inst.store, puzzle_id)
+    found = st.puzzle(inst.store, puzzle_id) if puzzle_id < 2**63 else None
     allowed = found is not None and (player["role"] == "admin" or found["tutorial"]
                                      or st.has_voted(inst.store, puzzle_id, player["id"]))
     if not allowed:
