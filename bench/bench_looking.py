@@ -40,7 +40,6 @@ sys.path.insert(0, str(ROOT))
 
 from game.app.instance import Instance
 from game.app.settings import load_settings
-from game.detection import detect
 from game.detection.net import roc_auc
 from game.puzzles.edit import PuzzleEdit, correct_answer
 from game.puzzles.framing import frame_candidates, part_masks
@@ -76,7 +75,7 @@ def evidence(volume, agg, candidate: dict, frame) -> tuple[float, float] | None:
 
 def measure(inst, name: str) -> list[dict]:
     volume, agg = inst.volumes.open(name), inst.agglomeration(name)
-    candidates = detect.detect_volume(inst, name, limit=None)
+    candidates = inst.pool.detect(name)
     known = supervoxel_truth(volume, agg.n_supervoxels)
     if known is None:
         raise SystemExit(f"volume {name} has no ground truth")

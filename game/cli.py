@@ -111,12 +111,19 @@ def cmd_agglomerate(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from game.app import pipeline
-    result = pipeline.evaluate_volume(_instance(args), args.name, progress=progress_factory(not args.json))
+    inst = _instance(args)
+    result = pipeline.evaluate_volume(inst, args.name, progress=progress_factory(not args.json))
+    gap = pipeline.quality_gap(inst, args.name)
     if args.json:
-        print(json.dumps(result))
+        print(json.dumps({**result, "initial": gap["initial"], "limit": gap["limit"], "gap_closed": gap["gap_closed"]}))
     else:
+        print(f"{'':>20}  {'initial':>9} {'current':>9} {'limit':>9}")
         for key, value in result.items():
-            print(f"{key:>20}: {value:.4f}" if isinstance(value, float) else f"{key:>20}: {value}")
+            row = [gap["initial"][key], value, gap["limit"][key]]
+            print(f"{key:>20}: " + " ".join(f"{v:9.4f}" if isinstance(v, float) else f"{v!s:>9}" for v in row))
+        closed = gap["gap_closed"]
+        print(f"{'true gap closed':>20}: ARE {closed['adapted_rand_error']:.1%}, VI {closed['vi']:.1%} "
+              "(of initial − supervoxel limit)")
     return 0
 
 
@@ -175,7 +182,7 @@ def cmd_train_boundary(args) -> int:
 def cmd_detect(args) -> int:
     from game.detection import detect
     inst = _instance(args)
-    everything = detect.detect_volume(inst, args.name, limit=None, progress=progress_factory(not args.json))
+    everything = detect.interleave(inst.pool.detect(args.name, progress=progress_factory(not args.json)("detecting errors")))
     report = detect.evaluate_ranking(everything) if any(c.get("truth") is not None for c in everything) else None
     found = everything[:args.limit]
     if args.json:

@@ -23,6 +23,7 @@ from game.app import pipeline
 from game.app import store as st
 from game.app.instance import Instance
 from game.errors import ProofQuestError
+from game.evaluation import quality
 from game.evaluation.quality import evaluate_mapping, truth_table
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer
 from game.segmentation.agglomeration import Agglomeration
@@ -65,7 +66,7 @@ def oracle_quality(inst: Instance, name: str) -> dict:
 class Player:
     """One simulated player: an HTTP session for log-in and a Socket.IO client for play."""
 
-    def __init__(self, url: str, accuracy: float, truths: dict[int, dict], rng: random.Random):
+    def __init__(self, url: str, accuracy: float, truths, rng: random.Random):
         self.url, self.accuracy, self.truths, self.rng = url.rstrip("/"), accuracy, truths, rng
         self.http = requests.Session()
         token = self.http.get(f"{self.url}/auth/csrf", timeout=30).json()["csrf_token"]
@@ -80,7 +81,9 @@ class Player:
         self.late = 0
 
     def answer(self, puzzle: dict) -> str:
-        truth = self.truths[puzzle["id"]]
+        truth = self.truths(puzzle["id"])
+        if truth["truth"] is None:  # a near tie or unlabelled: the picture does not decide it either
+            return self.rng.choice(("yes", "no"))
         correct = correct_answer(truth["kind"], truth["truth"])
         if self.rng.random() < self.accuracy:
             return correct
@@ -130,7 +133,8 @@ def run(inst: Instance, url: str, crowd: Crowd, *, progress=None) -> dict:
         requests.get(f"{url.rstrip('/')}/healthz", timeout=10).raise_for_status()
     except requests.RequestException as exc:
         raise ProofQuestError(f"no ready game at {url} ({exc}); start it with python run.py --home {inst.home}")
-    truths = {p["id"]: p for p in st.puzzles(inst.store, tutorial=None)}
+    def truths(puzzle_id: int) -> dict:  # read when asked: the living pool adds puzzles as the crowd decides
+        return st.puzzle(inst.store, puzzle_id)
     before = {n: pipeline.evaluate_volume(inst, n) for n in names}
     oracle = {n: oracle_quality(inst, n) for n in names}
     votes_at_start = st.vote_count(inst.store)
@@ -158,8 +162,33 @@ def run(inst: Instance, url: str, crowd: Crowd, *, progress=None) -> dict:
         raise errors[0]
     seconds = time.perf_counter() - started
     after = {n: pipeline.evaluate_volume(inst, n) for n in names}
+    votes = st.vote_count(inst.store) - votes_at_start
+    volumes = {n: _gains(inst, n, before[n], after[n], oracle[n], votes) for n in names}
     first = names[0]
-    return {"before": before[first], "after": after[first], "oracle": oracle[first],
-            "votes": st.vote_count(inst.store) - votes_at_start, "seconds": round(seconds, 1),
-            "volumes": {n: {"before": before[n], "after": after[n], "oracle": oracle[n]} for n in names},
+    return {**volumes[first], "votes": votes, "seconds": round(seconds, 1), "volumes": volumes,
             "decisions": decisions(inst), "accuracies": [round(float(a), 3) for a in crowd.accuracies()]}
+
+
+# Guided Proofreading's decision time (Haehn et al. 2018): what a player-minute is taken as.
+SECONDS_PER_ANSWER = 6.2
+
+
+def _gains(inst: Instance, name: str, before: dict, after: dict, oracle: dict, votes: int) -> dict:
+    """A volume's quality from the automatic segmentation to the crowd's, beside the supervoxel limit.
+
+    ``initial`` is the automatic segmentation, ``before`` the state the crowd
+    found (the known answers applied), ``after`` the crowd's result. The true
+    gap is initial − limit; ``gap_closed`` splits what closed it between the
+    known answers and the crowd.
+    """
+    gap = pipeline.quality_gap(inst, name)
+    initial, limit = gap["initial"], gap["limit"]
+    vi = before["vi_split"] + before["vi_merge"] - after["vi_split"] - after["vi_merge"]
+    minutes = votes * SECONDS_PER_ANSWER / 60
+    return {"initial": initial, "before": before, "after": after, "oracle": oracle, "limit": limit,
+            "gap_closed": {"known_answers": quality.gap_closed(initial, before, limit),
+                           "crowd": {k: v - quality.gap_closed(initial, before, limit)[k]
+                                     for k, v in quality.gap_closed(initial, after, limit).items()},
+                           "total": quality.gap_closed(initial, after, limit),
+                           "oracle": quality.gap_closed(initial, oracle, limit)},
+            "vi_per_player_minute": vi / minutes if minutes else None}

@@ -14,6 +14,7 @@ import tifffile
 import zarr
 from conftest import shared_data
 
+from game.app import store as st
 from game.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +38,12 @@ def test_demo_has_both_error_kinds(capsys, tmp_path):
     info = json.loads(out)
     assert info["shape"] == [16, 96, 96] and info["supervoxels"] > info["segments"] > 5
     quality = evaluate(capsys, tmp_path, "demo")
-    assert set(quality) == {"adapted_rand_error", "rand_index", "vi_split", "vi_merge", "edge_accuracy", "segments"}
+    metrics = {"adapted_rand_error", "rand_index", "vi_split", "vi_merge", "edge_accuracy", "segments"}
+    assert set(quality) == metrics | {"initial", "limit", "gap_closed"} and set(quality["limit"]) == metrics
     assert quality["vi_split"] > 0.1 and quality["vi_merge"] > 0.1
+    # the supervoxel limit: no merge or split of supervoxels does better
+    assert quality["limit"]["adapted_rand_error"] <= quality["adapted_rand_error"]
+    assert quality["limit"]["vi_split"] + quality["limit"]["vi_merge"] < quality["vi_split"] + quality["vi_merge"]
     code, _, err = run(capsys, "--home", tmp_path, "demo", "--shape", "16,96,96")
     assert code == 2 and "--force" in err
 
@@ -194,16 +199,16 @@ def test_home_comes_from_the_environment_and_run_py_works(tmp_path):
 
 
 def test_puzzles_report_prints_the_figures_of_a_volumes_puzzles(capsys, inst, home):
-    from game.app.prepare import build_puzzles
-    build_puzzles(inst, "demo", limit=40)
+    inst.pool.prepare_volume("demo")
+    n = st.puzzle_count(inst.store, "demo")
     code, out, err = run(capsys, "--home", home, "puzzles-report", "demo", "--json")
     assert code == 0, err
     report = json.loads(out)
-    assert report["framing"]["puzzles"] == 40 and report["framing"]["decision_inside_share"] == 1.0
+    assert report["framing"]["puzzles"] == n and report["framing"]["decision_inside_share"] == 1.0
     assert set(report["blind"]["gold"]) == {"puzzles", "always_yes", "always_no", "badge"}
     assert report["goals"]["decision_inside_all"] and report["goals"]["known_answers_judgeable"]
     code, out, err = run(capsys, "--home", home, "puzzles-report", "demo")
-    assert code == 0 and "decision point >= 24 px inside the image: 40 (100%)" in out
+    assert code == 0 and f"decision point >= 24 px inside the image: {n} (100%)" in out
     code, _, err = run(capsys, "--home", home, "puzzles-report", "nothing-here")
     assert code == 2 and err.startswith("error: there is no volume 'nothing-here'")
 

@@ -11,8 +11,8 @@ import torch
 from game.detection.candidates import (
     find_candidates,
     interleave,
-    normalized_cut,
     scan_supervoxels,
+    tree_cuts,
 )
 from game.detection.detect import (
     ArrayVolume,
@@ -105,13 +105,16 @@ def test_merge_location_is_the_contact_voxel_nearest_its_centre(tiny):
 
 
 def test_segment_across_two_objects_gives_a_split_moving_the_other_object(tiny):
-    splits = by_kind(labelled(tiny), "split")
-    assert len(splits) == 1
-    split = splits[0]
-    assert split["segments"] == [3] and split["supervoxels"] == [5]
-    assert split["anchors"] == [4, 5]
-    assert split["truth"] is True
-    assert split["location"][2] == 23  # the face between x = 23 and 24
+    splits = sorted(by_kind(labelled(tiny), "split"), key=lambda c: c["rank"])
+    # segment {3, 4, 5} was built by merging 3|4 (faint), then 4|5 (strong): undoing the last merge comes first
+    first = splits[0]
+    assert first["rank"] == 0 and first["segments"] == [3] and first["supervoxels"] == [5]
+    assert first["anchors"] == [4, 5] and first["how"] == "tree"
+    assert first["truth"] is True
+    assert first["location"][2] == 23  # the face between x = 23 and 24
+    # the deeper cut moves 3 off; what stays (4 and 5, one voxel count each) is a near tie: no truth
+    assert [c["rank"] for c in splits] == [0, 1] and splits[1]["supervoxels"] == [3] and splits[1]["truth"] is None
+    assert len({c["key"] for c in splits}) == 2
 
 
 def test_proposed_edits_apply_cleanly_through_the_agglomeration(tiny):
@@ -147,15 +150,19 @@ def test_scan_counts_supervoxel_sizes_across_chunk_borders(tiny):
         assert supervoxels[z, y, x] == a and supervoxels[z, y, x + 1] == b
 
 
-def test_normalized_cut_separates_two_cliques_joined_by_a_faint_edge():
-    # nodes 1-3 and 4-6 bound strongly inside; one edge 3-4 through strong membrane
+def test_tree_cuts_undo_the_last_merges_first_and_move_the_smaller_side():
+    # supervoxels 1-3 bound faintly, 4-6 bound faintly, 3-4 through a stronger membrane: built last
     u = np.array([1, 1, 2, 3, 4, 4, 5], np.uint32)
     v = np.array([2, 3, 3, 4, 5, 6, 6], np.uint32)
-    mean = np.array([0.1, 0.1, 0.1, 0.9, 0.1, 0.1, 0.1], np.float32)
+    mean = np.array([0.1, 0.2, 0.15, 0.6, 0.1, 0.2, 0.15], np.float32)
     area = np.full(7, 20, np.int64)
-    nodes, side, ncut = normalized_cut(RAG(u, v, mean, mean, mean, area, 6))
-    assert set(nodes[side].tolist()) in ({1, 2, 3}, {4, 5, 6})
-    assert 0 < ncut < 0.1
+    rag = RAG(u, v, mean, mean, mean, area, 6)
+    sizes = np.array([0, 100, 100, 100, 100, 100, 500])
+    cuts = tree_cuts(rag, np.arange(7), sizes, min_voxels=1, min_share=0.0)
+    assert cuts[0]["rank"] == 0 and set(cuts[0]["moved"].tolist()) == {1, 2, 3}  # 300 voxels against 700
+    assert cuts[0]["height"] == pytest.approx(0.6)
+    assert rag.u[cuts[0]["edge"]] == 3 and rag.v[cuts[0]["edge"]] == 4
+    assert all(len(c["moved"]) < 6 for c in cuts) and len({frozenset(c["moved"].tolist()) for c in cuts}) == len(cuts)
 
 
 @pytest.mark.parametrize("mapping, kinds", [([0, 1, 1, 1, 1, 1], {"split"}), ([0, 1, 2, 3, 4, 5], {"merge"})])
@@ -278,8 +285,8 @@ def test_loading_a_file_that_is_not_a_detector_says_so(tmp_path):
 
 
 def answered_copies(tiny, copies=6):
-    """The tiny volume's candidates, each answered as its ground truth says, repeated."""
-    candidates = labelled(tiny)
+    """The tiny volume's candidates with a clear truth, each answered as it says, repeated."""
+    candidates = [c for c in labelled(tiny) if c["truth"] is not None]
     return [{**c, "answer": c["truth"]} for _ in range(copies) for c in candidates]
 
 

@@ -18,6 +18,7 @@ from game.app import store as st
 from game.app.instance import Instance
 from game.errors import ProofQuestError
 
+
 def edit_source(row: dict) -> str:
     """Who made an edit, as its provenance says: crowd, expert, known answer, revert or re-apply.
 

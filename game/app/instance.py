@@ -81,6 +81,12 @@ class Instance:
     def segmentations(self) -> LiveSegmentations:
         return LiveSegmentations(self.volumes, self.store)
 
+    @cached_property
+    def pool(self):
+        """The living pool of puzzles (:class:`game.app.pool.Pool`)."""
+        from game.app.pool import Pool  # it runs the detector: loaded only by those who make puzzles
+        return Pool(self)
+
     @property
     def cache_dir(self) -> Path:
         path = self.home / "cache"

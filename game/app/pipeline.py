@@ -25,7 +25,7 @@ from game.evaluation import metrics, quality
 from game.geometry import BBox
 from game.progress import ProgressFactory
 from game.segmentation import filters
-from game.segmentation.merging import agglomerate
+from game.segmentation.merging import agglomerate, fold_fragments
 from game.segmentation.rag import RAG, build_rag_blockwise
 from game.segmentation.watershed import oversegment_segments, watershed_supervoxels
 from game.volumes import synthetic
@@ -77,15 +77,23 @@ def _watershed_into(source, writer, resolution, *, progress: ProgressFactory | N
     return n
 
 
-def _write_graph(writer, *, threshold: float, mapping: np.ndarray | None, progress: ProgressFactory | None) -> dict:
-    """RAG and initial mapping (and the truth table when there is ground truth) as side arrays."""
+def _write_graph(writer, *, threshold: float, mapping: np.ndarray | None, progress: ProgressFactory | None,
+                 fold_voxels: int = 0) -> dict:
+    """RAG, supervoxel sizes and initial mapping (and the truth table with ground truth) as side arrays.
+
+    Without a ``mapping`` the initial segmentation is mean agglomeration up to
+    ``threshold``, with fragments under ``fold_voxels`` folded into a neighbour.
+    """
     shape, chunks = writer.shape, writer.chunks
     n = int(writer.attrs.get("n_supervoxels") or 0)
     rag = build_rag_blockwise(lambda box: writer.read("supervoxels", box), lambda box: writer.read("boundary", box),
                               shape, chunks, n_supervoxels=n, progress=_bar(progress, "region graph"))
     writer.save_side("rag", rag.to_arrays())
+    sizes = writer.label_sizes("supervoxels", minlength=n + 1)
+    sizes[0] = 0
+    writer.save_side("sv_sizes", sizes)
     if mapping is None:
-        mapping = agglomerate(rag, threshold)
+        mapping = fold_fragments(rag, agglomerate(rag, threshold), sizes, max_voxels=fold_voxels)
     writer.save_side("mapping", mapping)
     info = {"supervoxels": n, "edges": int(len(rag.u)), "segments": int(len(np.unique(mapping[1:])))}
     if writer.has("groundtruth"):
@@ -133,7 +141,7 @@ def make_demo(inst: Instance, name: str, *, shape=(64, 256, 256), seed: int = 0,
             w.attrs.update({"source": "generated demo", "seed": seed})
             n = _watershed_into(w, w, spec.resolution, progress=progress)
             info = _write_graph(w, threshold=inst.settings["AGGLOMERATION_THRESHOLD"], mapping=None,
-                                progress=progress)
+                                progress=progress, fold_voxels=inst.settings["FOLD_MAX_VOXELS"])
     info.update({"name": name, "shape": list(spec.shape), "supervoxels": n,
                  "seconds": round(time.perf_counter() - started, 1)})
     return info
@@ -314,7 +322,8 @@ def agglomerate_volume(inst: Instance, name: str, *, threshold: float | None = N
             _watershed_into(old, w, old.resolution, progress=progress)
         else:
             w.attrs["n_supervoxels"] = int(old.attrs.get("n_supervoxels") or _max_label(old, "supervoxels"))
-        info = _write_graph(w, threshold=threshold, mapping=None, progress=progress)
+        info = _write_graph(w, threshold=threshold, mapping=None, progress=progress,
+                            fold_voxels=inst.settings["FOLD_MAX_VOXELS"])
     info.update({"name": name, "threshold": threshold})
     return info
 
@@ -335,7 +344,8 @@ def segment_volume(inst: Instance, name: str, *, model: str | None = None, thres
                              progress=_bar(progress, f"boundary network ({bnd.default_device()})"),
                              write=lambda box, block: w.write("boundary", box, block))
         _watershed_into(w, w, old.resolution, progress=progress)
-        info = _write_graph(w, threshold=threshold, mapping=None, progress=progress)
+        info = _write_graph(w, threshold=threshold, mapping=None, progress=progress,
+                            fold_voxels=inst.settings["FOLD_MAX_VOXELS"])
     info.update({"name": name, "threshold": threshold, "seconds": round(time.perf_counter() - started, 1)})
     return info
 
@@ -388,6 +398,22 @@ def evaluate_volume(inst: Instance, name: str, *, progress: ProgressFactory | No
         raise ProofQuestError(f"volume {name!r} has no segmentation yet; run `agglomerate {name}` first")
     return quality.evaluate_mapping(quality.truth_table(volume), inst.agglomeration(name).mapping,
                                     RAG.from_arrays(volume.load_side("rag")))
+
+
+def quality_gap(inst: Instance, name: str) -> dict:
+    """The initial and current segmentation beside the supervoxel limit, and the share of the true gap closed.
+
+    The *supervoxel limit* (every supervoxel to its majority ground-truth
+    object) is the best any merge or split of supervoxels can reach; the gap
+    from the initial segmentation to it is what proofreading can close.
+    """
+    volume = inst.volumes.open(name)
+    table, rag = quality.truth_table(volume), RAG.from_arrays(volume.load_side("rag"))
+    initial = quality.evaluate_mapping(table, volume.load_side("mapping"), rag)
+    current = quality.evaluate_mapping(table, inst.agglomeration(name).mapping, rag)
+    limit = quality.supervoxel_limit(table, rag)
+    return {"initial": initial, "current": current, "limit": limit,
+            "gap_closed": quality.gap_closed(initial, current, limit)}
 
 
 def list_volumes(inst: Instance) -> list[dict]:

@@ -56,6 +56,9 @@ SETTINGS: tuple[Setting, ...] = (
             "network).", _choice("filter", "network")),
     Setting("AGGLOMERATION_THRESHOLD", 0.5, "Mean boundary (0..1) below which supervoxels are merged "
             "into the initial segmentation.", float),
+    Setting("FOLD_MAX_VOXELS", 32, "Segments of fewer voxels are folded into the neighbour they touch through the "
+            "faintest boundary when a segmentation is made: nothing a player could judge on screen (under 32 it "
+            "never made the demo or fibsem-gala worse; under 64 it did).", int),
     Setting("BOUNDARY_MODEL", "models/boundary_unet.pt", "Weights of the boundary network (path relative "
             "to the project folder, or absolute).", str),
     Setting("DETECTOR_MODEL", "models/detector.pt", "Weights of the error detector.", str),
@@ -116,13 +119,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("POINTS_STREAK_CAP", 10, "Longest streak that still adds points.", int),
     Setting("POINTS_ACCURACY_WINDOW", 30, "Gold answers the accuracy shown to a player is taken over.", int),
     # --- the rest
-    Setting("PUZZLES_PER_VOLUME", 300, "Suspected errors turned into puzzles per volume on first start.", int),
     Setting("FAST_ANSWER_MS", 700, "Answers quicker than this (milliseconds) come before the slices can be looked "
             "at; a player giving most answers this fast is flagged for the admin.", int),
     Setting("SAME_ADDRESS_ACCOUNTS", 4, "Accounts made from one address (kept as a keyed hash) from which the admin "
             "page flags them (a classroom shares one address: raise it for schools).", int),
     Setting("IMPORT_FOLDERS", "", "Server folders (separated by ':') from which admins may import volumes by path; "
             "empty: only HOME/imports.", str),
+    Setting("LIVING_POOL", True, "After every decision, scan the segments it concerns again: new candidates become "
+            "puzzles, and a rejected cut opens the next one of that segment (off: the first start's puzzles only).",
+            _bool),
+    Setting("SPLIT_TREE_DEPTH", 8, "How many of the merges that built a segment are proposed as cuts, last first "
+            "(one at a time per segment).", int),
     Setting("LEADERBOARD_INTERVAL", 0.5, "Seconds between leaderboard broadcasts (throttling).", float),
     Setting("MESSAGE_QUEUE", "", "Flask-SocketIO message queue URL (e.g. redis://127.0.0.1:6379) to run "
             "several server processes; empty for one process.", str),

@@ -177,6 +177,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX votes_time ON votes (created);
     """,
+    # The living pool asks each question once: what a puzzle's edit does, independent of segment ids.
+    """
+    ALTER TABLE puzzles ADD COLUMN key TEXT;
+    CREATE UNIQUE INDEX puzzles_key ON puzzles (volume, key) WHERE key IS NOT NULL;
+    ALTER TABLE puzzles ADD COLUMN judgeable INTEGER NOT NULL DEFAULT 1;
+    """,
 ]
 
 
@@ -499,7 +505,7 @@ def points_history(store: Store, player_id: int) -> list[dict]:
 # ----------------------------------------------------------------------------- puzzles
 
 PUZZLE_FIELDS = ("kind", "anchors", "supervoxels", "segments", "location", "score", "truth", "gold", "teach",
-                 "tutorial")
+                 "tutorial", "key", "judgeable")
 
 
 def _puzzle_row(row: dict) -> dict:
@@ -509,27 +515,35 @@ def _puzzle_row(row: dict) -> dict:
     return row
 
 
-def add_puzzles(store: Store, volume: str, puzzles: list[dict]) -> list[int]:
-    """Insert puzzles (dicts with kind, anchors, supervoxels, segments, location, score, truth, gold, teach).
+def add_puzzles(store: Store, volume: str, puzzles: list[dict]) -> list[int | None]:
+    """Insert puzzles (dicts with kind, anchors, supervoxels, segments, location, score, truth, gold, teach, key).
 
     Any other keys of a candidate (the detector's features) are kept as JSON
     under ``detector``, so answers can be exported in the detector's format.
+    A puzzle whose ``key`` the volume has already is not inserted again (its
+    id in the result is None): each question is asked once.
     """
     now = time.time()
-    ids = []
+    ids: list[int | None] = []
     with store.write() as db:
         for p in puzzles:
             cur = db.conn.execute(
-                "INSERT INTO puzzles (volume, kind, anchors, supervoxels, segments, location, score, truth, gold,"
-                " teach, tutorial, detector, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO puzzles (volume, kind, anchors, supervoxels, segments, location, score,"
+                " truth, gold, teach, tutorial, key, judgeable, detector, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+                " ?, ?, ?, ?, ?, ?, ?)",
                 (volume, p["kind"], json.dumps([int(a) for a in p["anchors"]]),
                  json.dumps([int(s) for s in p["supervoxels"]]), json.dumps([int(s) for s in p["segments"]]),
                  json.dumps([int(c) for c in p["location"]]), float(p["score"]),
                  None if p.get("truth") is None else int(bool(p["truth"])), int(bool(p.get("gold"))),
-                 int(bool(p.get("teach"))), int(bool(p.get("tutorial"))),
+                 int(bool(p.get("teach"))), int(bool(p.get("tutorial"))), p.get("key"), int(p.get("judgeable", True)),
                  json.dumps({k: v for k, v in p.items() if k not in PUZZLE_FIELDS}) or None, now))
-            ids.append(cur.lastrowid)
+            ids.append(cur.lastrowid if cur.rowcount == 1 else None)
     return ids
+
+
+def puzzle_keys(store: Store, volume: str) -> set[str]:
+    """The keys of a volume's puzzles, whatever their state: the questions asked already."""
+    return {r["key"] for r in store.query("SELECT key FROM puzzles WHERE volume = ? AND key IS NOT NULL", (volume,))}
 
 
 def puzzle(store: Store, puzzle_id: int) -> dict | None:
@@ -564,7 +578,7 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, limit: int =
     """
     state = "" if gold else "AND p.state = 'open'"
     rows = store.query(
-        "SELECT p.id, p.volume, p.kind, p.score, p.posterior, p.n_votes, p.anchors, p.supervoxels"
+        "SELECT p.id, p.volume, p.kind, p.score, p.posterior, p.n_votes, p.anchors, p.supervoxels, p.judgeable"
         f" FROM puzzles p WHERE p.gold = ? AND p.tutorial = 0 {state} AND NOT EXISTS"
         " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = ?)"
         " AND p.volume NOT IN (SELECT volume FROM volume_state WHERE live = 0)"

@@ -168,7 +168,8 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
         aggs = {v: inst.agglomeration(v) for v in {p["volume"] for p in candidates}}
         suspects = _suspected_mergers(inst, aggs)
         waiting = {p["id"] for p in candidates if _waits(p, aggs[p["volume"]], suspects[p["volume"]])}
-        candidates.sort(key=lambda p: (p["id"] in waiting, -_priority(p, settings)))
+        # puzzles a person can judge by looking first; those that wait for a split, last
+        candidates.sort(key=lambda p: (p["id"] in waiting, not p["judgeable"], -_priority(p, settings)))
         fallback = None
         for puzzle in candidates:
             if fallback is not None and puzzle["id"] in waiting:

@@ -96,7 +96,7 @@ def _decide(inst, puzzle: dict) -> cs.Decision:
     return decision
 
 
-def _retire(inst, puzzle: dict, decision: cs.Decision) -> list[dict]:
+def _retire(inst, puzzle: dict, decision: cs.Decision) -> tuple[list[dict], int | None]:
     """Retire a puzzle, append its edit if the crowd said so, pay the voters who agreed."""
     votes = st.puzzle_votes(inst.store, puzzle["id"])
     standing = st.standings(inst.store, [v["player_id"] for v in votes])
@@ -104,8 +104,9 @@ def _retire(inst, puzzle: dict, decision: cs.Decision) -> list[dict]:
                   "posterior": decision.posterior,
                   "votes": [{"player": v["player_id"], "answer": v["answer"]} for v in votes],
                   "counted": [v["player_id"] for v in votes if standing[v["player_id"]][1]],
-                  "deciders": [v["player_id"] for v in votes
-                               if cs.vote_value(puzzle["kind"], v["answer"]) == cs.SUPPORT]}
+                  # the players whose counted votes decided the edit: credited for it
+                  "deciders": [v["player_id"] for v in votes if standing[v["player_id"]][1]
+                               and cs.vote_value(puzzle["kind"], v["answer"]) == cs.SUPPORT]}
     edit_seq = None
     if decision.answer:
         edit_seq = commit_puzzle_edit(inst, puzzle, author="consensus", provenance=provenance)
@@ -124,7 +125,7 @@ def _retire(inst, puzzle: dict, decision: cs.Decision) -> list[dict]:
                       streak=sc.next_streak(voter["streak"], value, decision.answer))
         notices.append({"player_id": voter["id"], "message": {
             "puzzle": puzzle["id"], "won": won, "points": bonus, "edited": edit_seq is not None}})
-    return notices
+    return notices, edit_seq
 
 
 def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> dict:
@@ -160,11 +161,11 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
         st.add_vote(inst.store, puzzle_id, player_id, answer, None if value == 0 else value > 0, ms, points)
         bonus, streak, feedback = _known_truth(inst, player, puzzle, value)
         st.add_points(inst.store, player_id, points + bonus, "vote", puzzle_id=puzzle_id, streak=streak)
-        notices, retired = [], None
+        notices, retired, edit_seq = [], None, None
         if not puzzle["gold"]:
             decision = _decide(inst, puzzle)
             if decision.state == "retired":
-                notices = _retire(inst, puzzle, decision)
+                notices, edit_seq = _retire(inst, puzzle, decision)
                 retired = {"decision": decision.answer, "confidence": decision.confidence,
                            "won": None if value == cs.UNSURE else (value == cs.SUPPORT) == decision.answer}
             else:
@@ -173,6 +174,8 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
         me = st.player(inst.store, player_id)
         votes_so_far = st.vote_count(inst.store)
     inst.assignments.release(puzzle_id, player_id)
+    if retired is not None and (edit_seq is not None or puzzle["kind"] == "split"):
+        inst.pool.after_decision(puzzle["volume"], puzzle, edit_seq)
     refit_if_due(inst, votes_so_far)
     own = next((n["message"] for n in notices if n["player_id"] == player_id), None)
     reply = {"puzzle": puzzle_id, "points": points + bonus + (own["points"] if own else 0), "total": me["points"],
@@ -226,4 +229,6 @@ def expert_decide(inst, admin_id: int, puzzle_id, decision) -> dict:
                                  provenance={"puzzle": puzzle_id, "source": "expert", "expert": admin_id}) \
             if apply else None
         st.set_puzzle_state(inst.store, puzzle_id, "retired", decision=apply, confidence=1.0, edit_seq=seq)
+    if seq is not None or puzzle["kind"] == "split":
+        inst.pool.after_decision(puzzle["volume"], puzzle, seq)
     return {"puzzle": puzzle_id, "decision": apply, "edit_seq": seq}

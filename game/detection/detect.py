@@ -49,11 +49,11 @@ from game.detection.net import (
 from game.errors import ProofQuestError
 from game.geometry import BBox
 from game.progress import ProgressCallback
-from game.puzzles.edit import Moot, PuzzleEdit, label_edits
+from game.puzzles.edit import Moot, PuzzleEdit
 from game.segmentation.agglomeration import Agglomeration
 from game.segmentation.rag import RAG
 
-__all__ = ["ArrayVolume", "candidate_examples", "detect", "detect_volume", "evaluate_ranking", "find_candidates",
+__all__ = ["ArrayVolume", "candidate_examples", "detect", "evaluate_ranking", "find_candidates",
            "finetune", "load_detector", "precision_at", "read_answers", "roc_auc",
            "save_detector", "score_candidates", "train_detector"]
 
@@ -225,7 +225,7 @@ def score_candidates(volume, agg: Agglomeration, candidates: Sequence[dict],
 
 
 def detect(volume, agg: Agglomeration, rag: RAG, *, model: DetectorNet | str | Path | None = None,
-           limit: int | None = 300, progress: ProgressCallback | None = None) -> list[dict]:
+           limit: int | None = 300, progress: ProgressCallback | None = None, **scan) -> list[dict]:
     """Suspected errors of a segmentation, best first, the two kinds taking turns.
 
     Parameters
@@ -241,49 +241,18 @@ def detect(volume, agg: Agglomeration, rag: RAG, *, model: DetectorNet | str | P
         How many to return.
     progress : callable, optional
         ``progress(done, total)`` of each stage.
+    **scan
+        Passed to :func:`game.detection.candidates.find_candidates` (``sizes``,
+        ``points``, ``segments``, ``gaps``, ``depth``).
 
     Returns
     -------
     list of dict
         Candidates (:mod:`game.detection.candidates`) with ``score``.
     """
-    candidates = find_candidates(volume, agg, rag, progress=progress)
+    candidates = find_candidates(volume, agg, rag, progress=progress, **scan)
     ranked = interleave(score_candidates(volume, agg, candidates, model, progress=progress))
     return ranked if limit is None else ranked[:limit]
-
-
-def detect_volume(inst, name: str, *, limit: int | None = 300, progress=None) -> list[dict]:
-    """:func:`detect` on a stored volume of an instance, labelled where it has ground truth.
-
-    Uses the volume's saved RAG, its live segmentation and the instance's
-    ``DETECTOR_MODEL`` (the baseline when that file is absent).
-
-    Parameters
-    ----------
-    inst : game.app.instance.Instance
-    name : str
-        The volume.
-    limit : int, optional
-    progress : callable, optional
-        ``progress(description)`` returning a ``bar(done, total)`` or None
-        (the convention of :mod:`game.app.pipeline`).
-    """
-    from game.app.settings import resolve_model_path
-    from game.evaluation.metrics import ContingencyTable, supervoxel_truth
-
-    volume = inst.volumes.open(name)
-    agg = inst.agglomeration(name)
-    rag = RAG.from_arrays(volume.load_side("rag"))
-    path = resolve_model_path(inst.settings["DETECTOR_MODEL"])
-    bar = progress("detecting errors") if progress else None
-    found = detect(volume, agg, rag, model=path if path.is_file() else None, limit=limit, progress=bar)
-    if not volume.has_side("sv_gt_table"):
-        return found
-    table = ContingencyTable(**volume.load_side("sv_gt_table"))
-    # the table's supervoxel sizes count labelled voxels only, the ones a majority is taken over
-    sizes = np.zeros(agg.n_supervoxels + 1)
-    sizes[table.seg_labels] = table.seg_sizes
-    return label_edits(found, agg, supervoxel_truth(table=table), sizes=sizes)
 
 
 # --- evaluation ---------------------------------------------------------------------

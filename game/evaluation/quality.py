@@ -35,6 +35,43 @@ def evaluate_mapping(table: metrics.ContingencyTable, mapping: np.ndarray, rag: 
                             sv_truth=sv_truth)
 
 
+def limit_mapping(table: metrics.ContingencyTable) -> np.ndarray:
+    """The supervoxel limit as a mapping: every supervoxel to the ground-truth object covering most of it.
+
+    A supervoxel without any labelled voxel gets a fresh segment of its own
+    (it is never scored). No merge or split of whole supervoxels does better:
+    the gap between a segmentation and this limit is the part of its error
+    proofreading can close; the rest lies inside supervoxels.
+
+    References
+    ----------
+    Nunez-Iglesias J, Kennedy R, Parag T, Shi J, Chklovskii DB (2013). Machine
+    learning of hierarchical clustering to segment 2D and 3D images. PLoS ONE
+    8(8):e71715 (the best agglomeration of a given over-segmentation).
+    """
+    truth = metrics.supervoxel_truth(table=table).astype(np.int64)
+    unlabelled = np.flatnonzero(truth == 0)[1:]
+    truth[unlabelled] = truth.max(initial=0) + 1 + np.arange(len(unlabelled))
+    return truth
+
+
+def supervoxel_limit(table: metrics.ContingencyTable, rag: RAG) -> dict:
+    """All metrics of the supervoxel limit (:func:`limit_mapping`)."""
+    return evaluate_mapping(table, limit_mapping(table), rag)
+
+
+def gap_closed(before: dict, after: dict, limit: dict) -> dict:
+    """Share of the true gap (before − limit) that ``after`` closes, in adapted Rand error and in VI.
+
+    NaN where the gap is empty (nothing left that supervoxel edits could fix).
+    """
+    def share(error) -> float:
+        gap = error(before) - error(limit)
+        return float((error(before) - error(after)) / gap) if gap > 0 else float("nan")
+    return {"adapted_rand_error": share(lambda m: m["adapted_rand_error"]),
+            "vi": share(lambda m: m["vi_split"] + m["vi_merge"])}
+
+
 def history(table: metrics.ContingencyTable, initial: np.ndarray, edits: Sequence[Edit], rag: RAG,
             *, points: int = 60) -> list[dict]:
     """Metrics after 0, k, 2k, … edits (about ``points`` of them) and after the last.

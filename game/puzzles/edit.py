@@ -26,9 +26,10 @@ from game.errors import ProofQuestError
 from game.segmentation.agglomeration import Agglomeration, Edit
 
 KINDS = ("merge", "split")
-# A part whose dominant ground-truth object holds less than this share of its two largest objects is a near tie:
-# its truth could flip on a few voxels, so no figure counts it and no puzzle with a known answer uses it.
-CLEAR_TRUTH = 0.6
+# A truth whose deciding object beats its runner-up by no more than this share of its own voxels is a near
+# tie: a few voxels would flip it, and the slices shown may well show the other object. It is silent (None):
+# no figure counts it and no puzzle with a known answer uses it.
+NEAR_TIE = 0.1
 QUESTIONS = {"merge": "Are these one neurite?", "split": "Is this one neurite?"}
 # What "yes" means for each kind, named by the edit the puzzle proposes.
 YES_SUPPORTS_EDIT = {"merge": True, "split": False}
@@ -82,10 +83,41 @@ def _dominant(truth: np.ndarray, weight: np.ndarray) -> tuple[int, dict]:
     return (max(share, key=share.get) if share else 0), share
 
 
-def _clarity(share: dict) -> float:
-    """The dominant object's weight over that of the two largest: 1 for one object, 0.5 for a tie."""
-    top = sorted(share.values(), reverse=True)[:2]
-    return top[0] / sum(top) if top and sum(top) else 0.0
+def _margin(winner: float, loser: float) -> float:
+    """How far ``winner`` beats ``loser``, as a share of ``winner`` (negative when it loses)."""
+    return (winner - loser) / winner if winner > 0 else 0.0
+
+
+def truth_margin(kind: str, weights_a: Mapping[int, float], weights_b: Mapping[int, float]) -> float | None:
+    """The smallest margin among the comparisons that decide a puzzle's truth; None when it has none.
+
+    Each part's dominant ground-truth object against its runner-up; for a
+    split also the moved object's voxels on the moving side against those left
+    behind, and the staying object's voxels on the staying side against those
+    moved (the comparisons of :meth:`PuzzleEdit.is_correct`).
+
+    Parameters
+    ----------
+    weights_a, weights_b : mapping
+        Voxels of each ground-truth object (label 0 left out) in part A and part B.
+    """
+    labels = [max(w, key=w.get) if w else 0 for w in (weights_a, weights_b)]
+    if 0 in labels:
+        return None
+    margins = []
+    for weights in (weights_a, weights_b):
+        ranked = sorted(weights.values(), reverse=True)
+        margins.append(_margin(ranked[0], ranked[1] if len(ranked) > 1 else 0.0))
+    label_a, label_b = labels
+    if kind == "split" and label_a != label_b:
+        margins.append(_margin(weights_b[label_b], weights_a.get(label_b, 0.0)))
+        margins.append(_margin(weights_a[label_a], weights_b.get(label_a, 0.0)))
+    return min(margins)
+
+
+def is_near_tie(margin: float | None, tolerance: float = NEAR_TIE) -> bool:
+    """Whether a truth with this :func:`truth_margin` is too close a call to count (no truth counts too)."""
+    return margin is None or margin <= tolerance
 
 
 @dataclass(frozen=True)
@@ -197,8 +229,7 @@ class PuzzleEdit:
         mostly different objects, and the moving side holds most of its
         object's part of the segment: moving a sliver of the staying object
         would be a new false split. The truth is silent (None) where a part is
-        unlabelled or a near tie that decides the answer (its dominant object
-        holds less than ``CLEAR_TRUTH`` of its two largest objects' voxels).
+        unlabelled or the call is a near tie (:func:`is_near_tie`).
 
         Parameters
         ----------
@@ -215,15 +246,10 @@ class PuzzleEdit:
             return _dominant(sv_truth[members], weight)
 
         (label_a, weight_a), (label_b, weight_b) = dominant(parts.a), dominant(parts.b)
-        if 0 in (label_a, label_b) or _clarity(weight_b) < CLEAR_TRUTH:
+        if is_near_tie(truth_margin(self.kind, weight_a, weight_b)):
             return None  # unlabelled, or a near tie that a few voxels would flip
         if self.kind == "merge":
-            return None if _clarity(weight_a) < CLEAR_TRUTH else label_a == label_b
-        # the part that stays may hold two objects alike (a segment with three); it matters only when one of
-        # them is the moved part's object
-        runner_up = sorted(weight_a, key=weight_a.get, reverse=True)[:2]
-        if _clarity(weight_a) < CLEAR_TRUTH and label_b in runner_up:
-            return None
+            return label_a == label_b
         return (label_b != label_a and weight_b[label_b] >= weight_a.get(label_b, 0.0)
                 and weight_a[label_a] >= weight_b.get(label_a, 0.0))
 

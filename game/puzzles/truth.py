@@ -16,11 +16,8 @@ import numpy as np
 
 from game.evaluation.metrics import ContingencyTable
 from game.evaluation.metrics import supervoxel_truth as majority_truth
-from game.puzzles.edit import Moot, PuzzleEdit
+from game.puzzles.edit import NEAR_TIE, Moot, PuzzleEdit, is_near_tie, truth_margin  # noqa: F401 (one definition)
 from game.puzzles.looking import judgeable, stored_frame
-
-# The deciding object must beat its runner-up by more than this share of its own voxels.
-NEAR_TIE = 0.1
 
 
 def supervoxel_truth(volume, n_supervoxels: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -76,37 +73,6 @@ def object_weights(edit: PuzzleEdit, agg, sv_truth: np.ndarray,
 def dominant_objects(weights_a: Mapping[int, float], weights_b: Mapping[int, float]) -> tuple[int, int]:
     """The ground-truth object each part mostly is (0 for an unlabelled part)."""
     return tuple(max(w, key=w.get) if w else 0 for w in (weights_a, weights_b))  # type: ignore[return-value]
-
-
-def _margin(winner: float, loser: float) -> float:
-    """How far ``winner`` beats ``loser``, as a share of ``winner`` (negative when it loses)."""
-    return (winner - loser) / winner if winner > 0 else 0.0
-
-
-def truth_margin(kind: str, weights_a: Mapping[int, float], weights_b: Mapping[int, float]) -> float | None:
-    """The smallest margin among the comparisons that decide the puzzle's truth; None when it has none.
-
-    Each part's dominant object against its runner-up; for a split also the
-    moved object's voxels on the moving side against those left behind, and
-    the staying object's voxels on the staying side against those moved (the
-    comparisons of :meth:`game.puzzles.edit.PuzzleEdit.is_correct`).
-    """
-    label_a, label_b = dominant_objects(weights_a, weights_b)
-    if 0 in (label_a, label_b):
-        return None
-    margins = []
-    for weights in (weights_a, weights_b):
-        ranked = sorted(weights.values(), reverse=True)
-        margins.append(_margin(ranked[0], ranked[1] if len(ranked) > 1 else 0.0))
-    if kind == "split" and label_a != label_b:
-        margins.append(_margin(weights_b[label_b], weights_a.get(label_b, 0.0)))
-        margins.append(_margin(weights_a[label_a], weights_b.get(label_a, 0.0)))
-    return min(margins)
-
-
-def is_near_tie(margin: float | None, tolerance: float = NEAR_TIE) -> bool:
-    """Whether a truth with this :func:`truth_margin` is too close a call to count (no truth counts too)."""
-    return margin is None or margin <= tolerance
 
 
 def puzzle_truth_margin(puzzle: Mapping) -> float | None:

@@ -124,3 +124,136 @@ def segment_subgraph(rag: RAG, agglomeration: Agglomeration, segment: int) -> RA
     mapping = agglomeration.mapping
     inside = (mapping[rag.u[index]] == segment) & (mapping[rag.v[index]] == segment)
     return rag.subset(index[inside])
+
+
+def mean_linkage_tree(n: int, i: np.ndarray, j: np.ndarray, mean: np.ndarray, area: np.ndarray
+                      ) -> tuple[list[tuple[float, int, int, int]], list[np.ndarray]]:
+    """Mean agglomeration of nodes ``0..n-1`` run to the end, with every merge it makes.
+
+    Replayed on the edges inside one segment, it reproduces the order in which
+    :func:`agglomerate` built that segment (the mean contact between two
+    clusters depends only on the edges between them, all inside the segment):
+    each merge is a place where the segmentation may have gone wrong.
+
+    Parameters
+    ----------
+    n : int
+        Number of nodes.
+    i, j : ndarray of int
+        Edge ends, node indices ``0..n-1``.
+    mean, area : ndarray
+        Mean boundary (0..1) and contact area of each edge.
+
+    Returns
+    -------
+    merges : list of (height, left, right, new)
+        Clusters are numbered as in scipy's linkage: nodes ``0..n-1``, then
+        ``n, n+1, ...`` in merge order; ``height`` is the mean boundary of the
+        contact merged across.
+    members : list of ndarray
+        ``members[c]``: the nodes of cluster ``c``.
+
+    References
+    ----------
+    Nunez-Iglesias et al. (2013), PLoS ONE 8(8):e71715 (mean agglomeration and its merge tree).
+    """
+    total = (mean.astype(np.float64) * area).tolist()
+    area = area.astype(np.float64).tolist()
+    adjacency: list[dict] = [dict() for _ in range(n)]
+    for x, y, s, a in zip(i.tolist(), j.tolist(), total, area):
+        s0, a0 = adjacency[x].get(y, (0.0, 0.0))
+        adjacency[x][y] = adjacency[y][x] = (s0 + s, a0 + a)
+    heap = [(s / a, x, y) for x in range(n) for y, (s, a) in adjacency[x].items() if x < y]
+    heapq.heapify(heap)
+    members = [np.array([k]) for k in range(n)]
+    alive = [True] * n
+    merges = []
+    while heap:
+        height, x, y = heapq.heappop(heap)
+        if not (alive[x] and alive[y]):
+            continue
+        s, a = adjacency[x][y]
+        if s / a != height:
+            continue
+        new = len(members)
+        members.append(np.concatenate([members[x], members[y]]))
+        alive[x] = alive[y] = False
+        alive.append(True)
+        merged: dict = {}
+        for old in (x, y):
+            for z, (s, a) in adjacency[old].items():
+                if z in (x, y):
+                    continue
+                s0, a0 = merged.get(z, (0.0, 0.0))
+                merged[z] = (s0 + s, a0 + a)
+                del adjacency[z][old]
+            adjacency[old] = {}
+        adjacency.append(merged)
+        for z, (s, a) in merged.items():
+            adjacency[z][new] = (s, a)
+            heapq.heappush(heap, (s / a, z, new))
+        merges.append((height, x, y, new))
+    return merges, members
+
+
+def fold_fragments(rag: RAG, mapping: np.ndarray, sizes: np.ndarray, *, max_voxels: int) -> np.ndarray:
+    """Fold every segment under ``max_voxels`` voxels into the neighbour it touches through the faintest contact.
+
+    A fragment that small is nothing a player could judge on screen. The
+    contact between two segments is the area-weighted mean boundary of their
+    supervoxel edges; ties go to the larger contact. Fragments fold smallest
+    first into the segmentation as it stands, so one may fold into another
+    folded before it. On the demo (seeds 0, 1, 2) and fibsem-gala, folding
+    under 32 voxels never made adapted Rand error or VI worse; under 64 it did.
+
+    Parameters
+    ----------
+    rag : RAG
+        The supervoxel RAG.
+    mapping : ndarray
+        Supervoxel → segment.
+    sizes : ndarray
+        Voxels per supervoxel id.
+
+    Returns
+    -------
+    ndarray
+        A new mapping.
+    """
+    mapping = np.array(mapping)
+    voxels = np.bincount(mapping, weights=sizes[:len(mapping)].astype(np.float64))
+    between = edges_between(rag, mapping)
+    if max_voxels <= 0 or len(between) == 0:
+        return mapping
+    # each fragment's neighbours by (faintest mean, largest area)
+    ends = np.r_[between.u, between.v].astype(np.int64)
+    others = np.r_[between.v, between.u].astype(np.int64)
+    means, areas = np.r_[between.mean, between.mean], np.r_[between.area, between.area]
+    small = np.flatnonzero((voxels > 0) & (voxels < max_voxels))
+    small = small[small > 0]
+    order = np.lexsort((-areas, means, ends))
+    ends, others = ends[order], others[order]
+    parent: dict[int, int] = {}
+
+    def root(s: int) -> int:
+        while s in parent:
+            s = parent[s]
+        return s
+
+    first = np.searchsorted(ends, small)
+    stop = np.searchsorted(ends, small, side="right")
+    for fragment in sorted(small.tolist(), key=lambda s: voxels[s]):
+        if fragment in parent:
+            continue
+        k = int(np.searchsorted(small, fragment))
+        for other in others[first[k]:stop[k]].tolist():
+            target = root(other)
+            if target != fragment:
+                parent[fragment] = target
+                break
+    if parent:
+        lookup = np.arange(int(mapping.max()) + 1, dtype=mapping.dtype)
+        for fragment in parent:
+            lookup[fragment] = root(fragment)
+        mapping = lookup[mapping]
+    return mapping

@@ -1,0 +1,92 @@
+"""The living pool: known answers first, then the crowd's puzzles, found again wherever an edit changed things."""
+
+from collections import Counter
+
+import pytest
+from conftest import establish, vote
+
+from game.app import players
+from game.app import store as st
+from game.detection.candidates import candidate_key
+from game.puzzles.edit import PuzzleEdit
+
+
+@pytest.fixture
+def prepared(inst):
+    inst.pool.prepare_volume("demo")
+    return inst
+
+
+def test_first_start_applies_the_known_answers_and_asks_each_question_once(prepared):
+    inst = prepared
+    rows = st.puzzles(inst.store, volume="demo", tutorial=None)
+    known = [p for p in rows if p["gold"] or p["tutorial"]]
+    assert known and all(p["truth"] is not None for p in known)
+    log = st.edits(inst.store, "demo")
+    right = {p["id"] for p in known if p["truth"]}
+    assert log and {e["author"] for e in log} == {"known-answer"} and {e["puzzle_id"] for e in log} <= right
+    assert all(e["provenance"]["source"] == "known answer" for e in log)
+    # every known edit that is right is in the segmentation now: applied, or made by another one before it
+    agg = inst.agglomeration("demo")
+    assert all(PuzzleEdit.of(p).is_moot(agg) for p in known if p["truth"])
+    keys = [p["key"] for p in rows if p["key"] is not None]
+    assert len(keys) == len(set(keys)) and len(keys) == len(rows)
+    assert inst.pool.refill("demo") == 0, "a second scan finds nothing new to ask"
+
+
+def test_each_segment_has_one_cut_open_at_a_time(prepared):
+    inst = prepared
+    agg = inst.agglomeration("demo")
+    crowd_splits = [p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["kind"] == "split"
+                    and p["state"] == "open"]
+    segments = Counter(agg.segment_of(p["anchors"][0]) for p in crowd_splits)
+    assert crowd_splits and max(segments.values()) == 1
+
+
+def test_a_rejected_cut_opens_the_next_one_of_its_segment(prepared):
+    inst = prepared
+    crowd = [players.create_guest(inst.store) for _ in range(4)]
+    establish(inst, crowd, 0.8)
+    split = next(p for p in st.puzzles(inst.store, volume="demo", gold=False)
+                 if p["kind"] == "split" and p["state"] == "open")
+    segment = inst.agglomeration("demo").segment_of(split["anchors"][0])
+    cuts = [c for c in inst.pool.detect("demo", segments=[segment], gaps=False) if c["kind"] == "split"]
+    if len(cuts) < 2:
+        pytest.skip("this segment's tree offers a single cut")
+    for c in crowd:
+        if st.puzzle(inst.store, split["id"])["state"] == "open":
+            vote(inst, c["id"], split["id"], "yes")  # "is this one neurite?" yes: the cut is rejected
+    assert st.puzzle(inst.store, split["id"])["decision"] == 0
+    opened = [p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["kind"] == "split"
+              and p["state"] == "open" and inst.agglomeration("demo").segment_of(p["anchors"][0]) == segment]
+    assert len(opened) == 1 and opened[0]["id"] != split["id"]
+    assert opened[0]["key"] in {c["key"] for c in cuts} and opened[0]["key"] != split["key"]
+
+
+def test_an_applied_edit_brings_the_candidates_of_the_segment_it_made(prepared):
+    inst = prepared
+    crowd = [players.create_guest(inst.store) for _ in range(6)]
+    establish(inst, crowd, 0.9)
+    merge = next(p for p in st.puzzles(inst.store, volume="demo", gold=False)
+                 if p["kind"] == "merge" and p["state"] == "open" and p["truth"])
+    before = st.puzzle_count(inst.store, "demo")
+    for c in crowd:
+        if st.puzzle(inst.store, merge["id"])["state"] == "open":
+            vote(inst, c["id"], merge["id"], "yes")
+    row = st.puzzle(inst.store, merge["id"])
+    assert row["decision"] == 1 and row["edit_seq"] is not None
+    agg = inst.agglomeration("demo")
+    merged = agg.segment_of(merge["anchors"][0])
+    expected = {c["key"] for c in inst.pool.detect("demo", segments=[merged], gaps=False)}
+    asked = st.puzzle_keys(inst.store, "demo")
+    assert expected <= asked, "every candidate of the merged segment is asked (now or before)"
+    assert st.puzzle_count(inst.store, "demo") >= before
+    assert candidate_key({"kind": "merge", "segments": merge["segments"]}) in asked
+
+
+def test_the_pool_can_be_turned_off(prepared):
+    inst = prepared
+    inst.settings["LIVING_POOL"] = False
+    split = next(p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["kind"] == "split")
+    before = st.puzzle_count(inst.store, "demo")
+    assert inst.pool.after_decision("demo", split, None) == 0 and st.puzzle_count(inst.store, "demo") == before
