@@ -182,7 +182,8 @@ def cmd_train_boundary(args) -> int:
 def cmd_detect(args) -> int:
     from game.detection import detect
     inst = _instance(args)
-    everything = detect.interleave(inst.pool.detect(args.name, progress=progress_factory(not args.json)("detecting errors")))
+    bar = progress_factory(not args.json)("detecting errors")
+    everything = detect.interleave(inst.pool.detect(args.name, progress=bar))
     report = detect.evaluate_ranking(everything) if any(c.get("truth") is not None for c in everything) else None
     found = everything[:args.limit]
     if args.json:

@@ -30,7 +30,6 @@ from game.app.settings import resolve_model_path
 from game.crowd import votes
 from game.detection import detect
 from game.detection.candidates import contact_points
-from game.evaluation.metrics import ContingencyTable, supervoxel_truth
 from game.puzzles.edit import label_edits
 from game.puzzles.framing import frame_candidates
 from game.puzzles.looking import judgeable
@@ -75,13 +74,11 @@ class Pool:
         found = detect.detect(volume, agg, rag, model=self._model_path(), limit=None, progress=progress,
                               sizes=sizes, points=points, segments=segments, gaps=gaps,
                               depth=inst.settings["SPLIT_TREE_DEPTH"])
-        if not volume.has_side("sv_gt_table"):
+        known = supervoxel_truth(volume, agg.n_supervoxels)
+        if known is None:
             return found
-        table = ContingencyTable(**volume.load_side("sv_gt_table"))
-        # the table's supervoxel sizes count labelled voxels only, the ones a majority is taken over
-        labelled = np.zeros(agg.n_supervoxels + 1)
-        labelled[table.seg_labels] = table.seg_sizes
-        return label_edits(found, agg, supervoxel_truth(table=table), sizes=labelled)
+        sv_truth, labelled = known  # labelled voxels only: the ones a majority is taken over
+        return label_edits(found, agg, sv_truth, sizes=labelled)
 
     def frame(self, name: str, candidates: list[dict], *, progress=None) -> list[dict]:
         """The candidates that can be shown, each with its ``frame``, ``judgeable`` and (with ground truth)
