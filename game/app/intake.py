@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 import tifffile
 
-from game.app import pipeline, prepare
+from game.app import pipeline
 from game.app import store as st
 from game.app.instance import Instance
 from game.errors import ProofQuestError
@@ -174,7 +174,7 @@ def _run(inst: Instance, name: str, specs: dict, resolution, cleanup: Path | Non
                 pipeline.agglomerate_volume(inst, name, progress=_JobProgress(inst, job, "supervoxels"))
             else:
                 pipeline.segment_volume(inst, name, progress=_JobProgress(inst, job, "boundary network"))
-        n = prepare.build_puzzles(inst, name, progress=_JobProgress(inst, job, "finding suspected errors"))
+        n = inst.pool.prepare_volume(name, progress=_JobProgress(inst, job, "finding suspected errors"))
         inst.supervoxel_sizes(name)
         st.set_job(inst.store, job, "done", 1, 1, f"ready: {n} puzzles; make the volume live to play it")
     except Exception as exc:  # the page shows why, and nothing of the half-made volume stays

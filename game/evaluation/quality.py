@@ -89,23 +89,3 @@ def history(table: metrics.ContingencyTable, initial: np.ndarray, edits: Sequenc
     return out
 
 
-def supervoxel_limit(table: metrics.ContingencyTable, rag: RAG) -> dict:
-    """The metrics of the best segmentation that merges and splits of supervoxels can reach.
-
-    Every supervoxel joins the ground-truth object holding most of its
-    voxels; no edit of the mapping does better, so the gap between the
-    automatic segmentation and this limit is what proofreading can close.
-    Supervoxels touching no labelled voxel stay on their own (they count
-    nowhere: ground-truth label 0 is ignored).
-
-    References
-    ----------
-    .. [1] Nunez-Iglesias J, Kennedy R, Parag T, Shi J, Chklovskii DB (2013)
-           Machine learning of hierarchical clustering to segment 2D and 3D
-           images. PLoS ONE 8(8):e71715 (the supervoxel upper bound).
-    """
-    sv_truth = metrics.supervoxel_truth(table=table)
-    mapping = sv_truth.astype(np.int64)
-    unlabelled = np.flatnonzero(mapping == 0)[1:]
-    mapping[unlabelled] = mapping.max(initial=0) + 1 + np.arange(len(unlabelled))
-    return evaluate_mapping(table, mapping, rag, sv_truth)
