@@ -3,7 +3,9 @@
 Without a command it starts the game server. Every command reads the
 instance folder from ``--home`` or ``PROOFQUEST_HOME`` (default
 ``./instance``). A user error prints one line that says what to do and exits
-with status 2, having written nothing.
+with status 2, having written nothing. What it writes is private to the user
+who runs it (umask 077): the instance folder holds password hashes and the
+secret key.
 """
 
 from __future__ import annotations
@@ -436,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    os.umask(0o077)
     handler = COMMANDS[args.command or "serve"][0]
     try:
         return handler(args)

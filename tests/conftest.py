@@ -35,8 +35,10 @@ def tiny_demo_home(tmp_path_factory) -> Path:
 
 # The tiny demo has a few dozen segments, so every edit would count as big (BIG_EDIT_STAKE is set for
 # volumes of hundreds of segments and more): the tests run without that rule, except those about it.
-# It has a handful of gold puzzles too, so a player is established after two of them.
-TINY_SETTINGS = {"DEMO_SHAPE": TINY_SHAPE, "DEMO_SEED": 3, "BIG_EDIT_STAKE": 1.0, "ESTABLISHED_GOLD_ANSWERS": 2}
+# It has a handful of gold puzzles too, so a player is established after two of them. Rate limits are off
+# too, except in the tests about them (tests/test_web_trust.py) and on live servers.
+TINY_SETTINGS = {"DEMO_SHAPE": TINY_SHAPE, "DEMO_SEED": 3, "BIG_EDIT_STAKE": 1.0, "ESTABLISHED_GOLD_ANSWERS": 2,
+                 "RATE_LIMITS_ENABLED": False}
 
 
 def _settings(home: Path, **extra) -> dict:

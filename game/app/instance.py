@@ -29,12 +29,20 @@ from game.segmentation.agglomeration import Agglomeration
 from game.volumes.volume import VolumeStore
 
 
+def private_folder(path: Path) -> Path:
+    """Make ``path`` (and missing parents) if needed; one this program makes is 0700 whatever the umask."""
+    if not path.is_dir():
+        path.mkdir(parents=True, mode=0o700)
+        path.chmod(0o700)
+    return path
+
+
 def _checked_home(path: Path) -> Path:
-    """The instance folder, made if missing; a clear message when it cannot be one."""
+    """The instance folder, made (0700) if missing; a clear message when it cannot be one."""
     if path.exists() and not path.is_dir():
         raise ProofQuestError(f"the instance folder {path} is a file; pass --home with a folder")
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        private_folder(path)
     except OSError as exc:
         raise ProofQuestError(f"cannot make the instance folder {path}: {exc.strerror}; pass --home with a "
                               "folder you can write to") from exc
@@ -71,7 +79,7 @@ class Instance:
 
     @cached_property
     def volumes(self) -> VolumeStore:
-        return VolumeStore(self.home / "volumes")
+        return VolumeStore(private_folder(self.home / "volumes"))
 
     @cached_property
     def store(self) -> st.Store:
@@ -89,15 +97,14 @@ class Instance:
 
     @property
     def cache_dir(self) -> Path:
-        path = self.home / "cache"
-        path.mkdir(exist_ok=True)
-        return path
+        return private_folder(self.home / "cache")
 
     def secret_key(self) -> str:
         """The session-signing key, generated into the instance folder on first use."""
         path = self.home / "secret_key"
         if not path.exists():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.fchmod(fd, 0o600)  # whatever the umask
             with os.fdopen(fd, "w") as f:
                 f.write(secrets.token_hex(32))
         return path.read_text().strip()

@@ -12,18 +12,19 @@ import hmac
 import ipaddress
 import re
 import secrets
+from functools import lru_cache
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from game.app import store as st
 from game.errors import ProofQuestError
 
-USERNAME = re.compile(r"^[A-Za-z0-9_.-]{3,32}$")
+USERNAME = re.compile(r"[A-Za-z0-9_.-]{3,32}")  # matched in full: no newline or other control character
 MIN_PASSWORD = 8
 
 
 def _check(username: str, password: str) -> None:
-    if not isinstance(username, str) or not USERNAME.match(username):
+    if not isinstance(username, str) or not USERNAME.fullmatch(username):
         raise ProofQuestError("a username has 3 to 32 letters, digits, '.', '_' or '-'")
     if username.lower().startswith(("guest-", "student-")):
         raise ProofQuestError("usernames starting with 'guest-' or 'student-' are kept for guests and students;"
@@ -59,9 +60,23 @@ def register(store: st.Store, username: str, password: str, *, role: str = "play
     return st.create_player(store, username, generate_password_hash(password), role=role, address=address)
 
 
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """A hash made like the real ones, checked when there is no real one to check."""
+    return generate_password_hash(secrets.token_hex(16))
+
+
 def authenticate(store: st.Store, username: str, password: str) -> dict:
-    row = st.player_credentials(store, username) if isinstance(username, str) else None
-    if not row or not row["password_hash"] or not check_password_hash(row["password_hash"], password or ""):
+    """The player with these credentials; the same time and message whether the username exists or not.
+
+    An unknown username (or a guest, who has no password) costs one password
+    hash like a known one, so timing does not tell which usernames exist.
+    """
+    if not isinstance(username, str) or not isinstance(password, str):
+        raise ProofQuestError("a username and a password are text")
+    row = st.player_credentials(store, username) if USERNAME.fullmatch(username) else None
+    stored = row["password_hash"] if row and row["password_hash"] else None
+    if not check_password_hash(stored or _dummy_hash(), password) or stored is None:
         raise ProofQuestError("wrong username or password")
     return st.player(store, row["id"])
 

@@ -46,6 +46,12 @@ def _bool(text: str) -> bool:
     return str(text).strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _rate_limit(text: str) -> str:
+    from limits import parse_many
+    parse_many(text)  # raises ValueError with what is wrong
+    return text
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("HOME", "instance", "Instance folder: database, volume store, image cache, secret key.", str),
     Setting("DEMO_NAME", "demo", "Name of the bundled demo volume.", str),
@@ -139,6 +145,20 @@ SETTINGS: tuple[Setting, ...] = (
             "who joined can always come back on their device).", float),
     Setting("PUBLIC_URL", "", "Address students' phones reach the game at (e.g. http://192.168.1.20:5000), "
             "used in join links and QR codes; empty: the address the teacher's browser used.", str),
+    Setting("ALLOWED_ORIGINS", "", "Origins besides the server's own host allowed to open a Socket.IO "
+            "connection, comma-separated (e.g. https://game.example.org behind a proxy that rewrites Host).", str),
+    Setting("RATE_LIMITS_ENABLED", True, "Apply the RATE_LIMIT_* limits.", _bool),
+    Setting("RATE_LIMIT_STORAGE", "memory://", "Where the rate limits count: memory:// for one process, a "
+            "shared store such as redis://127.0.0.1:6379 for several.", str),
+    Setting("RATE_LIMIT_GUEST", "60 per minute; 600 per hour", "Guest accounts made per client address (a "
+            "class of 40 behind one school NAT joins at once).", _rate_limit),
+    Setting("RATE_LIMIT_REGISTER", "60 per minute; 600 per hour", "Sign-ups per client address.", _rate_limit),
+    Setting("RATE_LIMIT_LOGIN", "120 per minute", "Log-in attempts per client address, right or wrong.",
+            _rate_limit),
+    Setting("RATE_LIMIT_LOGIN_FAILURES", "5 per minute; 20 per hour", "Failed log-ins per username and client "
+            "address (password guessing).", _rate_limit),
+    Setting("RATE_LIMIT_VOTES", "90 per minute; 2000 per hour", "Votes per player, by REST and Socket.IO "
+            "together (an honest player answers at most about one puzzle a second).", _rate_limit),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}

@@ -12,6 +12,7 @@ writer.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -183,6 +184,16 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX puzzles_key ON puzzles (volume, key) WHERE key IS NOT NULL;
     ALTER TABLE puzzles ADD COLUMN judgeable INTEGER NOT NULL DEFAULT 1;
     """,
+    # Server-side sessions: log-out revokes them (the cookie holds a token, the database its hash).
+    """
+    CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        player_id INTEGER NOT NULL REFERENCES players (id),
+        created REAL NOT NULL,
+        expires REAL NOT NULL
+    );
+    CREATE INDEX sessions_player ON sessions (player_id);
+    """,
 ]
 
 
@@ -201,6 +212,7 @@ class Store:
         self._writer: sqlite_utils.Database | None = None
         self._idle: list[sqlite_utils.Database] = []  # read connections not in use (append/pop are atomic)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        _private_file(self.path)
         try:
             migrate(self)
         except sqlite3.DatabaseError as exc:
@@ -297,6 +309,16 @@ class Store:
             if self._writer is not None:
                 self._writer.conn.close()
                 self._writer = None
+
+
+def _private_file(path: Path) -> None:
+    """The database holds password hashes: create it (and so its -wal and -shm, which SQLite makes with the
+    database's mode) 0600 whatever the umask, and tighten one made before."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 def migrate(store: Store) -> int:
@@ -397,6 +419,28 @@ def claim_player(store: Store, player_id: int, username: str, password_hash: str
         db.conn.execute("UPDATE players SET username = ?, password_hash = ?, is_guest = 0 WHERE id = ?",
                         (username, password_hash, player_id))
     return player(store, player_id)
+
+
+def open_session(store: Store, session_id: str, player_id: int, *, expires: float) -> None:
+    """Record a log-in (``session_id``: a digest of the cookie's token); drop the player's expired sessions."""
+    now = time.time()
+    with store.write() as db:
+        db.conn.execute("DELETE FROM sessions WHERE player_id = ? AND expires <= ?", (player_id, now))
+        db.conn.execute("INSERT INTO sessions (id, player_id, created, expires) VALUES (?, ?, ?, ?)",
+                        (session_id, player_id, now, expires))
+
+
+def session_player(store: Store, session_id: str, now: float) -> dict | None:
+    """The player of a session that has not ended or expired."""
+    columns = ", ".join(f"p.{c.strip()}" for c in PLAYER_PUBLIC.split(","))
+    rows = store.query(f"SELECT {columns} FROM sessions s JOIN players p ON p.id = s.player_id"
+                       " WHERE s.id = ? AND s.expires > ?", (session_id, now))
+    return rows[0] if rows else None
+
+
+def close_session(store: Store, session_id: str) -> None:
+    with store.write() as db:
+        db.conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))
 
 
 def set_role(store: Store, username: str, role: str) -> dict:

@@ -6,12 +6,15 @@ renders; it does no numerics and writes no SQL.
 
 from __future__ import annotations
 
+import logging
+import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, render_template_string, request
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
 
 from game.app.instance import Instance
 from game.app.settings import load_settings, project_root
@@ -19,6 +22,36 @@ from game.errors import ProofQuestError
 
 socketio = SocketIO()
 csrf = CSRFProtect()
+log = logging.getLogger(__name__)
+
+# No inline script or style anywhere (templates load static files); no framing; nothing from other sites.
+CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+                           "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                           "frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+def origin_check(extra: str):
+    """Socket.IO's Origin check: the request's own host, or one of the ``extra`` origins (comma-separated).
+
+    Clients that send no Origin (python-socketio, scripts) are not browsers
+    and pass: a page on another site cannot open a socket with a player's
+    cookie.
+    """
+    allowed = {o.strip().rstrip("/") for o in extra.split(",") if o.strip()}
+
+    def check(origin: str, environ: dict) -> bool:
+        if origin in allowed:
+            return True
+        parts = urllib.parse.urlsplit(origin or "")
+        return parts.scheme in ("http", "https") and bool(parts.netloc) and parts.netloc == environ.get("HTTP_HOST")
+    return check
 
 
 def create_app(test_config: dict | None = None, *, instance: Instance | None = None) -> Flask:
@@ -28,6 +61,8 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
     app = Flask(__name__, template_folder=str(root / "templates"), static_folder=str(root / "static"),
                 instance_path=str(Path(settings["HOME"]).resolve()))
     inst = instance or Instance(settings["HOME"], settings)
+    from . import validate
+    app.url_map.converters["id"] = validate.IdConverter
     app.config.update(
         SECRET_KEY=inst.secret_key(),
         MAX_CONTENT_LENGTH=settings["MAX_UPLOAD_MB"] * 1024 * 1024,
@@ -45,9 +80,10 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
     # async_handlers=False: a client's events run in order on its own connection thread instead of a
     # new thread per event (fewer threads fighting for the GIL: bench/bench_socket.py).
     socketio.init_app(app, async_mode="threading", manage_session=False, async_handlers=False,
-                      message_queue=settings["MESSAGE_QUEUE"] or None, cors_allowed_origins=[])
+                      message_queue=settings["MESSAGE_QUEUE"] or None,
+                      cors_allowed_origins=origin_check(settings["ALLOWED_ORIGINS"]))
 
-    from . import admin, api, auth, classes, events, pages, viewer
+    from . import admin, api, auth, classes, events, pages, throttle, viewer
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
@@ -55,10 +91,25 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
     app.register_blueprint(classes.bp)
     app.register_blueprint(viewer.bp)
     events.register(app, socketio)
+    throttle.init_app(app)
+
+    @app.after_request
+    def security_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
 
     @app.errorhandler(ProofQuestError)
     def user_error(exc):
-        return jsonify(ok=False, error=str(exc)), 400
+        status = 429 if isinstance(exc, throttle.RateLimited) else 400
+        return jsonify(ok=False, error=str(exc)), status
+
+    @app.errorhandler(429)
+    def too_many(exc):
+        message = f"too many attempts ({exc.description}); wait a moment and try again"
+        if request.endpoint in ("auth.login", "auth.register") and not auth.wants_json():
+            return auth.refuse(f"{request.endpoint.split('.')[1]}.html", message, 429)
+        return jsonify(ok=False, error=message), 429
 
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
@@ -66,15 +117,31 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
 
     @app.errorhandler(413)
     def too_large(exc):
-        return jsonify(ok=False, error=f"upload too large: the limit is {settings['MAX_UPLOAD_MB']} MiB"), 413
+        limit = (f"a JSON body has at most {validate.MAX_JSON_BYTES // 1024} KiB" if request.is_json
+                 else f"an upload has at most {settings['MAX_UPLOAD_MB']} MiB")
+        return jsonify(ok=False, error=f"request too large: {limit}"), 413
 
     @app.errorhandler(404)
     def not_found(exc):
         if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
-            return jsonify(ok=False, error=f"nothing at {request.path}"), 404
+            return jsonify(ok=False, error=f"nothing at {validate.quote(request.path, 80)}"), 404
         return exc
 
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        """The last resort: a bug is logged and answered 500 (JSON for the API), never a traceback."""
+        if isinstance(exc, HTTPException):
+            return exc
+        log.exception("unexpected error on %s %s", request.method, request.path[:200])
+        if request.path.startswith(("/api/", "/admin/api/", "/auth/")) or auth.wants_json():
+            return jsonify(ok=False, error="the server failed on this request; it has been logged"), 500
+        return render_template_string(SERVER_ERROR_PAGE), 500
+
     return app
+
+
+SERVER_ERROR_PAGE = """{% extends "base.html" %}{% block main %}<div class="card"><h1>Something went wrong</h1>
+<p>The server failed on this page; it has been logged. <a href="/">Back to the start</a></p></div>{% endblock %}"""
 
 
 def game_instance() -> Instance:

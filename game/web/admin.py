@@ -27,15 +27,14 @@ from game.errors import ProofQuestError
 from game.volumes.formats import EXPORT_FORMATS
 
 from . import game_instance
+from . import validate as v
 from .auth import current_player, role_required, wants_json
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
-def _body() -> dict:
-    """The request's JSON object or form fields; anything else (a list, a number) is an empty body."""
-    body = request.get_json(silent=True) if request.is_json else request.form.to_dict()
-    return body if isinstance(body, dict) else {}
+def _body():
+    return v.fields()
 
 
 def _download(download: exports.Download) -> Response:
@@ -120,10 +119,11 @@ def expert_queue():
     return jsonify(ok=True, puzzles=votes.expert_queue(game_instance()))
 
 
-@bp.post("/api/expert/<int:puzzle_id>")
+@bp.post("/api/expert/<id:puzzle_id>")
 @role_required("admin")
 def expert_decide(puzzle_id: int):
-    outcome = votes.expert_decide(game_instance(), current_player()["id"], puzzle_id, _body().get("decision"))
+    decision = v.choice(v.fields().get("decision"), "decision", ("apply", "reject"))
+    outcome = votes.expert_decide(game_instance(), current_player()["id"], puzzle_id, decision)
     return jsonify(ok=True, **outcome)
 
 
@@ -191,7 +191,7 @@ def edit_log(name: str):
     return jsonify(ok=True, edits=editlog.log(game_instance(), name))
 
 
-@bp.post("/api/volumes/<name>/edits/<int:seq>/<action>")
+@bp.post("/api/volumes/<name>/edits/<id:seq>/<action>")
 @role_required("admin")
 def toggle_edit(name: str, seq: int, action: str):
     if action not in ("revert", "reapply"):
@@ -206,7 +206,7 @@ def players():
     return jsonify(ok=True, players=audit.player_report(game_instance()))
 
 
-@bp.post("/api/players/<int:player_id>/suspend")
+@bp.post("/api/players/<id:player_id>/suspend")
 @role_required("admin")
 def suspend(player_id: int):
     player = audit.suspend(game_instance(), current_player()["id"], player_id, _body().get("suspended"))
@@ -220,10 +220,9 @@ ROLES = ("player", "teacher", "admin")
 @role_required("admin")
 def grant_role():
     """Give a registered player a role (teacher, admin, or back to player)."""
-    body = request.get_json(silent=True) if request.is_json else request.form
-    body = body if hasattr(body, "get") else {}
-    username, role = body.get("username"), body.get("role")
     try:
+        body = v.fields()
+        username, role = body.get("username"), body.get("role")
         if role not in ROLES:
             raise ProofQuestError(f"role is one of {', '.join(ROLES)}")
         if not isinstance(username, str) or not username.strip():

@@ -8,7 +8,8 @@ from game.app import images
 from game.app import store as st
 from game.crowd import assignment, reports, votes
 
-from . import game_instance
+from . import game_instance, throttle
+from . import validate as v
 from .auth import current_player, login_required
 from .broadcast import announce_vote
 
@@ -24,23 +25,27 @@ def healthz():
 @bp.get("/api/puzzle/next")
 @login_required
 def next_puzzle():
-    exclude = request.args.getlist("exclude")
+    exclude = v.id_list(request.args.getlist("exclude"), "exclude")
     return jsonify(ok=True, puzzle=assignment.next_puzzle(game_instance(), current_player(), exclude=exclude))
 
 
 @bp.post("/api/vote")
 @login_required
 def vote():
-    body = request.get_json(silent=True) or {}
-    outcome = votes.cast_vote(game_instance(), current_player()["id"], body.get("puzzle"), body.get("answer"),
-                              body.get("ms"), body.get("ticket"))
+    body = v.fields()
+    puzzle, answer, ms = v.record_id(body.get("puzzle"), "puzzle"), v.answer(body.get("answer")), \
+        v.milliseconds(body.get("ms"))
+    ticket = v.ticket(body.get("ticket"))
+    throttle.hit("RATE_LIMIT_VOTES", f"player:{current_player()['id']}")
+    outcome = votes.cast_vote(game_instance(), current_player()["id"], puzzle, answer, ms, ticket)
     announce_vote(outcome)
     return jsonify(ok=True, **outcome["reply"])
 
 
-@bp.get("/puzzle-image/<int:puzzle_id>/<int:z>/<variant>.png")
+@bp.get("/puzzle-image/<id:puzzle_id>/<id:z>/<variant>.png")
 @login_required
 def puzzle_image(puzzle_id: int, z: int, variant: str):
+    v.choice(variant, "the image variant", ("plain", "overlay", "truth"))
     path = images.puzzle_image(game_instance(), puzzle_id, z, variant, player_id=current_player()["id"])
     response = send_file(path, mimetype="image/png", max_age=3600)
     response.headers["Cache-Control"] = "private, max-age=3600"
@@ -49,7 +54,7 @@ def puzzle_image(puzzle_id: int, z: int, variant: str):
 
 @bp.get("/api/leaderboard")
 def leaderboard():
-    period = request.args.get("period", "all")
+    period = v.choice(request.args.get("period", "all"), "period", ("all", "week"))
     return jsonify(ok=True, period=period, entries=reports.leaderboard(game_instance(), period))
 
 

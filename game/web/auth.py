@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
+import re
+import urllib.parse
 from functools import wraps
 
-from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 
 from game.app import players
-from game.app import store as st
 from game.errors import ProofQuestError
 
-from . import game_instance
+from . import game_instance, socketio
+from . import validate as v
+from .sessions import close_session, current_player, open_session
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
-
-def current_player() -> dict | None:
-    if "player" not in g:
-        pid = session.get("player_id")
-        g.player = st.player(game_instance().store, pid) if pid else None
-        if pid and g.player is None:
-            session.clear()
-    return g.player
+# A role and the ones above it: what ``role_required`` and the README's role table mean by "needs".
+ROLE_ORDER = ("anonymous", "guest", "player", "teacher", "admin")
 
 
 JSON_PATHS = ("/api/", "/admin/api/")
@@ -62,41 +59,68 @@ def _address() -> str | None:
     return players.address_key(game_instance().secret_key(), request.remote_addr)
 
 
-def _form() -> dict:
-    return request.get_json(silent=True) or request.form
-
-
 @bp.app_context_processor
 def inject_player() -> dict:
     return {"player": current_player()}
 
 
-def _safe_next(target: str | None) -> str | None:
-    """Only paths on this site: never an open redirect to another one."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+# what browsers drop or read as '/' before they parse a URL (WHATWG URL standard, "basic URL parser")
+_IGNORED_BY_BROWSERS = re.compile(r"[\t\n\r]")
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f-\x9f]")
+
+
+def safe_next(target) -> str | None:
+    """``target`` if it is a path on this site, else None: never an open redirect to another one.
+
+    The target is normalised as a browser would read it (tabs and newlines
+    dropped, backslashes as slashes), then parsed: it must have neither a
+    scheme nor a host, start with one '/', and hold no other control character
+    or space.
+    """
+    if not isinstance(target, str) or len(target) > 2048:
+        return None
+    target = _IGNORED_BY_BROWSERS.sub("", target).replace("\\", "/")
+    if _CONTROL_OR_SPACE.search(target) or target.startswith("//"):
+        return None
+    parts = urllib.parse.urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
+        return None
+    return urllib.parse.urlunsplit(("", "", parts.path, parts.query, parts.fragment))
+
+
+def _next_path() -> str | None:
+    return safe_next(request.args.get("next"))
+
+
+def _page(template: str, status: int = 200):
+    form = {k: request.form.get(k, "")[:64] for k in ("username",)}
+    return render_template(template, next_path=_next_path(), form=form), status
 
 
 def begin_session(player: dict) -> None:
-    """This browser is now ``player`` (a fresh session: nothing of the previous one carries over)."""
-    session.clear()
-    session.permanent = True
-    session["player_id"] = player["id"]
+    """This browser is now ``player``: a fresh server-side session (nothing of the previous one carries over)."""
+    open_session(player["id"])
 
 
 def _log_in(player: dict):
     begin_session(player)
     if wants_json():
         return jsonify(ok=True, player=player, csrf_token=generate_csrf())
-    return redirect(_safe_next(request.args.get("next")) or url_for("pages.start"))
+    return redirect(_next_path() or url_for("pages.start"))
 
 
-def _fail(template: str, exc: ProofQuestError):
+def refuse(template: str, message: str, status: int = 400):
     if wants_json():
-        return jsonify(ok=False, error=str(exc)), 400
-    flash(str(exc), "error")
-    return render_template(template), 400
+        return jsonify(ok=False, error=message), status
+    flash(message, "error")
+    return _page(template, status)
+
+
+def _credentials() -> tuple[str, str]:
+    form = v.fields()
+    username = v.text(form.get("username", ""), "username", max_length=64)
+    password = v.text(form.get("password", ""), "password", max_length=v.MAX_PASSWORD)
+    return username, password
 
 
 @bp.get("/csrf")
@@ -108,31 +132,28 @@ def csrf_token():
 @bp.route("/register", methods=["GET", "POST"])
 def register():
     if request.method == "GET":
-        return render_template("register.html")
-    form = _form()
+        return _page("register.html")
     try:
-        pid = session.get("player_id")
-        me = st.player(game_instance().store, pid) if pid else None
+        username, password = _credentials()
+        store = game_instance().store
+        me = current_player()
         if me and me["is_guest"]:
-            player = players.claim_guest(game_instance().store, me["id"], form.get("username", ""),
-                                         form.get("password", ""))
+            player = players.claim_guest(store, me["id"], username, password)
         else:
-            player = players.register(game_instance().store, form.get("username", ""), form.get("password", ""),
-                                      address=_address())
     except ProofQuestError as exc:
-        return _fail("register.html", exc)
+        return refuse("register.html", str(exc))
     return _log_in(player)
 
 
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if request.method == "GET":
-        return render_template("login.html")
-    form = _form()
+        return _page("login.html")
     try:
-        player = players.authenticate(game_instance().store, form.get("username", ""), form.get("password", ""))
+        username, password = _credentials()
+        player = players.authenticate(game_instance().store, username, password)
     except ProofQuestError as exc:
-        return _fail("login.html", exc)
+        return refuse("login.html", str(exc))
     return _log_in(player)
 
 
@@ -143,7 +164,7 @@ def guest():
 
 @bp.post("/logout")
 def logout():
-    session.clear()
+    close_session(socketio)
     if wants_json():
         return jsonify(ok=True)
     return redirect(url_for("pages.index"))

@@ -19,6 +19,7 @@ from game.crowd import class_reports, classes
 from game.errors import ProofQuestError
 
 from . import game_instance
+from . import validate as v
 
 EVENTS = {
     "watch_class": "join a class's board room: {class: id}; for its teacher, an admin or its own students",
@@ -94,9 +95,7 @@ def register(app, socketio: SocketIO, answer, player_id) -> None:
     def watch_class(data):
         store = game_instance().store
         viewer = st.player(store, player_id())
-        class_id = data.get("class")
-        if isinstance(class_id, bool) or not isinstance(class_id, int):
-            raise ProofQuestError("class is a class id")
+        class_id = v.record_id(data.get("class"), "class")
         cls = st.class_(store, class_id)
         if cls is None or not classes.may_watch(store, viewer, cls):
             raise ProofQuestError("this board is for the class's teacher and its own students")

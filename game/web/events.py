@@ -11,18 +11,24 @@ board's events are in ``class_board``.
 
 from __future__ import annotations
 
-from flask import current_app, request, session
+import logging
+
+from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
 
 from game.app import store as st
 from game.crowd import assignment, reports, votes
 from game.errors import ProofQuestError
 
-from . import class_board, game_instance
+from . import class_board, game_instance, throttle
+from . import validate as v
 from .broadcast import Broadcaster, announce_vote
+from .sessions import current_player, room
+
+log = logging.getLogger(__name__)
 
 EVENTS = {
-    "next_puzzle": "ask for a puzzle; the acknowledgement carries it",
+    "next_puzzle": "ask for a puzzle: {exclude: [ids]} (optional); the acknowledgement carries it",
     "vote": "answer a puzzle: {puzzle, answer: yes|no|unsure, ms, ticket (as handed out)}; acknowledged after "
             "commit",
     "watch_leaderboard": "join the live leaderboard room: {period: all|week|class} (class: a student's own class)",
@@ -33,22 +39,37 @@ EVENTS = {
     **class_board.EVENTS,
 }
 
+
 def _player_id() -> int:
-    pid = session.get("player_id")
-    if not pid or st.player(game_instance().store, pid) is None:
+    """The player of the socket's session, checked again at every event (a log-out ends it)."""
+    player = current_player()
+    if player is None:
         raise ProofQuestError("your session has ended; log in again")
-    return pid
+    return player["id"]
 
 
 def _answer(handler):
-    """Run a handler; a user error becomes ``{ok: false, error}`` in the acknowledgement."""
-    def wrapped(data=None):
+    """Run a handler on the event's data; every outcome is an acknowledgement ``{ok, ...}``.
+
+    A user error becomes ``{ok: false, error}``; so does a bug (logged), so a
+    client never waits for an acknowledgement that does not come.
+    """
+    def wrapped(*args):
         try:
-            return {"ok": True, **handler(data if isinstance(data, dict) else {})}
+            return {"ok": True, **handler(v.event_data(args))}
         except ProofQuestError as exc:
             return {"ok": False, "error": str(exc)}
+        except Exception:
+            log.exception("unexpected error on the Socket.IO event %r", handler.__name__)
+            return {"ok": False, "error": "the server failed on this event; it has been logged"}
     wrapped.__name__ = handler.__name__
     return wrapped
+
+
+def _handshake() -> bool:
+    """Whether ``connect`` runs for a real connection, not for an event a client named 'connect'."""
+    args = request.event["args"]
+    return bool(args) and args[0] is request.environ
 
 
 def register(app, socketio: SocketIO) -> None:
@@ -57,26 +78,39 @@ def register(app, socketio: SocketIO) -> None:
 
     @socketio.on("connect")
     def connect(auth=None):
-        pid = session.get("player_id")
-        if not pid or st.player(game_instance().store, pid) is None:
+        if not _handshake():
+            return {"ok": False, "error": "'connect' is not an event to send"}
+        player = current_player()
+        if player is None:
             raise ConnectionRefusedError("log in or play as a guest first")
-        join_room(f"player:{pid}")
+        join_room(f"player:{player['id']}")
+        join_room(room())
         current_app.extensions["proofquest.broadcaster"].start()
+
+    @socketio.on("disconnect")
+    def disconnect(*args):
+        return {"ok": False, "error": "'disconnect' is not an event to send"}  # read only when a client sends it
+
+    @socketio.on("*")
+    def unknown(event, *args):
+        return {"ok": False, "error": f"unknown event {v.quote(event)}: see the list in game/web/events.py"}
 
     @socketio.on("next_puzzle")
     @_answer
     def next_puzzle(data):
         inst = game_instance()
-        exclude = data.get("exclude") or []
-        if not isinstance(exclude, list):
-            raise ProofQuestError("exclude is a list of puzzle ids")
+        exclude = v.id_list(data.get("exclude"), "exclude")
         return {"puzzle": assignment.next_puzzle(inst, st.player(inst.store, _player_id()), exclude=exclude)}
 
     @socketio.on("vote")
     @_answer
     def vote(data):
-        outcome = votes.cast_vote(game_instance(), _player_id(), data.get("puzzle"), data.get("answer"),
-                                  data.get("ms"), data.get("ticket"))
+        puzzle, answer, ms = v.record_id(data.get("puzzle"), "puzzle"), v.answer(data.get("answer")), \
+            v.milliseconds(data.get("ms"))
+        ticket = v.ticket(data.get("ticket"))
+        player_id = _player_id()
+        throttle.hit("RATE_LIMIT_VOTES", f"player:{player_id}")
+        outcome = votes.cast_vote(game_instance(), player_id, puzzle, answer, ms, ticket)
         announce_vote(outcome)
         return outcome["reply"]
 
@@ -84,7 +118,7 @@ def register(app, socketio: SocketIO) -> None:
     @_answer
     def watch_leaderboard(data):
         pid = _player_id()
-        period = data.get("period", "all")
+        period = v.choice(data.get("period", "all"), "period", (*reports.PERIODS, "class"))
         if period == "class":
             place = st.member(game_instance().store, pid)
             if place is None or place["removed"] is not None:
@@ -94,8 +128,6 @@ def register(app, socketio: SocketIO) -> None:
                                  "entries": reports.leaderboard(game_instance(), class_id=place["class_id"])},
                  to=request.sid)
             return {"period": period}
-        if period not in reports.PERIODS:
-            raise ProofQuestError("period is 'all', 'week' or 'class'")
         join_room(f"leaderboard:{period}")
         emit("leaderboard", {"period": period, "entries": reports.leaderboard(game_instance(), period)},
              to=request.sid)

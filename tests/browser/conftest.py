@@ -102,7 +102,7 @@ def new_context(browser, live_server):
     """Make browser contexts (separate cookie jars: separate players), closed after the test.
 
     Every context must stay on 127.0.0.1 (the game works offline) and its pages must raise no
-    JavaScript error; both are checked when the test ends.
+    JavaScript error and break no Content-Security-Policy rule; both are checked when the test ends.
     """
     made, strays, errors = [], [], []
 
@@ -112,6 +112,9 @@ def new_context(browser, live_server):
         context.set_default_timeout(10_000)
         context.on("request", lambda r: r.url.startswith(live_server.url) or strays.append(r.url))
         context.on("page", lambda page: page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}")))
+        # the Content-Security-Policy forbids inline script and style: a page that broke it says so on the console
+        context.on("page", lambda page: page.on("console", lambda m: "Content Security Policy" in m.text
+                                                 and errors.append(f"{page.url}: {m.text}")))
         made.append(context)
         return context
 
