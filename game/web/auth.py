@@ -140,6 +140,7 @@ def register():
         if me and me["is_guest"]:
             player = players.claim_guest(store, me["id"], username, password)
         else:
+            player = players.register(store, username, password, address=_address())
     except ProofQuestError as exc:
         return refuse("register.html", str(exc))
     return _log_in(player)

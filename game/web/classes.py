@@ -27,6 +27,7 @@ from game.crowd import class_reports, classes
 from game.errors import ProofQuestError
 
 from . import game_instance
+from . import validate as v
 from .auth import begin_session, current_player, login_required, role_required, wants_json
 
 bp = Blueprint("classes", __name__)
@@ -97,11 +98,8 @@ def _done(to: str, message: str, **payload):
 
 
 def _form():
-    """The posted form, or the JSON object a script sent (anything else counts as empty)."""
-    if request.is_json:
-        body = request.get_json(silent=True)
-        return body if isinstance(body, dict) else {}
-    return request.form
+    """The posted form, or the JSON object a script sent (anything else is a 400)."""
+    return v.fields()
 
 
 # ----------------------------------------------------------------------------- the teacher's pages
@@ -139,7 +137,7 @@ def _class_page(cls: dict) -> dict:
             "leaderboard": st.leaderboard(store, class_id=cls["id"], limit=50)}
 
 
-@bp.get("/classes/<int:class_id>")
+@bp.get("/classes/<id:class_id>")
 @role_required("teacher", "admin")
 def detail(class_id: int):
     page = _class_page(_class(class_id))
@@ -148,7 +146,7 @@ def detail(class_id: int):
     return render_template("class.html", **page)
 
 
-@bp.post("/classes/<int:class_id>/code")
+@bp.post("/classes/<id:class_id>/code")
 @role_required("teacher", "admin")
 @_action
 def rotate_code(class_id: int):
@@ -159,7 +157,7 @@ def rotate_code(class_id: int):
                  "longer works.", code=code["code"], join_url=join_url(code["code"]))
 
 
-@bp.post("/classes/<int:class_id>/code/close")
+@bp.post("/classes/<id:class_id>/code/close")
 @role_required("teacher", "admin")
 @_action
 def close_code(class_id: int):
@@ -170,7 +168,7 @@ def close_code(class_id: int):
                  " come back.")
 
 
-@bp.get("/classes/<int:class_id>/qr.svg")
+@bp.get("/classes/<id:class_id>/qr.svg")
 @login_required
 def qr_code(class_id: int):
     """The join link as a QR code (drawn here by segno; nothing is fetched)."""
@@ -186,7 +184,7 @@ def qr_code(class_id: int):
     return response
 
 
-@bp.post("/classes/<int:class_id>/students/<int:player_id>/rename")
+@bp.post("/classes/<id:class_id>/students/<id:player_id>/rename")
 @role_required("teacher", "admin")
 @_action
 def rename(class_id: int, player_id: int):
@@ -197,7 +195,7 @@ def rename(class_id: int, player_id: int):
                  nickname=place["nickname"])
 
 
-@bp.post("/classes/<int:class_id>/students/<int:player_id>/remove")
+@bp.post("/classes/<id:class_id>/students/<id:player_id>/remove")
 @role_required("teacher", "admin")
 @_action
 def remove(class_id: int, player_id: int):
@@ -207,7 +205,7 @@ def remove(class_id: int, player_id: int):
     return _done(url_for("classes.detail", class_id=class_id), "Student removed; their answers stay counted.")
 
 
-@bp.post("/classes/<int:class_id>/rounds")
+@bp.post("/classes/<id:class_id>/rounds")
 @role_required("teacher", "admin")
 @_action
 def start_round(class_id: int):
@@ -225,7 +223,7 @@ def start_round(class_id: int):
     return _done(url_for("classes.board", class_id=class_id), "The round has started.", round=row)
 
 
-@bp.post("/classes/<int:class_id>/rounds/<int:round_id>/end")
+@bp.post("/classes/<id:class_id>/rounds/<id:round_id>/end")
 @role_required("teacher", "admin")
 @_action
 def end_round(class_id: int, round_id: int):
@@ -236,7 +234,7 @@ def end_round(class_id: int, round_id: int):
                  round=row)
 
 
-@bp.get("/classes/<int:class_id>/rounds/<int:round_id>")
+@bp.get("/classes/<id:class_id>/rounds/<id:round_id>")
 @role_required("teacher", "admin")
 def report(class_id: int, round_id: int):
     cls = _class(class_id)
@@ -246,7 +244,7 @@ def report(class_id: int, round_id: int):
     return render_template("round_report.html", **{"class": cls}, report=data)
 
 
-@bp.get("/classes/<int:class_id>/rounds/<int:round_id>/<any(students, answers):what>.csv")
+@bp.get("/classes/<id:class_id>/rounds/<id:round_id>/<any(students, answers):what>.csv")
 @role_required("teacher", "admin")
 def report_csv(class_id: int, round_id: int, what: str):
     _class(class_id)
@@ -258,7 +256,7 @@ def report_csv(class_id: int, round_id: int, what: str):
 
 # ----------------------------------------------------------------------------- the projector board
 
-@bp.get("/classes/<int:class_id>/board")
+@bp.get("/classes/<id:class_id>/board")
 @login_required
 def board(class_id: int):
     cls = _class(class_id, manage=False)

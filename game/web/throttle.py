@@ -41,6 +41,7 @@ def _failed(response) -> bool:
 # endpoint -> (setting, key function or None for the client's address, count only failures)
 ROUTE_LIMITS = {
     "auth.guest": ("RATE_LIMIT_GUEST", None, False),
+    "classes.join": ("RATE_LIMIT_GUEST", None, False),  # a student is a guest bound to a class
     "auth.register": ("RATE_LIMIT_REGISTER", None, False),
     "auth.login": ("RATE_LIMIT_LOGIN", None, False),
     "auth.login#failures": ("RATE_LIMIT_LOGIN_FAILURES", _username_and_address, True),
