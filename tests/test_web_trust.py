@@ -366,3 +366,83 @@ def test_the_command_line_writes_the_whole_instance_privately_under_umask_0(tmp_
     modes = _modes(home)
     assert len(modes) > 10
     assert {name: m for name, m in modes.items() if m != ("0o700" if (home / name).is_dir() else "0o600")} == {}
+
+
+# ----------------------------------------------------------------------------- a real server: Origin, raw frames
+
+@pytest.fixture
+def served(home, inst):
+    from conftest import running_server
+    oracle_puzzles(inst)
+    with running_server(home, ALLOWED_ORIGINS="https://proxy.example") as url:
+        yield url
+
+
+def _guest_cookie(url: str) -> str:
+    import requests
+    with requests.Session() as http:
+        token = http.get(f"{url}/auth/csrf", timeout=10).json()["csrf_token"]
+        http.post(f"{url}/auth/guest", headers={"X-CSRFToken": token, "Accept": "application/json"}, timeout=10)
+        return "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+
+
+def test_socket_connections_from_other_sites_are_refused(served):
+    """Engine.IO checks the Origin of every request before its transport: polling shows it for both."""
+    import socketio as sio_client
+    cookie = _guest_cookie(served)
+    host = served.split("//", 1)[1]
+    for origin, allowed in ((None, True), (served, True), (f"https://{host}", True), ("https://proxy.example", True),
+                            ("http://evil.example", False), ("null", False), (f"http://{host}.evil.example", False),
+                            (f"http://evil.example/{host}", False)):
+        client = sio_client.Client(reconnection=False)
+        try:
+            client.connect(served, headers={"Cookie": cookie, **({"Origin": origin} if origin else {})},
+                           transports=["polling"], wait_timeout=10)
+            connected = client.connected
+            client.disconnect()
+        except sio_client.exceptions.ConnectionError:
+            connected = False
+        assert connected == allowed, origin
+
+
+def _raw_socket(url: str, cookie: str):
+    import simple_websocket
+    ws = simple_websocket.Client.connect(url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket",
+                                         headers={"Cookie": cookie})
+    assert ws.receive(timeout=10).startswith("0")  # Engine.IO open
+    ws.send("40")
+    assert ws.receive(timeout=10).startswith("40")  # Socket.IO connect
+    return ws
+
+
+def _ack(ws, number: int) -> dict:
+    while True:
+        reply = ws.receive(timeout=10)
+        if reply.startswith(f"43{number}"):
+            return json.loads(reply[2 + len(str(number)):])[0]
+
+
+def test_malformed_frames_are_survived_and_the_next_event_is_acknowledged(served):
+    import simple_websocket
+    cookie = _guest_cookie(served)
+    ws = _raw_socket(served, cookie)
+    try:
+        for frame in ("42", "42[", '42{"puzzle": 1}', '42["vote"', "4", "42[1]", "42[null]", "42[[]]",
+                      "42" + "[" * 100_000 + "]" * 100_000, '43["vote"]', "431[]", '42/nowhere,["vote"]', "45-"):
+            ws.send(frame)
+        ws.send('427["vote",{"puzzle":1,"answer":"maybe"}]')
+        ack = _ack(ws, 7)
+        assert ack["ok"] is False and "unknown answer" in ack["error"]
+        ws.send("x")  # not an Engine.IO packet at all: the server closes this connection
+        with pytest.raises(simple_websocket.ConnectionClosed):
+            while True:
+                ws.receive(timeout=10)
+    finally:
+        try:
+            ws.close()
+        except simple_websocket.ConnectionClosed:
+            pass
+    again = _raw_socket(served, cookie)
+    again.send('423["next_puzzle",{}]')
+    assert _ack(again, 3)["ok"] is True
+    again.close()
