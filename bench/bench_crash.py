@@ -7,7 +7,7 @@ the database (``tests/crashload.py``: every acknowledged vote there, vote
 counts whole, no edit twice, every decision with its edit, the log replays
 edit by edit).
 
-    python bench/bench_crash.py [--kills 3] [--voters 50] [--kill-after 150]
+    python bench/bench_crash.py [--kills 3] [--voters 50] [--kill-after 200]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=3)
     parser.add_argument("--voters", type=int, default=50)
-    parser.add_argument("--kill-after", type=int, default=150, help="acknowledged votes before each kill")
+    parser.add_argument("--kill-after", type=int, default=200, help="acknowledged votes before each kill")
     args = parser.parse_args()
 
     from conftest import TINY_SHAPE, _settings, oracle_puzzles
@@ -38,12 +38,14 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="bench-crash-")) / "instance"
     inst = Instance(home, _settings(home))
     pipeline.make_demo(inst, "demo", shape=TINY_SHAPE, seed=3)
-    ids, puzzles = oracle_puzzles(inst, n_merge=40, n_split=20)
+    ids, puzzles = oracle_puzzles(inst, n_merge=40, n_split=20, gold_every=2)
     inst.store.close()
     answers = {i: "yes" if p["truth"] == (p["kind"] == "merge") else "no" for i, p in zip(ids, puzzles)}
     total_acked = total_persisted = 0
     for kill in range(1, args.kills + 1):
-        run = load_and_kill_in_child(home, answers, voters=args.voters, kill_after=args.kill_after)
+        # votes count once a voter is established: two right gold answers here, so edits happen under load
+        run = load_and_kill_in_child(home, answers, voters=args.voters, kill_after=args.kill_after,
+                                     ESTABLISHED_GOLD_ANSWERS=2)
         figures = audit(home, run["acked"])
         total_acked += figures["acked"]
         total_persisted += figures["persisted"]

@@ -99,7 +99,8 @@ def load_and_kill(home: Path, answers: dict[int, str], *, voters: int = 50, kill
                     pid = got["puzzle"]["id"]
                     right = answers.get(pid, "unsure")
                     answer = right if rng.random() < accuracy else {"yes": "no", "no": "yes"}.get(right, "yes")
-                    ack = client.call("vote", {"puzzle": pid, "answer": answer, "ms": 900}, timeout=20)
+                    ack = client.call("vote", {"puzzle": pid, "answer": answer, "ms": 900,
+                                              "ticket": got["puzzle"].get("ticket")}, timeout=20)
                     with lock:
                         if ack and ack.get("ok"):
                             acked.append((player, pid, answer))

@@ -220,21 +220,29 @@ def test_votes_are_limited_per_player_over_rest_and_socket_together(inst):
     client = app.test_client()
     _guest(client)
     sio = socketio.test_client(app, flask_test_client=client)
-    acks = []
-    for _ in range(2):
+
+    def vote_by_socket():
         puzzle = sio.emit("next_puzzle", callback=True)["puzzle"]
-        acks.append(sio.emit("vote", {"puzzle": puzzle["id"], "answer": "unsure"}, callback=True))
-    puzzle = client.get("/api/puzzle/next").get_json()["puzzle"]
-    assert _post(client, "/api/vote", {"puzzle": puzzle["id"], "answer": "unsure"}).status_code == 200
-    refused = _post(client, "/api/vote", {"puzzle": puzzle["id"] + 1, "answer": "unsure"})
-    assert refused.status_code == 429
-    late = sio.emit("vote", {"puzzle": puzzle["id"] + 1, "answer": "unsure"}, callback=True)
-    assert all(a["ok"] for a in acks) and not late["ok"] and "too many" in late["error"]
+        return sio.emit("vote", {"puzzle": puzzle["id"], "answer": "unsure", "ticket": puzzle["ticket"]},
+                        callback=True)
+
+    def vote_by_rest():
+        puzzle = client.get("/api/puzzle/next").get_json()["puzzle"]
+        return _post(client, "/api/vote", {"puzzle": puzzle["id"], "answer": "unsure", "ticket": puzzle["ticket"]})
+
+    acks = [vote_by_socket(), vote_by_socket()]
+    assert all(a["ok"] for a in acks) and vote_by_rest().status_code == 200
+    refused = vote_by_rest()
+    assert refused.status_code == 429 and "too many" in refused.get_json()["error"]
+    late = vote_by_socket()
+    assert not late["ok"] and "too many" in late["error"]
     assert st.vote_count(app.extensions["proofquest"].store) == 3
     other = app.test_client()
     _guest(other)
-    assert socketio.test_client(app, flask_test_client=other).emit(
-        "vote", {"puzzle": puzzle["id"], "answer": "unsure"}, callback=True)["ok"]
+    theirs = socketio.test_client(app, flask_test_client=other)
+    puzzle = theirs.emit("next_puzzle", callback=True)["puzzle"]
+    assert theirs.emit("vote", {"puzzle": puzzle["id"], "answer": "unsure", "ticket": puzzle["ticket"]},
+                       callback=True)["ok"]
 
 
 # ----------------------------------------------------------------------------- headers

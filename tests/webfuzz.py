@@ -19,7 +19,8 @@ from werkzeug.security import generate_password_hash
 
 ROLES = ("anonymous", "guest", "player", "teacher", "admin")
 FORGED = ("forged cookie", "forged token")  # a session cookie signed with another key; a signed one with a made-up token
-FIELDS = ("puzzle", "answer", "ms", "exclude", "period", "decision", "username", "password", "next")
+FIELDS = ("puzzle", "answer", "ms", "ticket", "exclude", "period", "decision", "username", "password", "next", "role",
+          "code", "nickname", "class", "seconds", "puzzle_set", "name")
 BIG = "x" * 5_000_000  # a 5 MB answer
 DEEP = b"[" * 100_000 + b"]" * 100_000
 RAW_BODIES = (DEEP, b'{"puzzle": ' + DEEP + b"}", b"{", b"\xff\xfe\x00", b"null", b"[]", b'"yes"', b"17",
