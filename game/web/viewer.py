@@ -105,7 +105,7 @@ def mesh(volume: str, layer: str, name: str):
 
 # ----------------------------------------------------------------------------- links in
 
-@bp.get("/puzzle/<int:puzzle_id>")
+@bp.get("/puzzle/<id:puzzle_id>")
 @login_required
 def puzzle(puzzle_id: int):
     """A puzzle in Neuroglancer: for its players once they answered, for anyone if it is a practice puzzle."""
@@ -119,7 +119,7 @@ def puzzle(puzzle_id: int):
                                                                     role=player["role"])))
 
 
-@bp.get("/edit/<volume>/<int:seq>")
+@bp.get("/edit/<volume>/<id:seq>")
 @role_required("admin")
 def edit(volume: str, seq: int):
     """An edit of the log, before and after, in Neuroglancer."""
