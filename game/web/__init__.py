@@ -28,6 +28,12 @@ log = logging.getLogger(__name__)
 CONTENT_SECURITY_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
                            "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
                            "frame-ancestors 'none'")
+# The vendored Neuroglancer client (under /neuroglancer/ only) compiles code at run time and styles itself
+# from script: it needs eval, WebAssembly, blob workers and inline style; nothing of ours runs there.
+NEUROGLANCER_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'; "
+                       "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; worker-src 'self' blob:; "
+                       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                       "frame-ancestors 'none'")
 SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Frame-Options": "DENY",
@@ -97,6 +103,8 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
     def security_headers(response):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
+        if request.path.startswith("/neuroglancer/"):
+            response.headers["Content-Security-Policy"] = NEUROGLANCER_POLICY
         return response
 
     @app.errorhandler(ProofQuestError)
