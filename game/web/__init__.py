@@ -125,9 +125,9 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
 
     @app.errorhandler(413)
     def too_large(exc):
-        limit = (f"a JSON body has at most {validate.MAX_JSON_BYTES // 1024} KiB" if request.is_json
-                 else f"an upload has at most {settings['MAX_UPLOAD_MB']} MiB")
-        return jsonify(ok=False, error=f"request too large: {limit}"), 413
+        message = (f"request too large: a JSON body has at most {validate.MAX_JSON_BYTES // 1024} KiB"
+                   if request.is_json else f"upload too large: the limit is {settings['MAX_UPLOAD_MB']} MiB")
+        return jsonify(ok=False, error=message), 413
 
     @app.errorhandler(404)
     def not_found(exc):
