@@ -131,7 +131,8 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
 
     @app.errorhandler(404)
     def not_found(exc):
-        if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        if request.path.startswith(("/api/", "/admin/api/")) or request.is_json \
+                or request.accept_mimetypes.best == "application/json":
             return jsonify(ok=False, error=f"nothing at {validate.quote(request.path, 80)}"), 404
         return exc
 
