@@ -189,23 +189,30 @@ def _overlay(grey: np.ndarray, labels: np.ndarray, table: np.ndarray, opacity: f
     """RGB of the EM in grey, each part tinted and outlined; faint and unoutlined along the parts' border.
 
     Pixels of a part within ``corridor`` pixels of another part are tinted at
-    ``CORRIDOR_FADE`` of the opacity and get no outline, so the membrane
-    between the parts (or its absence) shows in its own grey while a thin
-    part keeps its colour. Elsewhere each part's border is outlined
-    ``OUTLINE_PX`` wide, but not along the crop's edge, where the part goes on.
+    ``CORRIDOR_FADE`` of the opacity, and the outlines stop short of the
+    border between the parts, so the membrane there (or its absence) shows in
+    its own grey; a thin part keeps its outline everywhere else. Each part's
+    border is outlined ``OUTLINE_PX`` wide, but not along the crop's edge,
+    where the part goes on.
     """
-    size = 2 * corridor + 1
-    # a pixel next to a different part sees both the largest and the smallest label around it
-    highest = ndi.maximum_filter(labels, size, mode="nearest")
-    lowest = ndi.minimum_filter(np.where(labels > 0, labels, 255), size, mode="nearest")
-    near_other = (labels > 0) & ((highest != labels) | (lowest != labels))
+    near_other = _near_other(labels, corridor)
     rgb = np.where(near_other[..., None], _blend(table, opacity * CORRIDOR_FADE)[labels, grey],
                    _blend(table, opacity)[labels, grey])
     edge = 2 * OUTLINE_PX + 1
     border = (ndi.maximum_filter(labels, edge, mode="nearest")
-              != ndi.minimum_filter(labels, edge, mode="nearest")) & (labels > 0) & ~near_other
+              != ndi.minimum_filter(labels, edge, mode="nearest")) & (labels > 0)
+    border &= ~_near_other(labels, OUTLINE_PX + 1)
     rgb[border] = table[labels[border]]
     return rgb
+
+
+def _near_other(labels: np.ndarray, distance: int) -> np.ndarray:
+    """Pixels of a part within ``distance`` pixels (square) of a different part."""
+    size = 2 * distance + 1
+    # a pixel next to a different part sees both the largest and the smallest label around it
+    highest = ndi.maximum_filter(labels, size, mode="nearest")
+    lowest = ndi.minimum_filter(np.where(labels > 0, labels, 255), size, mode="nearest")
+    return (labels > 0) & ((highest != labels) | (lowest != labels))
 
 
 def _blend(table: np.ndarray, opacity: float) -> np.ndarray:

@@ -11,9 +11,9 @@ import urllib.parse
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, jsonify, render_template_string, request
+from flask import Flask, jsonify, request
 from flask_socketio import SocketIO
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 from game.app.instance import Instance
@@ -89,13 +89,14 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
                       message_queue=settings["MESSAGE_QUEUE"] or None,
                       cors_allowed_origins=origin_check(settings["ALLOWED_ORIGINS"]))
 
-    from . import admin, api, auth, classes, events, pages, throttle, viewer
+    from . import admin, api, auth, classes, errors, events, pages, puzzle_report, throttle, viewer
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(classes.bp)
     app.register_blueprint(viewer.bp)
+    app.register_blueprint(puzzle_report.bp)
     events.register(app, socketio)
     throttle.init_app(app)
 
@@ -119,22 +120,13 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
             return auth.refuse(f"{request.endpoint.split('.')[1]}.html", message, 429)
         return jsonify(ok=False, error=message), 429
 
-    @app.errorhandler(CSRFError)
-    def csrf_error(exc):
-        return jsonify(ok=False, error=f"missing or stale form token ({exc.description}); reload the page"), 400
-
     @app.errorhandler(413)
     def too_large(exc):
         message = (f"request too large: a JSON body has at most {validate.MAX_JSON_BYTES // 1024} KiB"
                    if request.is_json else f"upload too large: the limit is {settings['MAX_UPLOAD_MB']} MiB")
         return jsonify(ok=False, error=message), 413
 
-    @app.errorhandler(404)
-    def not_found(exc):
-        if request.path.startswith(("/api/", "/admin/api/")) or request.is_json \
-                or request.accept_mimetypes.best == "application/json":
-            return jsonify(ok=False, error=f"nothing at {validate.quote(request.path, 80)}"), 404
-        return exc
+    errors.register(app)  # 403, 404, 405, 500 and stale form tokens: pages for browsers, JSON for scripts
 
     @app.errorhandler(Exception)
     def unexpected(exc):
@@ -144,13 +136,9 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
         log.exception("unexpected error on %s %s", request.method, request.path[:200])
         if request.path.startswith(("/api/", "/admin/api/", "/auth/")) or auth.wants_json():
             return jsonify(ok=False, error="the server failed on this request; it has been logged"), 500
-        return render_template_string(SERVER_ERROR_PAGE), 500
+        return errors.error_page(500)
 
     return app
-
-
-SERVER_ERROR_PAGE = """{% extends "base.html" %}{% block main %}<div class="card"><h1>Something went wrong</h1>
-<p>The server failed on this page; it has been logged. <a href="/">Back to the start</a></p></div>{% endblock %}"""
 
 
 def game_instance() -> Instance:

@@ -23,6 +23,9 @@ ROLE_ORDER = ("anonymous", "guest", "player", "teacher", "admin")
 
 
 JSON_PATHS = ("/api/", "/admin/api/")
+# Pages a first-time visitor reaches from the menu: without a player they lead to the home page, whose
+# first button plays as a guest; other protected pages (admin, classes) ask to log in.
+PLAYER_PAGES = ("pages.play", "pages.me")
 
 
 def wants_json() -> bool:
@@ -35,6 +38,10 @@ def login_required(view):
         if current_player() is None:
             if wants_json() or request.path.startswith(JSON_PATHS):
                 return jsonify(ok=False, error="log in or play as a guest first"), 401
+            if request.endpoint in PLAYER_PAGES:
+                # a first visit lands where playing as a guest is one click, not on a log-in form
+                flash("Play as a guest or log in first.", "info")
+                return redirect(url_for("pages.index"))
             return redirect(url_for("auth.login", next=request.path))
         return view(*args, **kwargs)
     return wrapped

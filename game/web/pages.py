@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, url_for
 
+from game.app import store as st
 from game.crowd import achievements, classes, reports
 
 from . import game_instance
@@ -25,7 +26,9 @@ def tutorial():
 @bp.get("/play", endpoint="play")
 @login_required
 def play_page():
-    return render_template("play.html", player=current_player())
+    inst = game_instance()
+    return render_template("play.html", player=current_player(), scoring=inst.scoring,
+                           answered=len(st.player_votes(inst.store, current_player()["id"])))
 
 
 @bp.get("/me")

@@ -1,16 +1,16 @@
-// The puzzle view: show a puzzle, take an answer, show the next one at once, keep score live.
+// The puzzle view: show a puzzle, take an answer, then either the next puzzle at once or — for a puzzle
+// whose answer is shown to those who answer it — the outcome on that puzzle, with the truth drawn on it,
+// until the player moves on.
 //
-// "Next puzzle visible at once" needs the next puzzle and its images in hand before the
-// answer. The server's next_puzzle returns the best puzzle the player has not answered,
-// which is the one on screen until its vote is committed; so we ask while the player looks,
-// passing the shown puzzle in `exclude`, and keep the reply only if it differs (a server that
-// ignores `exclude` often sends the shown puzzle back). Otherwise we ask again as soon as the
-// vote is acknowledged, and the player waits for that round trip and the images.
+// The next puzzle and its images are fetched while the player looks (prefetch, passing the shown puzzle
+// in `exclude`, and keeping the reply only if it differs), so moving on shows it at once. An answer waits
+// for its acknowledgement before moving on: only the acknowledgement says whether this puzzle teaches
+// (it carries `feedback`), and the puzzle must stay on screen to be taught on.
 
 import { connectSocket, request } from './api.js';
 import { currentPlayerId, renderBoard, watchBoards } from './leaderboard.js';
 import { notify } from './notices.js';
-import { describePuzzle } from './puzzle.js';
+import { EXPLAIN, describePuzzle } from './puzzle.js';
 import { Viewer, isCommandKey, preload, swallowSpaceKeyup } from './viewer.js';
 
 const KEYS = { y: 'yes', n: 'no', u: 'unsure' };
@@ -18,11 +18,18 @@ const panel = document.querySelector('.play-panel');
 const side = document.querySelector('.play-side');
 const notices = panel.querySelector('[data-role=notices]');
 const board = side.querySelector('[data-testid=leaderboard]');
+const answerButtons = [...panel.querySelectorAll('button[data-answer]')];
+const outcome = panel.querySelector('[data-testid=feedback]');
+const truthToggle = outcome.querySelector('[data-role=show-truth]');
+const nextButton = outcome.querySelector('[data-role=next-puzzle]');
+const verdictOnImage = document.querySelector('[data-testid=verdict]');
+const statusEl = panel.querySelector('[data-testid=answer-status]');
 const viewer = new Viewer(document.querySelector('[data-viewer]'));
 const meId = currentPlayerId();
 const socket = connectSocket();
 
-let current = null;          // the puzzle on screen: {puzzle, stack, shownAt}; null between puzzles
+let current = null;          // the puzzle on screen: {puzzle, stack, shownAt}
+let phase = 'loading';       // 'asking' | 'saving' | 'outcome' | 'loading'
 let ahead = null;            // the prefetched next one, images loading or loaded
 let prefetching = false;
 let prefetchAgain = false;
@@ -41,11 +48,20 @@ async function askForPuzzle(exclude) {
   }
 }
 
+function setPhase(next) {
+  phase = next;
+  panel.dataset.phase = next;
+  const asking = next === 'asking';
+  for (const button of answerButtons) button.disabled = !asking;
+}
+
 function present(item) {
+  hideOutcome();
   describePuzzle(panel, item.puzzle);
   viewer.show(item.stack);
   item.shownAt = performance.now();
   current = item;
+  setPhase('asking');
   prefetch();
 }
 
@@ -62,7 +78,7 @@ async function prefetch() {
       ahead = { puzzle, stack: preload(puzzle) };
     }
   } catch {
-    // Nothing beyond the shown puzzle yet: the next vote's acknowledgement asks again.
+    // Nothing beyond the shown puzzle yet: moving on asks again.
   } finally {
     prefetching = false;
     if (prefetchAgain) {
@@ -72,21 +88,23 @@ async function prefetch() {
   }
 }
 
-async function showNext(voted) {
+async function showNext() {
+  setPhase('loading');
   const prefetched = ahead;
   ahead = null;
   try {
     // A prefetched puzzle whose images failed is dropped; the server is asked afresh.
     let next = prefetched && await prefetched.stack.ready.then(() => prefetched, () => null);
-    if (!next) {
+    if (!next || answered.has(next.puzzle.id)) {
       viewer.setLoading();
-      await voted;
       const puzzle = await askForPuzzle([]);
       next = { puzzle, stack: preload(puzzle) };
       await next.stack.ready;
     }
     present(next);
   } catch (error) {
+    hideOutcome();
+    current = null;
     if (error instanceof NoPuzzle) {
       viewer.showMessage('You have answered every puzzle for now.',
         'Thank you! New ones open as the crowd decides.', { href: '/me', label: 'See your record' });
@@ -97,23 +115,95 @@ async function showNext(voted) {
   }
 }
 
-function answer(choice) {
-  if (!current) return;
+async function answer(choice) {
+  if (phase !== 'asking' || !current) return;
   const item = current;
-  current = null;
+  setPhase('saving');
   answered.add(item.puzzle.id);
+  answerButtons.find((b) => b.dataset.answer === choice).classList.add('is-picked');
   const ms = Math.round(performance.now() - item.shownAt);
-  const voted = request(socket, 'vote', { puzzle: item.puzzle.id, answer: choice, ms, ticket: item.puzzle.ticket })
-    .then((reply) => scored(item.puzzle, choice, reply))
-    .catch((error) => notify(notices, /was decided/.test(error.message)
+  let reply;
+  try {
+    reply = await request(socket, 'vote', { puzzle: item.puzzle.id, answer: choice, ms, ticket: item.puzzle.ticket });
+  } catch (error) {
+    notify(notices, /was decided/.test(error.message)
       ? { kind: 'info', title: 'Decided a moment ago', text: 'Other players settled that puzzle just before you.' }
-      : { kind: 'error', title: 'Your answer was not saved', text: error.message }))
-    .finally(prefetch);
-  showNext(voted);
-  viewer.stage.focus({ preventScroll: true });
+      : { kind: 'error', title: 'Your answer was not saved', text: error.message });
+    showNext();
+    return;
+  }
+  scored(reply);
+  if (reply.feedback) {
+    showOutcome(item, choice, reply.feedback);
+  } else {
+    say(`Answer counted${reply.points > 0 ? ` · +${reply.points}` : ''}`);
+    showNext();
+  }
 }
 
-// ------------------------------------------------------------------ score and feedback
+// A short line under the answers (its height is kept, so nothing below it jumps).
+let statusTimer = null;
+function say(text) {
+  statusEl.textContent = text;
+  clearTimeout(statusTimer);
+  statusTimer = setTimeout(() => { statusEl.textContent = ''; }, 2500);
+}
+
+// ------------------------------------------------------------------ the outcome, on the answered puzzle
+
+function showOutcome(item, choice, feedback) {
+  const { puzzle } = item;
+  const truth = feedback.answer;
+  const right = feedback.correct === true;
+  const verdict = feedback.correct === null ? 'Here is the answer'
+    : right ? '✓ Right!' : '✗ Not quite';
+  outcome.classList.toggle('is-right', right);
+  outcome.classList.toggle('is-wrong', feedback.correct === false);
+  outcome.querySelector('[data-role=verdict]').textContent = verdict;
+  outcome.querySelector('[data-role=truth-answer]').textContent = puzzle.labels[truth];
+  outcome.querySelector('[data-role=explanation]').textContent = EXPLAIN[puzzle.kind][truth];
+  verdictOnImage.textContent = `${verdict} — ${puzzle.labels[truth]}`;
+  verdictOnImage.classList.toggle('is-right', right);
+  verdictOnImage.hidden = false;
+  for (const button of answerButtons) button.classList.toggle('is-right', button.dataset.answer === truth);
+  outcome.hidden = false;
+  setPhase('outcome');
+  nextButton.focus({ preventScroll: true });
+  // The truth may be fetched only now that the answer is in; it replaces the colours once it has arrived.
+  const truthStack = preload(puzzle, ['truth']);
+  truthStack.ready.then(() => {
+    if (current !== item || phase !== 'outcome') return;
+    item.stack.truth = truthStack.truth;
+    showTruth(true);
+  }, () => {
+    truthToggle.hidden = true;
+  });
+}
+
+function showTruth(on) {
+  truthToggle.hidden = false;
+  truthToggle.setAttribute('aria-pressed', String(on));
+  viewer.useOverlay(on ? 'truth' : 'overlay');
+  if (!viewer.overlayShown) viewer.toggleOverlay();
+}
+
+function hideOutcome() {
+  outcome.hidden = true;
+  verdictOnImage.hidden = true;
+  truthToggle.hidden = true;
+  for (const button of answerButtons) button.classList.remove('is-picked', 'is-right');
+}
+
+function moveOn() {
+  if (phase !== 'outcome') return;
+  viewer.stage.focus({ preventScroll: true });
+  showNext();
+}
+
+truthToggle.addEventListener('click', () => showTruth(truthToggle.getAttribute('aria-pressed') !== 'true'));
+nextButton.addEventListener('click', moveOn);
+
+// ------------------------------------------------------------------ score
 
 const scoreEl = side.querySelector('[data-role=score]');
 const gainEl = side.querySelector('[data-role=gain]');
@@ -135,19 +225,10 @@ function popGain(points) {
   gainEl.classList.add('pop');
 }
 
-function scored(puzzle, choice, reply) {
+function scored(reply) {
   setScore(reply.total, reply.streak);
   popGain(reply.points);
   answeredEl.textContent = String(Number(answeredEl.textContent) + 1);
-  if (reply.feedback && reply.feedback.correct !== null) {
-    const { correct, answer: truth, accuracy } = reply.feedback;
-    notify(notices, {
-      kind: correct ? 'gold' : 'bad',
-      title: correct ? '★ A puzzle with a known answer — you got it!' : '★ A puzzle with a known answer — not this time',
-      text: `${correct ? 'The answer was' : 'The right answer was'} “${puzzle.labels[truth]}”. `
-        + `Your accuracy on puzzles whose answer you were shown: ${Math.round(accuracy * 100)}%.`,
-    });
-  }
   if (reply.retired) {
     const { won } = reply.retired;  // the server says whether the voter's side won
     notify(notices, {
@@ -189,13 +270,17 @@ for (const tab of side.querySelectorAll('.tab')) {
 
 // ------------------------------------------------------------------ input
 
-for (const button of panel.querySelectorAll('button[data-answer]')) {
+for (const button of answerButtons) {
   button.addEventListener('click', () => answer(button.dataset.answer));
 }
 document.addEventListener('keydown', (event) => {
   if (!isCommandKey(event)) return;
   const choice = KEYS[event.key.toLowerCase()];
-  if (choice) {
+  if (phase === 'outcome' && (event.key === 'Enter' || event.key === 'ArrowRight')) {
+    if (event.target === nextButton && event.key === 'Enter') return;  // the button's own click moves on
+    moveOn();
+    event.preventDefault();
+  } else if (choice) {
     if (!event.repeat) answer(choice);  // holding Y must not answer a run of puzzles unseen
     event.preventDefault();
   } else if (viewer.handleKey(event)) {
@@ -204,4 +289,4 @@ document.addEventListener('keydown', (event) => {
 });
 swallowSpaceKeyup();
 
-showNext(Promise.resolve());
+showNext();

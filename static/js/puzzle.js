@@ -1,33 +1,54 @@
-// What the panel next to the image says about a puzzle, shared by /play and /tutorial.
+// What the panel next to the image says about a puzzle, shared by /play and /tutorial: one vocabulary
+// from the tutorial to the badge. A "join check" shows two segments the computer split apart and asks
+// whether they are one neurite; a "cut check" shows where the computer would cut one segment and asks
+// whether it is one neurite.
 
-const KINDS = {
+export const KINDS = {
   merge: {
-    badge: 'Merge check',
-    legend: ['segment A', 'segment B'],
-    hint: 'Follow both colours through the slices. If they flow into each other with no dark membrane '
-      + 'between them, they are one neurite.',
+    badge: 'Join check',
+    legend: ['one segment', 'a segment the computer split off?'],
+    hint: 'Follow both colours through the slices. If the grey flows from one into the other with no dark '
+      + 'membrane between them, they are one neurite.',
   },
   split: {
-    badge: 'Split check',
+    badge: 'Cut check',
     legend: ['one side of the cut', 'the other side'],
     hint: 'The colours show where the computer would cut. A dark membrane along the border means two '
       + 'neurites; the same texture running straight through means one.',
   },
 };
 
+// Why the answer is what it is, and what to look for next time: by kind, then by the right answer.
+export const EXPLAIN = {
+  merge: {
+    yes: 'One neurite: no membrane runs between orange and blue, and the grey flows from one into the other, '
+      + 'slice after slice. The computer had split it; joining the two repairs it.',
+    no: 'Two neurites: a dark membrane separates orange from blue. Look for it along their border on every '
+      + 'slice — joining them would glue two neurites together.',
+  },
+  split: {
+    yes: 'One neurite: no membrane runs along the border between the colours, so cutting there would break '
+      + 'one neurite in two. Look for the same texture running straight across.',
+    no: 'Two neurites: a membrane runs between the orange and the blue part. The computer had merged them, '
+      + 'and the cut is right.',
+  },
+};
+
 export function describePuzzle(panel, puzzle) {
   const kind = KINDS[puzzle.kind];
-  panel.querySelector('[data-role=kind]').textContent = kind.badge;
-  panel.querySelector('[data-role=kind]').dataset.kind = puzzle.kind;
+  const badge = panel.querySelector('[data-role=kind]');
+  badge.textContent = kind.badge;
+  badge.dataset.kind = puzzle.kind;
   panel.querySelector('[data-role=question]').textContent = puzzle.question;
   const legend = panel.querySelector('[data-role=legend]');
-  legend.replaceChildren(...kind.legend.flatMap((label, i) => {
+  legend.replaceChildren(...kind.legend.map((label, i) => {
+    const item = document.createElement('span');
+    item.className = 'legend-item';
     const swatch = document.createElement('span');
     swatch.className = `swatch swatch-${i ? 'b' : 'a'}`;
     swatch.setAttribute('aria-hidden', 'true');
-    const text = document.createElement('span');
-    text.textContent = `${i ? 'blue' : 'orange'}: ${label}`;
-    return [swatch, text];
+    item.append(swatch, `${i ? 'blue' : 'orange'}: ${label}`);
+    return item;
   }));
   panel.querySelector('[data-role=hint]').textContent = kind.hint;
   for (const button of panel.querySelectorAll('button[data-answer]')) {

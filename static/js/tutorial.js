@@ -2,22 +2,10 @@
 // truth shown right after each answer.
 
 import { getJSON, postJSON } from './api.js';
-import { describePuzzle } from './puzzle.js';
+import { EXPLAIN, describePuzzle } from './puzzle.js';
 import { Viewer, isCommandKey, preload, swallowSpaceKeyup } from './viewer.js';
 
 const KEYS = { y: 'yes', n: 'no', u: 'unsure' };
-const EXPLAIN = {
-  merge: {
-    yes: 'One neurite: the texture flows from orange into blue with no membrane between them, slice after '
-      + 'slice. The computer had split it; joining the two repairs it.',
-    no: 'Two neurites: a dark membrane separates orange from blue. Joining them would create a merger.',
-  },
-  split: {
-    yes: 'One neurite: no membrane runs along the proposed cut, so cutting here would create a split.',
-    no: 'Two neurites: a membrane runs between the orange and the blue part. The computer had merged them, '
-      + 'and the cut is right.',
-  },
-};
 
 const lesson = document.querySelector('[data-lesson]');
 const steps = [...lesson.querySelectorAll('.step')];

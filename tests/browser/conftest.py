@@ -43,10 +43,10 @@ def _require_chromium() -> None:
         pytest.skip(f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
 
 
-def build_instance(home: Path) -> dict[int, str]:
-    """The tiny demo volume, oracle puzzles, practice copies of a few, an admin and one expert-queue puzzle.
+def build_instance(home: Path) -> tuple[dict[int, str], set[int]]:
+    """The tiny demo volume, oracle puzzles, practice and teach copies of a few, an admin and one expert-queue puzzle.
 
-    Returns the right answer ('yes' or 'no') of every playable puzzle, by id.
+    Returns the right answer ('yes' or 'no') of every playable puzzle, by id, and the teach puzzles' ids.
     """
     from conftest import TINY_SHAPE, _settings, oracle_puzzles
 
@@ -62,11 +62,15 @@ def build_instance(home: Path) -> dict[int, str]:
         splits = [p for p in puzzles if p["kind"] == "split"]
         practice = [merges[0], merges[1], splits[0]]  # a true merge, a false merge, a true split
         st.add_puzzles(inst.store, "demo", [{**p, "gold": False, "tutorial": True} for p in practice])
+        # teach copies: their outcome is shown on the puzzle once answered
+        taught = [merges[2], merges[3], splits[1], merges[4], merges[5]]
+        teach_ids = st.add_puzzles(inst.store, "demo", [{**p, "gold": True, "teach": True} for p in taught])
         players.register(inst.store, *ADMIN, role="admin")
         queued = next(i for i, p in zip(ids, puzzles) if not p["gold"])
         st.set_puzzle_state(inst.store, queued, "expert")
-        return {i: "yes" if p["truth"] == (p["kind"] == "merge") else "no" for i, p in zip(ids, puzzles)
-                if i != queued}
+        answers = {i: "yes" if p["truth"] == (p["kind"] == "merge") else "no"
+                   for i, p in [*zip(ids, puzzles), *zip(teach_ids, taught)] if i != queued}
+        return answers, set(teach_ids)
     finally:
         inst.store.close()
 
@@ -75,6 +79,7 @@ def build_instance(home: Path) -> dict[int, str]:
 class LiveServer:
     url: str
     answers: dict[int, str]  # the right answer of each playable puzzle
+    teach: set[int]          # the puzzles whose outcome is shown once answered
 
 
 @pytest.fixture(scope="session")
@@ -82,9 +87,9 @@ def live_server(tmp_path_factory):
     """ProofQuest serving a prepared instance folder, and the answers to its puzzles."""
     _require_chromium()
     home = tmp_path_factory.mktemp("browser-home")
-    answers = build_instance(home)
+    answers, teach = build_instance(home)
     with running_server(home) as url:
-        yield LiveServer(url, answers)
+        yield LiveServer(url, answers, teach)
 
 
 @pytest.fixture(scope="session")
@@ -151,10 +156,28 @@ def wait_for_puzzle(page) -> None:
     page.wait_for_selector("[data-testid=puzzle-image][data-state=ready]")
 
 
-def answer_key(live_server, page) -> str:
-    """The key that answers the puzzle on screen correctly."""
-    puzzle = int(page.get_by_test_id("puzzle-image").get_attribute("data-puzzle-id"))
-    return {"yes": "y", "no": "n"}[live_server.answers[puzzle]]
+def shown_puzzle(page) -> int:
+    return int(page.get_by_test_id("puzzle-image").get_attribute("data-puzzle-id"))
+
+
+def answer_and_move_on(page, key: str) -> bool:
+    """Answer the puzzle on screen and wait for the next; returns whether its outcome was shown first."""
+    puzzle = shown_puzzle(page)
+    page.keyboard.press(key)
+    page.wait_for_function("""id => document.querySelector('[data-testid=feedback]').hidden === false
+      || (document.querySelector('[data-testid=puzzle-image]').dataset.puzzleId !== String(id))""", arg=puzzle)
+    taught = page.get_by_test_id("feedback").is_visible()
+    if taught:
+        page.keyboard.press("Enter")
+    page.wait_for_function("""id => { const s = document.querySelector('[data-testid=puzzle-image]');
+      return s.dataset.puzzleId !== String(id) && s.dataset.state === 'ready'; }""", arg=puzzle)
+    return taught
+
+
+def answer_key(live_server, page, *, right: bool = True) -> str:
+    """The key that answers the puzzle on screen correctly (or, with ``right=False``, wrongly)."""
+    answer = live_server.answers[shown_puzzle(page)]
+    return {"yes": "y", "no": "n"}[answer if right else {"yes": "no", "no": "yes"}[answer]]
 
 
 def screenshot(page, name: str, *, docs: bool = False) -> Path:

@@ -16,8 +16,19 @@ def test_the_tutorial_feedback_shows_the_right_answer_and_the_truth(new_context)
     page.goto("/")
     page.get_by_role("button", name="Play as guest").click()
     page.wait_for_url("**/tutorial")  # a new player is sent through the lesson first
-    for heading in ("What is segmentation", "A merger", "A split", "What to look for", "Select, inspect, decide"):
+    for heading in ("What is segmentation", "A merger", "A split", "What to look for", "Two look-alikes",
+                    "Select, inspect, decide"):
         expect(page.get_by_role("heading", level=2, name=heading)).to_be_visible()
+        if heading == "A merger":  # one vocabulary: a merger is fixed by a cut, checked by a cut check
+            expect(page.locator("[data-step=merger]")).to_contain_text("cut check")
+        if heading == "A split":
+            expect(page.locator("[data-step=split]")).to_contain_text("join check")
+        if heading == "Two look-alikes":
+            for picture in ("lesson-organelle.png", "lesson-sliver.png"):
+                image = page.locator(f"img[src$='{picture}']")
+                expect(image).to_be_visible()
+                assert image.evaluate("i => i.complete && i.naturalWidth > 0")
+            screenshot(page, "tutorial-lookalikes", docs=True)
         page.get_by_role("button", name="Next →").click()
     wait_for_puzzle(page)
     feedback = page.get_by_test_id("tutorial-feedback")

@@ -2,14 +2,14 @@
 
 import pytest
 
-from .conftest import answer_key, play_as_guest, screenshot
+from .conftest import answer_and_move_on, answer_key, play_as_guest, screenshot
 
 pytestmark = pytest.mark.browser
 
 
 def _answer_and_wait_for_the_score(live_server, page) -> None:
     before = page.get_by_test_id("score").text_content()
-    page.keyboard.press(answer_key(live_server, page))
+    answer_and_move_on(page, answer_key(live_server, page))
     page.wait_for_function("s => document.querySelector('[data-testid=score]').textContent !== s", arg=before)
 
 
