@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from .conftest import ADMIN, answer_key, record_figure, screenshot, wait_for_puzzle
+from .conftest import ADMIN, answer_and_move_on, answer_key, record_figure, screenshot, wait_for_puzzle
 
 pytestmark = pytest.mark.browser
 
@@ -59,7 +59,7 @@ def _join(new_context, link: str, nickname: str):
 
 def _answer(live_server, page) -> int:
     before = page.get_by_test_id("score").text_content()
-    page.keyboard.press(answer_key(live_server, page))
+    answer_and_move_on(page, answer_key(live_server, page))  # moving on past an outcome shown, if any
     page.wait_for_function("s => document.querySelector('[data-testid=score]').textContent !== s", arg=before)
     return int(page.get_by_test_id("score").text_content())
 
