@@ -38,9 +38,10 @@ def _guest(client):
 def test_a_first_visit_to_play_lands_on_the_home_page_not_a_log_in_form(app):
     client = app.test_client()
     reply = client.get("/play", headers=PAGE)
-    assert reply.status_code == 302 and reply.headers["Location"] == "/"
-    home = client.get("/", headers=PAGE).get_data(as_text=True)
+    assert reply.status_code == 302 and reply.headers["Location"] == "/?next=/play"
+    home = client.get("/?next=/play", headers=PAGE).get_data(as_text=True)
     assert "Play as guest" in home and "Play as a guest or log in first." in home
+    assert 'href="/auth/login?next=/play"' in home  # a returning player logs in and goes on to play
     assert "Welcome back" not in client.get("/auth/login", headers=PAGE).get_data(as_text=True)
 
 

@@ -3,7 +3,7 @@
 A row says the lowest role a route or event needs (anonymous < guest <
 player < teacher < admin). Each row is called by a fresh client of each role
 with placeholder arguments; a role below the row's must be refused (401, 403,
-a redirect to log in, a refused socket), a role at or above it must not be
+a redirect to log in or to the home page, a refused socket), a role at or above it must not be
 (any other answer under 500: placeholder arguments may well be a 400).
 """
 
@@ -60,7 +60,8 @@ def _refused_route(app, role: str, method: str, rule: str) -> bool:
     headers = {"X-CSRFToken": client.get("/auth/csrf").get_json()["csrf_token"]}
     with client.open(path, method=method, json={} if method == "POST" else None, headers=headers) as reply:
         assert reply.status_code < 500, (role, method, rule, reply.status_code)
-        to_login = reply.status_code == 302 and reply.headers["Location"].startswith("/auth/login")
+        # refused pages redirect to log in, or (a player's own pages) to the home page, one click from a guest
+        to_login = reply.status_code == 302 and reply.headers["Location"].startswith(("/auth/login", "/?next="))
         return reply.status_code in (401, 403) or to_login
 
 

@@ -41,7 +41,7 @@ def login_required(view):
             if request.endpoint in PLAYER_PAGES:
                 # a first visit lands where playing as a guest is one click, not on a log-in form
                 flash("Play as a guest or log in first.", "info")
-                return redirect(url_for("pages.index"))
+                return redirect(url_for("pages.index", next=request.path))
             return redirect(url_for("auth.login", next=request.path))
         return view(*args, **kwargs)
     return wrapped

@@ -114,7 +114,7 @@ def test_a_first_visit_to_play_goes_to_the_home_page_and_on_to_the_tutorial(new_
 
     page = new_context().new_page()
     page.goto("/play")
-    page.wait_for_url(re.compile(r"/$"))
+    page.wait_for_url(re.compile(r"/\?next=/play$"))
     expect(page.get_by_role("heading", name="Welcome back")).to_have_count(0)
     expect(page.get_by_text("Play as a guest or log in first.")).to_be_visible()
     page.get_by_role("button", name="Play as guest").click()
