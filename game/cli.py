@@ -248,7 +248,8 @@ def cmd_puzzles_report(args) -> int:
     for role, blind in report["blind"].items():
         print(f"blind on {role} ({blind['puzzles']}): always yes {pct(blind['always_yes'])}, always no "
               f"{pct(blind['always_no'])}, badge {pct(blind['badge'])}")
-    print("goals: " + ", ".join(f"{goal} {'met' if met else 'NOT met'}" for goal, met in report["goals"].items()))
+    verdict = {True: "met", False: "NOT met", None: "not measured (no such puzzles)"}
+    print("goals: " + ", ".join(f"{goal} {verdict[met]}" for goal, met in report["goals"].items()))
     return 0
 
 

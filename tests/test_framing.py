@@ -204,3 +204,8 @@ def test_the_client_opens_every_puzzle_on_its_key_slice():
     from game.crowd.assignment import public_puzzle
     shown = public_puzzle({"id": 1, "kind": "merge"})
     assert shown["slices"] == SLICES and shown["center"] == KEY
+
+
+def test_goals_over_no_puzzles_are_not_counted_as_met():
+    goals = puzzles_report([puzzle("merge", True)])["goals"]  # a crowd puzzle: no gold, no known answers
+    assert goals["gold_blind_at_most_60"] is None and goals["known_answers_balanced"] is None

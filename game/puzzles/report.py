@@ -129,13 +129,15 @@ def puzzles_report(puzzles: list[Mapping]) -> dict:
     blind = {role: blind_scores([p for p in puzzles if role_of(p) == role]) for role in ROLES[:3]}
     roles = {role: sum(role_of(p) == role for p in puzzles) for role in ROLES}
     known_roles = [p for p in puzzles if role_of(p) != "crowd"]
-    balanced = all(BALANCE_GOAL[0] <= k["share_yes"] <= BALANCE_GOAL[1]
-                   for r in shares.values() for k in r.values() if k["share_yes"] is not None)
+    measured = [k["share_yes"] for r in shares.values() for k in r.values() if k["share_yes"] is not None]
+    gold = blind["gold"]
+    # a goal over no puzzles at all is not met by default: None says it could not be measured
     goals = {
         "decision_inside_all": framing["decision_inside"] == framing["puzzles"],
         "known_answers_above_threshold": not any(framing["below_threshold"][r] for r in ROLES[:3]),
-        "known_answers_balanced": balanced,
-        "gold_blind_at_most_60": all(v is None or v <= BLIND_GOAL for k, v in blind["gold"].items() if k != "puzzles"),
+        "known_answers_balanced": all(BALANCE_GOAL[0] <= v <= BALANCE_GOAL[1] for v in measured) if measured else None,
+        "gold_blind_at_most_60": None if not gold["puzzles"] else all(
+            gold[k] <= BLIND_GOAL for k in ("always_yes", "always_no", "badge")),
         "no_near_ties_with_known_answers": not any(
             k["near_ties"] for r in shares.values() for k in r.values()),
         "known_answers_judgeable": not any(obstacles(stored_frame(p)) for p in known_roles),
