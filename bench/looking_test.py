@@ -42,7 +42,7 @@ from game.app.instance import Instance
 from game.app.settings import load_settings
 from game.puzzles.edit import correct_answer, question_for
 from game.puzzles.framing import KEY, SLICES
-from game.puzzles.truth import is_near_tie, puzzle_truth_margin
+from game.puzzles.truth import has_clear_truth, puzzle_truth_margin
 
 THUMB = 256
 SHEET_FIELDS = ("puzzle", "kind", "question", "answer", "note")
@@ -51,20 +51,29 @@ BADGE = {"merge": "Are these one neurite? (orange and blue: two segments the com
 
 
 def choose(puzzles: list[dict], n: int, *, balanced: bool, seed: int) -> list[dict]:
-    """``n`` puzzles with a clear truth, half of each kind, as many of each answer per kind when balanced."""
+    """``n`` puzzles with a clear truth, half of each kind, as many of each answer per kind as there are.
+
+    When a kind has too few of one answer (a volume whose splits are all
+    wrong cuts), the rest of that kind's share is drawn at random, then from
+    the other kind: the scorer reports the blind strategies on exactly the
+    puzzles drawn.
+    """
     rng = random.Random(seed)
-    clear = [p for p in puzzles if p["truth"] is not None and not is_near_tie(puzzle_truth_margin(p))]
-    chosen = []
+    clear = [p for p in puzzles if has_clear_truth(p)]
+    rng.shuffle(clear)
+    chosen: list[dict] = []
     for k, kind in enumerate(("merge", "split")):
         mine = [p for p in clear if p["kind"] == kind]
-        rng.shuffle(mine)
         wanted = n // 2 + (n % 2 if k == 0 else 0)
         if balanced:
             sides = [[p for p in mine if correct_answer(kind, p["truth"]) == a] for a in ("yes", "no")]
-            each = min(wanted // 2, *(len(s) for s in sides))
-            chosen += sides[0][:each] + sides[1][:each]
+            each = min(wanted // 2, *(len(side) for side in sides))
+            picked = sides[0][:each] + sides[1][:each]
+            picked += [p for p in mine if p not in picked][:wanted - len(picked)]
         else:
-            chosen += mine[:wanted]
+            picked = mine[:wanted]
+        chosen += picked
+    chosen += [p for p in clear if p not in chosen][:n - len(chosen)]
     rng.shuffle(chosen)
     return chosen
 
@@ -133,7 +142,9 @@ def export(args) -> None:
         "Fill the 'answer' column of answers.csv with yes, no or unsure, and say why in 'note'.\n")
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     truth_path.write_text(json.dumps(truth, indent=1) + "\n")
-    print(f"exported {len(chosen)} puzzles to {out}; truth in {truth_path}")
+    mix = {f"{kind} {a}": sum(t["kind"] == kind and t["answer"] == a for t in truth.values())
+           for kind in ("merge", "split") for a in ("yes", "no")}
+    print(f"exported {len(chosen)} puzzles to {out} ({mix}); truth in {truth_path}")
 
 
 def score_sheet(answers: dict[str, str], truth: dict[str, dict]) -> dict:

@@ -17,7 +17,7 @@ from typing import Iterable, Mapping
 from game.puzzles.edit import KINDS, correct_answer
 from game.puzzles.framing import MARGIN_PX
 from game.puzzles.looking import ISLAND_ENCLOSURE, SLIVER_AREA_PX, SLIVER_PX, obstacles, stored_frame
-from game.puzzles.truth import is_near_tie, puzzle_truth_margin
+from game.puzzles.truth import has_clear_truth
 
 ROLES = ("practice", "teach", "gold", "crowd")
 # Answer shares per kind in each known-answer role, and the blind strategies' ceiling on gold.
@@ -36,7 +36,7 @@ def role_of(puzzle: Mapping) -> str:
 
 def clear_answer(puzzle: Mapping) -> str | None:
     """The right answer, 'yes' or 'no', of a puzzle whose truth is known and no near tie; else None."""
-    if puzzle.get("truth") is None or is_near_tie(puzzle_truth_margin(puzzle)):
+    if not has_clear_truth(puzzle):
         return None
     return correct_answer(puzzle["kind"], bool(puzzle["truth"]))
 

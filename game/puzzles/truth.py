@@ -81,6 +81,19 @@ def puzzle_truth_margin(puzzle: Mapping) -> float | None:
     return None if stored is None else float(stored)
 
 
+def has_clear_truth(puzzle: Mapping) -> bool:
+    """Whether a puzzle's truth is known and no near tie.
+
+    A puzzle stored without its margin (made before margins were kept) counts
+    by its truth alone: :meth:`game.puzzles.edit.PuzzleEdit.is_correct` leaves
+    the closest calls without one.
+    """
+    if puzzle.get("truth") is None:
+        return False
+    margin = puzzle_truth_margin(puzzle)
+    return margin is None or not is_near_tie(margin)
+
+
 def fit_for_known_answer(candidate: Mapping) -> bool:
     """Whether a candidate may be a puzzle with a known answer (practice, teach, gold).
 
@@ -88,5 +101,4 @@ def fit_for_known_answer(candidate: Mapping) -> bool:
     able to judge it by looking (:func:`game.puzzles.looking.judgeable`):
     players are measured and taught only on what they can see.
     """
-    return (candidate.get("truth") is not None and not is_near_tie(puzzle_truth_margin(candidate))
-            and judgeable(stored_frame(candidate)))
+    return has_clear_truth(candidate) and judgeable(stored_frame(candidate))
