@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _run(*argv):
     return subprocess.run([sys.executable, str(ROOT / "bench" / "looking_test.py"), *map(str, argv)],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+                          capture_output=True, text=True, timeout=300, cwd=ROOT, check=False)
 
 
 def test_export_then_score(inst, home, tmp_path):
