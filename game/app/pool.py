@@ -158,8 +158,8 @@ class Pool:
         candidates = [c for c in self.detect(name, progress=bar("detecting errors")) if c.get("truth") is not None]
         candidates = [c for c in self.frame(name, candidates, progress=bar("framing puzzles"))
                       if fit_for_known_answer(c)]  # measured and taught only on what a person can judge
-        choose_roles(candidates, gold_share=inst.settings["GOLD_POOL_SHARE"],
-                     teach_share=inst.settings["TEACH_POOL_SHARE"],
+        choose_roles(candidates, gold_per_kind=inst.settings["GOLD_PER_KIND"],
+                     teach_per_kind=inst.settings["TEACH_PER_KIND"],
                      practice_per_kind=inst.settings["PRACTICE_PER_KIND"])
         known = [c for c in candidates if c.get("gold") or c.get("tutorial")]
         ids = st.add_puzzles(inst.store, name, known)

@@ -102,10 +102,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REFIT_EVERY_VOTES", 50, "Every player's standing is recomputed from their record (secret gold "
             "answers and agreement with settled decisions) after this many new votes.", int),
     # --- gold and practice puzzles
-    Setting("GOLD_POOL_SHARE", 0.1, "Share of a volume's puzzles with known truth kept as secret gold: they "
-            "measure players and show no outcome.", float),
-    Setting("TEACH_POOL_SHARE", 0.06, "Share of a volume's puzzles with known truth that teach: the outcome is "
-            "shown on the puzzle, so they never count toward a player's standing.", float),
+    Setting("GOLD_PER_KIND", 12, "Secret gold puzzles made per kind in a volume with ground truth (half of each "
+            "answer, fewer when the right edits run out): they measure players and show no outcome. A player needs "
+            "ESTABLISHED_GOLD_ANSWERS of them.", int),
+    Setting("TEACH_PER_KIND", 6, "Teach puzzles made per kind (half of each answer): the outcome is shown on the "
+            "puzzle, so they never count toward a player's standing.", int),
     Setting("PRACTICE_PER_KIND", 4, "Practice (tutorial) puzzles of each kind made per volume with truth, half of "
             "each answer.", int),
     Setting("GOLD_SHARE", 0.15, "Share of puzzles served to established players that have known truth (gold or "

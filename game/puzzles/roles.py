@@ -35,21 +35,24 @@ def _balanced(pool: list[dict], per_answer: int, rng: random.Random, *, clearest
     return [c for side in chosen for c in side[:n]]
 
 
-def choose_roles(candidates: list[dict], *, gold_share: float, teach_share: float, practice_per_kind: int,
-                 seed: int = 0) -> list[dict]:
+def choose_roles(candidates: list[dict], *, gold_per_kind: int, teach_per_kind: int,
+                 practice_per_kind: int, seed: int = 0) -> list[dict]:
     """Mark candidates with known truth as ``tutorial`` (practice), ``teach`` or ``gold``, balanced per kind.
 
-    Gold and teach puzzles are drawn from below the top third of the
-    ranking, leaving the most suspicious candidates to the crowd.
+    Each role takes, per kind, half its number from candidates whose edit is
+    right and half from those whose edit is wrong (fewer when either runs
+    out): correct edits are scarce (a tenth of merge candidates, fewer
+    splits), and measuring players needs both answers alike. The known
+    answers are applied to the segmentation anyway, so a candidate taken for a
+    role is not lost to the crowd.
 
     Parameters
     ----------
     candidates : list of dict
-        With ``kind``, ``score`` and ``truth`` (None when unknown); marked in place.
-    gold_share, teach_share : float
-        Of all candidates, the share to make secret gold and teach puzzles.
-    practice_per_kind : int
-        Practice puzzles per kind (half of each answer).
+        With ``kind``, ``score`` and ``truth``; marked in place.
+    gold_per_kind, teach_per_kind, practice_per_kind : int
+        How many of each role per kind (half of each answer). Practice takes
+        the detector's clearest examples; gold, then teach, a random draw.
 
     Returns
     -------
@@ -61,11 +64,9 @@ def choose_roles(candidates: list[dict], *, gold_share: float, teach_share: floa
         known = [c for c in candidates if c["kind"] == kind and c.get("truth") is not None]
         for c in _balanced(known, practice_per_kind // 2, rng, clearest=True):
             c["tutorial"] = True
-        ranked = sorted((c for c in known if not c.get("tutorial")), key=lambda c: -c["score"])
-        tail = ranked[len(ranked) // 3:]
-        for role, share in (("gold", gold_share), ("teach", teach_share)):
-            free = [c for c in tail if not c.get("gold")]
-            for c in _balanced(free, round(share * len(candidates) / len(KINDS) / 2), rng):
+        for role, count in (("gold", gold_per_kind), ("teach", teach_per_kind)):
+            free = [c for c in known if not c.get("tutorial") and not c.get("gold")]
+            for c in _balanced(free, count // 2, rng):
                 c["gold"] = True
                 c["teach"] = role == "teach"
     return candidates
