@@ -1,15 +1,26 @@
-"""The crowd's effect on the demo volume: weighted consensus beside plain majority.
+"""What a crowd closes of the true gap, on generated and real volumes (issue 10's figures).
 
-For each crowd (accuracy 0.8 with 10% of players at chance; accuracy 0.65 with
-30% at chance) and each rule, a fresh copy of one prepared instance is served
-by ``python run.py`` and played by ``python run.py simulate`` (20 python-socketio
-players). Reports the share of the oracle's improvement in adapted Rand error,
-votes per retired puzzle and the share of retired puzzles decided wrongly.
+For each volume — the demo of seeds 0, 1, 2 (64×256×256) and fibsem-gala's
+held-out slab z >= 35 segmented with a boundary network fine-tuned on z < 35
+only — a prepared instance (first start: puzzles, known answers, the living
+pool) is copied, served by ``python run.py`` and played to the end by
+``python run.py simulate`` (20 python-socketio players). Reported per run:
 
-    python bench/bench_simulate.py [--home PREPARED] [--players 20] [--votes-per-player 60]
-                                   [--crowds 0.8 0.65] [--rules weighted majority] [--seeds 0 1 2]
+- ARE and VI of the automatic segmentation (initial), after the known answers
+  (before the crowd), after the crowd, of the project's oracle (every correct
+  crowd puzzle of the start applied) and of the supervoxel limit;
+- the share of the true gap (initial − limit) closed by the known answers, by
+  the crowd and in all;
+- votes per retired puzzle, wrong decisions among retired puzzles, puzzles sent
+  to the expert queue; VI gained per player-minute at 6.2 s per answer
+  (Guided Proofreading's decision time; its figure is 0.00173).
 
-Without ``--home`` it prepares a default-size demo instance first (a few minutes).
+    python bench/bench_simulate.py [--volumes demo0 demo1 demo2 fib] [--crowds 0.8 0.65] [--seeds 0 1 2]
+                                   [--rules weighted] [--players 20] [--cache DIR]
+
+Prepared instances are kept in ``--cache`` (default bench/out/sim) and reused;
+delete a folder there to prepare it again. The fibsem volume needs
+../shared/data and trains a boundary network first (about 5 CPU minutes).
 """
 
 from __future__ import annotations
@@ -25,10 +36,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-CROWDS = {"A=0.80, 10% at chance": (0.8, 0.1), "A=0.65, 30% at chance": (0.65, 0.3)}
+sys.path.insert(0, str(ROOT))
+FIBSEM = ROOT.parent / "shared" / "data" / "fibsem-gala"
+CROWDS = {"0.8": (0.8, 0.1), "0.65": (0.65, 0.3)}  # accuracy, share of players at chance
+SPLIT_Z = 35
+FIB_THRESHOLD = 0.6  # the agglomeration threshold bench/bench_segment_fibsem.py chose on z < 35
+GP_VI_PER_MINUTE = 0.00173
 
 
 def free_port() -> int:
@@ -39,76 +56,148 @@ def free_port() -> int:
 
 def serve(home: Path, env: dict) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    log = open(home.parent / "server.log", "w")
     process = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--home", str(home), "--port", str(port)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    for _ in range(3000):
+    for _ in range(6000):
         try:
             if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
                 return process, url
         except requests.ConnectionError:
             pass
         if process.poll() is not None:
-            raise RuntimeError("server exited")
+            raise RuntimeError("server exited: see " + str(home.parent / "server.log"))
         time.sleep(0.2)
     raise RuntimeError("server not ready")
 
 
-def prepare(env: dict) -> Path:
-    home = Path(tempfile.mkdtemp(prefix="pq-sim-")) / "instance"
-    process, _ = serve(home, env)  # the first start builds the demo volume and its puzzles
+def env_for(extra: dict | None = None) -> dict:
+    # a simulated crowd answers as fast as the server allows: the per-player vote limit is lifted
+    return {**os.environ, "PROOFQUEST_LEADERBOARD_INTERVAL": "1.0", "PROOFQUEST_RATE_LIMITS_ENABLED": "0",
+            **(extra or {})}
+
+
+def prepare_demo(home: Path, seed: int) -> None:
+    process, _ = serve(home, env_for({"PROOFQUEST_DEMO_SEED": str(seed)}))  # first start makes it all
     process.terminate()
     process.wait()
+
+
+def prepare_fib(home: Path, epochs: int) -> None:
+    """fibsem z >= 35, segmented with a boundary network fine-tuned on z < 35 alone, then prepared."""
+    import h5py
+
+    from game.app import pipeline
+    from game.app.instance import Instance
+    from game.app.prepare import prepare
+    from game.app.settings import load_settings
+
+    inst = Instance(home, load_settings({"HOME": str(home)}, environ={}))
+    scratch = Path(tempfile.mkdtemp(prefix="pq-fib-"))
+    try:
+        for part, z in (("train", slice(0, SPLIT_Z)), ("held", slice(SPLIT_Z, None))):
+            for layer, file in (("image", "train-image.h5"), ("gt", "train-gt.lzf.h5")):
+                with h5py.File(FIBSEM / file, "r") as f:
+                    np.save(scratch / f"{part}-{layer}.npy", f["stack"][z])
+        pipeline.import_volume(inst, "fibtrain", image=str(scratch / "train-image.npy"),
+                               groundtruth=str(scratch / "train-gt.npy"), resolution=(10, 10, 10))
+        model = home / "fib-z-below-35.pt"
+        # trained on z < 35 only (its own validation slab lies inside z < 35): z >= 35 is never seen
+        pipeline.train_boundary_volume(inst, "fibtrain", epochs=epochs, out=str(model))
+        inst.volumes.delete("fibtrain")
+        pipeline.import_volume(inst, "fib", image=str(scratch / "held-image.npy"),
+                               groundtruth=str(scratch / "held-gt.npy"), resolution=(10, 10, 10))
+        pipeline.segment_volume(inst, "fib", model=str(model), threshold=FIB_THRESHOLD)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    prepare(inst, echo=True)
+    inst.store.close()
+
+
+def prepared(cache: Path, name: str, epochs: int) -> Path | None:
+    home = cache / name / "instance"
+    if (cache / name / "ready").exists():
+        return home
+    shutil.rmtree(cache / name, ignore_errors=True)
+    home.mkdir(parents=True)
+    print(f"preparing {name} ...", flush=True)
+    if name.startswith("demo"):
+        prepare_demo(home, int(name[4:]))
+    elif name == "fib":
+        if not FIBSEM.is_dir():
+            print(f"fib skipped: no data at {FIBSEM}")
+            return None
+        prepare_fib(home, epochs)
+    (cache / name / "ready").write_text("")
     return home
+
+
+def play(home: Path, crowd: str, rule: str, seed: int, players: int) -> dict:
+    accuracy, chance = CROWDS[crowd]
+    scratch = Path(tempfile.mkdtemp(prefix="pq-sim-"))
+    copy = scratch / "instance"
+    shutil.copytree(home, copy)
+    process, url = serve(copy, env_for({"PROOFQUEST_CONSENSUS_RULE": rule}))
+    try:
+        out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--home", str(copy), "simulate", "--url", url,
+                              "--players", str(players), "--accuracy", str(accuracy), "--chance-share", str(chance),
+                              "--seed", str(seed), "--json"], capture_output=True, text=True, env=env_for())
+    finally:
+        process.terminate()
+        process.wait()
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    shutil.rmtree(scratch, ignore_errors=True)
+    return json.loads(out.stdout)
+
+
+def row(label: str, r: dict) -> str:
+    def vi(m):
+        return m["vi_split"] + m["vi_merge"]
+    g, d = r["gap_closed"], r["decisions"]
+    per_minute = r["vi_per_player_minute"]
+    return (f"{label:<28} ARE {r['initial']['adapted_rand_error']:.4f} → known {r['before']['adapted_rand_error']:.4f}"
+            f" → crowd {r['after']['adapted_rand_error']:.4f} (oracle {r['oracle']['adapted_rand_error']:.4f}, limit "
+            f"{r['limit']['adapted_rand_error']:.4f})  VI {vi(r['initial']):.3f} → {vi(r['before']):.3f} → "
+            f"{vi(r['after']):.3f} (oracle {vi(r['oracle']):.3f}, limit {vi(r['limit']):.3f})  gap closed ARE "
+            f"{g['total']['adapted_rand_error']:.0%} (known {g['known_answers']['adapted_rand_error']:.0%}, crowd "
+            f"{g['crowd']['adapted_rand_error']:.0%}) VI {g['total']['vi']:.0%} (known {g['known_answers']['vi']:.0%},"
+            f" crowd {g['crowd']['vi']:.0%})  votes {r['votes']}  votes/retired {d['votes_per_retired'] or 0:.2f}  "
+            f"wrong {d['wrong_share'] or 0:.3f}  expert {d['expert']}/{d['puzzles']}  VI/player-min "
+            f"{per_minute if per_minute is not None else float('nan'):.5f} "
+            f"({(per_minute or 0) / GP_VI_PER_MINUTE:.2f}x GP)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--home", help="a prepared instance folder (copied, never changed)")
+    parser.add_argument("--volumes", nargs="+", default=["demo0", "demo1", "demo2", "fib"])
+    parser.add_argument("--crowds", nargs="+", choices=sorted(CROWDS), default=["0.8", "0.65"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="crowd seeds, one run each")
+    parser.add_argument("--rules", nargs="+", choices=["weighted", "majority"], default=["weighted"])
     parser.add_argument("--players", type=int, default=20)
-    parser.add_argument("--votes-per-player", type=int, default=10_000)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0],
-                        help="crowd seeds: one run per seed; with several, the mean share is printed too")
-    parser.add_argument("--crowds", nargs="+", choices=["0.8", "0.65"], default=["0.8", "0.65"],
-                        help="which crowds to run (by accuracy)")
-    parser.add_argument("--rules", nargs="+", choices=["weighted", "majority"], default=["weighted", "majority"])
+    parser.add_argument("--epochs", type=int, default=20, help="boundary network fine-tuning on fibsem z < 35")
+    parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "sim")
     args = parser.parse_args()
-    base_env = {**os.environ, "PROOFQUEST_LEADERBOARD_INTERVAL": "1.0"}
-    prepared = Path(args.home) if args.home else prepare(base_env)
     results = {}
-    for crowd, (accuracy, chance) in CROWDS.items():
-        if f"{accuracy:g}" not in args.crowds:
+    for name in args.volumes:
+        home = prepared(args.cache, name, args.epochs)
+        if home is None:
             continue
-        for rule, seed in [(r, s) for r in args.rules for s in args.seeds]:
-            home = Path(tempfile.mkdtemp(prefix="pq-sim-")) / "instance"
-            shutil.copytree(prepared, home)
-            process, url = serve(home, {**base_env, "PROOFQUEST_CONSENSUS_RULE": rule})
-            try:
-                out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--home", str(home), "simulate", "--url",
-                                      url, "--players", str(args.players), "--accuracy", str(accuracy),
-                                      "--chance-share", str(chance), "--votes-per-player",
-                                      str(args.votes_per_player), "--seed", str(seed), "--json"],
-                                     capture_output=True, text=True, check=True)
-            finally:
-                process.terminate()
-                process.wait()
-            r = json.loads(out.stdout)
-            key = "adapted_rand_error"
-            possible = r["before"][key] - r["oracle"][key]
-            r["oracle_share"] = (r["before"][key] - r["after"][key]) / possible if possible > 0 else None
-            results[f"{crowd} / {rule} / seed {seed}"] = r
-            d = r["decisions"]
-            print(f"{crowd:<24} {rule:<9} seed {seed}  ARE before {r['before'][key]:.4f} after {r['after'][key]:.4f} "
-                  f"oracle {r['oracle'][key]:.4f}  share {r['oracle_share']:.2f}  votes {r['votes']}  "
-                  f"votes/retired {d['votes_per_retired']:.2f}  wrong {d['wrong_share']:.3f}  "
-                  f"expert {d['expert']}/{d['puzzles']}", flush=True)
-    if len(args.seeds) > 1:
-        for key in dict.fromkeys(k.rsplit(" / seed", 1)[0] for k in results):
-            runs = [r for k, r in results.items() if k.startswith(key + " / seed")]
-            shares = [r["oracle_share"] for r in runs]
-            worse = sum(r["after"]["adapted_rand_error"] > r["before"]["adapted_rand_error"] for r in runs)
-            print(f"{key:<36} mean share {sum(shares) / len(shares):.2f} (min {min(shares):.2f}, max "
-                  f"{max(shares):.2f})  ended worse than it started: {worse}/{len(runs)}", flush=True)
+        for crowd in args.crowds:
+            for rule in args.rules:
+                runs = []
+                for seed in args.seeds:
+                    r = play(home, crowd, rule, seed, args.players)
+                    results[f"{name} / A={crowd} / {rule} / seed {seed}"] = r
+                    runs.append(r)
+                    print(row(f"{name} A={crowd} {rule} s{seed}", r), flush=True)
+                shares = {k: [r["gap_closed"]["total"][k] for r in runs] for k in ("adapted_rand_error", "vi")}
+                worse = sum(r["after"]["adapted_rand_error"] > r["initial"]["adapted_rand_error"] for r in runs)
+                print(f"{name} A={crowd} {rule}: mean true gap closed ARE {np.mean(shares['adapted_rand_error']):.0%}"
+                      f" (min {min(shares['adapted_rand_error']):.0%}), VI {np.mean(shares['vi']):.0%} (min "
+                      f"{min(shares['vi']):.0%}); ended worse than the automatic segmentation: {worse}/{len(runs)}",
+                      flush=True)
     print(json.dumps(results))
 
 
