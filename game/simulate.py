@@ -66,14 +66,20 @@ def oracle_quality(inst: Instance, name: str) -> dict:
 class Player:
     """One simulated player: an HTTP session for log-in and a Socket.IO client for play."""
 
-    def __init__(self, url: str, accuracy: float, truths, rng: random.Random):
+    def __init__(self, url: str, accuracy: float, truths, rng: random.Random, *, username: str | None = None):
+        """A guest, or with ``username`` a registered player (signed up with a random password)."""
         self.url, self.accuracy, self.truths, self.rng = url.rstrip("/"), accuracy, truths, rng
         self.http = requests.Session()
         token = self.http.get(f"{self.url}/auth/csrf", timeout=30).json()["csrf_token"]
-        reply = self.http.post(f"{self.url}/auth/guest", headers={"X-CSRFToken": token, "Accept": "application/json"},
-                               timeout=30)
+        headers = {"X-CSRFToken": token, "Accept": "application/json"}
+        if username is None:
+            reply = self.http.post(f"{self.url}/auth/guest", headers=headers, timeout=30)
+        else:
+            reply = self.http.post(f"{self.url}/auth/register", headers=headers, timeout=30,
+                                   json={"username": username, "password": f"pw-{rng.getrandbits(64):x}"})
         if reply.status_code != 200:
             raise ProofQuestError(f"could not log in at {self.url}: {reply.status_code} {reply.text[:200]}")
+        self.id = reply.json()["player"]["id"]
         cookie = "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
         self.sio = socketio.Client(reconnection=False)
         self.sio.connect(self.url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=30)
