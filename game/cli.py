@@ -147,18 +147,21 @@ def cmd_simulate(args) -> int:
                            votes_per_player=args.votes_per_player, seed=args.seed)
     result = simulate.run(_instance(args), args.url, crowd, progress=None if args.json else TqdmBar("votes"))
     if args.json:
-        print(json.dumps({k: result[k] for k in ("before", "after", "oracle", "votes")} |
-                         {"decisions": result["decisions"], "seconds": result["seconds"]}))
+        print(json.dumps(result))
         return 0
     key = "adapted_rand_error"
-    gain, possible = result["before"][key] - result["after"][key], result["before"][key] - result["oracle"][key]
-    for label in ("before", "after", "oracle"):
+    labels = {"initial": "automatic", "before": "known answers", "after": "crowd", "oracle": "oracle",
+              "limit": "supervoxel limit"}
+    for label, name in labels.items():
         q = result[label]
-        print(f"{label:>7}: adapted Rand error {q[key]:.4f}  VI split {q['vi_split']:.3f}  "
+        print(f"{name:>16}: adapted Rand error {q[key]:.4f}  VI split {q['vi_split']:.3f}  "
               f"VI merge {q['vi_merge']:.3f}  edge accuracy {q['edge_accuracy']:.3f}  segments {q['segments']}")
-    print(f"  votes: {result['votes']} in {result['seconds']} s")
-    if possible > 0:
-        print(f"  share of the oracle's improvement reached: {gain / possible:.2f}")
+    closed = result["gap_closed"]
+    print("  true gap (automatic − supervoxel limit) closed: " + ", ".join(
+        f"{part.replace('_', ' ')} ARE {closed[part][key]:.0%} VI {closed[part]['vi']:.0%}"
+        for part in ("known_answers", "crowd", "total", "oracle")))
+    print(f"  votes: {result['votes']} in {result['seconds']} s; VI gained per player-minute at "
+          f"{simulate.SECONDS_PER_ANSWER} s per answer: {result['vi_per_player_minute'] or 0:.5f}")
     print(f"  decisions: {json.dumps(result['decisions'])}")
     return 0
 
