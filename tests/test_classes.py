@@ -234,3 +234,19 @@ def test_the_command_line_makes_teachers_and_reports_rounds(capsys, tmp_path, mo
     assert out.read_text().splitlines()[1].startswith("Ada,0,1,0,0")
     assert main(["--home", str(home), "round-report", str(cls["id"]), "99"]) == 2
     assert "this class has no round 99" in capsys.readouterr().err
+
+
+def test_a_practice_round_serves_the_puzzles_that_show_their_outcome_first(inst):
+    ids, _ = oracle_puzzles(inst, gold_every=1)  # every puzzle has a known answer
+    teach = set(ids[::2])
+    with inst.store.write() as db:
+        db.conn.executemany("UPDATE puzzles SET teach = 1 WHERE id = ?", [(i,) for i in teach])
+    cls, code = _class(inst.store)
+    student = classes.join(inst.store, code, "Ada", "dAda")["player"]
+    classes.start_round(inst.store, cls["id"], "practice", 600)
+    served = []
+    for n in range(len(ids)):
+        puzzle = assignment.next_puzzle(inst, st.player(inst.store, student["id"]), rng=random.Random(n))
+        served.append(puzzle["id"])
+        votes.cast_vote(inst, student["id"], puzzle["id"], "unsure", 900, puzzle["ticket"])
+    assert set(served[:len(teach)]) == teach and set(served) == set(ids)

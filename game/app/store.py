@@ -622,7 +622,8 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, limit: int =
     """
     state = "" if gold else "AND p.state = 'open'"
     rows = store.query(
-        "SELECT p.id, p.volume, p.kind, p.score, p.posterior, p.n_votes, p.anchors, p.supervoxels, p.judgeable"
+        "SELECT p.id, p.volume, p.kind, p.score, p.posterior, p.n_votes, p.anchors, p.supervoxels, p.judgeable,"
+        " p.teach"
         f" FROM puzzles p WHERE p.gold = ? AND p.tutorial = 0 {state} AND NOT EXISTS"
         " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = ?)"
         " AND p.volume NOT IN (SELECT volume FROM volume_state WHERE live = 0)"

@@ -162,6 +162,8 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
         candidates = [p for p in st.assignable_puzzles(inst.store, player["id"], gold=gold)
                       if p["id"] not in exclude]
         if gold:
+            if round_rules is not None and round_rules.teach_first:
+                candidates = [p for p in candidates if p["teach"]] or candidates
             if candidates:
                 return _hand_out(inst, rng.choice(candidates), player["id"])
             continue

@@ -38,17 +38,20 @@ DATA = Path(__file__).with_name("data")
 class RoundRules:
     """Which puzzles a round's students get.
 
-    ``gold_share``: the share of gold puzzles (None: the game's usual share);
-    ``open_puzzles``: whether puzzles without a known answer are served at all.
+    ``gold_share``: the share of puzzles with a known answer (None: the game's usual share);
+    ``open_puzzles``: whether puzzles without a known answer are served at all;
+    ``teach_first``: known-answer puzzles whose outcome is shown (teach) before secret gold ones.
     """
 
     gold_share: float | None
     open_puzzles: bool
+    teach_first: bool = False
 
 
 PUZZLE_SETS = {
-    # only puzzles whose answer is known: the class practises and changes nothing in the volume
-    "practice": RoundRules(gold_share=1.0, open_puzzles=False),
+    # only puzzles whose answer is known, the ones that show their outcome first: the class practises,
+    # learns from each answer and changes nothing in the volume
+    "practice": RoundRules(gold_share=1.0, open_puzzles=False, teach_first=True),
     # the game as everyone plays it
     "mixed": RoundRules(gold_share=None, open_puzzles=True),
     # gold-heavy, so that each student's accuracy is measured on many known answers

@@ -75,7 +75,7 @@ function renderPodium(board) {
     const li = document.createElement('li');
     li.className = `podium-place podium-${entry.rank}`;
     li.append(cell('span', entry.nickname, 'podium-name'), cell('span', `${entry.points} points`, 'podium-points'),
-      cell('span', `gold ${percent(entry.gold_accuracy)} · ${entry.answered} answered`, 'podium-facts'),
+      cell('span', `accuracy ${percent(entry.gold_accuracy)} · ${entry.answered} answered`, 'podium-facts'),
       cell('span', String(entry.rank), 'podium-step'));
     return li;
   });
