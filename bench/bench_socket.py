@@ -187,7 +187,8 @@ def measure_game(args) -> dict:
     # Puzzles never retire here (every client may vote on every puzzle), so the pool never drains;
     # each vote still runs the full path: commit, consensus over all its puzzle's votes, points.
     env = {**os.environ, "PROOFQUEST_LEADERBOARD_INTERVAL": "0.5", "PROOFQUEST_MIN_VOTES": "1000000",
-           "PROOFQUEST_MAX_VOTES": "1000000"}
+           "PROOFQUEST_MAX_VOTES": "1000000", "PROOFQUEST_BIG_MAX_VOTES": "1000000",
+           "PROOFQUEST_RATE_LIMITS_ENABLED": "0"}
     game = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--home", str(home), "--port", str(port)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

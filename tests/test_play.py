@@ -193,7 +193,7 @@ def test_records_and_leaderboards_follow_the_votes(inst):
 
 
 def test_players_playing_at_once_spread_over_puzzles(inst):
-    inst.settings.update(MIN_VOTES=1, GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0)
+    inst.settings.update(MIN_VOTES=1, MIN_VOTES_TO_REJECT=1, GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0)
     oracle_puzzles(inst, gold_every=1000)
     a, b = _crowd(inst, 2)
     first = assignment.next_puzzle(inst, a)
@@ -219,7 +219,7 @@ def _waiting_merge(inst):
 
 
 def test_a_crowd_at_capacity_doubles_up_before_a_merge_that_waits(inst):
-    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0, MIN_VOTES=1)
+    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0, MIN_VOTES=1, MIN_VOTES_TO_REJECT=1)
     ids, _, waiting = _waiting_merge(inst)
     agg = inst.agglomeration("demo")
     suspects = assignment._suspected_mergers(inst, {"demo": agg})["demo"]

@@ -70,7 +70,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("DETECTOR_MODEL", "models/detector.pt", "Weights of the error detector.", str),
     Setting("MAX_UPLOAD_MB", 64, "Largest accepted upload (a volume imported from the admin page), in MiB.", int),
     # --- consensus: when a puzzle retires, and how much each vote and the detector count (game.crowd.consensus)
-    Setting("MIN_VOTES", 3, "Yes/no votes a puzzle needs before it may retire.", int),
+    Setting("MIN_VOTES", 3, "Counted yes/no votes a puzzle needs before it may retire with its edit applied.", int),
+    Setting("MIN_VOTES_TO_REJECT", 2, "Counted yes/no votes a puzzle needs before it may retire with the "
+            "segmentation left as it is (RETIRE_CONFIDENCE still applies): a missed edit costs less than a wrong "
+            "one, and most candidates are wrong.", int),
     Setting("MAX_VOTES", 9, "Answers (unsure included) after which an undecided puzzle goes to the expert queue.",
             int),
     Setting("RETIRE_CONFIDENCE", 0.9, "Posterior probability the winning answer needs to retire a puzzle.", float),
@@ -111,8 +114,9 @@ SETTINGS: tuple[Setting, ...] = (
             "each answer.", int),
     Setting("GOLD_SHARE", 0.15, "Share of puzzles served to established players that have known truth (gold or "
             "teach).", float),
-    Setting("GOLD_SHARE_NEW", 0.5, "Share of puzzles with known truth served to players not yet established.",
-            float),
+    Setting("GOLD_SHARE_NEW", 1.0, "Share of puzzles with known truth served to players not yet established: "
+            "their votes do not count in consensus yet, so they first earn a record (and learn from the teach "
+            "puzzles' outcomes); crowd puzzles come when the known ones run out.", float),
     Setting("ASSIGNMENT_TTL", 3600, "Seconds a puzzle handed to a player may be answered; a vote needs the "
             "ticket that came with the puzzle.", int),
     # --- points (game.crowd.scoring), in the spirit of Eyewire
