@@ -133,12 +133,12 @@ def prepared(cache: Path, name: str, epochs: int) -> Path | None:
     return home
 
 
-def play(home: Path, crowd: str, rule: str, seed: int, players: int) -> dict:
+def play(home: Path, crowd: str, rule: str, seed: int, players: int, settings: dict | None = None) -> dict:
     accuracy, chance = CROWDS[crowd]
     scratch = Path(tempfile.mkdtemp(prefix="pq-sim-"))
     copy = scratch / "instance"
     shutil.copytree(home, copy)
-    process, url = serve(copy, env_for({"PROOFQUEST_CONSENSUS_RULE": rule}))
+    process, url = serve(copy, env_for({"PROOFQUEST_CONSENSUS_RULE": rule, **(settings or {})}))
     try:
         out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--home", str(copy), "simulate", "--url", url,
                               "--players", str(players), "--accuracy", str(accuracy), "--chance-share", str(chance),
@@ -178,7 +178,10 @@ def main() -> None:
     parser.add_argument("--players", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=20, help="boundary network fine-tuning on fibsem z < 35")
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "sim")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="settings for the served game, e.g. MIN_VOTES_TO_REJECT=2 (to compare rules)")
     args = parser.parse_args()
+    settings = {f"PROOFQUEST_{k}": v for k, v in (s.split("=", 1) for s in args.set)}
     results = {}
     for name in args.volumes:
         home = prepared(args.cache, name, args.epochs)
@@ -188,7 +191,7 @@ def main() -> None:
             for rule in args.rules:
                 runs = []
                 for seed in args.seeds:
-                    r = play(home, crowd, rule, seed, args.players)
+                    r = play(home, crowd, rule, seed, args.players, settings)
                     results[f"{name} / A={crowd} / {rule} / seed {seed}"] = r
                     runs.append(r)
                     print(row(f"{name} A={crowd} {rule} s{seed}", r), flush=True)
