@@ -278,3 +278,12 @@ def test_applying_an_edit_needs_more_confidence_than_rejecting_it():
     assert decide([SUPPORT] * 3, three, 0.5, settings).answer is True
     with pytest.raises(ProofQuestError, match="RETIRE_CONFIDENCE <= APPLY_CONFIDENCE"):
         ConsensusSettings(retire_confidence=0.95, apply_confidence=0.9)
+
+
+def test_a_rejection_may_need_fewer_votes_than_an_edit():
+    strict = ConsensusSettings(min_votes=3, prior_weight=0.0)
+    lenient = ConsensusSettings(min_votes=3, min_votes_to_reject=2, prior_weight=0.0)
+    against = ([OPPOSE, OPPOSE], [0.9, 0.9], 0.5)
+    assert decide(*against, strict).state == "open"
+    assert (decide(*against, lenient).state, decide(*against, lenient).answer) == ("retired", False)
+    assert decide([SUPPORT, SUPPORT], [0.9, 0.9], 0.5, lenient).state == "open", "an edit still needs MIN_VOTES"

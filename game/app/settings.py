@@ -71,10 +71,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_UPLOAD_MB", 64, "Largest accepted upload (a volume imported from the admin page), in MiB.", int),
     # --- consensus: when a puzzle retires, and how much each vote and the detector count (game.crowd.consensus)
     Setting("MIN_VOTES", 3, "Counted yes/no votes a puzzle needs before it may retire with its edit applied.", int),
-    Setting("MIN_VOTES_TO_REJECT", 3, "Counted yes/no votes a puzzle needs before it may retire with the "
-            "segmentation left as it is (RETIRE_CONFIDENCE still applies). 2 cut votes per retired puzzle from 5.3 "
-            "to 4.3 on the demo but lost correct joins (true VI gap closed 60% -> 49%): bench/bench_simulate.py.",
-            int),
+    Setting("MIN_VOTES_TO_REJECT", 0, "Counted yes/no votes a puzzle needs before it may retire with the "
+            "segmentation left as it is (RETIRE_CONFIDENCE still applies); 0: as MIN_VOTES. 2 cut votes per retired "
+            "puzzle from 5.3 to 4.3 on the demo but lost correct joins (true VI gap closed 60% -> 49%, "
+            "bench/bench_simulate.py).", int),
     Setting("MAX_VOTES", 9, "Answers (unsure included) after which an undecided puzzle goes to the expert queue.",
             int),
     Setting("RETIRE_CONFIDENCE", 0.9, "Posterior probability the winning answer needs to retire a puzzle.", float),

@@ -70,7 +70,7 @@ class ConsensusSettings:
         checks = (
             (1 <= self.min_votes <= self.max_votes <= self.big_max_votes,
              "need 1 <= MIN_VOTES <= MAX_VOTES <= BIG_MAX_VOTES"),
-            (1 <= self.min_votes_to_reject <= self.min_votes, "need 1 <= MIN_VOTES_TO_REJECT <= MIN_VOTES"),
+            (0 <= self.min_votes_to_reject <= self.min_votes, "need 0 <= MIN_VOTES_TO_REJECT <= MIN_VOTES"),
             (0.5 < self.retire_confidence <= self.apply_confidence <= self.big_apply_confidence < 1,
              "need 0.5 < RETIRE_CONFIDENCE <= APPLY_CONFIDENCE <= BIG_APPLY_CONFIDENCE < 1"),
             (0 <= self.big_edit_stake <= 1, "need 0 <= BIG_EDIT_STAKE <= 1"),
@@ -213,7 +213,7 @@ def _rule(p_edit: float, decisive: bool, votes: int, unsure: int,
     whether the aggregator's lead is enough to retire on."""
     confidence = max(p_edit, 1.0 - p_edit)
     # keeping the segmentation as it is (a rejection) risks less than an edit: it may come with fewer votes
-    needed = settings.min_votes if p_edit > 0.5 else settings.min_votes_to_reject
+    needed = settings.min_votes if p_edit > 0.5 else settings.min_votes_to_reject or settings.min_votes
     if votes >= needed and decisive:
         return Decision("retired", p_edit > 0.5, confidence, p_edit, votes, unsure)
     max_votes = settings.max_votes if max_votes is None else max_votes
