@@ -1,21 +1,29 @@
-"""How well the error detector ranks suspected errors, beside the boundary-only baseline.
+"""How well the edit score ranks and how well it is calibrated, beside the boundary-only baseline.
 
-(a) fibsem-gala (real FIB-SEM, ../shared/data): supervoxels train-ws, boundary
-    train-p1 (gala's trained map) or the classical filter (the map the default
-    detector was trained with); the candidates of the mean agglomeration of the
-    slab z >= 35 at 0.3, 0.4 and 0.5 are ranked by the baseline, the default detector as
-    shipped, the default detector fine-tuned on the slab z < 35 (its ground
-    truth as answers, through `finetune`), and a detector trained on z < 35
-    alone. Also the oracle: the segmentation after every correct edit.
-(b) a demo volume of a seed never trained on (7).
-(c) throughput: candidates found and scored per second on this CPU.
-(d) fine-tuning with 200 labels from a new demo volume (seed 8): AUC on that
-    volume's other candidates before and after.
+On candidates no model was trained on (bench/score_cases.py; the shipped models/edit_score.json was
+trained by bench/train_default_score.py on demo seeds 11-14 and fibsem-gala z < 35 only):
 
-    .venv/bin/python bench/bench_detector.py [--model models/detector.pt]
+1. Ranking (ROC AUC) per case and kind, at the game's threshold 0.5 and as the mean over the case's
+   agglomeration thresholds: the baseline (1 - mean boundary for a merge, the cut's mean boundary
+   for a split), the CNN detector alone (contact merges, volumes with an image), the shipped score
+   as trained (scalar), the stack with the CNN, and the score as a volume would use it after its
+   known answers chose and calibrated it ("game": gold and teach puzzles drawn as the game draws
+   them, game.puzzles.roles.choose_roles; its AUC differs from the scalar's only where they chose
+   another scorer).
+   Cases: fibsem-gala z >= 35 with each boundary map the project uses (gala's train-p1 with
+   train-ws; the boundary network fine-tuned on z < 35 alone, watershed as `segment` makes it; the
+   classical filter with train-ws; also the shipped network as is), held-out demo seeds 0, 1, 2,
+   7, 8 (network and filter maps), and snemi-mini (its probability map inverted).
+2. Calibration of P(edit correct) per kind: Brier score and log loss of the baseline read as a
+   probability, the shipped score, and the score after the per-volume calibration on known answers
+   (on the same candidates: the non-known ones); reliability diagrams in bench/out/reliability.png.
+3. The scorer each volume's known answers choose (stack / scalar / baseline), per case family.
 
-Prints a line per figure and a final JSON line. The real-data part is
-skipped, with a note, when ../shared/data is absent.
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/bench_detector.py [--write-card]
+
+The first run builds the candidate cache (bench/out/score_cache/, about 15 min with the fine-tuned
+boundary network); later runs take about a minute. Prints tables and a final JSON line; with
+--write-card it also replaces the "Held-out figures" section of models/edit_score.md.
 """
 
 from __future__ import annotations
@@ -23,158 +31,264 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
-import fastremap
 import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from train_default_detector import SHAPE, Case, case_examples, demo_case, labelled_candidates, with_scores  # noqa: E402
+from score_cases import CACHE, GAME_THRESHOLD, ROOT, available, dataset  # noqa: E402
 
-from game.detection.candidates import find_candidates, scan_supervoxels
-from game.detection.detect import ArrayVolume, evaluate_ranking, finetune, score_candidates
-from game.detection.net import Examples, load_detector, predict, train_detector
-from game.evaluation.metrics import evaluate, supervoxel_truth
-from game.puzzles.edit import Moot, PuzzleEdit
-from game.segmentation.agglomeration import Agglomeration
-from game.segmentation.filters import membrane_probability
-from game.segmentation.rag import build_rag
+from game.detection.score import (  # noqa: E402
+    HOWS,
+    fit_calibration,
+    load_score_model,
+    log_loss,
+    roc_auc,
+    score,
+)
+from game.puzzles.roles import choose_roles  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-FIBSEM = ROOT.parent / "shared" / "data" / "fibsem-gala"
-SPLIT_Z = 35
-THRESHOLD = 0.5
-# gala's trained map leaves few errors at 0.5, so the test slab is also cut more finely
-TEST_THRESHOLDS = (0.3, 0.4, 0.5)
-FIBSEM_TRAIN_THRESHOLDS = (0.3, 0.5, 0.7)
-HELD_OUT_SEED, FINETUNE_SEED, FINETUNE_LABELS = 7, 8, 200
-# the game's demo size: enough candidates for 200 answers and as many held out
-FINETUNE_SHAPE = (64, 256, 256)
+FIB_MAPS = {"p1": "gala's train-p1 + train-ws", "ft": "network fine-tuned on z<35 (segment)",
+            "filter": "classical filter + train-ws", "net": "shipped network as is"}
+DEMO_TEST = tuple(f"demo{seed}-{source}" for seed in (0, 1, 2, 7, 8) for source in ("net", "filter"))
+TEST = tuple(f"fib-hi-{m}" for m in FIB_MAPS) + DEMO_TEST + ("snemi",)
+COLUMNS = ("baseline", "cnn", "scalar", "stack", "game")
+# the game's defaults (game/app/settings.py)
+GOLD_SHARE, TEACH_SHARE, PRACTICE_PER_KIND = 0.1, 0.06, 4
+MIN_CLASS = 5
 
 
-def figures(report: dict) -> dict:
-    """The per-kind AUC and precision at 20 and 50, rounded."""
-    keep = ("n", "positives", "auc", "precision@20", "precision@50")
-    return {kind: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in report[kind].items() if k in keep}
-            for kind in report}
+def brier(p, y) -> float:
+    return float(np.mean((np.asarray(p, float) - np.asarray(y, float)) ** 2))
 
 
-def fibsem_case(z: slice, name: str, boundary_source: str) -> Case:
-    """A slab of fibsem-gala with its watershed supervoxels and either boundary map."""
-    import h5py
+def segmentation_scores(model, rows: list[dict], seed: int) -> dict:
+    """Every column's scores of one segmentation's candidates, and which were known answers.
 
-    def read(file):
-        with h5py.File(FIBSEM / file, "r") as f:
-            return f["stack"][z]
-
-    image = read("train-image.h5")
-    supervoxels = fastremap.renumber(read("train-ws.lzf.h5"), preserve_zero=True)[0].astype(np.uint32)
-    probability = read("train-p1.lzf.h5") if boundary_source == "train-p1" else membrane_probability(image)
-    boundary = np.rint(probability * 255).astype(np.uint8)
-    groundtruth = read("train-gt.lzf.h5").astype(np.uint32)
-    volume = ArrayVolume(image=image, boundary=boundary, supervoxels=supervoxels, groundtruth=groundtruth)
-    sizes, _ = scan_supervoxels(volume, np.zeros((0, 2), np.int64), int(supervoxels.max()))
-    return Case(name, volume, build_rag(supervoxels, boundary), supervoxel_truth(supervoxels, groundtruth), sizes)
-
-
-def oracle(case: Case, agg: Agglomeration, candidates: list[dict]) -> dict:
-    """Metrics before and after applying every candidate whose proposed edit is correct."""
-    supervoxels, gt = case.volume.read("supervoxels"), case.volume.read("groundtruth")
-    before = evaluate(gt, agg.mapping[supervoxels])
-    fixed = Agglomeration(agg.mapping.copy())
-    for candidate in sorted(candidates, key=lambda c: c["kind"] != "split"):
-        if candidate["truth"]:
-            try:
-                PuzzleEdit.of(candidate).apply(fixed)
-            except Moot:  # an earlier merge made it already
-                pass
-    after = evaluate(gt, fixed.mapping[supervoxels])
-    keys = ("adapted_rand_error", "vi_split", "vi_merge")
-    return {"before": {k: round(before[k], 4) for k in keys}, "after": {k: round(after[k], 4) for k in keys}}
+    Known answers are drawn as the game draws them (choose_roles on the shipped scores); the "game"
+    column is the score after the volume's calibration on them, which is what consensus gets.
+    """
+    candidates = [{**r, "score": 0.0} for r in rows]
+    scalar = score(candidates, model)
+    for c, s in zip(candidates, scalar):
+        c["score"] = float(s)
+    choose_roles(candidates, gold_share=GOLD_SHARE, teach_share=TEACH_SHARE, practice_per_kind=PRACTICE_PER_KIND,
+                 seed=seed)
+    known = [{**c, "answer": c["truth"]} for c in candidates if c.get("gold")]
+    calibration = fit_calibration(model, known)
+    out = {"truth": np.array([r["truth"] for r in rows], bool), "how": np.array([r["how"] for r in rows]),
+           "known": np.array([bool(c.get("gold") or c.get("tutorial")) for c in candidates]),
+           "scalar": scalar, "game": score(candidates, model, calibration),
+           "baseline": np.array([1 - r["features"]["boundary_mean"] if r["kind"] == "merge"
+                                 else r["features"]["boundary_mean"] for r in rows], float),
+           "cnn": np.array([r["features"].get("cnn", np.nan) for r in rows], float),
+           "chosen": {how: k.scorer for how, k in calibration.items()}}
+    stack = out["scalar"].copy()
+    contact = np.flatnonzero(out["how"] == "contact")
+    if len(contact):
+        stack[contact] = model.scorers([rows[k] for k in contact], "contact").get("stack", out["scalar"][contact])
+    out["stack"] = stack
+    return out
 
 
-def real_data(model, boundary_source: str) -> dict:
-    """Rankings of the slab z >= 35 by the baseline and by detectors that never saw it."""
-    train_case = fibsem_case(slice(0, SPLIT_Z), f"fibsem-gala z<{SPLIT_Z}", boundary_source)
-    test_case = fibsem_case(slice(SPLIT_Z, None), f"fibsem-gala z>={SPLIT_Z}", boundary_source)
-    parts = {threshold: case_examples(train_case, threshold) for threshold in FIBSEM_TRAIN_THRESHOLDS}
-    # the most split segmentation gives the most answers of both kinds to fine-tune on
-    tune_agg, _, tune_candidates = parts[FIBSEM_TRAIN_THRESHOLDS[0]]
-    answers = [{**c, "answer": c["truth"]} for c in tune_candidates]
-    tuned, tune_report = finetune(model, answers, train_case.volume, tune_agg, volume_name=train_case.name)
-    scratch, _ = train_detector(Examples.concatenate([examples for _, examples, _ in parts.values()]), epochs=8)
-    result = {"boundary": boundary_source, "finetune": tune_report}
-    for threshold in TEST_THRESHOLDS:
-        agg, test, candidates = case_examples(test_case, threshold)
-        rankings = {"oracle": oracle(test_case, agg, candidates)}
-        for label, scores in (("baseline", [c["score"] for c in candidates]),
-                              ("default", predict(model, test)),
-                              (f"default fine-tuned on z<{SPLIT_Z}", predict(tuned, test)),
-                              (f"trained on z<{SPLIT_Z} only", predict(scratch, test))):
-            rankings[label] = figures(evaluate_ranking(with_scores(candidates, scores)))
-        result[f"threshold {threshold}"] = rankings
-    return result
+def case_figures(model, name: str) -> dict:
+    """AUC per kind and column at the game's threshold and as the mean over thresholds."""
+    rows = dataset(name)
+    by_threshold = {}
+    for k, t in enumerate(sorted({r["threshold"] for r in rows})):
+        by_threshold[t] = segmentation_scores(model, [r for r in rows if r["threshold"] == t], seed=k)
+    figures = {}
+    for how in HOWS:
+        entry = {}
+        for t, s in by_threshold.items():
+            mine = s["how"] == how
+            entry.setdefault("n", 0)
+            entry["n"] += int(mine.sum())
+            entry.setdefault("correct", 0)
+            entry["correct"] += int(s["truth"][mine].sum())
+            for column in COLUMNS:
+                values = s[column][mine]
+                seen = ~np.isnan(values)
+                auc = roc_auc(values[seen], s["truth"][mine][seen]) if seen.sum() >= 2 else float("nan")
+                entry.setdefault(column, {})[t] = auc
+        if entry.get("n"):
+            row = {"n": entry["n"], "correct": entry["correct"]}
+            for column in COLUMNS:
+                aucs = [v for v in entry[column].values() if not np.isnan(v)]
+                row[column] = {"mean": round(float(np.mean(aucs)), 3) if aucs else None,
+                               "at_0.5": (None if np.isnan(entry[column].get(GAME_THRESHOLD, np.nan))
+                                          else round(float(entry[column][GAME_THRESHOLD]), 3))}
+            figures[how] = row
+    return {"figures": figures, "segmentations": by_threshold}
 
 
-def held_out_demo(model) -> tuple[dict, dict]:
-    """Rankings on an unseen demo volume with either boundary map, and the speed on the first."""
-    rankings, speed = {}, None
-    for source in ("network", "filter"):
-        case = demo_case(HELD_OUT_SEED, SHAPE, source)
-        agg, examples, candidates = case_examples(case, THRESHOLD)
-        rankings[f"{source} boundary"] = {
-            "baseline": figures(evaluate_ranking(candidates)),
-            "detector": figures(evaluate_ranking(with_scores(candidates, predict(model, examples)))),
-            "oracle": oracle(case, agg, candidates)}
-        if speed is None:
-            started = time.perf_counter()
-            found = find_candidates(case.volume, agg, case.rag)
-            found_at = time.perf_counter()
-            score_candidates(case.volume, agg, found, model)
-            scored_at = time.perf_counter()
-            speed = {"candidates": len(found), "find_per_s": round(len(found) / (found_at - started), 1),
-                     "score_per_s": round(len(found) / (scored_at - found_at), 1),
-                     "end_to_end_per_s": round(len(found) / (scored_at - started), 1), "volume": list(SHAPE)}
-    return rankings, speed
+def group(name: str) -> str:
+    """The summary row a case belongs to: each fibsem map alone, the demo by map, snemi-mini."""
+    if name.startswith("fib-hi"):
+        return f"fibsem z>=35, {FIB_MAPS[name.split('-')[-1]]}"
+    return f"demo held-out, {'network' if name.endswith('-net') else 'filter'} map" if name.startswith("demo") \
+        else "snemi-mini"
 
 
-def finetune_gain(model) -> dict:
-    """Fine-tune on the answers to 200 candidates of a new demo volume; rank its other candidates."""
-    case = demo_case(FINETUNE_SEED, FINETUNE_SHAPE)
-    agg, candidates = labelled_candidates(case, THRESHOLD)
-    known = [c for c in candidates if c["truth"] is not None]
-    order = np.random.default_rng(0).permutation(len(known))
-    answers = [{**known[k], "answer": known[k]["truth"]} for k in order[:FINETUNE_LABELS]]
-    held_out = [known[k] for k in order[FINETUNE_LABELS:]]
-    tuned, report = finetune(model, answers, case.volume, agg, volume_name=case.name)
-    before = score_candidates(case.volume, agg, held_out, model)
-    after = score_candidates(case.volume, agg, held_out, tuned)
-    return {"report": report, "held_out_before": figures(evaluate_ranking(before)),
-            "held_out_after": figures(evaluate_ranking(after))}
+def summary(results: dict) -> dict:
+    """Per group and kind: mean ROC AUC over its segmentations with at least MIN_CLASS candidates of each
+    answer (fewer make an AUC too noisy to average), and how many segmentations that is."""
+    rows = {}
+    for name, r in results.items():
+        for s in r["segmentations"].values():
+            for how in HOWS:
+                mine = s["how"] == how
+                y = s["truth"][mine]
+                if min(y.sum(), (~y).sum()) < MIN_CLASS:
+                    continue
+                entry = rows.setdefault((group(name), how), {c: [] for c in COLUMNS})
+                for column in COLUMNS:
+                    values = s[column][mine]
+                    if not np.isnan(values).any():
+                        entry[column].append(roc_auc(values, y))
+    return {f"{g} | {how}": {"segmentations": len(v["scalar"]),
+                              **{c: round(float(np.mean(a)), 3) if a else None for c, a in v.items()}}
+            for (g, how), v in rows.items()}
+
+
+def family(name: str) -> str:
+    return "fibsem z>=35" if name.startswith("fib-hi") else "snemi-mini" if name == "snemi" else "demo held-out"
+
+
+def calibration_table(results: dict) -> dict:
+    """Brier and log loss per family and kind on the candidates that are not known answers."""
+    table = {}
+    for fam in ("fibsem z>=35", "demo held-out", "snemi-mini"):
+        for how in HOWS:
+            parts = [(s, (s["how"] == how) & ~s["known"]) for name, r in results.items() if family(name) == fam
+                     for s in r["segmentations"].values()]
+            y = np.concatenate([s["truth"][m] for s, m in parts]) if parts else np.zeros(0, bool)
+            if len(y) < 10:
+                continue
+            row = {"n": int(len(y)), "correct": int(y.sum())}
+            for column in ("baseline", "scalar", "game"):
+                p = np.concatenate([s[column][m] for s, m in parts])
+                row[column] = {"brier": round(brier(p, y), 4), "log_loss": round(log_loss(p, y), 4)}
+            table[f"{fam} {how}"] = row
+    return table
+
+
+def reliability_png(results: dict, path: Path) -> None:
+    """Reliability diagrams (10 bins) per kind: baseline as P, the shipped score, after the volume's calibration."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
+    for ax, how in zip(axes, HOWS):
+        parts = [(s, (s["how"] == how) & ~s["known"]) for r in results.values() for s in r["segmentations"].values()]
+        y = np.concatenate([s["truth"][m] for s, m in parts])
+        ax.plot([0, 1], [0, 1], color="0.7", lw=1)
+        for column, colour, label in (("baseline", "tab:gray", "baseline as P"), ("scalar", "tab:blue", "edit score"),
+                                      ("game", "tab:red", "+ volume's known answers")):
+            p = np.concatenate([s[column][m] for s, m in parts])
+            edges = np.linspace(0, 1, 11)
+            k = np.clip(np.digitize(p, edges) - 1, 0, 9)
+            have = np.bincount(k, minlength=10) >= 5
+            mean_p = np.bincount(k, weights=p, minlength=10)[have] / np.bincount(k, minlength=10)[have]
+            share = np.bincount(k, weights=y, minlength=10)[have] / np.bincount(k, minlength=10)[have]
+            ax.plot(mean_p, share, "o-", color=colour, ms=4,
+                    label=f"{label} (Brier {brier(p, y):.3f})")
+        ax.set(title=f"{how} ({len(y)} candidates, {int(y.sum())} correct)", xlabel="predicted P(edit correct)",
+               ylabel="share correct", xlim=(0, 1), ylim=(0, 1))
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle("Held-out candidates (fibsem z>=35, demo seeds 0-2, 7, 8, snemi-mini), known answers left out")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+
+
+def fmt(v) -> str:
+    return "  -  " if v is None else f"{v:.3f}"
+
+
+def print_tables(results: dict, summaries: dict, calibration: dict, choices: dict) -> list[str]:
+    """The tables, printed and as markdown lines for the model card."""
+    print(f"ROC AUC, mean over segmentations with >= {MIN_CLASS} candidates of each answer")
+    print(f"{'group | kind':58s} {'segm.':>5s} " + " ".join(f"{c:>8s}" for c in COLUMNS))
+    md = [f"Summary: ROC AUC, mean over the segmentations (case x threshold) with at least {MIN_CLASS} candidates of "
+          "each answer.", "", "| group | kind | segmentations | baseline | CNN | edit score | stack | "
+          "as the game uses it |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for label, row in summaries.items():
+        print(f"{label:58s} {row['segmentations']:>5d} " + " ".join(f"{fmt(row[c]):>8s}" for c in COLUMNS))
+        g, how = label.split(" | ")
+        md.append(f"| {g} | {how} | {row['segmentations']} | " + " | ".join(fmt(row[c]) for c in COLUMNS) + " |")
+    print()
+    md += ["", "Per case:", "",
+           "| case | kind | n / correct | baseline | CNN | edit score | stack | as the game uses it |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    print("ROC AUC, mean over thresholds (at 0.5 in brackets); 'game' = the scorer the volume's known answers chose")
+    print(f"{'case':16s} {'kind':8s} {'n/correct':>10s}  " + "  ".join(f"{c:>15s}" for c in COLUMNS))
+    for name, r in results.items():
+        for how, row in r["figures"].items():
+            if row["correct"] in (0, row["n"]):
+                continue
+            cells = [f"{fmt(row[c]['mean'])} ({fmt(row[c]['at_0.5'])})" for c in COLUMNS]
+            print(f"{name:16s} {how:8s} {row['n']:>5d}/{row['correct']:<4d}  " + "  ".join(f"{c:>15s}" for c in cells))
+            label = f"fibsem z>=35, {FIB_MAPS[name.split('-')[-1]]}" if name.startswith("fib-hi") else name
+            md.append(f"| {label} | {how} | {row['n']} / {row['correct']} | " + " | ".join(cells) + " |")
+    print("\nCalibration on candidates that are not known answers: Brier / log loss")
+    md += ["", "| candidates | n / correct | baseline as P | edit score | + volume's known answers |",
+           "| --- | --- | --- | --- | --- |"]
+    for label, row in calibration.items():
+        cells = [f"{row[c]['brier']:.3f} / {row[c]['log_loss']:.3f}" for c in ("baseline", "scalar", "game")]
+        print(f"{label:28s} {row['n']:>5d}/{row['correct']:<5d} " + "   ".join(cells))
+        md.append(f"| {label} | {row['n']} / {row['correct']} | " + " | ".join(cells) + " |")
+    print("\nScorer chosen by the known answers (segmentations):")
+    md += ["", "Scorer the known answers chose, per kind (segmentations): "
+           + "; ".join(f"{fam} {how}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items()))
+                       for (fam, how), c in choices.items())]
+    for (fam, how), c in choices.items():
+        print(f"  {fam:14s} {how:8s} " + ", ".join(f"{s} {n}" for s, n in sorted(c.items())))
+    return md
+
+
+def write_card(md: list[str]) -> None:
+    card = ROOT / "models" / "edit_score.md"
+    text = card.read_text()
+    start = text.index("## Held-out figures")
+    end = text.index("\n## ", start + 3)
+    section = ("## Held-out figures\nFrom `bench/bench_detector.py` (this weights file): ROC AUC, mean over each "
+               "case's agglomeration thresholds (at the game's 0.5 in brackets); 'as the game uses it' = the scorer "
+               "the volume's known answers (gold and teach puzzles drawn as the game draws them) chose. Calibration "
+               "on the candidates that were not known answers. Reliability diagrams: "
+               "docs/edit_score_reliability.png.\n\n"
+               + "\n".join(md) + "\n")
+    card.write_text(text[:start] + section + text[end:])
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default=str(ROOT / "models" / "detector.pt"))
+    parser.add_argument("--model", default=str(ROOT / "models" / "edit_score.json"))
+    parser.add_argument("--write-card", action="store_true", help="replace the held-out section of the model card")
     args = parser.parse_args(argv)
-    torch.set_num_threads(2)
-    model = load_detector(args.model)
-    result = {"model": args.model}
-    for source in ("train-p1", "filter"):
-        key = f"fibsem_gala_{source.replace('-', '_')}"
-        result[key] = real_data(model, source) if FIBSEM.exists() else f"skipped: no real data at {FIBSEM}"
-        print(f"{key}:", json.dumps(result[key]), file=sys.stderr, flush=True)
-    result[f"demo_seed_{HELD_OUT_SEED}"], result["throughput"] = held_out_demo(model)
-    print(f"demo seed {HELD_OUT_SEED}:", json.dumps(result[f"demo_seed_{HELD_OUT_SEED}"]), file=sys.stderr)
-    print("throughput:", json.dumps(result["throughput"]), file=sys.stderr)
-    result["finetune_demo"] = finetune_gain(model)
-    print("fine-tuning:", json.dumps(result["finetune_demo"]), file=sys.stderr)
-    print(json.dumps(result))
-    return result
+    model = load_score_model(args.model)
+    results = {name: case_figures(model, name) for name in TEST if available(name)}
+    skipped = [name for name in TEST if not available(name)]
+    calibration = calibration_table(results)
+    choices = {}
+    for name, r in results.items():
+        for s in r["segmentations"].values():
+            for how, chosen in s["chosen"].items():
+                counts = choices.setdefault((family(name), how), {})
+                counts[chosen] = counts.get(chosen, 0) + 1
+    summaries = summary(results)
+    md = print_tables(results, summaries, calibration, choices)
+    png = CACHE.parent / "reliability.png"
+    reliability_png(results, png)
+    print(f"\nreliability diagrams: {png}" + (f"; skipped (no data): {skipped}" if skipped else ""))
+    if args.write_card:
+        write_card(md)
+    report = {"model": args.model, "summary": summaries, "auc": {name: r["figures"] for name, r in results.items()},
+              "calibration": calibration, "chosen": {f"{f} {h}": c for (f, h), c in choices.items()},
+              "skipped": skipped, "reliability_png": str(png)}
+    print(json.dumps(report))
+    return report
 
 
 if __name__ == "__main__":

@@ -137,13 +137,21 @@ network models/boundary_unet.pt, or the classical filter game/filters.py) -> wat
 | --- | --- | --- | --- | --- | --- | --- | --- |
 {rows}
 
+## Use in the game
+Since the edit score (models/edit_score.json, game/detection/score.py), this CNN is no longer the
+detector's score: where a volume has an image it scores contact merges only, as an input of the
+stack sigmoid(c + a logit(edit score) + b logit(cnn)), which a volume uses only when its own known
+answers rank it clearly better. Its split head and the split scalars (ncut, attachment, min-cut)
+belong to split proposals the game no longer makes: it is not used for tree splits or gap merges.
+Held-out figures beside the edit score: `bench/bench_detector.py` (the "CNN" column).
+
 ## Held-out figures
-On a further demo seed and on real FIB-SEM data: `bench/bench_detector.py` (copied here when run).
+`bench/bench_detector.py` (the "CNN" column, contact merges).
 
 ## Limits
 Trained on the two boundary maps the game makes; an imported probability map from another
-classifier (e.g. gala's) is scored with some shift: fine-tune on players' answers
-(`game.detection.detect.finetune`) or retrain. Real EM differs from the demo in texture and object
+classifier (e.g. gala's) is scored with some shift: retrain (players' answers retrain the edit score,
+`retrain-detector`, not this network). Real EM differs from the demo in texture and object
 shapes; see the bench for the figures on real data. Retrain when the boundary network changes.
 """
 

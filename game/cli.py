@@ -209,19 +209,17 @@ def cmd_detect(args) -> int:
 def cmd_retrain_detector(args) -> int:
     from game.app.settings import resolve_model_path
     from game.detection import detect
-    from game.detection.net import save_detector
+    from game.detection.score import load_score_model, retrain
     inst = _instance(args)
-    labels = detect.read_answers(args.labels)
-    path = resolve_model_path(args.model or inst.settings["DETECTOR_MODEL"])
-    from game.segmentation.agglomeration import Agglomeration
-    volume = inst.volumes.open(args.name)
-    # answers refer to candidates found on the initial segmentation, before the crowd's edits
-    initial = Agglomeration(volume.load_side("mapping"))
-    model, report = detect.finetune(path, labels, volume, initial, volume_name=args.name,
-                                    progress=TqdmBar("examples"))
-    if report["kept_new"]:
-        save_detector(model, args.out or path)
-    print(json.dumps(report, indent=2))
+    if args.name not in inst.volumes.names():
+        raise ProofQuestError(f"there is no volume {args.name!r}; the volumes are {inst.volumes.names()}")
+    answers = detect.read_answers(args.labels)
+    path = resolve_model_path(args.model or inst.settings["SCORE_MODEL"])
+    model, report = retrain(load_score_model(path), answers, volume=args.name)
+    kept = any(r.get("kept_new") for r in report.values())
+    if kept:
+        model.save(args.out or path)
+    print(json.dumps({"labels": len(answers), "kept_new": kept, "kinds": report}, indent=2))
     return 0
 
 
@@ -326,7 +324,7 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "segment": (cmd_segment, "boundary network, watershed, agglomeration: a new automatic segmentation"),
     "train-boundary": (cmd_train_boundary, "train the boundary network on a volume with ground truth"),
     "detect": (cmd_detect, "list suspected errors, best first"),
-    "retrain-detector": (cmd_retrain_detector, "fine-tune the error detector on labelled candidates"),
+    "retrain-detector": (cmd_retrain_detector, "retrain the edit score on answers (exported JSON lines)"),
     "simulate": (cmd_simulate, "play a running game with simulated players and report the quality gained"),
     "puzzles-report": (cmd_puzzles_report,
                        "how answerable a volume's puzzles are: framing, part sizes, answer balance, blind strategies"),
@@ -408,8 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
     rd = p["retrain-detector"]
     rd.add_argument("name")
     rd.add_argument("--labels", required=True, help="JSON lines: a candidate plus \"answer\": true|false")
-    rd.add_argument("--model", help="weights to start from (default: the current detector)")
-    rd.add_argument("--out", help="where to save better weights (default: over --model)")
+    rd.add_argument("--model", help="edit score to start from (default: SCORE_MODEL)")
+    rd.add_argument("--out", help="where to save it when a kind improved (default: over --model)")
 
     sim = p["simulate"]
     sim.add_argument("--url", required=True, help="the running game, e.g. http://127.0.0.1:5000")

@@ -68,10 +68,12 @@ def test_retrain_detector_on_exported_answers(capsys, home, tmp_path):
     labels = tmp_path / "answers.jsonl"
     labels.write_text("".join(json.dumps({**c, "answer": c["truth"]}) + "\n" for c in candidates
                               if c.get("truth") is not None))
-    new_model = tmp_path / "detector.pt"
+    new_model = tmp_path / "edit_score.json"
     code, out, err = run(capsys, "--home", home, "retrain-detector", "demo", "--labels", labels, "--out", new_model)
-    if code == 2 and "too few" in err:
-        pytest.skip("the tiny demo has too few labelled candidates of both kinds")
     assert code == 0, err
     report = json.loads(out[out.index("{"):])
     assert report["labels"] > 0 and new_model.exists() == report["kept_new"]
+    assert set(report["kinds"]) == {"contact", "gap", "tree"}
+    for kind in report["kinds"].values():
+        assert kind["skipped"] == 0, "exported candidates carry the score's features"
+        assert "reason" in kind or kind["train"] + kind["holdout"] == kind["answers"]

@@ -45,13 +45,12 @@ class Pool:
 
     def __init__(self, inst):
         self.inst = inst
-        self._model = None
         self._lock = threading.Lock()  # one rescan at a time per process: they read and insert the same rows
 
     # --- reading what a volume keeps --------------------------------------------------
 
-    def _model_path(self):
-        path = resolve_model_path(self.inst.settings["DETECTOR_MODEL"])
+    def _model_path(self, setting: str):
+        path = resolve_model_path(self.inst.settings[setting])
         return path if path.is_file() else None
 
     def _scan_arrays(self, volume, rag: RAG) -> tuple[np.ndarray, np.ndarray]:
@@ -65,15 +64,20 @@ class Pool:
 
     def detect(self, name: str, *, segments=None, gaps=None, progress=None) -> list[dict]:
         """Scored candidates of a volume's live segmentation (or of some of its segments), with ground truth
-        labels where the volume has them."""
+        labels where the volume has them.
+
+        The score is calibrated on the volume's known answers so far (gold and teach puzzles, expert
+        decisions: :func:`game.app.store.known_answers`); before there are any, as trained.
+        """
         inst = self.inst
         volume = inst.volumes.open(name)
         agg = inst.agglomeration(name)
         rag = RAG.from_arrays(volume.load_side("rag"))
         sizes, points = self._scan_arrays(volume, rag)
-        found = detect.detect(volume, agg, rag, model=self._model_path(), limit=None, progress=progress,
-                              sizes=sizes, points=points, segments=segments, gaps=gaps,
-                              depth=inst.settings["SPLIT_TREE_DEPTH"])
+        found = detect.detect(volume, agg, rag, model=self._model_path("SCORE_MODEL"),
+                              cnn=self._model_path("DETECTOR_MODEL"), known=st.known_answers(inst.store, name),
+                              limit=None, progress=progress, sizes=sizes, points=points, segments=segments,
+                              gaps=gaps, depth=inst.settings["SPLIT_TREE_DEPTH"])
         known = supervoxel_truth(volume, agg.n_supervoxels)
         if known is None:
             return found

@@ -67,7 +67,12 @@ SETTINGS: tuple[Setting, ...] = (
             "never made the demo or fibsem-gala worse; under 64 it did).", int),
     Setting("BOUNDARY_MODEL", "models/boundary_unet.pt", "Weights of the boundary network (path relative "
             "to the project folder, or absolute).", str),
-    Setting("DETECTOR_MODEL", "models/detector.pt", "Weights of the error detector.", str),
+    Setting("SCORE_MODEL", "models/edit_score.json", "The edit score: P(a proposed edit is correct) from the "
+            "region graph, one small model per candidate kind (game.detection.score); the consensus prior. A missing "
+            "file scores by the boundary alone.", str),
+    Setting("DETECTOR_MODEL", "models/detector.pt", "Weights of the CNN detector: where a volume has an image, its "
+            "score of each contact merge may be stacked with the edit score, when the volume's known answers say it "
+            "helps. A missing file leaves it out.", str),
     Setting("MAX_UPLOAD_MB", 64, "Largest accepted upload (a volume imported from the admin page), in MiB.", int),
     # --- consensus: when a puzzle retires, and how much each vote and the detector count (game.crowd.consensus)
     Setting("MIN_VOTES", 3, "Counted yes/no votes a puzzle needs before it may retire with its edit applied.", int),

@@ -585,6 +585,21 @@ def add_puzzles(store: Store, volume: str, puzzles: list[dict]) -> list[int | No
     return ids
 
 
+def known_answers(store: Store, volume: str) -> list[dict]:
+    """The volume's answers known other than by the crowd, as candidates with ``answer``: gold and teach
+    puzzles with their truth (and ``sample_weight``, kept in their detector JSON), and expert decisions
+    (retired crowd puzzles without a posterior: :func:`game.crowd.votes.expert_decide` settles them).
+
+    Practice puzzles are left out: they are chosen as the clearest examples, not at random.
+    """
+    rows = store.query(
+        "SELECT kind, detector, truth, decision, gold FROM puzzles WHERE volume = ? AND tutorial = 0 AND"
+        " ((gold = 1 AND truth IS NOT NULL) OR (gold = 0 AND state = 'retired' AND posterior IS NULL"
+        " AND decision IS NOT NULL)) ORDER BY id", (volume,))
+    return [{**(json.loads(r["detector"]) if r["detector"] else {}), "kind": r["kind"],
+             "answer": bool(r["truth"] if r["gold"] else r["decision"])} for r in rows]
+
+
 def puzzle_keys(store: Store, volume: str) -> set[str]:
     """The keys of a volume's puzzles, whatever their state: the questions asked already."""
     return {r["key"] for r in store.query("SELECT key FROM puzzles WHERE volume = ? AND key IS NOT NULL", (volume,))}

@@ -2,11 +2,12 @@
 
 :func:`detect` is the whole pipeline: candidates from the segmentation's graph
 (:mod:`game.detection.candidates`), then a score for each, P(the proposed edit is
-correct), from the CNN of :mod:`game.detection.net` looking at the EM image,
-the boundary map and the two parts around the spot, or, without a model, from
-the boundary map alone (the baseline). :func:`finetune` retrains the detector
-on the answers players gave, keeping the old weights unless the new ones rank
-a held-out share of those answers better.
+correct), by the edit score of :mod:`game.detection.score` (region-graph
+features, one small logistic model per kind, optionally stacked with the CNN of
+:mod:`game.detection.net` where the volume has an image, chosen and calibrated
+on the volume's known answers), or, without a model, by the boundary map alone
+(the baseline). Players' answers retrain the edit score
+(:func:`game.detection.score.retrain`, from :func:`read_answers`).
 
 References
 ----------
@@ -19,7 +20,6 @@ correction framework for connectomics. NIPS.
 from __future__ import annotations
 
 import json
-from datetime import date
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -28,8 +28,10 @@ import numpy as np
 from game.detection.candidates import (
     KINDS,
     baseline_score,
+    contact_points,
     find_candidates,
     interleave,
+    scan_supervoxels,
 )
 from game.detection.net import (
     KIND_INDEX,
@@ -39,13 +41,10 @@ from game.detection.net import (
     DetectorNet,
     Examples,
     load_detector,
-    log_loss,
     predict,
-    ranking_quality,
     roc_auc,
-    save_detector,
-    train_detector,
 )
+from game.detection.score import ScoreModel, fit_calibration, load_score_model, score, with_features
 from game.errors import ProofQuestError
 from game.geometry import BBox
 from game.progress import ProgressCallback
@@ -53,9 +52,8 @@ from game.puzzles.edit import Moot, PuzzleEdit
 from game.segmentation.agglomeration import Agglomeration
 from game.segmentation.rag import RAG
 
-__all__ = ["ArrayVolume", "candidate_examples", "detect", "evaluate_ranking", "find_candidates",
-           "finetune", "load_detector", "precision_at", "read_answers", "roc_auc",
-           "save_detector", "score_candidates", "train_detector"]
+__all__ = ["ArrayVolume", "candidate_examples", "cnn_scores", "detect", "evaluate_ranking", "find_candidates",
+           "precision_at", "read_answers", "roc_auc", "score_candidates"]
 
 PRECISION_DEPTHS = (20, 50, 100)
 # Candidates whose patches are held at once while scoring: 100 MB of uint8 patches.
@@ -181,62 +179,95 @@ def candidate_examples(volume, agg: Agglomeration, candidates: Sequence[dict], *
 
 # --- scoring ------------------------------------------------------------------------
 
-def _as_model(model: DetectorNet | str | Path | None) -> DetectorNet | None:
+def _as_net(model: DetectorNet | str | Path | None) -> DetectorNet | None:
     return load_detector(model) if isinstance(model, (str, Path)) else model
 
 
-def score_candidates(volume, agg: Agglomeration, candidates: Sequence[dict],
-                     model: DetectorNet | str | Path | None = None, *,
-                     progress: ProgressCallback | None = None) -> list[dict]:
-    """Copies of the candidates with ``score`` = P(the proposed edit is correct).
+def _as_score_model(model: ScoreModel | str | Path | None) -> ScoreModel | None:
+    return load_score_model(model) if isinstance(model, (str, Path)) else model
 
-    Parameters
-    ----------
-    volume : Volume or stand-in
-        Layers ``image``, ``boundary`` (uint8) and ``supervoxels``.
-    agg : Agglomeration
-        The segmentation the candidates were found on.
-    candidates : list of dict
-    model : DetectorNet or path, optional
-        None scores by the boundary map alone (:func:`game.detection.candidates.baseline_score`).
-    progress : callable, optional
-        ``progress(done, total)`` over the candidates scored.
 
-    Returns
-    -------
-    list of dict
-        In the order given; a candidate that no longer fits ``agg`` gets score 0.
-    """
-    model = _as_model(model)
-    if model is None:
-        return [{**c, "score": baseline_score(c)} for c in candidates]
+def cnn_scores(volume, agg: Agglomeration, candidates: Sequence[dict], net: DetectorNet, *,
+               progress: ProgressCallback | None = None) -> np.ndarray:
+    """The CNN's P(edit correct) of each candidate; NaN where it no longer fits ``agg``."""
     # in batches of neighbouring candidates: patches of a whole large volume would not fit in memory
     chunks = np.asarray(getattr(volume, "chunks", volume.shape))
     tiles = np.array([c["location"] for c in candidates], np.int64).reshape(-1, 3) // chunks
     order = np.lexsort(tiles.T[::-1])
-    scores = np.zeros(len(candidates))
+    scores = np.full(len(candidates), np.nan)
     for start in range(0, len(order), SCORING_BATCH):
         batch = order[start:start + SCORING_BATCH]
         examples, keep = candidate_examples(volume, agg, [candidates[k] for k in batch])
-        scores[batch[keep]] = predict(model, examples)
+        scores[batch[keep]] = predict(net, examples)
         if progress is not None:
             progress(min(start + SCORING_BATCH, len(order)), len(order))
-    return [{**c, "score": float(s)} for c, s in zip(candidates, scores)]
+    return scores
 
 
-def detect(volume, agg: Agglomeration, rag: RAG, *, model: DetectorNet | str | Path | None = None,
-           limit: int | None = 300, progress: ProgressCallback | None = None, **scan) -> list[dict]:
+def score_candidates(volume, agg: Agglomeration, rag: RAG, candidates: Sequence[dict],
+                     model: ScoreModel | str | Path | None = None, *, cnn: DetectorNet | str | Path | None = None,
+                     known: Iterable[dict] = (), sizes: np.ndarray | None = None,
+                     progress: ProgressCallback | None = None) -> list[dict]:
+    """Copies of the candidates with their score features and ``score`` = P(the proposed edit is correct).
+
+    Parameters
+    ----------
+    volume : Volume or stand-in
+        Layers ``supervoxels`` (and ``image``, ``boundary`` for the CNN).
+    agg : Agglomeration
+        The segmentation the candidates were found on.
+    rag : RAG
+        The supervoxel RAG of ``volume``.
+    candidates : list of dict
+    model : ScoreModel or path, optional
+        The edit score (:mod:`game.detection.score`); None scores by the boundary alone
+        (:func:`game.detection.candidates.baseline_score`).
+    cnn : DetectorNet or path, optional
+        The CNN detector: where the volume has an image, its score of each contact merge is kept as the
+        feature ``cnn`` (an input of the stack).
+    known : iterable of dict
+        The volume's known answers (candidates with ``answer``): they choose each kind's scorer and
+        calibrate it (:func:`game.detection.score.fit_calibration`); none leaves the score as trained.
+    sizes : ndarray, optional
+        Voxels per supervoxel (read from ``volume`` when not given).
+    progress : callable, optional
+        ``progress(done, total)`` over the candidates the CNN scores.
+
+    Returns
+    -------
+    list of dict
+        In the order given, scores strictly between 0 and 1.
+    """
+    if sizes is None:
+        sizes, _ = scan_supervoxels(volume, np.zeros((0, 2), np.int64), agg.n_supervoxels)
+    scored = with_features(candidates, rag, agg, sizes)
+    net = _as_net(cnn)
+    contact = [k for k, c in enumerate(scored) if c.get("how") == "contact"]
+    if net is not None and contact and volume.has("image"):
+        for k, s in zip(contact, cnn_scores(volume, agg, [scored[k] for k in contact], net, progress=progress)):
+            if not np.isnan(s):
+                scored[k]["features"]["cnn"] = float(s)
+    model = _as_score_model(model)
+    calibration = fit_calibration(model, known) if model is not None else None
+    for c, s in zip(scored, score(scored, model, calibration)):
+        c["score"] = float(s)
+    return scored
+
+
+def detect(volume, agg: Agglomeration, rag: RAG, *, model: ScoreModel | str | Path | None = None,
+           cnn: DetectorNet | str | Path | None = None, known: Iterable[dict] = (), limit: int | None = 300,
+           progress: ProgressCallback | None = None, **scan) -> list[dict]:
     """Suspected errors of a segmentation, best first, the two kinds taking turns.
 
     Parameters
     ----------
     volume : Volume or stand-in
-        Layers ``image``, ``boundary``, ``supervoxels``.
+        Layers ``supervoxels`` (and ``image``, ``boundary`` for the CNN).
     agg : Agglomeration
     rag : RAG
         The supervoxel RAG of ``volume``.
-    model : DetectorNet or path, optional
-        None ranks by the baseline.
+    model, cnn, known
+        As in :func:`score_candidates`; no model ranks by the baseline.
     limit : int, optional
         How many to return.
     progress : callable, optional
@@ -248,10 +279,13 @@ def detect(volume, agg: Agglomeration, rag: RAG, *, model: DetectorNet | str | P
     Returns
     -------
     list of dict
-        Candidates (:mod:`game.detection.candidates`) with ``score``.
+        Candidates (:mod:`game.detection.candidates`) with their score features and ``score``.
     """
+    if scan.get("sizes") is None or scan.get("points") is None:
+        scan["sizes"], scan["points"] = contact_points(volume, rag, progress=progress)
     candidates = find_candidates(volume, agg, rag, progress=progress, **scan)
-    ranked = interleave(score_candidates(volume, agg, candidates, model, progress=progress))
+    ranked = interleave(score_candidates(volume, agg, rag, candidates, model, cnn=cnn, known=known,
+                                         sizes=scan["sizes"], progress=progress))
     return ranked if limit is None else ranked[:limit]
 
 
@@ -308,78 +342,3 @@ def read_answers(path: str | Path) -> list[dict]:
                                   "true/false 'answer'")
         labelled.append(record)
     return labelled
-
-
-def _stratified_holdout(kinds: np.ndarray, labels: np.ndarray, share: float, seed: int) -> np.ndarray:
-    """A mask of about ``share`` of the examples in each (kind, label) class, at least one per class of two."""
-    rng = np.random.default_rng(seed)
-    held = np.zeros(len(kinds), bool)
-    for kind in np.unique(kinds):
-        for label in (0.0, 1.0):
-            members = np.flatnonzero((kinds == kind) & (labels == label))
-            if len(members) >= 2:
-                held[rng.choice(members, max(1, round(share * len(members))), replace=False)] = True
-    return held
-
-
-def _quality(model: DetectorNet, examples: Examples, measure: str) -> float:
-    scores = predict(model, examples)
-    return ranking_quality(scores, examples) if measure == "auc" else -log_loss(scores, examples.labels)
-
-
-def finetune(model: DetectorNet | str | Path, labelled_candidates: Sequence[dict], volume,
-             agg: Agglomeration, *, volume_name: str | None = None, holdout: float = 0.3,
-             epochs: int = 30, learning_rate: float = 1e-3, seed: int = 0,
-             progress: ProgressCallback | None = None) -> tuple[DetectorNet, dict]:
-    """Retrain the detector on players' answers; keep the new weights only if they validate better.
-
-    A stratified ``holdout`` share of the answers is set aside; the network
-    is trained from its current weights on the rest, and the new weights
-    replace the old only when they rank the held-out answers better (mean
-    per-kind ROC AUC; log loss where no kind has both answers). The model card
-    then records the volume, the number of labels and the date.
-
-    Parameters
-    ----------
-    model : DetectorNet or path
-    labelled_candidates : list of dict
-        Candidates with ``"answer"`` (bool), e.g. from :func:`read_answers`.
-    volume : Volume or stand-in
-    agg : Agglomeration
-        The segmentation the candidates were found on; candidates that no
-        longer resolve through their anchors are skipped.
-    volume_name : str, optional
-        Recorded in the model card (default: ``volume.name``).
-
-    Returns
-    -------
-    model : DetectorNet
-        The new weights or the old ones.
-    report : dict
-        ``labels``, ``skipped``, ``train``, ``holdout``, ``measure``
-        (``'auc'`` or ``'neg_log_loss'``), ``before`` and ``after`` (the
-        held-out figure of the old and the new weights), ``kept_new``.
-    """
-    model = _as_model(model)
-    examples, keep = candidate_examples(volume, agg, labelled_candidates,
-                                        labels=[c["answer"] for c in labelled_candidates], progress=progress)
-    held = _stratified_holdout(examples.kinds, examples.labels, holdout, seed)
-    if held.all() or not held.any():
-        raise ProofQuestError(f"{len(examples)} usable answers are too few to both train and validate; "
-                              "collect more answers first")
-    train, check = examples.subset(np.flatnonzero(~held)), examples.subset(np.flatnonzero(held))
-    tuned, _ = train_detector(train, model=model, epochs=epochs, learning_rate=learning_rate, seed=seed)
-    # ranking decides, because the game serves puzzles in the detector's order
-    measure = "auc" if not np.isnan(ranking_quality(np.zeros(len(check)), check)) else "neg_log_loss"
-    before, after = _quality(model, check, measure), _quality(tuned, check, measure)
-    kept_new = after > before
-    if kept_new:
-        name = volume_name or getattr(volume, "name", "unnamed")
-        tuned.card = {**model.card, "trained_on": [*model.card.get("trained_on", []),
-                                                   {"volume": name, "labels": len(examples),
-                                                    "source": "player answers",
-                                                    "date": date.today().isoformat()}]}
-    report = {"labels": len(examples), "skipped": len(labelled_candidates) - len(examples),
-              "train": len(train), "holdout": len(check),
-              "measure": measure, "before": before, "after": after, "kept_new": bool(kept_new)}
-    return (tuned if kept_new else model), report

@@ -11,7 +11,12 @@ no truth, :meth:`game.puzzles.edit.PuzzleEdit.is_correct`):
 In each role, each kind has both answers in equal numbers, so answering by
 the badge, always "yes" or always "no" scores 50% on gold: reliability
 learned from gold then measures looking, not guessing. The rest stay crowd
-puzzles, decided by consensus.
+puzzles, decided by consensus. Because the answers are balanced, not drawn
+in proportion, each gold and teach puzzle records its answer's inverse
+sampling rate (``sample_weight``: candidates of that kind and answer it was
+drawn from, over those drawn), so that a volume's known answers can
+recalibrate the detector's score (:func:`game.detection.score.fit_calibration`)
+without taking the balance for the volume's share of correct edits.
 """
 
 from __future__ import annotations
@@ -44,7 +49,9 @@ def choose_roles(candidates: list[dict], *, gold_per_kind: int, teach_per_kind: 
     out): correct edits are scarce (a tenth of merge candidates, fewer
     splits), and measuring players needs both answers alike. The known
     answers are applied to the segmentation anyway, so a candidate taken for a
-    role is not lost to the crowd.
+    role is not lost to the crowd. Each gold and teach puzzle gets
+    ``sample_weight``, its answer's inverse sampling rate among the kind's
+    candidates.
 
     Parameters
     ----------
@@ -69,4 +76,9 @@ def choose_roles(candidates: list[dict], *, gold_per_kind: int, teach_per_kind: 
             for c in _balanced(free, count // 2, rng):
                 c["gold"] = True
                 c["teach"] = role == "teach"
+        for truth in (True, False):  # gold and teach together: a simple random sample of each answer's candidates
+            side = [c for c in known if not c.get("tutorial") and bool(c["truth"]) == truth]
+            drawn = [c for c in side if c.get("gold")]
+            for c in drawn:
+                c["sample_weight"] = len(side) / len(drawn)
     return candidates
