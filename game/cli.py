@@ -209,7 +209,7 @@ def cmd_detect(args) -> int:
 def cmd_retrain_detector(args) -> int:
     from game.app.settings import resolve_model_path
     from game.detection import detect
-    from game.detection.score import load_score_model, retrain
+    from game.detection.score import how_of, load_score_model, retrain
     inst = _instance(args)
     if args.name not in inst.volumes.names():
         raise ProofQuestError(f"there is no volume {args.name!r}; the volumes are {inst.volumes.names()}")
@@ -219,7 +219,8 @@ def cmd_retrain_detector(args) -> int:
     kept = any(r.get("kept_new") for r in report.values())
     if kept:
         model.save(args.out or path)
-    print(json.dumps({"labels": len(answers), "kept_new": kept, "kinds": report}, indent=2))
+    other = sum(how_of(a) is None for a in answers)  # split proposals of earlier versions
+    print(json.dumps({"labels": len(answers), "other_kinds": other, "kept_new": kept, "kinds": report}, indent=2))
     return 0
 
 

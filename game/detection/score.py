@@ -86,12 +86,11 @@ def logit(p) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def how_of(candidate: Mapping) -> str:
-    """The candidate's kind as the score knows it: ``contact``, ``gap`` or ``tree``."""
+def how_of(candidate: Mapping) -> str | None:
+    """The candidate's kind as the score knows it (``contact``, ``gap``, ``tree``); None for another kind
+    (split proposals of earlier versions: ncut, attachment, min-cut)."""
     how = candidate.get("how") or ("contact" if candidate.get("kind") == "merge" else "tree")
-    if how not in HOWS:
-        raise ProofQuestError(f"a candidate of kind {how!r} cannot be scored (known: {', '.join(HOWS)})")
-    return how
+    return how if how in HOWS else None
 
 
 # --- features ------------------------------------------------------------------------
@@ -158,9 +157,6 @@ class GraphContext:
         self.stop = float(pair_mean.min()) if len(pairs) else 0.5
         pa, pb = pairs // n, pairs % n
         self.degree = np.bincount(np.r_[pa, pb], minlength=n)
-        self.best = np.full(n, np.inf)
-        np.minimum.at(self.best, pa, pair_mean)
-        np.minimum.at(self.best, pb, pair_mean)
         order = np.argsort(keys, kind="stable")
         self._keys, self._cross_mean, self._n = keys[order], boundary[cross][order], n
 
@@ -469,7 +465,7 @@ def fit_calibration(model: ScoreModel, known: Iterable[Mapping]) -> dict[str, Ki
     out = {}
     for how in HOWS:
         needed = set(model.kinds[how].names) if how in model.kinds else {"boundary_mean"}
-        mine = [c for c in known if how_of(c) == how and needed <= set(c["features"])]
+        mine = [c for c in known if how_of(c) == how and needed <= set(c.get("features", {}))]
         if not mine:
             continue
         truth = np.array([c["answer"] for c in mine], bool)
@@ -499,6 +495,10 @@ def score(candidates: Sequence[Mapping], model: ScoreModel | None,
         model = ScoreModel({})
     calibration = calibration or {}
     hows = np.array([how_of(c) for c in candidates])
+    unknown = {c.get("how") for c, how in zip(candidates, hows) if how is None}
+    if unknown:
+        raise ProofQuestError(f"candidates of kind {sorted(map(str, unknown))} cannot be scored "
+                              f"(known: {', '.join(HOWS)})")
     for how in HOWS:
         rows = np.flatnonzero(hows == how)
         if len(rows) == 0:
