@@ -55,7 +55,7 @@ DEMO_TEST = tuple(f"demo{seed}-{source}" for seed in (0, 1, 2, 7, 8) for source 
 TEST = tuple(f"fib-hi-{m}" for m in FIB_MAPS) + DEMO_TEST + ("snemi",)
 COLUMNS = ("baseline", "cnn", "scalar", "stack", "game")
 # the game's defaults (game/app/settings.py)
-GOLD_SHARE, TEACH_SHARE, PRACTICE_PER_KIND = 0.1, 0.06, 4
+GOLD_PER_KIND, TEACH_PER_KIND, PRACTICE_PER_KIND = 12, 6, 4
 MIN_CLASS = 5
 
 
@@ -73,8 +73,8 @@ def segmentation_scores(model, rows: list[dict], seed: int) -> dict:
     scalar = score(candidates, model)
     for c, s in zip(candidates, scalar):
         c["score"] = float(s)
-    choose_roles(candidates, gold_share=GOLD_SHARE, teach_share=TEACH_SHARE, practice_per_kind=PRACTICE_PER_KIND,
-                 seed=seed)
+    choose_roles(candidates, gold_per_kind=GOLD_PER_KIND, teach_per_kind=TEACH_PER_KIND,
+                 practice_per_kind=PRACTICE_PER_KIND, seed=seed)
     known = [{**c, "answer": c["truth"]} for c in candidates if c.get("gold")]
     calibration = fit_calibration(model, known)
     out = {"truth": np.array([r["truth"] for r in rows], bool), "how": np.array([r["how"] for r in rows]),
