@@ -18,11 +18,13 @@ Two looking machines read the shown slices:
   section with a contact;
 * *boundary*: the mean of the volume's boundary map on the contact.
 
-Candidates come from the detector on each volume, are framed as puzzles are,
-and keep a clear truth only (no near tie, :mod:`game.puzzles.truth`).
+Candidates come from the detector on each volume's live segmentation (the
+instance's pool), are framed as puzzles are, and keep a clear truth only (no
+near tie, :mod:`game.puzzles.truth`).
 
 Run: .venv/bin/python bench/bench_looking.py --home INSTANCE [--volumes demo fib] [--json]
-(with the volumes made as the README shows, e.g. fibsem-gala imported as ``fib``). The last line printed is JSON.
+(an instance after its first start, ``python run.py --home INSTANCE``; other volumes made as the README
+shows, e.g. fibsem-gala imported as ``fib``). The last line printed is JSON.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ from game.app.instance import Instance
 from game.app.settings import load_settings
 from game.detection.net import roc_auc
 from game.puzzles.edit import PuzzleEdit, correct_answer
-from game.puzzles.framing import frame_candidates, part_masks
-from game.puzzles.truth import annotate_truth, is_near_tie, supervoxel_truth
+from game.puzzles.framing import Frame, part_masks
+from game.puzzles.truth import is_near_tie
 
 BINS = {
     "width_px": [0, 8, 16, 24, 32, 48, 64, 1e9],
@@ -75,21 +77,21 @@ def evidence(volume, agg, candidate: dict, frame) -> tuple[float, float] | None:
 
 def measure(inst, name: str) -> list[dict]:
     volume, agg = inst.volumes.open(name), inst.agglomeration(name)
-    candidates = inst.pool.detect(name)
-    known = supervoxel_truth(volume, agg.n_supervoxels)
-    if known is None:
+    if not volume.has_side("sv_gt_table"):
         raise SystemExit(f"volume {name} has no ground truth")
-    annotate_truth(candidates, agg, known)
     rows = []
-    for candidate, frame in frame_candidates(volume, agg, candidates):
-        if frame is None or candidate.get("truth") is None or is_near_tie(candidate.get("truth_margin")):
+    # the candidates of the live segmentation, framed as puzzles are (with each part's truth and its margin)
+    for candidate in inst.pool.frame(name, inst.pool.detect(name)):
+        if candidate.get("truth") is None or is_near_tie(candidate.get("truth_margin")):
             continue
+        frame = Frame.from_dict(candidate["frame"])
         seen = evidence(volume, agg, candidate, frame)
         if seen is None:
             continue
         rows.append({"kind": candidate["kind"], "no": correct_answer(candidate["kind"], candidate["truth"]) == "no",
-                     "contrast": seen[0], "boundary": seen[1], "width_px": frame.width_px, "small_area_px": min(frame.areas_px),
-                     "enclosure": frame.enclosure, "both_slices": frame.both_slices})
+                     "contrast": seen[0], "boundary": seen[1], "width_px": frame.width_px,
+                     "small_area_px": min(frame.areas_px), "enclosure": frame.enclosure,
+                     "both_slices": frame.both_slices})
     return rows
 
 
