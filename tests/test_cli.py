@@ -39,7 +39,9 @@ def test_demo_has_both_error_kinds(capsys, tmp_path):
     assert info["shape"] == [16, 96, 96] and info["supervoxels"] > info["segments"] > 5
     quality = evaluate(capsys, tmp_path, "demo")
     metrics = {"adapted_rand_error", "rand_index", "vi_split", "vi_merge", "edge_accuracy", "segments"}
+    metrics.add("per_section")  # None: 3D truth
     assert set(quality) == metrics | {"initial", "limit", "gap_closed"} and set(quality["limit"]) == metrics
+    assert quality["per_section"] is None
     assert quality["vi_split"] > 0.1 and quality["vi_merge"] > 0.1
     # the supervoxel limit: no merge or split of supervoxels does better
     assert quality["limit"]["adapted_rand_error"] <= quality["adapted_rand_error"]
@@ -175,7 +177,8 @@ def test_export_at_an_edit_and_the_tables(capsys, home, tmp_path):
     (["import", "x", "--image", "missing.h5"], "not found"),
     (["import", "x", "--image", "{fib}:nope"], "no dataset 'nope'"),
     (["import", "x", "--image", "{fib}:stack", "--groundtruth", "{snemi}"], "has shape"),
-    (["import", "x", "--image", "{fib}:stack", "--groundtruth", "{p1}:stack"], "must be integers"),
+    (["import", "x", "--image", "{fib}:stack", "--groundtruth", "{p1}:stack", "--groundtruth-kind", "3d"],
+     "needs integer labels"),
     (["import", "x", "--image", "{fib}:stack", "--resolution", "4,-4,4"], "resolution y"),
     (["evaluate", "nothing-here"], "no volume 'nothing-here'"),
     (["agglomerate", "x", "--threshold", "3"], "threshold"),

@@ -19,7 +19,7 @@ from game.errors import ProofQuestError
 from game.puzzles import render as pz
 from game.puzzles.cache import PuzzleImageCache
 from game.puzzles.edit import Moot, PuzzleEdit
-from game.puzzles.framing import SLICES, Frame, centred_frame, frame_candidate, part_masks
+from game.puzzles.framing import SLICES, Frame, centred_frame, frame_candidate, frame_spec, part_masks
 from game.puzzles.truth import dominant_objects, object_weights, supervoxel_truth
 
 VARIANTS = ("plain", "overlay", "truth")
@@ -32,7 +32,13 @@ def puzzle_frame(inst, puzzle: dict) -> Frame:
         return Frame.from_dict(stored)
     volume = inst.volumes.open(puzzle["volume"])
     return frame_candidate(volume, inst.agglomeration(puzzle["volume"]), puzzle) or \
-        centred_frame(puzzle["location"], volume.shape)
+        centred_frame(puzzle["location"], volume.shape, frame_spec(volume.resolution))
+
+
+def stored_slices(puzzle: dict) -> int:
+    """Sections in a puzzle's stack, as stored with its frame (the demo's for a puzzle made before)."""
+    stored = (puzzle.get("detector") or {}).get("frame")
+    return Frame.from_dict(stored).slices if stored else SLICES
 
 
 def _objects(inst, volume, puzzle: dict) -> tuple[int, int]:
@@ -78,8 +84,9 @@ def puzzle_image(inst, puzzle_id: int, z: int, variant: str, *, player_id: int |
     puzzle = st.puzzle(inst.store, puzzle_id) if 0 < puzzle_id < 2**63 else None
     if puzzle is None:
         raise ProofQuestError(f"there is no puzzle {puzzle_id}")
-    if not 0 <= z < SLICES:
-        raise ProofQuestError(f"slice {z} is outside the puzzle's 0..{SLICES - 1}")
+    slices = stored_slices(puzzle)
+    if not 0 <= z < slices:
+        raise ProofQuestError(f"slice {z} is outside the puzzle's 0..{slices - 1}")
     if variant == "truth" and not (puzzle["tutorial"] or (
             puzzle["teach"] and player_id is not None and st.has_voted(inst.store, puzzle_id, player_id))):
         raise ProofQuestError("the truth is shown only for practice puzzles and, once answered, teaching ones")

@@ -35,7 +35,7 @@ from game.app import store as st
 from game.app.instance import Instance
 from game.errors import ProofQuestError
 from game.volumes.formats import HDF5_SUFFIXES, TIFF_SUFFIXES, SourceArray, open_array, split_spec
-from game.volumes.volume import check_name, check_resolution
+from game.volumes.volume import check_name, check_resolution, check_resolution_order
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +107,14 @@ def check_request(inst: Instance, name: str, specs: dict[str, str | None], resol
                 raise ProofQuestError(f"the {layer} file {specs[layer]} cannot be read: it may be corrupt or "
                                       f"truncated ({error})") from error
         shape = pipeline.check_sources(specs, sources)
+        resolution = check_resolution_order(resolution, shape)
         for layer, source in sources.items():
             if source is not None:
                 _read_check(source, layer, whole=read_whole)
+        truth = pipeline.declare_truth(sources["groundtruth"])
     return {"name": name, "shape": list(shape), "resolution": list(resolution),
-            "layers": [layer for layer in LAYERS if specs.get(layer)]}
+            "layers": [layer for layer in LAYERS if specs.get(layer)],
+            "truth": None if truth is None else truth.to_dict()}
 
 
 def save_uploads(inst: Instance, files: dict[str, tuple[str, Callable[[Path], None]]]) -> tuple[Path, dict]:
@@ -176,7 +179,9 @@ def _run(inst: Instance, name: str, specs: dict, resolution, cleanup: Path | Non
                 pipeline.segment_volume(inst, name, progress=_JobProgress(inst, job, "boundary network"))
         n = inst.pool.prepare_volume(name, progress=_JobProgress(inst, job, "finding suspected errors"))
         inst.supervoxel_sizes(name)
-        st.set_job(inst.store, job, "done", 1, 1, f"ready: {n} puzzles; make the volume live to play it")
+        truth = inst.volumes.open(name).attrs.get("truth")
+        said = f"; ground truth read as {truth['kind']}: {truth['reason']}" if truth else ""
+        st.set_job(inst.store, job, "done", 1, 1, f"ready: {n} puzzles; make the volume live to play it{said}")
     except Exception as exc:  # the page shows why, and nothing of the half-made volume stays
         log.exception("importing %s failed", name)
         if made:

@@ -25,11 +25,20 @@ from game.evaluation import metrics, quality
 from game.geometry import BBox
 from game.progress import ProgressFactory
 from game.segmentation import filters
-from game.segmentation.merging import agglomerate, fold_fragments
+from game.segmentation.merging import agglomerate, fold_fragments, section_linkage
 from game.segmentation.rag import RAG, build_rag_blockwise
-from game.segmentation.watershed import oversegment_segments, watershed_supervoxels
+from game.segmentation.watershed import oversegment_segments, watershed_sections, watershed_supervoxels
 from game.volumes import synthetic
-from game.volumes.volume import LABEL_LAYERS, Volume, copy_into, open_array
+from game.volumes.annotations import Annotation, classify_annotation
+from game.volumes.intensity import uint8_converter
+from game.volumes.volume import (
+    LABEL_LAYERS,
+    Volume,
+    check_resolution,
+    check_resolution_order,
+    copy_into,
+    open_array,
+)
 
 SIDES = ("mapping", "rag", "sv_gt_table")
 
@@ -43,37 +52,63 @@ def _bar(progress: ProgressFactory | None, desc: str) -> Callable[[int, int], No
 
 # A watershed block of 2**26 voxels (a 64×1024×1024 slab) needs about 2 GB of working memory.
 WATERSHED_BLOCK_VOXELS = 2**26
+ANISOTROPY_CHOICES = ("auto", "on", "off")
 
 
-def _watershed_into(source, writer, resolution, *, progress: ProgressFactory | None = None,
+def per_section(resolution, ratio: float, choice: str = "auto") -> bool:
+    """Whether a volume of this resolution is segmented as serial sections (``choice`` 'auto', 'on' or 'off').
+
+    'auto': when z is at least ``ratio`` times coarser than the finer in-plane axis (setting ANISOTROPY_RATIO).
+    """
+    if choice not in ANISOTROPY_CHOICES:
+        raise ProofQuestError(f"--anisotropic {choice!r}: use one of {', '.join(ANISOTROPY_CHOICES)}")
+    if choice != "auto":
+        return choice == "on"
+    return float(resolution[0]) >= float(ratio) * min(float(r) for r in resolution[1:])
+
+
+def _watershed_into(source, writer, resolution, *, sections: bool = False, progress: ProgressFactory | None = None,
                     block_voxels: int | None = None) -> int:
     """Supervoxels by watershed of ``source``'s boundary layer, written into ``writer``; returns their number.
 
-    The volume is flooded in z-slabs of at most ``block_voxels`` voxels (default
-    ``WATERSHED_BLOCK_VOXELS``; whole z-chunks when a chunk fits; in one piece when
-    the volume fits), so a volume larger than memory works. A
-    supervoxel never crosses a slab face: a cell cut there becomes two supervoxels
-    touching across low boundary, which the agglomeration joins like any other pair.
+    With ``sections`` each section is flooded on its own
+    (:func:`game.segmentation.watershed.watershed_sections`), a chunk deep
+    at a time, with progress per section. Otherwise the volume is flooded in
+    3D, in z-slabs of at most ``block_voxels`` voxels (default
+    ``WATERSHED_BLOCK_VOXELS``; whole z-chunks when a chunk fits; in one piece
+    when the volume fits), so a volume larger than memory works. A 3D
+    supervoxel never crosses a slab face: a cell cut there becomes two
+    supervoxels touching across low boundary, which the agglomeration joins
+    like any other pair.
     """
     shape, chunk = writer.shape, writer.chunks[0]
     depth = max(1, (block_voxels or WATERSHED_BLOCK_VOXELS) // (shape[1] * shape[2]))
     depth = depth // chunk * chunk if depth >= chunk else depth
+    if sections:
+        depth = chunk
     sampling = tuple(r / min(resolution) for r in resolution)
     slabs = list(BBox.from_shape(shape).tiles((depth,) + tuple(shape[1:])))
-    bar, n = _bar(progress, "watershed"), 0
-    for i, slab in enumerate(slabs, 1):
-        labels, _ = fastremap.renumber(watershed_supervoxels(source.read("boundary", slab), sampling=sampling),
-                                       preserve_zero=True, in_place=True)
-        labels = labels.astype(np.uint64)
-        top = int(labels.max(initial=0))
+    bar, n = _bar(progress, "watershed, section by section" if sections else "watershed"), 0
+    bar(0, shape[0])
+    for slab in slabs:
+        boundary = source.read("boundary", slab)
+        if sections:
+            labels = watershed_sections(boundary, first_id=n,
+                                        progress=lambda done, _, z=slab.start[0]: bar(z + done, shape[0]))
+            top = int(labels.max(initial=0)) - n
+        else:
+            labels, _ = fastremap.renumber(watershed_supervoxels(boundary, sampling=sampling),
+                                           preserve_zero=True, in_place=True)
+            labels = labels.astype(np.uint64)
+            top = int(labels.max(initial=0))
+            labels[labels > 0] += n
         if n + top >= 2**32:
             raise ProofQuestError(f"more than {2**32 - 1} supervoxels: the boundary map is too fragmented to "
                                   "store (smooth it, or raise the watershed's seed distance)")
-        labels[labels > 0] += n
         writer.write("supervoxels", slab, labels.astype(np.uint32))
         n += top
-        bar(i, len(slabs))
-    writer.attrs["n_supervoxels"] = n
+        bar(slab.stop[0], shape[0])
+    writer.attrs.update({"n_supervoxels": n, "supervoxels_made": "watershed", "supervoxels_per_section": bool(sections)})
     return n
 
 
@@ -83,14 +118,18 @@ def _write_graph(writer, *, threshold: float, mapping: np.ndarray | None, progre
 
     Without a ``mapping`` the initial segmentation is mean agglomeration up to
     ``threshold``, with fragments under ``fold_voxels`` folded into a neighbour.
+    Supervoxels made section by section link by
+    :func:`game.segmentation.merging.section_linkage`.
     """
     shape, chunks = writer.shape, writer.chunks
     n = int(writer.attrs.get("n_supervoxels") or 0)
     rag = build_rag_blockwise(lambda box: writer.read("supervoxels", box), lambda box: writer.read("boundary", box),
                               shape, chunks, n_supervoxels=n, progress=_bar(progress, "region graph"))
-    writer.save_side("rag", rag.to_arrays())
     sizes = writer.label_sizes("supervoxels", minlength=n + 1)
     sizes[0] = 0
+    if writer.attrs.get("supervoxels_per_section"):
+        rag = rag.with_linkage(section_linkage(rag, sizes))
+    writer.save_side("rag", rag.to_arrays())
     writer.save_side("sv_sizes", sizes)
     if mapping is None:
         mapping = fold_fragments(rag, agglomerate(rag, threshold), sizes, max_voxels=fold_voxels)
@@ -102,21 +141,32 @@ def _write_graph(writer, *, threshold: float, mapping: np.ndarray | None, progre
 
 
 def _truth_table(volume, progress: ProgressFactory | None) -> metrics.ContingencyTable:
-    """Ground truth × supervoxels, counted once: every later evaluation is a relabelling of it."""
+    """Ground truth × supervoxels, counted once: every later evaluation is a relabelling of it.
+
+    Ground truth drawn per section is counted with each section's labels its
+    own (:func:`game.evaluation.quality.section_labels`).
+    """
     acc = metrics.ContingencyAccumulator(ignore_labels=(0,))
     tiles = list(BBox.from_shape(volume.shape).tiles(volume.chunks))
     bar = _bar(progress, "truth table")
+    per_section = (volume.attrs.get("truth") or {}).get("kind") == "2d"
     for i, box in enumerate(tiles, 1):
-        acc.add(volume.read("groundtruth", box), volume.read("supervoxels", box))
+        truth = volume.read("groundtruth", box)
+        acc.add(quality.section_labels(truth, box.start[0]) if per_section else truth,
+                volume.read("supervoxels", box))
         bar(i, len(tiles))
     return acc.table()
 
 
-def _store_supervoxels(writer, supervoxels: np.ndarray) -> int:
+def _store_supervoxels(writer, supervoxels: np.ndarray, made: str) -> int:
+    """Supervoxels given whole (imported, or made inside imported segments), renumbered densely."""
     supervoxels, remap = fastremap.renumber(np.asarray(supervoxels), preserve_zero=True, in_place=False)
     n = int(supervoxels.max(initial=0))
     writer.write("supervoxels", None, supervoxels.astype(np.uint32 if n < 2**32 else np.uint64))
-    writer.attrs["n_supervoxels"] = n
+    boxes = writer.label_boxes("supervoxels")[1:]
+    present = boxes[:, 0] >= 0
+    one_section = bool(n) and bool((boxes[present, 3] - boxes[present, 0] == 1).all())
+    writer.attrs.update({"n_supervoxels": n, "supervoxels_made": made, "supervoxels_per_section": one_section})
     return n
 
 
@@ -139,7 +189,9 @@ def make_demo(inst: Instance, name: str, *, shape=(64, 256, 256), seed: int = 0,
                 bar(i, len(blocks))
             w.write("boundary", None, _boundary(inst, w, progress))
             w.attrs.update({"source": "generated demo", "seed": seed})
-            n = _watershed_into(w, w, spec.resolution, progress=progress)
+            n = _watershed_into(w, w, spec.resolution, progress=progress,
+                                sections=per_section(spec.resolution, inst.settings["ANISOTROPY_RATIO"],
+                                                     inst.settings["DEMO_ANISOTROPIC"]))
             info = _write_graph(w, threshold=inst.settings["AGGLOMERATION_THRESHOLD"], mapping=None,
                                 progress=progress, fold_voxels=inst.settings["FOLD_MAX_VOXELS"])
     info.update({"name": name, "shape": list(spec.shape), "supervoxels": n,
@@ -174,25 +226,24 @@ def _open_source(spec: str | None, what: str):
     return source
 
 
-def _to_uint8(block: np.ndarray) -> np.ndarray:
-    if block.dtype == np.uint8:
-        return block
-    if np.issubdtype(block.dtype, np.floating):
-        hi = 1.0 if float(np.nanmax(block, initial=0)) <= 1.0 else 255.0
-        return np.clip(np.round(np.nan_to_num(block) * (255.0 / hi)), 0, 255).astype(np.uint8)
-    return np.clip(block, 0, 255).astype(np.uint8)
-
-
 def import_volume(inst: Instance, name: str, *, image: str, segmentation: str | None = None,
                   supervoxels: str | None = None, boundary: str | None = None, groundtruth: str | None = None,
-                  resolution=(1.0, 1.0, 1.0), invert_boundary: bool = False, overwrite: bool = False,
-                  progress: ProgressFactory | None = None) -> dict:
+                  resolution=None, invert_boundary: bool = False, groundtruth_kind: str = "auto",
+                  overwrite: bool = False, progress: ProgressFactory | None = None) -> dict:
     """Import a real volume; see the README for which layers lead to which segmentation.
 
     With ``segmentation`` that is the initial segmentation (supervoxels made
     inside its segments unless given); with ``supervoxels`` alone each is its
     own segment until :func:`agglomerate_volume`; with only an image and a
     boundary map, :func:`agglomerate_volume` makes supervoxels first.
+
+    The image and the boundary map are scaled to uint8 from their type and
+    whole range (:mod:`game.volumes.intensity`); ``groundtruth`` is declared
+    for what it is (:func:`declare_truth`): neuron labels in 3D or per
+    section, or a membrane mask (kept as the ``membranes`` layer, a training
+    target); tissue classes are refused. ``resolution`` (z, y, x) in nm is
+    checked against the image's shape (:func:`game.volumes.volume.check_resolution_order`);
+    without it 1 nm is assumed, and the result's ``notes`` say so.
     """
     specs = {"image": image, "segmentation": segmentation, "supervoxels": supervoxels, "boundary": boundary,
              "groundtruth": groundtruth}
@@ -203,7 +254,7 @@ def import_volume(inst: Instance, name: str, *, image: str, segmentation: str | 
             if sources[layer] is not None:
                 open_files.enter_context(sources[layer])
         return _import_sources(inst, name, specs, sources, resolution=resolution, invert_boundary=invert_boundary,
-                               overwrite=overwrite, progress=progress)
+                               groundtruth_kind=groundtruth_kind, overwrite=overwrite, progress=progress)
 
 
 def check_sources(specs: dict, sources: dict) -> tuple[int, int, int]:
@@ -215,32 +266,82 @@ def check_sources(specs: dict, sources: dict) -> tuple[int, int, int]:
         if tuple(source.shape) != shape:
             raise ProofQuestError(f"the {layer} {specs[layer]} has shape {tuple(source.shape)} but the image "
                                   f"{specs['image']} has {shape}: all layers must cover the same voxels")
-        if layer in LABEL_LAYERS and not np.issubdtype(source.dtype, np.integer):
+        # ground truth may be a membrane probability (declare_truth tells)
+        if layer in LABEL_LAYERS and layer != "groundtruth" and not np.issubdtype(source.dtype, np.integer):
             raise ProofQuestError(f"the {layer} {specs[layer]} holds {source.dtype} values, but labels must be "
                                   "integers: convert it (e.g. numpy .astype('uint32')) and import again")
     return shape
 
 
-def _import_sources(inst, name, specs, sources, *, resolution, invert_boundary, overwrite, progress) -> dict:
+TRUTH_KINDS = ("auto", "3d", "2d", "membrane")
+
+
+def declare_truth(source, kind: str = "auto") -> Annotation | None:
+    """What the ground truth given to an import is (:func:`game.volumes.annotations.classify_annotation`).
+
+    ``kind`` other than 'auto' declares it instead (labels must then be
+    integers). Tissue classes are refused with what to do instead.
+    """
+    if source is None:
+        return None
+    if kind not in TRUTH_KINDS:
+        raise ProofQuestError(f"--groundtruth-kind {kind!r}: use one of {', '.join(TRUTH_KINDS)}")
+    found = classify_annotation(source)
+    if kind != "auto":
+        if kind in ("3d", "2d") and not np.issubdtype(source.dtype, np.integer):
+            raise ProofQuestError(f"--groundtruth-kind {kind} needs integer labels, but the file holds "
+                                  f"{source.dtype} values (a membrane probability?)")
+        return Annotation(kind, f"declared {kind} by the importer (found: {found.kind}, {found.reason})",
+                          found.reused)
+    if found.kind == "tissue":
+        raise ProofQuestError(f"the ground truth looks like tissue classes, not neurons: {found.reason}. "
+                              "ProofQuest needs one id per neuron (3D or per section) or a membrane mask: export "
+                              "the membrane class as a 0/1 mask and pass that, or leave --groundtruth out "
+                              "(--groundtruth-kind says what a file is when the guess is wrong)")
+    return found
+
+
+def _import_sources(inst, name, specs, sources, *, resolution, invert_boundary, groundtruth_kind, overwrite,
+                    progress) -> dict:
     shape = check_sources(specs, sources)
+    notes = []
+    if resolution is None:
+        resolution = (1.0, 1.0, 1.0)
+        notes.append("no --resolution given: 1 nm voxels assumed; serial sections need their real voxel size "
+                     "(Z,Y,X in nm) for the anisotropic path and the puzzles' sizes")
+    resolution = check_resolution_order(check_resolution(resolution), shape)
+    truth = declare_truth(sources["groundtruth"], groundtruth_kind)
     started = time.perf_counter()
     with _replacing(inst, name, overwrite):
-        with inst.volumes.create(name, shape=shape, resolution=tuple(resolution), overwrite=overwrite) as w:
-            copy_into(w, "image", sources["image"], convert=_to_uint8, progress=_bar(progress, "image"))
+        with inst.volumes.create(name, shape=shape, resolution=resolution, overwrite=overwrite) as w:
+            convert, scaling = uint8_converter(sources["image"], "image", progress=_bar(progress, "image range"))
+            copy_into(w, "image", sources["image"], convert=convert, progress=_bar(progress, "image"))
+            scalings = {"image": scaling.to_dict()}
             if sources["boundary"] is not None:
-                flip = (lambda b: 255 - _to_uint8(b)) if invert_boundary else _to_uint8
-                copy_into(w, "boundary", sources["boundary"], convert=flip, progress=_bar(progress, "boundary"))
-            if sources["groundtruth"] is not None:
+                convert, scaling = uint8_converter(sources["boundary"], "boundary", invert=invert_boundary,
+                                                   progress=_bar(progress, "boundary range"))
+                copy_into(w, "boundary", sources["boundary"], convert=convert, progress=_bar(progress, "boundary"))
+                scalings["boundary"] = {**scaling.to_dict(), "inverted": bool(invert_boundary)}
+            if truth is not None and truth.kind == "membrane":
+                convert, scaling = uint8_converter(sources["groundtruth"], "membranes",
+                                                   progress=_bar(progress, "membrane mask range"))
+                copy_into(w, "membranes", sources["groundtruth"], convert=convert,
+                          progress=_bar(progress, "membrane mask"))
+                scalings["membranes"] = scaling.to_dict()
+            elif truth is not None:
                 copy_into(w, "groundtruth", sources["groundtruth"], progress=_bar(progress, "ground truth"))
-            w.attrs.update({"source": {k: v for k, v in specs.items() if v}})
-            info = {"name": name, "shape": list(shape)}
+            w.attrs.update({"source": {k: v for k, v in specs.items() if v}, "scaling": scalings})
+            if truth is not None:
+                w.attrs["truth"] = truth.to_dict()
+            info = {"name": name, "shape": list(shape), "resolution": list(resolution),
+                    "truth": None if truth is None else truth.to_dict(), "scaling": scalings}
             if sources["supervoxels"] is not None or sources["segmentation"] is not None:
                 if not w.has("boundary"):
                     w.write("boundary", None, np.round(filters.membrane_probability(w.read("image")) * 255)
                             .astype(np.uint8))
                 mapping = None
                 if sources["supervoxels"] is not None:
-                    n = _store_supervoxels(w, np.asarray(sources["supervoxels"][:]))
+                    n = _store_supervoxels(w, np.asarray(sources["supervoxels"][:]), "imported")
                     if sources["segmentation"] is not None:
                         mapping = _majority_mapping(w.read("supervoxels"), np.asarray(sources["segmentation"][:]))
                     else:
@@ -248,11 +349,13 @@ def _import_sources(inst, name, specs, sources, *, resolution, invert_boundary, 
                 else:
                     svs, seg_mapping = oversegment_segments(np.asarray(sources["segmentation"][:]),
                                                             w.read("boundary"))
-                    n = _store_supervoxels(w, svs)
+                    n = _store_supervoxels(w, svs, "inside imported segments")
                     mapping = seg_mapping  # oversegment_segments gives dense ids already
                 info.update(_write_graph(w, threshold=inst.settings["AGGLOMERATION_THRESHOLD"], mapping=mapping,
                                          progress=progress))
     info["seconds"] = round(time.perf_counter() - started, 1)
+    if notes:
+        info["notes"] = notes
     return info
 
 
@@ -307,8 +410,13 @@ class _LayerSource:
 
 
 def agglomerate_volume(inst: Instance, name: str, *, threshold: float | None = None, discard_edits: bool = False,
-                       progress: ProgressFactory | None = None) -> dict:
-    """Make supervoxels if there are none, then the initial segmentation by mean-boundary agglomeration."""
+                       anisotropic: str = "auto", progress: ProgressFactory | None = None) -> dict:
+    """Make supervoxels if there are none, then the initial segmentation by mean agglomeration.
+
+    ``anisotropic`` ('auto', 'on', 'off') chooses between supervoxels made
+    section by section and a 3D watershed (:func:`per_section`); supervoxels
+    a watershed made the other way are made again, imported ones are kept.
+    """
     threshold = inst.settings["AGGLOMERATION_THRESHOLD"] if threshold is None else threshold
     if not 0.0 <= threshold <= 1.0:
         raise ProofQuestError(f"--threshold {threshold} is outside 0..1 (a boundary probability)")
@@ -316,21 +424,33 @@ def agglomerate_volume(inst: Instance, name: str, *, threshold: float | None = N
     if not volume.has("supervoxels") and not volume.has("boundary"):
         raise ProofQuestError(f"volume {name!r} has neither supervoxels nor a boundary map; import one with "
                               "--boundary or --supervoxels, or run `segment` to predict boundaries")
-    keep = [layer for layer in ("image", "groundtruth", "boundary", "supervoxels") if volume.has(layer)]
+    sections = per_section(volume.resolution, inst.settings["ANISOTROPY_RATIO"], anisotropic)
+    remake = volume.has("boundary") and (not volume.has("supervoxels") or (
+        volume.attrs.get("supervoxels_made") == "watershed"
+        and bool(volume.attrs.get("supervoxels_per_section")) != sections))
+    keep = [layer for layer in ("image", "groundtruth", "boundary", "supervoxels")
+            if volume.has(layer) and not (layer == "supervoxels" and remake)]
     with rewriting(inst, name, keep_layers=keep, discard_edits=discard_edits) as (old, w):
-        if not old.has("supervoxels"):
-            _watershed_into(old, w, old.resolution, progress=progress)
+        if remake:
+            _watershed_into(old, w, old.resolution, sections=sections, progress=progress)
         else:
             w.attrs["n_supervoxels"] = int(old.attrs.get("n_supervoxels") or _max_label(old, "supervoxels"))
         info = _write_graph(w, threshold=threshold, mapping=None, progress=progress,
                             fold_voxels=inst.settings["FOLD_MAX_VOXELS"])
-    info.update({"name": name, "threshold": threshold})
+    info.update({"name": name, "threshold": threshold,
+                 "supervoxels_per_section": bool(inst.volumes.open(name).attrs.get("supervoxels_per_section"))})
     return info
 
 
 def segment_volume(inst: Instance, name: str, *, model: str | None = None, threshold: float | None = None,
-                   discard_edits: bool = False, progress: ProgressFactory | None = None) -> dict:
-    """Boundary network (blockwise) → watershed supervoxels → agglomeration, as the volume's segmentation."""
+                   discard_edits: bool = False, anisotropic: str = "auto",
+                   progress: ProgressFactory | None = None) -> dict:
+    """Boundary network (blockwise) → watershed supervoxels → agglomeration, as the volume's segmentation.
+
+    The network is anisotropic by design (in-plane pooling, context of a few
+    sections: :mod:`game.segmentation.unet`); the watershed goes section by
+    section or in 3D as ``anisotropic`` says (:func:`per_section`).
+    """
     from game.app.settings import resolve_model_path
     from game.segmentation import boundary as bnd
     from game.segmentation.unet import load_model
@@ -343,7 +463,8 @@ def segment_volume(inst: Instance, name: str, *, model: str | None = None, thres
         bnd.predict_boundary(lambda box: old.read("image", box), old.shape, net,
                              progress=_bar(progress, f"boundary network ({bnd.default_device()})"),
                              write=lambda box, block: w.write("boundary", box, block))
-        _watershed_into(w, w, old.resolution, progress=progress)
+        _watershed_into(w, w, old.resolution, progress=progress,
+                        sections=per_section(old.resolution, inst.settings["ANISOTROPY_RATIO"], anisotropic))
         info = _write_graph(w, threshold=threshold, mapping=None, progress=progress,
                             fold_voxels=inst.settings["FOLD_MAX_VOXELS"])
     info.update({"name": name, "threshold": threshold, "seconds": round(time.perf_counter() - started, 1)})

@@ -632,13 +632,15 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, limit: int =
     """Puzzles of live volumes the player has not answered: open ones, or (``gold``) gold ones in any state.
 
     Light rows for choosing among many (asked for on every puzzle request):
-    id, volume, kind, score, posterior, n_votes, and ``anchors`` and
-    ``supervoxels`` to tell whether an edit made the puzzle moot.
+    id, volume, kind, score, posterior, n_votes, ``anchors`` and
+    ``supervoxels`` to tell whether an edit made the puzzle moot, and the
+    stack's ``slices`` and ``key_slice`` from its frame (None without one).
     """
     state = "" if gold else "AND p.state = 'open'"
     rows = store.query(
         "SELECT p.id, p.volume, p.kind, p.score, p.posterior, p.n_votes, p.anchors, p.supervoxels, p.judgeable,"
-        " p.teach"
+        " p.teach, json_extract(p.detector, '$.frame.slices') AS slices,"
+        " json_extract(p.detector, '$.frame.point[0]') - json_extract(p.detector, '$.frame.start[0]') AS key_slice"
         f" FROM puzzles p WHERE p.gold = ? AND p.tutorial = 0 {state} AND NOT EXISTS"
         " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = ?)"
         " AND p.volume NOT IN (SELECT volume FROM volume_state WHERE live = 0)"

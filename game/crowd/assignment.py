@@ -25,9 +25,9 @@ from game.crowd import classes
 from game.crowd.consensus import ConsensusSettings
 from game.errors import ProofQuestError
 from game.puzzles.edit import PuzzleEdit, correct_answer, question_for
+from game.puzzles.framing import SLICES, Frame
 from game.segmentation.agglomeration import Agglomeration
 
-PUZZLE_SLICES = 7
 ASSIGNMENT_SECONDS = 120  # a puzzle handed out counts as held this long, or until answered
 
 
@@ -91,10 +91,26 @@ def check_ticket(key: bytes, player_id: int, puzzle_id: int, ticket, ttl: float,
         raise ProofQuestError("this puzzle was handed out too long ago; ask for the next one")
 
 
+def puzzle_stack(puzzle: dict) -> tuple[int, int]:
+    """Sections of a puzzle's stack and the key slice it opens on, from its stored frame.
+
+    A whole row carries the frame under ``detector``; a light row of
+    :func:`game.app.store.assignable_puzzles` carries ``slices`` and ``key_slice``.
+    """
+    frame = (puzzle.get("detector") or {}).get("frame")
+    if frame:
+        stored = Frame.from_dict(frame)
+        return stored.slices, stored.key
+    if puzzle.get("key_slice") is not None:
+        return int(puzzle.get("slices") or SLICES), int(puzzle["key_slice"])
+    return SLICES, SLICES // 2
+
+
 def public_puzzle(puzzle: dict, ticket: str | None = None) -> dict:
     """What a player may see of a puzzle: never its truth or its role (gold, teach or crowd)."""
+    slices, key = puzzle_stack(puzzle)
     return {"id": puzzle["id"], "kind": puzzle["kind"], "question": question_for(puzzle["kind"]), "ticket": ticket,
-            "slices": PUZZLE_SLICES, "center": PUZZLE_SLICES // 2,
+            "slices": slices, "center": key,
             "labels": {"yes": "Yes, one neurite", "no": "No, two" if puzzle["kind"] == "split" else "No, separate",
                        "unsure": "Not sure"}}
 

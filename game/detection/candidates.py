@@ -194,10 +194,12 @@ def merge_proposals(rag: RAG, mapping: np.ndarray, index: np.ndarray, *,
     starts = np.flatnonzero(np.r_[True, (a[1:] != a[:-1]) | (b[1:] != b[:-1])])
     area = np.add.reduceat(rag.area[edges].astype(np.float64), starts)
     mean = np.add.reduceat(rag.mean[edges].astype(np.float64) * rag.area[edges], starts) / area
+    linkage = np.add.reduceat(rag.linkage[edges].astype(np.float64) * rag.area[edges], starts) / area
+    across = np.add.reduceat(rag.z_area[edges], starts) / area
     low = np.minimum.reduceat(rag.min[edges], starts)
     high = np.maximum.reduceat(rag.max[edges], starts)
     proposals = []
-    for k in np.flatnonzero((mean <= max_boundary) & (area >= min_area)).tolist():
+    for k in np.flatnonzero((linkage <= max_boundary) & (area >= min_area)).tolist():
         e = int(edges[starts[k]])  # the pair's largest contact comes first
         first, second = int(rag.u[e]), int(rag.v[e])
         if mapping[first] != a[starts[k]]:
@@ -207,7 +209,8 @@ def merge_proposals(rag: RAG, mapping: np.ndarray, index: np.ndarray, *,
             "anchors": [first, second], "supervoxels": [], "edge": e,
             "features": {"boundary_mean": float(mean[k]), "boundary_min": float(low[k]),
                          "boundary_max": float(high[k]), "anchor_mean": float(rag.mean[e]),
-                         "contact_area": int(area[k]), "ncut": 0.0}})
+                         "contact_area": int(area[k]), "ncut": 0.0, "linkage": float(linkage[k]),
+                         "across_sections": float(across[k])}})
     return proposals
 
 
@@ -248,7 +251,7 @@ def tree_cuts(rag: RAG, edges: np.ndarray, sizes: np.ndarray, *, depth: int = TR
     u, v = rag.u[edges], rag.v[edges]
     nodes, ends = np.unique(np.concatenate([u, v]), return_inverse=True)
     i, j = np.split(ends, 2)
-    merges, members = mean_linkage_tree(len(nodes), i, j, rag.mean[edges], rag.area[edges])
+    merges, members = mean_linkage_tree(len(nodes), i, j, rag.linkage[edges], rag.area[edges])
     voxels = sizes[nodes].astype(np.float64)
     total = voxels.sum()
     cuts, seen = [], set()
@@ -289,7 +292,9 @@ def split_proposals(rag: RAG, mapping: np.ndarray, sizes: np.ndarray, index: np.
                 "features": {"boundary_mean": float(np.average(rag.mean[across], weights=area)),
                              "boundary_min": float(rag.min[across].min()),
                              "boundary_max": float(rag.max[across].max()), "anchor_mean": float(rag.mean[e]),
-                             "contact_area": int(area.sum()), "ncut": cut["height"]}})
+                             "contact_area": int(area.sum()), "ncut": cut["height"],
+                             "linkage": float(np.average(rag.linkage[across], weights=area)),
+                             "across_sections": float(rag.z_area[across].sum() / area.sum())}})
         if progress is not None:
             progress(done, len(groups))
     return proposals
@@ -390,9 +395,13 @@ def contact_points(volume, rag: RAG, *, progress: ProgressCallback | None = None
 def baseline_score(candidate: dict) -> float:
     """P(edit correct) from the boundary alone: faint contact → merge, strong cut → split.
 
-    A gap merge's "boundary" is one minus the overlap share of its two ends.
+    The contact's ``linkage`` where it has one (what the agglomeration merged
+    by: on serial sections it features faces across sections apart), else its
+    mean boundary. A gap merge's "boundary" is one minus the overlap share of
+    its two ends.
     """
-    boundary = candidate["features"]["boundary_mean"]
+    features = candidate["features"]
+    boundary = features.get("linkage", features["boundary_mean"])
     return float(1.0 - boundary) if candidate["kind"] == "merge" else float(boundary)
 
 

@@ -18,6 +18,14 @@ their contact:
   past the volume's faces (a volume thinner than the stack) are padding,
   drawn as such.
 
+Serial sections (:class:`FrameSpec`, :func:`frame_spec`): the stack's
+sections and the window's limits follow the volume's resolution, so a stack
+spans about the demo's depth in nm and a window at least its field of view;
+and two parts that touch only across sections (a profile of one section
+continuing on the next, or a few sections further over a damaged one) are
+framed on the section where the first ends, with the other in the stack
+(:func:`frame_across_sections`).
+
 A candidate whose contact lies nowhere far enough inside the volume gets no
 frame and is not made into a puzzle. The frame is computed once, when the
 puzzle is made, and stored with it (:meth:`Frame.to_dict`), so its images
@@ -29,7 +37,7 @@ parts and how far the smaller part is enclosed by the larger.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -60,6 +68,66 @@ MIN_SHOWN_VOXELS = 16
 IN_MEMORY_VOXELS = 2 ** 24
 
 
+# --- sizing from the resolution --------------------------------------------------------
+# The constants above were measured on the demo (6 nm pixels, 30 nm sections): a stack of 7 sections spans
+# 210 nm and a window of 96..192 px 576..1152 nm. Other volumes keep those physical sizes, within limits.
+STACK_DEPTH_NM = SLICES * 30.0
+FIELD_NM = (WINDOW_LIMITS[0] * 6.0, WINDOW_LIMITS[1] * 6.0)
+# Fewer than 5 sections cannot show a neurite continue; more than 11 images are more than a player looks at.
+SLICE_LIMITS = (5, 11)
+# A contact across a gap of sections needs them all in the stack; beyond this many sections it is not framed.
+MAX_SLICES = 15
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """How many sections a stack has and how wide a window may be, for one volume.
+
+    Attributes
+    ----------
+    slices : int
+        Sections in the stack (odd: the key slice in the middle).
+    window : (int, int)
+        Least and most voxels of a window's side.
+    """
+
+    slices: int = SLICES
+    window: tuple[int, int] = field(default=WINDOW_LIMITS)
+
+    @property
+    def key(self) -> int:
+        return self.slices // 2
+
+    def widened(self, slices: int) -> "FrameSpec":
+        """The same window with at least ``slices`` sections (odd)."""
+        return FrameSpec(max(self.slices, slices | 1), self.window)
+
+
+def slices_for_anisotropy(resolution: Sequence[float]) -> int:
+    """Sections in a puzzle's stack for voxels of ``resolution`` (z, y, x) nm: about ``STACK_DEPTH_NM`` deep.
+
+    7 at 30 nm sections (the demo, SNEMI3D), 5 at 40–50 nm (serial-section TEM),
+    11 at 10 nm and finer (FIB-SEM), always odd, within ``SLICE_LIMITS``.
+    """
+    wanted = STACK_DEPTH_NM / float(resolution[0])
+    return int(np.clip(2 * round((wanted - 1) / 2) + 1, *SLICE_LIMITS))
+
+
+def frame_spec(resolution: Sequence[float] | None) -> FrameSpec:
+    """The stack and window limits for a volume of ``resolution`` (None: the demo's).
+
+    The window's limits keep the demo's field of view in nm (``FIELD_NM``),
+    never below ``WINDOW_LIMITS`` in voxels (zoomed in further, EM blurs) nor
+    above the image's ``OUT_SIZE`` pixels.
+    """
+    if resolution is None:
+        return FrameSpec()
+    pixel = min(float(r) for r in resolution[1:])
+    low, high = (int(np.clip(-(-nm / pixel // WINDOW_STEP) * WINDOW_STEP, limit, OUT_SIZE))
+                 for nm, limit in zip(FIELD_NM, WINDOW_LIMITS))
+    return FrameSpec(slices_for_anisotropy(resolution), (low, max(low, high)))
+
+
 @dataclass(frozen=True)
 class Frame:
     """The crop a puzzle shows and how well it shows the decision.
@@ -87,6 +155,13 @@ class Frame:
     enclosure : float
         Share of the smaller part's outline on the key slice that borders the
         larger part (1: an island inside it, like an organelle in a cell).
+    slices : int
+        Sections in the stack.
+    across : int
+        0 when the parts touch in-plane on the key slice; else they touch
+        only across sections: part A on the key slice, part B ``across``
+        sections further, over the decision point (the areas, width and
+        contact are then measured on those two sections).
     """
 
     start: tuple[int, int, int]
@@ -98,10 +173,12 @@ class Frame:
     contact_px: float
     both_slices: int
     enclosure: float
+    slices: int = SLICES
+    across: int = 0
 
     @property
     def box(self) -> BBox:
-        return BBox(self.start, (self.start[0] + SLICES, self.start[1] + self.side, self.start[2] + self.side))
+        return BBox(self.start, (self.start[0] + self.slices, self.start[1] + self.side, self.start[2] + self.side))
 
     @property
     def key(self) -> int:
@@ -121,7 +198,8 @@ class Frame:
         return cls(start=tuple(data["start"]), side=int(data["side"]), point=tuple(data["point"]),
                    margin_px=float(data["margin_px"]), areas_px=tuple(data["areas_px"]),
                    width_px=float(data["width_px"]), contact_px=float(data["contact_px"]),
-                   both_slices=int(data["both_slices"]), enclosure=float(data["enclosure"]))
+                   both_slices=int(data["both_slices"]), enclosure=float(data["enclosure"]),
+                   slices=int(data.get("slices", SLICES)), across=int(data.get("across", 0)))
 
 
 def _touching(mask: np.ndarray) -> np.ndarray:
@@ -134,12 +212,12 @@ def _touching(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def key_slice_range(depth: int) -> range:
-    """Sections that can be the key slice: those with ``SLICES // 2`` sections on either side.
+def key_slice_range(depth: int, slices: int = SLICES) -> range:
+    """Sections that can be the key slice: those with ``slices // 2`` sections on either side.
 
     A volume thinner than the stack allows every section (the stack is padded).
     """
-    return range(KEY, depth - KEY) if depth >= SLICES else range(depth)
+    return range(slices // 2, depth - slices // 2) if depth >= slices else range(depth)
 
 
 def max_side_for_edge(distance: int) -> int:
@@ -157,7 +235,7 @@ def _window_start(point: int, side: int, size: int) -> int:
 
 
 def frame_decision(part_a: np.ndarray, part_b: np.ndarray, region: BBox, volume_shape: Sequence[int],
-                   location: Sequence[int] | None = None) -> Frame | None:
+                   location: Sequence[int] | None = None, spec: FrameSpec = FrameSpec()) -> Frame | None:
     """The frame that shows best where ``part_a`` and ``part_b`` touch; None when none can.
 
     Parameters
@@ -171,6 +249,8 @@ def frame_decision(part_a: np.ndarray, part_b: np.ndarray, region: BBox, volume_
     volume_shape : (Z, Y, X)
     location : (z, y, x), optional
         The candidate's location: among equally good key slices, the nearest.
+    spec : FrameSpec
+        Sections in the stack and window limits (:func:`frame_spec`).
 
     Returns
     -------
@@ -181,11 +261,11 @@ def frame_decision(part_a: np.ndarray, part_b: np.ndarray, region: BBox, volume_
     depth, height, width = (int(n) for n in volume_shape)
     contact = (part_a & _touching(part_b)) | (part_b & _touching(part_a))
     best, best_key = None, None
-    for z in key_slice_range(depth):
+    for z in key_slice_range(depth, spec.slices):
         k = z - region.start[0]
         if not 0 <= k < contact.shape[0] or not contact[k].any():
             continue
-        frame = _frame_on_slice(part_a, part_b, contact, k, region, (height, width), location)
+        frame = _frame_on_slice(part_a, part_b, contact, k, region, (height, width), location, spec)
         if frame is None:
             continue
         score = min(frame.areas_px) * min(1.0, frame.contact_px / frame.scale / FULL_CONTACT)
@@ -195,31 +275,37 @@ def frame_decision(part_a: np.ndarray, part_b: np.ndarray, region: BBox, volume_
     return best
 
 
-def _frame_on_slice(part_a, part_b, contact, k, region: BBox, plane, location) -> Frame | None:
+def _frame_on_slice(part_a, part_b, contact, k, region: BBox, plane, location, spec: FrameSpec = FrameSpec(),
+                    across: int = 0) -> Frame | None:
+    """The frame with its key slice ``k`` (of the region), its point on ``contact[k]``.
+
+    ``across`` > 0: ``contact[k]`` is where part A on section k lies over part B
+    ``across`` sections further (:func:`frame_across_sections`).
+    """
     height, width = plane
     z0, y0, x0 = region.start
     # the contact pixels near the location and far enough from the volume's faces for the narrowest window
     ys, xs = np.nonzero(contact[k])
     vy, vx = ys + y0, xs + x0
     edge = np.minimum.reduce([vy, height - 1 - vy, vx, width - 1 - vx])
-    narrowest = min(WINDOW_LIMITS[0], height, width)
+    narrowest = min(spec.window[0], height, width)
     room = (edge + 0.5) * OUT_SIZE / MARGIN_PX >= narrowest
     if location is not None:
         room &= np.maximum(np.abs(vy - location[1]), np.abs(vx - location[2])) <= SEARCH_YX
     if not room.any():
         return None
     ys, xs, edge = ys[room], xs[room], edge[room]
-    thickness = _thickness(part_a[k], part_b[k], ys, xs)
+    thickness = _thickness(part_a[k], part_b[k + across], ys, xs)
     if location is not None:  # among equally thick contact pixels, the nearest to the location
         thickness = thickness - 1e-6 * np.hypot(ys + y0 - location[1], xs + x0 - location[2])
     pick = int(np.argmax(thickness))
     py, px, pe = int(ys[pick]), int(xs[pick]), int(edge[pick])
-    side = _side(part_a[k], part_b[k], py, px)
+    side = _side(part_a[k], part_b[k + across], py, px, spec.window)
     side = min(side, max_side_for_edge(pe) // 2 * 2, height, width)
     side = max(side, narrowest)
     point = (k + z0, py + y0, px + x0)
-    start = (point[0] - KEY, _window_start(point[1], side, height), _window_start(point[2], side, width))
-    return _measure(part_a, part_b, contact, region, start, side, point)
+    start = (point[0] - spec.key, _window_start(point[1], side, height), _window_start(point[2], side, width))
+    return _measure(part_a, part_b, contact, region, start, side, point, spec.slices, across)
 
 
 def _thickness(a: np.ndarray, b: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -238,13 +324,13 @@ def _width(mask: np.ndarray) -> float:
     return max(0.0, 2.0 * deepest - 1.0)
 
 
-def _side(a: np.ndarray, b: np.ndarray, py: int, px: int) -> int:
+def _side(a: np.ndarray, b: np.ndarray, py: int, px: int, limits: tuple[int, int] = WINDOW_LIMITS) -> int:
     """The window side at which the smaller part's piece at ``(py, px)`` spans about 1/ZOOM of it.
 
     The piece's width is the diameter of the widest disc inside it, so a long
     thin part is zoomed in on as a small round one is.
     """
-    reach = WINDOW_LIMITS[1] // 2
+    reach = limits[1] // 2
     around = (slice(max(0, py - reach), py + reach), slice(max(0, px - reach), px + reach))
     a, b = a[around], b[around]
     small = a if a.sum() <= b.sum() else b
@@ -252,51 +338,55 @@ def _side(a: np.ndarray, b: np.ndarray, py: int, px: int) -> int:
     cy, cx = py - around[0].start, px - around[1].start
     near = pieces[max(0, cy - 1):cy + 2, max(0, cx - 1):cx + 2]
     piece = pieces == np.bincount(near[near > 0]).argmax() if (near > 0).any() else small
-    return int(np.clip(-(-ZOOM * _width(piece) // WINDOW_STEP) * WINDOW_STEP, *WINDOW_LIMITS))
+    return int(np.clip(-(-ZOOM * _width(piece) // WINDOW_STEP) * WINDOW_STEP, *limits))
 
 
-def _measure(part_a, part_b, contact, region: BBox, start, side, point) -> Frame:
+def _measure(part_a, part_b, contact, region: BBox, start, side, point, slices: int = SLICES,
+             across: int = 0) -> Frame:
     scale = OUT_SIZE / side
-    window = BBox(start, (start[0] + SLICES, start[1] + side, start[2] + side))
+    window = BBox(start, (start[0] + slices, start[1] + side, start[2] + side))
     inside = window.intersect(region)
     crop = inside.relative_to(region)
     a, b, c = part_a[crop], part_b[crop], contact[crop]
     key = point[0] - inside.start[0]
-    areas = (float(a[key].sum()), float(b[key].sum()))
-    small, large = (a[key], b[key]) if areas[0] <= areas[1] else (b[key], a[key])
+    areas = (float(a[key].sum()), float(b[key + across].sum()))
+    small, large = (a[key], b[key + across]) if areas[0] <= areas[1] else (b[key + across], a[key])
     rim = _touching(small) & ~small
     rim[0, :] = rim[-1, :] = rim[:, 0] = rim[:, -1] = False  # the window's edge says nothing
-    enclosure = float((rim & large).sum() / rim.sum()) if rim.any() else 0.0
+    # across sections the larger part lies on another section: nothing encloses the smaller one on screen
+    enclosure = float((rim & large).sum() / rim.sum()) if rim.any() and not across else 0.0
     margin = min((point[1] - start[1] + 0.5), (start[1] + side - point[1] - 0.5),
                  (point[2] - start[2] + 0.5), (start[2] + side - point[2] - 0.5)) * scale
     shown = (a.sum(axis=(1, 2)) >= MIN_SHOWN_VOXELS) & (b.sum(axis=(1, 2)) >= MIN_SHOWN_VOXELS)
+    # across sections the contact is an overlap area: its length on screen is that of a disc of that area
+    contact = float(c[key].sum()) if not across else 2.0 * np.sqrt(float(c[key].sum()) / np.pi)
     return Frame(start=tuple(int(s) for s in start), side=int(side), point=tuple(int(p) for p in point),
                  margin_px=round(float(margin), 1), areas_px=(round(areas[0] * scale ** 2, 1),
                                                              round(areas[1] * scale ** 2, 1)),
                  width_px=round(_width(small) * scale, 1),
-                 contact_px=round(float(c[key].sum()) * scale, 1), both_slices=int(shown.sum()),
-                 enclosure=round(enclosure, 3))
+                 contact_px=round(contact * scale, 1), both_slices=int(shown.sum()),
+                 enclosure=round(enclosure, 3), slices=int(slices), across=int(across))
 
 
-def centred_frame(location: Sequence[int], volume_shape: Sequence[int]) -> Frame:
+def centred_frame(location: Sequence[int], volume_shape: Sequence[int], spec: FrameSpec = FrameSpec()) -> Frame:
     """A frame of the narrowest window centred on ``location`` (shifted inside the volume), measures unknown.
 
     For a puzzle whose decision cannot be framed (:func:`frame_decision`) but
     that must be drawn all the same: one made before frames were stored.
     """
     height, width = (int(n) for n in volume_shape[1:])
-    side = min(WINDOW_LIMITS[0], height, width)
+    side = min(spec.window[0], height, width)
     point = tuple(int(c) for c in location)
-    start = (point[0] - KEY, _window_start(point[1], side, height), _window_start(point[2], side, width))
+    start = (point[0] - spec.key, _window_start(point[1], side, height), _window_start(point[2], side, width))
     margin = min(point[1] - start[1] + 0.5, start[1] + side - point[1] - 0.5,
                  point[2] - start[2] + 0.5, start[2] + side - point[2] - 0.5) * OUT_SIZE / side
     return Frame(start=start, side=side, point=point, margin_px=round(float(margin), 1), areas_px=(0.0, 0.0),
-                 width_px=0.0, contact_px=0.0, both_slices=0, enclosure=0.0)
+                 width_px=0.0, contact_px=0.0, both_slices=0, enclosure=0.0, slices=spec.slices)
 
 
-def search_region(location: Sequence[int], volume_shape: Sequence[int]) -> BBox:
+def search_region(location: Sequence[int], volume_shape: Sequence[int], spec: FrameSpec = FrameSpec()) -> BBox:
     """The part of the volume read to frame a candidate at ``location``."""
-    reach = (SEARCH_Z + KEY, SEARCH_YX + WINDOW_LIMITS[1] // 2, SEARCH_YX + WINDOW_LIMITS[1] // 2)
+    reach = (SEARCH_Z + spec.key, SEARCH_YX + spec.window[1] // 2, SEARCH_YX + spec.window[1] // 2)
     return BBox.around(location, tuple(2 * r + 1 for r in reach)).clip(volume_shape)
 
 
@@ -313,20 +403,83 @@ def part_masks(supervoxels: np.ndarray, edit: PuzzleEdit, agg) -> tuple[np.ndarr
 def frame_candidate(volume, agg, candidate: Mapping) -> Frame | None:
     """The frame of a candidate or puzzle in the current segmentation; None when it cannot be shown.
 
+    Where the two parts touch in-plane nowhere in reach, they are framed
+    across sections (:func:`frame_across_sections`): a gap merge over its gap,
+    any other candidate from one section to the next.
+
     Parameters
     ----------
     volume : Volume or stand-in
-        Needs ``shape`` and ``read('supervoxels', bbox)``.
+        Needs ``shape`` and ``read('supervoxels', bbox)``; its ``resolution``,
+        when it has one, sizes the frame (:func:`frame_spec`).
     agg : Agglomeration
     candidate : dict
         With ``kind``, ``anchors``, ``supervoxels`` and ``location``.
     """
-    region = search_region(candidate["location"], volume.shape)
+    spec = frame_spec(getattr(volume, "resolution", None))
+    gap = int(candidate["z_start"]) - int(candidate["z_end"]) if candidate.get("how") == "gap" else 1
+    wide = spec.widened(2 * gap + 1)
+    region = search_region(candidate["location"], volume.shape, wide)
     try:
         part_a, part_b = part_masks(np.asarray(volume.read("supervoxels", region)), PuzzleEdit.of(candidate), agg)
     except Moot:
         return None
-    return frame_decision(part_a, part_b, region, volume.shape, candidate["location"])
+    if gap == 1:
+        frame = frame_decision(part_a, part_b, region, volume.shape, candidate["location"], spec)
+        if frame is not None:
+            return frame
+    return frame_across_sections(part_a, part_b, region, volume.shape, candidate["location"], spec, gap=gap)
+
+
+# --- parts that touch only across sections ----------------------------------------------
+
+def frame_across_sections(part_a: np.ndarray, part_b: np.ndarray, region: BBox, volume_shape: Sequence[int],
+                          location: Sequence[int] | None = None, spec: FrameSpec = FrameSpec(), *,
+                          gap: int = 1) -> Frame | None:
+    """The frame of two parts that touch only across sections: one on the key slice, the other ``gap`` further.
+
+    In serial sections a neurite's profile on one section continues on the
+    next; a false split there (or over a damaged section, ``gap`` > 1) shows
+    as one part ending where the other begins. The key slice is the one where
+    the first part lies over the second's section ``gap`` further (either part
+    first), at the point where the overlap is thickest; the stack widens to
+    hold both sections when ``gap`` needs more than ``spec.slices``.
+
+    Parameters
+    ----------
+    part_a, part_b, region, volume_shape, location, spec
+        As in :func:`frame_decision`.
+    gap : int
+        Sections from the first part's section to the second's.
+
+    Returns
+    -------
+    Frame or None
+        With ``across`` = ``gap``; None when no overlap can be framed ``MARGIN_PX``
+        inside the image, or the stack would exceed ``MAX_SLICES``.
+    """
+    spec = spec.widened(2 * gap + 1)
+    if spec.slices > MAX_SLICES:
+        return None
+    depth, height, width = (int(n) for n in volume_shape)
+    best, best_key = None, None
+    for first, second, swapped in ((part_a, part_b, False), (part_b, part_a, True)):
+        overlap = np.zeros_like(first)
+        overlap[:-gap] = first[:-gap] & second[gap:]
+        for z in key_slice_range(depth, spec.slices):
+            k = z - region.start[0]
+            if not 0 <= k < overlap.shape[0] - gap or not overlap[k].any():
+                continue
+            frame = _frame_on_slice(first, second, overlap, k, region, (height, width), location, spec, across=gap)
+            if frame is None:
+                continue
+            if swapped:  # areas stay in the order of the puzzle's parts (A, B)
+                frame = Frame(**{**frame.__dict__, "areas_px": frame.areas_px[::-1]})
+            score = min(frame.areas_px) * min(1.0, frame.contact_px / frame.scale / FULL_CONTACT)
+            near = -abs(z - location[0]) if location is not None else 0
+            if best is None or (score, near) > best_key:
+                best, best_key = frame, (score, near)
+    return best
 
 
 class _Loaded:
@@ -334,6 +487,7 @@ class _Loaded:
 
     def __init__(self, volume):
         self.shape = tuple(volume.shape)
+        self.resolution = getattr(volume, "resolution", None)
         self._supervoxels = np.asarray(volume.read("supervoxels"))
 
     def read(self, layer: str, bbox: BBox) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 
 from game.evaluation.metrics import ContingencyTable
 from game.evaluation.metrics import supervoxel_truth as majority_truth
+from game.evaluation.quality import is_per_section
 from game.puzzles.edit import NEAR_TIE, Moot, PuzzleEdit, is_near_tie, truth_margin  # noqa: F401 (one definition)
 from game.puzzles.looking import judgeable, stored_frame
 
@@ -24,9 +25,13 @@ def supervoxel_truth(volume, n_supervoxels: int) -> tuple[np.ndarray, np.ndarray
     """Majority ground-truth object and labelled voxels of every supervoxel; None without ground truth.
 
     Read from the volume's supervoxel × ground-truth table (``sv_gt_table``),
-    as the candidates' truth is.
+    as the candidates' truth is. Ground truth drawn per section gives None
+    too: a puzzle asks whether two parts are one neurite in 3D, and labels
+    drawn section by section never say which profiles of two sections are
+    (no practice, teach or gold puzzle, no known answer, no simulated
+    player's answer comes from them).
     """
-    if not volume.has_side("sv_gt_table"):
+    if not volume.has_side("sv_gt_table") or is_per_section(volume):
         return None
     table = ContingencyTable(**volume.load_side("sv_gt_table"))
     sizes = np.zeros(n_supervoxels + 1)

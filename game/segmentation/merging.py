@@ -1,8 +1,10 @@
 """The initial segmentation: hierarchical merging of supervoxels by mean boundary.
 
 :func:`agglomerate` turns the region adjacency graph into a mapping
-supervoxel → segment; :func:`segment_subgraph` reads the edges inside one
-segment, the graph the split proposals cut.
+supervoxel → segment, merging by each edge's ``linkage`` (the mean boundary,
+or :func:`section_linkage` for supervoxels made section by section);
+:func:`segment_subgraph` reads the edges inside one segment, the graph the
+split proposals cut.
 """
 
 from __future__ import annotations
@@ -63,11 +65,56 @@ def _merge_by_mean(a: np.ndarray, b: np.ndarray, total: np.ndarray, area: np.nda
         parent = grand
 
 
+def section_linkage(rag: RAG, sizes: np.ndarray) -> np.ndarray:
+    """A linkage for supervoxels made section by section, where faces across sections are featured apart.
+
+    An in-plane contact lies on the membrane between two profiles of one
+    section: its mean boundary is the evidence. A contact across sections
+    only says that a profile of section z overlaps one of z + 1; a boundary
+    map predicted per section (or drawn per section by annotators) is low on
+    both sides of it even when the two are different cells. What tells them
+    apart is how much of the smaller profile the overlap covers: the same
+    neurite a section further on covers most of it. So a contact across
+    sections links by ``max(mean boundary, 1 - overlap / smaller profile)``.
+    An edge with faces of both kinds (supervoxels that span sections) mixes
+    the two by its share of faces across sections.
+
+    On snemi-mini (SNEMI3D, 5:1) and its annotators' membranes, and on the
+    demo, at the default threshold 0.5 this took adapted Rand error from
+    0.76–0.83 (3D watershed, mean boundary) to 0.20–0.31, and kept it within
+    0.05 of the best threshold (``bench/bench_anisotropic.py``).
+
+    Parameters
+    ----------
+    rag : RAG
+        With ``z_area``, the faces across sections.
+    sizes : ndarray
+        Voxels per supervoxel id: a supervoxel of one section is its profile's area.
+
+    Returns
+    -------
+    ndarray of float32, one value per edge, 0..1.
+
+    References
+    ----------
+    Vazquez-Reina, A. et al. (2011). Segmentation fusion for connectomics. ICCV.
+    Kaynig, V. et al. (2015). Large-scale automatic reconstruction of neuronal
+    processes from electron microscopy images. Medical Image Analysis 22(1).
+    """
+    sizes = np.asarray(sizes)
+    across = rag.z_area.astype(np.float64)
+    smaller = np.maximum(np.minimum(sizes[rag.u], sizes[rag.v]), 1).astype(np.float64)
+    overlap = np.minimum(across / smaller, 1.0)
+    share = across / np.maximum(rag.area, 1)
+    mean = rag.mean.astype(np.float64)
+    return ((1 - share) * mean + share * np.maximum(mean, 1.0 - overlap)).astype(np.float32)
+
+
 def agglomerate(rag: RAG, threshold: float, *, mapping: np.ndarray | None = None) -> np.ndarray:
-    """Hierarchical agglomeration by mean boundary value.
+    """Hierarchical agglomeration by mean linkage (the mean boundary value, by default).
 
     Repeatedly merges the two adjacent regions whose contact has the lowest
-    area-weighted mean boundary value, while it is below ``threshold``; a
+    area-weighted mean ``rag.linkage``, while it is below ``threshold``; a
     merged region's contact with a common neighbour is the area-weighted mean
     of the two contacts it replaces.
 
@@ -105,7 +152,7 @@ def agglomerate(rag: RAG, threshold: float, *, mapping: np.ndarray | None = None
         return result
     nodes, ends = np.unique(np.concatenate([graph.u, graph.v]), return_inverse=True)
     a, b = np.split(ends, 2)
-    roots = _merge_by_mean(a, b, graph.mean.astype(np.float64) * graph.area, graph.area,
+    roots = _merge_by_mean(a, b, graph.linkage.astype(np.float64) * graph.area, graph.area,
                            threshold, len(nodes))
     smallest = np.full(len(nodes), np.iinfo(np.uint64).max, dtype=np.uint64)
     np.minimum.at(smallest, roots, nodes.astype(np.uint64))
@@ -142,13 +189,13 @@ def mean_linkage_tree(n: int, i: np.ndarray, j: np.ndarray, mean: np.ndarray, ar
     i, j : ndarray of int
         Edge ends, node indices ``0..n-1``.
     mean, area : ndarray
-        Mean boundary (0..1) and contact area of each edge.
+        Linkage (0..1: the mean boundary, or :func:`section_linkage`) and contact area of each edge.
 
     Returns
     -------
     merges : list of (height, left, right, new)
         Clusters are numbered as in scipy's linkage: nodes ``0..n-1``, then
-        ``n, n+1, ...`` in merge order; ``height`` is the mean boundary of the
+        ``n, n+1, ...`` in merge order; ``height`` is the mean linkage of the
         contact merged across.
     members : list of ndarray
         ``members[c]``: the nodes of cluster ``c``.
@@ -200,7 +247,7 @@ def fold_fragments(rag: RAG, mapping: np.ndarray, sizes: np.ndarray, *, max_voxe
     """Fold every segment under ``max_voxels`` voxels into the neighbour it touches through the faintest contact.
 
     A fragment that small is nothing a player could judge on screen. The
-    contact between two segments is the area-weighted mean boundary of their
+    contact between two segments is the area-weighted mean linkage of their
     supervoxel edges; ties go to the larger contact. Fragments fold smallest
     first into the segmentation as it stands, so one may fold into another
     folded before it. On the demo (seeds 0, 1, 2) and fibsem-gala, folding
@@ -228,7 +275,7 @@ def fold_fragments(rag: RAG, mapping: np.ndarray, sizes: np.ndarray, *, max_voxe
     # each fragment's neighbours by (faintest mean, largest area)
     ends = np.r_[between.u, between.v].astype(np.int64)
     others = np.r_[between.v, between.u].astype(np.int64)
-    means, areas = np.r_[between.mean, between.mean], np.r_[between.area, between.area]
+    means, areas = np.r_[between.linkage, between.linkage], np.r_[between.area, between.area]
     small = np.flatnonzero((voxels > 0) & (voxels < max_voxels))
     small = small[small > 0]
     order = np.lexsort((-areas, means, ends))

@@ -2,7 +2,12 @@
 
 Each edge joins two touching supervoxels and carries statistics of the
 boundary map over the faces where they touch: the mean, minimum and maximum
-boundary value and the contact area (the number of faces). A face is a pair of
+boundary value, the contact area (the number of faces) and how many of those
+faces lie across sections (between z and z + 1) rather than in-plane. In
+serial-section EM the two kinds differ: an in-plane face lies on a membrane a
+person sees, a face across sections only says that two profiles overlap, so
+they are featured apart (:func:`game.segmentation.merging.section_linkage`).
+A face is a pair of
 6-connected voxels with different non-zero ids; its value is the mean of the
 two voxels' boundary values (symmetric in the two sides; on the fibsem-gala
 volume it agglomerated slightly better than their maximum).
@@ -16,7 +21,7 @@ blocks (sums, minima, maxima and counts), which is what lets
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Sequence
@@ -27,7 +32,7 @@ from game.errors import ProofQuestError
 from game.geometry import BBox
 from game.progress import ProgressCallback
 
-_FIELDS = ("u", "v", "mean", "min", "max", "area")
+_FIELDS = ("u", "v", "mean", "min", "max", "area", "z_area", "linkage")
 
 
 def boundary_as_float(boundary: np.ndarray) -> np.ndarray:
@@ -60,6 +65,14 @@ class RAG:
         Number of contact faces.
     n_supervoxels : int
         Largest node id (supervoxel ids are ``1..n_supervoxels``).
+    z_area : ndarray of int64
+        How many of the faces lie across sections (default: none known).
+    linkage : ndarray of float32
+        What agglomeration merges by, 0..1, lowest first: the mean boundary
+        (the default), or for supervoxels made section by section a value
+        that features faces across sections apart
+        (:func:`game.segmentation.merging.section_linkage`). Segment-level
+        edges combine it area-weighted, like the mean.
     """
 
     u: np.ndarray
@@ -69,13 +82,29 @@ class RAG:
     max: np.ndarray
     area: np.ndarray
     n_supervoxels: int
+    z_area: np.ndarray | None = None
+    linkage: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.z_area is None:
+            self.z_area = np.zeros(len(self.u), np.int64)
+        if self.linkage is None:
+            self.linkage = np.asarray(self.mean, np.float32)
 
     def __len__(self) -> int:
         return len(self.u)
 
     def subset(self, index: np.ndarray) -> "RAG":
         """The RAG restricted to the edges selected by ``index`` (mask or sorted indices)."""
-        return RAG(*(getattr(self, name)[index] for name in _FIELDS), self.n_supervoxels)
+        return RAG(**{name: getattr(self, name)[index] for name in _FIELDS}, n_supervoxels=self.n_supervoxels)
+
+    def with_linkage(self, linkage: np.ndarray) -> "RAG":
+        """The same edges with another ``linkage``."""
+        linkage = np.asarray(linkage, np.float32)
+        if linkage.shape != self.mean.shape:
+            raise ProofQuestError(f"linkage has {linkage.shape} values for {len(self)} edges")
+        return RAG(**{name: getattr(self, name) for name in _FIELDS if name != "linkage"},
+                   n_supervoxels=self.n_supervoxels, linkage=linkage)
 
     @cached_property
     def _order_by_v(self) -> np.ndarray:
@@ -99,7 +128,9 @@ class RAG:
 
     @classmethod
     def from_arrays(cls, arrays) -> "RAG":
-        return cls(*(np.asarray(arrays[name]) for name in _FIELDS), int(arrays["n_supervoxels"]))
+        """A RAG from :meth:`to_arrays`; one saved before ``z_area`` and ``linkage`` existed gets the defaults."""
+        return cls(**{name: np.asarray(arrays[name]) for name in _FIELDS if name in arrays},
+                   n_supervoxels=int(arrays["n_supervoxels"]))
 
     def save(self, path: str | Path) -> None:
         """Write the RAG as an ``.npz`` file."""
@@ -130,11 +161,12 @@ class _EdgeSums:
     low: np.ndarray
     high: np.ndarray
     area: np.ndarray     # int64
+    z_area: np.ndarray   # int64 faces across sections
+    linked: np.ndarray   # float64 sum of linkage x faces
 
     @classmethod
     def concatenate(cls, parts: Sequence["_EdgeSums"]) -> "_EdgeSums":
-        return cls(*(np.concatenate([getattr(p, f) for p in parts])
-                     for f in ("key", "total", "low", "high", "area")))
+        return cls(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)))
 
     def reduce(self) -> "_EdgeSums":
         """Combine the rows that share a key (sort, then reduceat per run)."""
@@ -147,15 +179,18 @@ class _EdgeSums:
                          np.add.reduceat(self.total[order], starts),
                          np.minimum.reduceat(self.low[order], starts),
                          np.maximum.reduceat(self.high[order], starts),
-                         np.add.reduceat(self.area[order], starts))
+                         np.add.reduceat(self.area[order], starts),
+                         np.add.reduceat(self.z_area[order], starts),
+                         np.add.reduceat(self.linked[order], starts))
 
     def to_rag(self, n_nodes: int) -> RAG:
         dtype = id_dtype(n_nodes)
         u, v = np.divmod(self.key, np.int64(n_nodes + 1))
-        mean = (self.total / np.maximum(self.area, 1)).astype(np.float32)
-        return RAG(u.astype(dtype), v.astype(dtype), mean,
+        area = np.maximum(self.area, 1)
+        return RAG(u.astype(dtype), v.astype(dtype), (self.total / area).astype(np.float32),
                    self.low.astype(np.float32), self.high.astype(np.float32),
-                   self.area.astype(np.int64), int(n_nodes))
+                   self.area.astype(np.int64), int(n_nodes), z_area=self.z_area.astype(np.int64),
+                   linkage=(self.linked / area).astype(np.float32))
 
 
 def _pair_key(a: np.ndarray, b: np.ndarray, n_nodes: int) -> np.ndarray:
@@ -182,8 +217,9 @@ def _face_sums(supervoxels: np.ndarray, boundary: np.ndarray, core: Sequence[int
         a, b = supervoxels[tuple(extent)], supervoxels[tuple(nxt)]
         face = (a != b) & (a != 0) & (b != 0)
         value = (boundary[tuple(extent)][face].astype(np.float64) + boundary[tuple(nxt)][face]) / 2
-        parts.append(_EdgeSums(_pair_key(a[face], b[face], n_nodes), value, value, value,
-                               np.ones(len(value), np.int64)))
+        ones = np.ones(len(value), np.int64)
+        parts.append(_EdgeSums(_pair_key(a[face], b[face], n_nodes), value, value, value, ones,
+                               ones if axis == 0 else np.zeros_like(ones), value))
     return _EdgeSums.concatenate(parts).reduce()
 
 
@@ -230,7 +266,8 @@ class RAGAccumulator:
     def __init__(self, n_supervoxels: int, buffer_rows: int = 4_000_000):
         self.n_supervoxels = int(n_supervoxels)
         self.buffer_rows = buffer_rows
-        self._parts: list[_EdgeSums] = [_EdgeSums(*(np.zeros(0, t) for t in (np.int64, float, float, float, np.int64)))]
+        self._parts: list[_EdgeSums] = [_EdgeSums(*(np.zeros(0, t) for t in (np.int64, float, float, float, np.int64,
+                                                                             np.int64, float)))]
         self._rows = 0
 
     def add(self, supervoxels: np.ndarray, boundary: np.ndarray, core_shape: Sequence[int]) -> None:
@@ -299,8 +336,9 @@ def edges_between(rag: RAG, mapping: np.ndarray) -> RAG:
     -------
     RAG
         Nodes are segment ids (``n_supervoxels`` holds the largest); ``mean``
-        is the contact-area weighted mean over the supervoxel edges, ``min``
-        and ``max`` their extremes, ``area`` their total.
+        and ``linkage`` are the contact-area weighted means over the
+        supervoxel edges, ``min`` and ``max`` their extremes, ``area`` and
+        ``z_area`` their totals.
     """
     mapping = np.asarray(mapping)
     su, sv = mapping[rag.u], mapping[rag.v]
@@ -310,8 +348,10 @@ def edges_between(rag: RAG, mapping: np.ndarray) -> RAG:
     a, b = np.split(dense, 2)
     area = rag.area[keep]
     sums = _EdgeSums(_pair_key(a, b, len(segments)), rag.mean[keep].astype(np.float64) * area,
-                     rag.min[keep], rag.max[keep], area)
-    dense_rag = sums.reduce().to_rag(len(segments))
+                     rag.min[keep], rag.max[keep], area, rag.z_area[keep],
+                     rag.linkage[keep].astype(np.float64) * area)
+    dense = sums.reduce().to_rag(len(segments))
     largest = int(mapping.max(initial=0))
-    u, v = (segments[ends].astype(id_dtype(largest)) for ends in (dense_rag.u, dense_rag.v))
-    return RAG(u, v, dense_rag.mean, dense_rag.min, dense_rag.max, dense_rag.area, largest)
+    u, v = (segments[ends].astype(id_dtype(largest)) for ends in (dense.u, dense.v))
+    return RAG(u, v, dense.mean, dense.min, dense.max, dense.area, largest, z_area=dense.z_area,
+               linkage=dense.linkage)

@@ -5,8 +5,9 @@ Layout of a store folder (``instance/volumes/``)::
     NAME/volume.zarr/        zarr v3 group; its attributes hold the metadata
         image/               uint8 EM intensities
         supervoxels/         uint32 (uint64 when needed) dense ids 1..N, 0 = none
-        groundtruth/         optional labels, 0 = ignore
+        groundtruth/         optional labels, 0 = ignore (neurons in 3D, or per section: attrs["truth"])
         boundary/            optional uint8 membrane probability x 255
+        membranes/           optional uint8 membrane mask x 255 given as ground truth (a training target)
         segmentation/        optional imported initial segmentation
     NAME/SIDE.npy|.npz       side arrays: the initial mapping, the RAG, ...
 
@@ -42,7 +43,7 @@ from game.volumes.formats import SourceArray, atomic_path, export_array, open_ar
 __all__ = ["VolumeStore", "Volume", "VolumeWriter", "copy_into", "open_array", "export_array",
            "LAYERS", "LABEL_LAYERS", "INTENSITY_LAYERS", "DEFAULT_CHUNKS"]
 
-INTENSITY_LAYERS = ("image", "boundary")
+INTENSITY_LAYERS = ("image", "boundary", "membranes")
 LABEL_LAYERS = ("supervoxels", "groundtruth", "segmentation")
 LAYERS = INTENSITY_LAYERS + LABEL_LAYERS
 DEFAULT_CHUNKS = (32, 128, 128)
@@ -79,6 +80,35 @@ def check_resolution(resolution: Sequence[float]) -> tuple[float, float, float]:
             raise ProofQuestError(f"resolution {axis} = {value} nm: a voxel size must be a positive number "
                                   "of nanometres")
     return tuple(float(v) for v in values)
+
+
+# Voxel sizes outside this range (nm) are no EM: micrometres or metres below, picometres or a typo above.
+RESOLUTION_NM = (0.1, 10_000.0)
+
+
+def check_resolution_order(resolution: Sequence[float], shape: Sequence[int]) -> tuple[float, float, float]:
+    """A resolution (z, y, x) in nm checked for its units and axis order against the image's ``shape``.
+
+    EM pixels are square, so y ≠ x with z equal to one of them means the
+    sizes came in X,Y,Z order (``4.6,4.6,50`` for 50 nm sections of 4.6 nm
+    pixels); values under 0.1 or over 10,000 are not nanometres.
+    """
+    resolution = check_resolution(resolution)
+    low, high = RESOLUTION_NM
+    for axis, value in zip("zyx", resolution):
+        if not low <= value <= high:
+            unit = "micrometres or metres" if value < low else "picometres, or a typo"
+            raise ProofQuestError(f"resolution {axis} = {value:g}: voxel sizes are in nanometres (EM voxels are "
+                                  f"{low:g}..{high:g} nm); this looks like {unit}")
+    z, y, x = resolution
+    if not math.isclose(y, x, rel_tol=0.01) and (math.isclose(z, y, rel_tol=0.01) or math.isclose(z, x, rel_tol=0.01)):
+        flipped = resolution[::-1]
+        hint = f"; for X,Y,Z = {','.join(f'{v:g}' for v in resolution)} give {','.join(f'{v:g}' for v in flipped)}" \
+            if math.isclose(flipped[1], flipped[2], rel_tol=0.01) else ""
+        raise ProofQuestError(f"resolution {z:g},{y:g},{x:g} has y ≠ x but z equal to one of them: EM pixels are "
+                              f"square, so this looks like X,Y,Z order. The resolution is Z,Y,X in nm (z the "
+                              f"{shape[0]} sections of the image's {tuple(shape)}){hint}")
+    return resolution
 
 
 def layer_dtype(layer: str, dtype) -> np.dtype:
