@@ -6,13 +6,13 @@ choosing the agglomeration threshold, and every reported figure is measured on
 the held-out slab z >= 35 alone (labels and ground truth cropped to it, then
 game.evaluation.metrics.evaluate, ground-truth label 0 ignored). Everything runs through
 the project's own steps (game.app.pipeline: import_volume, agglomerate_volume,
-segment_volume, train_boundary_volume) in a temporary instance folder:
+segment_volume; game.app.training.train_boundary_volume) in a temporary instance folder:
 
 1. gala's watershed supervoxels (train-ws) alone, and agglomerated by the
    project on gala's boundary map (train-p1) at the default threshold;
 2. `segment` with the shipped network (models/boundary_unet.pt);
 3. `segment` with that network fine-tuned by `train-boundary` on the volume
-   (val_share 0.3: trained on z < 35; its best epoch is chosen by the
+   (--holdout 0.3: trained on z < 35; its best epoch is chosen by the
    validation loss on z >= 35);
 4. for each, the agglomeration threshold chosen on the training slab z < 35
    (lowest adapted Rand error over --thresholds), the held-out slab reported
@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from game.app import pipeline
+from game.app import pipeline, training
 from game.app.instance import Instance
 from game.app.settings import load_settings
 from game.evaluation.metrics import evaluate
@@ -46,7 +46,7 @@ from game.segmentation.boundary import boundary_scores, boundary_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 FIBSEM = ROOT.parent / "shared" / "data" / "fibsem-gala"
-SPLIT_Z = 35  # train_boundary_volume's val_share 0.3 of 50 sections
+SPLIT_Z = 35  # train_boundary_volume's default --holdout 0.3 of 50 sections
 RESOLUTION = (10.0, 10.0, 10.0)
 TRAIN, HELD_OUT = slice(0, SPLIT_Z), slice(SPLIT_Z, None)
 KEYS = ("adapted_rand_error", "vi_split", "vi_merge", "segments")
@@ -148,7 +148,7 @@ def main(argv=None) -> dict:
         # 3. segment with the network fine-tuned by train-boundary on this volume
         out = Path(scratch) / "boundary_finetuned.pt"
         at = time.perf_counter()
-        trained = pipeline.train_boundary_volume(inst, "finetuned", epochs=args.epochs, out=str(out),
+        trained = training.train_boundary_volume(inst, "finetuned", epochs=args.epochs, out=str(out),
                                                  steps_per_epoch=args.steps_per_epoch,
                                                  progress=lambda text: print(f"  train-boundary: {text}", flush=True))
         tuned = {"epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,

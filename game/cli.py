@@ -183,10 +183,11 @@ def cmd_segment(args) -> int:
 
 
 def cmd_train_boundary(args) -> int:
-    from game.app import pipeline
+    from game.app import training
     if args.epochs < 1:
         raise ProofQuestError(f"--epochs {args.epochs}: train for at least one epoch")
-    info = pipeline.train_boundary_volume(_instance(args), args.name, epochs=args.epochs, out=args.out,
+    info = training.train_boundary_volume(_instance(args), args.name, epochs=args.epochs, out=args.out,
+                                          holdout=args.holdout, validation=args.validation, crop=args.crop,
                                           steps_per_epoch=args.steps_per_epoch, from_scratch=args.from_scratch)
     print(json.dumps(info, indent=2))
     return 0
@@ -331,7 +332,8 @@ COMMANDS: dict[str, tuple[Callable, str]] = {
     "export": (cmd_export, "write the segmentation (labels, now or at an earlier edit), votes, edits, puzzles "
                            "or answers to a file"),
     "segment": (cmd_segment, "boundary network, watershed, agglomeration: a new automatic segmentation"),
-    "train-boundary": (cmd_train_boundary, "train the boundary network on a volume with ground truth"),
+    "train-boundary": (cmd_train_boundary, ("fine-tune the boundary network on a volume's annotation (neuron ids "
+                                            "in 3D or per section, or a membrane mask)")),
     "detect": (cmd_detect, "list suspected errors, best first"),
     "retrain-detector": (cmd_retrain_detector, "retrain the edit score on answers (exported JSON lines)"),
     "simulate": (cmd_simulate, "play a running game with simulated players and report the quality gained"),
@@ -385,10 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
     agg.add_argument("--threshold", type=float, help="mean boundary (0..1) below which to merge")
     agg.add_argument("--discard-edits", action="store_true",
                      help="allowed to forget the volume's edit log (needed when it has edits)")
-    anisotropic = dict(choices=["auto", "on", "off"], default="auto",
-                       help="serial sections: supervoxels made section by section and contacts across sections "
-                            "linked by overlap (on), a 3D watershed (off), or on when z is at least "
-                            f"ANISOTROPY_RATIO times coarser than y and x (auto, the default)")
+    anisotropic = {"choices": ["auto", "on", "off"], "default": "auto",
+                   "help": "serial sections: supervoxels made section by section and contacts across sections "
+                           "linked by overlap (on), a 3D watershed (off), or on when z is at least "
+                           "ANISOTROPY_RATIO times coarser than y and x (auto, the default)"}
     agg.add_argument("--anisotropic", **anisotropic)
 
     p["evaluate"].add_argument("name")
@@ -418,6 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--out", default="models/boundary_unet_trained.pt")
     tb.add_argument("--steps-per-epoch", type=int, default=20, help="optimiser steps per epoch")
     tb.add_argument("--from-scratch", action="store_true", help="start from random weights, not the shipped model")
+    tb.add_argument("--holdout", default="0.3", metavar="N|SHARE|none",
+                    help="the last sections kept for validation: a count (4), a share (0.3, the default) or none "
+                         "(the model with the lowest training loss is kept)")
+    tb.add_argument("--validation", metavar="VOLUME", help="validate on this other volume instead of held-out sections")
+    tb.add_argument("--crop", metavar="Z0:Z1,Y0:Y1,X0:X1",
+                    help="train inside this box only (e.g. the annotated part); an empty bound is the volume's end")
 
     det = p["detect"]
     det.add_argument("name")

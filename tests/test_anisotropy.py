@@ -39,7 +39,7 @@ def two_cells_shifting(height=40, width=40):
 
 
 def test_supervoxels_made_section_by_section_never_cross_a_section():
-    truth, boundary = two_cells_shifting()
+    _, boundary = two_cells_shifting()
     seen = []
     labels = watershed_sections(boundary, first_id=10, progress=lambda done, total: seen.append((done, total)))
     assert seen == [(1, 2), (2, 2)]

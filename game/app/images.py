@@ -3,8 +3,9 @@
 Puzzles store their frame (:class:`game.puzzles.framing.Frame`: the crop,
 the key slice, the decision point), made when the puzzle was; this module
 reads that crop from the volume store, colours the parts the puzzle's edit
-names in the current segmentation (:class:`game.puzzles.edit.PuzzleEdit`)
-and keeps the PNGs in the instance's image cache. A puzzle made before
+names in the current segmentation (:class:`game.puzzles.edit.PuzzleEdit`;
+for a copy of a settled decision, the segmentation that decision was made
+on) and keeps the PNGs in the instance's image cache. A puzzle made before
 frames were stored is framed when it is first drawn.
 """
 
@@ -18,9 +19,10 @@ from game.app import store as st
 from game.errors import ProofQuestError
 from game.puzzles import render as pz
 from game.puzzles.cache import PuzzleImageCache
-from game.puzzles.edit import Moot, PuzzleEdit
+from game.puzzles.edit import Moot, PuzzleEdit, correct_answer
 from game.puzzles.framing import SLICES, Frame, centred_frame, frame_candidate, frame_spec, part_masks
 from game.puzzles.truth import dominant_objects, object_weights, supervoxel_truth
+from game.segmentation.agglomeration import Agglomeration, Edit
 
 VARIANTS = ("plain", "overlay", "truth")
 
@@ -53,6 +55,24 @@ def _objects(inst, volume, puzzle: dict) -> tuple[int, int]:
     return dominant_objects(*object_weights(PuzzleEdit.of(puzzle), agg, *known))
 
 
+def shown_agglomeration(inst, puzzle: dict) -> Agglomeration:
+    """The segmentation a puzzle's parts are drawn from: the live one, or for a copy of a settled decision
+    (:mod:`game.crowd.settled`) the one that decision was made on, the edit log replayed up to it."""
+    settled = (puzzle.get("detector") or {}).get("settled")
+    if not settled:
+        return inst.agglomeration(puzzle["volume"])
+    rows = st.edits(inst.store, puzzle["volume"])[:int(settled["edits_before"])]
+    initial = inst.volumes.open(puzzle["volume"]).load_side("mapping")
+    return Agglomeration.replay(initial, (Edit.from_dict(row["edit"]) for row in rows))
+
+
+def _decision_truth(parts: tuple[np.ndarray, np.ndarray], puzzle: dict) -> tuple[np.ndarray, tuple[int, int]]:
+    """A settled decision drawn as truth: both parts one object when it says one neurite, else two."""
+    part_a, part_b = parts
+    one = correct_answer(puzzle["kind"], bool(puzzle["truth"])) == "yes"
+    return np.where(part_a, 1, np.where(part_b, 1 if one else 2, 0)), (1, 1 if one else 2)
+
+
 def _render(inst, puzzle: dict, variant: str) -> list[dict]:
     volume = inst.volumes.open(puzzle["volume"])
     frame = puzzle_frame(inst, puzzle)
@@ -61,13 +81,18 @@ def _render(inst, puzzle: dict, variant: str) -> list[dict]:
     padding[box.clip(volume.shape).relative_to(box)] = False
     image = volume.read("image", box)
     point = (frame.point[1] - box.start[1], frame.point[2] - box.start[2])
+    settled = bool((puzzle.get("detector") or {}).get("settled"))
     try:
-        if variant == "truth":
+        if variant == "truth" and not settled:
             pngs = pz.render_truth(image, volume.read("groundtruth", box), _objects(inst, volume, puzzle),
                                    padding=padding, point=point)
             return [{"plain": png, "overlay": png} for png in pngs]
         part_a, part_b = part_masks(volume.read("supervoxels", box), PuzzleEdit.of(puzzle),
-                                    inst.agglomeration(puzzle["volume"]))
+                                    shown_agglomeration(inst, puzzle))
+        if variant == "truth":
+            truth, objects = _decision_truth((part_a, part_b), puzzle)
+            pngs = pz.render_truth(image, truth, objects, padding=padding, point=point)
+            return [{"plain": png, "overlay": png} for png in pngs]
     except Moot:
         raise ProofQuestError(f"puzzle {puzzle['id']} was settled by another edit; ask for the next one") from None
     return pz.render_slices(image, part_a & ~padding, part_b & ~padding, padding=padding, point=point)

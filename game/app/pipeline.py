@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import time
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Callable, Iterator
 
 import fastremap
@@ -469,40 +468,6 @@ def segment_volume(inst: Instance, name: str, *, model: str | None = None, thres
                             fold_voxels=inst.settings["FOLD_MAX_VOXELS"])
     info.update({"name": name, "threshold": threshold, "seconds": round(time.perf_counter() - started, 1)})
     return info
-
-
-def train_boundary_volume(inst: Instance, name: str, *, epochs: int, out: str, val_share: float = 0.3,
-                          steps_per_epoch: int = 20, from_scratch: bool = False,
-                          progress: Callable[[str], None] = print) -> dict:
-    """Train the boundary network on a volume with ground truth; resumable from its checkpoints."""
-    from game.segmentation import boundary as bnd
-    from game.segmentation.unet import load_model, save_model
-
-    volume = inst.volumes.open(name)
-    if not volume.has("groundtruth"):
-        raise ProofQuestError(f"volume {name!r} has no ground truth to train on; import one with --groundtruth")
-    val_slab = int(round(volume.shape[0] * (1.0 - val_share)))
-    checkpoints = inst.home / "checkpoints" / f"boundary-{name}"
-    settings = bnd.TrainingSettings(steps_per_epoch=steps_per_epoch)
-    if val_slab < settings.crop[0] or volume.shape[0] - val_slab < 1 or \
-            any(s < c for s, c in zip(volume.shape[1:], settings.crop[1:])):
-        raise ProofQuestError(f"volume {name!r} of shape {volume.shape} is too small to train on: it needs "
-                              f"{settings.crop[0]} training slices plus a held-out slab, and at least "
-                              f"{settings.crop[1]}×{settings.crop[2]} pixels per slice")
-    # fine-tuning the shipped network beat training from scratch on real EM (models/boundary_unet.md)
-    from game.app.settings import resolve_model_path
-    default = resolve_model_path(inst.settings["BOUNDARY_MODEL"])
-    initial = None if from_scratch or not default.is_file() else load_model(default)
-    history = bnd.train_boundary(volume.read("image"), volume.read("groundtruth"), epochs=epochs,
-                                 checkpoint_dir=checkpoints, val_slab=val_slab, progress=progress,
-                                 settings=settings, initial_model=initial)
-    best = load_model(checkpoints / bnd.BEST_MODEL)
-    card = {**best.card, "trained_on": {"volume": name, "shape": list(volume.shape), "val_slab_z": val_slab},
-            "date": time.strftime("%Y-%m-%d")}
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    save_model(best, out, card=card)
-    return {"out": str(out), "epochs": len(history), "best_val_loss": min(
-        (h["val_loss"] for h in history if h["val_loss"] is not None), default=None)}
 
 
 def _max_label(volume, layer: str) -> int:

@@ -194,6 +194,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX sessions_player ON sessions (player_id);
     """,
+    # Gold without ground truth: a puzzle with a known answer copied from a decision settled beyond doubt
+    # (game.crowd.settled) names the puzzle it copies, so nobody who voted on that one is measured by the copy.
+    """
+    ALTER TABLE puzzles ADD COLUMN settled_from INTEGER REFERENCES puzzles (id);
+    CREATE INDEX puzzles_settled_from ON puzzles (settled_from) WHERE settled_from IS NOT NULL;
+    """,
 ]
 
 
@@ -549,7 +555,7 @@ def points_history(store: Store, player_id: int) -> list[dict]:
 # ----------------------------------------------------------------------------- puzzles
 
 PUZZLE_FIELDS = ("kind", "anchors", "supervoxels", "segments", "location", "score", "truth", "gold", "teach",
-                 "tutorial", "key", "judgeable")
+                 "tutorial", "key", "judgeable", "settled_from")
 
 
 def _puzzle_row(row: dict) -> dict:
@@ -573,14 +579,15 @@ def add_puzzles(store: Store, volume: str, puzzles: list[dict]) -> list[int | No
         for p in puzzles:
             cur = db.conn.execute(
                 "INSERT OR IGNORE INTO puzzles (volume, kind, anchors, supervoxels, segments, location, score,"
-                " truth, gold, teach, tutorial, key, judgeable, detector, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-                " ?, ?, ?, ?, ?, ?, ?)",
+                " truth, gold, teach, tutorial, key, judgeable, settled_from, detector, created) VALUES (?, ?, ?, ?,"
+                " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (volume, p["kind"], json.dumps([int(a) for a in p["anchors"]]),
                  json.dumps([int(s) for s in p["supervoxels"]]), json.dumps([int(s) for s in p["segments"]]),
                  json.dumps([int(c) for c in p["location"]]), float(p["score"]),
                  None if p.get("truth") is None else int(bool(p["truth"])), int(bool(p.get("gold"))),
                  int(bool(p.get("teach"))), int(bool(p.get("tutorial"))), p.get("key"), int(p.get("judgeable", True)),
-                 json.dumps({k: v for k, v in p.items() if k not in PUZZLE_FIELDS}) or None, now))
+                 p.get("settled_from"), json.dumps({k: v for k, v in p.items() if k not in PUZZLE_FIELDS}) or None,
+                 now))
             ids.append(cur.lastrowid if cur.rowcount == 1 else None)
     return ids
 
@@ -643,11 +650,38 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, limit: int =
         " json_extract(p.detector, '$.frame.point[0]') - json_extract(p.detector, '$.frame.start[0]') AS key_slice"
         f" FROM puzzles p WHERE p.gold = ? AND p.tutorial = 0 {state} AND NOT EXISTS"
         " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = ?)"
+        # a copy of a settled decision never measures a player who helped decide it
+        " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.puzzle_id = p.settled_from AND v.player_id = ?)"
         " AND p.volume NOT IN (SELECT volume FROM volume_state WHERE live = 0)"
-        " ORDER BY p.n_votes DESC, p.score DESC, p.id LIMIT ?", (int(gold), player_id, limit))
+        " ORDER BY p.n_votes DESC, p.score DESC, p.id LIMIT ?", (int(gold), player_id, player_id, limit))
     for row in rows:
         row["anchors"], row["supervoxels"] = json.loads(row["anchors"]), json.loads(row["supervoxels"])
     return rows
+
+
+def settled_decisions(store: Store, volume: str, min_confidence: float) -> list[dict]:
+    """A volume's crowd puzzles decided at ``min_confidence`` or more, judgeable and framed, not yet copied.
+
+    Oldest decision first. See :mod:`game.crowd.settled`.
+    """
+    return [_puzzle_row(r) for r in store.query(
+        "SELECT * FROM puzzles p WHERE p.volume = ? AND p.gold = 0 AND p.tutorial = 0 AND p.state = 'retired'"
+        " AND p.decision IS NOT NULL AND p.confidence >= ? AND p.judgeable = 1 AND p.settled_from IS NULL"
+        " AND json_extract(p.detector, '$.frame') IS NOT NULL"
+        " AND NOT EXISTS (SELECT 1 FROM puzzles c WHERE c.settled_from = p.id) ORDER BY p.retired, p.id",
+        (volume, float(min_confidence)))]
+
+
+def settled_copies(store: Store, volume: str) -> list[dict]:
+    """A volume's puzzles copied from settled decisions, in every role."""
+    return store.query("SELECT id, kind, truth, gold, teach, tutorial, settled_from FROM puzzles"
+                       " WHERE volume = ? AND settled_from IS NOT NULL ORDER BY id", (volume,))
+
+
+def gold_counts(store: Store) -> dict[str, int]:
+    """Secret gold puzzles per volume."""
+    return {r["volume"]: r["n"] for r in store.query(
+        "SELECT volume, COUNT(*) AS n FROM puzzles WHERE gold = 1 AND teach = 0 GROUP BY volume")}
 
 
 def open_split_parts(store: Store) -> list[tuple[str, int]]:

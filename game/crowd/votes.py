@@ -10,16 +10,20 @@ same way. No Flask here: the web layer calls these functions.
 
 from __future__ import annotations
 
+import logging
+
 from game.app import store as st
 from game.crowd import classes
 from game.crowd import consensus as cs
 from game.crowd import scoring as sc
+from game.crowd import settled
 from game.crowd.assignment import check_ticket, checked_id
 from game.crowd.reliability import refit_if_due, update_player
 from game.errors import ProofQuestError
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer, question_for
 
 ANSWERS = ("yes", "no", "unsure")
+log = logging.getLogger(__name__)
 
 
 def commit_puzzle_edit(inst, puzzle: dict, *, author: str, provenance: dict) -> int | None:
@@ -176,6 +180,8 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
     inst.assignments.release(puzzle_id, player_id)
     if retired is not None and (edit_seq is not None or puzzle["kind"] == "split"):
         inst.pool.after_decision(puzzle["volume"], puzzle, edit_seq)
+    if retired is not None:
+        promote_settled(inst, puzzle["volume"])
     refit_if_due(inst, votes_so_far)
     own = next((n["message"] for n in notices if n["player_id"] == player_id), None)
     reply = {"puzzle": puzzle_id, "points": points + bonus + (own["points"] if own else 0), "total": me["points"],
@@ -231,4 +237,17 @@ def expert_decide(inst, admin_id: int, puzzle_id, decision) -> dict:
         st.set_puzzle_state(inst.store, puzzle_id, "retired", decision=apply, confidence=1.0, edit_seq=seq)
     if seq is not None or puzzle["kind"] == "split":
         inst.pool.after_decision(puzzle["volume"], puzzle, seq)
+    promote_settled(inst, puzzle["volume"])
     return {"puzzle": puzzle_id, "decision": apply, "edit_seq": seq}
+
+
+def promote_settled(inst, volume: str) -> int:
+    """Copy a volume's decisions settled beyond doubt into puzzles with a known answer (:mod:`game.crowd.settled`).
+
+    Runs after a decision committed: a failure is logged, never the decision's error.
+    """
+    try:
+        return settled.promote(inst, volume)
+    except Exception:
+        log.exception("copying the settled decisions of volume %r failed", volume)
+        return 0

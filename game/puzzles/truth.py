@@ -21,6 +21,11 @@ from game.puzzles.edit import NEAR_TIE, Moot, PuzzleEdit, is_near_tie, truth_mar
 from game.puzzles.looking import judgeable, stored_frame
 
 
+def has_puzzle_truth(volume) -> bool:
+    """Whether a volume's ground truth decides its puzzles: 3D ground truth does, none or labels per section not."""
+    return volume.has_side("sv_gt_table") and not is_per_section(volume)
+
+
 def supervoxel_truth(volume, n_supervoxels: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Majority ground-truth object and labelled voxels of every supervoxel; None without ground truth.
 
@@ -31,7 +36,7 @@ def supervoxel_truth(volume, n_supervoxels: int) -> tuple[np.ndarray, np.ndarray
     (no practice, teach or gold puzzle, no known answer, no simulated
     player's answer comes from them).
     """
-    if not volume.has_side("sv_gt_table") or is_per_section(volume):
+    if not has_puzzle_truth(volume):
         return None
     table = ContingencyTable(**volume.load_side("sv_gt_table"))
     sizes = np.zeros(n_supervoxels + 1)

@@ -43,6 +43,8 @@ BEST_MODEL = "best.pt"
 
 # Streams of the seed sequence: training crops (per epoch) and the fixed validation crops.
 _TRAINING_STREAM, _VALIDATION_STREAM = 0, 1
+# What the ground truth given to training is: neuron labels (3D, or drawn per section) or a membrane mask.
+TARGETS = ("labels", "membranes")
 
 
 # --------------------------------------------------------------------------
@@ -301,14 +303,45 @@ def augment(rng: np.random.Generator, image: np.ndarray, targets: np.ndarray) ->
     return np.ascontiguousarray(image, np.float32), np.ascontiguousarray(targets)
 
 
+def membrane_targets(mask: np.ndarray) -> np.ndarray:
+    """A membrane mask (uint8 probability × 255, as the ``membranes`` layer holds it) as targets: 1.0 from 0.5 up."""
+    return (np.asarray(mask) >= 128).astype(np.float32)
+
+
 class _Volumes:
     """The training volumes and where each may be cropped.
 
     Crops are read on demand, so the volumes may be lazy arrays (zarr, HDF5)
-    larger than memory.
+    larger than memory. Training crops come from ``z < split``, validation
+    crops from ``z >= split`` (or from the separate ``validation`` pairs),
+    each as deep as its slab allows, up to the crop's depth.
     """
 
-    def __init__(self, images, groundtruths, crop: Sequence[int], val_slab: int | None):
+    def __init__(self, images, groundtruths, crop: Sequence[int], val_slab: int | None, *,
+                 targets: str = "labels", validation=None):
+        if hasattr(images, "shape"):
+            images, groundtruths = [images], [groundtruths]
+        if targets not in TARGETS:
+            raise ProofQuestError(f"targets {targets!r}: use one of {', '.join(TARGETS)}")
+        self.targets = targets
+        self.pairs = self._checked(images, groundtruths)
+        depth = min(image.shape[0] for image in images)
+        split = depth if val_slab is None else int(val_slab)
+        if not 0 < split <= depth:
+            raise ProofQuestError(f"val_slab={val_slab} must lie in 1..{depth} (the held-out slab is z >= val_slab)")
+        if validation is not None and split < depth:
+            raise ProofQuestError("hold out sections or give a separate validation volume, not both")
+        self.training_slab = (0, split)
+        self.crop = self._fitted(crop, split, self.pairs)
+        self.validation_pairs = self.pairs if split < depth else \
+            (self._checked(*validation) if validation is not None else None)
+        self.validation_slab = (split, depth) if split < depth else \
+            ((0, min(image.shape[0] for image, _ in self.validation_pairs)) if validation is not None else None)
+        self.validation_crop = None if self.validation_slab is None else self._fitted(
+            crop, self.validation_slab[1] - self.validation_slab[0], self.validation_pairs)
+
+    @staticmethod
+    def _checked(images, groundtruths) -> list:
         if hasattr(images, "shape"):
             images, groundtruths = [images], [groundtruths]
         if len(images) != len(groundtruths) or not images:
@@ -318,32 +351,32 @@ class _Volumes:
             if tuple(image.shape) != tuple(groundtruth.shape) or len(image.shape) != 3:
                 raise ProofQuestError(f"image {tuple(image.shape)} and ground truth {tuple(groundtruth.shape)} "
                                       f"must be (z, y, x) volumes of one shape")
-        self.pairs = list(zip(images, groundtruths))
-        depth = min(image.shape[0] for image in images)
-        split = depth if val_slab is None else int(val_slab)
-        if not 0 < split <= depth:
-            raise ProofQuestError(f"val_slab={val_slab} must lie in 1..{depth} (the held-out slab is z >= val_slab)")
-        self.training_slab = (0, split)
-        self.validation_slab = (split, depth) if split < depth else None
-        slab_depth = min(split, depth - split) if split < depth else split
-        height, width = (min(image.shape[axis] for image in images) for axis in (1, 2))
-        fitted = (min(crop[0], slab_depth), min(crop[1], height), min(crop[2], width))
-        if crop[1] == crop[2]:
-            fitted = (fitted[0],) + (min(fitted[1:]),) * 2
-        self.crop = fitted
+        return list(zip(images, groundtruths))
 
-    def _read(self, rng: np.random.Generator, slab: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        image, groundtruth = self.pairs[int(rng.integers(len(self.pairs)))]
-        box = _random_crop(rng, image.shape, self.crop, slab)
+    @staticmethod
+    def _fitted(crop: Sequence[int], depth: int, pairs) -> tuple[int, int, int]:
+        height, width = (min(image.shape[axis] for image, _ in pairs) for axis in (1, 2))
+        fitted = (min(crop[0], depth), min(crop[1], height), min(crop[2], width))
+        return (fitted[0],) + (min(fitted[1:]),) * 2 if crop[1] == crop[2] else fitted
+
+    def _read(self, rng: np.random.Generator, slab: tuple[int, int], pairs, crop) -> tuple[np.ndarray, np.ndarray]:
+        image, groundtruth = pairs[int(rng.integers(len(pairs)))]
+        box = _random_crop(rng, image.shape, crop, slab)
+        if self.targets == "membranes":
+            return image_to_input(image[box.slices]), membrane_targets(groundtruth[box.slices])
         # one voxel more in-plane so that the targets at the crop's faces see their neighbours
         halo = box.expand((0, 1, 1)).clip(image.shape)
         targets = boundary_targets(np.asarray(groundtruth[halo.slices]))[box.relative_to(halo)]
         return image_to_input(image[box.slices]), targets
 
-    def batch(self, rng: np.random.Generator, size: int, slab: tuple[int, int], augmented: bool
+    def batch(self, rng: np.random.Generator, size: int, *, validation: bool = False
               ) -> tuple[torch.Tensor, torch.Tensor]:
-        crops = [self._read(rng, slab) for _ in range(size)]
-        if augmented:
+        """``size`` random crops: augmented training crops, or plain validation crops."""
+        if validation:
+            crops = [self._read(rng, self.validation_slab, self.validation_pairs, self.validation_crop)
+                     for _ in range(size)]
+        else:
+            crops = [self._read(rng, self.training_slab, self.pairs, self.crop) for _ in range(size)]
             crops = [augment(rng, image, targets) for image, targets in crops]
         images, targets = zip(*crops)
         return torch.from_numpy(np.stack(images)[:, None]), torch.from_numpy(np.stack(targets)[:, None])
@@ -373,7 +406,8 @@ def train_boundary(image, groundtruth, *, epochs: int, checkpoint_dir: str | Pat
                    progress: Callable[[str], None] | None = print, seed: int = 0,
                    settings: TrainingSettings = TrainingSettings(),
                    initial_model: BoundaryUNet | None = None,
-                   device: str | torch.device | None = None) -> list[dict]:
+                   device: str | torch.device | None = None, targets: str = "labels",
+                   validation: tuple | None = None) -> list[dict]:
     """Train a boundary network on volumes with ground truth.
 
     Each step takes ``settings.batch_size`` random, augmented crops from
@@ -389,11 +423,15 @@ def train_boundary(image, groundtruth, *, epochs: int, checkpoint_dir: str | Pat
     Parameters
     ----------
     image : uint8 (z, y, x) volume, or a list of them.
-    groundtruth : matching label volume(s); see :func:`boundary_targets`.
+    groundtruth : matching label volume(s) (:func:`boundary_targets`: neuron
+        ids in 3D or drawn per section alike, since only in-plane changes
+        are boundaries), or membrane masks with ``targets='membranes'``.
     epochs : total epochs; a resumed run trains only the missing ones.
     checkpoint_dir : folder for ``last.pt`` and ``best.pt`` (created).
     val_slab : z at which the held-out slab begins; None holds nothing out
-        and keeps the model with the lowest training loss instead.
+        and keeps the model with the lowest training loss instead (or the
+        lowest loss on ``validation``). Training and validation crops are
+        each as deep as their slab allows, up to ``settings.crop``.
     resume : continue from ``checkpoint_dir/last.pt`` when it exists.
     progress : called with one line of text per epoch; None is silent.
     seed : seeds the initial weights, the crops and the augmentation.
@@ -402,6 +440,10 @@ def train_boundary(image, groundtruth, *, epochs: int, checkpoint_dir: str | Pat
         fine-tune a network (the default one, say) to new data; its
         architecture must be the one in ``settings``.
     device : where to train; by default CUDA when available, else the CPU.
+    targets : 'labels' or 'membranes' (uint8 masks, probability × 255, as
+        the ``membranes`` layer holds them).
+    validation : (image, ground truth) of a separate validation volume, or
+        lists of them, used whole instead of a held-out slab.
 
     Returns
     -------
@@ -412,7 +454,7 @@ def train_boundary(image, groundtruth, *, epochs: int, checkpoint_dir: str | Pat
     if epochs < 1 or settings.steps_per_epoch < 1 or settings.batch_size < 1:
         raise ProofQuestError(f"epochs, steps_per_epoch and batch_size must be positive; got {epochs}, "
                               f"{settings.steps_per_epoch}, {settings.batch_size}")
-    volumes = _Volumes(image, groundtruth, settings.crop, val_slab)
+    volumes = _Volumes(image, groundtruth, settings.crop, val_slab, targets=targets, validation=validation)
     device = torch.device(device) if device is not None else default_device()
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -435,7 +477,7 @@ def train_boundary(image, groundtruth, *, epochs: int, checkpoint_dir: str | Pat
     validation = None
     if volumes.validation_slab is not None:
         rng = np.random.default_rng([seed, _VALIDATION_STREAM])
-        validation = volumes.batch(rng, settings.validation_crops, volumes.validation_slab, augmented=False)
+        validation = volumes.batch(rng, settings.validation_crops, validation=True)
 
     for epoch in range(done + 1, epochs + 1):
         rng = np.random.default_rng([seed, _TRAINING_STREAM, epoch])
@@ -464,7 +506,7 @@ def _train_epoch(model: BoundaryUNet, optimizer: torch.optim.Optimizer, volumes:
     model.train()
     losses = []
     for _ in range(settings.steps_per_epoch):
-        x, y = volumes.batch(rng, settings.batch_size, volumes.training_slab, augmented=True)
+        x, y = volumes.batch(rng, settings.batch_size)
         x, y = (t.to(device, memory_format=torch.channels_last_3d) for t in (x, y))
         loss = balanced_bce(model(x), y)
         optimizer.zero_grad(set_to_none=True)

@@ -22,7 +22,7 @@ from werkzeug.utils import secure_filename
 
 from game.app import catalog, editlog, exports, intake, timeline
 from game.app import store as st
-from game.crowd import audit, reports, votes
+from game.crowd import audit, reports, settled, votes
 from game.errors import ProofQuestError
 from game.volumes.formats import EXPORT_FORMATS
 
@@ -50,7 +50,8 @@ def _download(download: exports.Download) -> Response:
 @role_required("admin")
 def dashboard():
     inst = game_instance()
-    return render_template("admin.html", quality=reports.quality_report(inst), queue=votes.expert_queue(inst))
+    return render_template("admin.html", quality=reports.quality_report(inst), queue=votes.expert_queue(inst),
+                           gold_notes=settled.gold_notes(inst))
 
 
 @bp.get("/volumes")
