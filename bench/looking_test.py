@@ -40,8 +40,8 @@ from game.app import images
 from game.app import store as st
 from game.app.instance import Instance
 from game.app.settings import load_settings
+from game.crowd.assignment import puzzle_stack
 from game.puzzles.edit import correct_answer, question_for
-from game.puzzles.framing import KEY, SLICES
 from game.puzzles.truth import has_clear_truth, puzzle_truth_margin
 
 THUMB = 256
@@ -78,20 +78,20 @@ def choose(puzzles: list[dict], n: int, *, balanced: bool, seed: int) -> list[di
     return chosen
 
 
-def stack_sheet(plain: list[Image.Image], overlay: list[Image.Image], title: str) -> Image.Image:
+def stack_sheet(plain: list[Image.Image], overlay: list[Image.Image], title: str, key: int) -> Image.Image:
     """All slices, plain above and coloured below, the key slice framed in yellow."""
-    pad, head = 6, 28
-    sheet = Image.new("RGB", (SLICES * (THUMB + pad) + pad, head + 2 * (THUMB + pad) + pad + 18), (20, 24, 36))
+    pad, head, slices = 6, 28, len(plain)
+    sheet = Image.new("RGB", (slices * (THUMB + pad) + pad, head + 2 * (THUMB + pad) + pad + 18), (20, 24, 36))
     draw = ImageDraw.Draw(sheet)
     draw.text((pad, 8), title, fill=(235, 235, 235))
-    for z in range(SLICES):
+    for z in range(slices):
         x = pad + z * (THUMB + pad)
         for row, picture in enumerate((plain[z], overlay[z])):
             y = head + row * (THUMB + pad)
             sheet.paste(picture.convert("RGB").resize((THUMB, THUMB), Image.Resampling.BILINEAR), (x, y))
-        label = f"slice {z + 1}" + (" (key)" if z == KEY else "")
-        draw.text((x + 4, head + 2 * (THUMB + pad) + 2), label, fill=(255, 209, 102) if z == KEY else (190, 190, 190))
-        if z == KEY:
+        label = f"slice {z + 1}" + (" (key)" if z == key else "")
+        draw.text((x + 4, head + 2 * (THUMB + pad) + 2), label, fill=(255, 209, 102) if z == key else (190, 190, 190))
+        if z == key:
             draw.rectangle((x - 3, head - 3, x + THUMB + 2, head + 2 * THUMB + pad + 2), outline=(255, 209, 102),
                            width=3)
     return sheet
@@ -111,17 +111,18 @@ def export(args) -> None:
         folder = out / name
         folder.mkdir(exist_ok=True)
         plain, overlay = [], []
-        for z in range(SLICES):
+        slices, key = puzzle_stack(puzzle)  # as the player gets it: the stack's sections and the key slice
+        for z in range(slices):
             for variant, pictures in (("plain", plain), ("overlay", overlay)):
                 path = images.puzzle_image(inst, puzzle["id"], z, variant)
-                target = folder / f"slice{z + 1}-{variant}{'-KEY' if z == KEY else ''}.png"
+                target = folder / f"slice{z + 1}-{variant}{'-KEY' if z == key else ''}.png"
                 target.write_bytes(path.read_bytes())
                 pictures.append(Image.open(target))
-        stack_sheet(plain, overlay, f"{name}: {BADGE[puzzle['kind']]}").save(out / f"{name}-stack.png")
-        key = Image.new("RGB", (2 * plain[KEY].width + 8, plain[KEY].height), (20, 24, 36))
-        key.paste(plain[KEY].convert("RGB"), (0, 0))
-        key.paste(overlay[KEY].convert("RGB"), (plain[KEY].width + 8, 0))
-        key.save(out / f"{name}-key.png")
+        stack_sheet(plain, overlay, f"{name}: {BADGE[puzzle['kind']]}", key).save(out / f"{name}-stack.png")
+        both = Image.new("RGB", (2 * plain[key].width + 8, plain[key].height), (20, 24, 36))
+        both.paste(plain[key].convert("RGB"), (0, 0))
+        both.paste(overlay[key].convert("RGB"), (plain[key].width + 8, 0))
+        both.save(out / f"{name}-key.png")
         rows.append({"puzzle": name, "kind": puzzle["kind"], "question": question_for(puzzle["kind"]),
                      "answer": "", "note": ""})
         truth[name] = {"id": puzzle["id"], "volume": args.volume, "kind": puzzle["kind"],
@@ -136,7 +137,8 @@ def export(args) -> None:
         "Answer each puzzle by looking only. For each pN: pN-stack.png shows every slice (top: plain EM, "
         "bottom: with the colours; the key slice, where the viewer opens, framed in yellow), pN-key.png the key "
         "slice at full size, and pN/ every slice at full size. The small white marks at the image edges point at "
-        "the spot the question is about.\n"
+        "the spot the question is about. Where the two colours never touch on one slice, the part on the key slice "
+        "ends there and the other colour starts a slice (or a few, past a damaged one) further at that spot.\n"
         "Merge puzzles ask 'Are these one neurite?': orange and blue are two segments the computer split apart.\n"
         "Split puzzles ask 'Is this one neurite?': orange and blue are where the computer would cut it.\n"
         "Fill the 'answer' column of answers.csv with yes, no or unsure, and say why in 'note'.\n")

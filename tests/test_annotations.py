@@ -130,9 +130,11 @@ def test_tissue_classes_are_refused_and_a_membrane_mask_is_kept_as_a_target(caps
     assert code == 2 and "give 30,6,6" in err and not (tmp_path / "volumes" / "x").exists()
 
 
-def test_an_import_without_a_resolution_says_what_it_assumed(tmp_path):
+def test_an_import_without_a_resolution_says_what_it_assumed_and_the_next_step(tmp_path):
     inst = Instance(tmp_path, load_settings({"HOME": str(tmp_path)}, environ={}))
     np.save(tmp_path / "image.npy", np.zeros((4, 32, 32), np.uint16))
     info = pipeline.import_volume(inst, "v", image=str(tmp_path / "image.npy"))
     assert inst.volumes.open("v").resolution == (1.0, 1.0, 1.0) and "1 nm voxels assumed" in info["notes"][0]
+    with pytest.raises(ProofQuestError, match="it has only an image: run `segment v`"):
+        pipeline.evaluate_volume(inst, "v")  # agglomerate could not make one: it needs a boundary map
     inst.store.close()

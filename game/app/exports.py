@@ -34,6 +34,7 @@ import zarr
 
 from game.app import store as st
 from game.app.instance import Instance
+from game.app.pipeline import no_segmentation
 from game.errors import ProofQuestError
 from game.geometry import BBox
 from game.segmentation.agglomeration import Agglomeration, Edit
@@ -132,7 +133,7 @@ def label_export(inst: Instance, name: str, *, at: int | None = None,
     ``slab_voxels`` (default :data:`SLAB_VOXELS`)."""
     volume = inst.volumes.open(name)
     if not volume.has("supervoxels") or not volume.has_side("mapping"):
-        raise ProofQuestError(f"volume {name!r} has no segmentation yet; run `agglomerate {name}` first")
+        raise no_segmentation(volume)
     mapping, edits = mapping_at(inst, name, at)
     attrs = {"volume": name, "resolution": list(volume.resolution), "axes": "zyx", "edits": edits,
              "exported": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

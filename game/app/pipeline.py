@@ -477,11 +477,20 @@ def _max_label(volume, layer: str) -> int:
 
 # ----------------------------------------------------------------------------- evaluation
 
+def no_segmentation(volume) -> ProofQuestError:
+    """The error for a volume without a segmentation, naming the command that makes one from what it has."""
+    if volume.has("supervoxels") or volume.has("boundary"):
+        how = f"run `agglomerate {volume.name}` first"
+    else:
+        how = f"it has only an image: run `segment {volume.name}` (the boundary network, then agglomeration) first"
+    return ProofQuestError(f"volume {volume.name!r} has no segmentation yet; {how}")
+
+
 def evaluate_volume(inst: Instance, name: str, *, progress: ProgressFactory | None = None) -> dict:
     """Quality of a volume's current segmentation (initial mapping + edit log) against ground truth."""
     volume = inst.volumes.open(name)
     if not volume.has_side("mapping"):
-        raise ProofQuestError(f"volume {name!r} has no segmentation yet; run `agglomerate {name}` first")
+        raise no_segmentation(volume)
     return quality.evaluate_mapping(quality.truth_table(volume), inst.agglomeration(name).mapping,
                                     RAG.from_arrays(volume.load_side("rag")))
 

@@ -159,9 +159,10 @@ class Frame:
         Sections in the stack.
     across : int
         0 when the parts touch in-plane on the key slice; else they touch
-        only across sections: part A on the key slice, part B ``across``
-        sections further, over the decision point (the areas, width and
-        contact are then measured on those two sections).
+        only across sections: one part on the key slice, the other
+        ``across`` sections further, over the decision point (the areas,
+        still in the order A, B, the width and the contact are then measured
+        on those two sections).
     """
 
     start: tuple[int, int, int]
