@@ -166,7 +166,8 @@ def row(label: str, r: dict) -> str:
             f" crowd {g['crowd']['vi']:.0%})  votes {r['votes']}  votes/retired {d['votes_per_retired'] or 0:.2f}  "
             f"wrong {d['wrong_share'] or 0:.3f}  expert {d['expert']}/{d['puzzles']}  VI/player-min "
             f"{per_minute if per_minute is not None else float('nan'):.5f} "
-            f"({(per_minute or 0) / GP_VI_PER_MINUTE:.2f}x GP)")
+            f"({(per_minute or 0) / GP_VI_PER_MINUTE:.2f}x GP; first quarter of the votes "
+            f"{(r.get('vi_per_player_minute_first_quarter') or 0) / GP_VI_PER_MINUTE:.2f}x)")
 
 
 def main() -> None:

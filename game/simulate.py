@@ -158,10 +158,16 @@ def run(inst: Instance, url: str, crowd: Crowd, *, progress=None) -> dict:
     threads = [threading.Thread(target=play, args=(p,)) for p in players]
     for t in threads:
         t.start()
+    curve, next_point = [], 0  # (votes, VI) as the crowd goes: where its time pays most
     while any(t.is_alive() for t in threads):
         time.sleep(0.5)
+        cast = sum(p.votes for p in players)
+        if cast >= next_point:
+            q = pipeline.evaluate_volume(inst, names[0])
+            curve.append((cast, q["vi_split"] + q["vi_merge"], q["adapted_rand_error"]))
+            next_point = cast + CURVE_STEP
         if progress:
-            progress(sum(p.votes for p in players), crowd.players * crowd.votes_per_player)
+            progress(cast, crowd.players * crowd.votes_per_player)
     for p in players:
         p.close()
     if errors:
@@ -171,12 +177,26 @@ def run(inst: Instance, url: str, crowd: Crowd, *, progress=None) -> dict:
     votes = st.vote_count(inst.store) - votes_at_start
     volumes = {n: _gains(inst, n, before[n], after[n], oracle[n], votes) for n in names}
     first = names[0]
+    q = after[first]
+    curve.append((votes, q["vi_split"] + q["vi_merge"], q["adapted_rand_error"]))
     return {**volumes[first], "votes": votes, "seconds": round(seconds, 1), "volumes": volumes,
+            "curve": [{"votes": v, "vi": vi, "adapted_rand_error": are} for v, vi, are in curve],
+            "vi_per_player_minute_first_quarter": _early_rate(curve, votes),
             "decisions": decisions(inst), "accuracies": [round(float(a), 3) for a in crowd.accuracies()]}
 
 
 # Guided Proofreading's decision time (Haehn et al. 2018): what a player-minute is taken as.
 SECONDS_PER_ANSWER = 6.2
+CURVE_STEP = 250  # votes between two points of the quality curve
+
+
+def _early_rate(curve: list[tuple], votes: int) -> float | None:
+    """VI gained per player-minute over the first quarter of the crowd's votes (the best-ranked puzzles)."""
+    quarter = [(v, vi) for v, vi, _ in curve if v <= votes / 4]
+    if len(quarter) < 2 or quarter[-1][0] == quarter[0][0]:
+        return None
+    (v0, vi0), (v1, vi1) = quarter[0], quarter[-1]
+    return (vi0 - vi1) / ((v1 - v0) * SECONDS_PER_ANSWER / 60)
 
 
 def _gains(inst: Instance, name: str, before: dict, after: dict, oracle: dict, votes: int) -> dict:
