@@ -89,6 +89,7 @@ def prepare_fib(home: Path, epochs: int) -> None:
     import h5py
 
     from game.app import pipeline
+    from game.app import store as st
     from game.app.instance import Instance
     from game.app.prepare import prepare
     from game.app.settings import load_settings
@@ -109,9 +110,14 @@ def prepare_fib(home: Path, epochs: int) -> None:
         pipeline.import_volume(inst, "fib", image=str(scratch / "held-image.npy"),
                                groundtruth=str(scratch / "held-gt.npy"), resolution=(10, 10, 10))
         pipeline.segment_volume(inst, "fib", model=str(model), threshold=FIB_THRESHOLD)
+        # fibsem's own candidates cannot make balanced gold (nearly every join is right, no cut is): players
+        # earn their record on the demo's gold, as players of a lab's new volume would; the demo is kept out
+        # of play (not live), so the crowd works on fibsem alone
+        pipeline.make_demo(inst, "demo", shape=(64, 256, 256), seed=0)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     prepare(inst, echo=True)
+    st.set_live(inst.store, "demo", False)
     inst.store.close()
 
 

@@ -130,8 +130,9 @@ def decisions(inst: Instance) -> dict:
 
 def run(inst: Instance, url: str, crowd: Crowd, *, progress=None) -> dict:
     """Play the game at ``url`` with a simulated crowd; the segmentation quality before, after and oracle."""
+    live = st.live_volumes(inst.store)
     names = [n for n in inst.volumes.names() if inst.volumes.open(n).has("groundtruth")
-             and st.puzzle_count(inst.store, n)]
+             and st.puzzle_count(inst.store, n) and live.get(n, True)]
     if not names:
         raise ProofQuestError(f"no volume in {inst.home} has both ground truth and puzzles; start the game "
                               "once (python run.py) so it prepares the demo, and pass the same --home")

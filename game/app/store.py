@@ -636,23 +636,25 @@ def puzzle_count(store: Store, volume: str | None = None) -> int:
 
 
 def assignable_puzzles(store: Store, player_id: int, *, gold: bool, limit: int = 200) -> list[dict]:
-    """Puzzles of live volumes the player has not answered: open ones, or (``gold``) gold ones in any state.
+    """Puzzles the player has not answered: open ones of live volumes, or (``gold``) gold ones in any state.
 
-    Light rows for choosing among many (asked for on every puzzle request):
-    id, volume, kind, score, posterior, n_votes, ``anchors`` and
-    ``supervoxels`` to tell whether an edit made the puzzle moot, and the
-    stack's ``slices`` and ``key_slice`` from its frame (None without one).
+    The known-answer puzzles of every volume are served, live or not: a volume
+    kept out of play still measures players (one whose own gold cannot be
+    balanced, say, relies on another's). Light rows for choosing among many
+    (asked for on every puzzle request): id, volume, kind, score, posterior,
+    n_votes, ``anchors`` and ``supervoxels`` to tell whether an edit made the
+    puzzle moot, and the stack's ``slices`` and ``key_slice`` from its frame
+    (None without one).
     """
-    state = "" if gold else "AND p.state = 'open'"
+    where = "" if gold else "AND p.state = 'open' AND p.volume NOT IN (SELECT volume FROM volume_state WHERE live = 0)"
     rows = store.query(
         "SELECT p.id, p.volume, p.kind, p.score, p.posterior, p.n_votes, p.anchors, p.supervoxels, p.judgeable,"
         " p.teach, json_extract(p.detector, '$.frame.slices') AS slices,"
         " json_extract(p.detector, '$.frame.point[0]') - json_extract(p.detector, '$.frame.start[0]') AS key_slice"
-        f" FROM puzzles p WHERE p.gold = ? AND p.tutorial = 0 {state} AND NOT EXISTS"
+        f" FROM puzzles p WHERE p.gold = ? AND p.tutorial = 0 {where} AND NOT EXISTS"
         " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = ?)"
         # a copy of a settled decision never measures a player who helped decide it
         " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.puzzle_id = p.settled_from AND v.player_id = ?)"
-        " AND p.volume NOT IN (SELECT volume FROM volume_state WHERE live = 0)"
         " ORDER BY p.n_votes DESC, p.score DESC, p.id LIMIT ?", (int(gold), player_id, player_id, limit))
     for row in rows:
         row["anchors"], row["supervoxels"] = json.loads(row["anchors"]), json.loads(row["supervoxels"])
