@@ -62,9 +62,10 @@ def choose(puzzles: list[dict], n: int, *, balanced: bool, seed: int) -> list[di
     clear = [p for p in puzzles if has_clear_truth(p)]
     rng.shuffle(clear)
     chosen: list[dict] = []
-    for k, kind in enumerate(("merge", "split")):
+    kinds = [kind for kind in ("merge", "split") if any(p["kind"] == kind for p in clear)]
+    for k, kind in enumerate(kinds):
         mine = [p for p in clear if p["kind"] == kind]
-        wanted = n // 2 + (n % 2 if k == 0 else 0)
+        wanted = n // len(kinds) + (n % len(kinds) if k == 0 else 0)
         if balanced:
             sides = [[p for p in mine if correct_answer(kind, p["truth"]) == a] for a in ("yes", "no")]
             each = min(wanted // 2, *(len(side) for side in sides))
@@ -102,7 +103,8 @@ def export(args) -> None:
     out, truth_path = Path(args.out), Path(args.truth)
     if out.resolve() in truth_path.resolve().parents:
         raise SystemExit("keep the truth file outside the exported folder: the looker must not see it")
-    puzzles = [p for p in st.puzzles(inst.store, volume=args.volume, tutorial=None)]
+    puzzles = [p for p in st.puzzles(inst.store, volume=args.volume, tutorial=None)
+               if args.kind is None or p["kind"] == args.kind]
     chosen = choose(puzzles, args.n, balanced=not args.unbalanced, seed=args.seed)
     out.mkdir(parents=True, exist_ok=True)
     truth, rows = {}, []
@@ -224,6 +226,8 @@ def main(argv=None) -> None:
     ex.add_argument("--truth", required=True, help="JSON file for the truth, outside --out")
     ex.add_argument("--seed", type=int, default=0)
     ex.add_argument("--unbalanced", action="store_true", help="draw at random instead of half yes, half no")
+    ex.add_argument("--kind", choices=("merge", "split"),
+                    help="only this kind (a volume whose other kind has one answer only: fibsem's cuts at 0.3)")
     sc = sub.add_parser("score", help="score a filled answer sheet against the truth")
     sc.add_argument("--sheet", required=True)
     sc.add_argument("--truth", required=True)
