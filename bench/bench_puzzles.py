@@ -13,6 +13,17 @@ slice, framed by ``frame_decision`` as a puzzle is) is written to docs/puzzle-ex
 
 Run: .venv/bin/python bench/bench_puzzles.py [--puzzles 12] [--gets 2000] [--seed 0]
 The last line printed is JSON.
+
+``--served`` measures what a player waits for instead (no shared data needed):
+a real server (``run.py``) over a generated demo volume whose pool made its
+puzzles, a client that asks for puzzles and fetches each one's 7-slice stack
+(plain and overlay, 14 PNGs) over HTTP. Once with ``PRERENDER`` off (the
+first request of a puzzle draws it: *uncached*), once with the pictures drawn
+when the pool made the puzzles (*cached*, as the game runs by default), and
+how long drawing them ahead took per puzzle. The Chromium player's per-image
+requests are the same GETs.
+
+    .venv/bin/python bench/bench_puzzles.py --served [--shape 32,160,160] [--stacks 20]
 """
 
 from __future__ import annotations
@@ -151,12 +162,87 @@ def write_example(image, truth, puzzle, path: Path) -> dict:
             "window": frame.side}
 
 
+def served(shape: tuple[int, int, int], stacks: int) -> dict:
+    """Latency of puzzle pictures from a real server: drawn on first request, and drawn ahead by the pool."""
+    import os
+    import shutil
+
+    import requests
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from conftest import running_server
+
+    from game.app import images, pipeline
+    from game.app import store as st
+    from game.app.instance import Instance
+    from game.app.settings import load_settings
+
+    base = Path(tempfile.mkdtemp(prefix="pq-pictures-"))
+    home = base / "made"
+    inst = Instance(home, load_settings({"HOME": str(home), "PRERENDER": False}, environ={}))
+    pipeline.make_demo(inst, "demo", shape=shape, seed=1)
+    started = time.perf_counter()
+    inst.pool.prepare_volume("demo")
+    made_s = time.perf_counter() - started
+    crowd = [p["id"] for p in st.puzzles(inst.store, volume="demo", state="open", gold=False)]
+    inst.store.close()
+    report = {"shape": list(shape), "crowd_puzzles": len(crowd), "pool_made_puzzles_s": round(made_s, 1)}
+
+    ahead = base / "ahead"
+    shutil.copytree(home, ahead)
+    inst = Instance(ahead, load_settings({"HOME": str(ahead)}, environ={}))
+    started = time.perf_counter()
+    images.prerender(inst, crowd)
+    report["drawn_ahead_s_per_puzzle"] = round((time.perf_counter() - started) / max(1, len(crowd)), 3)
+    inst.store.close()
+
+    for label, folder in (("uncached", home), ("cached", ahead)):
+        with running_server(folder, PRERENDER=0, ESTABLISHED_GOLD_ANSWERS=5, GOLD_SHARE_NEW=0,
+                            RATE_LIMITS_ENABLED=0) as url, requests.Session() as http:
+            token = http.get(f"{url}/auth/csrf", timeout=30).json()["csrf_token"]
+            http.post(f"{url}/auth/guest", headers={"X-CSRFToken": token, "Accept": "application/json"}, timeout=30)
+            first, each, whole, seen = [], [], [], set()
+            while len(whole) < stacks:
+                reply = http.get(f"{url}/api/puzzle/next", params={"exclude": list(seen)[-10:]}, timeout=60).json()
+                if not reply.get("ok") or reply["puzzle"]["id"] in seen:
+                    break
+                puzzle = reply["puzzle"]
+                seen.add(puzzle["id"])
+                t0 = time.perf_counter()
+                for i, z in enumerate([puzzle["center"]] + [z for z in range(7) if z != puzzle["center"]]):
+                    for variant in ("plain", "overlay"):
+                        t1 = time.perf_counter()
+                        got = http.get(f"{url}/puzzle-image/{puzzle['id']}/{z}/{variant}.png",
+                                       params={"v": puzzle["picture"]}, timeout=60)
+                        got.raise_for_status()
+                        (first if i == 0 and variant == "plain" else each).append(time.perf_counter() - t1)
+                whole.append(time.perf_counter() - t0)
+                http.post(f"{url}/api/vote", json={"puzzle": puzzle["id"], "answer": "unsure", "ms": 1000,
+                                                    "ticket": puzzle["ticket"]},
+                          headers={"X-CSRFToken": token}, timeout=60)
+        report[label] = {"stacks": len(whole),
+                         "first_image_ms_p50": round(1e3 * percentile(first, 50), 1),
+                         "stack_ms_p50": round(1e3 * percentile(whole, 50), 1),
+                         "stack_ms_p90": round(1e3 * percentile(whole, 90), 1),
+                         "other_images_ms_p50": round(1e3 * percentile(each, 50), 2)}
+    shutil.rmtree(base, ignore_errors=True)
+    report["load_average"] = os.getloadavg()
+    return report
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--puzzles", type=int, default=12)
     parser.add_argument("--gets", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--served", action="store_true", help="pictures from a real server (see above)")
+    parser.add_argument("--shape", default="32,160,160", help="--served: the demo volume's Z,Y,X")
+    parser.add_argument("--stacks", type=int, default=20, help="--served: puzzles fetched per case")
     args = parser.parse_args(argv)
+    if args.served:
+        report = served(tuple(int(x) for x in args.shape.split(",")), args.stacks)
+        print(json.dumps(report))
+        return report
     image, truth = load()
     puzzles = contacts(truth, args.puzzles)
     report = {"volume": "fibsem-gala train", "shape": list(image.shape), "puzzles": len(puzzles),

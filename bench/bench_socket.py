@@ -1,23 +1,42 @@
-"""Votes per second with many concurrent Socket.IO clients, beside a bare echo server.
+"""Votes per second with many concurrent Socket.IO clients, beside a bare echo server, in one run.
 
-Both servers run as subprocesses on 127.0.0.1 on this machine, in the same
-run, driven by the same python-socketio clients, so the ratio between them
-is the figure to quote (the clients share the 2 cores with the server).
+Both servers run as subprocesses on 127.0.0.1, driven by the same
+python-socketio clients (threads of this process), so the ratio between them
+is the figure to quote: the clients share the machine's cores with the
+servers. With ``--processes N`` each server is N processes sharing their
+Socket.IO rooms through a Redis message queue (a ``redis-server`` started
+here on 127.0.0.1), the echo's too, and client ``i`` talks to process
+``i mod N`` (as a proxy with sticky sessions would spread them).
 
-    python bench/bench_socket.py [--clients 200] [--seconds 20] [--home DIR]
+    python bench/bench_socket.py [--clients 200] [--seconds 20] [--processes 1] [--async-mode threading]
+                                 [--profile DIR]
 
-The ProofQuest server runs on a copy of a prepared instance folder (``--home``,
-default: a tiny demo made here with hand-made puzzles); every vote is real:
-committed, counted by consensus, and acknowledged after the commit.
+Every ProofQuest vote is real: committed, counted by consensus, acknowledged
+after the commit. The clients play as perfect players (the bench knows its
+puzzles' truth): a warm-up phase lasts until each has answered enough secret
+gold puzzles to be *established* (``ESTABLISHED_GOLD_ANSWERS`` = 2 here, 5 by
+default), so that every vote of the measured phase counts in consensus. The
+server runs with its rate limits off (``RATE_LIMITS_ENABLED=0``: 200 guests
+from one address and 90 votes a minute per player would be refused) and with
+puzzles that never retire (``MIN_VOTES`` huge, so the pool does not drain in
+seconds): each vote still runs the full path, ticket, commit, consensus over
+all its puzzle's counted votes, points, leaderboard. At the end the bench
+checks the database: every acknowledged vote is a row, every voter counted.
+
+``--profile DIR`` samples the (first) ProofQuest process with py-spy during
+the measured phase and writes its flame graph and the functions where the
+most samples were (``py-spy`` on PATH, or PY_SPY=/path/to/py-spy).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -36,10 +55,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 ECHO_SERVER = textwrap.dedent("""
     import sys
+    mode, port, queue = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None
+    if mode == "gevent":
+        from gevent import monkey; monkey.patch_all()
+    elif mode == "eventlet":
+        import eventlet; eventlet.monkey_patch()
     from flask import Flask
     from flask_socketio import SocketIO
     app = Flask(__name__)
-    sio = SocketIO(app, async_mode="threading")
+    sio = SocketIO(app, async_mode=mode, message_queue=queue)
 
     @sio.on("vote")
     def vote(data):
@@ -49,7 +73,8 @@ ECHO_SERVER = textwrap.dedent("""
     def next_puzzle(data=None):
         return {"ok": True, "puzzle": {"id": 1}}
 
-    sio.run(app, host="127.0.0.1", port=int(sys.argv[1]), allow_unsafe_werkzeug=True, log_output=False)
+    sio.run(app, host="127.0.0.1", port=port, log_output=False,
+            **({"allow_unsafe_werkzeug": True} if mode == "threading" else {}))
 """)
 
 
@@ -59,12 +84,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, path: str, process) -> None:
-    for _ in range(600):
+def wait_ready(url: str, path: str, process, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         try:
-            if requests.get(url + path, timeout=1).status_code < 500:
+            if requests.get(url + path, timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         if process.poll() is not None:
             raise RuntimeError("server exited")
@@ -76,63 +102,108 @@ def connect(url: str, login: bool) -> socketio.Client:
     headers = {}
     if login:
         http = requests.Session()
-        token = http.get(f"{url}/auth/csrf", timeout=30).json()["csrf_token"]
-        http.post(f"{url}/auth/guest", headers={"X-CSRFToken": token, "Accept": "application/json"}, timeout=30)
+        token = http.get(f"{url}/auth/csrf", timeout=60).json()["csrf_token"]
+        http.post(f"{url}/auth/guest", headers={"X-CSRFToken": token, "Accept": "application/json"}, timeout=60)
         headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
         http.close()  # no idle keep-alive connection (and server thread) per client beside its WebSocket
     client = socketio.Client(reconnection=False)
-    client.connect(url, headers=headers, transports=["websocket"], wait_timeout=60)
+    client.connect(url, headers=headers, transports=["websocket"], wait_timeout=120)
     return client
 
 
-def drive(url: str, clients: int, seconds: float, login: bool) -> dict:
-    """Each client: ask for a puzzle, vote, repeat; latency is the vote's acknowledgement time."""
-    conns = [connect(url, login) for _ in range(clients)]
-    latencies: list[list[float]] = [[] for _ in conns]
-    refused = [0]
-    start_gate = threading.Event()
-    deadline = [0.0]
+def connect_all(urls: list[str], clients: int, login: bool) -> list[socketio.Client]:
+    """``clients`` connections, client i to ``urls[i % len(urls)]``, made 20 at a time."""
+    conns: list[socketio.Client | None] = [None] * clients
+    lock = threading.Lock()
+    queue = list(range(clients))
 
-    def run(i: int, client: socketio.Client) -> None:
-        start_gate.wait()
-        while time.perf_counter() < deadline[0]:
-            got = client.call("next_puzzle", {}, timeout=120)
+    def work():
+        while True:
+            with lock:
+                if not queue:
+                    return
+                i = queue.pop()
+            conns[i] = connect(urls[i % len(urls)], login)
+
+    workers = [threading.Thread(target=work) for _ in range(min(20, clients))]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    if any(c is None for c in conns):
+        raise RuntimeError("some clients could not connect")
+    return conns
+
+
+class Play:
+    """Each client: ask for a puzzle, answer it (correctly when the truth is known), repeat.
+
+    ``phase`` is "warm-up" until :meth:`measure` starts the measured phase;
+    latencies count only there: the vote's acknowledgement time.
+    """
+
+    def __init__(self, conns: list[socketio.Client], truth: dict[int, str]):
+        self.conns, self.truth = conns, truth
+        self.latencies: list[list[float]] = [[] for _ in conns]
+        self.acked = 0
+        self.refused: collections.Counter = collections.Counter()
+        self.measuring = threading.Event()
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(i, c)) for i, c in enumerate(conns)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, i: int, client: socketio.Client) -> None:
+        n = 0
+        while not self.stop.is_set():
+            got = client.call("next_puzzle", {}, timeout=300)
             if not got.get("ok"):
+                with self._lock:
+                    self.refused[got.get("error", "?")[:60]] += 1
                 return
+            puzzle = got["puzzle"]
+            answer = self.truth.get(puzzle["id"]) or ("yes", "no")[n % 2]
+            n += 1
+            measured = self.measuring.is_set()
             t0 = time.perf_counter()
-            answer = ("yes", "no", "unsure")[len(latencies[i]) % 3]
-            ack = client.call("vote", {"puzzle": got["puzzle"]["id"], "answer": answer, "ms": 1000,
-                                       "ticket": got["puzzle"].get("ticket")}, timeout=120)
-            if ack.get("ok"):
-                latencies[i].append(time.perf_counter() - t0)
-            else:
-                refused[0] += 1
+            ack = client.call("vote", {"puzzle": puzzle["id"], "answer": answer, "ms": 1000,
+                                       "ticket": puzzle.get("ticket")}, timeout=300)
+            took = time.perf_counter() - t0
+            with self._lock:
+                if ack.get("ok"):
+                    self.acked += 1
+                    if measured and self.measuring.is_set():
+                        self.latencies[i].append(took)
+                else:
+                    self.refused[ack.get("error", "?")[:60]] += 1
 
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(conns)]
-    for t in threads:
-        t.start()
-    started = time.perf_counter()
-    deadline[0] = started + seconds
-    start_gate.set()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - started
-    # Disconnect all at once: websocket-client waits up to 3 s for each close handshake, which one
-    # by one made a 200-client run spend ten minutes after the measurement had ended.
-    closers = [threading.Thread(target=c.disconnect) for c in conns]
-    for t in closers:
-        t.start()
-    for t in closers:
-        t.join()
-    flat = np.array([x for per in latencies for x in per])
-    return {"clients": clients, "votes": int(flat.size), "refused": refused[0], "seconds": round(elapsed, 1),
-            "votes_per_s": round(flat.size / elapsed, 1),
-            "ack_ms_median": round(float(np.median(flat)) * 1000, 1) if flat.size else None,
-            "ack_ms_p99": round(float(np.percentile(flat, 99)) * 1000, 1) if flat.size else None}
+    def measure(self, seconds: float) -> dict:
+        self.measuring.set()
+        started = time.perf_counter()
+        time.sleep(seconds)
+        self.measuring.clear()
+        elapsed = time.perf_counter() - started
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+        # Disconnect all at once: websocket-client waits up to 3 s for each close handshake.
+        closers = [threading.Thread(target=c.disconnect) for c in self.conns]
+        for t in closers:
+            t.start()
+        for t in closers:
+            t.join()
+        flat = np.array([x for per in self.latencies for x in per])
+        return {"clients": len(self.conns), "calls": int(flat.size), "seconds": round(elapsed, 1),
+                "calls_per_s": round(flat.size / elapsed, 1),
+                "ack_ms_median": round(float(np.median(flat)) * 1000, 1) if flat.size else None,
+                "ack_ms_p99": round(float(np.percentile(flat, 99)) * 1000, 1) if flat.size else None,
+                "acked_in_all": self.acked, "refused": dict(self.refused)}
 
 
-def prepared_home(n_puzzles_per_client: int) -> Path:
-    from conftest import oracle_puzzles  # the tests' hand-made puzzles need no detector
+def prepared_home(merges: int = 120, splits: int = 40) -> Path:
+    """A demo volume with hand-made puzzles (no detector needed), every fourth secret gold."""
+    from conftest import oracle_puzzles
 
     from game.app import pipeline
     from game.app.instance import Instance
@@ -140,63 +211,165 @@ def prepared_home(n_puzzles_per_client: int) -> Path:
 
     home = Path(tempfile.mkdtemp(prefix="pq-bench-")) / "instance"
     inst = Instance(home, load_settings({"HOME": str(home)}, environ={}))
-    pipeline.make_demo(inst, "demo", shape=(32, 128, 128), seed=5)
-    oracle_puzzles(inst, n_merge=40, n_split=20)
+    pipeline.make_demo(inst, "demo", shape=(32, 192, 192), seed=5)
+    oracle_puzzles(inst, n_merge=merges, n_split=splits)
     inst.store.close()
     return home
+
+
+def truth_of(home: Path) -> dict[int, str]:
+    """The right answer of every puzzle with known truth (the bench's clients play perfectly)."""
+    from game.puzzles.edit import correct_answer
+    with sqlite3.connect(home / "proofquest.sqlite") as db:
+        rows = db.execute("SELECT id, kind, truth FROM puzzles WHERE truth IS NOT NULL").fetchall()
+    return {i: correct_answer(kind, bool(truth)) for i, kind, truth in rows}
+
+
+def start_redis() -> tuple[subprocess.Popen, str]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise SystemExit("--processes > 1 needs redis-server (Debian: apt-get install redis-server)")
+    port = free_port()
+    redis = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return redis, f"redis://127.0.0.1:{port}"
+        time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
+def stop(processes) -> None:
+    for p in processes:
+        p.terminate()
+    for p in processes:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def profile(pid: int, seconds: float, out: Path) -> subprocess.Popen:
+    binary = os.environ.get("PY_SPY") or shutil.which("py-spy")
+    if binary is None:
+        raise SystemExit("--profile needs py-spy (pip install py-spy) on PATH or PY_SPY=/path/to/py-spy")
+    out.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen([binary, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+                             "--format", "raw", "--output", str(out / "profile.txt"), "--nonblocking"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def summarize_profile(path: Path, top: int = 25) -> list[tuple[str, float]]:
+    """Share of samples in which each function is on the stack (inclusive), from py-spy's collapsed stacks."""
+    inclusive: collections.Counter = collections.Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        for frame in set(stack.split(";")):
+            inclusive[frame] += n
+    return [(frame, round(n / total, 3)) for frame, n in inclusive.most_common(top)]
+
+
+def measure(args, which: str) -> dict:
+    n = args.processes
+    redis, queue = start_redis() if n > 1 else (None, "")
+    procs = []
+    try:
+        ports = [free_port() for _ in range(n)]
+        urls = [f"http://127.0.0.1:{p}" for p in ports]
+        if which == "echo":
+            for port in ports:
+                procs.append(subprocess.Popen([sys.executable, "-c", ECHO_SERVER, args.async_mode, str(port), queue],
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            for url, p in zip(urls, procs):
+                wait_ready(url, "/socket.io/?EIO=4&transport=polling", p)
+            truth, home = {}, None
+        else:
+            home = Path(tempfile.mkdtemp(prefix="pq-bench-")) / "instance"
+            shutil.copytree(args.home or prepared_home(), home)
+            truth = truth_of(home)
+            env = {**os.environ, "PROOFQUEST_LEADERBOARD_INTERVAL": "0.5", "PROOFQUEST_MIN_VOTES": "1000000",
+                   "PROOFQUEST_MAX_VOTES": "1000000", "PROOFQUEST_BIG_MAX_VOTES": "1000000",
+                   "PROOFQUEST_ESTABLISHED_GOLD_ANSWERS": "2", "PROOFQUEST_RATE_LIMITS_ENABLED": "0",
+                   "PROOFQUEST_MESSAGE_QUEUE": queue, "PROOFQUEST_ASYNC_MODE": args.async_mode}
+            log = open(home.parent / "server.log", "w")
+            for port in ports:
+                procs.append(subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--home", str(home), "--port",
+                                               str(port)], env=env, stdout=log, stderr=subprocess.STDOUT))
+            for url, p in zip(urls, procs):
+                wait_ready(url, "/healthz", p)
+        conns = connect_all(urls, args.clients, login=which == "proofquest")
+        play = Play(conns, truth)
+        warm = warm_up(play, home, args)
+        spy = profile(procs[0].pid, args.seconds, Path(args.profile)) if args.profile and which == "proofquest" \
+            else None
+        result = {"server": which, "processes": n, "async_mode": args.async_mode, "warm_up_s": warm,
+                  **play.measure(args.seconds)}
+        if spy is not None:
+            spy.wait(timeout=120)
+            result["profile"] = summarize_profile(Path(args.profile) / "profile.txt")
+        if home is not None:
+            result.update(audit(home, play.acked))
+        return result
+    finally:
+        stop(procs)
+        if redis is not None:
+            stop([redis])
+
+
+def warm_up(play: Play, home: Path | None, args) -> float:
+    """Play until every ProofQuest client is established (at least ``--warm-up`` seconds)."""
+    started = time.perf_counter()
+    time.sleep(args.warm_up)
+    while home is not None and time.perf_counter() - started < 300:
+        with sqlite3.connect(home / "proofquest.sqlite", timeout=30) as db:
+            waiting = db.execute("SELECT COUNT(*) FROM players WHERE established = 0").fetchone()[0]
+        if waiting == 0:
+            break
+        time.sleep(0.5)
+    return round(time.perf_counter() - started, 1)
+
+
+def audit(home: Path, acked: int) -> dict:
+    """Every acknowledged vote is in the database, and every voter's votes count."""
+    with sqlite3.connect(home / "proofquest.sqlite", timeout=30) as db:
+        rows = db.execute("SELECT COUNT(*) FROM votes").fetchone()[0]
+        uncounted = db.execute("SELECT COUNT(*) FROM players WHERE established = 0 OR suspended = 1").fetchone()[0]
+    return {"votes_in_db": rows, "all_acked_votes_in_db": rows == acked, "players_not_counted": uncounted}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--warm-up", type=float, default=5, help="seconds of play before measuring (at least)")
+    parser.add_argument("--processes", type=int, default=1, help="server processes (a Redis queue when > 1)")
+    parser.add_argument("--async-mode", default="threading", choices=["threading", "gevent", "eventlet"])
     parser.add_argument("--home", help="a prepared instance folder (copied, never changed)")
-    parser.add_argument("--only", choices=["echo", "proofquest"], help="measure one server (each runs in its "
-                        "own process, so no client state carries over)")
+    parser.add_argument("--profile", help="folder for py-spy's samples of the ProofQuest server")
+    parser.add_argument("--only", choices=["echo", "proofquest"], help="measure one server (each runs with its "
+                        "own clients process, so no client state carries over)")
     args = parser.parse_args()
-    if args.only is None:
-        results = {}
-        for which in ("echo", "proofquest"):
-            argv = [sys.executable, __file__, "--only", which, "--clients", str(args.clients), "--seconds",
-                    str(args.seconds)] + (["--home", args.home] if args.home else [])
-            out = subprocess.run(argv, capture_output=True, text=True, timeout=900)
-            results[which] = json.loads(out.stdout.strip().splitlines()[-1])
-            print(which, json.dumps(results[which]), flush=True)
-        results["ratio_votes_per_s"] = round(results["proofquest"]["votes_per_s"] / results["echo"]["votes_per_s"], 3)
-        print(json.dumps(results))
+    if args.only is not None:
+        print(json.dumps(measure(args, args.only)))
         return
-    print(json.dumps(measure_echo(args) if args.only == "echo" else measure_game(args)))
-
-
-def measure_echo(args) -> dict:
-    port = free_port()
-    echo = subprocess.Popen([sys.executable, "-c", ECHO_SERVER, str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}", "/socket.io/?EIO=4&transport=polling", echo)
-        return drive(f"http://127.0.0.1:{port}", args.clients, args.seconds, login=False)
-    finally:
-        echo.kill()
-        echo.wait()
-
-
-def measure_game(args) -> dict:
-    home = Path(tempfile.mkdtemp(prefix="pq-bench-")) / "instance"
-    shutil.copytree(args.home or prepared_home(0), home)
-    port = free_port()
-    # Puzzles never retire here (every client may vote on every puzzle), so the pool never drains;
-    # each vote still runs the full path: commit, consensus over all its puzzle's votes, points.
-    env = {**os.environ, "PROOFQUEST_LEADERBOARD_INTERVAL": "0.5", "PROOFQUEST_MIN_VOTES": "1000000",
-           "PROOFQUEST_MAX_VOTES": "1000000", "PROOFQUEST_BIG_MAX_VOTES": "1000000",
-           "PROOFQUEST_RATE_LIMITS_ENABLED": "0"}
-    game = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--home", str(home), "--port", str(port)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_ready(f"http://127.0.0.1:{port}", "/healthz", game)
-        return drive(f"http://127.0.0.1:{port}", args.clients, args.seconds, login=True)
-    finally:
-        game.kill()
-        game.wait()
+    results = {}
+    for which in ("echo", "proofquest"):
+        argv = [sys.executable, __file__, "--only", which] + [a for a in sys.argv[1:]]
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+        if out.returncode:
+            raise SystemExit(f"{which} failed:\n{out.stderr[-3000:]}")
+        results[which] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(which, json.dumps(results[which]), flush=True)
+    game, echo = results["proofquest"], results["echo"]
+    results["ratio_calls_per_s"] = round(game["calls_per_s"] / echo["calls_per_s"], 3)
+    results["ratio_p99"] = round(game["ack_ms_p99"] / echo["ack_ms_p99"], 3)
+    results["load_average"] = os.getloadavg()
+    print(json.dumps({k: results[k] for k in ("ratio_calls_per_s", "ratio_p99", "load_average")}))
 
 
 if __name__ == "__main__":

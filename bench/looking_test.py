@@ -116,7 +116,7 @@ def export(args) -> None:
         slices, key = puzzle_stack(puzzle)  # as the player gets it: the stack's sections and the key slice
         for z in range(slices):
             for variant, pictures in (("plain", plain), ("overlay", overlay)):
-                path = images.puzzle_image(inst, puzzle["id"], z, variant)
+                path, _ = images.puzzle_image(inst, puzzle["id"], z, variant)
                 target = folder / f"slice{z + 1}-{variant}{'-KEY' if z == key else ''}.png"
                 target.write_bytes(path.read_bytes())
                 pictures.append(Image.open(target))

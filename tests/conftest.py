@@ -36,9 +36,10 @@ def tiny_demo_home(tmp_path_factory) -> Path:
 # The tiny demo has a few dozen segments, so every edit would count as big (BIG_EDIT_STAKE is set for
 # volumes of hundreds of segments and more): the tests run without that rule, except those about it.
 # It has a handful of gold puzzles too, so a player is established after two of them. Rate limits are off
-# too, except in the tests about them (tests/test_web_trust.py) and on live servers.
+# too, except in the tests about them (tests/test_web_trust.py) and on live servers; so is drawing the crowd's
+# puzzles ahead of time (tests/test_pictures.py turns it on).
 TINY_SETTINGS = {"DEMO_SHAPE": TINY_SHAPE, "DEMO_SEED": 3, "BIG_EDIT_STAKE": 1.0, "ESTABLISHED_GOLD_ANSWERS": 2,
-                 "RATE_LIMITS_ENABLED": False}
+                 "RATE_LIMITS_ENABLED": False, "PRERENDER": False}
 
 
 def _settings(home: Path, **extra) -> dict:
@@ -198,3 +199,33 @@ def live_server(home, inst):
     oracle_puzzles(inst)
     with running_server(home, LEADERBOARD_INTERVAL=0.2) as url:
         yield url
+
+
+@pytest.fixture
+def redis_url(tmp_path):
+    """A Redis server of its own on 127.0.0.1 (Debian's redis-server) until the test ends; skipped when it
+    is not installed (scripts/setup.sh --browser installs it)."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    server = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                               "--dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield f"redis://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -223,7 +223,7 @@ def test_a_crowd_at_capacity_doubles_up_before_a_merge_that_waits(inst):
     ids, _, waiting = _waiting_merge(inst)
     agg = inst.agglomeration("demo")
     suspects = assignment._suspected_mergers(inst, {"demo": agg})["demo"]
-    waits = {i for i in ids + [waiting] if assignment._waits(st.puzzle(inst.store, i), agg, suspects)}
+    waits = {i for i in ids + [waiting] if assignment._waits(st.puzzle(inst.store, i), suspects)}
     free = set(ids) - waits
     assert waiting in waits and free
     crowd = _crowd(inst, len(ids) + 1)  # more players at once than puzzles that do not wait

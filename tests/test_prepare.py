@@ -34,7 +34,7 @@ def test_hard_to_judge_candidates_are_handed_out_after_all_the_others(inst):
     assert all(bool(p["judgeable"]) == judgeable(Frame.from_dict(p["detector"]["frame"])) for p in rows.values())
     agg = inst.agglomeration("demo")
     suspects = assignment._suspected_mergers(inst, {"demo": agg})["demo"]
-    waiting = {i for i, p in rows.items() if assignment._waits(p, agg, suspects)}  # they come last in any case
+    waiting = {i for i, p in rows.items() if assignment._waits(p, suspects)}  # they come last in any case
     player = players.create_guest(inst.store)
     judged = []
     while True:
@@ -54,8 +54,8 @@ def test_pictures_are_drawn_from_the_stored_frame(inst):
     frame = Frame.from_dict(puzzle["detector"]["frame"])
     assert frame.slices == SLICES and frame.key == KEY
     volume = inst.volumes.open("demo")
-    plain = np.asarray(Image.open(images.puzzle_image(inst, puzzle["id"], KEY, "plain")))
-    overlay = np.asarray(Image.open(images.puzzle_image(inst, puzzle["id"], KEY, "overlay")))
+    plain = np.asarray(Image.open(images.puzzle_image(inst, puzzle["id"], KEY, "plain")[0]))
+    overlay = np.asarray(Image.open(images.puzzle_image(inst, puzzle["id"], KEY, "overlay")[0]))
     assert plain.shape == (OUT_SIZE, OUT_SIZE) and overlay.shape == (OUT_SIZE, OUT_SIZE, 3)
     crop = volume.read("image", frame.box)[KEY]
     # the plain picture is the key section of the framed crop, zoomed
@@ -65,4 +65,4 @@ def test_pictures_are_drawn_from_the_stored_frame(inst):
     column = (frame.point[2] - frame.start[2] + 0.5) * frame.scale
     marked = np.flatnonzero((overlay[2] == 255).all(axis=-1))
     assert abs(marked.mean() - column) < 2
-    assert len({images.puzzle_image(inst, puzzle["id"], z, "plain") for z in range(SLICES)}) == SLICES
+    assert len({images.puzzle_image(inst, puzzle["id"], z, "plain")[0] for z in range(SLICES)}) == SLICES

@@ -1,4 +1,6 @@
-"""A puzzle's pictures: each slice of its stack, plain and with the two parts coloured, rendered once.
+"""A puzzle's pictures: each slice of its stack, plain and with the two parts coloured, rendered once
+for each state of its parts (:func:`game.puzzles.cache.picture_key`), ahead of time where possible
+(:func:`prerender`: when the pool makes puzzles, and after a decision changes their parts).
 
 Puzzles store their frame (:class:`game.puzzles.framing.Frame`: the crop,
 the key slice, the decision point), made when the puzzle was; this module
@@ -19,6 +21,7 @@ from game.app import store as st
 from game.errors import ProofQuestError
 from game.puzzles import render as pz
 from game.puzzles.cache import PuzzleImageCache
+from game.puzzles.cache import picture_key as cache_key
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer
 from game.puzzles.framing import SLICES, Frame, centred_frame, frame_candidate, frame_spec, part_masks
 from game.puzzles.truth import dominant_objects, object_weights, supervoxel_truth
@@ -98,8 +101,16 @@ def _render(inst, puzzle: dict, variant: str) -> list[dict]:
     return pz.render_slices(image, part_a & ~padding, part_b & ~padding, padding=padding, point=point)
 
 
-def puzzle_image(inst, puzzle_id: int, z: int, variant: str, *, player_id: int | None = None) -> Path:
-    """The PNG of one slice of a puzzle, rendered once and cached.
+def picture_key(inst, puzzle: dict) -> str:
+    """The key a puzzle's pictures are kept under now (:func:`game.puzzles.cache.picture_key`)."""
+    try:
+        return cache_key(puzzle, inst.agglomeration(puzzle["volume"]))
+    except Moot:
+        raise ProofQuestError(f"puzzle {puzzle['id']} was settled by another edit; ask for the next one") from None
+
+
+def puzzle_image(inst, puzzle_id: int, z: int, variant: str, *, player_id: int | None = None) -> tuple[Path, str]:
+    """The PNG of one slice of a puzzle, rendered once and cached, and the key it is kept under.
 
     The truth is shown for practice puzzles, and for a teach puzzle to a
     player who has answered it; never for secret gold or crowd puzzles.
@@ -116,18 +127,26 @@ def puzzle_image(inst, puzzle_id: int, z: int, variant: str, *, player_id: int |
             puzzle["teach"] and player_id is not None and st.has_voted(inst.store, puzzle_id, player_id))):
         raise ProofQuestError("the truth is shown only for practice puzzles and, once answered, teaching ones")
     cache = PuzzleImageCache(inst.cache_dir / "puzzles")
-    key = f"{puzzle_id}-truth" if variant == "truth" else str(puzzle_id)
-    return cache.get(key, z, variant != "plain", lambda: _render(inst, puzzle, variant))
+    key = f"{puzzle_id}-truth" if variant == "truth" else picture_key(inst, puzzle)
+    return cache.get(key, z, variant != "plain", lambda: _render(inst, puzzle, variant)), key
 
 
 def prerender(inst, puzzle_ids, *, progress=None) -> int:
-    """Render puzzles' pictures now (with the truth for practice and teach puzzles); returns how many."""
+    """Render puzzles' pictures now, those not cached under their current key (with the truth for practice
+    and teach puzzles); returns how many were rendered. A puzzle settled meanwhile is skipped."""
     cache = PuzzleImageCache(inst.cache_dir / "puzzles")
+    rendered = 0
     for done, puzzle_id in enumerate(puzzle_ids, 1):
         puzzle = st.puzzle(inst.store, puzzle_id)
-        cache.get(str(puzzle_id), 0, False, lambda: _render(inst, puzzle, "overlay"))
-        if puzzle["tutorial"] or puzzle["teach"]:
+        try:
+            key = picture_key(inst, puzzle)
+        except ProofQuestError:
+            key = None
+        if key is not None and not cache.has(key):
+            cache.get(key, 0, False, lambda: _render(inst, puzzle, "overlay"))
+            rendered += 1
+        if (puzzle["tutorial"] or puzzle["teach"]) and not cache.has(f"{puzzle_id}-truth"):
             cache.get(f"{puzzle_id}-truth", 0, True, lambda: _render(inst, puzzle, "truth"))
         if progress is not None:
             progress(done, len(puzzle_ids))
-    return len(puzzle_ids)
+    return rendered

@@ -21,6 +21,7 @@ import numpy as np
 from game.app import store as st
 from game.app.segmentations import LiveSegmentations
 from game.app.settings import load_settings
+from game.concurrency import Worker
 from game.crowd.assignment import Assignments
 from game.crowd.consensus import ConsensusSettings
 from game.crowd.scoring import Scoring
@@ -66,6 +67,16 @@ class Instance:
         self.timeline_cache: dict[str, tuple] = {}
         # what Neuroglancer viewers ask for again and again (game.app.neuroglancer.ViewerCache), made on first use
         self.viewer_cache = None
+        # where work that follows an event without delaying its answer runs (pool rescans, refits): now, in the
+        # caller (scripts, tests), or on a background worker thread (the server sets one: game/server.py)
+        self.worker: Worker | None = None
+
+    def later(self, function, *args) -> None:
+        """Run ``function(*args)`` on the background worker if there is one, else now."""
+        if self.worker is None:
+            function(*args)
+        else:
+            self.worker.submit(function, *args)
 
     @property
     def consensus(self) -> ConsensusSettings:

@@ -112,10 +112,14 @@ class Pool:
 
         Contact and gap merges are all asked; of a segment's tree cuts only
         the first not yet asked (the deepest merges wait for a "no" to the
-        shallower), and none while the segment has a split puzzle open.
+        shallower), and none while the segment has a split puzzle open. The
+        new puzzles' pictures are drawn before this returns (players never
+        wait on them), and so are those of open puzzles of ``segments``, whose
+        parts the decision that led here may have changed.
         """
+        bar = progress or (lambda desc: None)
         with self._lock:
-            candidates = self.detect(name, segments=segments, progress=progress)
+            candidates = self.detect(name, segments=segments, progress=bar("detecting errors"))
             asked = st.puzzle_keys(self.inst.store, name)
             agg = self.inst.agglomeration(name)
             walking = {agg.segment_of(sv) for volume, sv in st.open_split_parts(self.inst.store) if volume == name}
@@ -128,8 +132,15 @@ class Pool:
                         continue
                     walking.add(c["segments"][0])
                 fresh.append(c)
-            added = st.add_puzzles(self.inst.store, name, self.frame(name, fresh))
-        return sum(i is not None for i in added)
+            added = [i for i in st.add_puzzles(self.inst.store, name, self.frame(name, fresh,
+                                                                                   progress=bar("framing puzzles")))
+                     if i is not None]
+            changed = [p["id"] for p in st.puzzles(self.inst.store, volume=name, state="open", gold=False)
+                       if segments is not None and {agg.segment_of(a) for a in p["anchors"]} & set(segments)
+                       and p["id"] not in added]
+            if self.inst.settings["PRERENDER"]:
+                images.prerender(self.inst, added + changed, progress=bar("pictures of the crowd's puzzles"))
+        return len(added)
 
     def after_decision(self, name: str, puzzle: dict, edit_seq: int | None) -> int:
         """Scan the segments a decided puzzle concerns again; returns the puzzles added.
@@ -170,5 +181,5 @@ class Pool:
         images.prerender(inst, [i for i in ids if i is not None],
                          progress=bar("pictures of puzzles with known answers"))
         votes.apply_known_answers(inst, name)
-        self.refill(name, progress=bar("the crowd's puzzles"))
+        self.refill(name, progress=bar)
         return st.puzzle_count(inst.store, name)

@@ -7,6 +7,7 @@ page) and, with ``echo``, to the console.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 
 from game.app import pipeline
@@ -16,7 +17,18 @@ from game.app.instance import Instance
 log = logging.getLogger(__name__)
 
 def prepare(inst: Instance, *, progress=None, echo: bool = False) -> None:
-    """Make the instance ready to play; safe to call on every start."""
+    """Make the instance ready to play; safe to call on every start.
+
+    Several server processes over one instance folder prepare one at a time
+    (a lock file in the folder): the first makes what is missing, the others
+    find it made.
+    """
+    with open(inst.home / "prepare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _prepare(inst, progress=progress, echo=echo)
+
+
+def _prepare(inst: Instance, *, progress=None, echo: bool = False) -> None:
     say = print if echo else log.info
     bar = progress or (lambda desc: None)
     try:

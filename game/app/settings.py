@@ -158,7 +158,12 @@ SETTINGS: tuple[Setting, ...] = (
             _bool),
     Setting("SPLIT_TREE_DEPTH", 8, "How many of the merges that built a segment are proposed as cuts, last first "
             "(one at a time per segment).", int),
+    Setting("PRERENDER", True, "Draw a crowd puzzle's pictures when the pool makes it, and again when a decision "
+            "changes its parts, so that no player waits for them (off: drawn on first request).", _bool),
     Setting("LEADERBOARD_INTERVAL", 0.5, "Seconds between leaderboard broadcasts (throttling).", float),
+    Setting("ASYNC_MODE", "gevent", "How the server runs many players at once: 'gevent' (greenlets on one event loop; "
+            "the science work runs on native threads beside it) or 'threading' (one OS thread per connection). "
+            "bench/bench_socket.py measures both.", _choice("threading", "gevent")),
     Setting("MESSAGE_QUEUE", "", "Flask-SocketIO message queue URL (e.g. redis://127.0.0.1:6379) to run "
             "several server processes; empty for one process.", str),
     Setting("SECURE_COOKIES", False, "Send session cookies only over HTTPS.", _bool),
@@ -216,9 +221,13 @@ def dataclass_settings(cls, settings: dict[str, Any]):
     dataclass validates them (its ``__post_init__``), so a bad combination is
     refused with a message that names the settings, never silently adjusted.
     """
-    names = [(f.name, f.metadata["setting"], f.default) for f in fields(cls)]
     return _dataclass_settings(cls, tuple((field_name, name, settings.get(name, default))
-                                          for field_name, name, default in names))
+                                          for field_name, name, default in _setting_fields(cls)))
+
+
+@functools.cache
+def _setting_fields(cls) -> tuple:
+    return tuple((f.name, f.metadata["setting"], f.default) for f in fields(cls))
 
 
 @functools.lru_cache(maxsize=32)

@@ -11,6 +11,7 @@ writer.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -509,15 +510,17 @@ def standings(store: Store, player_ids) -> dict[int, tuple[float | None, bool]]:
 
 
 def add_points(store: Store, player_id: int, points: int, reason: str, *, puzzle_id: int | None = None,
-               streak: int | None = None) -> None:
+               streak: int | None = None) -> dict:
+    """Pay a player (and set their streak); returns their new ``points`` and ``streak``."""
     with store.write() as db:
         if points:
             db.conn.execute("INSERT INTO point_events (player_id, points, reason, puzzle_id, created)"
                             " VALUES (?, ?, ?, ?, ?)", (player_id, points, reason, puzzle_id, time.time()))
-        db.conn.execute("UPDATE players SET points = points + ? WHERE id = ?", (points, player_id))
-        if streak is not None:
-            db.conn.execute("UPDATE players SET streak = ?, best_streak = MAX(best_streak, ?) WHERE id = ?",
-                            (streak, streak, player_id))
+        row = db.conn.execute(
+            "UPDATE players SET points = points + ?, streak = COALESCE(?, streak),"
+            " best_streak = MAX(best_streak, COALESCE(?, streak)) WHERE id = ? RETURNING points, streak",
+            (points, streak, streak, player_id)).fetchone()
+        return dict(row) if row is not None else {"points": None, "streak": None}
 
 
 def leaderboard(store: Store, *, since: float | None = None, class_id: int | None = None,
@@ -635,30 +638,44 @@ def puzzle_count(store: Store, volume: str | None = None) -> int:
     return store.scalar("SELECT COUNT(*) FROM puzzles WHERE volume = ?", (volume,))
 
 
-def assignable_puzzles(store: Store, player_id: int, *, gold: bool, limit: int = 200) -> list[dict]:
+def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: int = 3,
+                        limit: int = 64) -> list[dict]:
     """Puzzles the player has not answered: open ones of live volumes, or (``gold``) gold ones in any state.
 
     The known-answer puzzles of every volume are served, live or not: a volume
     kept out of play still measures players (one whose own gold cannot be
     balanced, say, relies on another's). Light rows for choosing among many
-    (asked for on every puzzle request): id, volume, kind, score, posterior,
-    n_votes, ``anchors`` and ``supervoxels`` to tell whether an edit made the
-    puzzle moot, and the stack's ``slices`` and ``key_slice`` from its frame
-    (None without one).
+    (asked for on every puzzle request): id, volume, kind, gold, score,
+    posterior, n_votes, judgeable, ``anchors`` and ``supervoxels`` (to tell
+    whether an edit made the puzzle moot), the stack's ``slices`` and
+    ``key_slice`` from its frame (None without one), and ``priority``: most
+    uncertain and most valuable first, puzzles close to retiring finished,
+    ``0.4·(1 − |2p − 1|) + 0.4·score + 0.2·min(votes, min_votes)/min_votes``
+    with ``p`` the posterior (the score before any vote). The ``limit`` best,
+    judgeable ones first (gold: any order).
     """
     where = "" if gold else "AND p.state = 'open' AND p.volume NOT IN (SELECT volume FROM volume_state WHERE live = 0)"
     rows = store.query(
-        "SELECT p.id, p.volume, p.kind, p.score, p.posterior, p.n_votes, p.anchors, p.supervoxels, p.judgeable,"
-        " p.teach, json_extract(p.detector, '$.frame.slices') AS slices,"
-        " json_extract(p.detector, '$.frame.point[0]') - json_extract(p.detector, '$.frame.start[0]') AS key_slice"
-        f" FROM puzzles p WHERE p.gold = ? AND p.tutorial = 0 {where} AND NOT EXISTS"
-        " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = ?)"
+        "SELECT p.id, p.volume, p.kind, p.gold, p.teach, p.score, p.posterior, p.n_votes, p.anchors,"
+        " p.supervoxels, p.judgeable, json_extract(p.detector, '$.frame.slices') AS slices,"
+        " json_extract(p.detector, '$.frame.point[0]') - json_extract(p.detector, '$.frame.start[0]') AS key_slice,"
+        " 0.4 * (1.0 - ABS(2.0 * COALESCE(p.posterior, p.score) - 1.0)) + 0.4 * p.score"
+        " + 0.2 * MIN(p.n_votes, :min_votes) / :min_votes AS priority"
+        f" FROM puzzles p WHERE p.gold = :gold AND p.tutorial = 0 {where} AND NOT EXISTS"
+        " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = :player)"
         # a copy of a settled decision never measures a player who helped decide it
-        " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.puzzle_id = p.settled_from AND v.player_id = ?)"
-        " ORDER BY p.n_votes DESC, p.score DESC, p.id LIMIT ?", (int(gold), player_id, player_id, limit))
+        " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.puzzle_id = p.settled_from AND v.player_id = :player)"
+        " ORDER BY p.judgeable DESC, priority DESC, p.id LIMIT :limit",
+        {"gold": int(gold), "player": player_id, "min_votes": float(max(1, min_votes)), "limit": limit})
     for row in rows:
-        row["anchors"], row["supervoxels"] = json.loads(row["anchors"]), json.loads(row["supervoxels"])
+        row["anchors"], row["supervoxels"] = _id_list(row["anchors"]), _id_list(row["supervoxels"])
     return rows
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _id_list(text: str) -> tuple[int, ...]:
+    """A JSON list of ids, parsed once per process (asked for on every puzzle request)."""
+    return tuple(json.loads(text))
 
 
 def settled_decisions(store: Store, volume: str, min_confidence: float) -> list[dict]:
@@ -737,6 +754,14 @@ def puzzle_votes(store: Store, puzzle_id: int) -> list[dict]:
     return store.query("SELECT * FROM votes WHERE puzzle_id = ? ORDER BY id", (puzzle_id,))
 
 
+def puzzle_ballots(store: Store, puzzle_id: int) -> list[dict]:
+    """A puzzle's votes with what each counts for: player_id, answer, reliability and ``counted``
+    (as :func:`standings`), oldest first; one query, asked inside every vote's transaction."""
+    return store.query("SELECT v.player_id, v.answer, p.reliability, p.established AND NOT p.suspended AS counted"
+                       " FROM votes v JOIN players p ON p.id = v.player_id WHERE v.puzzle_id = ? ORDER BY v.id",
+                       (puzzle_id,))
+
+
 def records(store: Store, player_id: int | None = None) -> list[dict]:
     """Every yes/no vote that measures its player: on secret gold (with the truth) and on retired crowd puzzles.
 
@@ -760,6 +785,12 @@ def puzzle_state_counts(store: Store) -> dict[str, int]:
 def puzzle_scores(store: Store) -> dict[int, float]:
     """Every puzzle's detector score (the consensus prior), by id."""
     return {r["id"]: r["score"] for r in store.query("SELECT id, score FROM puzzles")}
+
+
+def settled_count(store: Store) -> int:
+    """Crowd puzzles retired with a decision (the ones players' records measure agreement with)."""
+    return store.scalar("SELECT COUNT(*) FROM puzzles WHERE gold = 0 AND tutorial = 0 AND state = 'retired'"
+                        " AND decision IS NOT NULL")
 
 
 def vote_count(store: Store) -> int:

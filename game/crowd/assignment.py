@@ -20,11 +20,13 @@ import random
 import threading
 import time
 
+import numpy as np
+
 from game.app import store as st
 from game.crowd import classes
-from game.crowd.consensus import ConsensusSettings
 from game.errors import ProofQuestError
-from game.puzzles.edit import PuzzleEdit, correct_answer, question_for
+from game.puzzles.cache import picture_key
+from game.puzzles.edit import Moot, PuzzleEdit, correct_answer, question_for
 from game.puzzles.framing import SLICES, Frame
 from game.segmentation.agglomeration import Agglomeration
 
@@ -52,6 +54,33 @@ class Assignments:
         self.hold_seconds = hold_seconds
         self._held: dict[int, dict[int, float]] = {}
         self._lock = threading.Lock()
+        # puzzle id -> (its edit, the segmentation's state, picture key or None when moot): an open puzzle
+        # turns moot, and its pictures change, only by an edit
+        self._pictures: dict[int, tuple] = {}
+        self._suspected: tuple | None = None  # (segmentation state and split parts, mask)
+
+    def suspected(self, agg: Agglomeration, split_parts: list[int]) -> np.ndarray:
+        """The mask of supervoxels in the segments of ``split_parts`` (remembered until either changes)."""
+        key = (id(agg), len(agg.edits), tuple(sorted(split_parts)))
+        if self._suspected is None or self._suspected[0] != key:
+            segments = [agg.segment_of(sv) for sv in split_parts]
+            self._suspected = (key, np.isin(agg.mapping, segments))
+        return self._suspected[1]
+
+    def picture(self, puzzle: dict, agg: Agglomeration) -> str | None:
+        """The puzzle's picture key in ``agg`` (:func:`game.puzzles.cache.picture_key`), None when its edit
+        no longer fits (remembered until the segmentation changes)."""
+        edit = PuzzleEdit.of(puzzle)
+        state = (id(agg), len(agg.edits))
+        known = self._pictures.get(puzzle["id"])
+        if known is None or known[0] != edit or known[1] != state:
+            try:
+                key = picture_key(puzzle, agg)
+            except Moot:
+                key = None
+            known = (edit, state, key)
+            self._pictures[puzzle["id"]] = known
+        return known[2]
 
     def hand_out(self, puzzle_id: int, player_id: int) -> None:
         with self._lock:
@@ -106,47 +135,45 @@ def puzzle_stack(puzzle: dict) -> tuple[int, int]:
     return SLICES, SLICES // 2
 
 
-def public_puzzle(puzzle: dict, ticket: str | None = None) -> dict:
-    """What a player may see of a puzzle: never its truth or its role (gold, teach or crowd)."""
+def public_puzzle(puzzle: dict, ticket: str | None = None, picture: str | None = None) -> dict:
+    """What a player may see of a puzzle: never its truth or its role (gold, teach or crowd).
+
+    ``picture`` is the key its pictures are kept under (:func:`game.puzzles.cache.picture_key`); asked for
+    with it, they are served as immutable.
+    """
     slices, key = puzzle_stack(puzzle)
     return {"id": puzzle["id"], "kind": puzzle["kind"], "question": question_for(puzzle["kind"]), "ticket": ticket,
-            "slices": slices, "center": key,
+            "picture": picture, "slices": slices, "center": key,
             "labels": {"yes": "Yes, one neurite", "no": "No, two" if puzzle["kind"] == "split" else "No, separate",
                        "unsure": "Not sure"}}
 
 
-def _priority(puzzle: dict, settings: ConsensusSettings) -> float:
-    """Most uncertain and most valuable first; puzzles close to retiring get finished."""
-    p = puzzle["posterior"] if puzzle["posterior"] is not None else puzzle["score"]
-    uncertainty = 1.0 - abs(2.0 * p - 1.0)
-    progress = min(puzzle["n_votes"], settings.min_votes) / settings.min_votes
-    return 0.4 * uncertainty + 0.4 * puzzle["score"] + 0.2 * progress
-
-
-def _suspected_mergers(inst, aggs: dict[str, Agglomeration]) -> dict[str, set[int]]:
-    """Per volume, the segments that an open split puzzle says may be two neurites."""
-    out: dict[str, set[int]] = {v: set() for v in aggs}
+def _suspected_mergers(inst, aggs: dict[str, Agglomeration]) -> dict[str, np.ndarray]:
+    """Per volume, which supervoxels lie in a segment that an open split puzzle says may be two neurites
+    (a mask indexed by supervoxel id)."""
+    parts: dict[str, list[int]] = {v: [] for v in aggs}
     for volume, sv in st.open_split_parts(inst.store):
         if volume in aggs:
-            out[volume].add(aggs[volume].segment_of(sv))
-    return out
+            parts[volume].append(sv)
+    return {v: inst.assignments.suspected(aggs[v], parts[v]) for v in aggs}
 
 
-def _waits(puzzle: dict, agg: Agglomeration, suspects: set[int]) -> bool:
+def _waits(puzzle: dict, suspected: np.ndarray) -> bool:
     """A merge onto a segment suspected of being two neurites waits for that split puzzle.
 
     Merges are named by one supervoxel on each side, so their order with a
     split matters: merged first, a piece that belongs elsewhere is dragged
     along, and in the simulated demo one such merge undid half of the crowd's
     gain (bench/bench_simulate.py). Waiting puzzles are still handed out when
-    nothing else is left, so a lone player never runs dry.
+    nothing else is left, so a lone player never runs dry. ``suspected`` is
+    :func:`_suspected_mergers`' mask of the puzzle's volume.
     """
-    return puzzle["kind"] == "merge" and any(agg.segment_of(sv) in suspects for sv in puzzle["anchors"])
+    return puzzle["kind"] == "merge" and any(0 < sv < len(suspected) and suspected[sv] for sv in puzzle["anchors"])
 
 
-def _hand_out(inst, puzzle: dict, player_id: int) -> dict:
+def _hand_out(inst, puzzle: dict, player_id: int, picture: str) -> dict:
     inst.assignments.hand_out(puzzle["id"], player_id)
-    return public_puzzle(puzzle, issue_ticket(inst.ticket_key, player_id, puzzle["id"]))
+    return public_puzzle(puzzle, issue_ticket(inst.ticket_key, player_id, puzzle["id"]), picture)
 
 
 def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = None) -> dict:
@@ -175,33 +202,35 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
     settings = inst.consensus
     now = time.time()
     for gold in order:
-        candidates = [p for p in st.assignable_puzzles(inst.store, player["id"], gold=gold)
-                      if p["id"] not in exclude]
+        candidates = [p for p in st.assignable_puzzles(inst.store, player["id"], gold=gold,
+                                                       min_votes=settings.min_votes) if p["id"] not in exclude]
         if gold:
             if round_rules is not None and round_rules.teach_first:
                 candidates = [p for p in candidates if p["teach"]] or candidates
             if candidates:
-                return _hand_out(inst, rng.choice(candidates), player["id"])
+                chosen = rng.choice(candidates)
+                return _hand_out(inst, chosen, player["id"], picture_key(chosen, None))
             continue
         aggs = {v: inst.agglomeration(v) for v in {p["volume"] for p in candidates}}
         suspects = _suspected_mergers(inst, aggs)
-        waiting = {p["id"] for p in candidates if _waits(p, aggs[p["volume"]], suspects[p["volume"]])}
+        waiting = {p["id"] for p in candidates if _waits(p, suspects[p["volume"]])}
         # puzzles a person can judge by looking first; those that wait for a split, last
-        candidates.sort(key=lambda p: (p["id"] in waiting, not p["judgeable"], -_priority(p, settings)))
+        candidates.sort(key=lambda p: (p["id"] in waiting, not p["judgeable"], -p["priority"]))
         fallback = None
         for puzzle in candidates:
             if fallback is not None and puzzle["id"] in waiting:
                 break  # the rest wait, and a puzzle that does not wait is there: that one first
-            if PuzzleEdit.of(puzzle).is_moot(aggs[puzzle["volume"]]):
+            picture = inst.assignments.picture(puzzle, aggs[puzzle["volume"]])
+            if picture is None:
                 st.mark_moot(inst.store, puzzle["id"])  # only if still open: it may have retired meanwhile
                 continue
-            fallback = fallback or puzzle
+            fallback = fallback or (puzzle, picture)
             wanted = max(1, settings.min_votes - puzzle["n_votes"])
             if inst.assignments.holds(puzzle["id"], player["id"]) or \
                     inst.assignments.outstanding(puzzle["id"], now) < wanted:
-                return _hand_out(inst, puzzle, player["id"])
+                return _hand_out(inst, puzzle, player["id"], picture)
         if fallback is not None:
-            return _hand_out(inst, fallback, player["id"])
+            return _hand_out(inst, fallback[0], player["id"], fallback[1])
     raise ProofQuestError("no puzzle is left for you right now: thank you! New ones come as the crowd decides")
 
 
@@ -209,7 +238,7 @@ def practice_puzzles(inst) -> list[dict]:
     """The practice (tutorial) puzzles with their answers, for feedback at once."""
     out = []
     for p in st.puzzles(inst.store, tutorial=True):
-        view = public_puzzle(p)
+        view = public_puzzle(p, picture=picture_key(p, None))
         view["answer"] = correct_answer(p["kind"], p["truth"])
         out.append(view)
     return out

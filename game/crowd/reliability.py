@@ -106,15 +106,28 @@ def refit_reliabilities(inst) -> int:
 def refit_if_due(inst, votes: int) -> bool:
     """Refit when ``votes`` is a multiple of ``REFIT_EVERY_VOTES``; call it after the vote commits.
 
-    ``votes`` is the vote count read inside the vote's own transaction, where
-    writes are serialised, so exactly one vote reaches each multiple. One
-    refit at a time; a vote that finds one running does not wait for it.
+    ``votes`` is the vote's id, given inside the vote's own transaction where
+    writes are serialised, so exactly one vote reaches each multiple. The
+    refit runs on the instance's background worker when it has one
+    (:meth:`game.app.instance.Instance.later`), never inside a vote's answer;
+    one at a time: one that finds another running is skipped.
     """
     every = inst.settings["REFIT_EVERY_VOTES"]
-    if every <= 0 or votes % every or not _refit_lock.acquire(blocking=False):
+    if every <= 0 or votes % every:
         return False
+    inst.later(_refit_once, inst)
+    return True
+
+
+def _refit_once(inst) -> None:
+    """Refit unless one is running, or no crowd puzzle was settled since this process's last refit: records
+    change only by gold answers (each updates its player at once) and by settled decisions."""
+    if not _refit_lock.acquire(blocking=False):
+        return
     try:
-        refit_reliabilities(inst)
+        settled = st.settled_count(inst.store)
+        if settled != getattr(inst, "_settled_at_refit", None):
+            refit_reliabilities(inst)
+            inst._settled_at_refit = settled
     finally:
         _refit_lock.release()
-    return True

@@ -83,11 +83,10 @@ def _decide(inst, puzzle: dict) -> cs.Decision:
     Only established players' votes count (:mod:`game.crowd.reliability`).
     """
     settings = inst.consensus
-    votes = st.puzzle_votes(inst.store, puzzle["id"])
-    standing = st.standings(inst.store, [v["player_id"] for v in votes])
-    values = [cs.vote_value(puzzle["kind"], v["answer"]) for v in votes]
-    weights = [standing[v["player_id"]][0] or settings.reliability_prior_mean for v in votes]
-    counted = [standing[v["player_id"]][1] for v in votes]
+    ballots = st.puzzle_ballots(inst.store, puzzle["id"])
+    values = [cs.vote_value(puzzle["kind"], b["answer"]) for b in ballots]
+    weights = [b["reliability"] or settings.reliability_prior_mean for b in ballots]
+    counted = [bool(b["counted"]) for b in ballots]
     if inst.settings["CONSENSUS_RULE"] == "majority":
         return cs.majority_decide(values, weights, puzzle["score"], settings)
     decision = cs.decide(values, weights, puzzle["score"], settings, counted=counted)
@@ -102,14 +101,13 @@ def _decide(inst, puzzle: dict) -> cs.Decision:
 
 def _retire(inst, puzzle: dict, decision: cs.Decision) -> tuple[list[dict], int | None]:
     """Retire a puzzle, append its edit if the crowd said so, pay the voters who agreed."""
-    votes = st.puzzle_votes(inst.store, puzzle["id"])
-    standing = st.standings(inst.store, [v["player_id"] for v in votes])
+    votes = st.puzzle_ballots(inst.store, puzzle["id"])
     provenance = {"puzzle": puzzle["id"], "source": "crowd", "confidence": decision.confidence,
                   "posterior": decision.posterior,
                   "votes": [{"player": v["player_id"], "answer": v["answer"]} for v in votes],
-                  "counted": [v["player_id"] for v in votes if standing[v["player_id"]][1]],
+                  "counted": [v["player_id"] for v in votes if v["counted"]],
                   # the players whose counted votes decided the edit: credited for it
-                  "deciders": [v["player_id"] for v in votes if standing[v["player_id"]][1]
+                  "deciders": [v["player_id"] for v in votes if v["counted"]
                                and cs.vote_value(puzzle["kind"], v["answer"]) == cs.SUPPORT]}
     edit_seq = None
     if decision.answer:
@@ -147,11 +145,12 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
     if answer not in ANSWERS:
         raise ProofQuestError(f"unknown answer {str(answer)[:20]!r}: use 'yes', 'no' or 'unsure'")
     ms = None if ms is None else max(0, min(checked_id(ms, "ms"), 3_600_000))
-    puzzle = st.puzzle(inst.store, puzzle_id) if 0 < puzzle_id < 2**63 else None
-    if puzzle is None or puzzle["tutorial"]:
+    if not 0 < puzzle_id < 2**63:
         raise ProofQuestError(f"there is no puzzle {puzzle_id} to vote on; ask for the next one")
     with inst.store.write():
-        puzzle = st.puzzle(inst.store, puzzle_id)  # re-read under the writer lock
+        puzzle = st.puzzle(inst.store, puzzle_id)
+        if puzzle is None or puzzle["tutorial"]:
+            raise ProofQuestError(f"there is no puzzle {puzzle_id} to vote on; ask for the next one")
         player = st.player(inst.store, player_id)
         if player is None:
             raise ProofQuestError("unknown player; log in again")
@@ -162,9 +161,10 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
                                   "ask for the next one")
         value = cs.vote_value(puzzle["kind"], answer)
         points = sc.points_for_vote(value, inst.scoring)
-        st.add_vote(inst.store, puzzle_id, player_id, answer, None if value == 0 else value > 0, ms, points)
+        vote_id = st.add_vote(inst.store, puzzle_id, player_id, answer, None if value == 0 else value > 0, ms,
+                              points)
         bonus, streak, feedback = _known_truth(inst, player, puzzle, value)
-        st.add_points(inst.store, player_id, points + bonus, "vote", puzzle_id=puzzle_id, streak=streak)
+        me = st.add_points(inst.store, player_id, points + bonus, "vote", puzzle_id=puzzle_id, streak=streak)
         notices, retired, edit_seq = [], None, None
         if not puzzle["gold"]:
             decision = _decide(inst, puzzle)
@@ -175,14 +175,15 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
             else:
                 st.set_puzzle_state(inst.store, puzzle_id, decision.state, posterior=decision.posterior,
                                     confidence=decision.confidence)
-        me = st.player(inst.store, player_id)
-        votes_so_far = st.vote_count(inst.store)
+        if notices:  # the voter was paid again for agreeing with the decision
+            me = st.player(inst.store, player_id)
     inst.assignments.release(puzzle_id, player_id)
+    # rescans and refits follow the decision without delaying its answer (on the server's worker)
     if retired is not None and (edit_seq is not None or puzzle["kind"] == "split"):
-        inst.pool.after_decision(puzzle["volume"], puzzle, edit_seq)
+        inst.later(inst.pool.after_decision, puzzle["volume"], puzzle, edit_seq)
     if retired is not None:
-        promote_settled(inst, puzzle["volume"])
-    refit_if_due(inst, votes_so_far)
+        inst.later(promote_settled, inst, puzzle["volume"])
+    refit_if_due(inst, vote_id)  # the vote's id counts the votes: one vote reaches each multiple
     own = next((n["message"] for n in notices if n["player_id"] == player_id), None)
     reply = {"puzzle": puzzle_id, "points": points + bonus + (own["points"] if own else 0), "total": me["points"],
              "streak": me["streak"], "feedback": feedback, "retired": retired}
@@ -236,8 +237,8 @@ def expert_decide(inst, admin_id: int, puzzle_id, decision) -> dict:
             if apply else None
         st.set_puzzle_state(inst.store, puzzle_id, "retired", decision=apply, confidence=1.0, edit_seq=seq)
     if seq is not None or puzzle["kind"] == "split":
-        inst.pool.after_decision(puzzle["volume"], puzzle, seq)
-    promote_settled(inst, puzzle["volume"])
+        inst.later(inst.pool.after_decision, puzzle["volume"], puzzle, seq)
+    inst.later(promote_settled, inst, puzzle["volume"])
     return {"puzzle": puzzle_id, "decision": apply, "edit_seq": seq}
 
 

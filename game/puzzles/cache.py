@@ -1,8 +1,19 @@
-"""Rendered puzzle slices on disk, made once and served as files."""
+"""Rendered puzzle slices on disk, made once and served as files, under keys that change with the picture.
+
+A crowd puzzle's overlay colours its two parts as the segmentation has them
+now, so its pictures are kept under :func:`picture_key`: the puzzle's id and a
+digest of the two parts. While the parts stay as they are, the key and the
+files stay the same (served as immutable); an edit that changes either part
+gives a new key, drawn afresh. Puzzles with known truth (practice, teach,
+secret gold) are drawn once, when they are made, while the segmentation is
+as they show it (their correct edits are applied right after), and keep the
+plain id.
+"""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -11,7 +22,10 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from game.errors import ProofQuestError
+from game.puzzles.edit import PuzzleEdit
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # Shared by every cache object because the web layer makes one per request; striped so
@@ -84,3 +98,20 @@ def _checked_key(key) -> str:
     if not _KEY.fullmatch(key):
         raise ProofQuestError(f"puzzle image key {key!r} may hold only letters, digits, '-' and '_'")
     return key
+
+
+def picture_key(puzzle, agg) -> str:
+    """The cache key of a puzzle's pictures in the segmentation ``agg``.
+
+    ``<id>`` for a puzzle with known truth; ``<id>-<digest of its two
+    parts>`` for a crowd puzzle. Raises :class:`game.puzzles.edit.Moot` when
+    a crowd puzzle's edit no longer fits.
+    """
+    if puzzle.get("gold") or puzzle.get("tutorial"):
+        return str(int(puzzle["id"]))
+    parts = PuzzleEdit.of(puzzle).parts(agg)
+    digest = hashlib.blake2b(digest_size=6)
+    for part in (parts.a, parts.b):
+        digest.update(np.sort(np.asarray(part, np.uint64)).tobytes())
+        digest.update(b"|")
+    return f"{int(puzzle['id'])}-{digest.hexdigest()}"

@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from game.app.instance import Instance
 from game.app.settings import load_settings, project_root
+from game.concurrency import green
 from game.errors import ProofQuestError
 
 socketio = SocketIO()
@@ -83,9 +84,13 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
     app.extensions["proofquest"] = inst
 
     csrf.init_app(app)
-    # async_handlers=False: a client's events run in order on its own connection thread instead of a
-    # new thread per event (fewer threads fighting for the GIL: bench/bench_socket.py).
-    socketio.init_app(app, async_mode="threading", manage_session=False, async_handlers=False,
+    # The process was set up for ASYNC_MODE before anything was imported (run.py, game/concurrency.py);
+    # an app made without that (tests, scripts) runs on threads. async_handlers=False: a client's events run
+    # in order on its own connection (fewer threads or greenlets in flight: bench/bench_socket.py).
+    # manage_session=True: each socket keeps the session it connected with (its token, checked against the
+    # sessions table at every event) instead of decoding the cookie again per event.
+    socketio.init_app(app, async_mode="gevent" if green() else "threading", manage_session=True,
+                      async_handlers=False,
                       message_queue=settings["MESSAGE_QUEUE"] or None,
                       cors_allowed_origins=origin_check(settings["ALLOWED_ORIGINS"]))
 

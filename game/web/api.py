@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify, request, send_file
 
 from game.app import images
 from game.app import store as st
+from game.concurrency import offload
 from game.crowd import assignment, reports, votes
 
 from . import game_instance, throttle
@@ -46,9 +47,14 @@ def vote():
 @login_required
 def puzzle_image(puzzle_id: int, z: int, variant: str):
     v.choice(variant, "the image variant", ("plain", "overlay", "truth"))
-    path = images.puzzle_image(game_instance(), puzzle_id, z, variant, player_id=current_player()["id"])
-    response = send_file(path, mimetype="image/png", max_age=3600)
-    response.headers["Cache-Control"] = "private, max-age=3600"
+    # rendering a puzzle not drawn ahead of time takes a while: off the event loop (game/concurrency.py)
+    path, key = offload(images.puzzle_image, game_instance(), puzzle_id, z, variant,
+                        player_id=current_player()["id"])
+    response = send_file(path, mimetype="image/png", conditional=True)
+    # Asked for by its picture key (the puzzle's ``picture``), an image never changes: a new state of the
+    # puzzle's parts has a new key. Asked for without it, the browser checks back each time (ETag: 304).
+    response.headers["Cache-Control"] = "private, max-age=31536000, immutable" \
+        if request.args.get("v") in (key, f"{puzzle_id}-truth") else "private, no-cache"
     return response
 
 

@@ -100,7 +100,8 @@ def register(app, socketio: SocketIO) -> None:
     def next_puzzle(data):
         inst = game_instance()
         exclude = v.id_list(data.get("exclude"), "exclude")
-        return {"puzzle": assignment.next_puzzle(inst, st.player(inst.store, _player_id()), exclude=exclude)}
+        _player_id()  # the session is still open
+        return {"puzzle": assignment.next_puzzle(inst, current_player(), exclude=exclude)}
 
     @socketio.on("vote")
     @_answer

@@ -5,8 +5,11 @@ const MAX_ZOOM = 8;
 const WHEEL_STEP = 60;   // pixels of wheel travel per slice: one mouse notch, or a short trackpad glide
 const SWIPE_STEP = 28;   // pixels of finger travel per slice
 
-function imageUrl(puzzleId, z, variant) {
-  return `/puzzle-image/${puzzleId}/${z}/${variant}.png`;
+// With the puzzle's picture key the server marks the image immutable: a change of the puzzle's parts
+// comes with a new key, so a cached picture is never stale.
+function imageUrl(puzzle, z, variant) {
+  const key = variant === 'truth' ? `${puzzle.id}-truth` : puzzle.picture;
+  return `/puzzle-image/${puzzle.id}/${z}/${variant}.png` + (key ? `?v=${encodeURIComponent(key)}` : '');
 }
 
 // Every slice is fetched and decoded before it is needed, so scrolling never waits on the network.
@@ -22,7 +25,7 @@ export function preload(puzzle, variants = ['plain', 'overlay']) {
       const img = new Image();
       img.alt = '';
       img.draggable = false;
-      img.src = imageUrl(puzzle.id, z, variant);
+      img.src = imageUrl(puzzle, z, variant);
       stack[variant][z] = img;
       const decoding = img.decode();
       if (z === puzzle.center) centre.push(decoding);

@@ -1,0 +1,63 @@
+"""No waiting on pictures: drawn when the pool makes a puzzle, redrawn when its parts change, served immutable."""
+
+import numpy as np
+from conftest import oracle_puzzles
+
+from game.app import store as st
+from game.puzzles.cache import PuzzleImageCache, picture_key
+from game.segmentation.rag import RAG
+from game.web import create_app
+
+
+def _cache(inst) -> PuzzleImageCache:
+    return PuzzleImageCache(inst.cache_dir / "puzzles")
+
+
+def test_the_pool_draws_every_crowd_puzzle_before_it_is_handed_out(inst):
+    inst.settings.update(PRERENDER=True)
+    inst.pool.prepare_volume("demo")
+    agg = inst.agglomeration("demo")
+    crowd = st.puzzles(inst.store, volume="demo", state="open", gold=False)
+    assert crowd and all(_cache(inst).has(picture_key(p, agg)) for p in crowd)
+
+
+def test_an_edit_to_a_puzzles_part_gives_it_new_pictures_drawn_by_the_rescan(inst):
+    inst.settings.update(PRERENDER=True)
+    ids, _ = oracle_puzzles(inst, n_merge=4, n_split=0, gold_every=100)
+    puzzle = st.puzzle(inst.store, ids[0])
+    agg = inst.agglomeration("demo")
+    before = picture_key(puzzle, agg)
+    first = agg.segment_of(puzzle["anchors"][0])
+    # merge the first part with a neighbour that is not the puzzle's other part
+    rag = RAG.from_arrays(inst.volumes.open("demo").load_side("rag"))
+    mapping = agg.mapping
+    other = agg.segment_of(puzzle["anchors"][1])
+    edges = np.flatnonzero((mapping[rag.u] == first) & ~np.isin(mapping[rag.v], [first, other]))
+    neighbour = int(mapping[rag.v[edges[0]]])
+    with inst.store.write():
+        seq = inst.segmentations.commit_edit("demo", agg.plan_merge(first, neighbour), author="test")
+    after = picture_key(puzzle, inst.agglomeration("demo"))
+    assert after != before and not _cache(inst).has(after)
+    inst.pool.after_decision("demo", {**puzzle, "kind": "merge"}, seq)
+    assert _cache(inst).has(after)
+
+
+def test_pictures_asked_for_by_their_key_are_immutable_and_others_revalidate(inst):
+    oracle_puzzles(inst)
+    st.set_job(inst.store, "prepare", "done", 3, 3, "ready")
+    client = create_app({"TESTING": True}, instance=inst).test_client()
+    token = client.get("/auth/csrf").get_json()["csrf_token"]
+    client.post("/auth/guest", headers={"Accept": "application/json", "X-CSRFToken": token})
+    puzzle = client.get("/api/puzzle/next").get_json()["puzzle"]
+    assert puzzle["picture"]
+    def get(url, **headers):
+        with client.get(url, headers=headers) as reply:
+            return reply.status_code, reply.headers, reply.data
+
+    status, headers, keyed = get(f"/puzzle-image/{puzzle['id']}/3/overlay.png?v={puzzle['picture']}")
+    assert status == 200 and "immutable" in headers["Cache-Control"]
+    status, headers, plain = get(f"/puzzle-image/{puzzle['id']}/3/overlay.png")
+    assert headers["Cache-Control"] == "private, no-cache" and plain == keyed
+    assert get(f"/puzzle-image/{puzzle['id']}/3/overlay.png", **{"If-None-Match": headers["ETag"]})[0] == 304
+    stale = get(f"/puzzle-image/{puzzle['id']}/3/overlay.png?v={puzzle['id']}-000000000000")
+    assert stale[1]["Cache-Control"] == "private, no-cache"

@@ -1,0 +1,49 @@
+"""Several server processes over one instance folder share Socket.IO rooms through Redis."""
+
+import threading
+
+import pytest
+import requests
+import socketio
+from conftest import oracle_puzzles, running_server
+
+pytestmark = pytest.mark.slow
+
+
+def _player(url: str) -> tuple[dict, socketio.Client]:
+    with requests.Session() as http:
+        token = http.get(f"{url}/auth/csrf", timeout=30).json()["csrf_token"]
+        player = http.post(f"{url}/auth/guest", headers={"X-CSRFToken": token, "Accept": "application/json"},
+                           timeout=30).json()["player"]
+        cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+    client = socketio.Client(reconnection=False)
+    client.connect(url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=30)
+    return player, client
+
+
+def test_a_vote_on_one_process_updates_a_leaderboard_watched_on_another(home, inst, redis_url):
+    oracle_puzzles(inst)
+    inst.store.close()
+    shared = {"MESSAGE_QUEUE": redis_url, "RATE_LIMIT_STORAGE": redis_url, "LEADERBOARD_INTERVAL": 0.2}
+    with running_server(home, **shared) as first, running_server(home, **shared) as second:
+        assert first != second
+        _, board = _player(first)
+        voter, playing = _player(second)
+        seen, got = [], threading.Event()
+
+        def on_board(data):
+            seen.append(data)
+            if any(e["id"] == voter["id"] and e["points"] > 0 for e in data["entries"]):
+                got.set()
+
+        board.on("leaderboard", on_board)
+        try:
+            assert board.call("watch_leaderboard", {"period": "all"}, timeout=30)["ok"]
+            puzzle = playing.call("next_puzzle", {}, timeout=30)["puzzle"]
+            ack = playing.call("vote", {"puzzle": puzzle["id"], "answer": "yes", "ms": 1500,
+                                        "ticket": puzzle["ticket"]}, timeout=30)
+            assert ack["ok"] and ack["total"] > 0
+            assert got.wait(timeout=15), f"the watcher on the other process saw only {seen[-1:]}"
+        finally:
+            board.disconnect()
+            playing.disconnect()
