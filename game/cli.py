@@ -87,7 +87,7 @@ def cmd_demo(args) -> int:
     shape = _triple(args.shape, "--shape", int) if args.shape else inst.settings["DEMO_SHAPE"]
     info = pipeline.make_demo(inst, args.name or inst.settings["DEMO_NAME"], shape=shape,
                               seed=inst.settings["DEMO_SEED"] if args.seed is None else args.seed,
-                              overwrite=args.force, progress=progress_factory())
+                              overwrite=args.force, progress=progress_factory(), scheduler=args.scheduler)
     print(json.dumps(info, indent=2))
     return 0
 
@@ -177,7 +177,7 @@ def cmd_segment(args) -> int:
     from game.app import pipeline
     info = pipeline.segment_volume(_instance(args), args.name, model=args.model, threshold=args.threshold,
                                    discard_edits=args.discard_edits, anisotropic=args.anisotropic,
-                                   progress=progress_factory())
+                                   progress=progress_factory(), scheduler=args.scheduler)
     print(json.dumps(info, indent=2))
     return 0
 
@@ -365,6 +365,10 @@ def build_parser() -> argparse.ArgumentParser:
     p["demo"].add_argument("--shape", help="size Z,Y,X (default 64,256,256)")
     p["demo"].add_argument("--seed", type=int, help="random seed (default 0)")
     p["demo"].add_argument("--force", action="store_true", help="replace an existing volume of that name")
+    for command in ("demo", "segment"):
+        p[command].add_argument("--scheduler", help="where the blockwise stages run as dask tasks: threads "
+                                "(default), processes, synchronous, or a dask.distributed scheduler's address "
+                                "(tcp://host:8786)")
 
     imp = p["import"]
     imp.add_argument("name", help="name of the new volume")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
+import itertools
 import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
@@ -17,6 +19,7 @@ from typing import Callable, Iterator
 import fastremap
 import numpy as np
 
+from game import blockwise
 from game.app import store as st
 from game.app.instance import Instance
 from game.errors import ProofQuestError
@@ -26,7 +29,7 @@ from game.progress import ProgressFactory
 from game.segmentation import filters
 from game.segmentation.merging import agglomerate, fold_fragments, section_linkage
 from game.segmentation.rag import RAG, build_rag_blockwise
-from game.segmentation.watershed import oversegment_segments, watershed_sections, watershed_supervoxels
+from game.segmentation.watershed import oversegment_segments
 from game.volumes import synthetic
 from game.volumes.annotations import Annotation, classify_annotation
 from game.volumes.intensity import uint8_converter
@@ -67,18 +70,19 @@ def per_section(resolution, ratio: float, choice: str = "auto") -> bool:
 
 
 def _watershed_into(source, writer, resolution, *, sections: bool = False, progress: ProgressFactory | None = None,
-                    block_voxels: int | None = None) -> int:
+                    block_voxels: int | None = None, scheduler: str | None = None) -> int:
     """Supervoxels by watershed of ``source``'s boundary layer, written into ``writer``; returns their number.
 
     With ``sections`` each section is flooded on its own
     (:func:`game.segmentation.watershed.watershed_sections`), a chunk deep
-    at a time, with progress per section. Otherwise the volume is flooded in
-    3D, in z-slabs of at most ``block_voxels`` voxels (default
-    ``WATERSHED_BLOCK_VOXELS``; whole z-chunks when a chunk fits; in one piece
-    when the volume fits), so a volume larger than memory works. A 3D
-    supervoxel never crosses a slab face: a cell cut there becomes two
-    supervoxels touching across low boundary, which the agglomeration joins
-    like any other pair.
+    at a time. Otherwise the volume is flooded in 3D, in z-slabs of at most
+    ``block_voxels`` voxels (default ``WATERSHED_BLOCK_VOXELS``; whole
+    z-chunks when a chunk fits; in one piece when the volume fits), so a
+    volume larger than memory works. The slabs are tasks of dask
+    (:mod:`game.blockwise`, ``scheduler``), numbered within each slab and then
+    shifted past the slabs before it. A 3D supervoxel never crosses a slab
+    face: a cell cut there becomes two supervoxels touching across low
+    boundary, which the agglomeration joins like any other pair.
     """
     shape, chunk = writer.shape, writer.chunks[0]
     depth = max(1, (block_voxels or WATERSHED_BLOCK_VOXELS) // (shape[1] * shape[2]))
@@ -87,27 +91,27 @@ def _watershed_into(source, writer, resolution, *, sections: bool = False, progr
         depth = chunk
     sampling = tuple(r / min(resolution) for r in resolution)
     slabs = list(BBox.from_shape(shape).tiles((depth,) + tuple(shape[1:])))
-    bar, n = _bar(progress, "watershed, section by section" if sections else "watershed"), 0
-    bar(0, shape[0])
-    for slab in slabs:
-        boundary = source.read("boundary", slab)
-        if sections:
-            labels = watershed_sections(boundary, first_id=n,
-                                        progress=lambda done, _, z=slab.start[0]: bar(z + done, shape[0]))
-            top = int(labels.max(initial=0)) - n
-        else:
-            labels, _ = fastremap.renumber(watershed_supervoxels(boundary, sampling=sampling),
-                                           preserve_zero=True, in_place=True)
-            labels = labels.astype(np.uint64)
-            top = int(labels.max(initial=0))
-            labels[labels > 0] += n
-        if n + top >= 2**32:
-            raise ProofQuestError(f"more than {2**32 - 1} supervoxels: the boundary map is too fragmented to "
-                                  "store (smooth it, or raise the watershed's seed distance)")
-        writer.write("supervoxels", slab, labels.astype(np.uint32))
-        n += top
-        bar(slab.stop[0], shape[0])
-    writer.attrs.update({"n_supervoxels": n, "supervoxels_made": "watershed", "supervoxels_per_section": bool(sections)})
+    if not writer.has("supervoxels"):
+        writer.create_layer("supervoxels", np.uint32)
+    boundary, labels = blockwise.array_url(source, "boundary"), blockwise.array_url(writer, "supervoxels")
+    # slabs thinner than a chunk share it: one task does them in turn (tasks never write the same chunk)
+    groups = [list(g) for _, g in itertools.groupby(slabs, key=lambda slab: slab.start[0] // chunk)]
+    counts = [n for group in blockwise.compute(
+        [functools.partial(blockwise.watershed_slabs, boundary, labels, group, sampling, sections) for group in groups],
+        scheduler=scheduler, progress=_bar(progress, "watershed, section by section" if sections else "watershed"))
+        for n in group]
+    offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
+    if offsets[-1] >= 2**32:
+        raise ProofQuestError(f"more than {2**32 - 1} supervoxels: the boundary map is too fragmented to "
+                              "store (smooth it, or raise the watershed's seed distance)")
+    starts = np.cumsum([0] + [len(group) for group in groups])
+    blockwise.compute([functools.partial(blockwise.offset_slabs, labels, group,
+                                         [int(o) for o in offsets[start:start + len(group)]])
+                       for group, start in zip(groups, starts) if offsets[start + len(group) - 1]],
+                      scheduler=scheduler)
+    n = int(offsets[-1])
+    writer.attrs.update({"n_supervoxels": n, "supervoxels_made": "watershed",
+                         "supervoxels_per_section": bool(sections)})
     return n
 
 
@@ -172,8 +176,9 @@ def _store_supervoxels(writer, supervoxels: np.ndarray, made: str) -> int:
 # ----------------------------------------------------------------------------- demo
 
 def make_demo(inst: Instance, name: str, *, shape=(64, 256, 256), seed: int = 0, overwrite: bool = False,
-              progress: ProgressFactory | None = None) -> dict:
-    """Generate the demo volume with exact ground truth and an automatic segmentation with errors."""
+              progress: ProgressFactory | None = None, scheduler: str | None = None) -> dict:
+    """Generate the demo volume with exact ground truth and an automatic segmentation with errors (the
+    blockwise stages on dask's ``scheduler``: see :mod:`game.blockwise`)."""
     started = time.perf_counter()
     spec = synthetic.DemoSpec(shape=tuple(shape), seed=seed)
     with _replacing(inst, name, overwrite):
@@ -186,9 +191,9 @@ def make_demo(inst: Instance, name: str, *, shape=(64, 256, 256), seed: int = 0,
                 w.write("image", box, image)
                 w.write("groundtruth", box, truth)
                 bar(i, len(blocks))
-            w.write("boundary", None, _boundary(inst, w, progress))
+            _boundary(inst, w, progress, scheduler)
             w.attrs.update({"source": "generated demo", "seed": seed})
-            n = _watershed_into(w, w, spec.resolution, progress=progress,
+            n = _watershed_into(w, w, spec.resolution, progress=progress, scheduler=scheduler,
                                 sections=per_section(spec.resolution, inst.settings["ANISOTROPY_RATIO"],
                                                      inst.settings["DEMO_ANISOTROPIC"]))
             info = _write_graph(w, threshold=inst.settings["AGGLOMERATION_THRESHOLD"], mapping=None,
@@ -198,20 +203,45 @@ def make_demo(inst: Instance, name: str, *, shape=(64, 256, 256), seed: int = 0,
     return info
 
 
-def _boundary(inst: Instance, volume, progress: ProgressFactory | None) -> np.ndarray:
-    """The demo's boundary map: the classical filter by default, so the game has errors to fix.
+def _boundary(inst: Instance, volume, progress: ProgressFactory | None, scheduler: str | None = None) -> None:
+    """The demo's boundary map, written into ``volume``: the classical filter by default, so the game has
+    errors to fix; block by block as tasks of dask (the intensity levels from the blocks' histograms).
 
     With ``DEMO_BOUNDARY=network`` the shipped boundary network is used instead;
     its segmentation leaves far fewer errors (see models/boundary_unet.md).
     """
     if inst.settings["DEMO_BOUNDARY"] == "network":
         from game.app.settings import resolve_model_path
-        from game.segmentation import boundary as bnd
-        from game.segmentation.unet import load_model
-        net = load_model(resolve_model_path(inst.settings["BOUNDARY_MODEL"]), device=bnd.default_device())
-        return bnd.predict_boundary(lambda box: volume.read("image", box), volume.shape, net,
-                                    progress=_bar(progress, f"boundary network ({bnd.default_device()})"))
-    return np.round(filters.membrane_probability(volume.read("image")) * 255).astype(np.uint8)
+        _predict_into(volume, volume, str(resolve_model_path(inst.settings["BOUNDARY_MODEL"])), progress, scheduler)
+        return
+    image, boundary = blockwise.array_url(volume, "image"), blockwise.array_url(volume, "boundary")
+    volume.create_layer("boundary", np.uint8)
+    blocks = list(BBox.from_shape(volume.shape).tiles(_filter_block(volume)))
+    histograms = blockwise.compute([functools.partial(blockwise.image_histogram, image, box) for box in blocks],
+                                   scheduler=scheduler)
+    levels = filters.intensity_percentiles(np.sum(histograms, axis=0))
+    blockwise.compute([functools.partial(blockwise.membrane_block, image, boundary, box, levels) for box in blocks],
+                      scheduler=scheduler, progress=_bar(progress, "boundary filter"))
+
+
+def _filter_block(volume) -> tuple[int, int, int]:
+    """Blocks of whole z-chunks and up to 512 × 512 in-plane (chunk-aligned): a few hundred MB to filter."""
+    return (volume.chunks[0],) + tuple(max(c, 512 // c * c) for c in volume.chunks[1:])
+
+
+def _predict_into(source, writer, model_path: str, progress: ProgressFactory | None, scheduler: str | None) -> None:
+    """The boundary network's prediction of ``source``'s image into ``writer``'s boundary, block by block as
+    tasks of dask."""
+    from game.segmentation import boundary as bnd
+    if not writer.has("boundary"):
+        writer.create_layer("boundary", np.uint8)
+    image, boundary = blockwise.array_url(source, "image"), blockwise.array_url(writer, "boundary")
+    # whole chunks per task, so that no two tasks write one chunk
+    block = tuple(max(b, c) // c * c for b, c in zip(bnd.BLOCK, writer.chunks))
+    tiles = list(BBox.from_shape(source.shape).tiles(block))
+    blockwise.compute([functools.partial(blockwise.boundary_block, image, boundary, tile, bnd.OVERLAP, model_path)
+                       for tile in tiles], scheduler=scheduler,
+                      progress=_bar(progress, f"boundary network ({bnd.default_device()})"))
 
 
 # ----------------------------------------------------------------------------- import
@@ -443,26 +473,25 @@ def agglomerate_volume(inst: Instance, name: str, *, threshold: float | None = N
 
 def segment_volume(inst: Instance, name: str, *, model: str | None = None, threshold: float | None = None,
                    discard_edits: bool = False, anisotropic: str = "auto",
-                   progress: ProgressFactory | None = None) -> dict:
-    """Boundary network (blockwise) → watershed supervoxels → agglomeration, as the volume's segmentation.
+                   progress: ProgressFactory | None = None, scheduler: str | None = None) -> dict:
+    """Boundary network → watershed supervoxels → agglomeration, as the volume's segmentation; the network
+    and the watershed block by block as tasks of dask's ``scheduler`` (:mod:`game.blockwise`).
 
     The network is anisotropic by design (in-plane pooling, context of a few
     sections: :mod:`game.segmentation.unet`); the watershed goes section by
     section or in 3D as ``anisotropic`` says (:func:`per_section`).
     """
     from game.app.settings import resolve_model_path
-    from game.segmentation import boundary as bnd
-    from game.segmentation.unet import load_model
 
     threshold = inst.settings["AGGLOMERATION_THRESHOLD"] if threshold is None else threshold
-    net = load_model(resolve_model_path(model or inst.settings["BOUNDARY_MODEL"]), device=bnd.default_device())
+    model_path = resolve_model_path(model or inst.settings["BOUNDARY_MODEL"])
+    if not model_path.is_file():
+        raise ProofQuestError(f"no boundary network at {model_path}; pass --model with a file of weights")
     started = time.perf_counter()
     keep = [layer for layer in ("image", "groundtruth") if inst.volumes.open(name).has(layer)]
     with rewriting(inst, name, keep_layers=keep, discard_edits=discard_edits) as (old, w):
-        bnd.predict_boundary(lambda box: old.read("image", box), old.shape, net,
-                             progress=_bar(progress, f"boundary network ({bnd.default_device()})"),
-                             write=lambda box, block: w.write("boundary", box, block))
-        _watershed_into(w, w, old.resolution, progress=progress,
+        _predict_into(old, w, str(model_path), progress, scheduler)
+        _watershed_into(w, w, old.resolution, progress=progress, scheduler=scheduler,
                         sections=per_section(old.resolution, inst.settings["ANISOTROPY_RATIO"], anisotropic))
         info = _write_graph(w, threshold=threshold, mapping=None, progress=progress,
                             fold_voxels=inst.settings["FOLD_MAX_VOXELS"])

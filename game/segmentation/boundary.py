@@ -174,8 +174,13 @@ def _positive_triple(values: Sequence[int], what: str, minimum: int) -> tuple[in
     return values
 
 
+# the blocks predicted at once and the context read around each (see predict_boundary)
+BLOCK = (32, 128, 128)
+OVERLAP = (4, 16, 16)
+
+
 def predict_boundary(read: Reader | np.ndarray, shape: Sequence[int] | None, model: BoundaryUNet, *,
-                     block: Sequence[int] = (32, 128, 128), overlap: Sequence[int] = (4, 16, 16),
+                     block: Sequence[int] = BLOCK, overlap: Sequence[int] = OVERLAP,
                      device: str | torch.device | None = None,
                      progress: ProgressCallback | None = None,
                      write: Callable[[BBox, np.ndarray], None] | None = None) -> np.ndarray | None:
@@ -210,25 +215,40 @@ def predict_boundary(read: Reader | np.ndarray, shape: Sequence[int] | None, mod
     block = _positive_triple(block, "block", 1)
     overlap = _positive_triple(overlap, "overlap", 0)
     device = torch.device(device) if device is not None else default_device()
-    network = fold_batchnorm(model).to(device).to(memory_format=torch.channels_last_3d)
+    network = inference_network(model, device)
     tiles = list(BBox.from_shape(shape).tiles(block))
     boundary = None if write is not None else np.empty(shape, np.uint8)
-    with torch.inference_mode():
-        for done, tile in enumerate(tiles, start=1):
-            context = _context_box(tile, overlap, network.divisor, shape)
-            image = read(context)
-            if tuple(image.shape) != context.shape:
-                raise ProofQuestError(f"read({context}) returned shape {tuple(image.shape)}, expected {context.shape}")
-            x = torch.from_numpy(image_to_input(image))[None, None].to(device, memory_format=torch.channels_last_3d)
-            probability = torch.sigmoid(network(x)[0, 0][tile.relative_to(context)])
-            levels = (probability * 255).round_().to(torch.uint8).cpu().numpy()
-            if write is None:
-                boundary[tile.slices] = levels
-            else:
-                write(tile, levels)
-            if progress is not None:
-                progress(done, len(tiles))
+    for done, tile in enumerate(tiles, start=1):
+        levels = predict_tile(network, read, tile, overlap, shape, device)
+        if write is None:
+            boundary[tile.slices] = levels
+        else:
+            write(tile, levels)
+        if progress is not None:
+            progress(done, len(tiles))
     return boundary
+
+
+def inference_network(model: BoundaryUNet, device: str | torch.device) -> BoundaryUNet:
+    """The network as :func:`predict_tile` runs it: batch normalisation folded, on ``device``."""
+    return fold_batchnorm(model).to(torch.device(device)).to(memory_format=torch.channels_last_3d)
+
+
+def predict_tile(network: BoundaryUNet, read: Reader, tile: BBox, overlap: Sequence[int], shape: Sequence[int],
+                 device: str | torch.device) -> np.ndarray:
+    """The boundary of one block of :func:`predict_boundary` (uint8, probability × 255), from its context.
+
+    ``network`` comes from :func:`inference_network`; a task of a blockwise
+    run (:mod:`game.blockwise`) calls this for its block alone.
+    """
+    context = _context_box(tile, overlap, network.divisor, shape)
+    image = read(context)
+    if tuple(image.shape) != context.shape:
+        raise ProofQuestError(f"read({context}) returned shape {tuple(image.shape)}, expected {context.shape}")
+    with torch.inference_mode():
+        x = torch.from_numpy(image_to_input(image))[None, None].to(device, memory_format=torch.channels_last_3d)
+        probability = torch.sigmoid(network(x)[0, 0][tile.relative_to(context)])
+        return (probability * 255).round_().to(torch.uint8).cpu().numpy()
 
 
 # --------------------------------------------------------------------------

@@ -98,3 +98,39 @@ def membrane_probability(image: np.ndarray, *, intensity_range: tuple[float, flo
     ridge = np.minimum(ridge_strength(dark, sigmas) / np.float32(_RIDGE_SATURATION), 1)
     probability = np.clip(np.float32(0.5) * (smooth + ridge), 0, 1)
     return probability.reshape(image.shape)
+
+
+def membrane_halo(sigmas: Sequence[float] = (1.0, 2.0)) -> int:
+    """In-plane voxels of context :func:`membrane_probability` reads around each output voxel.
+
+    Its filters are separable Gaussians (and derivatives) truncated at 4σ in
+    y and x, and none in z; a block filtered with this much image around it
+    (and the volume's own edges where it ends) equals the same voxels filtered
+    in the whole volume.
+    """
+    return max(int(4.0 * s + 0.5) for s in (1.0, *sigmas))
+
+
+def intensity_percentiles(histogram: np.ndarray, q: Sequence[float] = (1, 99)) -> tuple[float, ...]:
+    """``np.percentile`` (linear interpolation) of an integer image from its histogram (counts per level).
+
+    Lets a volume larger than memory get the levels of :func:`darkness` from
+    histograms summed block by block, exactly as from the whole array.
+    """
+    counts = np.asarray(histogram, dtype=np.int64)
+    cumulative = np.cumsum(counts)
+    n = int(cumulative[-1])
+    if n == 0:
+        raise ProofQuestError("intensity_percentiles needs a histogram of at least one voxel")
+
+    def order_statistic(k: int) -> float:  # the k-th smallest level (0-based)
+        return float(np.searchsorted(cumulative, k + 1))
+
+    out = []
+    for percent in q:
+        position = percent / 100.0 * (n - 1)
+        low = int(np.floor(position))
+        high = min(low + 1, n - 1)
+        a, b = order_statistic(low), order_statistic(high)
+        out.append(a + (b - a) * (position - low))
+    return tuple(out)
