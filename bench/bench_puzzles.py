@@ -209,7 +209,7 @@ def served(shape: tuple[int, int, int], stacks: int) -> dict:
                 puzzle = reply["puzzle"]
                 seen.add(puzzle["id"])
                 t0 = time.perf_counter()
-                for i, z in enumerate([puzzle["center"]] + [z for z in range(7) if z != puzzle["center"]]):
+                for i, z in enumerate([puzzle["center"]] + [z for z in range(puzzle["slices"]) if z != puzzle["center"]]):
                     for variant in ("plain", "overlay"):
                         t1 = time.perf_counter()
                         got = http.get(f"{url}/puzzle-image/{puzzle['id']}/{z}/{variant}.png",

@@ -59,7 +59,7 @@ def test_settled_decisions_become_gold_in_pairs_of_both_answers(lab):
     copy = made[merged["id"]]
     assert PuzzleEdit.of(copy).is_moot(inst.agglomeration("lab"))
     assert not PuzzleEdit.of(copy).is_moot(images.shown_agglomeration(inst, copy))
-    overlay = np.asarray(Image.open(images.puzzle_image(inst, copy["id"], 0, "overlay")))
+    overlay = np.asarray(Image.open(images.puzzle_image(inst, copy["id"], 0, "overlay")[0]))
     assert overlay.shape[-1] == 3
 
 
@@ -93,7 +93,7 @@ def test_teach_copies_show_the_decision_as_their_truth(lab):
     player = players.create_guest(inst.store)
     reply = vote(inst, player["id"], copy["id"], "yes")["reply"]
     assert reply["feedback"] == {"correct": False, "answer": "no", "accuracy": reply["feedback"]["accuracy"]}
-    picture = np.asarray(Image.open(images.puzzle_image(inst, copy["id"], 0, "truth", player_id=player["id"])))
+    picture = np.asarray(Image.open(images.puzzle_image(inst, copy["id"], 0, "truth", player_id=player["id"])[0]))
     assert picture.shape[-1] == 3
     parts = images.part_masks(inst.volumes.open("lab").read("supervoxels", images.puzzle_frame(inst, copy).box),
                               PuzzleEdit.of(copy), images.shown_agglomeration(inst, copy))
