@@ -8,7 +8,7 @@ Socket.IO rooms through a Redis message queue (a ``redis-server`` started
 here on 127.0.0.1), the echo's too, and client ``i`` talks to process
 ``i mod N`` (as a proxy with sticky sessions would spread them).
 
-    python bench/bench_socket.py [--clients 200] [--seconds 20] [--processes 1] [--async-mode threading]
+    python bench/bench_socket.py [--clients 200] [--seconds 20] [--processes 1] [--async-mode gevent]
                                  [--profile DIR]
 
 Every ProofQuest vote is real: committed, counted by consensus, acknowledged
@@ -58,8 +58,6 @@ ECHO_SERVER = textwrap.dedent("""
     mode, port, queue = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None
     if mode == "gevent":
         from gevent import monkey; monkey.patch_all()
-    elif mode == "eventlet":
-        import eventlet; eventlet.monkey_patch()
     from flask import Flask
     from flask_socketio import SocketIO
     app = Flask(__name__)
@@ -348,7 +346,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--warm-up", type=float, default=5, help="seconds of play before measuring (at least)")
     parser.add_argument("--processes", type=int, default=1, help="server processes (a Redis queue when > 1)")
-    parser.add_argument("--async-mode", default="threading", choices=["threading", "gevent", "eventlet"])
+    parser.add_argument("--async-mode", default="gevent", choices=["threading", "gevent"],
+                        help="both servers run so (the game's default, ASYNC_MODE, is gevent)")
     parser.add_argument("--home", help="a prepared instance folder (copied, never changed)")
     parser.add_argument("--profile", help="folder for py-spy's samples of the ProofQuest server")
     parser.add_argument("--only", choices=["echo", "proofquest"], help="measure one server (each runs with its "
