@@ -11,6 +11,7 @@ from game.puzzles.framing import (
     SLICES,
     WINDOW_LIMITS,
     Frame,
+    _width,
     centred_frame,
     frame_decision,
     max_side_for_edge,
@@ -100,6 +101,16 @@ def test_the_zoom_follows_the_smaller_part():
     assert big.side == WINDOW_LIMITS[1] and small.side == WINDOW_LIMITS[0]
     assert small.width_px == 11 * OUT_SIZE / WINDOW_LIMITS[0]  # 12 voxels wide (the widest disc: 11), zoomed in
     assert small.point[1] == 200  # the contact is equally thick all along: the point nearest the location
+
+
+@pytest.mark.parametrize("rows", [(0, 7), (100, 107), (193, 200)])
+def test_a_pieces_width_is_the_same_wherever_it_lies_in_the_window(rows):
+    strip = np.zeros((200, 200), bool)
+    strip[rows[0]:rows[1], 20:180] = True  # 7 voxels wide, against the window's top, in the middle, at its bottom
+    disc = np.hypot(*np.ogrid[-100:100, -100:100]) <= 10.5  # not a box: the diagonal distances count
+    assert _width(strip) == 7.0 and _width(strip.T) == 7.0
+    assert _width(disc) == _width(np.pad(disc, 50)) and 20.0 < _width(disc) <= 21.0  # 21 voxels across
+    assert _width(np.zeros((200, 200), bool)) == 0.0
 
 
 def test_a_window_never_reaches_past_a_volume_narrower_than_it():

@@ -320,8 +320,18 @@ def _thickness(a: np.ndarray, b: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> 
 
 
 def _width(mask: np.ndarray) -> float:
-    """Voxels across the widest disc inside a 2D mask (a strip n voxels wide: n, for odd n); 0 if empty."""
-    deepest = float(ndi.distance_transform_edt(np.pad(mask, 1)).max())
+    """Voxels across the widest disc inside a 2D mask (a strip n voxels wide: n, for odd n); 0 if empty.
+
+    The distance transform runs on the mask's bounding box ringed by one
+    background pixel: every pixel outside the box is at least as far as the
+    nearest pixel of that ring, so the distances are those of the whole
+    image, at the cost of the piece rather than of the window.
+    """
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return 0.0
+    box = mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    deepest = float(ndi.distance_transform_edt(np.pad(box, 1)).max())
     return max(0.0, 2.0 * deepest - 1.0)
 
 
