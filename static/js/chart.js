@@ -1,16 +1,10 @@
 // Small SVG line and bar charts, drawn like the player's record chart (me.js): no library, no canvas.
 
-const SVG = 'http://www.w3.org/2000/svg';
+import { el } from './svg.js';
+
 const W = 360;
 const H = 200;
 const PAD = { left: 52, right: 12, top: 14, bottom: 30 };
-
-function el(name, attrs, text) {
-  const node = document.createElementNS(SVG, name);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function span(values) {
   const finite = values.filter((v) => v !== null && Number.isFinite(v));

@@ -1,16 +1,10 @@
 // The player's record: a small chart of points over time, drawn as SVG from the page's JSON.
 
-const SVG = 'http://www.w3.org/2000/svg';
+import { el } from './svg.js';
+
 const W = 600;
 const H = 240;
 const PAD = { left: 48, right: 16, top: 16, bottom: 30 };
-
-function el(name, attrs, text) {
-  const node = document.createElementNS(SVG, name);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function when(seconds, sameDay) {
   const d = new Date(seconds * 1000);

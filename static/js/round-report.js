@@ -1,19 +1,12 @@
 // A round's report: local times, and the learning curve (the class's gold accuracy per group of
 // answers, each student's as a faint line behind it) drawn as SVG from the page's JSON.
 
+import { el } from './svg.js';
 import { localTimes } from './times.js';
 
-const SVG = 'http://www.w3.org/2000/svg';
 const W = 600;
 const H = 240;
 const PAD = { left: 48, right: 16, top: 16, bottom: 30 };
-
-function el(name, attrs, text) {
-  const node = document.createElementNS(SVG, name);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
 
 function drawCurve(svg, { class: curve, students }) {
   const n = curve.length;
