@@ -158,11 +158,16 @@ def play(home: Path, crowd: str, rule: str, seed: int, players: int, settings: d
     return json.loads(out.stdout)
 
 
+def ratio(per_minute: float | None) -> str:
+    """A VI-per-player-minute figure beside Guided Proofreading's ("n/a" when too few curve points)."""
+    return "n/a" if per_minute is None else f"{per_minute:.5f} = {per_minute / GP_VI_PER_MINUTE:.2f}x"
+
+
 def row(label: str, r: dict) -> str:
     def vi(m):
         return m["vi_split"] + m["vi_merge"]
     g, d = r["gap_closed"], r["decisions"]
-    per_minute = r["vi_per_player_minute"]
+    per_minute, early = r["vi_per_player_minute"], r.get("vi_per_player_minute_first_quarter")
     return (f"{label:<28} ARE {r['initial']['adapted_rand_error']:.4f} → known {r['before']['adapted_rand_error']:.4f}"
             f" → crowd {r['after']['adapted_rand_error']:.4f} (oracle {r['oracle']['adapted_rand_error']:.4f}, limit "
             f"{r['limit']['adapted_rand_error']:.4f})  VI {vi(r['initial']):.3f} → {vi(r['before']):.3f} → "
@@ -172,8 +177,7 @@ def row(label: str, r: dict) -> str:
             f" crowd {g['crowd']['vi']:.0%})  votes {r['votes']}  votes/retired {d['votes_per_retired'] or 0:.2f}  "
             f"wrong {d['wrong_share'] or 0:.3f}  expert {d['expert']}/{d['puzzles']}  VI/player-min "
             f"{per_minute if per_minute is not None else float('nan'):.5f} "
-            f"({(per_minute or 0) / GP_VI_PER_MINUTE:.2f}x GP; first quarter of the votes "
-            f"{(r.get('vi_per_player_minute_first_quarter') or 0) / GP_VI_PER_MINUTE:.2f}x)")
+            f"({(per_minute or 0) / GP_VI_PER_MINUTE:.2f}x GP; first quarter of the votes {ratio(early)})")
 
 
 def main() -> None:
