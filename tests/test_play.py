@@ -218,8 +218,27 @@ def _waiting_merge(inst):
     return ids, puzzles, waiting
 
 
+def test_only_a_cut_that_may_well_be_right_holds_merges_back(inst):
+    ids, puzzles, waiting = _waiting_merge(inst)
+    agg = inst.agglomeration("demo")
+    split_id, split = next((i, p) for i, p in zip(ids, puzzles) if p["kind"] == "split")
+    part = split["supervoxels"][0]  # the suspects are a mask over supervoxels
+    inst.settings.update(SPLIT_HOLD_BELIEF=0.0)
+    suspects = assignment._suspected_mergers(inst, {"demo": agg})["demo"]
+    assert suspects[part] and assignment._waits(st.puzzle(inst.store, waiting), suspects)
+    # the cut's probability: its posterior once votes came in, else the detector's score
+    with inst.store.write() as db:
+        db.conn.execute("UPDATE puzzles SET score = 0.05, posterior = NULL WHERE kind = 'split'")
+    inst.settings.update(SPLIT_HOLD_BELIEF=0.1)
+    suspects = assignment._suspected_mergers(inst, {"demo": agg})["demo"]
+    assert not suspects[part] and not assignment._waits(st.puzzle(inst.store, waiting), suspects)
+    with inst.store.write() as db:
+        db.conn.execute("UPDATE puzzles SET posterior = 0.4 WHERE id = ?", (split_id,))
+    assert assignment._suspected_mergers(inst, {"demo": agg})["demo"][part]
+
+
 def test_a_crowd_at_capacity_doubles_up_before_a_merge_that_waits(inst):
-    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0, MIN_VOTES=1, MIN_VOTES_TO_REJECT=1)
+    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0, MIN_VOTES=1, MIN_VOTES_TO_REJECT=1, SPLIT_HOLD_BELIEF=0.0)
     ids, _, waiting = _waiting_merge(inst)
     agg = inst.agglomeration("demo")
     suspects = assignment._suspected_mergers(inst, {"demo": agg})["demo"]
@@ -233,7 +252,7 @@ def test_a_crowd_at_capacity_doubles_up_before_a_merge_that_waits(inst):
 
 
 def test_a_merge_onto_a_suspected_merger_waits_for_the_split_puzzle(inst):
-    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0)
+    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0, SPLIT_HOLD_BELIEF=0.0)
     ids, puzzles, waiting = _waiting_merge(inst)
     order = _answer_everything(inst, _crowd(inst, 1)[0])
     # the most uncertain puzzle of all (first by priority), yet handed out after every puzzle that does not wait ...

@@ -27,7 +27,7 @@ def test_hard_to_judge_candidates_are_handed_out_after_all_the_others(inst):
     from conftest import vote
 
     from game.app import players
-    inst.settings.update(GOLD_SHARE=0.0, GOLD_SHARE_NEW=0.0)
+    inst.settings.update(GOLD_SHARE=0.0, GOLD_SHARE_NEW=0.0, SPLIT_HOLD_BELIEF=0.0)
     inst.pool.prepare_volume("demo")
     rows = {p["id"]: p for p in st.puzzles(inst.store, volume="demo", gold=False)}
     assert {bool(p["judgeable"]) for p in rows.values()} == {True, False}

@@ -46,6 +46,13 @@ def _bool(text: str) -> bool:
     return str(text).strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"expected a probability between 0 and 1, got {text!r}")
+    return value
+
+
 def _rate_limit(text: str) -> str:
     from limits import parse_many
     parse_many(text)  # raises ValueError with what is wrong
@@ -160,6 +167,11 @@ SETTINGS: tuple[Setting, ...] = (
             "(one at a time per segment).", int),
     Setting("PRERENDER", True, "Draw a crowd puzzle's pictures when the pool makes it, and again when a decision "
             "changes its parts, so that no player waits for them (off: drawn on first request).", _bool),
+    Setting("SPLIT_HOLD_BELIEF", 0.0, "An open split puzzle holds back merge puzzles onto its segment (a merge "
+            "applied before a needed cut drags the wrong piece along) while the cut's probability, its posterior "
+            "or else the detector's score, is at least this; 0: every open cut holds them. 0.1 gave the crowd its "
+            "first merges in the first quarter of its votes (demo0, bench/bench_simulate.py) but in one run on "
+            "demo1 closed 30% of the VI gap instead of 38%: not yet measured over seeds.", _probability),
     Setting("LEADERBOARD_INTERVAL", 0.5, "Seconds between leaderboard broadcasts (throttling).", float),
     Setting("ASYNC_MODE", "gevent", "How the server runs many players at once: 'gevent' (greenlets on one event loop; "
             "the science work runs on native threads beside it) or 'threading' (one OS thread per connection). "

@@ -150,9 +150,16 @@ def public_puzzle(puzzle: dict, ticket: str | None = None, picture: str | None =
 
 def _suspected_mergers(inst, aggs: dict[str, Agglomeration]) -> dict[str, np.ndarray]:
     """Per volume, which supervoxels lie in a segment that an open split puzzle says may be two neurites
-    (a mask indexed by supervoxel id)."""
+    (a mask indexed by supervoxel id).
+
+    A cut counts while its probability (posterior, else score) is at least
+    SPLIT_HOLD_BELIEF (default 0: every open cut). The merge tree proposes a
+    cut for most segments, nearly all wrong, and while each holds back the
+    merges onto its segment the crowd spends about half its votes before its
+    first merge (bench/bench_simulate.py, demo0).
+    """
     parts: dict[str, list[int]] = {v: [] for v in aggs}
-    for volume, sv in st.open_split_parts(inst.store):
+    for volume, sv in st.open_split_parts(inst.store, min_belief=inst.settings["SPLIT_HOLD_BELIEF"]):
         if volume in aggs:
             parts[volume].append(sv)
     return {v: inst.assignments.suspected(aggs[v], parts[v]) for v in aggs}
