@@ -88,7 +88,7 @@ def prepare_fib(home: Path, epochs: int) -> None:
     """fibsem z >= 35, segmented with a boundary network fine-tuned on z < 35 alone, then prepared."""
     import h5py
 
-    from game.app import pipeline
+    from game.app import pipeline, training
     from game.app import store as st
     from game.app.instance import Instance
     from game.app.prepare import prepare
@@ -105,7 +105,7 @@ def prepare_fib(home: Path, epochs: int) -> None:
                                groundtruth=str(scratch / "train-gt.npy"), resolution=(10, 10, 10))
         model = home / "fib-z-below-35.pt"
         # trained on z < 35 only (its own validation slab lies inside z < 35): z >= 35 is never seen
-        pipeline.train_boundary_volume(inst, "fibtrain", epochs=epochs, out=str(model))
+        training.train_boundary_volume(inst, "fibtrain", epochs=epochs, out=str(model))
         inst.volumes.delete("fibtrain")
         pipeline.import_volume(inst, "fib", image=str(scratch / "held-image.npy"),
                                groundtruth=str(scratch / "held-gt.npy"), resolution=(10, 10, 10))
