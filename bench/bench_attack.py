@@ -144,7 +144,8 @@ def scenario(prepared_home: Path, *, accounts: int = 0, mode: str = "none", regi
            "wrong_edits": sum(1 for p in crowd if p["decision"] and not p["truth"]),
            "wrong_rejections": sum(1 for p in crowd if not p["decision"] and p["truth"]),
            "gap_closed": result["gap_closed"]["total"], "crowd_gap_closed": result["gap_closed"]["crowd"],
-           "established_attackers": sum(1 for r, e in standings.values() if e), "votes": result["votes"]}
+           "established_attackers": sum(1 for r, e in standings.values() if e), "votes": result["votes"],
+           "vote_timeouts": result.get("vote_timeouts", 0) + sum(a.timeouts for a in attackers)}
     inst.store.close()
     shutil.rmtree(scratch, ignore_errors=True)
     return out
@@ -177,7 +178,7 @@ def main() -> None:
               f"{r['wrong_rejections']:>3}  attacker votes {r['attacker_votes']:>5}  established attackers "
               f"{r['established_attackers']:>3}  true gap closed ARE {r['gap_closed']['adapted_rand_error']:.0%} "
               f"VI {r['gap_closed']['vi']:.0%} (baseline ARE {results[0]['gap_closed']['adapted_rand_error']:.0%} VI "
-              f"{results[0]['gap_closed']['vi']:.0%})", flush=True)
+              f"{results[0]['gap_closed']['vi']:.0%})  timed-out votes {r['vote_timeouts']}", flush=True)
     print(json.dumps(results))
 
 
