@@ -15,23 +15,15 @@ from flask_socketio import SocketIO
 from game.crowd import reports
 
 from . import class_board, game_instance
+from .loops import IntervalLoop
 
 
-class Broadcaster:
+class Broadcaster(IntervalLoop):
     """One per app; its loop starts with the first socket connection."""
 
     def __init__(self, socketio: SocketIO, app):
-        self.socketio, self.app = socketio, app
-        self.server = socketio.server
+        super().__init__(socketio, app)
         self.dirty = threading.Event()
-        self.started = False
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        with self._lock:
-            if not self.started:
-                self.started = True
-                self.socketio.start_background_task(self._loop)
 
     def announce(self, outcome: dict, voter_sid: str | None = None) -> None:
         reply = outcome["reply"]
@@ -42,20 +34,15 @@ class Broadcaster:
             self.socketio.emit("puzzle_retired", notice["message"], to=f"player:{notice['player_id']}")
         self.dirty.set()
 
-    def _loop(self) -> None:
-        interval = self.app.config["PROOFQUEST"]["LEADERBOARD_INTERVAL"]
-        while self.socketio.server is self.server:  # a later init_app (tests) retires this loop
-            self.socketio.sleep(interval)
-            if not self.dirty.is_set():
-                continue
-            self.dirty.clear()
-            with self.app.app_context():
-                inst = game_instance()
-                for period in reports.PERIODS:
-                    self.socketio.emit("leaderboard", {"period": period,
-                                                       "entries": reports.leaderboard(inst, period)},
-                                       to=f"leaderboard:{period}")
-                self.socketio.emit("stats", reports.game_stats(inst), to="leaderboard:all")
+    def tick(self) -> None:
+        if not self.dirty.is_set():
+            return
+        self.dirty.clear()
+        inst = game_instance()
+        for period in reports.PERIODS:
+            self.socketio.emit("leaderboard", {"period": period, "entries": reports.leaderboard(inst, period)},
+                               to=f"leaderboard:{period}")
+        self.socketio.emit("stats", reports.game_stats(inst), to="leaderboard:all")
 
 
 def announce_vote(outcome: dict) -> None:

@@ -9,8 +9,6 @@ out without anyone asking.
 
 from __future__ import annotations
 
-import threading
-
 from flask import current_app, request
 from flask_socketio import SocketIO, emit, join_room
 
@@ -20,6 +18,7 @@ from game.errors import ProofQuestError
 
 from . import game_instance
 from . import validate as v
+from .loops import IntervalLoop
 
 EVENTS = {
     "watch_class": "join a class's board room: {class: id}; for its teacher, an admin or its own students",
@@ -32,22 +31,13 @@ def room(class_id: int) -> str:
     return f"class:{class_id}"
 
 
-class ClassBoards:
+class ClassBoards(IntervalLoop):
     """Per app: which classes changed, and the loop that sends their boards."""
 
     def __init__(self, socketio: SocketIO, app):
-        self.socketio, self.app = socketio, app
-        self.server = socketio.server
+        super().__init__(socketio, app)
         self.dirty: set[int] = set()
         self.class_of: dict[int, int | None] = {}  # player id -> class id (None: not a student); never changes
-        self.started = False
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        with self._lock:
-            if not self.started:
-                self.started = True
-                self.socketio.start_background_task(self._loop)
 
     def changed(self, class_id: int) -> None:
         with self._lock:
@@ -69,16 +59,12 @@ class ClassBoards:
                                            "entries": st.leaderboard(inst.store, class_id=class_id)},
                            to=room(class_id))
 
-    def _loop(self) -> None:
-        interval = self.app.config["PROOFQUEST"]["LEADERBOARD_INTERVAL"]
-        while self.socketio.server is self.server:  # a later init_app (tests) retires this loop
-            self.socketio.sleep(interval)
-            with self.app.app_context():
-                ended = st.finish_due_rounds(game_instance().store)
-                with self._lock:
-                    due, self.dirty = self.dirty | {r["class_id"] for r in ended}, set()
-                for class_id in due:
-                    self.send(class_id)
+    def tick(self) -> None:
+        ended = st.finish_due_rounds(game_instance().store)
+        with self._lock:
+            due, self.dirty = self.dirty | {r["class_id"] for r in ended}, set()
+        for class_id in due:
+            self.send(class_id)
 
 
 def boards() -> ClassBoards:
