@@ -165,10 +165,22 @@ def test_a_players_standing_is_the_beta_posterior_of_their_gold_record():
 
 def test_agreement_with_settled_decisions_is_balanced_so_answering_one_way_earns_nothing():
     always_yes = [(True, applied) for applied in [True] * 3 + [False] * 27]
-    assert balanced_agreement(always_yes)[0] == pytest.approx(0.5, abs=0.15)
-    assert balanced_agreement([(True, True)] * 30)[0] == pytest.approx(0.75, abs=0.02), "one class: half evidence"
+    assert balanced_agreement(always_yes) == (pytest.approx(0.5, abs=0.15), 6), "evidence: twice the rarer kind"
+    assert balanced_agreement([(True, True)] * 30)[1] == 0, "votes on one kind of decision only prove nothing"
     honest = [(applied, applied) for applied in [True] * 10 + [False] * 20]
-    assert balanced_agreement(honest)[0] > 0.9
+    assert balanced_agreement(honest) == (pytest.approx(1.0, abs=0.1), 20)
+
+
+def test_always_answering_one_way_never_establishes_a_player_whatever_was_settled():
+    settings = ConsensusSettings()
+    guessed_gold = [True, False] * 6  # balanced secret gold: one answer always scores half
+    for settled_kinds in ([False] * 150, [True] * 150, [True] * 5 + [False] * 150, [False] * 5 + [True] * 150):
+        for vote in (True, False):
+            reliability, established = standing(guessed_gold, [(vote, applied) for applied in settled_kinds],
+                                                settings)
+            assert not established and reliability < 0.55
+    honest = [(applied, applied) for applied in [True] * 5 + [False] * 150]
+    assert standing([True] * 10 + [False] * 2, honest, settings)[1], "an honest record still counts"
 
 
 def test_settled_agreement_refines_a_gold_record_but_never_replaces_it():

@@ -7,8 +7,9 @@ decisions (crowd puzzles retired by established players). The reliability is
 the Beta posterior mean over that record, from a prior at 0.5 — a vote worth
 nothing; agreement with settled decisions is measured as balanced accuracy
 (the mean of the accuracies on edits applied and edits rejected, so always
-answering one way scores 0.5) and may weigh at most as much as the gold
-record, so gold anchors it. A player is *established*, and their votes count
+answering one way scores 0.5), weighs as much as twice the votes on the rarer
+kind of decision (votes on one kind alone prove nothing) and at most as much
+as the gold record, so gold anchors it. A player is *established*, and their votes count
 in consensus, after ``ESTABLISHED_GOLD_ANSWERS`` secret gold answers with a
 reliability of at least ``ESTABLISHED_RELIABILITY``.
 
@@ -36,19 +37,26 @@ _refit_lock = threading.Lock()
 
 
 def balanced_agreement(settled: list[tuple[bool, bool]]) -> tuple[float, int]:
-    """Balanced accuracy of votes against settled decisions, and how many there are.
+    """Balanced accuracy of votes against settled decisions, and how much evidence it rests on.
 
     ``settled`` lists ``(vote supports the edit, decision applied the edit)``.
-    A class with no settled votes counts as 0.5 (no evidence), so a player who
-    always answers one way scores 0.5 whatever the mix of decisions.
+    The accuracy is the mean over the two kinds of decision (Laplace-smoothed,
+    0.5 for a kind without votes). The evidence is twice the votes on the
+    rarer kind: votes on one kind only show nothing, since answering always
+    one way is right on every decision of that kind. Counting the evidence as
+    every settled vote let accounts that always said "no" earn a record from
+    the many rejected puzzles before any applied one was settled
+    (bench/bench_attack.py: 20 such guests became established and blocked the
+    crowd).
     """
     if not settled:
         return 0.5, 0
-    accuracy = []
+    accuracy, counts = [], []
     for decision in (True, False):
         votes = [support for support, applied in settled if applied == decision]
         accuracy.append((sum(s == decision for s in votes) + 1) / (len(votes) + 2) if votes else 0.5)
-    return float(np.mean(accuracy)), len(settled)
+        counts.append(len(votes))
+    return float(np.mean(accuracy)), 2 * min(counts)
 
 
 def standing(gold: list[bool], settled: list[tuple[bool, bool]], settings: ConsensusSettings) -> tuple[float, bool]:
@@ -61,8 +69,8 @@ def standing(gold: list[bool], settled: list[tuple[bool, bool]], settings: Conse
     settled : list of (bool, bool)
         (vote supports the edit, the edit was applied) for each vote on a settled puzzle.
     """
-    agreement, n_settled = balanced_agreement(settled)
-    weight = min(n_settled, len(gold))  # settled agreement refines the gold record, never outweighs it
+    agreement, evidence = balanced_agreement(settled)
+    weight = min(evidence, len(gold))  # settled agreement refines the gold record, never outweighs it
     reliability = float(reliability_from_counts(sum(gold) + weight * agreement, len(gold) + weight, settings))
     return reliability, len(gold) >= settings.established_gold_answers and \
         reliability >= settings.established_reliability
