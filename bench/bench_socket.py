@@ -325,7 +325,8 @@ def warm_up(play: Play, home: Path | None, args) -> float:
     time.sleep(args.warm_up)
     while home is not None and time.perf_counter() - started < 300:
         with sqlite3.connect(home / "proofquest.sqlite", timeout=30) as db:
-            waiting = db.execute("SELECT COUNT(*) FROM players WHERE established = 0").fetchone()[0]
+            waiting = db.execute("SELECT COUNT(*) FROM players p WHERE established = 0"
+                                 " AND EXISTS (SELECT 1 FROM votes v WHERE v.player_id = p.id)").fetchone()[0]
         if waiting == 0:
             break
         time.sleep(0.5)
@@ -365,6 +366,8 @@ def main() -> None:
         results[which] = json.loads(out.stdout.strip().splitlines()[-1])
         print(which, json.dumps(results[which]), flush=True)
     game, echo = results["proofquest"], results["echo"]
+    if not (game["calls"] and echo["calls"]):
+        raise SystemExit("a server acknowledged no call in the measured phase (see 'refused' above)")
     results["ratio_calls_per_s"] = round(game["calls_per_s"] / echo["calls_per_s"], 3)
     results["ratio_p99"] = round(game["ack_ms_p99"] / echo["ack_ms_p99"], 3)
     results["load_average"] = os.getloadavg()

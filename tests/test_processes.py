@@ -1,4 +1,4 @@
-"""Several server processes over one instance folder share Socket.IO rooms through Redis."""
+"""Several server processes over one instance folder: one secret key, Socket.IO rooms shared through Redis."""
 
 import threading
 
@@ -47,3 +47,16 @@ def test_a_vote_on_one_process_updates_a_leaderboard_watched_on_another(home, in
         finally:
             board.disconnect()
             playing.disconnect()
+
+
+
+def test_a_process_that_loses_the_race_for_a_fresh_secret_key_takes_the_winners(inst, monkeypatch):
+    """Server processes starting together over a fresh folder: another one writes the key between this one's
+    check and its write (bench_writer's four processes met this), and all must sign with one key."""
+    from pathlib import Path
+
+    winner = inst.secret_key()
+    seen = Path.exists
+    monkeypatch.setattr(Path, "exists", lambda self: False if self.name == "secret_key" else seen(self))
+    assert inst.secret_key() == winner
+    assert [p.name for p in inst.home.iterdir() if "secret" in p.name] == ["secret_key"]

@@ -111,13 +111,25 @@ class Instance:
         return private_folder(self.home / "cache")
 
     def secret_key(self) -> str:
-        """The session-signing key, generated into the instance folder on first use."""
+        """The session-signing key, generated into the instance folder on first use.
+
+        Server processes starting together over a fresh folder agree on one
+        key: each writes its own candidate in full, then links it into place
+        (atomic; the first link wins), so none reads a half-written key.
+        """
         path = self.home / "secret_key"
         if not path.exists():
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            candidate = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             os.fchmod(fd, 0o600)  # whatever the umask
-            with os.fdopen(fd, "w") as f:
-                f.write(secrets.token_hex(32))
+            try:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(32))
+                os.link(candidate, path)
+            except FileExistsError:
+                pass  # another process's key is in place: that one it is
+            finally:
+                candidate.unlink()
         return path.read_text().strip()
 
     @cached_property
