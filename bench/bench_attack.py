@@ -158,6 +158,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "sim")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="only 20 guests forcing and blocking, and the baseline")
+    parser.add_argument("--modes", nargs="+", choices=["force", "block"], default=["force", "block"])
     args = parser.parse_args()
     home = prepared(args.cache, args.volume, 20)
     runs = [dict()]
@@ -169,6 +170,7 @@ def main() -> None:
         n = max(args.accounts)
         runs += [dict(accounts=n, mode=m, registered=True) for m in ("force", "block")]
         runs += [dict(accounts=n, mode=m, harvest=True) for m in ("force", "block")]
+    runs = [r for r in runs if r.get("mode", "none") in (*args.modes, "none")]
     results = []
     for spec in runs:
         r = scenario(home, seed=args.seed, **spec)

@@ -13,7 +13,7 @@ from game.crowd.consensus import (
     posterior,
     vote_value,
 )
-from game.crowd.reliability import balanced_agreement, standing
+from game.crowd.reliability import balanced_agreement, better_than_chance, standing
 from game.crowd.scoring import Scoring, gold_accuracy, next_streak, points_for_outcome, points_for_vote
 from game.errors import ProofQuestError
 
@@ -181,6 +181,15 @@ def test_always_answering_one_way_never_establishes_a_player_whatever_was_settle
             assert not established and reliability < 0.55
     honest = [(applied, applied) for applied in [True] * 5 + [False] * 150]
     assert standing([True] * 10 + [False] * 2, honest, settings)[1], "an honest record still counts"
+
+
+def test_a_short_lucky_streak_of_gold_is_not_a_record():
+    settings = ConsensusSettings()
+    lucky = [True] * 4 + [False]  # 4 of 5: what one answer always gives on balanced gold once in six accounts
+    reliability, established = standing(lucky, [], settings)
+    assert reliability >= settings.established_reliability and not established, "reliable-looking, not yet sure"
+    assert better_than_chance(4, 5) == pytest.approx(1 - 7 / 64)  # Beta(5, 2) above one half
+    assert standing([True] * 8 + [False] * 2, [], settings)[1], "8 of 10: an honest player at 80% counts"
 
 
 def test_settled_agreement_refines_a_gold_record_but_never_replaces_it():

@@ -124,6 +124,10 @@ SETTINGS: tuple[Setting, ...] = (
             "count in consensus: weight is earned by a record, never by an account existing.", int),
     Setting("ESTABLISHED_RELIABILITY", 0.6, "Reliability (from the record) a player needs for their votes to "
             "count in consensus; 50% on gold, whose answers are balanced, is guessing.", float),
+    Setting("ESTABLISHED_CERTAINTY", 0.95, "How sure the secret gold record must make it that the player does "
+            "better than chance before their votes count: P(accuracy > 0.5) under a uniform prior. Answering "
+            "always one way on balanced gold reaches 5 of 5 by luck once in 50 accounts, 4 of 5 once in 6 "
+            "(bench/bench_attack.py: 20 always-yes accounts applied 8 wrong edits when 4 of 5 was enough).", float),
     Setting("CONSENSUS_RULE", "weighted", "How votes decide: 'weighted' (reliability-weighted posterior with "
             "the detector's prior) or 'majority' (plain majority, for comparison).", _choice("weighted", "majority")),
     Setting("REFIT_EVERY_VOTES", 50, "Every player's standing is recomputed from their record (secret gold "

@@ -11,7 +11,10 @@ answering one way scores 0.5), weighs as much as twice the votes on the rarer
 kind of decision (votes on one kind alone prove nothing) and at most as much
 as the gold record, so gold anchors it. A player is *established*, and their votes count
 in consensus, after ``ESTABLISHED_GOLD_ANSWERS`` secret gold answers with a
-reliability of at least ``ESTABLISHED_RELIABILITY``.
+reliability of at least ``ESTABLISHED_RELIABILITY``, once the gold record makes
+it at least ``ESTABLISHED_CERTAINTY`` likely that they do better than chance
+(:func:`better_than_chance`): a short lucky streak of one-way answers is not a
+record.
 
 Accounts cost nothing (Douceur's Sybil attack), so nothing here trusts a
 player for existing, for agreeing with other players on undecided puzzles, or
@@ -73,7 +76,26 @@ def standing(gold: list[bool], settled: list[tuple[bool, bool]], settings: Conse
     weight = min(evidence, len(gold))  # settled agreement refines the gold record, never outweighs it
     reliability = float(reliability_from_counts(sum(gold) + weight * agreement, len(gold) + weight, settings))
     return reliability, len(gold) >= settings.established_gold_answers and \
-        reliability >= settings.established_reliability
+        reliability >= settings.established_reliability and \
+        better_than_chance(sum(gold), len(gold)) >= settings.established_certainty
+
+
+def better_than_chance(right: int, answers: int) -> float:
+    """P(accuracy > 0.5) after ``right`` of ``answers`` secret gold answers, under a uniform prior.
+
+    The posterior is Beta(1 + right, 1 + wrong); its mass above one half is
+    the chance that a binomial of ``answers + 1`` trials at 0.5 falls below
+    ``right + 1`` [1]_. A record short and lucky enough to pass the
+    reliability bar (4 of 5: 0.89) does not pass this one at 0.95; an honest
+    player at 80% passes it after 8 of 10.
+
+    References
+    ----------
+    .. [1] Gelman A, et al. (2013) Bayesian Data Analysis, 3rd ed., ch. 2
+           (the beta-binomial model).
+    """
+    from scipy.stats import beta
+    return float(beta.sf(0.5, 1 + right, 1 + answers - right))
 
 
 def _records(inst, rows: list[dict]) -> dict[int, tuple[list[bool], list[tuple[bool, bool]]]]:
