@@ -32,6 +32,7 @@ import threading
 from collections import defaultdict
 
 import numpy as np
+from scipy.stats import beta
 
 from game.app import store as st
 from game.crowd.consensus import ConsensusSettings, reliability_from_counts
@@ -94,7 +95,6 @@ def better_than_chance(right: int, answers: int) -> float:
     .. [1] Gelman A, et al. (2013) Bayesian Data Analysis, 3rd ed., ch. 2
            (the beta-binomial model).
     """
-    from scipy.stats import beta
     return float(beta.sf(0.5, 1 + right, 1 + answers - right))
 
 

@@ -36,10 +36,10 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import rankdata
 from torch import nn
 
 from game.errors import ProofQuestError
+from game.evaluation.metrics import roc_auc
 from game.progress import ProgressCallback
 
 PATCH_SLICES = 3
@@ -85,19 +85,6 @@ class Examples:
         return cls(np.concatenate([p.patches for p in parts]), np.concatenate([p.scalars for p in parts]),
                    np.concatenate([p.kinds for p in parts]),
                    np.concatenate([p.labels for p in parts]) if labelled else None)
-
-
-def roc_auc(scores, truth) -> float:
-    """Area under the ROC curve by the rank-sum (Mann–Whitney U) formula; NaN without both classes.
-
-    Ties share their mean rank, so a constant score gives 0.5.
-    """
-    scores, truth = np.asarray(scores, float), np.asarray(truth, bool)
-    positives, negatives = int(truth.sum()), int((~truth).sum())
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
 def _block(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -57,10 +57,10 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
-from scipy.stats import rankdata
 
 from game.detection.candidates import baseline_score
 from game.errors import ProofQuestError
+from game.evaluation.metrics import roc_auc
 from game.segmentation.agglomeration import Agglomeration
 from game.segmentation.rag import RAG
 
@@ -375,16 +375,6 @@ def load_score_model(path: str | Path) -> ScoreModel:
 
 
 # --- the volume's own known answers ------------------------------------------------------
-
-def roc_auc(scores, truth, weight=None) -> float:
-    """Area under the ROC curve (rank-sum formula, ties shared); NaN without both classes."""
-    scores, truth = np.asarray(scores, float), np.asarray(truth, bool)
-    positives, negatives = int(truth.sum()), int((~truth).sum())
-    if positives == 0 or negatives == 0:
-        return float("nan")
-    ranks = rankdata(scores)
-    return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
-
 
 def platt_with_priors(p: np.ndarray, y: np.ndarray, weight: np.ndarray | None = None, *,
                       slope_sd: float = SLOPE_PRIOR_SD, intercept_sd: float = INTERCEPT_PRIOR_SD

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import fastremap
 import numpy as np
+from scipy.stats import rankdata
 
 from game.errors import ProofQuestError
 
@@ -29,6 +30,7 @@ _BLOCK_VOXELS = 1 << 22
 
 __all__ = [
     "ContingencyTable",
+    "roc_auc",
     "ContingencyAccumulator",
     "contingency_table",
     "adapted_rand_error",
@@ -614,3 +616,16 @@ def evaluate(
         "edge_accuracy": None if u is None else edge_accuracy(u, v, mapping, sv_truth),
         "segments": int(np.count_nonzero(table.seg_labels)),
     }
+
+
+def roc_auc(scores, truth) -> float:
+    """Area under the ROC curve by the rank-sum (Mann–Whitney U) formula; NaN without both classes.
+
+    Ties share their mean rank, so a constant score gives 0.5.
+    """
+    scores, truth = np.asarray(scores, float), np.asarray(truth, bool)
+    positives, negatives = int(truth.sum()), int((~truth).sum())
+    if positives == 0 or negatives == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[truth].sum() - positives * (positives + 1) / 2) / (positives * negatives))
