@@ -16,8 +16,10 @@ puzzle they are handed — secret gold included — without looking:
 
 Reported per scenario: wrong edits applied (crowd puzzles retired "apply"
 whose truth says no), the honest crowd's share of the true gap closed beside
-the run without attackers, attacker votes accepted, and whether any attacker
-became established (counted in consensus).
+the run without attackers, attacker votes accepted and how many of them
+counted in a decision (the votes' own record, kept when their puzzle
+retired), and how many attackers were established (counted in consensus) at
+the end.
 
     python bench/bench_attack.py [--accounts 1 5 20] [--cache bench/out/sim] [--quick]
 """
@@ -145,6 +147,7 @@ def scenario(prepared_home: Path, *, accounts: int = 0, mode: str = "none", regi
            "wrong_rejections": sum(1 for p in crowd if not p["decision"] and p["truth"]),
            "gap_closed": result["gap_closed"]["total"], "crowd_gap_closed": result["gap_closed"]["crowd"],
            "established_attackers": sum(1 for r, e in standings.values() if e), "votes": result["votes"],
+           "attacker_votes_counted": st.counted_votes(inst.store, [a.id for a in attackers]),
            "vote_timeouts": result.get("vote_timeouts", 0) + sum(a.timeouts for a in attackers)}
     inst.store.close()
     shutil.rmtree(scratch, ignore_errors=True)
@@ -177,7 +180,8 @@ def main() -> None:
         results.append(r)
         print(f"{r['mode']:>5} {r['accounts']:>2} {'registered' if r['registered'] else 'guests':<10} "
               f"{'harvest ' if r['harvest'] else '':<8} wrong edits {r['wrong_edits']:>2}  wrong rejections "
-              f"{r['wrong_rejections']:>3}  attacker votes {r['attacker_votes']:>5}  established attackers "
+              f"{r['wrong_rejections']:>3}  attacker votes {r['attacker_votes']:>5} "
+              f"(counted {r['attacker_votes_counted']})  established "
               f"{r['established_attackers']:>3}  true gap closed ARE {r['gap_closed']['adapted_rand_error']:.0%} "
               f"VI {r['gap_closed']['vi']:.0%} (baseline ARE {results[0]['gap_closed']['adapted_rand_error']:.0%} VI "
               f"{results[0]['gap_closed']['vi']:.0%})  timed-out votes {r['vote_timeouts']}", flush=True)

@@ -56,6 +56,13 @@ def test_free_accounts_voting_no_first_do_not_block_an_honest_crowd(inst):
         if st.puzzle(inst.store, ids[index])["state"] == "open":
             vote(inst, h["id"], ids[index], "yes")
     assert st.puzzle(inst.store, ids[index])["decision"] == 1 and st.edit_count(inst.store, "demo") == 1
+    # the decision's record says whose votes counted: the honest ones, none of the sybils'
+    counted = {v["player_id"]: v["counted"] for v in st.puzzle_votes(inst.store, ids[index])}
+    assert {counted[s["id"]] for s in sybils if s["id"] in counted} == {0}
+    assert 1 in {counted.get(h["id"]) for h in honest}
+    assert st.counted_votes(inst.store, [s["id"] for s in sybils]) == 0
+    assert st.counted_votes(inst.store, [h["id"] for h in honest]) == sum(counted.get(h["id"]) == 1 for h in honest)
+    assert {v["counted"] for v in st.puzzle_votes(inst.store, ids[index + 1])} == {None}, "open: not decided yet"
 
 
 def test_a_record_is_earned_on_secret_gold_and_guessing_earns_none(inst):

@@ -201,6 +201,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE puzzles ADD COLUMN settled_from INTEGER REFERENCES puzzles (id);
     CREATE INDEX puzzles_settled_from ON puzzles (settled_from) WHERE settled_from IS NOT NULL;
     """,
+    # Whether each vote counted in the crowd decision that retired its puzzle (1 or 0; NULL while the puzzle is
+    # open, or when an admin decided it): the audit of who decided what, kept as it was at the decision.
+    """
+    ALTER TABLE votes ADD COLUMN counted INTEGER;
+    """,
 ]
 
 
@@ -763,6 +768,24 @@ def puzzle_ballots(store: Store, puzzle_id: int) -> list[dict]:
                        (puzzle_id,))
 
 
+def mark_counted(store: Store, puzzle_id: int, counted_players) -> None:
+    """Record which of a retiring puzzle's votes counted in its decision (inside the deciding transaction)."""
+    counted_players = [int(p) for p in counted_players]
+    with store.write() as db:
+        db.conn.execute("UPDATE votes SET counted = 0 WHERE puzzle_id = ?", (puzzle_id,))
+        db.conn.executemany("UPDATE votes SET counted = 1 WHERE puzzle_id = ? AND player_id = ?",
+                            [(puzzle_id, p) for p in counted_players])
+
+
+def counted_votes(store: Store, player_ids) -> int:
+    """How many of these players' votes counted in a crowd decision."""
+    ids = [int(p) for p in player_ids]
+    if not ids:
+        return 0
+    return store.scalar(f"SELECT COUNT(*) FROM votes WHERE counted = 1 AND player_id IN ({','.join('?' * len(ids))})",
+                        tuple(ids))
+
+
 def records(store: Store, player_id: int | None = None) -> list[dict]:
     """Every yes/no vote that measures its player: on secret gold (with the truth) and on retired crowd puzzles.
 
@@ -1095,7 +1118,7 @@ def daily_votes(store: Store, volume: str) -> list[dict]:
 
 EXPORT_QUERIES = {
     "votes": ("SELECT v.id, p.volume, v.puzzle_id, p.kind AS puzzle_kind, v.player_id, pl.username,"
-              " v.answer, v.supports_edit, v.ms, v.points, NOT pl.suspended AS counted, p.gold,"
+              " v.answer, v.supports_edit, v.ms, v.points, v.counted, pl.suspended AS player_suspended, p.gold,"
               " datetime(v.created, 'unixepoch') AS created"
               " FROM votes v JOIN puzzles p ON p.id = v.puzzle_id JOIN players pl ON pl.id = v.player_id"
               " WHERE p.volume = :volume ORDER BY v.id"),

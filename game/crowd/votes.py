@@ -114,6 +114,7 @@ def _retire(inst, puzzle: dict, decision: cs.Decision) -> tuple[list[dict], int 
         edit_seq = commit_puzzle_edit(inst, puzzle, author="consensus", provenance=provenance)
     st.set_puzzle_state(inst.store, puzzle["id"], "retired", decision=decision.answer,
                         posterior=decision.posterior, confidence=decision.confidence, edit_seq=edit_seq)
+    st.mark_counted(inst.store, puzzle["id"], provenance["counted"])
     notices = []
     for v in votes:
         value = cs.vote_value(puzzle["kind"], v["answer"])
