@@ -62,9 +62,9 @@ def serve(home: Path, env: dict) -> tuple[subprocess.Popen, str]:
     url = f"http://127.0.0.1:{port}"
     for _ in range(6000):
         try:
-            if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if requests.get(f"{url}/healthz", timeout=10).status_code == 200:
                 return process, url
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a loaded machine
             pass
         if process.poll() is not None:
             raise RuntimeError("server exited: see " + str(home.parent / "server.log"))

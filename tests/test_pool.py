@@ -7,6 +7,7 @@ from conftest import establish, vote
 
 from game.app import players
 from game.app import store as st
+from game.app.pool import Pool
 from game.detection.candidates import candidate_key
 from game.puzzles.edit import PuzzleEdit
 
@@ -92,3 +93,38 @@ def test_the_pool_can_be_turned_off(prepared):
     split = next(p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["kind"] == "split")
     before = st.puzzle_count(inst.store, "demo")
     assert inst.pool.after_decision("demo", split, None) == 0 and st.puzzle_count(inst.store, "demo") == before
+
+
+def test_a_volume_keeps_at_most_pool_open_puzzles_and_the_best_wait_their_turn(inst):
+    inst.settings["POOL_OPEN"] = 6
+    inst.pool.prepare_volume("demo")
+    open_ = [p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["state"] == "open"]
+    waiting = inst.pool._waiting["demo"]
+    assert len(open_) == 6 and inst.pool.waiting("demo") == len(waiting) > 0
+    assert min(p["score"] for p in open_) >= max(c["score"] for c in waiting), "the best-scored are asked first"
+    crowd = [players.create_guest(inst.store) for _ in range(4)]
+    establish(inst, crowd, 0.9)
+    merge = next(p for p in open_ if p["kind"] == "merge" and not p["truth"])
+    for c in crowd:
+        if st.puzzle(inst.store, merge["id"])["state"] == "open":
+            vote(inst, c["id"], merge["id"], "no")
+    assert st.puzzle(inst.store, merge["id"])["decision"] == 0
+    now_open = [p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["state"] == "open"]
+    assert len(now_open) == 6, "a rejected merge's place goes to the best candidate that waited"
+    assert inst.pool.waiting("demo") == len(waiting) - 1
+    assert {p["key"] for p in now_open} - {p["key"] for p in open_} == {waiting[0]["key"]}
+    inst.settings["POOL_OPEN"] = 0
+    assert inst.pool.refill("demo") > 0 and inst.pool.waiting("demo") == 0, "without a cap nothing waits"
+
+
+def test_a_process_started_later_learns_what_waits_and_fills_the_room(inst):
+    inst.settings["POOL_OPEN"] = 6
+    inst.pool.prepare_volume("demo")
+    assert st.waiting_candidates(inst.store, "demo") == inst.pool.waiting("demo") > 0
+    inst.pool = Pool(inst)  # a restart: nothing waits in memory
+    merge = next(p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["state"] == "open"
+                 and p["kind"] == "merge")
+    st.set_puzzle_state(inst.store, merge["id"], "retired", decision=False, confidence=0.95)
+    assert inst.pool.after_decision("demo", merge, None) == 1
+    assert len([p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["state"] == "open"]) == 6
+    assert inst.pool.waiting("demo") > 0

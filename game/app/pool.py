@@ -8,8 +8,12 @@ split the crowd rejected opens the next cut of that segment's merge tree. Each
 question is asked once: a candidate whose key (what its edit does,
 :func:`game.detection.candidates.candidate_key`) is already among a volume's
 puzzles is not asked again, across restarts and server processes (a unique
-index in the store). There is no cap: every candidate becomes a puzzle, and
-assignment hands out the most valuable first.
+index in the store). A volume keeps at most ``POOL_OPEN`` open crowd
+puzzles: past it the best-scored new candidates become puzzles and the rest
+wait in the pool (per process, in memory), coming in as decisions retire
+puzzles; a waiting candidate whose segments an edit changed is dropped (the
+rescan of those segments finds what is still to ask). Assignment hands out
+the most valuable open puzzles first.
 
 First start (:meth:`Pool.prepare_volume`): the candidates with known truth
 become practice, teach and gold puzzles, are rendered while the segmentation
@@ -46,6 +50,8 @@ class Pool:
     def __init__(self, inst):
         self.inst = inst
         self._lock = threading.Lock()  # one rescan at a time per process: they read and insert the same rows
+        self._waiting: dict[str, list[dict]] = {}  # candidates kept out by POOL_OPEN, best first, per volume
+        self._scanned: set[str] = set()  # volumes scanned whole by this process (what waits is known)
 
     # --- reading what a volume keeps --------------------------------------------------
 
@@ -119,7 +125,8 @@ class Pool:
         """
         bar = progress or (lambda desc: None)
         with self._lock:
-            candidates = self.detect(name, segments=segments, progress=bar("detecting errors"))
+            candidates = [] if segments is not None and not segments else \
+                self.detect(name, segments=segments, progress=bar("detecting errors"))
             asked = st.puzzle_keys(self.inst.store, name)
             agg = self.inst.agglomeration(name)
             walking = {agg.segment_of(sv) for volume, sv in st.open_split_parts(self.inst.store) if volume == name}
@@ -132,9 +139,19 @@ class Pool:
                         continue
                     walking.add(c["segments"][0])
                 fresh.append(c)
-            added = [i for i in st.add_puzzles(self.inst.store, name, self.frame(name, fresh,
-                                                                                   progress=bar("framing puzzles")))
-                     if i is not None]
+            fresh = self._within_room(name, fresh, agg, asked, walking, whole=segments is None)
+            framed = self.frame(name, fresh, progress=bar("framing puzzles"))
+            room = self._room(name)
+            while room is not None and len(framed) < room and self._waiting.get(name):
+                # some could not be shown: as many of those that waited, best first, take their places
+                more, self._waiting[name] = (self._waiting[name][:room - len(framed)],
+                                             self._waiting[name][room - len(framed):])
+                framed += self.frame(name, more)
+            added = [i for i in st.add_puzzles(self.inst.store, name, framed) if i is not None]
+            if segments is None:
+                self._scanned.add(name)
+                if self.waiting(name) or st.waiting_candidates(self.inst.store, name):
+                    st.set_waiting(self.inst.store, name, self.waiting(name))
             changed = [p["id"] for p in st.puzzles(self.inst.store, volume=name, state="open", gold=False)
                        if segments is not None and {agg.segment_of(a) for a in p["anchors"]} & set(segments)
                        and p["id"] not in added]
@@ -142,11 +159,44 @@ class Pool:
                 images.prerender(self.inst, added + changed, progress=bar("pictures of the crowd's puzzles"))
         return len(added)
 
+    def _within_room(self, name: str, fresh: list[dict], agg, asked: set, walking: set, *,
+                     whole: bool) -> list[dict]:
+        """The new candidates that fit under ``POOL_OPEN`` (waiting ones first when they are better); the rest
+        wait. A scan of the whole volume replaces what waited; a scan of some segments adds to it. A waiting
+        candidate is dropped once asked, once an edit changed its segments, or (a cut) once its segment has
+        another cut open or new (``walking``)."""
+        waiting = self._waiting.pop(name, [])
+        waiting = [] if whole else [c for c in waiting if c["key"] not in asked and _still_fits(c, agg)
+                                    and not (c["kind"] == "split" and c["segments"][0] in walking)]
+        room = self._room(name)
+        if room is None or len(fresh) + len(waiting) <= room:
+            return fresh + waiting
+        ranked = sorted(fresh + waiting, key=lambda c: -c["score"])
+        taken, kept, keys = [], [], set()
+        for c in ranked:
+            if c["key"] in keys:
+                continue
+            keys.add(c["key"])
+            (taken if len(taken) < room else kept).append(c)
+        self._waiting[name] = kept
+        return taken
+
+    def _room(self, name: str) -> int | None:
+        """How many more open crowd puzzles the volume may have (None: no cap)."""
+        cap = self.inst.settings["POOL_OPEN"]
+        return max(0, cap - st.open_crowd_puzzles(self.inst.store, name)) if cap else None
+
+    def waiting(self, name: str) -> int:
+        """Candidates of a volume kept out of play by ``POOL_OPEN`` (in this process)."""
+        return len(self._waiting.get(name, ()))
+
     def after_decision(self, name: str, puzzle: dict, edit_seq: int | None) -> int:
         """Scan the segments a decided puzzle concerns again; returns the puzzles added.
 
         An applied edit: its segments as they are now. A rejected split: that
-        segment, whose next cut opens. A rejected merge changes nothing.
+        segment, whose next cut opens. A rejected merge, or a puzzle sent to the
+        expert queue, changes nothing, but leaves its place to a candidate that
+        waited (``POOL_OPEN``).
         """
         if not self.inst.settings["LIVING_POOL"]:
             return 0
@@ -156,10 +206,14 @@ class Pool:
             segments = {agg.segment_of(int(edit.supervoxels[0]))} if edit is not None else set()
             if edit is not None and edit.kind == "split":
                 segments.add(agg.segment_of(int(puzzle["anchors"][0])))
-        elif puzzle["kind"] == "split":
+        elif puzzle["kind"] == "split" and st.puzzle(self.inst.store, puzzle["id"])["state"] == "retired":
             segments = {agg.segment_of(int(puzzle["anchors"][0]))}
         else:
-            return 0
+            segments = set()  # a rejected merge changes nothing, but its place may go to a waiting candidate
+        if not segments and not self._waiting.get(name):
+            if name in self._scanned or not self._room(name) or not st.waiting_candidates(self.inst.store, name):
+                return 0
+            segments = None  # a process that has not scanned the volume (a restart) learns what waits
         try:
             return self.refill(name, segments=segments)
         except Exception:  # a decision is committed already; a failed rescan must not turn it into an error
@@ -183,3 +237,8 @@ class Pool:
         votes.apply_known_answers(inst, name)
         self.refill(name, progress=bar)
         return st.puzzle_count(inst.store, name)
+
+
+def _still_fits(candidate: dict, agg) -> bool:
+    """Whether a waiting candidate's anchors still lie in the segments it was found on (no edit changed them)."""
+    return sorted({agg.segment_of(int(a)) for a in candidate["anchors"]}) == sorted(set(candidate["segments"]))

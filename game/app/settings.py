@@ -53,6 +53,13 @@ def _probability(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"expected a whole number of at least 0, got {text!r}")
+    return value
+
+
 def _rate_limit(text: str) -> str:
     from limits import parse_many
     parse_many(text)  # raises ValueError with what is wrong
@@ -169,6 +176,10 @@ SETTINGS: tuple[Setting, ...] = (
             _bool),
     Setting("SPLIT_TREE_DEPTH", 8, "How many of the merges that built a segment are proposed as cuts, last first "
             "(one at a time per segment).", int),
+    Setting("POOL_OPEN", 1000, "Most open crowd puzzles a volume keeps: beyond it the best-scored candidates become "
+            "puzzles and the rest wait, coming in as decisions retire puzzles (a 20x1024x1024 volume had 12,106 "
+            "candidates, framed in 21 minutes before its first puzzle; the demo's ~800 are all open at once). "
+            "0: every candidate at once.", _count),
     Setting("PRERENDER", True, "Draw a crowd puzzle's pictures when the pool makes it, and again when a decision "
             "changes its parts, so that no player waits for them (off: drawn on first request).", _bool),
     Setting("SPLIT_HOLD_BELIEF", 0.0, "An open split puzzle holds back merge puzzles onto its segment (a merge "

@@ -203,8 +203,11 @@ MIGRATIONS: list[str] = [
     """,
     # Whether each vote counted in the crowd decision that retired its puzzle (1 or 0; NULL while the puzzle is
     # open, or when an admin decided it): the audit of who decided what, kept as it was at the decision.
+    # How many candidates of a volume waited for room (POOL_OPEN) at its last whole scan: a process started later
+    # scans it again to learn them.
     """
     ALTER TABLE votes ADD COLUMN counted INTEGER;
+    ALTER TABLE volume_state ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 
@@ -613,6 +616,12 @@ def known_answers(store: Store, volume: str) -> list[dict]:
         " AND decision IS NOT NULL)) ORDER BY id", (volume,))
     return [{**(json.loads(r["detector"]) if r["detector"] else {}), "kind": r["kind"],
              "answer": bool(r["truth"] if r["gold"] else r["decision"])} for r in rows]
+
+
+def open_crowd_puzzles(store: Store, volume: str) -> int:
+    """How many crowd puzzles of a volume are open."""
+    return store.scalar("SELECT COUNT(*) FROM puzzles WHERE volume = ? AND state = 'open' AND gold = 0"
+                        " AND tutorial = 0", (volume,))
 
 
 def puzzle_keys(store: Store, volume: str) -> set[str]:
@@ -1047,6 +1056,19 @@ def set_live(store: Store, volume: str, live: bool) -> None:
         db.conn.execute("INSERT INTO volume_state (volume, live, updated) VALUES (?, ?, ?)"
                         " ON CONFLICT (volume) DO UPDATE SET live = excluded.live, updated = excluded.updated",
                         (volume, int(bool(live)), time.time()))
+
+
+def set_waiting(store: Store, volume: str, waiting: int) -> None:
+    """How many candidates of ``volume`` wait for room in its pool (``POOL_OPEN``), as of its last whole scan."""
+    with store.write() as db:
+        db.conn.execute("INSERT INTO volume_state (volume, live, updated, waiting) VALUES (?, 1, ?, ?)"
+                        " ON CONFLICT (volume) DO UPDATE SET waiting = excluded.waiting, updated = excluded.updated",
+                        (volume, time.time(), int(waiting)))
+
+
+def waiting_candidates(store: Store, volume: str) -> int:
+    """:func:`set_waiting`'s count (0 for a volume never capped)."""
+    return store.scalar("SELECT waiting FROM volume_state WHERE volume = ?", (volume,)) or 0
 
 
 def forget_volume(store: Store, volume: str) -> None:

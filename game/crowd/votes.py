@@ -166,9 +166,10 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
                               points)
         bonus, streak, feedback = _known_truth(inst, player, puzzle, value)
         me = st.add_points(inst.store, player_id, points + bonus, "vote", puzzle_id=puzzle_id, streak=streak)
-        notices, retired, edit_seq = [], None, None
+        notices, retired, edit_seq, left_open = [], None, None, False
         if not puzzle["gold"]:
             decision = _decide(inst, puzzle)
+            left_open = decision.state != "open"
             if decision.state == "retired":
                 notices, edit_seq = _retire(inst, puzzle, decision)
                 retired = {"decision": decision.answer, "confidence": decision.confidence,
@@ -179,8 +180,9 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
         if notices:  # the voter was paid again for agreeing with the decision
             me = st.player(inst.store, player_id)
     inst.assignments.release(puzzle_id, player_id)
-    # rescans and refits follow the decision without delaying its answer (on the server's worker)
-    if retired is not None and (edit_seq is not None or puzzle["kind"] == "split"):
+    # rescans and refits follow the decision without delaying its answer (on the server's worker); a puzzle
+    # that retired or went to the experts also leaves its place to a waiting candidate
+    if left_open:
         inst.later(inst.pool.after_decision, puzzle["volume"], puzzle, edit_seq)
     if retired is not None:
         inst.later(promote_settled, inst, puzzle["volume"])
@@ -237,8 +239,7 @@ def expert_decide(inst, admin_id: int, puzzle_id, decision) -> dict:
                                  provenance={"puzzle": puzzle_id, "source": "expert", "expert": admin_id}) \
             if apply else None
         st.set_puzzle_state(inst.store, puzzle_id, "retired", decision=apply, confidence=1.0, edit_seq=seq)
-    if seq is not None or puzzle["kind"] == "split":
-        inst.later(inst.pool.after_decision, puzzle["volume"], puzzle, seq)
+    inst.later(inst.pool.after_decision, puzzle["volume"], puzzle, seq)
     inst.later(promote_settled, inst, puzzle["volume"])
     return {"puzzle": puzzle_id, "decision": apply, "edit_seq": seq}
 
