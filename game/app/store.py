@@ -306,8 +306,16 @@ class Store:
         self._local.after.append(callback)
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict]:
+        """Rows as dicts by column name (the first of two columns with one name wins, as ``sqlite3.Row``)."""
         with self.reading() as db:
-            return [dict(r) for r in db.conn.execute(sql, params).fetchall()]
+            cursor = db.conn.cursor()
+            cursor.row_factory = None  # plain tuples zipped with the names: a third of dict(sqlite3.Row)'s cost
+            rows = cursor.execute(sql, params).fetchall()
+            names = [d[0] for d in cursor.description or ()]
+        if len(set(names)) < len(names):
+            first = [names.index(n) for n in names]
+            return [{n: r[i] for n, i in zip(names, first)} for r in rows]
+        return [dict(zip(names, r)) for r in rows]
 
     def scalar(self, sql: str, params: tuple | dict = ()):
         """The first column of the first row (None when there is no row)."""

@@ -83,6 +83,8 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
     app.config.update({k: v for k, v in (test_config or {}).items() if k.isupper()})
     app.extensions["proofquest"] = inst
 
+    from .sessions import RememberedCookieSessions
+    app.session_interface = RememberedCookieSessions()
     csrf.init_app(app)
     # The process was set up for ASYNC_MODE before anything was imported (run.py, game/concurrency.py);
     # an app made without that (tests, scripts) runs on threads. async_handlers=False: a client's events run
