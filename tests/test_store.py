@@ -156,3 +156,44 @@ def test_weekly_leaderboard_counts_only_recent_points(store):
         db.conn.execute("UPDATE point_events SET created = 0 WHERE player_id = ?", (a["id"],))
     assert [r["id"] for r in st.leaderboard(store)] == [a["id"], b["id"]]
     assert [r["id"] for r in st.leaderboard(store, since=1000.0)] == [b["id"]]
+
+
+def test_the_priority_index_hands_out_puzzles_in_the_same_order_without_sorting(store):
+    import random
+    rng = random.Random(3)
+    pids = st.add_puzzles(store, "v", [_puzzle(score=rng.choice([0.2, 0.5, 0.9, rng.random()]),
+                                               gold=int(i % 7 == 0)) for i in range(300)])
+    voters = [st.create_player(store, f"p{i}", None)["id"] for i in range(4)]
+    with store.write() as db:
+        for pid in pids:
+            db.conn.execute("UPDATE puzzles SET posterior = ?, n_votes = ?, judgeable = ? WHERE id = ?",
+                            (rng.choice([None, 0.5, rng.random()]), rng.randrange(6), int(rng.random() < 0.8), pid))
+        st.set_puzzle_state(store, pids[5], "retired", decision=True)
+    for pid in rng.sample(pids, 60):
+        st.add_vote(store, pid, rng.choice(voters), "yes", True, 100, 1)
+
+    def handed(min_votes):
+        return {(p, gold, limit): st.assignable_puzzles(store, p, gold=gold, min_votes=min_votes, limit=limit)
+                for p in voters for gold in (False, True) for limit in (5, 64, 400)}
+
+    def sorts(min_votes):
+        plan = store.query("EXPLAIN QUERY PLAN " + st._assignable_sql(False, min_votes, 64, index(min_votes)),
+                           {"gold": 0, "player": voters[0]})
+        return any("TEMP B-TREE" in row["detail"] for row in plan)
+
+    def index(min_votes):
+        made = store.priority_index
+        return made[1] if made is not None and made[0] == min_votes else None
+
+    sorted_order = {m: handed(m) for m in (3, 5)}
+    assert sorts(3) and sorts(5)
+    st.index_priorities(store, 3)
+    assert not sorts(3) and sorts(5)  # an index for MIN_VOTES = 3 orders nothing else
+    assert handed(3) == sorted_order[3] and handed(5) == sorted_order[5]
+    st.index_priorities(store, 5)  # another setting: its own index, in place of the first
+    assert sorts(3) and not sorts(5)
+    assert handed(5) == sorted_order[5]
+    other = st.Store(store.path)  # a process started with MIN_VOTES = 3 drops the index made for 5
+    st.index_priorities(other, 3)
+    other.close()
+    assert handed(5) == sorted_order[5] and store.priority_index is None  # sorted again, in the same order

