@@ -155,6 +155,27 @@ def test_an_open_socket_whose_session_ended_stops_voting(app):
     assert st.vote_count(store) == 0
 
 
+def test_a_session_cookie_is_verified_once_and_an_altered_one_never(app, monkeypatch):
+    client = app.test_client()
+    _guest(client)
+    cookie = client.get_cookie("session").value
+    from flask.sessions import URLSafeTimedSerializer
+    verified = []
+    real = URLSafeTimedSerializer.loads
+    monkeypatch.setattr(URLSafeTimedSerializer, "loads", lambda self, *a, **k: verified.append(1) or real(self, *a, **k))
+    sio = socketio.test_client(app, flask_test_client=client)
+    assert verified == [1]  # verified when the socket connected ...
+    verified.clear()
+    for _ in range(3):
+        assert sio.emit("next_puzzle", callback=True)["ok"]
+    assert verified == []  # ... answered from memory at each event since
+    altered = app.test_client()
+    altered.set_cookie("session", cookie[:-2] + ("AA" if not cookie.endswith("AA") else "BB"))
+    assert altered.get("/api/me").status_code == 401 and verified == [1]
+    app.session_interface._known.clear()
+    assert sio.emit("next_puzzle", callback=True)["ok"] and verified == [1, 1]  # forgotten: verified again
+
+
 def test_log_in_starts_a_new_session_id(app):
     store = app.extensions["proofquest"].store
     players.register(store, "fay", "long password")

@@ -463,6 +463,11 @@ def session_player(store: Store, session_id: str, now: float) -> dict | None:
     return rows[0] if rows else None
 
 
+def session_owner(store: Store, session_id: str, now: float) -> int | None:
+    """The player id of a session that has not ended or expired (one look-up, asked at every socket event)."""
+    return store.scalar("SELECT player_id FROM sessions WHERE id = ? AND expires > ?", (session_id, now))
+
+
 def close_session(store: Store, session_id: str) -> None:
     with store.write() as db:
         db.conn.execute("DELETE FROM sessions WHERE id = ?", (session_id,))

@@ -23,7 +23,7 @@ from game.errors import ProofQuestError
 from . import class_board, game_instance, throttle
 from . import validate as v
 from .broadcast import Broadcaster, announce_vote
-from .sessions import current_player, room
+from .sessions import current_player, room, session_player_id
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,10 @@ EVENTS = {
 
 def _player_id() -> int:
     """The player of the socket's session, checked again at every event (a log-out ends it)."""
-    player = current_player()
-    if player is None:
+    player_id = session_player_id()
+    if player_id is None:
         raise ProofQuestError("your session has ended; log in again")
-    return player["id"]
+    return player_id
 
 
 def _answer(handler):
@@ -100,8 +100,8 @@ def register(app, socketio: SocketIO) -> None:
     def next_puzzle(data):
         inst = game_instance()
         exclude = v.id_list(data.get("exclude"), "exclude")
-        _player_id()  # the session is still open
-        return {"puzzle": assignment.next_puzzle(inst, current_player(), exclude=exclude)}
+        player = {"id": _player_id()}  # the session is still open; choosing a puzzle needs only the id
+        return {"puzzle": assignment.next_puzzle(inst, player, exclude=exclude)}
 
     @socketio.on("vote")
     @_answer

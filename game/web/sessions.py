@@ -51,7 +51,7 @@ class RememberedCookieSessions(SecureCookieSessionInterface):
         with self._lock:
             known = self._known.get(value)
         if known is not None and known[0] > now:
-            return self.session_class(copy.deepcopy(known[1]))
+            return self.session_class(_copy(known[1]))
         serializer = self.get_signing_serializer(app)
         if serializer is None:
             return None
@@ -61,10 +61,17 @@ class RememberedCookieSessions(SecureCookieSessionInterface):
         except BadSignature:
             return self.session_class()
         with self._lock:
-            self._known[value] = (min(now + self.seconds, signed.timestamp() + max_age), copy.deepcopy(data))
+            self._known[value] = (min(now + self.seconds, signed.timestamp() + max_age), _copy(data))
             while len(self._known) > self.size:
                 self._known.popitem(last=False)  # the oldest verified goes first
         return self.session_class(data)
+
+
+def _copy(data: dict) -> dict:
+    """A copy of a session's payload that no request can change through (flat values: a shallow copy)."""
+    if all(isinstance(value, (str, int, float, type(None))) for value in data.values()):
+        return dict(data)
+    return copy.deepcopy(data)
 
 
 def _digest(token: str) -> str:
@@ -97,6 +104,15 @@ def current_player() -> dict | None:
         if g.player is None and "token" in session:
             session.pop("token")  # it ended: the cookie stops carrying it
     return g.player
+
+
+def session_player_id() -> int | None:
+    """The player id of this request's session if it is still open: :func:`current_player` without reading
+    the player (what each Socket.IO event checks)."""
+    if "player" in g:
+        return g.player["id"] if g.player is not None else None
+    token = session.get("token")
+    return st.session_owner(game_instance().store, _digest(token), time.time()) if isinstance(token, str) else None
 
 
 def close_session(socketio) -> None:
