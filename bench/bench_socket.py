@@ -1,15 +1,18 @@
 """Votes per second with many concurrent Socket.IO clients, beside a bare echo server, in one run.
 
 Both servers run as subprocesses on 127.0.0.1, driven by the same
-python-socketio clients (threads of this process), so the ratio between them
-is the figure to quote: the clients share the machine's cores with the
-servers. With ``--processes N`` each server is N processes sharing their
-Socket.IO rooms through a Redis message queue (a ``redis-server`` started
-here on 127.0.0.1), the echo's too, and client ``i`` talks to process
-``i mod N`` (as a proxy with sticky sessions would spread them).
+python-socketio clients, so the ratio between them is the figure to quote:
+the clients share the machine's cores with the servers. The clients live in
+``--client-processes`` processes of their own (default one per 250 clients),
+each client a greenlet of gevent (a thread per client, as before, established
+only 95 of 1,000 clients in one process). With ``--processes N`` each server
+is N processes sharing their Socket.IO rooms through a Redis message queue (a
+``redis-server`` started here on 127.0.0.1), the echo's too, and client ``i``
+talks to process ``i mod N`` (as a proxy with sticky sessions would spread
+them).
 
-    python bench/bench_socket.py [--clients 200] [--seconds 20] [--processes 1] [--async-mode gevent]
-                                 [--profile DIR]
+    python bench/bench_socket.py [--clients 200] [--seconds 20] [--processes 1] [--client-processes K]
+                                 [--async-mode gevent] [--profile DIR]
 
 Every ProofQuest vote is real: committed, counted by consensus, acknowledged
 after the commit. The clients play as perfect players (the bench knows its
@@ -28,17 +31,22 @@ the measured phase and writes its flame graph and the functions where the
 most samples were (``py-spy`` on PATH, or PY_SPY=/path/to/py-spy).
 """
 
-from __future__ import annotations
+import sys
+
+if __name__ == "__main__" and "--clients-of" in sys.argv:
+    from gevent import monkey  # a client process: every client a greenlet, patched before anything is imported
+
+    monkey.patch_all()
 
 import argparse
 import collections
 import json
 import os
+import select
 import shutil
 import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import textwrap
 import threading
@@ -109,21 +117,21 @@ def connect(url: str, login: bool) -> socketio.Client:
     return client
 
 
-def connect_all(urls: list[str], clients: int, login: bool) -> list[socketio.Client]:
-    """``clients`` connections, client i to ``urls[i % len(urls)]``, made 20 at a time."""
-    conns: list[socketio.Client | None] = [None] * clients
+def connect_all(urls: list[str], first: int, count: int, login: bool) -> list[socketio.Client]:
+    """Clients ``first`` .. ``first + count - 1``, client i to ``urls[i % len(urls)]``, made 20 at a time."""
+    conns: list[socketio.Client | None] = [None] * count
     lock = threading.Lock()
-    queue = list(range(clients))
+    queue = list(range(count))
 
     def work():
         while True:
             with lock:
                 if not queue:
                     return
-                i = queue.pop()
-            conns[i] = connect(urls[i % len(urls)], login)
+                j = queue.pop()
+            conns[j] = connect(urls[(first + j) % len(urls)], login)
 
-    workers = [threading.Thread(target=work) for _ in range(min(20, clients))]
+    workers = [threading.Thread(target=work) for _ in range(min(20, count))]
     for t in workers:
         t.start()
     for t in workers:
@@ -177,11 +185,10 @@ class Play:
                     self.refused[ack.get("error", "?")[:60]] += 1
 
     def measure(self, seconds: float) -> dict:
+        """Measure for ``seconds``, stop, disconnect; the acknowledgement times of the measured votes."""
         self.measuring.set()
-        started = time.perf_counter()
         time.sleep(seconds)
         self.measuring.clear()
-        elapsed = time.perf_counter() - started
         self.stop.set()
         for t in self.threads:
             t.join()
@@ -191,12 +198,53 @@ class Play:
             t.start()
         for t in closers:
             t.join()
-        flat = np.array([x for per in self.latencies for x in per])
-        return {"clients": len(self.conns), "calls": int(flat.size), "seconds": round(elapsed, 1),
-                "calls_per_s": round(flat.size / elapsed, 1),
-                "ack_ms_median": round(float(np.median(flat)) * 1000, 1) if flat.size else None,
-                "ack_ms_p99": round(float(np.percentile(flat, 99)) * 1000, 1) if flat.size else None,
-                "acked_in_all": self.acked, "refused": dict(self.refused)}
+        return {"latencies": [x for per in self.latencies for x in per], "acked_in_all": self.acked,
+                "refused": dict(self.refused)}
+
+
+def client_process(args) -> None:
+    """One client process (``--clients-of``): connect, say so, play; measure when told on stdin, report."""
+    truth = {int(k): v for k, v in json.loads(Path(args.truth).read_text()).items()} if args.truth else {}
+    conns = connect_all(args.clients_of.split(","), args.first, args.clients, login=bool(truth))
+    play = Play(conns, truth)
+    print("connected", len(conns), flush=True)
+    select.select([sys.stdin], [], [])  # gevent's: the clients play while this waits (a read would block them)
+    command = sys.stdin.readline().split()  # "measure SECONDS"
+    print(json.dumps(play.measure(float(command[1]))), flush=True)
+
+
+def run_clients(urls: list[str], clients: int, processes: int, truth_file: Path | None) -> list[subprocess.Popen]:
+    """Start the client processes (client i of ``clients`` in process ``i * processes // clients``) and wait
+    until each has connected its clients."""
+    bounds = [clients * k // processes for k in range(processes + 1)]
+    procs = [subprocess.Popen([sys.executable, __file__, "--clients-of", ",".join(urls), "--first", str(lo),
+                               "--clients", str(hi - lo), "--truth", str(truth_file or "")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+    for p in procs:
+        line = p.stdout.readline()
+        if not line.startswith("connected"):
+            stop(procs)
+            raise RuntimeError(f"a client process failed to connect its clients (exit {p.poll()})")
+    return procs
+
+
+def measure_clients(procs: list[subprocess.Popen], seconds: float) -> dict:
+    """Tell every client process to measure for ``seconds``; their votes per second and latencies together."""
+    for p in procs:
+        p.stdin.write(f"measure {seconds}\n")
+        p.stdin.flush()
+    reports = [json.loads(p.stdout.readline()) for p in procs]
+    for p in procs:
+        p.wait(timeout=120)
+    flat = np.array([x for r in reports for x in r["latencies"]])
+    refused: collections.Counter = collections.Counter()
+    for r in reports:
+        refused.update(r["refused"])
+    return {"calls": int(flat.size), "seconds": seconds, "calls_per_s": round(flat.size / seconds, 1),
+            "ack_ms_median": round(float(np.median(flat)) * 1000, 1) if flat.size else None,
+            "ack_ms_p99": round(float(np.percentile(flat, 99)) * 1000, 1) if flat.size else None,
+            "acked_in_all": sum(r["acked_in_all"] for r in reports), "refused": dict(refused)}
 
 
 def prepared_home(merges: int = 120, splits: int = 40) -> Path:
@@ -275,7 +323,7 @@ def summarize_profile(path: Path, top: int = 25) -> list[tuple[str, float]]:
 def measure(args, which: str) -> dict:
     n = args.processes
     redis, queue = start_redis() if n > 1 else (None, "")
-    procs = []
+    procs, client_procs = [], []
     try:
         ports = [free_port() for _ in range(n)]
         urls = [f"http://127.0.0.1:{p}" for p in ports]
@@ -300,26 +348,33 @@ def measure(args, which: str) -> dict:
                                                str(port)], env=env, stdout=log, stderr=subprocess.STDOUT))
             for url, p in zip(urls, procs):
                 wait_ready(url, "/healthz", p)
-        conns = connect_all(urls, args.clients, login=which == "proofquest")
-        play = Play(conns, truth)
-        warm = warm_up(play, home, args)
+        truth_file = None
+        if truth:
+            truth_file = home.parent / "truth.json"
+            truth_file.write_text(json.dumps(truth))
+        started = time.perf_counter()
+        client_procs = run_clients(urls, args.clients, args.client_processes, truth_file)
+        connected = round(time.perf_counter() - started, 1)
+        warm = warm_up(home, args)
         spy = profile(procs[0].pid, args.seconds, Path(args.profile)) if args.profile and which == "proofquest" \
             else None
-        result = {"server": which, "processes": n, "async_mode": args.async_mode, "warm_up_s": warm,
-                  **play.measure(args.seconds)}
+        result = {"server": which, "processes": n, "async_mode": args.async_mode, "clients": args.clients,
+                  "client_processes": len(client_procs), "connect_s": connected, "warm_up_s": warm,
+                  **measure_clients(client_procs, args.seconds)}
         if spy is not None:
             spy.wait(timeout=120)
             result["profile"] = summarize_profile(Path(args.profile) / "profile.txt")
         if home is not None:
-            result.update(audit(home, play.acked))
+            result.update(audit(home, result["acked_in_all"]))
         return result
     finally:
+        stop(client_procs)
         stop(procs)
         if redis is not None:
             stop([redis])
 
 
-def warm_up(play: Play, home: Path | None, args) -> float:
+def warm_up(home: Path | None, args) -> float:
     """Play until every ProofQuest client is established (at least ``--warm-up`` seconds)."""
     started = time.perf_counter()
     time.sleep(args.warm_up)
@@ -351,9 +406,18 @@ def main() -> None:
                         help="both servers run so (the game's default, ASYNC_MODE, is gevent)")
     parser.add_argument("--home", help="a prepared instance folder (copied, never changed)")
     parser.add_argument("--profile", help="folder for py-spy's samples of the ProofQuest server")
+    parser.add_argument("--client-processes", type=int, help="processes the clients run in (default: one per "
+                        "250 clients)")
     parser.add_argument("--only", choices=["echo", "proofquest"], help="measure one server (each runs with its "
                         "own clients process, so no client state carries over)")
+    parser.add_argument("--clients-of", help=argparse.SUPPRESS)  # a client process: the servers' URLs
+    parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--truth", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.clients_of:
+        client_process(args)
+        return
+    args.client_processes = args.client_processes or max(1, round(args.clients / 250))
     if args.only is not None:
         print(json.dumps(measure(args, args.only)))
         return
