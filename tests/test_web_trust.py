@@ -217,6 +217,24 @@ def test_guest_creation_and_sign_up_are_limited_per_address(inst):
     assert st.player_credentials(app.extensions["proofquest"].store, "u9xx") is None
 
 
+@pytest.mark.parametrize("proxies", [0, 1, 2])
+def test_behind_trusted_proxies_limits_count_the_forwarded_client_address(inst, proxies):
+    """Players behind one proxy are told apart by X-Forwarded-For only when TRUSTED_PROXIES says the proxy
+    is there; without it a client cannot dodge a limit by writing the header itself."""
+    app = _limited_app(inst, RATE_LIMIT_GUEST="2 per minute", TRUSTED_PROXIES=proxies)
+
+    def guest(client_address):  # the proxies add the client's address, then each proxy's but the nearest
+        chain = ", ".join([client_address] + [f"10.0.0.{i}" for i in range(1, proxies)])
+        return _post(app.test_client(), "/auth/guest", headers={"X-Forwarded-For": chain},
+                     environ_base={"REMOTE_ADDR": "127.0.0.1"})
+
+    assert [guest("203.0.113.7").status_code for _ in range(3)] == [200, 200, 429]
+    assert guest("198.51.100.9").status_code == (200 if proxies else 429)  # another player, or the proxy again
+    store = app.extensions["proofquest"].store
+    addresses = {r["created_address"] for r in store.query("SELECT created_address FROM players")}
+    assert len(addresses) == (2 if proxies else 1)  # the admin's accounts-per-address count sees players too
+
+
 def test_failed_log_ins_are_limited_per_username_and_address(inst):
     app = _limited_app(inst, RATE_LIMIT_LOGIN_FAILURES="3 per minute")
     store = app.extensions["proofquest"].store

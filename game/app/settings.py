@@ -194,6 +194,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MESSAGE_QUEUE", "", "Flask-SocketIO message queue URL (e.g. redis://127.0.0.1:6379) to run "
             "several server processes; empty for one process.", str),
     Setting("SECURE_COOKIES", False, "Send session cookies only over HTTPS.", _bool),
+    Setting("TRUSTED_PROXIES", 0, "Reverse proxies (nginx, Caddy) in front of the server that each add to "
+            "X-Forwarded-For and set X-Forwarded-Proto and -Host: the client's address is then the entry that many "
+            "from the right, so rate limits and accounts per address count players, not the proxy. 0: no proxy, "
+            "the headers are ignored (a client could write anything in them).", _count),
     # --- classes (game.crowd.classes)
     Setting("JOIN_CODE_HOURS", 24.0, "Hours a class's join code works after it is made or rotated (students "
             "who joined can always come back on their device).", float),

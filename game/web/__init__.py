@@ -15,6 +15,7 @@ from flask import Flask, jsonify, request
 from flask_socketio import SocketIO
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from game.app.instance import Instance
 from game.app.settings import load_settings, project_root
@@ -95,6 +96,11 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
                       async_handlers=False,
                       message_queue=settings["MESSAGE_QUEUE"] or None,
                       cors_allowed_origins=origin_check(settings["ALLOWED_ORIGINS"]))
+
+    if settings["TRUSTED_PROXIES"]:
+        # outermost, so that pages, the API, rate limits and Socket.IO's handshake all see the client's address
+        proxies = settings["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
 
     from . import admin, api, auth, classes, errors, events, pages, puzzle_report, throttle, viewer
     app.register_blueprint(auth.bp)
