@@ -16,7 +16,8 @@ pool) is copied, served by ``python run.py`` and played to the end by
   (Guided Proofreading's decision time; its figure is 0.00173).
 
     python bench/bench_simulate.py [--volumes demo0 demo1 demo2 fib] [--crowds 0.8 0.65] [--seeds 0 1 2]
-                                   [--rules weighted] [--players 20] [--cache DIR]
+                                   [--rules weighted] [--players 20] [--cache DIR] [--keep DIR]
+                                   [--set NAME=VALUE ...]
 
 Prepared instances are kept in ``--cache`` (default bench/out/sim) and reused;
 delete a folder there to prepare it again. The fibsem volume needs
@@ -139,7 +140,10 @@ def prepared(cache: Path, name: str, epochs: int) -> Path | None:
     return home
 
 
-def play(home: Path, crowd: str, rule: str, seed: int, players: int, settings: dict | None = None) -> dict:
+def play(home: Path, crowd: str, rule: str, seed: int, players: int, settings: dict | None = None,
+         keep: Path | None = None) -> dict:
+    """One crowd's run on a copy of a prepared instance; with ``keep``, the played copy is moved there
+    (its edit log and puzzles for bench/bench_edit_trace.py)."""
     accuracy, chance = CROWDS[crowd]
     scratch = Path(tempfile.mkdtemp(prefix="pq-sim-"))
     copy = scratch / "instance"
@@ -154,6 +158,10 @@ def play(home: Path, crowd: str, rule: str, seed: int, players: int, settings: d
         process.wait()
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
+    if keep is not None:
+        shutil.rmtree(keep, ignore_errors=True)
+        keep.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(copy), str(keep))
     shutil.rmtree(scratch, ignore_errors=True)
     return json.loads(out.stdout)
 
@@ -191,6 +199,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "sim")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                         help="settings for the served game, e.g. MIN_VOTES_TO_REJECT=2 (to compare rules)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep each played instance in this folder (KEEP/<volume>-<crowd>-<rule>-s<seed>)")
     args = parser.parse_args()
     settings = {f"PROOFQUEST_{k}": v for k, v in (s.split("=", 1) for s in args.set)}
     results = {}
@@ -202,7 +212,8 @@ def main() -> None:
             for rule in args.rules:
                 runs = []
                 for seed in args.seeds:
-                    r = play(home, crowd, rule, seed, args.players, settings)
+                    keep = args.keep / f"{name}-{crowd}-{rule}-s{seed}" if args.keep else None
+                    r = play(home, crowd, rule, seed, args.players, settings, keep)
                     results[f"{name} / A={crowd} / {rule} / seed {seed}"] = r
                     runs.append(r)
                     print(row(f"{name} A={crowd} {rule} s{seed}", r), flush=True)
