@@ -64,6 +64,29 @@ def test_a_rejected_cut_opens_the_next_one_of_its_segment(prepared):
     assert opened[0]["key"] in {c["key"] for c in cuts} and opened[0]["key"] != split["key"]
 
 
+def test_a_cut_sent_to_the_expert_opens_the_next_one_of_its_segment(prepared):
+    """A near tie on a segment's first cut must not end the walk down its merge tree."""
+    inst = prepared
+    crowd = [players.create_guest(inst.store) for _ in range(20)]
+    establish(inst, crowd, 0.8)
+    split, cuts = None, []
+    for p in st.puzzles(inst.store, volume="demo", gold=False):
+        if p["kind"] == "split" and p["state"] == "open":
+            segment = inst.agglomeration("demo").segment_of(p["anchors"][0])
+            cuts = [c for c in inst.pool.detect("demo", segments=[segment], gaps=False) if c["kind"] == "split"]
+            if len(cuts) >= 2:
+                split = p
+                break
+    assert split is not None, "the demo has a segment whose tree offers two cuts"
+    for c in crowd:
+        if st.puzzle(inst.store, split["id"])["state"] == "open":
+            vote(inst, c["id"], split["id"], "unsure")
+    assert st.puzzle(inst.store, split["id"])["state"] == "expert"
+    opened = [p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["kind"] == "split"
+              and p["state"] == "open" and inst.agglomeration("demo").segment_of(p["anchors"][0]) == segment]
+    assert len(opened) == 1 and opened[0]["key"] in {c["key"] for c in cuts} and opened[0]["key"] != split["key"]
+
+
 def test_an_applied_edit_brings_the_candidates_of_the_segment_it_made(prepared):
     inst = prepared
     crowd = [players.create_guest(inst.store) for _ in range(6)]

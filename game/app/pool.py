@@ -193,10 +193,11 @@ class Pool:
     def after_decision(self, name: str, puzzle: dict, edit_seq: int | None) -> int:
         """Scan the segments a decided puzzle concerns again; returns the puzzles added.
 
-        An applied edit: its segments as they are now. A rejected split: that
-        segment, whose next cut opens. A rejected merge, or a puzzle sent to the
-        expert queue, changes nothing, but leaves its place to a candidate that
-        waited (``POOL_OPEN``).
+        An applied edit: its segments as they are now. A rejected split, or one
+        sent to the expert queue: that segment, whose next cut opens (a near tie
+        must not end the walk down its merge tree). A rejected merge, or a merge
+        sent to the expert queue, changes nothing, but leaves its place to a
+        candidate that waited (``POOL_OPEN``).
         """
         if not self.inst.settings["LIVING_POOL"]:
             return 0
@@ -206,7 +207,8 @@ class Pool:
             segments = {agg.segment_of(int(edit.supervoxels[0]))} if edit is not None else set()
             if edit is not None and edit.kind == "split":
                 segments.add(agg.segment_of(int(puzzle["anchors"][0])))
-        elif puzzle["kind"] == "split" and st.puzzle(self.inst.store, puzzle["id"])["state"] == "retired":
+        elif puzzle["kind"] == "split" and \
+                st.puzzle(self.inst.store, puzzle["id"])["state"] in ("retired", "expert"):
             segments = {agg.segment_of(int(puzzle["anchors"][0]))}
         else:
             segments = set()  # a rejected merge changes nothing, but its place may go to a waiting candidate

@@ -1,0 +1,120 @@
+"""What each applied edit did to a played instance: its change of ARE and VI, and why it was made.
+
+Replays the edit log of a volume from its initial mapping and scores the
+segmentation after every edit against the ground truth. Per edit it prints who
+made it (known answer, crowd, expert), its puzzle's kind, how and rank, the
+truth stored when the puzzle was made, the truth of the same edit at the moment
+it was applied (the parts may have changed in between), whether its parts had
+changed since the puzzle was made, and for a merge whether one of its
+segments had a split puzzle open when it was applied. Edits that worsen ARE by
+more than ``--worse`` are listed apart: the late harmful edit of issue 10.
+
+    python bench/bench_edit_trace.py KEPT_INSTANCE [KEPT_INSTANCE ...] [--volume demo] [--worse 0.002] [--all]
+
+A kept instance is a folder written by ``bench/bench_simulate.py --keep DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from game.app import store as st  # noqa: E402
+from game.app.instance import Instance  # noqa: E402
+from game.app.settings import load_settings  # noqa: E402
+from game.evaluation.quality import evaluate_mapping, truth_table  # noqa: E402
+from game.puzzles.edit import Moot, PuzzleEdit  # noqa: E402
+from game.puzzles.truth import supervoxel_truth  # noqa: E402
+from game.segmentation.agglomeration import Agglomeration, Edit  # noqa: E402
+from game.segmentation.rag import RAG  # noqa: E402
+
+
+def vi(q: dict) -> float:
+    return q["vi_split"] + q["vi_merge"]
+
+
+def trace(home: Path, name: str) -> list[dict]:
+    """One row per edit of volume ``name`` in the instance at ``home``."""
+    inst = Instance(home, load_settings({"HOME": str(home)}, environ={}))
+    volume = inst.volumes.open(name)
+    table, rag = truth_table(volume), RAG.from_arrays(volume.load_side("rag"))
+    agg = Agglomeration(np.array(volume.load_side("mapping")))
+    sv_truth, labelled = supervoxel_truth(volume, agg.n_supervoxels)
+    puzzles = {p["id"]: p for p in st.puzzles(inst.store, volume=name)}
+    splits = [p for p in puzzles.values() if p["kind"] == "split" and not p["gold"] and not p["tutorial"]]
+    quality = evaluate_mapping(table, agg.mapping, rag)
+    rows = []
+    for entry in st.edits(inst.store, name):
+        edit = Edit.from_dict(entry["edit"])
+        puzzle = puzzles.get(entry["puzzle_id"])
+        row = {"seq": entry["seq"], "author": entry["author"], "kind": edit.kind, "puzzle": entry["puzzle_id"],
+               "how": None, "rank": None, "truth_made": None, "truth_applied": None, "changed": None,
+               "open_cut": None}
+        if puzzle is not None:
+            detector = json.loads(puzzle["detector"]) if isinstance(puzzle["detector"], str) else \
+                (puzzle["detector"] or {})
+            row.update(how=detector.get("how"), rank=detector.get("rank"), truth_made=puzzle["truth"],
+                       gold=puzzle["gold"], n_votes=puzzle["n_votes"], posterior=puzzle["posterior"])
+            puzzle_edit = PuzzleEdit.of(puzzle)
+            try:
+                parts = puzzle_edit.parts(agg)
+                row["truth_applied"] = puzzle_edit.is_correct(agg, sv_truth, labelled)
+                made = detector.get("features", {})
+                sizes_now = [int(labelled[parts.a].sum()), int(labelled[parts.b].sum())]
+                row["changed"] = len(parts.a) != made.get("supervoxels_a") or \
+                    len(parts.b) != made.get("supervoxels_b")
+                row["sizes"] = sizes_now
+            except Moot:
+                row["truth_applied"] = "moot"
+            if edit.kind == "merge":
+                segments = {agg.segment_of(a) for a in puzzle["anchors"]}
+                row["open_cut"] = [p["id"] for p in splits
+                                   if p["created"] <= entry["created"] and (p["retired"] is None
+                                                                            or p["retired"] >= entry["created"])
+                                   and agg.segment_of(p["anchors"][0]) in segments]
+        agg.apply(edit)
+        after = evaluate_mapping(table, agg.mapping, rag)
+        row.update(d_are=after["adapted_rand_error"] - quality["adapted_rand_error"], d_vi=vi(after) - vi(quality),
+                   are=after["adapted_rand_error"], vi=vi(after))
+        quality = after
+        rows.append(row)
+    inst.store.close()
+    return rows
+
+
+def line(r: dict) -> str:
+    return (f"  #{r['seq']:<4} {r['author']:<10} {r['kind']:<5} {str(r['how'] or ''):<7} rank {str(r['rank']):<4} "
+            f"puzzle {str(r['puzzle']):<6} truth made {str(r['truth_made']):<5} applied {str(r['truth_applied']):<5} "
+            f"parts changed {str(r['changed']):<5} open cuts {r['open_cut'] or '-'}  "
+            f"ΔARE {r['d_are']:+.4f} ΔVI {r['d_vi']:+.4f}  → ARE {r['are']:.4f} VI {r['vi']:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("instances", type=Path, nargs="+")
+    parser.add_argument("--volume", default="demo")
+    parser.add_argument("--worse", type=float, default=0.002, help="list edits that raise ARE by more than this")
+    parser.add_argument("--all", action="store_true", help="print every edit, not only the harmful ones")
+    args = parser.parse_args()
+    for home in args.instances:
+        rows = trace(home, args.volume)
+        crowd = [r for r in rows if r["author"] == "consensus"]
+        harmful = [r for r in rows if r["d_are"] > args.worse]
+        stale = [r for r in crowd if r["truth_made"] is not None and r["truth_applied"] != bool(r["truth_made"])]
+        print(f"{home}: {len(rows)} edits ({len(crowd)} by the crowd); ARE {rows[0]['are'] - rows[0]['d_are']:.4f}"
+              f" → {rows[-1]['are']:.4f}; {len(harmful)} raise ARE by > {args.worse}; crowd edits whose truth when "
+              f"applied differs from when made: {len(stale)}; merges applied with a cut of theirs open: "
+              f"{sum(bool(r['open_cut']) for r in crowd)}")
+        for r in rows if args.all else harmful:
+            print(line(r))
+
+
+if __name__ == "__main__":
+    main()
