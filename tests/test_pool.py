@@ -110,6 +110,44 @@ def test_an_applied_edit_brings_the_candidates_of_the_segment_it_made(prepared):
     assert candidate_key({"kind": "merge", "segments": merge["segments"]}) in asked
 
 
+def test_no_question_undoes_an_applied_edit(prepared):
+    """The merge between the two sides of an applied cut, and the cut that takes off again what an applied
+    merge joined, are never asked: a wrong answer would undo a right edit (in the simulated demo the first
+    undid a known answer's cut worth ARE 0.023)."""
+    inst = prepared
+    agg = inst.agglomeration("demo")
+    asked = st.puzzle_keys(inst.store, "demo")
+    cuts = [st.puzzle(inst.store, e["puzzle_id"]) for e in st.edits(inst.store, "demo") if e["kind"] == "split"]
+    sides = [{agg.segment_of(a) for a in p["anchors"]} for p in cuts if p is not None]
+    rejoins = [c for c in inst.pool.detect("demo", segments=set().union(*sides), gaps=False)
+               if c["kind"] == "merge" and set(c["segments"]) in sides]
+    assert rejoins, "the demo's known answers cut segments whose two sides touch"
+    assert not {c["key"] for c in rejoins} & asked
+    # a merge the crowd applies: the cut that would take it off again is not asked either
+    crowd = [players.create_guest(inst.store) for _ in range(6)]
+    establish(inst, crowd, 0.9)
+    merge = next(p for p in st.puzzles(inst.store, volume="demo", gold=False)
+                 if p["kind"] == "merge" and p["state"] == "open" and p["truth"])
+    for c in crowd:
+        if st.puzzle(inst.store, merge["id"])["state"] == "open":
+            vote(inst, c["id"], merge["id"], "yes")
+    seq = st.puzzle(inst.store, merge["id"])["edit_seq"]
+    assert seq is not None
+    moved = set(st.edits(inst.store, "demo")[seq]["edit"]["supervoxels"])
+    agg = inst.agglomeration("demo")
+    segment = agg.segment_of(merge["anchors"][0])
+    members = set(agg.members(segment).tolist())
+    inst.settings["SPLIT_TREE_DEPTH"] = 10_000
+    undo = [c for c in inst.pool.detect("demo", segments=[segment], gaps=False) if c["kind"] == "split"
+            and moved in ({int(s) for s in c["supervoxels"]}, members - {int(s) for s in c["supervoxels"]})]
+    assert undo, "the merged segment's tree offers the cut that undoes the merge"
+    for p in st.puzzles(inst.store, volume="demo", state="open", gold=False):
+        if p["kind"] == "split" and agg.segment_of(p["anchors"][0]) == segment:
+            st.mark_moot(inst.store, p["id"])  # the segment's walk is free to open its next cut
+    inst.pool.refill("demo", segments=[segment])
+    assert not {c["key"] for c in undo} & st.puzzle_keys(inst.store, "demo")
+
+
 def test_the_pool_can_be_turned_off(prepared):
     inst = prepared
     inst.settings["LIVING_POOL"] = False

@@ -34,7 +34,7 @@ from game.app.settings import resolve_model_path
 from game.crowd import votes
 from game.detection import detect
 from game.detection.candidates import contact_points
-from game.puzzles.edit import label_edits
+from game.puzzles.edit import Decided, label_edits
 from game.puzzles.framing import frame_candidates
 from game.puzzles.looking import judgeable
 from game.puzzles.roles import choose_roles
@@ -130,31 +130,39 @@ class Pool:
             asked = st.puzzle_keys(self.inst.store, name)
             agg = self.inst.agglomeration(name)
             walking = {agg.segment_of(sv) for volume, sv in st.open_split_parts(self.inst.store) if volume == name}
+            undoes = self.decided(name).contradicted(agg)
             fresh = []
             for c in sorted(candidates, key=lambda c: (c["kind"] != "split", c.get("rank", 0), -c["score"])):
-                if c["key"] in asked:
+                if c["key"] in asked or undoes(c):
                     continue
                 if c["kind"] == "split":
                     if c["segments"][0] in walking:
                         continue
                     walking.add(c["segments"][0])
                 fresh.append(c)
-            fresh = self._within_room(name, fresh, agg, asked, walking, whole=segments is None)
+            fresh = [c for c in self._within_room(name, fresh, agg, asked, walking, whole=segments is None)
+                     if not undoes(c)]  # (what waited was found before the latest edits)
             framed = self.frame(name, fresh, progress=bar("framing puzzles"))
             room = self._room(name)
             while room is not None and len(framed) < room and self._waiting.get(name):
                 # some could not be shown: as many of those that waited, best first, take their places
                 more, self._waiting[name] = (self._waiting[name][:room - len(framed)],
                                              self._waiting[name][room - len(framed):])
-                framed += self.frame(name, more)
+                framed += self.frame(name, [c for c in more if not undoes(c)])
             added = [i for i in st.add_puzzles(self.inst.store, name, framed) if i is not None]
             if segments is None:
                 self._scanned.add(name)
                 if self.waiting(name) or st.waiting_candidates(self.inst.store, name):
                     st.set_waiting(self.inst.store, name, self.waiting(name))
-            changed = [p["id"] for p in st.puzzles(self.inst.store, volume=name, state="open", gold=False)
-                       if segments is not None and {agg.segment_of(a) for a in p["anchors"]} & set(segments)
-                       and p["id"] not in added]
+            changed = []
+            for p in st.puzzles(self.inst.store, volume=name, state="open", gold=False):
+                if p["id"] in added or segments is not None and \
+                        not {agg.segment_of(a) for a in p["anchors"]} & set(segments):
+                    continue
+                if undoes(p):
+                    st.mark_moot(self.inst.store, p["id"])  # an edit since it was made settled it
+                elif segments is not None:
+                    changed.append(p["id"])
             if self.inst.settings["PRERENDER"]:
                 images.prerender(self.inst, added + changed, progress=bar("pictures of the crowd's puzzles"))
         return len(added)
@@ -189,6 +197,28 @@ class Pool:
     def waiting(self, name: str) -> int:
         """Candidates of a volume kept out of play by ``POOL_OPEN`` (in this process)."""
         return len(self._waiting.get(name, ()))
+
+    def decided(self, name: str) -> Decided:
+        """The volume's edits in effect (not undone) as :class:`Decided`: what later questions must not undo."""
+        log_rows = st.edits(self.inst.store, name)
+        in_effect = [row["kind"] != "undo" for row in log_rows]
+        for row in log_rows:
+            if row["kind"] == "undo":
+                target = row["undoes"]
+                while log_rows[target]["kind"] == "undo":  # undoing an undo redoes the edit it undid
+                    target = log_rows[target]["undoes"]
+                in_effect[target] = not in_effect[target]
+        joined, separated = [], []
+        for row, effect in zip(log_rows, in_effect):
+            if not effect:
+                continue
+            if row["kind"] == "merge":
+                joined.append(frozenset(row["edit"]["supervoxels"]))
+            elif row["puzzle_id"] is not None:
+                puzzle = st.puzzle(self.inst.store, row["puzzle_id"])
+                if puzzle is not None and puzzle["kind"] == "split":
+                    separated.append((int(puzzle["anchors"][0]), int(puzzle["anchors"][1])))
+        return Decided(tuple(joined), tuple(separated))
 
     def after_decision(self, name: str, puzzle: dict, edit_seq: int | None) -> int:
         """Scan the segments a decided puzzle concerns again; returns the puzzles added.
