@@ -26,6 +26,7 @@ from game.errors import ProofQuestError
 from game.evaluation import quality
 from game.evaluation.quality import evaluate_mapping, truth_table
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer
+from game.puzzles.truth import supervoxel_truth
 from game.segmentation.agglomeration import Agglomeration
 from game.segmentation.rag import RAG
 
@@ -123,6 +124,25 @@ class Player:
         self.http.close()
 
 
+def current_truth(inst: Instance, puzzle: dict, known) -> dict:
+    """A crowd puzzle with ``truth`` as its edit is now, in the live segmentation, as a player sees it.
+
+    Its pictures are drawn again when an edit changes its parts, so a player
+    answers about the parts as they are, not as they were when the pool made
+    it (a wrong merge onto one of its segments may have made its merge wrong
+    since). Known-answer puzzles keep the truth they were made with.
+    ``known(volume)`` gives :func:`game.puzzles.truth.supervoxel_truth`.
+    """
+    truth = known(puzzle["volume"])
+    if puzzle["gold"] or puzzle["tutorial"] or truth is None:
+        return puzzle
+    try:
+        now = PuzzleEdit.of(puzzle).is_correct(inst.agglomeration(puzzle["volume"]), *truth)
+    except Moot:
+        now = None
+    return {**puzzle, "truth": now}
+
+
 def decisions(inst: Instance) -> dict:
     """How the crowd's retired puzzles compare with the truth."""
     rows = [p for p in st.puzzles(inst.store, gold=False) if p["truth"] is not None]
@@ -147,8 +167,10 @@ def run(inst: Instance, url: str, crowd: Crowd, *, progress=None) -> dict:
         requests.get(f"{url.rstrip('/')}/healthz", timeout=10).raise_for_status()
     except requests.RequestException as exc:
         raise ProofQuestError(f"no ready game at {url} ({exc}); start it with python run.py --home {inst.home}")
+    known = {n: supervoxel_truth(inst.volumes.open(n), inst.agglomeration(n).n_supervoxels) for n in names}
+
     def truths(puzzle_id: int) -> dict:  # read when asked: the living pool adds puzzles as the crowd decides
-        return st.puzzle(inst.store, puzzle_id)
+        return current_truth(inst, st.puzzle(inst.store, puzzle_id), known.get)
     before = {n: pipeline.evaluate_volume(inst, n) for n in names}
     oracle = {n: oracle_quality(inst, n) for n in names}
     votes_at_start = st.vote_count(inst.store)

@@ -32,3 +32,26 @@ def test_simulated_crowd_plays_the_live_server_and_the_segmentation_improves(liv
     assert result["oracle"]["adapted_rand_error"] < result["before"]["adapted_rand_error"]
     assert result["after"]["adapted_rand_error"] < result["before"]["adapted_rand_error"]
     assert result["decisions"]["retired"] > 0 and result["decisions"]["wrong_share"] <= 0.2
+
+
+def test_a_simulated_player_answers_about_the_parts_as_they_are_now(inst):
+    """A merge puzzle made before another edit joined its segments: its truth is the current one (moot: None),
+    not the one stored when the pool made it."""
+    from game.crowd.votes import commit_puzzle_edit
+    from game.puzzles.truth import supervoxel_truth
+
+    inst.pool.prepare_volume("demo")
+    volume = inst.volumes.open("demo")
+    known = {"demo": supervoxel_truth(volume, inst.agglomeration("demo").n_supervoxels)}
+    merges = [p for p in st.puzzles(inst.store, volume="demo", state="open", gold=False)
+              if p["kind"] == "merge" and p["truth"]]
+    first = merges[0]
+    # another open merge between the same two segments, decided first
+    again = {**first, "id": None, "anchors": list(reversed(first["anchors"]))}
+    assert simulate.current_truth(inst, first, known.get)["truth"] is True
+    with inst.store.write():
+        commit_puzzle_edit(inst, again, author="consensus", provenance=None)
+    assert st.puzzle(inst.store, first["id"])["truth"] == 1
+    assert simulate.current_truth(inst, first, known.get)["truth"] is None
+    gold = next(p for p in st.puzzles(inst.store, volume="demo", gold=True) if p["truth"] is not None)
+    assert simulate.current_truth(inst, gold, known.get)["truth"] == gold["truth"]
