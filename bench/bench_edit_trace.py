@@ -8,6 +8,10 @@ it was applied (the parts may have changed in between), whether its parts had
 changed since the puzzle was made, and for a merge whether one of its
 segments had a split puzzle open when it was applied. Edits that worsen ARE by
 more than ``--worse`` are listed apart: the late harmful edit of issue 10.
+It also counts the crowd's wrong decisions, each judged against the
+segmentation as it was when it was decided (an applied edit just before it was
+applied, a rejection when it retired), where the simulator's own count uses
+the truth stored when the puzzle was made.
 
     python bench/bench_edit_trace.py KEPT_INSTANCE [KEPT_INSTANCE ...] [--volume demo] [--worse 0.002] [--all]
 
@@ -51,7 +55,21 @@ def trace(home: Path, name: str) -> list[dict]:
     splits = [p for p in puzzles.values() if p["kind"] == "split" and not p["gold"] and not p["tutorial"]]
     quality = evaluate_mapping(table, agg.mapping, rag)
     rows = []
+    # crowd puzzles retired without an edit, judged against the segmentation as it was when they retired
+    rejected = sorted((p for p in puzzles.values() if not p["gold"] and not p["tutorial"] and p["state"] == "retired"
+                       and p["edit_seq"] is None), key=lambda p: p["retired"])
+
+    def judge_rejected(until: float) -> None:
+        while rejected and rejected[0]["retired"] <= until:
+            p = rejected.pop(0)
+            try:
+                truth = PuzzleEdit.of(p).is_correct(agg, sv_truth, labelled)
+            except Moot:
+                continue
+            rows.append({"seq": None, "rejected": p["id"], "decision": bool(p["decision"]), "truth_applied": truth})
+
     for entry in st.edits(inst.store, name):
+        judge_rejected(entry["created"])
         edit = Edit.from_dict(entry["edit"])
         puzzle = puzzles.get(entry["puzzle_id"])
         row = {"seq": entry["seq"], "author": entry["author"], "kind": edit.kind, "puzzle": entry["puzzle_id"],
@@ -85,6 +103,7 @@ def trace(home: Path, name: str) -> list[dict]:
                    are=after["adapted_rand_error"], vi=vi(after))
         quality = after
         rows.append(row)
+    judge_rejected(float("inf"))
     inst.store.close()
     return rows
 
@@ -105,7 +124,13 @@ def main() -> None:
     args = parser.parse_args()
     for home in args.instances:
         rows = trace(home, args.volume)
+        judged = [r for r in rows if r["seq"] is None]
+        rows = [r for r in rows if r["seq"] is not None]
         crowd = [r for r in rows if r["author"] == "consensus"]
+        decided = [r["truth_applied"] for r in crowd] + [not r["truth_applied"] if r["truth_applied"] is not None
+                                                         else None for r in judged]
+        print(f"{home}: crowd decisions judged when made (applied edits and rejections): {len(decided)}, wrong "
+              f"{sum(d is False for d in decided)}, near ties or unlabelled {sum(d is None for d in decided)}")
         harmful = [r for r in rows if r["d_are"] > args.worse]
         stale = [r for r in crowd if r["truth_made"] is not None and r["truth_applied"] != bool(r["truth_made"])]
         print(f"{home}: {len(rows)} edits ({len(crowd)} by the crowd); ARE {rows[0]['are'] - rows[0]['d_are']:.4f}"
