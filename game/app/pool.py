@@ -68,12 +68,13 @@ class Pool:
         volume.save_side("rag_points", points)
         return sizes, points
 
-    def detect(self, name: str, *, segments=None, gaps=None, progress=None) -> list[dict]:
+    def detect(self, name: str, *, segments=None, gaps=None, skip=(), progress=None) -> list[dict]:
         """Scored candidates of a volume's live segmentation (or of some of its segments), with ground truth
         labels where the volume has them.
 
         The score is calibrated on the volume's known answers so far (gold and teach puzzles, expert
-        decisions: :func:`game.app.store.known_answers`); before there are any, as trained.
+        decisions: :func:`game.app.store.known_answers`); before there are any, as trained. Candidates
+        whose key is in ``skip`` are left out before they are scored.
         """
         inst = self.inst
         volume = inst.volumes.open(name)
@@ -82,8 +83,8 @@ class Pool:
         sizes, points = self._scan_arrays(volume, rag)
         found = detect.detect(volume, agg, rag, model=self._model_path("SCORE_MODEL"),
                               cnn=self._model_path("DETECTOR_MODEL"), known=st.known_answers(inst.store, name),
-                              limit=None, progress=progress, sizes=sizes, points=points, segments=segments,
-                              gaps=gaps, depth=inst.settings["SPLIT_TREE_DEPTH"])
+                              limit=None, skip=skip, progress=progress, sizes=sizes, points=points,
+                              segments=segments, gaps=gaps, depth=inst.settings["SPLIT_TREE_DEPTH"])
         known = supervoxel_truth(volume, agg.n_supervoxels)
         if known is None:
             return found
@@ -125,9 +126,9 @@ class Pool:
         """
         bar = progress or (lambda desc: None)
         with self._lock:
-            candidates = [] if segments is not None and not segments else \
-                self.detect(name, segments=segments, progress=bar("detecting errors"))
             asked = st.puzzle_keys(self.inst.store, name)
+            candidates = [] if segments is not None and not segments else \
+                self.detect(name, segments=segments, skip=asked, progress=bar("detecting errors"))
             agg = self.inst.agglomeration(name)
             walking = {agg.segment_of(sv) for volume, sv in st.open_split_parts(self.inst.store) if volume == name}
             undoes = self.decided(name).contradicted(agg)

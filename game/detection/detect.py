@@ -256,7 +256,7 @@ def score_candidates(volume, agg: Agglomeration, rag: RAG, candidates: Sequence[
 
 def detect(volume, agg: Agglomeration, rag: RAG, *, model: ScoreModel | str | Path | None = None,
            cnn: DetectorNet | str | Path | None = None, known: Iterable[dict] = (), limit: int | None = 300,
-           progress: ProgressCallback | None = None, **scan) -> list[dict]:
+           skip: Iterable[str] = (), progress: ProgressCallback | None = None, **scan) -> list[dict]:
     """Suspected errors of a segmentation, best first, the two kinds taking turns.
 
     Parameters
@@ -270,6 +270,9 @@ def detect(volume, agg: Agglomeration, rag: RAG, *, model: ScoreModel | str | Pa
         As in :func:`score_candidates`; no model ranks by the baseline.
     limit : int, optional
         How many to return.
+    skip : iterable of str
+        Keys of candidates to leave out before they are scored (questions already asked: the living
+        pool's rescans would otherwise score again every candidate of a segment, most of them asked).
     progress : callable, optional
         ``progress(done, total)`` of each stage.
     **scan
@@ -283,7 +286,8 @@ def detect(volume, agg: Agglomeration, rag: RAG, *, model: ScoreModel | str | Pa
     """
     if scan.get("sizes") is None or scan.get("points") is None:
         scan["sizes"], scan["points"] = contact_points(volume, rag, progress=progress)
-    candidates = find_candidates(volume, agg, rag, progress=progress, **scan)
+    skip = set(skip)
+    candidates = [c for c in find_candidates(volume, agg, rag, progress=progress, **scan) if c["key"] not in skip]
     ranked = interleave(score_candidates(volume, agg, rag, candidates, model, cnn=cnn, known=known,
                                          sizes=scan["sizes"], progress=progress))
     return ranked if limit is None else ranked[:limit]
