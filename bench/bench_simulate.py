@@ -70,6 +70,8 @@ def serve(home: Path, env: dict) -> tuple[subprocess.Popen, str]:
         if process.poll() is not None:
             raise RuntimeError("server exited: see " + str(home.parent / "server.log"))
         time.sleep(0.2)
+    process.terminate()
+    process.wait()
     raise RuntimeError("server not ready")
 
 
