@@ -22,6 +22,7 @@ from game.puzzles.render import (
     render_slices,
     render_truth,
 )
+from game.puzzles.roles import choose_roles, sample_strata
 
 FIBSEM = Path(__file__).resolve().parents[2] / "shared" / "data" / "fibsem-gala"
 
@@ -340,3 +341,22 @@ def test_a_slice_past_the_stack_is_refused(tmp_path, rendered):
 def test_keys_that_are_not_plain_names_are_refused(tmp_path, key):
     with pytest.raises(ProofQuestError, match="letters, digits"):
         PuzzleImageCache(tmp_path).has(key)
+
+
+def test_roles_chosen_from_a_sample_of_each_kind_and_answer_weigh_as_if_chosen_from_all():
+    rng = np.random.default_rng(0)
+    sizes = {("merge", True): 80, ("merge", False): 3000, ("split", True): 40, ("split", False): 1500}
+    candidates = [{"kind": kind, "truth": truth, "score": float(rng.random())}
+                  for (kind, truth), n in sizes.items() for _ in range(n)]
+    sampled = sample_strata(candidates, 200)
+    for (kind, truth), n in sizes.items():
+        mine = [c for c in sampled if c["kind"] == kind and c["truth"] == truth]
+        assert len(mine) == min(n, 200) and {c["stratum_rate"] for c in mine} == {n / len(mine)}
+    roles = {"gold_per_kind": 12, "teach_per_kind": 6, "practice_per_kind": 4}
+    weights_sampled = {(c["kind"], c["truth"]): c["sample_weight"] for c in choose_roles(sampled, **roles)
+                       if c.get("gold")}
+    weights_all = {(c["kind"], c["truth"]): c["sample_weight"] for c in choose_roles(
+        [dict(c) for c in candidates], **roles) if c.get("gold")}
+    assert weights_sampled.keys() == weights_all.keys() == set(sizes)
+    for key, weight in weights_all.items():
+        assert weights_sampled[key] == pytest.approx(weight, rel=0.02), key

@@ -40,6 +40,25 @@ def _balanced(pool: list[dict], per_answer: int, rng: random.Random, *, clearest
     return [c for side in chosen for c in side[:n]]
 
 
+def sample_strata(candidates: list[dict], per_stratum: int, seed: int = 0) -> list[dict]:
+    """At most ``per_stratum`` candidates of each kind and answer (a simple random sample of the larger strata),
+    each with ``stratum_rate``: its stratum's candidates over those sampled.
+
+    Roles need a few dozen candidates of each kind and answer, and framing
+    one costs about 0.1 s: a large volume's thousands need not all be framed
+    to choose them. :func:`choose_roles` scales ``sample_weight`` by the rate.
+    """
+    rng = random.Random(seed)
+    rate = {}  # id of a sampled candidate -> its stratum's rate
+    for kind in KINDS:
+        for truth in (True, False):
+            stratum = [c for c in candidates if c["kind"] == kind and c.get("truth") is not None
+                       and bool(c["truth"]) == truth]
+            chosen = stratum if len(stratum) <= per_stratum else rng.sample(stratum, per_stratum)
+            rate.update({id(c): len(stratum) / len(chosen) for c in chosen})
+    return [{**c, "stratum_rate": rate[id(c)]} for c in candidates if id(c) in rate]  # in the order given
+
+
 def choose_roles(candidates: list[dict], *, gold_per_kind: int, teach_per_kind: int,
                  practice_per_kind: int, seed: int = 0) -> list[dict]:
     """Mark candidates with known truth as ``tutorial`` (practice), ``teach`` or ``gold``, balanced per kind.
@@ -51,7 +70,7 @@ def choose_roles(candidates: list[dict], *, gold_per_kind: int, teach_per_kind: 
     answers are applied to the segmentation anyway, so a candidate taken for a
     role is not lost to the crowd. Each gold and teach puzzle gets
     ``sample_weight``, its answer's inverse sampling rate among the kind's
-    candidates.
+    candidates (times ``stratum_rate`` when they were sampled first).
 
     Parameters
     ----------
@@ -79,6 +98,6 @@ def choose_roles(candidates: list[dict], *, gold_per_kind: int, teach_per_kind: 
         for truth in (True, False):  # gold and teach together: a simple random sample of each answer's candidates
             side = [c for c in known if not c.get("tutorial") and bool(c["truth"]) == truth]
             drawn = [c for c in side if c.get("gold")]
-            for c in drawn:
-                c["sample_weight"] = len(side) / len(drawn)
+            for c in drawn:  # a candidate sampled from its stratum (:func:`sample_strata`) stands for more
+                c["sample_weight"] = len(side) / len(drawn) * c.get("stratum_rate", 1.0)
     return candidates
