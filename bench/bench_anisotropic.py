@@ -23,7 +23,9 @@ temporary instance folders; figures are printed as they come, the last line is t
    share framed across sections, and the smaller part's median size in voxels (merge puzzles).
 4. ``big``: a synthetic 20×1024×1024 volume at 50×4.6×4.6 nm (the demo's generator at that resolution, its
    classical membrane filter as the boundary) imported, segmented (auto: anisotropic) and prepared (puzzles of
-   the pool, with its ground truth) in a child process: seconds per step and peak resident memory.
+   the pool, with its ground truth) in a child process: seconds per step and peak resident memory, open and
+   waiting puzzles; ``--big-variants '' POOL_OPEN=0,KNOWN_SAMPLE=0`` prepares it a second time with every
+   candidate framed (as before the pool's cap), for a ratio from one run; ``--big-shape`` another size.
 
 Run: .venv/bin/python bench/bench_anisotropic.py [--parts paths,net,slices,big] [--epochs 10]
 """
@@ -48,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from game.app import pipeline, training  # noqa: E402
 from game.app import store as st  # noqa: E402
 from game.app.instance import Instance  # noqa: E402
-from game.app.settings import load_settings  # noqa: E402
+from game.app.settings import SETTINGS_BY_NAME, load_settings  # noqa: E402
 from game.crowd.assignment import puzzle_stack  # noqa: E402
 from game.evaluation.metrics import evaluate  # noqa: E402
 from game.puzzles.framing import MARGIN_PX, Frame  # noqa: E402
@@ -61,8 +63,8 @@ DEFAULT = 0.5
 BIG_SHAPE, BIG_RESOLUTION = (20, 1024, 1024), (50.0, 4.6, 4.6)
 
 
-def instance(home: Path) -> Instance:
-    return Instance(home, load_settings({"HOME": str(home)}, environ={}))
+def instance(home: Path, overrides: dict | None = None) -> Instance:
+    return Instance(home, load_settings({"HOME": str(home), **(overrides or {})}, environ={}))
 
 
 def rounded(value):
@@ -183,28 +185,31 @@ def part_slices(scratch: Path) -> dict:
     return figures
 
 
-def make_big(folder: Path) -> float:
-    """The synthetic 20×1024×1024 volume at 50×4.6×4.6 nm as .npy files (image, boundary, truth); seconds."""
+def make_big(folder: Path, shape=BIG_SHAPE) -> float:
+    """The synthetic 20×1024×1024 volume (or ``shape``) at 50×4.6×4.6 nm as .npy files (image, boundary, truth);
+    seconds."""
     from game.geometry import BBox
     from game.segmentation.filters import membrane_probability
     from game.volumes import synthetic
     started = time.perf_counter()
-    spec = synthetic.DemoSpec(shape=BIG_SHAPE, resolution=BIG_RESOLUTION, seed=0)
-    image = np.lib.format.open_memmap(folder / "image.npy", "w+", np.uint8, BIG_SHAPE)
-    truth = np.lib.format.open_memmap(folder / "truth.npy", "w+", np.uint32, BIG_SHAPE)
-    for box in BBox.from_shape(BIG_SHAPE).tiles((BIG_SHAPE[0], 256, 256)):
+    spec = synthetic.DemoSpec(shape=shape, resolution=BIG_RESOLUTION, seed=0)
+    image = np.lib.format.open_memmap(folder / "image.npy", "w+", np.uint8, shape)
+    truth = np.lib.format.open_memmap(folder / "truth.npy", "w+", np.uint32, shape)
+    for box in BBox.from_shape(shape).tiles((shape[0], 256, 256)):
         image[box.slices], truth[box.slices] = synthetic.generate_block(spec, box)
-    boundary = np.lib.format.open_memmap(folder / "boundary.npy", "w+", np.uint8, BIG_SHAPE)
-    for z in range(BIG_SHAPE[0]):
+    boundary = np.lib.format.open_memmap(folder / "boundary.npy", "w+", np.uint8, shape)
+    for z in range(shape[0]):
         boundary[z] = np.round(membrane_probability(image[z:z + 1]) * 255).astype(np.uint8)[0]
     for array in (image, truth, boundary):
         array.flush()
     return time.perf_counter() - started
 
 
-def child_prepare(home: str, folder: str) -> None:
-    """Import, segment and prepare the big volume, timing each step; prints JSON with the peak memory."""
-    inst = instance(Path(home))
+def child_prepare(home: str, folder: str, overrides: str = "") -> None:
+    """Import, segment and prepare the big volume, timing each step; prints JSON with the peak memory.
+    ``overrides``: settings as NAME=VALUE,NAME=VALUE."""
+    pairs = (o.split("=", 1) for o in overrides.split(",") if o)
+    inst = instance(Path(home), {name: SETTINGS_BY_NAME[name].parse(value) for name, value in pairs})
     steps = {}
     started = time.perf_counter()
     pipeline.import_volume(inst, "big", image=f"{folder}/image.npy", boundary=f"{folder}/boundary.npy",
@@ -220,22 +225,27 @@ def child_prepare(home: str, folder: str) -> None:
     print(json.dumps({"seconds": {k: round(v, 1) for k, v in steps.items()},
                       "total_seconds": round(sum(steps.values()), 1), "supervoxels": info["supervoxels"],
                       "per_section": info["supervoxels_per_section"], "puzzles": puzzles,
+                      "open": st.open_crowd_puzzles(inst.store, "big"), "waiting": inst.pool.waiting("big"),
                       "initial": scores(quality["initial"]), "limit": scores(quality["limit"]),
                       "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
 
 
-def part_big(scratch: Path) -> dict:
+def part_big(scratch: Path, shape=BIG_SHAPE, variants=("",)) -> dict:
+    """Prepare the big volume once per variant (settings NAME=VALUE,...; "" the defaults), from one source."""
     folder = scratch / "big-source"
     folder.mkdir()
-    generated = make_big(folder)
-    print(f"  generated {BIG_SHAPE} at {BIG_RESOLUTION} nm in {generated:.0f} s", flush=True)
-    out = subprocess.run([sys.executable, __file__, "--child-prepare", str(scratch / "big-home"), str(folder)],
-                         capture_output=True, text=True, check=True)
-    figures = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"  prepared in {figures['total_seconds']} s ({figures['seconds']}), peak {figures['peak_rss_mib']} MiB, "
-          f"{figures['supervoxels']} supervoxels, {figures['puzzles']} puzzles", flush=True)
-    return {"shape": list(BIG_SHAPE), "resolution": list(BIG_RESOLUTION), "generated_seconds": round(generated),
-            **figures}
+    generated = make_big(folder, shape)
+    print(f"  generated {shape} at {BIG_RESOLUTION} nm in {generated:.0f} s", flush=True)
+    out = {"shape": list(shape), "resolution": list(BIG_RESOLUTION), "generated_seconds": round(generated)}
+    for i, variant in enumerate(variants):
+        run = subprocess.run([sys.executable, __file__, "--child-prepare", str(scratch / f"big-home-{i}"),
+                              str(folder), variant], capture_output=True, text=True, check=True)
+        figures = json.loads(run.stdout.strip().splitlines()[-1])
+        print(f"  [{variant or 'defaults'}] prepared in {figures['total_seconds']} s ({figures['seconds']}), peak "
+              f"{figures['peak_rss_mib']} MiB, {figures['supervoxels']} supervoxels, {figures['puzzles']} puzzles "
+              f"({figures['open']} open, {figures['waiting']} waiting)", flush=True)
+        out[variant or "defaults"] = figures
+    return out
 
 
 def main() -> None:
@@ -243,13 +253,17 @@ def main() -> None:
     parser.add_argument("--parts", default="paths,net,slices,big")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--steps-per-epoch", type=int, default=20)
-    parser.add_argument("--child-prepare", nargs=2, metavar=("HOME", "FOLDER"), help=argparse.SUPPRESS)
+    parser.add_argument("--big-shape", default="20,1024,1024", help="shape of the big part's volume, Z,Y,X")
+    parser.add_argument("--big-variants", nargs="+", default=[""], metavar="NAME=VALUE[,NAME=VALUE]",
+                        help="prepare the big volume once per variant of the settings ('' the defaults), e.g. "
+                             "'' POOL_OPEN=0,KNOWN_SAMPLE=0 (every candidate framed, as before the pool's cap)")
+    parser.add_argument("--child-prepare", nargs="+", metavar="HOME FOLDER [SETTINGS]", help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.child_prepare:
         child_prepare(*args.child_prepare)
         return
-    if not SNEMI.exists():
+    if not SNEMI.exists() and set(args.parts.split(",")) != {"big"}:
         sys.exit(f"snemi-mini not found at {SNEMI}")
     figures = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -264,7 +278,8 @@ def main() -> None:
             elif part == "slices":
                 figures[part] = part_slices(scratch)
             elif part == "big":
-                figures[part] = part_big(scratch)
+                figures[part] = part_big(scratch, tuple(int(n) for n in args.big_shape.split(",")),
+                                         args.big_variants)
             else:
                 sys.exit(f"unknown part {part!r}")
             print(f"  ({time.perf_counter() - started:.0f} s)", flush=True)

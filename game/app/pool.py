@@ -43,10 +43,6 @@ from game.segmentation.rag import RAG
 
 log = logging.getLogger(__name__)
 
-# Candidates of each kind and answer framed to choose the known-answer roles from (more are sampled): the demo's
-# strata are all smaller; a 20x1024x1024 volume's 12,106 candidates were all framed twice before this.
-KNOWN_SAMPLE = 1000
-
 
 class Pool:
     """The candidates and puzzles of an instance's volumes."""
@@ -261,8 +257,9 @@ class Pool:
         """First start of a volume: known-truth puzzles, their pictures and known answers, then the crowd's pool."""
         inst = self.inst
         bar = progress or (lambda desc: None)
-        candidates = sample_strata([c for c in self.detect(name, progress=bar("detecting errors"))
-                                    if c.get("truth") is not None], KNOWN_SAMPLE)
+        candidates = [c for c in self.detect(name, progress=bar("detecting errors")) if c.get("truth") is not None]
+        if inst.settings["KNOWN_SAMPLE"]:  # the roles need a few dozen of each: a large volume's thousands wait
+            candidates = sample_strata(candidates, inst.settings["KNOWN_SAMPLE"])
         candidates = [c for c in self.frame(name, candidates, progress=bar("framing puzzles"))
                       if fit_for_known_answer(c)]  # measured and taught only on what a person can judge
         choose_roles(candidates, gold_per_kind=inst.settings["GOLD_PER_KIND"],

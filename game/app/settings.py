@@ -180,6 +180,9 @@ SETTINGS: tuple[Setting, ...] = (
             "puzzles and the rest wait, coming in as decisions retire puzzles (a 20x1024x1024 volume had 12,106 "
             "candidates, framed in 21 minutes before its first puzzle; the demo's ~800 are all open at once). "
             "0: every candidate at once.", _count),
+    Setting("KNOWN_SAMPLE", 1000, "At first start, candidates of each kind and answer framed to choose the practice, "
+            "teach and gold puzzles from (a random sample of more; their weights in the score's calibration scaled "
+            "to match). 0: every candidate.", _count),
     Setting("PRERENDER", True, "Draw a crowd puzzle's pictures when the pool makes it, and again when a decision "
             "changes its parts, so that no player waits for them (off: drawn on first request).", _bool),
     Setting("SPLIT_HOLD_BELIEF", 0.0, "An open split puzzle holds back merge puzzles onto its segment (a merge "
