@@ -26,6 +26,12 @@ seconds): each vote still runs the full path, ticket, commit, consensus over
 all its puzzle's counted votes, points, leaderboard. At the end the bench
 checks the database: every acknowledged vote is a row, every voter counted.
 
+Beside calls per second, the bench reads each server's CPU time (Linux's
+/proc) over the measured phase: on a shared machine the calls per second
+follow the CPU a server is given, its CPU per call does not.
+``ratio_cpu_per_call`` (the echo's CPU per call over ProofQuest's) is the
+ratio of calls per second when each server has the same CPU to itself.
+
 ``--profile DIR`` samples the (first) ProofQuest process with py-spy during
 the measured phase and writes its flame graph and the functions where the
 most samples were (``py-spy`` on PATH, or PY_SPY=/path/to/py-spy).
@@ -213,27 +219,51 @@ def client_process(args) -> None:
     print(json.dumps(play.measure(float(command[1]))), flush=True)
 
 
-def run_clients(urls: list[str], clients: int, processes: int, truth_file: Path | None) -> list[subprocess.Popen]:
-    """Start the client processes (client i of ``clients`` in process ``i * processes // clients``) and wait
-    until each has connected its clients."""
+def run_clients(urls: list[str], clients: int, processes: int, truth_file: Path | None,
+                logs: Path) -> list[subprocess.Popen]:
+    """Start the client processes (client i of ``clients`` in process ``i * processes // clients``; each
+    process's errors in ``logs/clients-K.log``) and wait until each has connected its clients."""
     bounds = [clients * k // processes for k in range(processes + 1)]
+    logs.mkdir(parents=True, exist_ok=True)
     procs = [subprocess.Popen([sys.executable, __file__, "--clients-of", ",".join(urls), "--first", str(lo),
                                "--clients", str(hi - lo), "--truth", str(truth_file or "")],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-             for lo, hi in zip(bounds, bounds[1:]) if hi > lo]
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              stderr=open(logs / f"clients-{k}.log", "w"))
+             for k, (lo, hi) in enumerate(zip(bounds, bounds[1:])) if hi > lo]
     for p in procs:
         line = p.stdout.readline()
         if not line.startswith("connected"):
             stop(procs)
-            raise RuntimeError(f"a client process failed to connect its clients (exit {p.poll()})")
+            raise RuntimeError(f"a client process failed to connect its clients (exit {p.poll()}; see {logs})")
     return procs
 
 
-def measure_clients(procs: list[subprocess.Popen], seconds: float) -> dict:
-    """Tell every client process to measure for ``seconds``; their votes per second and latencies together."""
+def check_alive(procs: list[subprocess.Popen], logs: Path) -> None:
+    """Stop the bench when a client process has died (its clients no longer play)."""
+    dead = [p for p in procs if p.poll() is not None]
+    if dead:
+        raise RuntimeError(f"a client process exited ({dead[0].returncode}) before the measurement; see {logs}")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes have used so far (Linux's /proc)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure_clients(procs: list[subprocess.Popen], seconds: float, servers: list[int]) -> dict:
+    """Tell every client process to measure for ``seconds``; their votes per second and latencies together,
+    and the CPU time the ``servers`` spent per acknowledged call meanwhile (on a shared machine the calls per
+    second follow the CPU the servers were given; the CPU per call does not)."""
     for p in procs:
         p.stdin.write(f"measure {seconds}\n")
         p.stdin.flush()
+    cpu = cpu_seconds(servers)
+    time.sleep(seconds)
+    cpu = cpu_seconds(servers) - cpu
     reports = [json.loads(p.stdout.readline()) for p in procs]
     for p in procs:
         p.wait(timeout=120)
@@ -244,6 +274,8 @@ def measure_clients(procs: list[subprocess.Popen], seconds: float) -> dict:
     return {"calls": int(flat.size), "seconds": seconds, "calls_per_s": round(flat.size / seconds, 1),
             "ack_ms_median": round(float(np.median(flat)) * 1000, 1) if flat.size else None,
             "ack_ms_p99": round(float(np.percentile(flat, 99)) * 1000, 1) if flat.size else None,
+            "server_cpu_ms_per_call": round(cpu * 1000 / flat.size, 2) if flat.size else None,
+            "server_cpu_share": round(cpu / seconds, 2),
             "acked_in_all": sum(r["acked_in_all"] for r in reports), "refused": dict(refused)}
 
 
@@ -353,14 +385,16 @@ def measure(args, which: str) -> dict:
             truth_file = home.parent / "truth.json"
             truth_file.write_text(json.dumps(truth))
         started = time.perf_counter()
-        client_procs = run_clients(urls, args.clients, args.client_processes, truth_file)
+        logs = Path(tempfile.mkdtemp(prefix="pq-bench-clients-"))
+        client_procs = run_clients(urls, args.clients, args.client_processes, truth_file, logs)
         connected = round(time.perf_counter() - started, 1)
-        warm = warm_up(home, args)
+        warm = warm_up(home, args, lambda: check_alive(client_procs, logs))
         spy = profile(procs[0].pid, args.seconds, Path(args.profile)) if args.profile and which == "proofquest" \
             else None
+        check_alive(client_procs, logs)
         result = {"server": which, "processes": n, "async_mode": args.async_mode, "clients": args.clients,
                   "client_processes": len(client_procs), "connect_s": connected, "warm_up_s": warm,
-                  **measure_clients(client_procs, args.seconds)}
+                  **measure_clients(client_procs, args.seconds, [p.pid for p in procs])}
         if spy is not None:
             spy.wait(timeout=120)
             result["profile"] = summarize_profile(Path(args.profile) / "profile.txt")
@@ -374,11 +408,13 @@ def measure(args, which: str) -> dict:
             stop([redis])
 
 
-def warm_up(home: Path | None, args) -> float:
-    """Play until every ProofQuest client is established (at least ``--warm-up`` seconds)."""
+def warm_up(home: Path | None, args, check) -> float:
+    """Play until every ProofQuest client is established (at least ``--warm-up`` seconds); ``check()`` raises
+    when the clients cannot get there."""
     started = time.perf_counter()
     time.sleep(args.warm_up)
     while home is not None and time.perf_counter() - started < 300:
+        check()
         with sqlite3.connect(home / "proofquest.sqlite", timeout=30) as db:
             waiting = db.execute("SELECT COUNT(*) FROM players p WHERE established = 0"
                                  " AND EXISTS (SELECT 1 FROM votes v WHERE v.player_id = p.id)").fetchone()[0]
@@ -434,8 +470,11 @@ def main() -> None:
         raise SystemExit("a server acknowledged no call in the measured phase (see 'refused' above)")
     results["ratio_calls_per_s"] = round(game["calls_per_s"] / echo["calls_per_s"], 3)
     results["ratio_p99"] = round(game["ack_ms_p99"] / echo["ack_ms_p99"], 3)
+    # calls per second if each server had the machine's CPU to itself: the ratio a shared machine cannot bend
+    results["ratio_cpu_per_call"] = round(echo["server_cpu_ms_per_call"] / game["server_cpu_ms_per_call"], 3)
     results["load_average"] = os.getloadavg()
-    print(json.dumps({k: results[k] for k in ("ratio_calls_per_s", "ratio_p99", "load_average")}))
+    print(json.dumps({k: results[k] for k in ("ratio_calls_per_s", "ratio_p99", "ratio_cpu_per_call",
+                                              "load_average")}))
 
 
 if __name__ == "__main__":
