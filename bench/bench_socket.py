@@ -67,6 +67,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+CALL_TIMEOUT = 60  # seconds a client waits for an acknowledgement before it stops playing (counted as refused)
 ECHO_SERVER = textwrap.dedent("""
     import sys
     mode, port, queue = sys.argv[1], int(sys.argv[2]), sys.argv[3] or None
@@ -167,9 +168,16 @@ class Play:
             t.start()
 
     def _run(self, i: int, client: socketio.Client) -> None:
+        try:
+            self._play(i, client)
+        except socketio.exceptions.SocketIOError as exc:  # a call unanswered for CALL_TIMEOUT, a lost connection
+            with self._lock:
+                self.refused[f"client gave up: {type(exc).__name__}"] += 1
+
+    def _play(self, i: int, client: socketio.Client) -> None:
         n = 0
         while not self.stop.is_set():
-            got = client.call("next_puzzle", {}, timeout=300)
+            got = client.call("next_puzzle", {}, timeout=CALL_TIMEOUT)
             if not got.get("ok"):
                 with self._lock:
                     self.refused[got.get("error", "?")[:60]] += 1
@@ -180,7 +188,7 @@ class Play:
             measured = self.measuring.is_set()
             t0 = time.perf_counter()
             ack = client.call("vote", {"puzzle": puzzle["id"], "answer": answer, "ms": 1000,
-                                       "ticket": puzzle.get("ticket")}, timeout=300)
+                                       "ticket": puzzle.get("ticket")}, timeout=CALL_TIMEOUT)
             took = time.perf_counter() - t0
             with self._lock:
                 if ack.get("ok"):
