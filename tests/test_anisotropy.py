@@ -148,4 +148,5 @@ def test_parts_that_touch_only_across_sections_are_framed_where_one_ends_over_th
     c[10:, 45:85, 42:82] = True
     gap = frame_across_sections(a, c, BBox.from_shape(a.shape), a.shape, (6, 60, 60), gap=4)
     assert gap.across == 4 and gap.slices == 9 and gap.point[0] == 6
-    assert frame_across_sections(a, c, BBox.from_shape(a.shape), a.shape, (6, 60, 60), gap=8) is None  # 17 > 15
+    assert gap.start[0] == 4 and gap.key == 2  # centred on the gap: 2 sections, the 5 of the gap, 2 sections
+    assert frame_across_sections(a, c, BBox.from_shape(a.shape), a.shape, (6, 60, 60), gap=15) is None

@@ -9,6 +9,11 @@ names in the current segmentation (:class:`game.puzzles.edit.PuzzleEdit`;
 for a copy of a settled decision, the segmentation that decision was made
 on) and keeps the PNGs in the instance's image cache. A puzzle made before
 frames were stored is framed when it is first drawn.
+
+A puzzle whose parts touch only across sections (its frame's ``across``) also
+has a *pair* picture (:func:`game.puzzles.render.render_pair`): the section
+where one part ends beside the one where the other begins, with the sections
+between; slice 0 of the variant ``pair``, kept under the picture key plus ``-pair``.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from game.puzzles.framing import SLICES, Frame, centred_frame, frame_candidate, 
 from game.puzzles.truth import dominant_objects, object_weights, supervoxel_truth
 from game.segmentation.agglomeration import Agglomeration, Edit
 
-VARIANTS = ("plain", "overlay", "truth")
+VARIANTS = ("plain", "overlay", "truth", "pair")
 
 
 def puzzle_frame(inst, puzzle: dict) -> Frame:
@@ -76,6 +81,12 @@ def _decision_truth(parts: tuple[np.ndarray, np.ndarray], puzzle: dict) -> tuple
     return np.where(part_a, 1, np.where(part_b, 1 if one else 2, 0)), (1, 1 if one else 2)
 
 
+def has_pair(puzzle: dict) -> bool:
+    """Whether a puzzle has a pair picture: its stored frame joins parts across sections."""
+    stored = (puzzle.get("detector") or {}).get("frame")
+    return bool(stored and stored.get("across"))
+
+
 def _render(inst, puzzle: dict, variant: str) -> list[dict]:
     volume = inst.volumes.open(puzzle["volume"])
     frame = puzzle_frame(inst, puzzle)
@@ -96,6 +107,10 @@ def _render(inst, puzzle: dict, variant: str) -> list[dict]:
             truth, objects = _decision_truth((part_a, part_b), puzzle)
             pngs = pz.render_truth(image, truth, objects, padding=padding, point=point)
             return [{"plain": png, "overlay": png} for png in pngs]
+        if variant == "pair":
+            png = pz.render_pair(image, part_a & ~padding, part_b & ~padding, frame.key, frame.across,
+                                 padding=padding, point=point)
+            return [{"plain": png, "overlay": png}]
     except Moot:
         raise ProofQuestError(f"puzzle {puzzle['id']} was settled by another edit; ask for the next one") from None
     return pz.render_slices(image, part_a & ~padding, part_b & ~padding, padding=padding, point=point)
@@ -113,14 +128,17 @@ def puzzle_image(inst, puzzle_id: int, z: int, variant: str, *, player_id: int |
     """The PNG of one slice of a puzzle, rendered once and cached, and the key it is kept under.
 
     The truth is shown for practice puzzles, and for a teach puzzle to a
-    player who has answered it; never for secret gold or crowd puzzles.
+    player who has answered it; never for secret gold or crowd puzzles. The
+    pair picture (``variant`` 'pair', slice 0) only for a puzzle that has one (:func:`has_pair`).
     """
     if variant not in VARIANTS:
-        raise ProofQuestError(f"unknown image variant {str(variant)[:20]!r}: use plain, overlay or truth")
+        raise ProofQuestError(f"unknown image variant {str(variant)[:20]!r}: use plain, overlay, truth or pair")
     puzzle = st.puzzle(inst.store, puzzle_id) if 0 < puzzle_id < 2**63 else None
     if puzzle is None:
         raise ProofQuestError(f"there is no puzzle {puzzle_id}")
-    slices = stored_slices(puzzle)
+    slices = 1 if variant == "pair" else stored_slices(puzzle)
+    if variant == "pair" and not has_pair(puzzle):
+        raise ProofQuestError(f"puzzle {puzzle_id} has no pair picture: its parts touch within a section")
     if not 0 <= z < slices:
         raise ProofQuestError(f"slice {z} is outside the puzzle's 0..{slices - 1}")
     if variant == "truth" and not (puzzle["tutorial"] or (
@@ -128,6 +146,8 @@ def puzzle_image(inst, puzzle_id: int, z: int, variant: str, *, player_id: int |
         raise ProofQuestError("the truth is shown only for practice puzzles and, once answered, teaching ones")
     cache = PuzzleImageCache(inst.cache_dir / "puzzles")
     key = f"{puzzle_id}-truth" if variant == "truth" else picture_key(inst, puzzle)
+    if variant == "pair":
+        return cache.get(f"{key}-pair", 0, True, lambda: _render(inst, puzzle, "pair")), key
     return cache.get(key, z, variant != "plain", lambda: _render(inst, puzzle, variant)), key
 
 
@@ -145,6 +165,8 @@ def prerender(inst, puzzle_ids, *, progress=None) -> int:
         if key is not None and not cache.has(key):
             cache.get(key, 0, False, lambda: _render(inst, puzzle, "overlay"))
             rendered += 1
+        if key is not None and has_pair(puzzle) and not cache.has(f"{key}-pair"):
+            cache.get(f"{key}-pair", 0, True, lambda: _render(inst, puzzle, "pair"))
         if (puzzle["tutorial"] or puzzle["teach"]) and not cache.has(f"{puzzle_id}-truth"):
             cache.get(f"{puzzle_id}-truth", 0, True, lambda: _render(inst, puzzle, "truth"))
         if progress is not None:

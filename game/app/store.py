@@ -705,7 +705,8 @@ def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None 
     return ("SELECT p.id, p.volume, p.kind, p.gold, p.teach, p.score, p.posterior, p.n_votes, p.anchors,"
             " p.supervoxels, p.judgeable, json_extract(p.detector, '$.frame.slices') AS slices,"
             " json_extract(p.detector, '$.frame.point[0]') - json_extract(p.detector, '$.frame.start[0]')"
-            f" AS key_slice, {_priority_sql(min_votes, 'p.')} AS priority"
+            " AS key_slice, json_extract(p.detector, '$.frame.across') AS across,"
+            f" {_priority_sql(min_votes, 'p.')} AS priority"
             f" FROM puzzles p{indexed} WHERE p.gold = :gold AND p.tutorial = 0 {where} AND NOT EXISTS"
             " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = :player)"
             # a copy of a settled decision never measures a player who helped decide it
@@ -722,8 +723,8 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: i
     balanced, say, relies on another's). Light rows for choosing among many
     (asked for on every puzzle request): id, volume, kind, gold, score,
     posterior, n_votes, judgeable, ``anchors`` and ``supervoxels`` (to tell
-    whether an edit made the puzzle moot), the stack's ``slices`` and
-    ``key_slice`` from its frame (None without one), and ``priority``: most
+    whether an edit made the puzzle moot), the stack's ``slices``,
+    ``key_slice`` and ``across`` from its frame (None without one), and ``priority``: most
     uncertain and most valuable first, puzzles close to retiring finished,
     ``0.4·(1 − |2p − 1|) + 0.4·score + 0.2·min(votes, min_votes)/min_votes``
     with ``p`` the posterior (the score before any vote). The ``limit`` best,

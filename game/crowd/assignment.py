@@ -135,15 +135,22 @@ def puzzle_stack(puzzle: dict) -> tuple[int, int]:
     return SLICES, SLICES // 2
 
 
+def puzzle_across(puzzle: dict) -> int:
+    """Sections between the key slice and the one where the other part begins; 0 when the parts touch
+    within a section. A puzzle with ``across`` > 0 has a pair picture (:func:`game.app.images.has_pair`)."""
+    frame = (puzzle.get("detector") or {}).get("frame")
+    return int((frame or {}).get("across") or puzzle.get("across") or 0)
+
+
 def public_puzzle(puzzle: dict, ticket: str | None = None, picture: str | None = None) -> dict:
     """What a player may see of a puzzle: never its truth or its role (gold, teach or crowd).
 
     ``picture`` is the key its pictures are kept under (:func:`game.puzzles.cache.picture_key`); asked for
-    with it, they are served as immutable.
+    with it, they are served as immutable. ``across`` > 0: the page shows the pair picture too.
     """
     slices, key = puzzle_stack(puzzle)
     return {"id": puzzle["id"], "kind": puzzle["kind"], "question": question_for(puzzle["kind"]), "ticket": ticket,
-            "picture": picture, "slices": slices, "center": key,
+            "picture": picture, "slices": slices, "center": key, "across": puzzle_across(puzzle),
             "labels": {"yes": "Yes, one neurite", "no": "No, two" if puzzle["kind"] == "split" else "No, separate",
                        "unsure": "Not sure"}}
 

@@ -75,8 +75,15 @@ STACK_DEPTH_NM = SLICES * 30.0
 FIELD_NM = (WINDOW_LIMITS[0] * 6.0, WINDOW_LIMITS[1] * 6.0)
 # Fewer than 5 sections cannot show a neurite continue; more than 11 images are more than a player looks at.
 SLICE_LIMITS = (5, 11)
-# A contact across a gap of sections needs them all in the stack; beyond this many sections it is not framed.
-MAX_SLICES = 15
+# A gap's stack holds every section from GAP_PAD before the first part's last section to GAP_PAD after the
+# second part's first: the neurite is followed through the gap, section by section.
+GAP_PAD = 2
+# Up to 12 sections between the two parts (the gap detector's reach) with GAP_PAD either side; beyond, not framed.
+MAX_SLICES = 12 + 2 + 2 * GAP_PAD
+# Parts that both show on at most this many sections of a stack are stacked: framed across sections.
+STACKED_SLICES = 2
+# A profile within this many voxels of the volume's side may leave the volume there (:mod:`game.puzzles.looking`).
+FACE_VOXELS = 3
 
 
 @dataclass(frozen=True)
@@ -89,18 +96,34 @@ class FrameSpec:
         Sections in the stack (odd: the key slice in the middle).
     window : (int, int)
         Least and most voxels of a window's side.
+    span : int
+        0, or for a gap: sections from the key slice to the gap's far side; the stack is centred on the
+        two, not on the key slice (:meth:`spanning`).
     """
 
     slices: int = SLICES
     window: tuple[int, int] = field(default=WINDOW_LIMITS)
+    span: int = 0
 
     @property
     def key(self) -> int:
-        return self.slices // 2
+        """The key slice's index in the stack."""
+        return (self.slices - 1 - self.span) // 2
 
     def widened(self, slices: int) -> "FrameSpec":
         """The same window with at least ``slices`` sections (odd)."""
         return FrameSpec(max(self.slices, slices | 1), self.window)
+
+    def spanning(self, gap: int) -> "FrameSpec":
+        """A stack for a gap: the key slice, the section ``gap`` further, every section between and
+        ``GAP_PAD`` either side (at least ``slices`` in all)."""
+        return FrameSpec(max(self.slices, gap + 1 + 2 * GAP_PAD), self.window, gap)
+
+    def start(self, z: int, depth: int) -> int:
+        """First section of the stack whose key slice is ``z``; a gap's stack is shifted inside the volume."""
+        if not self.span:
+            return z - self.key
+        return int(np.clip(z - self.key, 0, max(0, depth - self.slices)))
 
 
 def slices_for_anisotropy(resolution: Sequence[float]) -> int:
@@ -163,6 +186,10 @@ class Frame:
         ``across`` sections further, over the decision point (the areas,
         still in the order A, B, the width and the contact are then measured
         on those two sections).
+    face_px : float
+        Across a gap (``across`` > 1): the length on screen of the two parts' profiles (on their two
+        sections) that lies within ``FACE_VOXELS`` of the volume's side, the longer of the two. A neurite
+        there may leave the volume in the gap and come back: the images cannot tell.
     """
 
     start: tuple[int, int, int]
@@ -176,6 +203,7 @@ class Frame:
     enclosure: float
     slices: int = SLICES
     across: int = 0
+    face_px: float = 0.0
 
     @property
     def box(self) -> BBox:
@@ -200,7 +228,8 @@ class Frame:
                    margin_px=float(data["margin_px"]), areas_px=tuple(data["areas_px"]),
                    width_px=float(data["width_px"]), contact_px=float(data["contact_px"]),
                    both_slices=int(data["both_slices"]), enclosure=float(data["enclosure"]),
-                   slices=int(data.get("slices", SLICES)), across=int(data.get("across", 0)))
+                   slices=int(data.get("slices", SLICES)), across=int(data.get("across", 0)),
+                   face_px=float(data.get("face_px", 0.0)))
 
 
 def _touching(mask: np.ndarray) -> np.ndarray:
@@ -266,7 +295,7 @@ def frame_decision(part_a: np.ndarray, part_b: np.ndarray, region: BBox, volume_
         k = z - region.start[0]
         if not 0 <= k < contact.shape[0] or not contact[k].any():
             continue
-        frame = _frame_on_slice(part_a, part_b, contact, k, region, (height, width), location, spec)
+        frame = _frame_on_slice(part_a, part_b, contact, k, region, (depth, height, width), location, spec)
         if frame is None:
             continue
         score = min(frame.areas_px) * min(1.0, frame.contact_px / frame.scale / FULL_CONTACT)
@@ -283,7 +312,7 @@ def _frame_on_slice(part_a, part_b, contact, k, region: BBox, plane, location, s
     ``across`` > 0: ``contact[k]`` is where part A on section k lies over part B
     ``across`` sections further (:func:`frame_across_sections`).
     """
-    height, width = plane
+    depth, height, width = plane
     z0, y0, x0 = region.start
     # the contact pixels near the location and far enough from the volume's faces for the narrowest window
     ys, xs = np.nonzero(contact[k])
@@ -305,8 +334,8 @@ def _frame_on_slice(part_a, part_b, contact, k, region: BBox, plane, location, s
     side = min(side, max_side_for_edge(pe) // 2 * 2, height, width)
     side = max(side, narrowest)
     point = (k + z0, py + y0, px + x0)
-    start = (point[0] - spec.key, _window_start(point[1], side, height), _window_start(point[2], side, width))
-    return _measure(part_a, part_b, contact, region, start, side, point, spec.slices, across)
+    start = (spec.start(point[0], depth), _window_start(point[1], side, height), _window_start(point[2], side, width))
+    return _measure(part_a, part_b, contact, region, start, side, point, spec.slices, across, plane)
 
 
 def _thickness(a: np.ndarray, b: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
@@ -352,8 +381,21 @@ def _side(a: np.ndarray, b: np.ndarray, py: int, px: int, limits: tuple[int, int
     return int(np.clip(-(-ZOOM * _width(piece) // WINDOW_STEP) * WINDOW_STEP, *limits))
 
 
+def _face_px(profile: np.ndarray, origin: Sequence[int], plane: Sequence[int], scale: float) -> float:
+    """Length on screen of a 2D profile within ``FACE_VOXELS`` of the volume's side faces.
+
+    ``origin`` is the profile's first (y, x) in the volume and ``plane`` the volume's (height, width);
+    the length is the area in that band over its width.
+    """
+    ys = np.arange(profile.shape[0]) + origin[0]
+    xs = np.arange(profile.shape[1]) + origin[1]
+    near = (np.minimum(ys, plane[0] - 1 - ys)[:, None] < FACE_VOXELS) | \
+        (np.minimum(xs, plane[1] - 1 - xs)[None, :] < FACE_VOXELS)
+    return float((profile & near).sum()) / FACE_VOXELS * scale
+
+
 def _measure(part_a, part_b, contact, region: BBox, start, side, point, slices: int = SLICES,
-             across: int = 0) -> Frame:
+             across: int = 0, plane: Sequence[int] | None = None) -> Frame:
     scale = OUT_SIZE / side
     window = BBox(start, (start[0] + slices, start[1] + side, start[2] + side))
     inside = window.intersect(region)
@@ -371,12 +413,15 @@ def _measure(part_a, part_b, contact, region: BBox, start, side, point, slices: 
     shown = (a.sum(axis=(1, 2)) >= MIN_SHOWN_VOXELS) & (b.sum(axis=(1, 2)) >= MIN_SHOWN_VOXELS)
     # across sections the contact is an overlap area: its length on screen is that of a disc of that area
     contact = float(c[key].sum()) if not across else 2.0 * np.sqrt(float(c[key].sum()) / np.pi)
+    face = 0.0
+    if across > 1 and plane is not None:
+        face = max(_face_px(profile, inside.start[1:], plane[-2:], scale) for profile in (a[key], b[key + across]))
     return Frame(start=tuple(int(s) for s in start), side=int(side), point=tuple(int(p) for p in point),
                  margin_px=round(float(margin), 1), areas_px=(round(areas[0] * scale ** 2, 1),
                                                              round(areas[1] * scale ** 2, 1)),
                  width_px=round(_width(small) * scale, 1),
                  contact_px=round(contact * scale, 1), both_slices=int(shown.sum()),
-                 enclosure=round(enclosure, 3), slices=int(slices), across=int(across))
+                 enclosure=round(enclosure, 3), slices=int(slices), across=int(across), face_px=round(face, 1))
 
 
 def centred_frame(location: Sequence[int], volume_shape: Sequence[int], spec: FrameSpec = FrameSpec()) -> Frame:
@@ -397,7 +442,8 @@ def centred_frame(location: Sequence[int], volume_shape: Sequence[int], spec: Fr
 
 def search_region(location: Sequence[int], volume_shape: Sequence[int], spec: FrameSpec = FrameSpec()) -> BBox:
     """The part of the volume read to frame a candidate at ``location``."""
-    reach = (SEARCH_Z + spec.key, SEARCH_YX + spec.window[1] // 2, SEARCH_YX + spec.window[1] // 2)
+    reach = (SEARCH_Z + max(spec.key, spec.slices - 1 - spec.key), SEARCH_YX + spec.window[1] // 2,
+             SEARCH_YX + spec.window[1] // 2)
     return BBox.around(location, tuple(2 * r + 1 for r in reach)).clip(volume_shape)
 
 
@@ -414,9 +460,12 @@ def part_masks(supervoxels: np.ndarray, edit: PuzzleEdit, agg) -> tuple[np.ndarr
 def frame_candidate(volume, agg, candidate: Mapping) -> Frame | None:
     """The frame of a candidate or puzzle in the current segmentation; None when it cannot be shown.
 
-    Where the two parts touch in-plane nowhere in reach, they are framed
-    across sections (:func:`frame_across_sections`): a gap merge over its gap,
-    any other candidate from one section to the next.
+    Where the two parts touch in-plane nowhere in reach, or the stack would
+    show them stacked (both on at most ``STACKED_SLICES`` of its sections: one
+    colour on the first slices, the other on the last, the membrane between
+    them in the section plane, in no slice), they are framed across sections
+    (:func:`frame_across_sections`): a gap merge over its gap, any other
+    candidate from one section to the next.
 
     Parameters
     ----------
@@ -429,17 +478,20 @@ def frame_candidate(volume, agg, candidate: Mapping) -> Frame | None:
     """
     spec = frame_spec(getattr(volume, "resolution", None))
     gap = int(candidate["z_start"]) - int(candidate["z_end"]) if candidate.get("how") == "gap" else 1
-    wide = spec.widened(2 * gap + 1)
-    region = search_region(candidate["location"], volume.shape, wide)
+    if gap > MAX_SLICES - 1 - 2 * GAP_PAD:
+        return None
+    region = search_region(candidate["location"], volume.shape, spec.spanning(gap) if gap > 1 else spec)
     try:
         part_a, part_b = part_masks(np.asarray(volume.read("supervoxels", region)), PuzzleEdit.of(candidate), agg)
     except Moot:
         return None
+    frame = None
     if gap == 1:
         frame = frame_decision(part_a, part_b, region, volume.shape, candidate["location"], spec)
-        if frame is not None:
+        if frame is not None and frame.both_slices > STACKED_SLICES:
             return frame
-    return frame_across_sections(part_a, part_b, region, volume.shape, candidate["location"], spec, gap=gap)
+    return frame_across_sections(part_a, part_b, region, volume.shape, candidate["location"], spec, gap=gap) \
+        or frame
 
 
 # --- parts that touch only across sections ----------------------------------------------
@@ -469,19 +521,22 @@ def frame_across_sections(part_a: np.ndarray, part_b: np.ndarray, region: BBox, 
         With ``across`` = ``gap``; None when no overlap can be framed ``MARGIN_PX``
         inside the image, or the stack would exceed ``MAX_SLICES``.
     """
-    spec = spec.widened(2 * gap + 1)
+    spec = spec.spanning(gap) if gap > 1 else spec.widened(2 * gap + 1)
     if spec.slices > MAX_SLICES:
         return None
     depth, height, width = (int(n) for n in volume_shape)
+    keys = range(depth - gap) if gap > 1 else key_slice_range(depth, spec.slices)
     best, best_key = None, None
     for first, second, swapped in ((part_a, part_b, False), (part_b, part_a, True)):
         overlap = np.zeros_like(first)
-        overlap[:-gap] = first[:-gap] & second[gap:]
-        for z in key_slice_range(depth, spec.slices):
+        # where the first part's last section lies over the second's first: its end face over the other's start
+        overlap[:-gap] = first[:-gap] & ~first[1:first.shape[0] - gap + 1] & second[gap:] & ~second[gap - 1:-1]
+        for z in keys:
             k = z - region.start[0]
             if not 0 <= k < overlap.shape[0] - gap or not overlap[k].any():
                 continue
-            frame = _frame_on_slice(first, second, overlap, k, region, (height, width), location, spec, across=gap)
+            frame = _frame_on_slice(first, second, overlap, k, region, (depth, height, width), location, spec,
+                                    across=gap)
             if frame is None:
                 continue
             if swapped:  # areas stay in the order of the puzzle's parts (A, B)

@@ -25,6 +25,16 @@ in the faded corridor the overlay draws along the other part
 (:mod:`game.puzzles.render`) and barely shows its colour. How many sections
 show both parts did not decide it (0.81–0.97 from one section up), so it is
 measured and reported, not a filter.
+
+Across a gap of sections (a gap merge, :mod:`game.puzzles.framing`), a part
+whose profile lies at the volume's side (``face_px``) is *at the edge*: a
+neurite that leaves the volume there and comes back a few sections later
+looks exactly like one that ends beside another that begins, and the images
+cannot show which. On demo seed 1 (its first start), 21 of the 25 framed gap
+merges at the side were wrong joins and 4 right; of the 6 right long joins
+(8 to 13 sections apart) that could be framed, 4 were at the side, and in
+every right join at the side the neurite's ground truth is missing from some
+section of the gap: it left the volume.
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ SLIVER_PX = 16
 SLIVER_AREA_PX = 256
 # Share of the smaller part's outline bordering the larger one from which it is an island.
 ISLAND_ENCLOSURE = 0.75
+# Across a gap, a part's profile with at least this much length on screen at the volume's side is at the edge.
+EDGE_PX = 1.0
 
 
 def obstacles(frame: Frame | None) -> list[str]:
@@ -47,7 +59,7 @@ def obstacles(frame: Frame | None) -> list[str]:
     -------
     list of str
         Among 'unframed' (its decision cannot be shown inside the volume),
-        'sliver' and 'island'.
+        'sliver', 'island' and 'edge'.
     """
     if frame is None:
         return ["unframed"]
@@ -56,6 +68,8 @@ def obstacles(frame: Frame | None) -> list[str]:
         reasons.append("sliver")
     if frame.enclosure >= ISLAND_ENCLOSURE:
         reasons.append("island")
+    if frame.across > 1 and frame.face_px >= EDGE_PX:
+        reasons.append("edge")
     return reasons
 
 

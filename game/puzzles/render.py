@@ -12,6 +12,13 @@ marks at the image's edges point at the decision point.
 :mod:`game.puzzles.framing` chooses the crop and :mod:`game.puzzles.cache`
 keeps the PNGs.
 
+Two parts that touch only across sections (a neurite's profile ending on one
+section where the other part's begins on the next, or a few sections further
+over a gap) show no border in any one slice: :func:`render_pair` draws the
+section where one part ends beside the section where the other begins, at
+the same place, with a strip of the sections between, so their outlines can
+be compared side by side.
+
 References
 ----------
 .. [1] Haehn, D. et al. "Guided Proofreading of Automatic Segmentations for
@@ -26,7 +33,7 @@ import io
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage as ndi
 
 PALETTE = ("#E69F00", "#0072B2")
@@ -45,6 +52,13 @@ MARK_PX = 11
 # beyond that, pixels are replicated.
 EM_MAX_ZOOM = 2
 PNG_COMPRESS_LEVEL = 6
+# The pair picture (render_pair): panels apart by this many pixels, a caption band above each row, and at most
+# this many of the sections between (evenly spaced, in order) in the strip below the two panels.
+PAIR_GUTTER = 8
+PAIR_CAPTION_PX = 26
+PAIR_FONT_PX = 16
+PAIR_STRIP = 6
+COLOUR_NAMES = ("orange", "blue")
 
 
 def encode_png(array: np.ndarray) -> bytes:
@@ -241,3 +255,67 @@ def _point_marks(shape: tuple[int, int], point: Sequence[float]) -> tuple[np.nda
         fill |= (d < MARK_PX) & (np.abs(across[side]) <= half - 1)
         rim |= (d < MARK_PX + 1) & (np.abs(across[side]) <= half + 0.6)
     return fill, rim & ~fill
+
+
+def render_pair(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, key: int, across: int, *,
+                out_size: int = 384, palette: Sequence[str] = PALETTE, opacity: float = FILL_OPACITY,
+                padding: np.ndarray | None = None, point: Sequence[int] | None = None) -> bytes:
+    """One PNG: the section where one part ends beside the section where the other begins, at one place.
+
+    Two parts that touch only across sections have no border in any single
+    slice; what tells one neurite from two is whether the second part's
+    profile continues the first's outline at the same place. The left panel
+    is section ``key`` of the stack (the part that ends there), the right one
+    section ``key + across`` (the part that begins there), both with the
+    colours of :func:`render_slices`; for a gap (``across`` > 1) a strip below
+    shows the sections between, at most ``PAIR_STRIP`` of them evenly spaced,
+    in order. Each row has a caption naming the colours and sections.
+
+    Parameters
+    ----------
+    image, part_a, part_b, padding, point, out_size, palette, opacity
+        As in :func:`render_slices` (the whole stack).
+    key : int
+        Index in the stack of the section where one part ends.
+    across : int
+        Sections from there to the section where the other part begins (>= 1).
+
+    Returns
+    -------
+    bytes
+        The PNG, ``2 * out_size + PAIR_GUTTER`` pixels wide.
+    """
+    if not (0 <= key and 1 <= across and key + across < image.shape[0]):
+        raise ValueError(f"render_pair needs sections {key} and {key + across} of a stack of {image.shape[0]}")
+    between = list(range(key + 1, key + across))
+    if len(between) > PAIR_STRIP:
+        between = [between[round(i * (len(between) - 1) / (PAIR_STRIP - 1))] for i in range(PAIR_STRIP)]
+    shown = [key, key + across, *between]
+    crop = (lambda array: None if array is None else array[shown])
+    slices = render_slices(image[shown], part_a[shown], part_b[shown], out_size=out_size, palette=palette,
+                           opacity=opacity, padding=crop(padding), point=point)
+    panels = [Image.open(io.BytesIO(s["overlay"])).convert("RGB") for s in slices]
+    # the colour of the key section: the part with more voxels there, against the far section, than the other
+    ends = 0 if part_a[key].sum() - part_a[key + across].sum() >= part_b[key].sum() - part_b[key + across].sum() \
+        else 1
+    width = 2 * panels[0].width + PAIR_GUTTER
+    strip = (width - (PAIR_STRIP - 1) * PAIR_GUTTER) // PAIR_STRIP
+    height = PAIR_CAPTION_PX + panels[0].height + (PAIR_CAPTION_PX + strip if between else 0)
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=PAIR_FONT_PX)
+    first, second = COLOUR_NAMES[ends], COLOUR_NAMES[1 - ends]
+    further = "The next section" if across == 1 else f"{across} sections further"
+    for x, caption in ((0, f"This section: {first}"), (panels[0].width + PAIR_GUTTER, f"{further}: {second}")):
+        draw.text((x + 2, 4), caption, fill=(20, 20, 20), font=font)
+    sheet.paste(panels[0], (0, PAIR_CAPTION_PX))
+    sheet.paste(panels[1], (panels[0].width + PAIR_GUTTER, PAIR_CAPTION_PX))
+    if between:
+        top = PAIR_CAPTION_PX + panels[0].height
+        gone = across - 1
+        draw.text((2, top + 4), f"The {gone} section{'s' if gone > 1 else ''} between, in order"
+                  + ("" if len(between) == gone else f" ({len(between)} of them)"), fill=(20, 20, 20), font=font)
+        for i, panel in enumerate(panels[2:]):
+            sheet.paste(panel.resize((strip, strip), Image.Resampling.LANCZOS),
+                        (i * (strip + PAIR_GUTTER), top + PAIR_CAPTION_PX))
+    return encode_png(np.asarray(sheet))

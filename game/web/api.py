@@ -46,7 +46,7 @@ def vote():
 @bp.get("/puzzle-image/<id:puzzle_id>/<id:z>/<variant>.png")
 @login_required
 def puzzle_image(puzzle_id: int, z: int, variant: str):
-    v.choice(variant, "the image variant", ("plain", "overlay", "truth"))
+    v.choice(variant, "the image variant", images.VARIANTS)
     # rendering a puzzle not drawn ahead of time takes a while: off the event loop (game/concurrency.py)
     path, key = offload(images.puzzle_image, game_instance(), puzzle_id, z, variant,
                         player_id=current_player()["id"])
