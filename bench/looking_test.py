@@ -4,8 +4,9 @@ Two steps, so the person who looks never sees the answers:
 
 ``export`` writes N puzzles of an instance to a folder of PNGs — for each
 puzzle its stack as the player sees it (every slice plain and with the
-colours, the key slice, which the viewer opens on, marked) and the key slice
-at full size — with an answer sheet to fill in (``answers.csv``). The truth
+colours, the key slice, which the viewer opens on, marked), the key slice
+at full size and, for a puzzle whose parts touch only across sections, its
+pair picture (the two sections side by side, as the viewer opens it) — with an answer sheet to fill in (``answers.csv``). The truth
 goes to a separate file (``--truth``), outside that folder.
 
 ``score`` compares a filled answer sheet with that truth: accuracy on the
@@ -19,6 +20,7 @@ by default balanced: as many "yes" as "no" per kind, as gold puzzles are.
 Run::
 
     python bench/looking_test.py export --home H --volume demo --n 40 --out looking/demo --truth truth-demo.json
+    python bench/looking_test.py export ... --across 1   # only puzzles across sections (2: across a gap)
     python bench/looking_test.py score --sheet looking/demo/answers.csv --truth truth-demo.json [--json]
 """
 
@@ -40,7 +42,7 @@ from game.app import images
 from game.app import store as st
 from game.app.instance import Instance
 from game.app.settings import load_settings
-from game.crowd.assignment import puzzle_stack
+from game.crowd.assignment import puzzle_across, puzzle_stack
 from game.puzzles.edit import correct_answer, question_for
 from game.puzzles.truth import has_clear_truth, puzzle_truth_margin
 
@@ -104,7 +106,8 @@ def export(args) -> None:
     if out.resolve() in truth_path.resolve().parents:
         raise SystemExit("keep the truth file outside the exported folder: the looker must not see it")
     puzzles = [p for p in st.puzzles(inst.store, volume=args.volume, tutorial=None)
-               if args.kind is None or p["kind"] == args.kind]
+               if (args.kind is None or p["kind"] == args.kind)
+               and (args.across is None or puzzle_across(p) >= args.across)]
     chosen = choose(puzzles, args.n, balanced=not args.unbalanced, seed=args.seed)
     out.mkdir(parents=True, exist_ok=True)
     truth, rows = {}, []
@@ -125,6 +128,8 @@ def export(args) -> None:
         both.paste(plain[key].convert("RGB"), (0, 0))
         both.paste(overlay[key].convert("RGB"), (plain[key].width + 8, 0))
         both.save(out / f"{name}-key.png")
+        if images.has_pair(puzzle):
+            (out / f"{name}-pair.png").write_bytes(images.puzzle_image(inst, puzzle["id"], 0, "pair")[0].read_bytes())
         rows.append({"puzzle": name, "kind": puzzle["kind"], "question": question_for(puzzle["kind"]),
                      "answer": "", "note": ""})
         truth[name] = {"id": puzzle["id"], "volume": args.volume, "kind": puzzle["kind"],
@@ -140,7 +145,9 @@ def export(args) -> None:
         "bottom: with the colours; the key slice, where the viewer opens, framed in yellow), pN-key.png the key "
         "slice at full size, and pN/ every slice at full size. The small white marks at the image edges point at "
         "the spot the question is about. Where the two colours never touch on one slice, the part on the key slice "
-        "ends there and the other colour starts a slice (or a few, past a damaged one) further at that spot.\n"
+        "ends there and the other colour starts a slice (or a few) further at that spot: pN-pair.png then shows "
+        "those two sections side by side at that spot (as the game opens such a puzzle), with the sections between "
+        "below it.\n"
         "Merge puzzles ask 'Are these one neurite?': orange and blue are two segments the computer split apart.\n"
         "Split puzzles ask 'Is this one neurite?': orange and blue are where the computer would cut it.\n"
         "Fill the 'answer' column of answers.csv with yes, no or unsure, and say why in 'note'.\n")
@@ -228,6 +235,8 @@ def main(argv=None) -> None:
     ex.add_argument("--unbalanced", action="store_true", help="draw at random instead of half yes, half no")
     ex.add_argument("--kind", choices=("merge", "split"),
                     help="only this kind (a volume whose other kind has one answer only: fibsem's cuts at 0.3)")
+    ex.add_argument("--across", type=int, metavar="N",
+                    help="only puzzles whose parts touch across N or more sections (1: any pair picture, 2: gaps)")
     sc = sub.add_parser("score", help="score a filled answer sheet against the truth")
     sc.add_argument("--sheet", required=True)
     sc.add_argument("--truth", required=True)

@@ -229,3 +229,35 @@ def redis_url(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def across_puzzle(inst, volume: str = "demo") -> int:
+    """A crowd merge puzzle whose stored frame joins its two segments across sections (it has a pair picture).
+
+    The first pair of neighbouring segments, largest contact first, that one section over the next can frame.
+    """
+    import numpy as np
+
+    from game.app import store as st
+    from game.geometry import BBox
+    from game.puzzles.edit import PuzzleEdit
+    from game.puzzles.framing import frame_across_sections, part_masks
+    from game.segmentation.rag import RAG
+
+    vol = inst.volumes.open(volume)
+    agg = inst.agglomeration(volume)
+    rag = RAG.from_arrays(vol.load_side("rag"))
+    supervoxels = np.asarray(vol.read("supervoxels"))
+    mapping = agg.mapping
+    between = np.flatnonzero(mapping[rag.u] != mapping[rag.v])
+    for e in between[np.argsort(-rag.area[between])]:
+        edit = PuzzleEdit("merge", (int(rag.u[e]), int(rag.v[e])))
+        a, b = part_masks(supervoxels, edit, agg)
+        frame = frame_across_sections(a, b, BBox.from_shape(vol.shape), vol.shape)
+        if frame is not None:
+            parts = edit.parts(agg)
+            return st.add_puzzles(inst.store, volume, [{
+                "kind": "merge", "anchors": list(edit.anchors), "supervoxels": [],
+                "segments": sorted([int(parts.first), int(parts.second)]), "location": list(frame.point),
+                "score": 0.5, "truth": None, "frame": frame.to_dict()}])[0]
+    raise AssertionError("no two segments of the volume can be framed across sections")

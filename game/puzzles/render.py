@@ -55,9 +55,12 @@ PNG_COMPRESS_LEVEL = 6
 # The pair picture (render_pair): panels apart by this many pixels, a caption band above each row, and at most
 # this many of the sections between (evenly spaced, in order) in the strip below the two panels.
 PAIR_GUTTER = 8
-PAIR_CAPTION_PX = 26
-PAIR_FONT_PX = 16
+PAIR_CAPTION_PX = 34
+PAIR_FONT_PX = 24
 PAIR_STRIP = 6
+# Dark like the viewer's stage around the EM; captions light. On a phone the picture is shown 0.45 times its size.
+PAIR_BACKGROUND = (12, 16, 26)
+PAIR_TEXT = (235, 238, 245)
 COLOUR_NAMES = ("orange", "blue")
 
 
@@ -301,20 +304,20 @@ def render_pair(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, key: 
     width = 2 * panels[0].width + PAIR_GUTTER
     strip = (width - (PAIR_STRIP - 1) * PAIR_GUTTER) // PAIR_STRIP
     height = PAIR_CAPTION_PX + panels[0].height + (PAIR_CAPTION_PX + strip if between else 0)
-    sheet = Image.new("RGB", (width, height), "white")
+    sheet = Image.new("RGB", (width, height), PAIR_BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=PAIR_FONT_PX)
     first, second = COLOUR_NAMES[ends], COLOUR_NAMES[1 - ends]
     further = "The next section" if across == 1 else f"{across} sections further"
     for x, caption in ((0, f"This section: {first}"), (panels[0].width + PAIR_GUTTER, f"{further}: {second}")):
-        draw.text((x + 2, 4), caption, fill=(20, 20, 20), font=font)
+        draw.text((x + 2, 3), caption, fill=PAIR_TEXT, font=font)
     sheet.paste(panels[0], (0, PAIR_CAPTION_PX))
     sheet.paste(panels[1], (panels[0].width + PAIR_GUTTER, PAIR_CAPTION_PX))
     if between:
         top = PAIR_CAPTION_PX + panels[0].height
         gone = across - 1
-        draw.text((2, top + 4), f"The {gone} section{'s' if gone > 1 else ''} between, in order"
-                  + ("" if len(between) == gone else f" ({len(between)} of them)"), fill=(20, 20, 20), font=font)
+        draw.text((2, top + 3), f"The {gone} section{'s' if gone > 1 else ''} between, in order"
+                  + ("" if len(between) == gone else f" ({len(between)} of them)"), fill=PAIR_TEXT, font=font)
         for i, panel in enumerate(panels[2:]):
             sheet.paste(panel.resize((strip, strip), Image.Resampling.LANCZOS),
                         (i * (strip + PAIR_GUTTER), top + PAIR_CAPTION_PX))

@@ -34,6 +34,11 @@ export const EXPLAIN = {
   },
 };
 
+// One colour ends where the other begins, a section or a few further: no slice shows a border between them.
+const ACROSS_HINT = 'Side by side: the section with one colour and the section where the other begins, at the same '
+  + 'place. If the second carries on the first one\'s outline, size and texture, they are one neurite; a different '
+  + 'shape there means two. Move through the slices (or press P) to follow it section by section.';
+
 export function describePuzzle(panel, puzzle) {
   const kind = KINDS[puzzle.kind];
   const badge = panel.querySelector('[data-role=kind]');
@@ -50,7 +55,7 @@ export function describePuzzle(panel, puzzle) {
     item.append(swatch, `${i ? 'blue' : 'orange'}: ${label}`);
     return item;
   }));
-  panel.querySelector('[data-role=hint]').textContent = kind.hint;
+  panel.querySelector('[data-role=hint]').textContent = puzzle.across > 0 ? ACROSS_HINT : kind.hint;
   for (const button of panel.querySelectorAll('button[data-answer]')) {
     button.querySelector('.answer-label').textContent = puzzle.labels[button.dataset.answer];
   }

@@ -1,5 +1,8 @@
 // The puzzle viewer shared by /play and /tutorial: a short stack of EM slices with the
 // coloured parts on top, moved through by wheel, slider, arrow keys or swipe, with zoom and pan.
+// A puzzle whose parts touch only across sections (puzzle.across > 0: one colour ends where the other
+// begins, so no single slice shows a border) opens on its pair picture: the two sections side by side,
+// the sections between below; the slider, wheel or keys go back to the slices, P toggles.
 
 const MAX_ZOOM = 8;
 const WHEEL_STEP = 60;   // pixels of wheel travel per slice: one mouse notch, or a short trackpad glide
@@ -19,6 +22,13 @@ export function preload(puzzle, variants = ['plain', 'overlay']) {
   const order = [puzzle.center, ...Array.from({ length: puzzle.slices }, (_, z) => z).filter((z) => z !== puzzle.center)];
   const stack = { puzzle };
   const centre = [];
+  if (puzzle.across > 0 && variants.includes('overlay')) {
+    stack.pair = new Image();
+    stack.pair.alt = '';
+    stack.pair.draggable = false;
+    stack.pair.src = imageUrl(puzzle, 0, 'pair');
+    centre.push(stack.pair.decode());
+  }
   for (const variant of variants) stack[variant] = new Array(puzzle.slices);
   for (const z of order) {
     for (const variant of variants) {
@@ -52,6 +62,8 @@ export class Viewer {
     this.sliceLabel = root.querySelector('[data-testid=slice-index]');
     this.overlayButton = root.querySelector('[data-role=overlay]');
     this.opacityInput = root.querySelector('[data-role=opacity]');
+    this.pairButton = root.querySelector('[data-role=pair]');
+    this.pairShown = false;
     this.stack = null;
     this.z = 0;
     this.overlayVariant = 'overlay';
@@ -65,6 +77,7 @@ export class Viewer {
   bind() {
     this.sliceInput.addEventListener('input', () => this.setSlice(Number(this.sliceInput.value)));
     this.overlayButton.addEventListener('click', () => this.toggleOverlay());
+    this.pairButton.addEventListener('click', () => this.showPair(!this.pairShown));
     this.opacityInput.addEventListener('input', () => this.paintOverlay());
     this.root.querySelector('[data-role=zoom-in]').addEventListener('click', () => this.zoomBy(1.5));
     this.root.querySelector('[data-role=zoom-out]').addEventListener('click', () => this.zoomBy(1 / 1.5));
@@ -88,6 +101,8 @@ export class Viewer {
     this.sliceInput.max = String(stack.puzzle.slices - 1);
     this.resetView();
     this.setSlice(stack.puzzle.center);
+    this.pairButton.parentElement.hidden = !stack.pair;
+    if (stack.pair) this.showPair(true);
     this.stage.dataset.puzzleId = String(stack.puzzle.id);
     this.stage.dataset.state = 'ready';
   }
@@ -124,8 +139,26 @@ export class Viewer {
     this.stage.setAttribute('aria-label', `${title} ${text}`);
   }
 
+  // The two sections side by side (on) or the slices (off); only for a puzzle with a pair picture.
+  showPair(on) {
+    if (!this.stack) return;
+    if (!on || !this.stack.pair) {
+      this.setSlice(this.z);
+      return;
+    }
+    this.pairShown = true;
+    this.plainLayer.replaceChildren(this.stack.pair);
+    this.overlayLayer.replaceChildren();
+    this.pairButton.setAttribute('aria-pressed', 'true');
+    this.stage.dataset.view = 'pair';
+    this.describe();
+  }
+
   setSlice(z) {
     if (!this.stack) return;
+    this.pairShown = false;
+    this.pairButton.setAttribute('aria-pressed', 'false');
+    this.stage.dataset.view = 'slices';
     const { slices } = this.stack.puzzle;
     this.z = clamp(Math.round(z), 0, slices - 1);
     this.plainLayer.replaceChildren(this.stack.plain[this.z]);
@@ -136,8 +169,9 @@ export class Viewer {
     this.describe();
   }
 
+  // From the pair picture, the first step goes back to the slice it left.
   step(dz) {
-    this.setSlice(this.z + dz);
+    this.setSlice(this.pairShown ? this.z : this.z + dz);
   }
 
   toggleOverlay() {
@@ -154,6 +188,12 @@ export class Viewer {
 
   describe() {
     if (!this.stack) return;
+    if (this.pairShown) {
+      this.stage.setAttribute('aria-label', `Two electron-microscopy sections side by side, ${this.stack.puzzle.across} `
+        + `apart: where one colour is and where the other begins, with the sections between below; `
+        + `zoom ${this.view.scale.toFixed(1)}×`);
+      return;
+    }
     const colours = this.overlayVariant === 'truth' ? 'true neurites coloured' : 'colours';
     this.stage.setAttribute('aria-label', `Electron-microscopy slice ${this.z + 1} of ${this.stack.puzzle.slices}, `
       + `${colours} ${this.overlayShown ? 'shown' : 'hidden'}, zoom ${this.view.scale.toFixed(1)}×`);
@@ -243,6 +283,7 @@ export class Viewer {
       case 'PageUp': this.step(1); return true;
       case 'PageDown': this.step(-1); return true;
       case ' ': if (!event.repeat) this.toggleOverlay(); return true;
+      case 'p': case 'P': this.showPair(!this.pairShown); return true;
       case '+': case '=': this.zoomBy(1.5); return true;
       case '-': case '_': this.zoomBy(1 / 1.5); return true;
       case '0': this.resetView(); return true;

@@ -1,0 +1,69 @@
+"""A puzzle whose parts touch only across sections opens on its pair picture, at a desktop, a tablet and a phone."""
+
+import pytest
+
+from .conftest import running_server, screenshot, wait_for_puzzle
+
+pytestmark = pytest.mark.browser
+
+SIZES = {
+    "desktop": {"viewport": {"width": 1366, "height": 768}},
+    "tablet": {"viewport": {"width": 820, "height": 1180}, "has_touch": True},
+    "phone": {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True},
+}
+
+
+@pytest.fixture(scope="module")
+def sections_server(tmp_path_factory):
+    """A game whose only crowd puzzle joins two segments across sections."""
+    from conftest import TINY_SHAPE, _settings, across_puzzle
+
+    from game.app import pipeline
+    from game.app.instance import Instance
+
+    home = tmp_path_factory.mktemp("sections-home")
+    inst = Instance(home, _settings(home))
+    try:
+        pipeline.make_demo(inst, "demo", shape=TINY_SHAPE, seed=3)
+        puzzle = across_puzzle(inst)
+    finally:
+        inst.store.close()
+    with running_server(home) as url:
+        yield url, puzzle
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_a_puzzle_across_sections_opens_side_by_side_and_the_slider_goes_back_to_the_slices(browser,
+                                                                                          sections_server, size):
+    url, puzzle = sections_server
+    context = browser.new_context(base_url=url, **SIZES[size])
+    context.set_default_timeout(10_000)
+    errors = []
+    try:
+        page = context.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        token = context.request.get("/auth/csrf").json()["csrf_token"]
+        assert context.request.post("/auth/guest", headers={"X-CSRFToken": token, "Accept": "application/json"}).ok
+        page.goto("/play")
+        wait_for_puzzle(page)
+        stage = page.get_by_test_id("puzzle-image")
+        assert stage.get_attribute("data-puzzle-id") == str(puzzle)
+        assert stage.get_attribute("data-view") == "pair"
+        pair = page.locator(".layer-plain img")
+        assert pair.evaluate("i => i.complete && i.naturalWidth") == 2 * 384 + 8
+        assert "/0/pair.png" in pair.get_attribute("src")
+        box, viewport = stage.bounding_box(), SIZES[size]["viewport"]
+        assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 0.5
+        toggle = page.get_by_test_id("pair-toggle")
+        assert toggle.is_visible() and toggle.get_attribute("aria-pressed") == "true"
+        screenshot(page, f"sections-pair-{size}")
+        page.keyboard.press("ArrowUp")  # a step goes back to the slices, on the slice it left
+        assert stage.get_attribute("data-view") == "slices" and toggle.get_attribute("aria-pressed") == "false"
+        assert "/overlay.png" in page.locator(".layer-overlay img").get_attribute("src")
+        toggle.click()
+        assert stage.get_attribute("data-view") == "pair"
+        page.keyboard.press("p")
+        assert stage.get_attribute("data-view") == "slices"
+    finally:
+        context.close()
+    assert not errors, f"JavaScript errors: {errors}"
