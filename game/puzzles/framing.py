@@ -78,8 +78,9 @@ SLICE_LIMITS = (5, 11)
 # A gap's stack holds every section from GAP_PAD before the first part's last section to GAP_PAD after the
 # second part's first: the neurite is followed through the gap, section by section.
 GAP_PAD = 2
-# Up to 12 sections between the two parts (the gap detector's reach) with GAP_PAD either side; beyond, not framed.
-MAX_SLICES = 12 + 2 + 2 * GAP_PAD
+# Up to this many sections between the two parts (the gap detector's MAX_GAP_SECTIONS); beyond, not framed.
+MAX_BETWEEN = 12
+MAX_SLICES = MAX_BETWEEN + 2 + 2 * GAP_PAD
 # Parts that both show on at most this many sections of a stack are stacked: framed across sections.
 STACKED_SLICES = 2
 # A profile within this many voxels of the volume's side may leave the volume there (:mod:`game.puzzles.looking`).
@@ -93,7 +94,7 @@ class FrameSpec:
     Attributes
     ----------
     slices : int
-        Sections in the stack (odd: the key slice in the middle).
+        Sections in the stack (odd: the key slice in the middle, unless ``span``).
     window : (int, int)
         Least and most voxels of a window's side.
     span : int
@@ -109,10 +110,6 @@ class FrameSpec:
     def key(self) -> int:
         """The key slice's index in the stack."""
         return (self.slices - 1 - self.span) // 2
-
-    def widened(self, slices: int) -> "FrameSpec":
-        """The same window with at least ``slices`` sections (odd)."""
-        return FrameSpec(max(self.slices, slices | 1), self.window)
 
     def spanning(self, gap: int) -> "FrameSpec":
         """A stack for a gap: the key slice, the section ``gap`` further, every section between and
@@ -478,7 +475,7 @@ def frame_candidate(volume, agg, candidate: Mapping) -> Frame | None:
     """
     spec = frame_spec(getattr(volume, "resolution", None))
     gap = int(candidate["z_start"]) - int(candidate["z_end"]) if candidate.get("how") == "gap" else 1
-    if gap > MAX_SLICES - 1 - 2 * GAP_PAD:
+    if gap > MAX_BETWEEN + 1:
         return None
     region = search_region(candidate["location"], volume.shape, spec.spanning(gap) if gap > 1 else spec)
     try:
@@ -521,7 +518,7 @@ def frame_across_sections(part_a: np.ndarray, part_b: np.ndarray, region: BBox, 
         With ``across`` = ``gap``; None when no overlap can be framed ``MARGIN_PX``
         inside the image, or the stack would exceed ``MAX_SLICES``.
     """
-    spec = spec.spanning(gap) if gap > 1 else spec.widened(2 * gap + 1)
+    spec = spec.spanning(gap) if gap > 1 else spec
     if spec.slices > MAX_SLICES:
         return None
     depth, height, width = (int(n) for n in volume_shape)
