@@ -61,9 +61,13 @@ def serve(home: Path, env: dict) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen([sys.executable, str(ROOT / "run.py"), "--home", str(home), "--port", str(port)],
                                env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    started = time.time()
     for _ in range(6000):
         try:
-            if requests.get(f"{url}/healthz", timeout=10).status_code == 200:
+            reply = requests.get(f"{url}/healthz", timeout=10)
+            # ready once this start's own check of the folder is done, not on the copy's earlier "done"
+            if reply.status_code == 200 and any(j["name"] == "prepare" and j["state"] == "done" and
+                                                j["updated"] >= started for j in reply.json()["jobs"]):
                 return process, url
         except (requests.ConnectionError, requests.Timeout):  # not listening yet, or a loaded machine
             pass

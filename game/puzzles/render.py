@@ -261,8 +261,8 @@ def _point_marks(shape: tuple[int, int], point: Sequence[float]) -> tuple[np.nda
 
 
 def render_pair(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, key: int, across: int, *,
-                out_size: int = 384, palette: Sequence[str] = PALETTE, opacity: float = FILL_OPACITY,
-                padding: np.ndarray | None = None, point: Sequence[int] | None = None) -> bytes:
+                point: Sequence[int], out_size: int = 384, palette: Sequence[str] = PALETTE,
+                opacity: float = FILL_OPACITY, padding: np.ndarray | None = None) -> bytes:
     """One PNG: the section where one part ends beside the section where the other begins, at one place.
 
     Two parts that touch only across sections have no border in any single
@@ -276,10 +276,13 @@ def render_pair(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, key: 
 
     Parameters
     ----------
-    image, part_a, part_b, padding, point, out_size, palette, opacity
+    image, part_a, part_b, padding, out_size, palette, opacity
         As in :func:`render_slices` (the whole stack).
     key : int
         Index in the stack of the section where one part ends.
+    point : (y, x)
+        The decision point in the crop: on the part that ends, on section ``key`` (the caption names
+        its colour first), and marked at the panels' edges.
     across : int
         Sections from there to the section where the other part begins (>= 1).
 
@@ -298,9 +301,7 @@ def render_pair(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, key: 
     slices = render_slices(image[shown], part_a[shown], part_b[shown], out_size=out_size, palette=palette,
                            opacity=opacity, padding=crop(padding), point=point)
     panels = [Image.open(io.BytesIO(s["overlay"])).convert("RGB") for s in slices]
-    # the colour of the key section: the part with more voxels there, against the far section, than the other
-    ends = 0 if part_a[key].sum() - part_a[key + across].sum() >= part_b[key].sum() - part_b[key + across].sum() \
-        else 1
+    ends = 0 if part_a[key][tuple(point)] else 1
     width = 2 * panels[0].width + PAIR_GUTTER
     strip = (width - (PAIR_STRIP - 1) * PAIR_GUTTER) // PAIR_STRIP
     height = PAIR_CAPTION_PX + panels[0].height + (PAIR_CAPTION_PX + strip if between else 0)
