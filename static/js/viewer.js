@@ -101,7 +101,7 @@ export class Viewer {
     this.sliceInput.max = String(stack.puzzle.slices - 1);
     this.resetView();
     this.setSlice(stack.puzzle.center);
-    this.pairButton.parentElement.hidden = !stack.pair;
+    this.pairButton.hidden = !stack.pair;
     if (stack.pair) this.showPair(true);
     this.stage.dataset.puzzleId = String(stack.puzzle.id);
     this.stage.dataset.state = 'ready';
