@@ -45,7 +45,7 @@ def chains(rows: list[dict]) -> dict[int, list[int]]:
     return out
 
 
-def _in_effect(chain_of: dict[int, list[int]]) -> set[int]:
+def in_effect(chain_of: dict[int, list[int]]) -> set[int]:
     """The edits (not undos) whose chain has an even number of undos: they shape the segmentation now."""
     return {seq for seq, chain in chain_of.items() if len(chain) % 2 == 1}
 
@@ -55,7 +55,7 @@ def log(inst: Instance, name: str) -> list[dict]:
     inst.volumes.open(name)
     rows = st.edit_log(inst.store, name)
     chain_of = chains(rows)
-    live = _in_effect(chain_of)
+    live = in_effect(chain_of)
     voters = st.usernames(inst.store, (v["player"] for r in rows for v in r["provenance"].get("votes", [])))
     for row in rows:
         votes = row["provenance"].get("votes", [])
@@ -76,7 +76,7 @@ def log(inst: Instance, name: str) -> list[dict]:
 def later_dependents(agg, index: int, chain_of: dict[int, list[int]]) -> list[int]:
     """Later edits still in effect that moved any supervoxel of edit ``index`` again."""
     moved = agg.edits[index].supervoxels
-    live = _in_effect(chain_of)
+    live = in_effect(chain_of)
     later = []
     for seq in sorted(live):
         if seq > index and np.isin(agg.edits[seq].supervoxels, moved).any():

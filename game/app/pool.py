@@ -28,7 +28,7 @@ import threading
 
 import numpy as np
 
-from game.app import images
+from game.app import editlog, images
 from game.app import store as st
 from game.app.settings import resolve_model_path
 from game.crowd import votes
@@ -202,16 +202,10 @@ class Pool:
     def decided(self, name: str) -> Decided:
         """The volume's edits in effect (not undone) as :class:`Decided`: what later questions must not undo."""
         log_rows = st.edits(self.inst.store, name)
-        in_effect = [row["kind"] != "undo" for row in log_rows]
-        for row in log_rows:
-            if row["kind"] == "undo":
-                target = row["undoes"]
-                while log_rows[target]["kind"] == "undo":  # undoing an undo redoes the edit it undid
-                    target = log_rows[target]["undoes"]
-                in_effect[target] = not in_effect[target]
+        live = editlog.in_effect(editlog.chains(log_rows))
         joined, separated = [], []
-        for row, effect in zip(log_rows, in_effect):
-            if not effect:
+        for row in log_rows:
+            if row["seq"] not in live:
                 continue
             if row["kind"] == "merge":
                 joined.append(frozenset(row["edit"]["supervoxels"]))
@@ -238,8 +232,7 @@ class Pool:
             segments = {agg.segment_of(int(edit.supervoxels[0]))} if edit is not None else set()
             if edit is not None and edit.kind == "split":
                 segments.add(agg.segment_of(int(puzzle["anchors"][0])))
-        elif puzzle["kind"] == "split" and \
-                st.puzzle(self.inst.store, puzzle["id"])["state"] in ("retired", "expert"):
+        elif puzzle["kind"] == "split":  # retired or sent to the experts (called once it left the open state)
             segments = {agg.segment_of(int(puzzle["anchors"][0]))}
         else:
             segments = set()  # a rejected merge changes nothing, but its place may go to a waiting candidate
@@ -276,4 +269,4 @@ class Pool:
 
 def _still_fits(candidate: dict, agg) -> bool:
     """Whether a waiting candidate's anchors still lie in the segments it was found on (no edit changed them)."""
-    return sorted({agg.segment_of(int(a)) for a in candidate["anchors"]}) == sorted(set(candidate["segments"]))
+    return {agg.segment_of(int(a)) for a in candidate["anchors"]} == set(candidate["segments"])
