@@ -6,14 +6,21 @@ after every gold answer (:func:`game.crowd.reliability.standing`): a test
 checked that often is crossed by chance far more often than its one-look
 level says. This bench plays ``--trials`` random records of ``--answers`` gold
 answers and reports, for the shipped rule (``ESTABLISHED_GOLD_ANSWERS``,
-``ESTABLISHED_RELIABILITY``, ``ESTABLISHED_CERTAINTY``, gold record only) and
-for an anytime-valid alternative (a mixture Bayes factor against chance, with
-a uniform prior on accuracies above one half, which is a nonnegative
-martingale under chance, so by Ville's inequality it ever reaches ``1/α``
-with probability at most ``α`` [1]_):
+``ESTABLISHED_RELIABILITY``, and the likelihood ratio at
+``ESTABLISHED_ALTERNATIVE`` against chance reaching ``1 / ESTABLISHED_ALPHA``:
+a nonnegative martingale under chance, so by Ville's inequality it ever
+passes with probability at most alpha [1]_), for the rule before it (a
+one-look certainty, P(accuracy > 0.5) >= 0.95 under a uniform prior, after 5
+answers at reliability 0.6) and for a mixture Bayes factor (accuracy uniform
+above one half):
 
 - the share of chance-level accounts ever established within the record;
-- the median number of gold answers an honest player at ``--accuracy`` needs.
+- the median number of gold answers an honest player at ``--accuracy`` needs,
+  and the share established after 24 and 36 gold answers (a volume's secret
+  gold: ``GOLD_PER_KIND`` of each of two kinds).
+
+The vectorised shipped rule is checked against ``standing`` itself on a
+sample of records first.
 
     python bench/bench_establishment.py [--answers 60] [--trials 200000] [--accuracy 0.8]
 
@@ -36,6 +43,8 @@ from scipy.stats import beta
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from game.app.settings import load_settings  # noqa: E402
+from game.crowd.consensus import ConsensusSettings  # noqa: E402
+from game.crowd.reliability import standing  # noqa: E402
 
 
 def records(rng: np.random.Generator, trials: int, answers: int, accuracy: float) -> np.ndarray:
@@ -45,9 +54,28 @@ def records(rng: np.random.Generator, trials: int, answers: int, accuracy: float
 
 def shipped_rule(right: np.ndarray, settings: dict) -> np.ndarray:
     n = np.arange(1, right.shape[1] + 1)
-    reliability = (1 + right) / (2 + n)  # the gold record's posterior mean from a prior at 0.5
+    reliability = (settings["RELIABILITY_PRIOR_CORRECT"] + right) / \
+        (settings["RELIABILITY_PRIOR_CORRECT"] + settings["RELIABILITY_PRIOR_WRONG"] + n)
+    p = settings["ESTABLISHED_ALTERNATIVE"]
+    log_ratio = right * np.log(2 * p) + (n - right) * np.log(2 * (1 - p))
     return (n >= settings["ESTABLISHED_GOLD_ANSWERS"]) & (reliability >= settings["ESTABLISHED_RELIABILITY"]) & \
-        (beta.sf(0.5, 1 + right, 1 + n - right) >= settings["ESTABLISHED_CERTAINTY"])
+        (log_ratio >= np.log(1 / settings["ESTABLISHED_ALPHA"]))
+
+
+def earlier_rule(right: np.ndarray) -> np.ndarray:
+    """The rule before ESTABLISHED_ALPHA: 5 answers, reliability 0.6, P(accuracy > 0.5) >= 0.95 at each look."""
+    n = np.arange(1, right.shape[1] + 1)
+    return (n >= 5) & ((2 + right) / (4 + n) >= 0.6) & (beta.sf(0.5, 1 + right, 1 + n - right) >= 0.95)
+
+
+def check_shipped_rule(rng: np.random.Generator, settings: dict, trials: int = 300) -> None:
+    """The vectorised rule agrees with the game's own ``standing`` on every prefix of random records."""
+    consensus = ConsensusSettings.from_settings(settings)
+    answers = rng.random((trials, 40)) < rng.uniform(0.4, 0.95, size=(trials, 1))
+    fast = shipped_rule(np.cumsum(answers, axis=1), settings)
+    for t in range(trials):
+        for n in range(1, answers.shape[1] + 1):
+            assert standing(list(answers[t, :n]), [], consensus)[1] == fast[t, n - 1], (t, n)
 
 
 def ville_rule(right: np.ndarray, alpha: float, minimum: int) -> np.ndarray:
@@ -73,17 +101,23 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     chance = records(rng, args.trials, args.answers, 0.5)
     honest = records(rng, args.trials // 10, args.answers, args.accuracy)
-    rules = {"shipped (certainty {:.2f})".format(settings["ESTABLISHED_CERTAINTY"]):
-             lambda r: shipped_rule(r, settings)}
+    check_shipped_rule(rng, settings)
+    rules = {"shipped (alpha {}, alternative {})".format(settings["ESTABLISHED_ALPHA"],
+                                                         settings["ESTABLISHED_ALTERNATIVE"]):
+             lambda r: shipped_rule(r, settings),
+             "earlier (one-look certainty 0.95)": earlier_rule}
     for alpha in (0.05, 0.01):
-        rules[f"anytime-valid, alpha {alpha}"] = (
+        rules[f"mixture Bayes factor, alpha {alpha}"] = (
             lambda r, a=alpha: ville_rule(r, a, settings["ESTABLISHED_GOLD_ANSWERS"]))
     for name, rule in rules.items():
         ever = rule(chance).any(axis=1).mean()
-        needed = np.median(first_pass(rule(honest)))
-        print(f"{name:<28} chance-level accounts ever established within {args.answers} gold answers: "
-              f"{ever:.1%}; an honest player at {args.accuracy:.0%} needs a median {needed:.0f} gold answers")
-
+        passed = rule(honest)
+        needed = np.median(first_pass(passed))
+        within = ", ".join(f"{passed[:, k - 1].mean():.0%} established after {k}" for k in (24, 36)
+                           if k <= args.answers)
+        print(f"{name:<40} chance-level accounts ever established within {args.answers} gold answers: "
+              f"{ever:.1%}; an honest player at {args.accuracy:.0%} needs a median {needed:.0f} gold answers "
+              f"({within})")
 
 if __name__ == "__main__":
     main()

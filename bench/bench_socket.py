@@ -380,7 +380,7 @@ def measure(args, which: str) -> dict:
             truth = truth_of(home)
             env = {**os.environ, "PROOFQUEST_LEADERBOARD_INTERVAL": "0.5", "PROOFQUEST_MIN_VOTES": "1000000",
                    "PROOFQUEST_MAX_VOTES": "1000000", "PROOFQUEST_BIG_MAX_VOTES": "1000000",
-                   "PROOFQUEST_ESTABLISHED_GOLD_ANSWERS": "2", "PROOFQUEST_ESTABLISHED_CERTAINTY": "0.8", "PROOFQUEST_RATE_LIMITS_ENABLED": "0",
+                   "PROOFQUEST_ESTABLISHED_GOLD_ANSWERS": "2", "PROOFQUEST_ESTABLISHED_ALPHA": "0.4", "PROOFQUEST_RATE_LIMITS_ENABLED": "0",
                    "PROOFQUEST_MESSAGE_QUEUE": queue, "PROOFQUEST_ASYNC_MODE": args.async_mode}
             log = open(home.parent / "server.log", "w")
             for port in ports:

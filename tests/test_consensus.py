@@ -1,5 +1,6 @@
 """Consensus: posteriors by hand, the retirement rule, reliability fitting, points."""
 
+import numpy as np
 import pytest
 
 from game.app.settings import SETTINGS_BY_NAME, load_settings
@@ -13,7 +14,7 @@ from game.crowd.consensus import (
     posterior,
     vote_value,
 )
-from game.crowd.reliability import balanced_agreement, better_than_chance, standing
+from game.crowd.reliability import balanced_agreement, evidence_against_chance, standing
 from game.crowd.scoring import Scoring, gold_accuracy, next_streak, points_for_outcome, points_for_vote
 from game.errors import ProofQuestError
 
@@ -156,8 +157,8 @@ def test_majority_decide_waits_on_a_tie():
 
 def test_a_players_standing_is_the_beta_posterior_of_their_gold_record():
     settings = ConsensusSettings()
-    reliability, established = standing([True] * 8 + [False] * 2, [], settings)
-    assert reliability == pytest.approx((2 + 8) / (4 + 10)) and established
+    reliability, established = standing([True] * 13 + [False] * 2, [], settings)
+    assert reliability == pytest.approx((2 + 13) / (4 + 15)) and established
     assert standing([], [], settings) == (0.5, False), "no record: a vote worth nothing"
     assert standing([True] * 4, [], settings)[1] is False, "fewer gold answers than ESTABLISHED_GOLD_ANSWERS"
     assert standing([True, False] * 10, [], settings)[1] is False, "guessing on balanced gold is not established"
@@ -180,7 +181,7 @@ def test_always_answering_one_way_never_establishes_a_player_whatever_was_settle
                                                 settings)
             assert not established and reliability < 0.55
     honest = [(applied, applied) for applied in [True] * 5 + [False] * 150]
-    assert standing([True] * 10 + [False] * 2, honest, settings)[1], "an honest record still counts"
+    assert standing([True] * 12 + [False] * 2, honest, settings)[1], "an honest record still counts"
 
 
 def test_a_short_lucky_streak_of_gold_is_not_a_record():
@@ -188,8 +189,35 @@ def test_a_short_lucky_streak_of_gold_is_not_a_record():
     lucky = [True] * 4 + [False]  # 4 of 5: what one answer always gives on balanced gold once in six accounts
     reliability, established = standing(lucky, [], settings)
     assert reliability >= settings.established_reliability and not established, "reliable-looking, not yet sure"
-    assert better_than_chance(4, 5) == pytest.approx(1 - 7 / 64)  # Beta(5, 2) above one half
-    assert standing([True] * 8 + [False] * 2, [], settings)[1], "8 of 10: an honest player at 80% counts"
+    assert evidence_against_chance(4, 5, 0.8) == pytest.approx(np.log(1.6 ** 4 * 0.4))
+    assert not standing([True] * 8 + [False] * 2, [], settings)[1], "8 of 10 is no proof yet"
+    assert standing([True] * 13 + [False] * 2, [], settings)[1], "13 of 15: an honest player at 80% counts"
+
+
+def _chance_ever_established(settings: ConsensusSettings, answers: int) -> float:
+    """Exact chance that an account answering balanced gold at random is established at some check."""
+    alive = {0: 1.0}  # right answers so far -> probability, over accounts never established yet
+    ever = 0.0
+    for n in range(1, answers + 1):
+        step: dict[int, float] = {}
+        for right, p in alive.items():
+            for r in (right, right + 1):
+                step[r] = step.get(r, 0.0) + p / 2
+        alive = {}
+        for right, p in step.items():
+            if standing([True] * right + [False] * (n - right), [], settings)[1]:
+                ever += p
+            else:
+                alive[right] = p
+    return ever
+
+
+def test_a_chance_level_account_is_ever_established_at_most_alpha_however_often_it_is_checked():
+    """The standing is re-checked after every gold answer: a one-look test would be crossed by chance far
+    more often than its level (P(accuracy > 0.5) >= 0.95 after every answer let 22% through in 60)."""
+    for alpha in (0.05, 0.2):
+        settings = ConsensusSettings(established_alpha=alpha, established_gold_answers=1)
+        assert 0.5 * alpha < _chance_ever_established(settings, 60) <= alpha
 
 
 def test_settled_agreement_refines_a_gold_record_but_never_replaces_it():

@@ -131,18 +131,25 @@ SETTINGS: tuple[Setting, ...] = (
             "count in consensus: weight is earned by a record, never by an account existing.", int),
     Setting("ESTABLISHED_RELIABILITY", 0.6, "Reliability (from the record) a player needs for their votes to "
             "count in consensus; 50% on gold, whose answers are balanced, is guessing.", float),
-    Setting("ESTABLISHED_CERTAINTY", 0.95, "How sure the secret gold record must make it that the player does "
-            "better than chance before their votes count: P(accuracy > 0.5) under a uniform prior. Answering "
-            "always one way on balanced gold reaches 5 of 5 by luck once in 50 accounts, 4 of 5 once in 6 "
-            "(bench/bench_attack.py: 20 always-yes accounts applied 8 wrong edits when 4 of 5 was enough).", float),
+    Setting("ESTABLISHED_ALPHA", 0.05, "Most often an account answering secret gold without looking may ever be "
+            "established, however often its standing is checked: the record must weigh at least 1 / alpha times "
+            "more for ESTABLISHED_ALTERNATIVE than for chance (a likelihood ratio, a martingale under chance, so "
+            "Ville's inequality bounds the chance of ever passing by alpha). bench/bench_establishment.py: 3.6% of "
+            "chance-level accounts ever pass within 60 gold answers, against 22% under the earlier one-look "
+            "certainty of 0.95 re-checked after every answer; an honest player at 80% needs 13 answers (median), "
+            "91% pass within 36.", float),
+    Setting("ESTABLISHED_ALTERNATIVE", 0.8, "The accuracy on secret gold that the establishment test weighs "
+            "against chance (a careful player's: fresh players scored 80-84% in the looking tests); players more "
+            "accurate pass sooner, less accurate later.", float),
     Setting("CONSENSUS_RULE", "weighted", "How votes decide: 'weighted' (reliability-weighted posterior with "
             "the detector's prior) or 'majority' (plain majority, for comparison).", _choice("weighted", "majority")),
     Setting("REFIT_EVERY_VOTES", 50, "Every player's standing is recomputed from their record (secret gold "
             "answers and agreement with settled decisions) after this many new votes.", int),
     # --- gold and practice puzzles
-    Setting("GOLD_PER_KIND", 12, "Secret gold puzzles made per kind in a volume with ground truth (half of each "
-            "answer, fewer when the right edits run out): they measure players and show no outcome. A player needs "
-            "ESTABLISHED_GOLD_ANSWERS of them.", int),
+    Setting("GOLD_PER_KIND", 18, "Secret gold puzzles made per kind in a volume with ground truth (half of each "
+            "answer, fewer when the right edits run out): they measure players and show no "
+            "outcome. A player at 80% needs 13 of them (median) to be established (ESTABLISHED_ALPHA); 36 let 91% "
+            "of such players pass.", int),
     Setting("TEACH_PER_KIND", 6, "Teach puzzles made per kind (half of each answer): the outcome is shown on the "
             "puzzle, so they never count toward a player's standing.", int),
     Setting("PRACTICE_PER_KIND", 4, "Practice (tutorial) puzzles of each kind made per volume with truth, half of "

@@ -65,7 +65,8 @@ class ConsensusSettings:
     reliability_ceiling: float = setting_field("RELIABILITY_CEILING")
     established_gold_answers: int = setting_field("ESTABLISHED_GOLD_ANSWERS")
     established_reliability: float = setting_field("ESTABLISHED_RELIABILITY")
-    established_certainty: float = setting_field("ESTABLISHED_CERTAINTY")
+    established_alpha: float = setting_field("ESTABLISHED_ALPHA")
+    established_alternative: float = setting_field("ESTABLISHED_ALTERNATIVE")
 
     def __post_init__(self):
         checks = (
@@ -78,7 +79,8 @@ class ConsensusSettings:
             (self.prior_weight >= 0, "need PRIOR_WEIGHT >= 0"),
             (self.established_gold_answers >= 1 and 0.5 <= self.established_reliability < 1,
              "need ESTABLISHED_GOLD_ANSWERS >= 1 and 0.5 <= ESTABLISHED_RELIABILITY < 1"),
-            (0 <= self.established_certainty < 1, "need 0 <= ESTABLISHED_CERTAINTY < 1"),
+            (0 < self.established_alpha <= 1 and 0.5 < self.established_alternative < 1,
+             "need 0 < ESTABLISHED_ALPHA <= 1 and 0.5 < ESTABLISHED_ALTERNATIVE < 1"),
             (min(self.reliability_prior_correct, self.reliability_prior_wrong) > 0,
              "need RELIABILITY_PRIOR_CORRECT > 0 and RELIABILITY_PRIOR_WRONG > 0"),
             (0.5 <= self.reliability_floor < self.reliability_ceiling < 1,
