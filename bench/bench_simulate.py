@@ -17,7 +17,11 @@ pool) is copied, served by ``python run.py`` and played to the end by
 
     python bench/bench_simulate.py [--volumes demo0 demo1 demo2 fib] [--crowds 0.8 0.65] [--seeds 0 1 2]
                                    [--rules weighted] [--players 20] [--cache DIR] [--keep DIR]
-                                   [--set NAME=VALUE ...]
+                                   [--set NAME=VALUE ...] [--patience SECONDS]
+
+With ``--patience`` the players do not leave at their first "no puzzle left"
+but come back every 2 s for that long: the decisions' rescans (the living
+pool) have time to make new puzzles, as for players who stay in a session.
 
 Prepared instances are kept in ``--cache`` (default bench/out/sim) and reused;
 delete a folder there to prepare it again. The fibsem volume needs
@@ -147,7 +151,7 @@ def prepared(cache: Path, name: str, epochs: int) -> Path | None:
 
 
 def play(home: Path, crowd: str, rule: str, seed: int, players: int, settings: dict | None = None,
-         keep: Path | None = None) -> dict:
+         keep: Path | None = None, patience: float = 0.0) -> dict:
     """One crowd's run on a copy of a prepared instance; with ``keep``, the played copy is moved there
     (its edit log and puzzles for bench/bench_edit_trace.py)."""
     accuracy, chance = CROWDS[crowd]
@@ -158,7 +162,7 @@ def play(home: Path, crowd: str, rule: str, seed: int, players: int, settings: d
     try:
         out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--home", str(copy), "simulate", "--url", url,
                               "--players", str(players), "--accuracy", str(accuracy), "--chance-share", str(chance),
-                              "--seed", str(seed), "--json"], capture_output=True, text=True, env=env_for())
+                              "--seed", str(seed), "--patience", str(patience), "--json"], capture_output=True, text=True, env=env_for())
     finally:
         process.terminate()
         process.wait()
@@ -191,7 +195,8 @@ def row(label: str, r: dict) -> str:
             f" crowd {g['crowd']['vi']:.0%})  votes {r['votes']}  votes/retired {d['votes_per_retired'] or 0:.2f}  "
             f"wrong {d['wrong_share'] or 0:.3f}  expert {d['expert']}/{d['puzzles']}  VI/player-min "
             f"{per_minute if per_minute is not None else float('nan'):.5f} "
-            f"({(per_minute or 0) / GP_VI_PER_MINUTE:.2f}x GP; first quarter of the votes {ratio(early)})")
+            f"({(per_minute or 0) / GP_VI_PER_MINUTE:.2f}x GP; first quarter of the votes {ratio(early)})  "
+            f"puzzles {d['puzzles']}  seconds {r['seconds']}  waits {r.get('waits', 0)}")
 
 
 def main() -> None:
@@ -205,6 +210,9 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "sim")
     parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
                         help="settings for the served game, e.g. MIN_VOTES_TO_REJECT=2 (to compare rules)")
+    parser.add_argument("--patience", type=float, default=0.0, metavar="SECONDS",
+                        help="players keep coming back this long once no puzzle is left (the living pool's "
+                             "rescans make more); 0: they leave at once")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep each played instance in this folder (KEEP/<volume>-<crowd>-<rule>-s<seed>)")
     args = parser.parse_args()
@@ -219,7 +227,7 @@ def main() -> None:
                 runs = []
                 for seed in args.seeds:
                     keep = args.keep / f"{name}-{crowd}-{rule}-s{seed}" if args.keep else None
-                    r = play(home, crowd, rule, seed, args.players, settings, keep)
+                    r = play(home, crowd, rule, seed, args.players, settings, keep, args.patience)
                     results[f"{name} / A={crowd} / {rule} / seed {seed}"] = r
                     runs.append(r)
                     print(row(f"{name} A={crowd} {rule} s{seed}", r), flush=True)

@@ -151,7 +151,7 @@ def cmd_simulate(args) -> int:
         raise ProofQuestError(f"simulate needs the Socket.IO client ({exc.name} is missing): "
                               "pip install -e '.[simulate]'") from None
     crowd = simulate.Crowd(players=args.players, accuracy=args.accuracy, chance_share=args.chance_share,
-                           votes_per_player=args.votes_per_player, seed=args.seed)
+                           votes_per_player=args.votes_per_player, seed=args.seed, patience=args.patience)
     result = simulate.run(_instance(args), args.url, crowd, progress=None if args.json else TqdmBar("votes"))
     if args.json:
         print(json.dumps(result))
@@ -449,6 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--chance-share", type=float, default=0.1, help="share of players answering at chance")
     sim.add_argument("--votes-per-player", type=int, default=10_000, help="stop each player after this many")
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--patience", type=float, default=0.0, metavar="SECONDS",
+                     help="how long a player keeps coming back for new puzzles once none is left (the living pool "
+                          "makes more as decisions are rescanned); 0: leave at once")
     sim.add_argument("--json", action="store_true")
 
     p["puzzles-report"].add_argument("name", help="the volume")

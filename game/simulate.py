@@ -39,6 +39,7 @@ class Crowd:
     votes_per_player: int = 10_000
     concentration: float = 30.0
     seed: int = 0
+    patience: float = 0.0  # seconds a player keeps asking when no puzzle is left before leaving
 
     def accuracies(self) -> np.ndarray:
         """Per-player accuracy: Beta around ``accuracy``; ``chance_share`` of players at 0.5."""
@@ -87,6 +88,7 @@ class Player:
         self.votes = 0
         self.late = 0
         self.timeouts = 0
+        self.waits = 0  # times no puzzle was left and the player waited for more
 
     def answer(self, puzzle: dict) -> str:
         truth = self.truths(puzzle["id"])
@@ -97,11 +99,25 @@ class Player:
             return correct
         return "no" if correct == "yes" else "yes"
 
-    def play(self, limit: int) -> None:
+    def play(self, limit: int, patience: float = 0.0) -> None:
+        """Answer until ``limit`` votes, or until no puzzle has come for ``patience`` seconds.
+
+        With no patience a player leaves at the first "no puzzle left", as
+        before; with some, it comes back every ``PATIENCE_STEP`` seconds, as a
+        player on a living pool would while the decisions' rescans make new
+        puzzles.
+        """
+        waited = 0.0
         while self.votes < limit:
             got = self.sio.call("next_puzzle", {}, timeout=60)
             if not got.get("ok"):
-                return  # nothing left for this player
+                if waited >= patience:
+                    return  # nothing left for this player
+                time.sleep(PATIENCE_STEP)
+                waited += PATIENCE_STEP
+                self.waits += 1
+                continue
+            waited = 0.0
             puzzle = got["puzzle"]
             try:
                 ack = self.sio.call("vote", {"puzzle": puzzle["id"], "answer": self.answer(puzzle),
@@ -180,7 +196,7 @@ def run(inst: Instance, url: str, crowd: Crowd, *, progress=None) -> dict:
 
     def play(player: Player) -> None:
         try:
-            player.play(crowd.votes_per_player)
+            player.play(crowd.votes_per_player, crowd.patience)
         except BaseException as exc:  # reported after all threads end
             errors.append(exc)
 
@@ -213,12 +229,13 @@ def run(inst: Instance, url: str, crowd: Crowd, *, progress=None) -> dict:
             "curve": [{"votes": v, "vi": vi, "adapted_rand_error": are} for v, vi, are in curve],
             "vi_per_player_minute_first_quarter": _early_rate(curve, votes),
             "decisions": decisions(inst), "accuracies": [round(float(a), 3) for a in crowd.accuracies()],
-            "vote_timeouts": sum(p.timeouts for p in players)}
+            "vote_timeouts": sum(p.timeouts for p in players), "waits": sum(p.waits for p in players)}
 
 
 # Guided Proofreading's decision time (Haehn et al. 2018): what a player-minute is taken as.
 SECONDS_PER_ANSWER = 6.2
 CURVE_STEP = 250  # votes between two points of the quality curve
+PATIENCE_STEP = 2.0  # seconds a patient player waits before asking for a puzzle again
 
 
 def _early_rate(curve: list[tuple], votes: int) -> float | None:

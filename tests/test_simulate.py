@@ -55,3 +55,22 @@ def test_a_simulated_player_answers_about_the_parts_as_they_are_now(inst):
     assert simulate.current_truth(inst, first, known.get)["truth"] is None
     gold = next(p for p in st.puzzles(inst.store, volume="demo", gold=True) if p["truth"] is not None)
     assert simulate.current_truth(inst, gold, known.get)["truth"] == gold["truth"]
+
+
+def test_a_patient_player_comes_back_for_puzzles_until_its_patience_runs_out(live_server, inst, monkeypatch):
+    """Without patience a player leaves at the first "no puzzle left"; with some it asks again every
+    PATIENCE_STEP seconds (the living pool's rescans make puzzles after decisions) and then leaves."""
+    import random
+    import time
+
+    monkeypatch.setattr(simulate, "PATIENCE_STEP", 0.1)
+    player = simulate.Player(live_server, 0.9, lambda pid: st.puzzle(inst.store, pid), random.Random(0))
+    try:
+        player.play(10_000)
+        assert player.votes > 0 and player.waits == 0, "left at once when nothing was left"
+        votes, started = player.votes, time.perf_counter()
+        player.play(10_000, patience=0.5)
+        assert player.waits >= 5 and time.perf_counter() - started >= 0.5
+        assert player.votes >= votes
+    finally:
+        player.close()
