@@ -499,3 +499,30 @@ def test_quality_over_time_follows_the_log_between_the_automatic_segmentation_an
     limit = metrics.relabel_segments(table, metrics.supervoxel_truth(table=table))
     assert curve["limit"]["adapted_rand_error"] == pytest.approx(metrics.adapted_rand_error(table=limit)[0])
     assert activity["votes"] == [12] and activity["agreement"] == [1.0]
+
+
+def test_a_big_edit_a_divided_crowd_passes_goes_to_the_experts_as_contested(inst, admin):
+    # every edit is big; voters at 0.9: three more yes than no pass BIG_APPLY_CONFIDENCE 0.995
+    inst.settings.update(BIG_EDIT_STAKE=0.0, BIG_APPLY_AGREEMENT=0.75)
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    divided, clear = [i for i, p in enumerate(puzzles) if p["kind"] == "merge" and p["truth"]][:2]
+    crowd = [players.create_guest(inst.store) for _ in range(9)]
+    establish(inst, crowd, 0.9)
+    # 6 yes against 3 no: posterior 0.9989, but only 2/3 of the counted weight supports the merge
+    for c, answer in zip(crowd, ["yes", "no"] * 3 + ["yes"] * 3):
+        reply = vote(inst, c["id"], ids[divided], answer)["reply"]
+    assert reply["retired"] is None
+    row = st.puzzle(inst.store, ids[divided])
+    assert row["state"] == "expert" and row["posterior"] > 0.995 and row["edit_seq"] is None
+    assert st.edits(inst.store, "demo") == []
+    queued = {p["id"]: p for p in votes.expert_queue(inst)}
+    assert queued[ids[divided]]["contested"] and queued[ids[divided]]["agreement"] == pytest.approx(2 / 3)
+    card = admin.get("/admin/").get_data(as_text=True)
+    assert re.search(rf'data-puzzle="{ids[divided]}".*?Contested:</strong>.*?only 67%', card, re.S)
+    # 4 yes against 1 no (agreement 0.8) is broad enough: the merge is applied
+    for c, answer in zip(crowd, ["yes", "no", "yes", "yes", "yes"]):
+        reply = vote(inst, c["id"], ids[clear], answer)["reply"]
+    assert reply["retired"]["decision"] is True
+    assert [e["puzzle_id"] for e in st.edits(inst.store, "demo")] == [ids[clear]]
+    a, b = puzzles[clear]["anchors"]
+    assert inst.agglomeration("demo").segment_of(a) == inst.agglomeration("demo").segment_of(b)

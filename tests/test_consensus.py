@@ -9,6 +9,7 @@ from game.crowd.consensus import (
     SUPPORT,
     UNSURE,
     ConsensusSettings,
+    agreement,
     decide,
     majority_decide,
     posterior,
@@ -121,6 +122,23 @@ def test_a_big_edit_needs_more_certainty_than_a_small_one():
     assert decide(nine, [0.8] * 9, 0.5, settings, stake=0.001).state == "expert"
     assert decide(nine, [0.8] * 9, 0.5, settings, stake=0.02).state == "open"
     assert decide(fifteen, [0.8] * 15, 0.5, settings, stake=0.02).state == "expert"
+
+
+def test_a_big_edit_needs_broad_agreement_and_a_rejection_does_not():
+    settings = ConsensusSettings(min_votes=3, big_apply_confidence=0.995, big_edit_stake=0.005,
+                                 big_apply_agreement=0.75, big_max_votes=25, prior_weight=0.0)
+    # unsure votes and votes at the reliability floor weigh nothing; a 0.9 vote weighs twice a 0.75 one
+    assert agreement([SUPPORT, OPPOSE, UNSURE], [0.9, 0.75, 0.9], settings) == pytest.approx(2 / 3)
+    assert agreement([SUPPORT, OPPOSE], [0.5, 0.9], settings) == 0.0
+    divided = [SUPPORT] * 11 + [OPPOSE] * 8  # posterior 0.999, agreement 11/19
+    contested = decide(divided, [0.9] * 19, 0.5, settings, stake=0.02)
+    assert (contested.state, contested.answer, contested.contested) == ("expert", None, True)
+    assert contested.posterior > 0.995
+    # the same votes on a small edit apply it, and a broad majority applies a big one
+    assert decide(divided, [0.9] * 19, 0.5, settings, stake=0.001).answer is True
+    assert decide([SUPPORT] * 6 + [OPPOSE] * 2, [0.9] * 8, 0.5, settings, stake=0.02).answer is True
+    # a divided rejection still rejects: leaving the segmentation as it is changes nothing
+    assert decide([-a for a in divided], [0.9] * 19, 0.5, settings, stake=0.02).answer is False
 
 
 def test_split_votes_go_to_expert_queue_after_max_votes():
@@ -266,6 +284,7 @@ def test_settings_from_the_environment_are_parsed():
         ({"RETIRE_CONFIDENCE": 0.99, "APPLY_CONFIDENCE": 0.97}, "RETIRE_CONFIDENCE <= APPLY_CONFIDENCE"),
         ({"MAX_VOTES": 20}, "MAX_VOTES <= BIG_MAX_VOTES"),
         ({"RELIABILITY_FLOOR": 0.4}, "RELIABILITY_FLOOR"),
+        ({"BIG_APPLY_AGREEMENT": 1.5}, "BIG_APPLY_AGREEMENT"),
         ({"MIN_VOTES": "three"}, "MIN_VOTES='three' is invalid"),
     ],
 )

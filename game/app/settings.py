@@ -114,6 +114,11 @@ SETTINGS: tuple[Setting, ...] = (
             "by) is big.", float),
     Setting("BIG_APPLY_CONFIDENCE", 0.995, "Posterior probability needed to apply a big edit (see "
             "BIG_EDIT_STAKE): one wrong split of a large neuron can undo every small fix a crowd made.", float),
+    Setting("BIG_APPLY_AGREEMENT", 0.75, "Share of the counted votes' weight (each vote weighs what it adds to the "
+            "posterior) that must support a big edit for it to be applied: a big edit whose posterior passes "
+            "BIG_APPLY_CONFIDENCE without it goes to the expert queue as contested (the posterior takes voters as "
+            "independent, so a divided crowd's many votes pass it: 11 yes against 8 no applied a merge that "
+            "worsened ARE by 0.016). Rejections need no agreement. MEASURED. 0: off.", _probability),
     Setting("BIG_MAX_VOTES", 15, "Answers after which an undecided big edit goes to the expert queue "
             "(MAX_VOTES for the others): big edits are worth more of the crowd's time.", int),
     Setting("PRIOR_WEIGHT", 0.5, "Multiplier on the detector's log-odds in the consensus prior: 0 ignores the "

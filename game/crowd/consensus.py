@@ -24,7 +24,7 @@ References
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -58,6 +58,7 @@ class ConsensusSettings:
     big_edit_stake: float = setting_field("BIG_EDIT_STAKE")
     big_apply_confidence: float = setting_field("BIG_APPLY_CONFIDENCE")
     big_max_votes: int = setting_field("BIG_MAX_VOTES")
+    big_apply_agreement: float = setting_field("BIG_APPLY_AGREEMENT")
     prior_weight: float = setting_field("PRIOR_WEIGHT")
     reliability_prior_correct: float = setting_field("RELIABILITY_PRIOR_CORRECT")
     reliability_prior_wrong: float = setting_field("RELIABILITY_PRIOR_WRONG")
@@ -76,6 +77,7 @@ class ConsensusSettings:
             (0.5 < self.retire_confidence <= self.apply_confidence <= self.big_apply_confidence < 1,
              "need 0.5 < RETIRE_CONFIDENCE <= APPLY_CONFIDENCE <= BIG_APPLY_CONFIDENCE < 1"),
             (0 <= self.big_edit_stake <= 1, "need 0 <= BIG_EDIT_STAKE <= 1"),
+            (0 <= self.big_apply_agreement <= 1, "need 0 <= BIG_APPLY_AGREEMENT <= 1"),
             (self.prior_weight >= 0, "need PRIOR_WEIGHT >= 0"),
             (self.established_gold_answers >= 1 and 0.5 <= self.established_reliability < 1,
              "need ESTABLISHED_GOLD_ANSWERS >= 1 and 0.5 <= ESTABLISHED_RELIABILITY < 1"),
@@ -110,10 +112,11 @@ class Decision:
 
     ``state`` is ``'open'`` (keep asking), ``'retired'`` (consensus: apply the
     edit when ``answer`` is True, leave the segmentation when False) or
-    ``'expert'`` (``max_votes`` reached without consensus). ``answer`` is None
-    unless retired. ``posterior`` is P(edit is correct); ``confidence`` is the
-    posterior of the leading side. ``votes`` counts yes/no votes, ``unsure``
-    the unsure ones.
+    ``'expert'`` (``max_votes`` reached without consensus, or a big edit
+    whose posterior passed but whose voters disagree: ``contested``).
+    ``answer`` is None unless retired. ``posterior`` is P(edit is correct);
+    ``confidence`` is the posterior of the leading side. ``votes`` counts
+    yes/no votes, ``unsure`` the unsure ones.
     """
 
     state: str
@@ -122,6 +125,7 @@ class Decision:
     posterior: float
     votes: int
     unsure: int
+    contested: bool = False
 
 
 def vote_value(kind: str, answer: str) -> int:
@@ -204,6 +208,22 @@ def posterior(answers, reliabilities, prior: float,
     return float(_sigmoid(log_odds))
 
 
+def agreement(answers, reliabilities, settings: ConsensusSettings) -> float:
+    """The share of the votes' weight that supports the edit.
+
+    Each yes/no vote weighs what it adds to the posterior's log-odds
+    (:func:`vote_weight`); unsure votes weigh nothing. 0.5 when no vote
+    weighs anything. Where :func:`posterior` asks how sure the crowd's votes
+    make the edit under the one-coin model, this asks how broadly they agree:
+    the model takes voters as independent, so many votes of a divided crowd
+    can pass any posterior bar while a third or more of its weight says no.
+    """
+    answers = np.asarray(answers, dtype=float)
+    weights = vote_weight(np.asarray(reliabilities, dtype=float), settings) * np.abs(answers)
+    total = float(weights.sum())
+    return float(weights[answers > 0].sum()) / total if total > 0 else 0.5
+
+
 def _counts(answers) -> tuple[int, int, int]:
     answers = np.asarray(answers)
     support = int(np.count_nonzero(answers == SUPPORT))
@@ -234,10 +254,14 @@ def decide(answers, reliabilities, prior: float,
     edit or ``retire_confidence`` against it: the bar is higher for changing
     the segmentation than for leaving it, since the two mistakes do not cost
     the same. A big edit (``stake`` of at least ``big_edit_stake``: the share
-    of same-segment voxel pairs it moves) needs ``big_apply_confidence``.
+    of same-segment voxel pairs it moves) needs ``big_apply_confidence`` and
+    broad agreement: at least ``big_apply_agreement`` of the counted votes'
+    weight (:func:`agreement`) for it; a big edit whose posterior passes
+    without that goes to the expert queue at once, ``contested`` (rejections
+    need no agreement: leaving the segmentation as it is changes nothing).
     After ``max_votes`` counted answers (``big_max_votes`` for a big edit)
-    without that it goes to the expert queue. Cost is O(votes on this puzzle),
-    so the server can call it inside each vote's transaction.
+    without a decision it goes to the expert queue too. Cost is O(votes on
+    this puzzle), so the server can call it inside each vote's transaction.
 
     Parameters are those of :func:`posterior`, ``stake``, and ``counted``: a
     mask of the votes that count (players with an established record, see
@@ -254,8 +278,11 @@ def decide(answers, reliabilities, prior: float,
     big = stake >= settings.big_edit_stake
     apply_bar = settings.big_apply_confidence if big else settings.apply_confidence
     decisive = p_edit >= apply_bar or 1.0 - p_edit >= settings.retire_confidence
-    return _rule(p_edit, decisive, support + oppose, unsure, settings,
-                 settings.big_max_votes if big else settings.max_votes)
+    decision = _rule(p_edit, decisive, support + oppose, unsure, settings,
+                     settings.big_max_votes if big else settings.max_votes)
+    if big and decision.answer and agreement(answers, reliabilities, settings) < settings.big_apply_agreement:
+        return replace(decision, state="expert", answer=None, contested=True)
+    return decision
 
 
 def majority_decide(answers, reliabilities, prior: float,

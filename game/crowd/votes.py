@@ -77,16 +77,21 @@ def teach_answers(inst, player_id: int) -> list[bool]:
             if v["teach"] and v["supports_edit"] is not None and v["truth"] is not None]
 
 
+def _ballots(inst, puzzle: dict) -> tuple[list[int], list[float], list[bool]]:
+    """A puzzle's votes in edit space, their voters' reliabilities, and whether each counts."""
+    ballots = st.puzzle_ballots(inst.store, puzzle["id"])
+    return ([cs.vote_value(puzzle["kind"], b["answer"]) for b in ballots],
+            [b["reliability"] or inst.consensus.reliability_prior_mean for b in ballots],
+            [bool(b["counted"]) for b in ballots])
+
+
 def _decide(inst, puzzle: dict) -> cs.Decision:
     """The puzzle's consensus after its latest vote (inside the vote's transaction).
 
     Only established players' votes count (:mod:`game.crowd.reliability`).
     """
     settings = inst.consensus
-    ballots = st.puzzle_ballots(inst.store, puzzle["id"])
-    values = [cs.vote_value(puzzle["kind"], b["answer"]) for b in ballots]
-    weights = [b["reliability"] or settings.reliability_prior_mean for b in ballots]
-    counted = [bool(b["counted"]) for b in ballots]
+    values, weights, counted = _ballots(inst, puzzle)
     if inst.settings["CONSENSUS_RULE"] == "majority":
         return cs.majority_decide(values, weights, puzzle["score"], settings)
     decision = cs.decide(values, weights, puzzle["score"], settings, counted=counted)
@@ -214,10 +219,24 @@ def apply_known_answers(inst, volume: str) -> int:
 
 
 def expert_queue(inst) -> list[dict]:
+    """The puzzles waiting for an expert, each with its votes, question and the counted votes' agreement.
+
+    ``agreement`` is the share of the counted votes' weight that supports the
+    edit (:func:`game.crowd.consensus.agreement`); ``contested`` says the
+    crowd's posterior favoured the edit (at least ``APPLY_CONFIDENCE``) while
+    its voters were divided (agreement under ``BIG_APPLY_AGREEMENT``): a big
+    edit sent here instead of being applied.
+    """
+    settings = inst.consensus
     rows = st.puzzles(inst.store, state="expert")
     for p in rows:
         p["votes"] = st.puzzle_votes(inst.store, p["id"])
         p["question"] = question_for(p["kind"])
+        values, weights, counted = _ballots(inst, p)
+        p["agreement"] = cs.agreement([v for v, c in zip(values, counted) if c],
+                                      [w for w, c in zip(weights, counted) if c], settings)
+        p["contested"] = (p["posterior"] or 0.0) >= settings.apply_confidence \
+            and p["agreement"] < settings.big_apply_agreement
     return rows
 
 
