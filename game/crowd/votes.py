@@ -79,9 +79,9 @@ def teach_answers(inst, player_id: int) -> list[bool]:
 
 def _ballots(inst, puzzle: dict) -> tuple[list[int], list[float], list[bool]]:
     """A puzzle's votes in edit space, their voters' reliabilities, and whether each counts."""
-    ballots = st.puzzle_ballots(inst.store, puzzle["id"])
+    ballots, unknown = st.puzzle_ballots(inst.store, puzzle["id"]), inst.consensus.reliability_prior_mean
     return ([cs.vote_value(puzzle["kind"], b["answer"]) for b in ballots],
-            [b["reliability"] or inst.consensus.reliability_prior_mean for b in ballots],
+            [b["reliability"] or unknown for b in ballots],
             [bool(b["counted"]) for b in ballots])
 
 
