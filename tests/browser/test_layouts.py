@@ -1,4 +1,5 @@
-"""The play page at a desktop, a touch tablet and a phone; the outcome of a teach puzzle; friendly edges."""
+"""The play page at a desktop, a touch tablet (both ways up) and a phone (both ways up); the outcome of a teach
+puzzle; friendly edges."""
 
 import re
 
@@ -12,6 +13,8 @@ SIZES = {
     "desktop": {"viewport": {"width": 1366, "height": 768}},
     "tablet": {"viewport": {"width": 1024, "height": 768}, "has_touch": True},
     "phone": {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True},
+    "tablet-portrait": {"viewport": {"width": 820, "height": 1180}, "has_touch": True},
+    "phone-landscape": {"viewport": {"width": 844, "height": 390}, "has_touch": True, "is_mobile": True},
 }
 
 

@@ -1,4 +1,5 @@
-"""A puzzle whose parts touch only across sections opens on its pair picture, at a desktop, a tablet and a phone."""
+"""A puzzle whose parts touch only across sections opens on its pair picture, at a desktop, a tablet, a phone
+and a phone on its side; on the pair picture and on the slices the answers are on the first screen."""
 
 import pytest
 
@@ -10,7 +11,18 @@ SIZES = {
     "desktop": {"viewport": {"width": 1366, "height": 768}},
     "tablet": {"viewport": {"width": 820, "height": 1180}, "has_touch": True},
     "phone": {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True},
+    "phone-landscape": {"viewport": {"width": 844, "height": 390}, "has_touch": True, "is_mobile": True},
 }
+
+
+def answers_on_screen(page, viewport: dict, view: str) -> None:
+    """Each answer button lies wholly inside the viewport, unscrolled: no scrolling to answer."""
+    assert page.evaluate("window.scrollY") == 0
+    for answer in ("yes", "no", "unsure"):
+        box = page.get_by_test_id(f"answer-{answer}").bounding_box()
+        assert box is not None and box["x"] >= 0 and box["y"] >= 0, f"{answer} is not shown on the {view} view"
+        assert box["x"] + box["width"] <= viewport["width"] + 0.5 and box["y"] + box["height"] <= viewport["height"] + 0.5, \
+            f"the {answer} answer is off screen on the {view} view: {box} in {viewport}"
 
 
 @pytest.fixture(scope="module")
@@ -54,15 +66,18 @@ def test_a_puzzle_across_sections_opens_side_by_side_and_the_slider_goes_back_to
         assert "/0/pair.png" in pair.get_attribute("src")
         box, viewport = stage.bounding_box(), SIZES[size]["viewport"]
         assert box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"] + 0.5
+        # as large as fits: never shrunk to a stamp to make room for the answers
+        assert box["width"] >= 0.6 * min(viewport["width"], viewport["height"]), f"the picture is small: {box}"
         screenshot(page, f"sections-pair-{size}")
-        if size != "tablet":  # at 820 x 1180 the answers lie below the image for every puzzle
-            answers = page.locator(".answers").bounding_box()
-            assert answers["y"] + answers["height"] <= viewport["height"] + 0.5, "the answers are off screen"
+        answers_on_screen(page, viewport, "pair")
         toggle = page.get_by_test_id("pair-toggle")
         assert toggle.is_visible() and toggle.get_attribute("aria-pressed") == "true"
         page.keyboard.press("ArrowUp")  # a step goes back to the slices, on the slice it left
         assert stage.get_attribute("data-view") == "slices" and toggle.get_attribute("aria-pressed") == "false"
         assert "/overlay.png" in page.locator(".layer-overlay img").get_attribute("src")
+        assert stage.bounding_box() == box  # the slices take the picture's place: nothing moves
+        answers_on_screen(page, viewport, "slices")
+        screenshot(page, f"sections-slices-{size}")
         toggle.click()
         assert stage.get_attribute("data-view") == "pair"
         page.keyboard.press("p")
