@@ -48,6 +48,21 @@ skipLink.addEventListener('click', async (event) => {
   window.location.assign(skipLink.href);
 });
 
+// ------------------------------------------------------------------ side by side
+
+// The side-by-side step: its picture switches between the two sections and one slice, as the game's
+// "Side by side" toggle does (P).
+const pairDemo = lesson.querySelector('.pair-lesson');
+const pairDemoButton = pairDemo.querySelector('[data-role=pair-demo]');
+
+function showPairDemo(on) {
+  pairDemo.dataset.view = on ? 'pair' : 'slices';
+  pairDemoButton.setAttribute('aria-pressed', String(on));
+  for (const part of pairDemo.querySelectorAll('[data-view]')) part.hidden = part.dataset.view !== pairDemo.dataset.view;
+}
+
+pairDemoButton.addEventListener('click', () => showPairDemo(pairDemo.dataset.view !== 'pair'));
+
 // ------------------------------------------------------------------ practice
 
 const practice = (() => {
@@ -151,6 +166,8 @@ const practice = (() => {
 document.addEventListener('keydown', (event) => {
   if (!isCommandKey(event)) return;
   const used = at === practiceStep ? practice.handleKey(event)
+    : steps[at] === pairDemo.closest('.step') && event.key.toLowerCase() === 'p'
+      ? (showPairDemo(pairDemo.dataset.view !== 'pair'), true)
     : event.key === 'ArrowRight' ? (goTo(at + 1), true)
       : event.key === 'ArrowLeft' ? (goTo(at - 1), true) : false;
   if (used) event.preventDefault();

@@ -16,8 +16,8 @@ def test_the_tutorial_feedback_shows_the_right_answer_and_the_truth(new_context)
     page.goto("/")
     page.get_by_role("button", name="Play as guest").click()
     page.wait_for_url("**/tutorial")  # a new player is sent through the lesson first
-    for heading in ("What is segmentation", "A merger", "A split", "What to look for", "Two look-alikes",
-                    "Select, inspect, decide"):
+    for heading in ("What is segmentation", "A merger", "A split", "What to look for", "Two sections side by side",
+                    "Two look-alikes", "Select, inspect, decide"):
         expect(page.get_by_role("heading", level=2, name=heading)).to_be_visible()
         if heading == "A merger":  # one vocabulary: a merger is fixed by a cut, checked by a cut check
             expect(page.locator("[data-step=merger]")).to_contain_text("cut check")
@@ -61,3 +61,37 @@ def test_the_tutorial_feedback_shows_the_right_answer_and_the_truth(new_context)
     page.wait_for_url("**/play")
     page.goto("/start")
     page.wait_for_url("**/play")  # the lesson is done: /start no longer sends the player back to it
+
+
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_the_side_by_side_step_reads_the_two_sections_and_its_toggle_switches_to_a_slice(new_context, size):
+    from playwright.sync_api import expect
+
+    viewport = {"desktop": {"width": 1366, "height": 768}, "phone": {"width": 390, "height": 844}}[size]
+    page = new_context(viewport=viewport).new_page()
+    page.goto("/tutorial")
+    heading = page.get_by_role("heading", level=2, name="Two sections side by side")
+    for _ in range(4):
+        page.get_by_role("button", name="Next →").click()
+    expect(heading).to_be_visible()
+    step = page.locator("[data-step=sections]")
+    for words in ("This section: orange", "The next section: blue", "outline, size and texture"):
+        expect(step).to_contain_text(words)  # what the two halves are and how to read their captions
+    pair, slice_ = step.locator("img[src$='lesson-pair.png']"), step.locator("img[src$='lesson-pair-slice.png']")
+    toggle = page.get_by_test_id("pair-demo-toggle")
+    expect(pair).to_be_visible()
+    expect(slice_).to_be_hidden()
+    assert pair.evaluate("i => i.complete && i.naturalWidth") == 2 * 384 + 8  # a real pair picture
+    assert pair.bounding_box()["width"] <= viewport["width"]
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    screenshot(page, f"tutorial-side-by-side-{size}")
+    toggle.click()  # the slices: the slice where orange ends
+    expect(slice_).to_be_visible()
+    expect(pair).to_be_hidden()
+    expect(toggle).to_have_attribute("aria-pressed", "false")
+    assert slice_.evaluate("i => i.complete && i.naturalWidth") == 384
+    page.keyboard.press("p")  # and P, as in the game
+    expect(pair).to_be_visible()
+    expect(slice_).to_be_hidden()
+    expect(toggle).to_have_attribute("aria-pressed", "true")
+    expect(heading).to_be_visible()  # P switched the picture, not the step
