@@ -18,9 +18,10 @@ temporary instance folders; figures are printed as they come, the last line is t
 2. ``net``: snemi-mini ships no raw image, so its probability map (bright cells, dark membranes, like EM)
    stands in for it: ``segment`` with the shipped network, then with the network fine-tuned by
    ``train-boundary --holdout 8`` (trained on z < 24); figures on the whole volume and on the held-out z >= 24.
-3. ``slices``: the puzzles made on snemi-mini (each path): the share that opens on the decision (the client
-   opens on the stored frame's key slice, the frame shows the contact there, >= 24 px inside the image), the
-   share framed across sections, and the smaller part's median size in voxels (merge puzzles).
+3. ``slices``: the puzzles made on snemi-mini (each path) and on the demo (64×256×256, seed 0): the share
+   that opens on the decision (the client opens on the stored frame's key slice, the frame shows the contact
+   there, >= 24 px inside the image), the share framed across sections, and the smaller part's median size in
+   voxels (merge puzzles).
 4. ``big``: a synthetic 20×1024×1024 volume at 50×4.6×4.6 nm (the demo's generator at that resolution, its
    classical membrane filter as the boundary) imported, segmented (auto: anisotropic) and prepared (puzzles of
    the pool, with its ground truth) in a child process: seconds per step and peak resident memory, open and
@@ -158,6 +159,25 @@ def opens_on_decision(puzzle: dict) -> bool:
     return (slices, key) == (frame.slices, frame.key) and frame.contact_px > 0 and frame.margin_px >= MARGIN_PX
 
 
+def slice_figures(inst: Instance, name: str, label: str) -> dict:
+    """The share of ``name``'s puzzles (crowd and known answers) that open on their decision, and more."""
+    puzzles = st.puzzles(inst.store, volume=name, tutorial=None)
+    opening = sum(opens_on_decision(p) for p in puzzles)
+    across = sum(Frame.from_dict(p["detector"]["frame"]).across > 0 for p in puzzles)
+    smaller = [min(p["detector"]["features"]["size_a"], p["detector"]["features"]["size_b"])
+               for p in puzzles if p["kind"] == "merge"]
+    slices = sorted({Frame.from_dict(p["detector"]["frame"]).slices for p in puzzles})
+    figures = {
+        "puzzles": len(puzzles), "open_on_decision": opening,
+        "open_on_decision_share": rounded(opening / len(puzzles)) if puzzles else None,
+        "framed_across_sections": across, "gap_merges": sum(p["detector"].get("how") == "gap" for p in puzzles),
+        "stack_sections": slices, "median_smaller_part_voxels": float(np.median(smaller)) if smaller else None}
+    print(f"  {label}: {len(puzzles)} puzzles, {opening} open on their decision; {across} framed across "
+          f"sections; stacks of {slices} sections; merge puzzles' smaller part median "
+          f"{figures['median_smaller_part_voxels']} voxels", flush=True)
+    return figures
+
+
 def part_slices(scratch: Path) -> dict:
     figures = {}
     prob = SNEMI / "train-probabilities.tif"
@@ -167,21 +187,13 @@ def part_slices(scratch: Path) -> dict:
                                groundtruth=str(SNEMI / "train-labels.tif"), resolution=(30, 6, 6))
         pipeline.agglomerate_volume(inst, "snemi", anisotropic=path)
         inst.pool.prepare_volume("snemi")
-        puzzles = st.puzzles(inst.store, volume="snemi", tutorial=None)
-        opening = sum(opens_on_decision(p) for p in puzzles)
-        across = sum(Frame.from_dict(p["detector"]["frame"]).across > 0 for p in puzzles)
-        smaller = [min(p["detector"]["features"]["size_a"], p["detector"]["features"]["size_b"])
-                   for p in puzzles if p["kind"] == "merge"]
-        slices = sorted({Frame.from_dict(p["detector"]["frame"]).slices for p in puzzles})
-        figures["3d" if path == "off" else "anisotropic"] = {
-            "puzzles": len(puzzles), "open_on_decision": opening,
-            "open_on_decision_share": rounded(opening / len(puzzles)) if puzzles else None,
-            "framed_across_sections": across, "gap_merges": sum(p["detector"].get("how") == "gap" for p in puzzles),
-            "stack_sections": slices, "median_smaller_part_voxels": float(np.median(smaller)) if smaller else None}
-        print(f"  snemi puzzles, {path:>3}: {len(puzzles)}, {opening} open on their decision; {across} framed across "
-              f"sections; stacks of {slices} sections; merge puzzles' smaller part median "
-              f"{figures['3d' if path == 'off' else 'anisotropic']['median_smaller_part_voxels']} voxels", flush=True)
+        figures["3d" if path == "off" else "anisotropic"] = slice_figures(inst, "snemi", f"snemi puzzles, {path:>3}")
         inst.store.close()
+    inst = instance(scratch / "slices-demo")
+    pipeline.make_demo(inst, "demo", shape=(64, 256, 256), seed=0)
+    inst.pool.prepare_volume("demo")
+    figures["demo"] = slice_figures(inst, "demo", "demo (64x256x256, seed 0) puzzles")
+    inst.store.close()
     return figures
 
 
