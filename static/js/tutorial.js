@@ -40,13 +40,15 @@ function markDone() {
 
 backButton.addEventListener('click', () => goTo(at - 1));
 nextButton.addEventListener('click', () => goTo(at + 1));
-// Skipping counts as having seen the lesson: /start will not send the player back here.
-const skipLink = lesson.querySelector('[data-role=skip]');
-skipLink.addEventListener('click', async (event) => {
-  event.preventDefault();
-  await markDone();
-  window.location.assign(skipLink.href);
-});
+// Skipping counts as having seen the lesson: /start will not send the player back here. Both ways out wait
+// for the lesson to be marked done (a quick click on "Start playing" left before its request was sent).
+for (const link of lesson.querySelectorAll('[data-role=skip], [data-role=finish]')) {
+  link.addEventListener('click', async (event) => {
+    event.preventDefault();
+    await markDone();
+    window.location.assign(link.href);
+  });
+}
 
 // ------------------------------------------------------------------ side by side
 
