@@ -135,7 +135,9 @@ def play(home: Path, env: dict, votes: int) -> dict:
         latencies = []
         with requests.Session() as http:
             token = http.get(f"{url}/auth/csrf", timeout=60).json()["csrf_token"]
-            http.post(f"{url}/auth/guest", headers={"X-CSRFToken": token, "Accept": "application/json"}, timeout=60)
+            # Logging in begins a fresh session: its form token is the one the login answers with.
+            token = http.post(f"{url}/auth/guest", headers={"X-CSRFToken": token, "Accept": "application/json"},
+                              timeout=60).json()["csrf_token"]
             for _ in range(votes):
                 t0 = time.perf_counter()
                 puzzle = http.get(f"{url}/api/puzzle/next", timeout=120).json()["puzzle"]
