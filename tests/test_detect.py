@@ -7,6 +7,7 @@ import fastremap
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage as ndi
 
 from game.detection.candidates import (
     find_candidates,
@@ -148,6 +149,45 @@ def test_scan_counts_supervoxel_sizes_across_chunk_borders(tiny):
     supervoxels = volume.read("supervoxels")
     for (a, b), (z, y, x) in zip(pairs, points):
         assert supervoxels[z, y, x] == a and supervoxels[z, y, x + 1] == b
+
+
+def _nearest_face_voxels(supervoxels, pairs):
+    """The whole volume at once: each pair's face voxels (lower voxel), the one nearest their centroid, the
+    lowest (z, y, x) of equally near ones."""
+    shape, found = supervoxels.shape, []
+    faces = []
+    for axis in range(3):
+        lower = tuple(slice(0, n - (i == axis)) for i, n in enumerate(shape))
+        upper = tuple(slice(int(i == axis), n) for i, n in enumerate(shape))
+        faces.append((supervoxels[lower], supervoxels[upper]))
+    for a, b in pairs:
+        points = np.concatenate([np.argwhere((np.minimum(lo, hi) == min(a, b)) & (np.maximum(lo, hi) == max(a, b)))
+                                 for lo, hi in faces])
+        distance = ((points - points.mean(axis=0)) ** 2).sum(axis=1)
+        found.append(min(zip(distance.tolist(), map(tuple, points.tolist())))[1])
+    return np.array(found)
+
+
+@pytest.mark.parametrize("chunks", [(4, 16, 8), (7, 13, 60), (20, 50, 60)])
+def test_scan_finds_the_same_sizes_and_contact_points_in_any_chunks_as_the_whole_volume(chunks):
+    rng = np.random.default_rng(3)
+    shape = (20, 50, 60)
+    seeds = np.zeros(shape, np.uint32)
+    seeds[tuple(rng.integers(0, shape, size=(40, 3)).T)] = np.arange(1, 41)
+    _, nearest = ndi.distance_transform_edt(seeds == 0, return_indices=True)
+    supervoxels = seeds[tuple(nearest)]  # 40 touching cells, with holes of 0 between some voxels
+    supervoxels[rng.random(shape) < 0.02] = 0
+    rag = build_rag(supervoxels, np.zeros(shape, np.uint8))
+    pairs = np.stack([rag.u, rag.v], axis=1).astype(np.int64)
+    sizes, points = scan_supervoxels(ArrayVolume(supervoxels=supervoxels, chunks=chunks), pairs, 40)
+    assert sizes.tolist() == np.bincount(supervoxels.ravel(), minlength=41).tolist()
+    assert len(pairs) > 100 and points.tolist() == _nearest_face_voxels(supervoxels, pairs).tolist()
+
+
+def test_scan_refuses_a_rag_edge_the_supervoxels_do_not_have(tiny):
+    volume, agg, _, _ = tiny
+    with pytest.raises(ProofQuestError, match="rebuild the RAG"):
+        scan_supervoxels(volume, np.array([[1, 5]]), agg.n_supervoxels)
 
 
 def test_tree_cuts_undo_the_last_merges_first_and_move_the_smaller_side():

@@ -93,28 +93,40 @@ def _pair_keys(a: np.ndarray, b: np.ndarray, n_supervoxels: int) -> np.ndarray:
     return np.minimum(a, b) * (n_supervoxels + 1) + np.maximum(a, b)
 
 
-def _nearest_to_centroid(keys: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each distinct key, the point nearest to the centroid of that key's points."""
-    if len(keys) == 0:
-        return keys, points
-    order = np.argsort(keys, kind="stable")
-    keys, points = keys[order], points[order]
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    counts = np.diff(np.r_[starts, len(keys)])
-    centroid = np.add.reduceat(points.astype(np.float64), starts) / counts[:, None]
-    distance = ((points - np.repeat(centroid, counts, axis=0)) ** 2).sum(axis=1)
-    group = np.repeat(np.arange(len(starts)), counts)
-    nearest = np.lexsort((distance, group))[starts]
-    return keys[starts], points[nearest]
+def _block_faces(block: np.ndarray, tile: BBox, wanted: np.ndarray, n_supervoxels: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The faces in a block between two supervoxels whose pair is ``wanted``: the pair's index in ``wanted``
+    and the face's lower voxel ``[z, y, x]``, in scan order (axis by axis, C order within an axis).
+
+    ``block`` is ``tile`` and one voxel more on each + side: a face is counted by the tile holding its
+    lower voxel.
+    """
+    found_index, found_points = [], []
+    for axis in range(3):
+        lower = [slice(0, c) for c in tile.shape]
+        lower[axis] = slice(0, min(tile.shape[axis], block.shape[axis] - 1))
+        upper = list(lower)
+        upper[axis] = slice(1, lower[axis].stop + 1)
+        a, b = block[tuple(lower)], block[tuple(upper)]
+        face = (a != b) & (a != 0) & (b != 0)
+        keys = _pair_keys(a[face], b[face], n_supervoxels)
+        index = np.minimum(np.searchsorted(wanted, keys), max(len(wanted) - 1, 0))
+        hit = wanted[index] == keys if len(wanted) else np.zeros(len(keys), bool)
+        found_index.append(index[hit])
+        found_points.append(np.argwhere(face)[hit] + np.asarray(tile.start))
+    return np.concatenate(found_index), np.concatenate(found_points)
 
 
 def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
                      progress: ProgressCallback | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Voxel count of every supervoxel and a point on the contact of each pair, in one pass.
+    """Voxel count of every supervoxel and a point on the contact of each pair, chunk by chunk.
 
     The contact point of a pair is the face voxel (the face's lower voxel) nearest
     to the centroid of all its faces: the middle of the contact, and on it even
-    when the contact is curved.
+    when the contact is curved; of equally near ones, the first in (z, y, x)
+    order, so the point does not depend on the chunks it was read in. Two passes, so that memory holds a few numbers per pair and one chunk,
+    never the faces of the whole volume: the first counts the voxels and sums
+    each pair's face voxels (the centroids), the second finds the nearest.
 
     Parameters
     ----------
@@ -135,33 +147,50 @@ def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
     asked = _pair_keys(pairs[:, 0], pairs[:, 1], n_supervoxels)
     wanted = np.unique(asked)
     sizes = np.zeros(n_supervoxels + 1, np.int64)
-    found_keys, found_points = [np.zeros(0, np.int64)], [np.zeros((0, 3), np.int64)]
+    counts = np.zeros(len(wanted), np.int64)
+    sums = np.zeros((len(wanted), 3), np.float64)  # sums of integer coordinates: exact in float64
     tiles = list(BBox.from_shape(shape).tiles(getattr(volume, "chunks", shape)))
-    for done, tile in enumerate(tiles, start=1):
-        outer = BBox(tile.start, tuple(s + 1 for s in tile.stop)).clip(shape)
-        block = np.asarray(volume.read("supervoxels", outer, fill=0))
+    passes = 2 if len(wanted) else 1
+    done = 0
+
+    def blocks():
+        nonlocal done
+        for tile in tiles:
+            outer = BBox(tile.start, tuple(s + 1 for s in tile.stop)).clip(shape)
+            yield tile, np.asarray(volume.read("supervoxels", outer, fill=0))
+            done += 1
+            if progress is not None:
+                progress(done, passes * len(tiles))
+
+    for tile, block in blocks():
         core = block[tuple(slice(0, c) for c in tile.shape)]
         sizes += np.bincount(core.ravel().astype(np.intp, copy=False), minlength=n_supervoxels + 1)[:n_supervoxels + 1]
-        # faces to the + neighbour, counted by the block that holds their lower voxel
-        for axis in range(3):
-            lower = [slice(0, c) for c in tile.shape]
-            lower[axis] = slice(0, min(tile.shape[axis], block.shape[axis] - 1))
-            upper = list(lower)
-            upper[axis] = slice(1, lower[axis].stop + 1)
-            a, b = block[tuple(lower)], block[tuple(upper)]
-            face = (a != b) & (a != 0) & (b != 0)
-            keys = _pair_keys(a[face], b[face], n_supervoxels)
-            hit = np.isin(keys, wanted, assume_unique=False, kind="sort")
-            found_keys.append(keys[hit])
-            found_points.append(np.argwhere(face)[hit] + np.asarray(tile.start))
-        if progress is not None:
-            progress(done, len(tiles))
-    keys, points = _nearest_to_centroid(np.concatenate(found_keys), np.concatenate(found_points))
-    where = np.searchsorted(keys, asked)
-    if len(asked) and (where.max() >= len(keys) or (keys[where] != asked).any()):
+        if len(wanted):
+            index, points = _block_faces(block, tile, wanted, n_supervoxels)
+            counts += np.bincount(index, minlength=len(wanted))
+            for axis in range(3):
+                sums[:, axis] += np.bincount(index, weights=points[:, axis], minlength=len(wanted))
+    if not len(wanted):
+        return sizes, np.zeros((0, 3), np.int64)
+    if (counts == 0).any():
         raise ProofQuestError("the RAG has an edge that the supervoxel layer does not: "
                               "rebuild the RAG from this volume's supervoxels")
-    return sizes, points[where].reshape(len(asked), 3)
+    centroid = sums / counts[:, None]
+    best = np.full(len(wanted), np.inf)
+    nearest = np.zeros((len(wanted), 3), np.int64)
+    for tile, block in blocks():
+        index, points = _block_faces(block, tile, wanted, n_supervoxels)
+        distance = ((points - centroid[index]) ** 2).sum(axis=1)
+        # per pair the nearest face voxel of this chunk, the first in (z, y, x) of equally near ones
+        order = np.lexsort((points[:, 2], points[:, 1], points[:, 0], distance, index))
+        first = order[np.r_[True, index[order][1:] != index[order][:-1]]] if len(order) else order
+        pair, distance, points = index[first], distance[first], points[first]
+        held = nearest[pair]
+        before = (points[:, 0] < held[:, 0]) | (points[:, 0] == held[:, 0]) & (
+            (points[:, 1] < held[:, 1]) | (points[:, 1] == held[:, 1]) & (points[:, 2] < held[:, 2]))
+        closer = (distance < best[pair]) | (distance == best[pair]) & before
+        best[pair[closer]], nearest[pair[closer]] = distance[closer], points[closer]
+    return sizes, nearest[np.searchsorted(wanted, asked)]
 
 
 # --- contact merges ----------------------------------------------------------------
