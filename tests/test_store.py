@@ -166,7 +166,7 @@ def test_the_priority_index_hands_out_puzzles_in_the_same_order_without_sorting(
     voters = [st.create_player(store, f"p{i}", None)["id"] for i in range(4)]
     with store.write() as db:
         for pid in pids:
-            db.conn.execute("UPDATE puzzles SET posterior = ?, n_votes = ?, judgeable = ? WHERE id = ?",
+            db.conn.execute("UPDATE puzzles SET posterior = ?, counted_votes = ?, judgeable = ? WHERE id = ?",
                             (rng.choice([None, 0.5, rng.random()]), rng.randrange(6), int(rng.random() < 0.8), pid))
         st.set_puzzle_state(store, pids[5], "retired", decision=True)
     for pid in rng.sample(pids, 60):

@@ -65,6 +65,30 @@ def test_free_accounts_voting_no_first_do_not_block_an_honest_crowd(inst):
     assert {v["counted"] for v in st.puzzle_votes(inst.store, ids[index + 1])} == {None}, "open: not decided yet"
 
 
+def test_votes_without_weight_steer_neither_the_hand_out_order_nor_how_many_hold_a_puzzle(inst):
+    """Blocking accounts first voted on every puzzle: their votes weigh nothing in consensus, so they must not
+    move those puzzles up the honest players' queue (the priority's "close to retiring" term) nor keep all but
+    one honest player off them (a puzzle is held by as many players as it still needs counted votes)."""
+    oracle_puzzles(inst, gold_every=1000)
+    honest = players.create_guest(inst.store)
+    establish(inst, [honest], 0.8)
+
+    def order():
+        return [(p["id"], round(p["priority"], 9), p["counted_votes"])
+                for p in st.assignable_puzzles(inst.store, honest["id"], gold=False, min_votes=3, limit=400)]
+    before = order()
+    sybils = [players.create_guest(inst.store) for _ in range(4)]
+    assert _attack(inst, sybils, lambda p: "no" if p["kind"] == "merge" else "yes") >= 4 * len(before)
+    assert order() == before, "the same puzzles, in the same order, none counted"
+    inst.settings.update(GOLD_SHARE=0.0)
+    others = [players.create_guest(inst.store) for _ in range(2)]
+    establish(inst, others, 0.8)
+    handed = [assignment.next_puzzle(inst, st.player(inst.store, o["id"]))["id"] for o in others]
+    assert handed == [before[0][0]] * 2, "it still wants 3 counted votes: the second player gets it too"
+    vote(inst, honest["id"], handed[0], "yes")
+    assert (st.puzzle(inst.store, handed[0])["counted_votes"], st.puzzle(inst.store, handed[0])["n_votes"]) == (1, 5)
+
+
 def test_a_record_is_earned_on_secret_gold_and_guessing_earns_none(inst):
     ids, puzzles = oracle_puzzles(inst, gold_every=1)  # every puzzle gold: both answers in the set
     truths = [p["truth"] for p in puzzles]

@@ -210,6 +210,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE votes ADD COLUMN counted INTEGER;
     ALTER TABLE volume_state ADD COLUMN waiting INTEGER NOT NULL DEFAULT 0;
     """,
+    # The yes/no votes that count in an open puzzle's consensus (established players'), written with its
+    # posterior after every vote: the hand-out order and how many players hold a puzzle at once read these, not
+    # n_votes, so votes that weigh nothing steer nothing. Until their next vote, open puzzles keep n_votes.
+    """
+    ALTER TABLE puzzles ADD COLUMN counted_votes INTEGER NOT NULL DEFAULT 0;
+    UPDATE puzzles SET counted_votes = n_votes;
+    """,
 ]
 
 
@@ -672,7 +679,7 @@ def _priority_sql(min_votes: float, table: str = "") -> str:
     ``table``: the alias its columns are read from (``"p."``)."""
     m = repr(float(max(1, min_votes)))
     return (f"0.4 * (1.0 - ABS(2.0 * COALESCE({table}posterior, {table}score) - 1.0)) + 0.4 * {table}score"
-            f" + 0.2 * MIN({table}n_votes, {m}) / {m}")
+            f" + 0.2 * MIN({table}counted_votes, {m}) / {m}")
 
 
 def index_priorities(store: Store, min_votes: float) -> None:
@@ -686,11 +693,12 @@ def index_priorities(store: Store, min_votes: float) -> None:
     setting and replacing one made for another value. Without it (or for
     another ``min_votes``) the same query sorts: the order is the same.
     """
-    name = "puzzles_priority_" + re.sub(r"\W", "_", repr(float(max(1, min_votes))))
+    name = "puzzles_order_" + re.sub(r"\W", "_", repr(float(max(1, min_votes))))
     if not store.scalar("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)):
-        with store.write() as db:
-            for (old,) in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'"
-                                          " AND name GLOB 'puzzles_priority_*' AND name != ?", (name,)).fetchall():
+        with store.write() as db:  # puzzles_priority_*: the same order over n_votes, before counted_votes
+            for (old,) in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND"
+                                          " (name GLOB 'puzzles_order_*' OR name GLOB 'puzzles_priority_*')"
+                                          " AND name != ?", (name,)).fetchall():
                 db.conn.execute(f'DROP INDEX "{old}"')
             db.conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON puzzles'
                             f" (gold, tutorial, state, judgeable DESC, ({_priority_sql(min_votes)}) DESC, id)")
@@ -702,7 +710,8 @@ def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None 
     planner, not knowing that the first few entries are enough, would rather scan and sort)."""
     where = "" if gold else "AND p.state = 'open' AND p.volume NOT IN (SELECT volume FROM volume_state WHERE live = 0)"
     indexed = f' INDEXED BY "{index}"' if index and not gold else ""
-    return ("SELECT p.id, p.volume, p.kind, p.gold, p.teach, p.score, p.posterior, p.n_votes, p.anchors,"
+    return ("SELECT p.id, p.volume, p.kind, p.gold, p.teach, p.score, p.posterior, p.n_votes, p.counted_votes,"
+            " p.anchors,"
             " p.supervoxels, p.judgeable, json_extract(p.detector, '$.frame.slices') AS slices,"
             " json_extract(p.detector, '$.frame.point[0]') - json_extract(p.detector, '$.frame.start[0]')"
             " AS key_slice, json_extract(p.detector, '$.frame.across') AS across,"
@@ -722,11 +731,12 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: i
     kept out of play still measures players (one whose own gold cannot be
     balanced, say, relies on another's). Light rows for choosing among many
     (asked for on every puzzle request): id, volume, kind, gold, score,
-    posterior, n_votes, judgeable, ``anchors`` and ``supervoxels`` (to tell
+    posterior, n_votes, counted_votes, judgeable, ``anchors`` and ``supervoxels`` (to tell
     whether an edit made the puzzle moot), the stack's ``slices``,
     ``key_slice`` and ``across`` from its frame (None without one), and ``priority``: most
     uncertain and most valuable first, puzzles close to retiring finished,
     ``0.4·(1 − |2p − 1|) + 0.4·score + 0.2·min(votes, min_votes)/min_votes``
+    (``votes``: those that count, so an account without a record steers nothing)
     with ``p`` the posterior (the score before any vote). The ``limit`` best,
     judgeable ones first (gold: any order). Open puzzles are read off
     :func:`index_priorities`' index when one was made for ``min_votes``
@@ -795,13 +805,15 @@ def mark_moot(store: Store, puzzle_id: int) -> bool:
 
 def set_puzzle_state(store: Store, puzzle_id: int, state: str, *, decision: bool | None = None,
                      posterior: float | None = None, confidence: float | None = None,
-                     edit_seq: int | None = None) -> None:
+                     edit_seq: int | None = None, counted_votes: int | None = None) -> None:
+    """A puzzle's state after a vote or a decision; ``counted_votes``: its yes/no votes that count, if given."""
     with store.write() as db:
         db.conn.execute(
             "UPDATE puzzles SET state = ?, decision = ?, posterior = ?, confidence = ?, edit_seq = ?,"
-            " retired = CASE WHEN ? = 'open' THEN NULL ELSE ? END WHERE id = ?",
+            " retired = CASE WHEN ? = 'open' THEN NULL ELSE ? END, counted_votes = COALESCE(?, counted_votes)"
+            " WHERE id = ?",
             (state, None if decision is None else int(decision), posterior, confidence, edit_seq, state,
-             time.time(), puzzle_id))
+             time.time(), counted_votes, puzzle_id))
 
 
 # ----------------------------------------------------------------------------- votes

@@ -239,7 +239,7 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
                 st.mark_moot(inst.store, puzzle["id"])  # only if still open: it may have retired meanwhile
                 continue
             fallback = fallback or (puzzle, picture)
-            wanted = max(1, settings.min_votes - puzzle["n_votes"])
+            wanted = max(1, settings.min_votes - puzzle["counted_votes"])  # votes without weight wait for none
             if inst.assignments.holds(puzzle["id"], player["id"]) or \
                     inst.assignments.outstanding(puzzle["id"], now) < wanted:
                 return _hand_out(inst, puzzle, player["id"], picture)

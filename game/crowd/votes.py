@@ -180,8 +180,10 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
                 retired = {"decision": decision.answer, "confidence": decision.confidence,
                            "won": None if value == cs.UNSURE else (value == cs.SUPPORT) == decision.answer}
             else:
-                st.set_puzzle_state(inst.store, puzzle_id, decision.state, posterior=decision.posterior,
-                                    confidence=decision.confidence)
+                counted = decision.votes > 0  # votes that weigh nothing leave it as no vote would
+                st.set_puzzle_state(inst.store, puzzle_id, decision.state,
+                                    posterior=decision.posterior if counted else None,
+                                    confidence=decision.confidence if counted else None, counted_votes=decision.votes)
         if notices:  # the voter was paid again for agreeing with the decision
             me = st.player(inst.store, player_id)
     inst.assignments.release(puzzle_id, player_id)
