@@ -124,9 +124,10 @@ def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
     The contact point of a pair is the face voxel (the face's lower voxel) nearest
     to the centroid of all its faces: the middle of the contact, and on it even
     when the contact is curved; of equally near ones, the first in (z, y, x)
-    order, so the point does not depend on the chunks it was read in. Two passes, so that memory holds a few numbers per pair and one chunk,
-    never the faces of the whole volume: the first counts the voxels and sums
-    each pair's face voxels (the centroids), the second finds the nearest.
+    order, so the point does not depend on the chunks it was read in. Two
+    passes, so that memory holds a few numbers per pair and one chunk, never
+    the faces of the whole volume: the first counts the voxels and sums each
+    pair's face voxels (the centroids), the second finds the nearest.
 
     Parameters
     ----------
