@@ -20,6 +20,7 @@ References
 from __future__ import annotations
 
 import functools
+import os
 from typing import Callable, Sequence
 
 import numpy as np
@@ -28,13 +29,33 @@ from game.errors import ProofQuestError
 from game.geometry import BBox
 
 
+# Of the memory free when a stage starts, the share its local workers may take together.
+MEMORY_SHARE = 0.8
+
+
+def local_workers(task_bytes: int | None, *, available: int | None = None, cpus: int | None = None) -> int:
+    """How many tasks of ``task_bytes`` working memory run at once on this machine: one per CPU, as many as
+    ``MEMORY_SHARE`` of the free memory holds, and at least one (None: one per CPU)."""
+    cpus = cpus or os.cpu_count() or 1
+    if not task_bytes:
+        return cpus
+    if available is None:
+        import psutil
+        available = psutil.virtual_memory().available
+    return max(1, min(cpus, int(available * MEMORY_SHARE) // int(task_bytes)))
+
+
 def compute(tasks: Sequence[Callable[[], object]], *, scheduler: str | None = None,
-            progress: Callable[[int, int], None] | None = None) -> list:
+            progress: Callable[[int, int], None] | None = None, task_bytes: int | None = None) -> list:
     """Run ``tasks`` (callables without arguments, e.g. ``functools.partial``) with dask; their results in order.
 
     ``scheduler``: None or ``"threads"`` (local threads), ``"processes"``,
     ``"synchronous"`` (one at a time, here), or a ``dask.distributed``
-    scheduler's address.
+    scheduler's address. ``task_bytes``: the working memory one task needs;
+    local schedulers then run only as many at once as free memory holds
+    (:func:`local_workers`), so a many-core machine does not run out of
+    memory where a 2-core one did not (a cluster's workers have their own
+    memory limits).
     """
     import dask
     if not tasks:
@@ -48,7 +69,8 @@ def compute(tasks: Sequence[Callable[[], object]], *, scheduler: str | None = No
                 if progress is not None:
                     progress(done, len(futures))
             return client.gather(futures)
-    results = dask.compute(*delayed, scheduler=scheduler or "threads")
+    local = {} if scheduler == "synchronous" else {"num_workers": local_workers(task_bytes)}
+    results = dask.compute(*delayed, scheduler=scheduler or "threads", **local)
     if progress is not None:
         progress(len(tasks), len(tasks))
     return list(results)

@@ -32,6 +32,29 @@ def test_the_membrane_filter_block_by_block_equals_the_whole_volume(tmp_path):
     assert np.array_equal(zarr.open_array(str(tmp_path / "boundary"), mode="r")[:], whole)
 
 
+def test_local_workers_run_only_as_many_tasks_at_once_as_free_memory_holds():
+    gib = 2**30
+    assert blockwise.local_workers(None, cpus=16) == 16
+    assert blockwise.local_workers(int(3.5 * gib), available=16 * gib, cpus=16) == 3  # 0.8 * 16 GiB / 3.5 GiB
+    assert blockwise.local_workers(int(3.5 * gib), available=64 * gib, cpus=2) == 2
+    assert blockwise.local_workers(64 * gib, available=2 * gib, cpus=16) == 1, "one at a time, never none"
+
+    import threading
+    lock, active, most = threading.Lock(), [0], [0]
+
+    def task(i):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return i
+    tasks = [functools.partial(task, i) for i in range(6)]
+    assert blockwise.compute(tasks, task_bytes=2**62) == list(range(6))
+    assert most[0] == 1, "a task larger than free memory runs alone"
+
+
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning", "ignore::UserWarning")
 def test_segment_on_a_local_cluster_of_two_workers_equals_the_in_process_run(tmp_path, tiny_demo_home):

@@ -52,8 +52,11 @@ def _bar(progress: ProgressFactory | None, desc: str) -> Callable[[int, int], No
 
 # ----------------------------------------------------------------------------- segmentation from boundaries
 
-# A watershed block of 2**26 voxels (a 64×1024×1024 slab) needs about 2 GB of working memory.
+# A watershed block of 2**26 voxels (a 64×1024×1024 slab) needs about 3.5 GiB of working memory, 56 bytes a voxel
+# (bench/bench_big_volume.py: one slab at a time peaked at 3.76 GiB, two at once at 6.99 GiB); local workers
+# flood only as many slabs at once as free memory holds.
 WATERSHED_BLOCK_VOXELS = 2**26
+WATERSHED_BYTES_PER_VOXEL = 56
 ANISOTROPY_CHOICES = ("auto", "on", "off")
 
 
@@ -98,7 +101,8 @@ def _watershed_into(source, writer, resolution, *, sections: bool = False, progr
     groups = [list(g) for _, g in itertools.groupby(slabs, key=lambda slab: slab.start[0] // chunk)]
     counts = [n for group in blockwise.compute(
         [functools.partial(blockwise.watershed_slabs, boundary, labels, group, sampling, sections) for group in groups],
-        scheduler=scheduler, progress=_bar(progress, "watershed, section by section" if sections else "watershed"))
+        scheduler=scheduler, progress=_bar(progress, "watershed, section by section" if sections else "watershed"),
+        task_bytes=depth * shape[1] * shape[2] * WATERSHED_BYTES_PER_VOXEL)
         for n in group]
     offsets = np.concatenate([[0], np.cumsum(counts, dtype=np.int64)])
     if offsets[-1] >= 2**32:
