@@ -108,10 +108,20 @@ const practice = (() => {
     panel.querySelector('[data-role=progress]').textContent = `Practice puzzle ${i + 1} of ${puzzles.length}`;
     describePuzzle(panel, puzzle);
     viewer.setLoading();
-    await item.stack.ready;
-    viewer.show(item.stack);
-    // Fetch the truth while the player looks, so the feedback can show it the moment they answer.
-    item.truthStack = preload(puzzle, ['truth']);
+    const shown = item;
+    try {
+      await shown.stack.ready;
+    } catch {
+      // the pictures did not arrive (or the player left the page while they loaded)
+      if (item === shown) viewer.showMessage('This puzzle could not be loaded', 'Reload the page to try again.');
+      return;
+    }
+    if (item !== shown) return;
+    viewer.show(shown.stack);
+    // Fetch the truth while the player looks, so the feedback can show it the moment they answer; until they
+    // do, nobody waits on it, so a failed fetch (or leaving the page) is no error.
+    shown.truthStack = preload(puzzle, ['truth']);
+    shown.truthStack.ready.catch(() => {});
   }
 
   async function answer(choice) {
@@ -136,7 +146,11 @@ const practice = (() => {
     feedback.querySelector('[data-role=next-practice]').focus({ preventScroll: true });
     const shown = item;
     shown.stack.truth = shown.truthStack.truth;
-    await shown.truthStack.ready;
+    try {
+      await shown.truthStack.ready;
+    } catch {
+      return;  // no truth picture: the answer and its explanation above still stand
+    }
     if (item === shown) showTruth(true);  // unless the player already moved on
   }
 

@@ -95,3 +95,28 @@ def test_the_side_by_side_step_reads_the_two_sections_and_its_toggle_switches_to
     expect(slice_).to_be_hidden()
     expect(toggle).to_have_attribute("aria-pressed", "true")
     expect(heading).to_be_visible()  # P switched the picture, not the step
+
+
+def test_a_truth_picture_that_never_arrives_is_no_page_error_and_the_answer_still_shows(new_context):
+    """The tutorial fetches each practice puzzle's truth while the player looks; when that fetch fails (a lost
+    connection, or leaving the page while it loads) nothing may break: no unhandled error, the feedback shows."""
+    from playwright.sync_api import expect
+
+    context = new_context()
+    errors = []
+    context.route(re.compile(r".*/truth\.png.*"), lambda route: route.abort())
+    page = context.new_page()
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/")
+    page.get_by_role("button", name="Play as guest").click()
+    page.wait_for_url("**/tutorial")
+    while page.get_by_role("button", name="Next →").count() and page.get_by_role("button", name="Next →").is_visible():
+        page.get_by_role("button", name="Next →").click()
+    wait_for_puzzle(page)
+    page.wait_for_timeout(500)  # the truth's fetch fails while the player looks
+    page.keyboard.press("n")
+    feedback = page.get_by_test_id("tutorial-feedback")
+    expect(feedback).to_contain_text("Not quite")
+    expect(feedback.locator("[data-role=truth-answer]")).to_have_text("Yes, one neurite")
+    page.wait_for_timeout(300)
+    assert errors == [], errors
