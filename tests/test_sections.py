@@ -89,6 +89,10 @@ def test_the_pair_picture_puts_the_two_sections_side_by_side_and_the_sections_be
     left, right = pair[at], pair[at[0], at[1] + OUT_SIZE + pz.PAIR_GUTTER]
     assert left[0] > left[2] and right[2] > right[0]  # orange where it ends, blue where it begins
     assert pair.shape[0] > top + OUT_SIZE + pz.PAIR_CAPTION_PX  # a strip of the 11 sections between
+    # the captions read on a phone, where the picture is shown 334 px wide: a line of text at least 10 px high
+    lit = np.flatnonzero((pair[:top, :OUT_SIZE] > 200).all(axis=2).any(axis=1))
+    first_line = lit[:np.argmax(np.diff(lit) > 1) + 1] if (np.diff(lit) > 1).any() else lit
+    assert (first_line[-1] - first_line[0] + 1) * 334 / pair.shape[1] >= 10
     # from one section to the next there is nothing between: no strip
     one = _rgb(pz.render_pair(image, a[crop], b[crop], frame.key, 1, point=point))
     assert one.shape[0] == top + OUT_SIZE

@@ -55,8 +55,13 @@ PNG_COMPRESS_LEVEL = 6
 # The pair picture (render_pair): panels apart by this many pixels, a caption band above each row, and at most
 # this many of the sections between (evenly spaced, in order) in the strip below the two panels.
 PAIR_GUTTER = 8
-PAIR_CAPTION_PX = 34
-PAIR_FONT_PX = 24
+# Each panel's caption in two lines ("This section" over "orange") large enough to read on a phone, where the
+# picture is shown at about 0.43 of its size (40 px type: 17 px there; 24 px on one line was 7 px high); the
+# strip's one-line caption smaller.
+PAIR_FONT_PX = 40
+PAIR_CAPTION_PX = 2 * (PAIR_FONT_PX + 4) + 8
+PAIR_STRIP_FONT_PX = 34
+PAIR_STRIP_CAPTION_PX = PAIR_STRIP_FONT_PX + 10
 PAIR_STRIP = 6
 # Dark like the viewer's stage around the EM; captions light. On a phone the picture is shown 0.45 times its size.
 PAIR_BACKGROUND = (12, 16, 26)
@@ -304,22 +309,23 @@ def render_pair(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, key: 
     ends = 0 if part_a[key][tuple(point)] else 1
     width = 2 * panels[0].width + PAIR_GUTTER
     strip = (width - (PAIR_STRIP - 1) * PAIR_GUTTER) // PAIR_STRIP
-    height = PAIR_CAPTION_PX + panels[0].height + (PAIR_CAPTION_PX + strip if between else 0)
+    height = PAIR_CAPTION_PX + panels[0].height + (PAIR_STRIP_CAPTION_PX + strip if between else 0)
     sheet = Image.new("RGB", (width, height), PAIR_BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     font = ImageFont.load_default(size=PAIR_FONT_PX)
     first, second = COLOUR_NAMES[ends], COLOUR_NAMES[1 - ends]
     further = "The next section" if across == 1 else f"{across} sections further"
-    for x, caption in ((0, f"This section: {first}"), (panels[0].width + PAIR_GUTTER, f"{further}: {second}")):
-        draw.text((x + 2, 3), caption, fill=PAIR_TEXT, font=font)
+    for x, caption in ((0, f"This section:\n{first}"), (panels[0].width + PAIR_GUTTER, f"{further}:\n{second}")):
+        draw.multiline_text((x + 4, 4), caption, fill=PAIR_TEXT, font=font, spacing=4)
     sheet.paste(panels[0], (0, PAIR_CAPTION_PX))
     sheet.paste(panels[1], (panels[0].width + PAIR_GUTTER, PAIR_CAPTION_PX))
     if between:
         top = PAIR_CAPTION_PX + panels[0].height
         gone = across - 1
-        draw.text((2, top + 3), f"The {gone} section{'s' if gone > 1 else ''} between, in order"
-                  + ("" if len(between) == gone else f" ({len(between)} of them)"), fill=PAIR_TEXT, font=font)
+        draw.text((4, top + 5), f"The {gone} section{'s' if gone > 1 else ''} between, in order"
+                  + ("" if len(between) == gone else f" ({len(between)} of them)"), fill=PAIR_TEXT,
+                  font=ImageFont.load_default(size=PAIR_STRIP_FONT_PX))
         for i, panel in enumerate(panels[2:]):
             sheet.paste(panel.resize((strip, strip), Image.Resampling.LANCZOS),
-                        (i * (strip + PAIR_GUTTER), top + PAIR_CAPTION_PX))
+                        (i * (strip + PAIR_GUTTER), top + PAIR_STRIP_CAPTION_PX))
     return encode_png(np.asarray(sheet))
