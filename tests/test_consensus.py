@@ -130,6 +130,8 @@ def test_a_big_edit_needs_broad_agreement_and_a_rejection_does_not():
     # unsure votes and votes at the reliability floor weigh nothing; a 0.9 vote weighs twice a 0.75 one
     assert agreement([SUPPORT, OPPOSE, UNSURE], [0.9, 0.75, 0.9], settings) == pytest.approx(2 / 3)
     assert agreement([SUPPORT, OPPOSE], [0.5, 0.9], settings) == 0.0
+    # votes that do not count weigh nothing here either
+    assert agreement([SUPPORT, OPPOSE, OPPOSE], [0.9, 0.9, 0.9], settings, counted=[True, False, False]) == 1.0
     divided = [SUPPORT] * 11 + [OPPOSE] * 8  # posterior 0.999, agreement 11/19
     contested = decide(divided, [0.9] * 19, 0.5, settings, stake=0.02)
     assert (contested.state, contested.answer, contested.contested) == ("expert", None, True)

@@ -208,7 +208,7 @@ def posterior(answers, reliabilities, prior: float,
     return float(_sigmoid(log_odds))
 
 
-def agreement(answers, reliabilities, settings: ConsensusSettings) -> float:
+def agreement(answers, reliabilities, settings: ConsensusSettings, counted=None) -> float:
     """The share of the votes' weight that supports the edit.
 
     Each yes/no vote weighs what it adds to the posterior's log-odds
@@ -217,9 +217,13 @@ def agreement(answers, reliabilities, settings: ConsensusSettings) -> float:
     make the edit under the one-coin model, this asks how broadly they agree:
     the model takes voters as independent, so many votes of a divided crowd
     can pass any posterior bar while a third or more of its weight says no.
+    ``counted``: as for :func:`decide`, the mask of the votes that count.
     """
-    answers = np.asarray(answers, dtype=float)
-    weights = vote_weight(np.asarray(reliabilities, dtype=float), settings) * np.abs(answers)
+    answers, reliabilities = np.asarray(answers, dtype=float), np.asarray(reliabilities, dtype=float)
+    if counted is not None:
+        counted = np.asarray(counted, dtype=bool)
+        answers, reliabilities = answers[counted], reliabilities[counted]
+    weights = vote_weight(reliabilities, settings) * np.abs(answers)
     total = float(weights.sum())
     return float(weights[answers > 0].sum()) / total if total > 0 else 0.5
 

@@ -235,8 +235,7 @@ def expert_queue(inst) -> list[dict]:
         p["votes"] = st.puzzle_votes(inst.store, p["id"])
         p["question"] = question_for(p["kind"])
         values, weights, counted = _ballots(inst, p)
-        p["agreement"] = cs.agreement([v for v, c in zip(values, counted) if c],
-                                      [w for w, c in zip(weights, counted) if c], settings)
+        p["agreement"] = cs.agreement(values, weights, settings, counted=counted)
         p["contested"] = (p["posterior"] or 0.0) >= settings.apply_confidence \
             and p["agreement"] < settings.big_apply_agreement
     return rows
