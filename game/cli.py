@@ -358,8 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = {name: sub.add_parser(name, parents=[common], help=text, description=text)
          for name, (_, text) in COMMANDS.items()}
 
-    p["serve"].add_argument("--host", default="127.0.0.1")
-    p["serve"].add_argument("--port", type=int, default=5000)
+    # SUPPRESS: `run.py --port N serve` keeps the N given before the command
+    p["serve"].add_argument("--host", default=argparse.SUPPRESS)
+    p["serve"].add_argument("--port", type=int, default=argparse.SUPPRESS)
 
     p["demo"].add_argument("--name", help="volume name (default: demo)")
     p["demo"].add_argument("--shape", help="size Z,Y,X (default 64,256,256)")

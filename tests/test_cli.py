@@ -15,7 +15,7 @@ import zarr
 from conftest import shared_data
 
 from game.app import store as st
-from game.cli import main
+from game.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -228,3 +228,11 @@ def test_a_mistyped_home_says_it_makes_a_new_instance_folder(capsys, tmp_path):
     assert code == 0 and "did not exist; created a new instance folder" in err
     code, _, err = run(capsys, "--home", tmp_path / "instnace", "volumes")
     assert code == 0 and err == ""
+
+
+@pytest.mark.parametrize("argv", [["--host", "0.0.0.0", "--port", "5077", "serve"],
+                                  ["serve", "--host", "0.0.0.0", "--port", "5077"],
+                                  ["--host", "0.0.0.0", "--port", "5077"]])
+def test_the_address_to_serve_on_is_kept_before_or_after_the_command(argv):
+    args = build_parser().parse_args(argv)
+    assert (args.host, args.port) == ("0.0.0.0", 5077)
