@@ -84,7 +84,8 @@ class Pool:
         found = detect.detect(volume, agg, rag, model=self._model_path("SCORE_MODEL"),
                               cnn=self._model_path("DETECTOR_MODEL"), known=st.known_answers(inst.store, name),
                               limit=None, skip=skip, progress=progress, sizes=sizes, points=points,
-                              segments=segments, gaps=gaps, depth=inst.settings["SPLIT_TREE_DEPTH"])
+                              segments=segments, gaps=gaps, depth=inst.settings["SPLIT_TREE_DEPTH"],
+                              contrast=inst.settings["SPLIT_CUT_CONTRAST"])
         known = supervoxel_truth(volume, agg.n_supervoxels)
         if known is None:
             return found

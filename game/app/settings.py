@@ -189,8 +189,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("LIVING_POOL", True, "After every decision, scan the segments it concerns again: new candidates become "
             "puzzles, and a rejected cut opens the next one of that segment (off: the first start's puzzles only).",
             _bool),
-    Setting("SPLIT_TREE_DEPTH", 8, "How many of the merges that built a segment are proposed as cuts, last first "
-            "(one at a time per segment).", int),
+    Setting("SPLIT_TREE_DEPTH", 4, "The last merges that built a segment, proposed as cuts whatever the boundary "
+            "across them; deeper merges are proposed where SPLIT_CUT_CONTRAST finds evidence (see "
+            "bench/bench_split_reach.py).", _count),
+    Setting("SPLIT_CUT_CONTRAST", 0.0, "A deeper merge is proposed as a cut when the mean boundary across the cut "
+            "exceeds the segment's inside mean by more than this (-1: every merge). A segment's cuts are asked one "
+            "at a time, strongest boundary first.", float),
     Setting("POOL_OPEN", 1000, "Most open crowd puzzles a volume keeps: beyond it the best-scored candidates become "
             "puzzles and the rest wait, coming in as decisions retire puzzles (a 20x1024x1024 volume had 12,106 "
             "candidates, framed in 21 minutes before its first puzzle; the demo's ~800 are all open at once). "

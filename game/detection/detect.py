@@ -277,7 +277,7 @@ def detect(volume, agg: Agglomeration, rag: RAG, *, model: ScoreModel | str | Pa
         ``progress(done, total)`` of each stage.
     **scan
         Passed to :func:`game.detection.candidates.find_candidates` (``sizes``,
-        ``points``, ``segments``, ``gaps``, ``depth``).
+        ``points``, ``segments``, ``gaps``, ``depth``, ``contrast``).
 
     Returns
     -------
