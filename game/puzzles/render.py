@@ -29,13 +29,17 @@ References
 
 from __future__ import annotations
 
-import io
 from typing import Sequence
 
+import imagecodecs
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage as ndi
 
+# The version of the drawing, part of every picture's cache key (game.puzzles.cache.picture_key): BUMP IT
+# whenever what a picture shows changes (colours, outlines, marks, captions, sizes...), so that pictures
+# drawn by the older code are never served again, neither from the server's cache nor a browser's.
+RENDERER_VERSION = 2
 PALETTE = ("#E69F00", "#0072B2")
 FILL_OPACITY = 0.35
 OUTLINE_PX = 2
@@ -51,7 +55,11 @@ MARK_PX = 11
 # PNG bytes (2.2 times as many from 192 to 384 px on fibsem-gala) and adds no detail:
 # beyond that, pixels are replicated.
 EM_MAX_ZOOM = 2
-PNG_COMPRESS_LEVEL = 6
+# zlib level 1 with every row Paeth-filtered, by libpng (through imagecodecs): about 2.5 times as fast as
+# Pillow's level 1, whose per-row choice of filter costs more than libpng's whole encoding, and 7 times its
+# level 6, for files about 13 % larger than level 6 on EM (bench/bench_puzzles.py). The pixels are the same.
+PNG_COMPRESS_LEVEL = 1
+PNG_FILTER = imagecodecs.PNG.FILTER.PAETH
 # The pair picture (render_pair): panels apart by this many pixels, a caption band above each row, and at most
 # this many of the sections between (evenly spaced, in order) in the strip below the two panels.
 PAIR_GUTTER = 8
@@ -73,10 +81,7 @@ def encode_png(array: np.ndarray) -> bytes:
     """PNG bytes of a uint8 array: (H, W) greyscale or (H, W, 3) RGB."""
     if array.dtype != np.uint8 or not (array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 3)):
         raise ValueError(f"encode_png takes uint8 (H, W) or (H, W, 3), got {array.dtype} {array.shape}")
-    buffer = io.BytesIO()
-    # optimize=True (zlib level 9) saves under 1 % on EM at 4.5 times the time of level 6.
-    Image.fromarray(array).save(buffer, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    return buffer.getvalue()
+    return bytes(imagecodecs.png_encode(np.ascontiguousarray(array), level=PNG_COMPRESS_LEVEL, filter=PNG_FILTER))
 
 
 def render_slices(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, *, out_size: int = 384,
@@ -114,13 +119,18 @@ def render_slices(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, *, 
         One ``{'plain': bytes, 'overlay': bytes}`` per section: the greyscale
         EM, and the EM in grey with the parts tinted.
     """
+    labels = _part_labels(image, part_a, part_b, "render_slices")
+    return _encoded(*_draw(image, labels, _colour_table(palette), out_size, opacity, padding, point))
+
+
+def _part_labels(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, caller: str) -> np.ndarray:
+    """0 outside the parts, 1 in part A, 2 in part B; ValueError unless the image and parts fit together."""
     if image.dtype != np.uint8 or image.ndim != 3 or part_a.shape != image.shape or part_b.shape != image.shape:
-        raise ValueError(f"render_slices takes a uint8 (Z, H, W) image and parts of its shape, got "
+        raise ValueError(f"{caller} takes a uint8 (Z, H, W) image and parts of its shape, got "
                          f"{image.dtype} {image.shape}, {part_a.shape} and {part_b.shape}")
     if np.any(part_a & part_b):
         raise ValueError("the two parts overlap; a voxel belongs to A or to B")
-    labels = part_a.astype(np.uint8) + 2 * part_b.astype(np.uint8)
-    return _render(image, labels, _colour_table(palette), out_size, opacity, padding, point)
+    return part_a.astype(np.uint8) + 2 * part_b.astype(np.uint8)
 
 
 def render_truth(image: np.ndarray, truth: np.ndarray, objects: Sequence[int], *, out_size: int = 384,
@@ -154,7 +164,7 @@ def render_truth(image: np.ndarray, truth: np.ndarray, objects: Sequence[int], *
     colours = _colour_table(palette)
     if label_a == label_b:
         colours[2] = colours[1]
-    return [pngs["overlay"] for pngs in _render(image, labels, colours, out_size, opacity, padding, point)]
+    return [encode_png(overlay) for overlay in _draw(image, labels, colours, out_size, opacity, padding, point)[1]]
 
 
 def _colour_table(palette: Sequence[str]) -> np.ndarray:
@@ -163,23 +173,25 @@ def _colour_table(palette: Sequence[str]) -> np.ndarray:
     return np.array([[0, 0, 0], *rgb], dtype=np.float64)
 
 
-def _render(image: np.ndarray, labels: np.ndarray, table: np.ndarray, out_size: int, opacity: float,
-            padding: np.ndarray | None, point: Sequence[int] | None) -> list[dict]:
+def _draw(image: np.ndarray, labels: np.ndarray, table: np.ndarray, out_size: int, opacity: float,
+          padding: np.ndarray | None, point: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The stack's pictures as arrays, plain (Z, H, W) and overlay (Z, H, W, 3), all sections at once."""
     out_shape = _output_shape(image.shape[1:], out_size)
     scale = out_shape[0] / image.shape[1]
     corridor = max(CORRIDOR_MIN_PX, round(CORRIDOR_VOXELS * scale))
-    marks = None if point is None else _point_marks(out_shape, [(p + 0.5) * scale for p in point])
-    slices = []
-    for z, (section, section_labels) in enumerate(zip(image, labels)):
-        grey = _upscale_em(section, out_shape)
-        if padding is not None and padding[z].any():
-            grey = np.where(_nearest(padding[z], out_shape), _hatch(out_shape), grey).astype(np.uint8)
-        overlay = _overlay(grey, _nearest(section_labels, out_shape), table, opacity, corridor)
-        if marks is not None:
-            overlay[marks[0]] = 255
-            overlay[marks[1]] = 0
-        slices.append({"plain": encode_png(grey), "overlay": encode_png(overlay)})
-    return slices
+    grey = _upscale_em(image, out_shape)
+    if padding is not None and padding.any():
+        grey = np.where(_nearest(padding, out_shape), _hatch(out_shape), grey).astype(np.uint8)
+    overlay = _overlay(grey, _nearest(labels, out_shape), table, opacity, corridor)
+    if point is not None:
+        fill, rim = _point_marks(out_shape, [(p + 0.5) * scale for p in point])
+        overlay[:, fill] = 255
+        overlay[:, rim] = 0
+    return grey, overlay
+
+
+def _encoded(plain: np.ndarray, overlay: np.ndarray) -> list[dict]:
+    return [{"plain": encode_png(grey), "overlay": encode_png(coloured)} for grey, coloured in zip(plain, overlay)]
 
 
 def _output_shape(shape: Sequence[int], out_size: int) -> tuple[int, int]:
@@ -188,22 +200,24 @@ def _output_shape(shape: Sequence[int], out_size: int) -> tuple[int, int]:
 
 
 def _nearest(array: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
-    rows = np.arange(out_shape[0]) * array.shape[0] // out_shape[0]
-    cols = np.arange(out_shape[1]) * array.shape[1] // out_shape[1]
-    return array[rows[:, None], cols]
+    """Nearest-neighbour resampling of the last two axes to ``out_shape``."""
+    rows = np.arange(out_shape[0]) * array.shape[-2] // out_shape[0]
+    cols = np.arange(out_shape[1]) * array.shape[-1] // out_shape[1]
+    return array.take(rows, axis=-2).take(cols, axis=-1)
 
 
-def _upscale_em(section: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
-    """Bicubic to about ``EM_MAX_ZOOM`` times the native size, then pixel replication.
+def _upscale_em(sections: np.ndarray, out_shape: tuple[int, int]) -> np.ndarray:
+    """Bicubic to about ``EM_MAX_ZOOM`` times the native size, then pixel replication, section by section.
 
     The bicubic stage stops at half the output size (or the native size, if
     larger), so crops up to half the output keep all their detail.
     """
-    native, out = max(section.shape), max(out_shape)
+    native, out = max(sections.shape[1:]), max(out_shape)
     replicate = max(1, out // min(EM_MAX_ZOOM * native, max(native, out // 2)))
     smooth = tuple(-(-n // replicate) for n in out_shape)
-    resized = Image.fromarray(np.ascontiguousarray(section)).resize(smooth[::-1], Image.Resampling.BICUBIC)
-    return _nearest(np.asarray(resized), out_shape)
+    resized = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(section)).resize(
+        smooth[::-1], Image.Resampling.BICUBIC)) for section in sections])
+    return _nearest(resized, out_shape)
 
 
 def _overlay(grey: np.ndarray, labels: np.ndarray, table: np.ndarray, opacity: float,
@@ -215,26 +229,49 @@ def _overlay(grey: np.ndarray, labels: np.ndarray, table: np.ndarray, opacity: f
     border between the parts, so the membrane there (or its absence) shows in
     its own grey; a thin part keeps its outline everywhere else. Each part's
     border is outlined ``OUTLINE_PX`` wide, but not along the crop's edge,
-    where the part goes on.
+    where the part goes on. ``grey`` and ``labels`` are (Z, H, W) stacks; the
+    colour of every pixel is one look-up in a table indexed by its state (tinted, faded, outline),
+    its label and its grey level.
     """
-    near_other = _near_other(labels, corridor)
-    rgb = np.where(near_other[..., None], _blend(table, opacity * CORRIDOR_FADE)[labels, grey],
-                   _blend(table, opacity)[labels, grey])
-    edge = 2 * OUTLINE_PX + 1
-    border = (ndi.maximum_filter(labels, edge, mode="nearest")
-              != ndi.minimum_filter(labels, edge, mode="nearest")) & (labels > 0)
+    border = (_square_filter(labels, OUTLINE_PX, np.maximum)
+              != _square_filter(labels, OUTLINE_PX, np.minimum)) & (labels > 0)
     border &= ~_near_other(labels, OUTLINE_PX + 1)
-    rgb[border] = table[labels[border]]
-    return rgb
+    state = np.where(border, 2, _near_other(labels, corridor)).astype(np.intp)
+    looks = np.stack([_blend(table, opacity), _blend(table, opacity * CORRIDOR_FADE),
+                      np.broadcast_to(table.astype(np.uint8)[:, None, :], (len(table), 256, 3))])
+    return looks.reshape(-1, 3).take((state * len(table) + labels) * 256 + grey, axis=0)
 
 
 def _near_other(labels: np.ndarray, distance: int) -> np.ndarray:
     """Pixels of a part within ``distance`` pixels (square) of a different part."""
-    size = 2 * distance + 1
     # a pixel next to a different part sees both the largest and the smallest label around it
-    highest = ndi.maximum_filter(labels, size, mode="nearest")
-    lowest = ndi.minimum_filter(np.where(labels > 0, labels, 255), size, mode="nearest")
+    highest = _square_filter(labels, distance, np.maximum)
+    lowest = _square_filter(np.where(labels > 0, labels, 255).astype(labels.dtype), distance, np.minimum)
     return (labels > 0) & ((highest != labels) | (lowest != labels))
+
+
+def _square_filter(stack: np.ndarray, radius: int, extreme: np.ufunc) -> np.ndarray:
+    """The largest (``np.maximum``) or smallest (``np.minimum``) value within ``radius`` pixels (square) of
+    each pixel of each section of a (Z, H, W) stack, the sections' edges extended.
+
+    As ``scipy.ndimage.maximum_filter(stack, (1, 2 * radius + 1, 2 * radius + 1), mode='nearest')`` (or
+    ``minimum_filter``), but as a few whole-array ufunc calls on shifted views, the window doubling each
+    time: scipy filters line by line, about 10 times slower on a 7-section stack of 384 px.
+    """
+    width = 2 * radius + 1
+    out = stack
+    for axis in (1, 2):
+        size = out.shape[axis]
+        along = (lambda start, stop: (slice(None),) * axis + (slice(start, stop),))
+        # span[i] holds the extreme of padded[i : i + reach]
+        span = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in range(3)], mode="edge")
+        reach = 1
+        while 2 * reach <= width:
+            span = extreme(span[along(None, -reach)], span[along(reach, None)])
+            reach *= 2
+        # two windows of ``reach`` >= width / 2 cover the window of ``width``
+        out = extreme(span[along(0, size)], span[along(width - reach, width - reach + size)])
+    return out
 
 
 def _blend(table: np.ndarray, opacity: float) -> np.ndarray:
@@ -303,9 +340,9 @@ def render_pair(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, key: 
         between = [between[round(i * (len(between) - 1) / (PAIR_STRIP - 1))] for i in range(PAIR_STRIP)]
     shown = [key, key + across, *between]
     crop = (lambda array: None if array is None else array[shown])
-    slices = render_slices(image[shown], part_a[shown], part_b[shown], out_size=out_size, palette=palette,
-                           opacity=opacity, padding=crop(padding), point=point)
-    panels = [Image.open(io.BytesIO(s["overlay"])).convert("RGB") for s in slices]
+    labels = _part_labels(image, part_a, part_b, "render_pair")[shown]
+    overlays = _draw(image[shown], labels, _colour_table(palette), out_size, opacity, crop(padding), point)[1]
+    panels = [Image.fromarray(overlay) for overlay in overlays]
     ends = 0 if part_a[key][tuple(point)] else 1
     width = 2 * panels[0].width + PAIR_GUTTER
     strip = (width - (PAIR_STRIP - 1) * PAIR_GUTTER) // PAIR_STRIP
