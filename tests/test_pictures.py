@@ -1,9 +1,11 @@
 """No waiting on pictures: drawn when the pool makes a puzzle, redrawn when its parts change, served immutable."""
 
 import numpy as np
-from conftest import oracle_puzzles
+from conftest import oracle_puzzles, vote
 
+from game.app import images, players
 from game.app import store as st
+from game.puzzles import render
 from game.puzzles.cache import PuzzleImageCache, picture_key
 from game.segmentation.rag import RAG
 from game.web import create_app
@@ -61,3 +63,33 @@ def test_pictures_asked_for_by_their_key_are_immutable_and_others_revalidate(ins
     assert get(f"/puzzle-image/{puzzle['id']}/3/overlay.png", **{"If-None-Match": headers["ETag"]})[0] == 304
     stale = get(f"/puzzle-image/{puzzle['id']}/3/overlay.png?v={puzzle['id']}-000000000000")
     assert stale[1]["Cache-Control"] == "private, no-cache"
+
+
+def test_pictures_drawn_by_an_older_renderer_are_drawn_again_never_served(inst, monkeypatch):
+    ids, _ = oracle_puzzles(inst, teach=True)
+    crowd = next(p["id"] for p in st.puzzles(inst.store, volume="demo", state="open", gold=False))
+    teach = next(p["id"] for p in st.puzzles(inst.store, volume="demo", gold=True) if p["teach"])
+    player = players.create_guest(inst.store)
+    vote(inst, player["id"], teach, "yes")
+    wanted = [(crowd, "overlay"), (crowd, "plain"), (teach, "overlay"), (teach, "truth")]
+    client = create_app({"TESTING": True}, instance=inst).test_client()
+    current = render.RENDERER_VERSION
+    monkeypatch.setattr(render, "RENDERER_VERSION", current - 1)
+    older = {want: images.puzzle_image(inst, want[0], 2, want[1], player_id=player["id"]) for want in wanted}
+    for path, _ in older.values():
+        path.write_bytes(b"a picture as the older renderer drew it")
+    assert images.prerender(inst, [crowd, teach]) == 0  # all there under that version's keys
+    monkeypatch.setattr(render, "RENDERER_VERSION", current)
+    assert images.prerender(inst, [crowd, teach]) == 2
+    for want, (old_path, old_key) in older.items():
+        path, key = images.puzzle_image(inst, want[0], 2, want[1], player_id=player["id"])
+        assert key != old_key and f"-r{current}" in key and old_key.replace(f"-r{current - 1}", f"-r{current}") == key
+        assert path != old_path and path.read_bytes().startswith(b"\x89PNG")
+    # the web: a page asking by the old key revalidates (and gets the new picture); the new key is immutable
+    token = client.get("/auth/csrf").get_json()["csrf_token"]
+    client.post("/auth/guest", headers={"Accept": "application/json", "X-CSRFToken": token})
+    path, key = images.puzzle_image(inst, crowd, 2, "overlay")
+    with client.get(f"/puzzle-image/{crowd}/2/overlay.png?v={older[crowd, 'overlay'][1]}") as reply:
+        assert reply.headers["Cache-Control"] == "private, no-cache" and reply.data == path.read_bytes()
+    with client.get(f"/puzzle-image/{crowd}/2/overlay.png?v={key}") as reply:
+        assert "immutable" in reply.headers["Cache-Control"] and reply.data == path.read_bytes()

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage as ndi
 from skimage.color import rgb2lab
 
 from game.crowd import consensus
@@ -18,6 +19,7 @@ from game.puzzles.render import (
     FILL_OPACITY,
     OUTLINE_PX,
     PALETTE,
+    _square_filter,
     encode_png,
     render_slices,
     render_truth,
@@ -240,6 +242,16 @@ def test_real_em_slices_stay_small():
     for pngs in render_slices(image, truth == 28, truth == 40, point=(48, 48)):
         assert len(pngs["plain"]) < 40_000
         assert len(pngs["overlay"]) < 70_000
+
+
+@pytest.mark.parametrize("radius", [0, 1, 2, 3, 6, 8])
+def test_the_square_filter_is_scipys_maximum_and_minimum_filter_with_nearest_edges(radius):
+    rng = np.random.default_rng(radius)
+    for shape in [(3, 40, 33), (2, 5, 9), (1, 1, 17)]:
+        stack = rng.integers(0, 3, shape).astype(np.uint8)
+        size = (1, 2 * radius + 1, 2 * radius + 1)
+        assert np.array_equal(_square_filter(stack, radius, np.maximum), ndi.maximum_filter(stack, size, mode="nearest"))
+        assert np.array_equal(_square_filter(stack, radius, np.minimum), ndi.minimum_filter(stack, size, mode="nearest"))
 
 
 # ----------------------------------------------------------------------------- cache

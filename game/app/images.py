@@ -13,7 +13,9 @@ frames were stored is framed when it is first drawn.
 A puzzle whose parts touch only across sections (its frame's ``across``) also
 has a *pair* picture (:func:`game.puzzles.render.render_pair`): the section
 where one part ends beside the one where the other begins, with the sections
-between; slice 0 of the variant ``pair``, kept under the picture key plus ``-pair``.
+between; slice 0 of the variant ``pair``. The pair and truth pictures are kept
+apart from the slices, under the picture key plus ``-pair`` or ``-truth``
+(:func:`stored_key`).
 """
 
 from __future__ import annotations
@@ -124,8 +126,15 @@ def picture_key(inst, puzzle: dict) -> str:
         raise ProofQuestError(f"puzzle {puzzle['id']} was settled by another edit; ask for the next one") from None
 
 
+def stored_key(picture: str, variant: str) -> str:
+    """The cache key of a variant's pictures, from the puzzle's picture key (:func:`picture_key`): the pair and
+    truth pictures apart from the slices (plain and overlay). The truth's is also the ``v`` its URL carries."""
+    return f"{picture}-{variant}" if variant in ("pair", "truth") else picture
+
+
 def puzzle_image(inst, puzzle_id: int, z: int, variant: str, *, player_id: int | None = None) -> tuple[Path, str]:
-    """The PNG of one slice of a puzzle, rendered once and cached, and the key it is kept under.
+    """The PNG of one slice of a puzzle, rendered once and cached, and the key that marks its URL immutable
+    (``?v=``: the picture key; for the truth, its stored key).
 
     The truth is shown for practice puzzles, and for a teach puzzle to a
     player who has answered it; never for secret gold or crowd puzzles. The
@@ -145,10 +154,9 @@ def puzzle_image(inst, puzzle_id: int, z: int, variant: str, *, player_id: int |
             puzzle["teach"] and player_id is not None and st.has_voted(inst.store, puzzle_id, player_id))):
         raise ProofQuestError("the truth is shown only for practice puzzles and, once answered, teaching ones")
     cache = PuzzleImageCache(inst.cache_dir / "puzzles")
-    key = f"{puzzle_id}-truth" if variant == "truth" else picture_key(inst, puzzle)
-    if variant == "pair":
-        return cache.get(f"{key}-pair", 0, True, lambda: _render(inst, puzzle, "pair")), key
-    return cache.get(key, z, variant != "plain", lambda: _render(inst, puzzle, variant)), key
+    picture = picture_key(inst, puzzle)
+    path = cache.get(stored_key(picture, variant), z, variant != "plain", lambda: _render(inst, puzzle, variant))
+    return path, stored_key(picture, variant) if variant == "truth" else picture
 
 
 def prerender(inst, puzzle_ids, *, progress=None) -> int:
@@ -165,10 +173,10 @@ def prerender(inst, puzzle_ids, *, progress=None) -> int:
         if key is not None and not cache.has(key):
             cache.get(key, 0, False, lambda: _render(inst, puzzle, "overlay"))
             rendered += 1
-        if key is not None and has_pair(puzzle) and not cache.has(f"{key}-pair"):
-            cache.get(f"{key}-pair", 0, True, lambda: _render(inst, puzzle, "pair"))
-        if (puzzle["tutorial"] or puzzle["teach"]) and not cache.has(f"{puzzle_id}-truth"):
-            cache.get(f"{puzzle_id}-truth", 0, True, lambda: _render(inst, puzzle, "truth"))
+        if key is not None and has_pair(puzzle) and not cache.has(stored_key(key, "pair")):
+            cache.get(stored_key(key, "pair"), 0, True, lambda: _render(inst, puzzle, "pair"))
+        if key is not None and (puzzle["tutorial"] or puzzle["teach"]) and not cache.has(stored_key(key, "truth")):
+            cache.get(stored_key(key, "truth"), 0, True, lambda: _render(inst, puzzle, "truth"))
         if progress is not None:
             progress(done, len(puzzle_ids))
     return rendered

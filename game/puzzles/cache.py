@@ -1,13 +1,14 @@
 """Rendered puzzle slices on disk, made once and served as files, under keys that change with the picture.
 
 A crowd puzzle's overlay colours its two parts as the segmentation has them
-now, so its pictures are kept under :func:`picture_key`: the puzzle's id and a
-digest of the two parts. While the parts stay as they are, the key and the
-files stay the same (served as immutable); an edit that changes either part
-gives a new key, drawn afresh. Puzzles with known truth (practice, teach,
-secret gold) are drawn once, when they are made, while the segmentation is
-as they show it (their correct edits are applied right after), and keep the
-plain id.
+now, so its pictures are kept under :func:`picture_key`: the puzzle's id, the
+version of the drawing (:data:`game.puzzles.render.RENDERER_VERSION`) and a
+digest of the two parts. While the parts and the drawing stay as they are, the
+key and the files stay the same (served as immutable); an edit that changes
+either part, or a new version of the drawing, gives a new key, drawn afresh.
+Puzzles with known truth (practice, teach, secret gold) show the segmentation
+as it was when they were made (their correct edits are applied right after):
+their key is the id and the version of the drawing.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import numpy as np
 
 from game.errors import ProofQuestError
 from game.puzzles.edit import PuzzleEdit
+from game.puzzles import render
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # Shared by every cache object because the web layer makes one per request; striped so
@@ -103,15 +105,18 @@ def _checked_key(key) -> str:
 def picture_key(puzzle, agg) -> str:
     """The cache key of a puzzle's pictures in the segmentation ``agg``.
 
-    ``<id>`` for a puzzle with known truth; ``<id>-<digest of its two
-    parts>`` for a crowd puzzle. Raises :class:`game.puzzles.edit.Moot` when
-    a crowd puzzle's edit no longer fits.
+    ``<id>-r<version>`` for a puzzle with known truth; ``<id>-r<version>-<digest
+    of its two parts>`` for a crowd puzzle, where the version is
+    :data:`game.puzzles.render.RENDERER_VERSION`: pictures drawn by an older
+    version are never served. Raises :class:`game.puzzles.edit.Moot` when a
+    crowd puzzle's edit no longer fits.
     """
+    drawn = f"{int(puzzle['id'])}-r{render.RENDERER_VERSION}"
     if puzzle.get("gold") or puzzle.get("tutorial"):
-        return str(int(puzzle["id"]))
+        return drawn
     parts = PuzzleEdit.of(puzzle).parts(agg)
     digest = hashlib.blake2b(digest_size=6)
     for part in (parts.a, parts.b):
         digest.update(np.sort(np.asarray(part, np.uint64)).tobytes())
         digest.update(b"|")
-    return f"{int(puzzle['id'])}-{digest.hexdigest()}"
+    return f"{drawn}-{digest.hexdigest()}"

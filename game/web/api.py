@@ -54,7 +54,7 @@ def puzzle_image(puzzle_id: int, z: int, variant: str):
     # Asked for by its picture key (the puzzle's ``picture``), an image never changes: a new state of the
     # puzzle's parts has a new key. Asked for without it, the browser checks back each time (ETag: 304).
     response.headers["Cache-Control"] = "private, max-age=31536000, immutable" \
-        if request.args.get("v") in (key, f"{puzzle_id}-truth") else "private, no-cache"
+        if request.args.get("v") == key else "private, no-cache"
     return response
 
 

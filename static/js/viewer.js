@@ -8,10 +8,11 @@ const MAX_ZOOM = 8;
 const WHEEL_STEP = 60;   // pixels of wheel travel per slice: one mouse notch, or a short trackpad glide
 const SWIPE_STEP = 28;   // pixels of finger travel per slice
 
-// With the puzzle's picture key the server marks the image immutable: a change of the puzzle's parts
-// comes with a new key, so a cached picture is never stale.
+// With the puzzle's picture key (the truth's: that key plus '-truth', as game/app/images.py stored_key) the
+// server marks the image immutable: a change of the puzzle's parts or of the drawing comes with a new key, so
+// a cached picture is never stale.
 function imageUrl(puzzle, z, variant) {
-  const key = variant === 'truth' ? `${puzzle.id}-truth` : puzzle.picture;
+  const key = puzzle.picture && (variant === 'truth' ? `${puzzle.picture}-truth` : puzzle.picture);
   return `/puzzle-image/${puzzle.id}/${z}/${variant}.png` + (key ? `?v=${encodeURIComponent(key)}` : '');
 }
 
