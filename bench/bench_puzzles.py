@@ -14,6 +14,16 @@ slice, framed by ``frame_decision`` as a puzzle is) is written to docs/puzzle-ex
 Run: .venv/bin/python bench/bench_puzzles.py [--puzzles 12] [--gets 2000] [--seed 0]
 The last line printed is JSON.
 
+``--demo`` (no shared data needed) times what the game itself does on a generated demo volume whose pool
+made its puzzles (pictures not drawn ahead): ``images.puzzle_image`` for a crowd puzzle's key slice when its
+pictures are not drawn yet (*uncached*: reading its crop of the volume, colouring its parts and drawing and
+writing the whole 7-slice stack, plain and overlay, 14 PNGs), then for its other slices (*cached*: the files
+are there); the same for the pair picture of every puzzle that has one. It prints p50 and p95, the PNG bytes
+per stack, and the machine's load; with the uncached p50 the process's CPU time per request, which is
+about what the request takes on an idle machine (on a loaded one the wall-clock time waits for a core too).
+
+    .venv/bin/python bench/bench_puzzles.py --demo [--shape 32,160,160] [--stacks 40]
+
 ``--served`` measures what a player waits for instead (no shared data needed):
 a real server (``run.py``) over a generated demo volume whose pool made its
 puzzles, a client that asks for puzzles and fetches each one's 7-slice stack
@@ -230,15 +240,82 @@ def served(shape: tuple[int, int, int], stacks: int) -> dict:
     return report
 
 
+def demo(shape: tuple[int, int, int], stacks: int) -> dict:
+    """Pictures as the game draws them (``images.puzzle_image``), uncached and cached, stacks and pair pictures."""
+    import os
+    import shutil
+
+    from game.app import images, pipeline
+    from game.app import store as st
+    from game.app.instance import Instance
+    from game.app.settings import load_settings
+
+    base = Path(tempfile.mkdtemp(prefix="pq-pictures-"))
+    try:
+        inst = Instance(base, load_settings({"HOME": str(base), "PRERENDER": False}, environ={}))
+        pipeline.make_demo(inst, "demo", shape=shape, seed=1)
+        inst.pool.prepare_volume("demo")
+        crowd = st.puzzles(inst.store, volume="demo", state="open", gold=False)
+        timed = {"stack": ([], [], [], []), "pair": ([], [], [], [])}
+
+        def measure(variant, puzzle, first, then):
+            """The first request (uncached), then requests of pictures now drawn (cached)."""
+            uncached, cpu, cached, sizes = timed[variant]
+            started, used = time.perf_counter(), time.process_time()
+            path, _ = images.puzzle_image(inst, puzzle["id"], *first)
+            uncached.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - used)
+            # the pair picture is stored as slice 0's plain and overlay, one picture
+            sizes.append(sum(f.stat().st_size for f in path.parent.glob("*.png")) // (2 if variant == "pair" else 1))
+            for z, name in then:
+                started = time.perf_counter()
+                images.puzzle_image(inst, puzzle["id"], z, name)
+                cached.append(time.perf_counter() - started)
+
+        for puzzle in crowd[:stacks]:
+            centre = images.puzzle_frame(inst, puzzle).key
+            measure("stack", puzzle, (centre, "plain"),
+                    [(z, name) for z in range(images.stored_slices(puzzle)) for name in ("plain", "overlay")])
+        for puzzle in [p for p in crowd if images.has_pair(p)][:stacks]:
+            measure("pair", puzzle, (0, "pair"), [(0, "pair")] * 5)
+        inst.store.close()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    report = {"shape": list(shape), "load_average": [round(x, 2) for x in os.getloadavg()]}
+    for variant, (uncached, cpu, cached, sizes) in timed.items():
+        if uncached:
+            report[variant] = {"n": len(uncached),
+                               "uncached_ms_p50": round(1e3 * percentile(uncached, 50), 1),
+                               "uncached_ms_p95": round(1e3 * percentile(uncached, 95), 1),
+                               "uncached_cpu_ms_p50": round(1e3 * percentile(cpu, 50), 1),
+                               "cached_ms_p50": round(1e3 * percentile(cached, 50), 2),
+                               "cached_ms_p95": round(1e3 * percentile(cached, 95), 2),
+                               "kb_median": round(percentile(sizes, 50) / 1024, 1)}
+    return report
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--puzzles", type=int, default=12)
     parser.add_argument("--gets", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--served", action="store_true", help="pictures from a real server (see above)")
-    parser.add_argument("--shape", default="32,160,160", help="--served: the demo volume's Z,Y,X")
-    parser.add_argument("--stacks", type=int, default=20, help="--served: puzzles fetched per case")
+    parser.add_argument("--demo", action="store_true", help="pictures as the game draws them on the demo (see above)")
+    parser.add_argument("--shape", default="32,160,160", help="--served, --demo: the demo volume's Z,Y,X")
+    parser.add_argument("--stacks", type=int, default=20, help="--served, --demo: puzzles fetched per case")
     args = parser.parse_args(argv)
+    if args.demo:
+        report = demo(tuple(int(x) for x in args.shape.split(",")), args.stacks)
+        for variant in ("stack", "pair"):
+            if variant in report:
+                r = report[variant]
+                print(f"{variant:>6} (n={r['n']}): uncached p50 {r['uncached_ms_p50']} ms, p95 {r['uncached_ms_p95']} ms "
+                      f"(CPU time p50 {r['uncached_cpu_ms_p50']} ms); "
+                      f"cached p50 {r['cached_ms_p50']} ms, p95 {r['cached_ms_p95']} ms; {r['kb_median']} KB "
+                      f"{'a stack (plain + overlay)' if variant == 'stack' else 'a picture'}")
+        print(f"load average {report['load_average']}")
+        print(json.dumps(report))
+        return report
     if args.served:
         report = served(tuple(int(x) for x in args.shape.split(",")), args.stacks)
         print(json.dumps(report))

@@ -236,18 +236,21 @@ def _overlay(grey: np.ndarray, labels: np.ndarray, table: np.ndarray, opacity: f
     border = (_square_filter(labels, OUTLINE_PX, np.maximum)
               != _square_filter(labels, OUTLINE_PX, np.minimum)) & (labels > 0)
     border &= ~_near_other(labels, OUTLINE_PX + 1)
-    state = np.where(border, 2, _near_other(labels, corridor)).astype(np.intp)
+    state = np.where(border, np.uint8(2), _near_other(labels, corridor).view(np.uint8))
     looks = np.stack([_blend(table, opacity), _blend(table, opacity * CORRIDOR_FADE),
                       np.broadcast_to(table.astype(np.uint8)[:, None, :], (len(table), 256, 3))])
-    return looks.reshape(-1, 3).take((state * len(table) + labels) * 256 + grey, axis=0)
+    row = (state * np.uint8(len(table)) + labels).astype(np.uint16)
+    return looks.reshape(-1, 3).take((row << 8) | grey, axis=0)
 
 
 def _near_other(labels: np.ndarray, distance: int) -> np.ndarray:
-    """Pixels of a part within ``distance`` pixels (square) of a different part."""
-    # a pixel next to a different part sees both the largest and the smallest label around it
+    """Pixels of a part within ``distance`` pixels (square) of a different part (uint8 labels, 0: no part)."""
+    # a pixel next to a different part sees both the largest and the smallest label around it;
+    # less one, label 0 wraps round to 255, so no part is never the smallest
+    below = labels - np.uint8(1)
     highest = _square_filter(labels, distance, np.maximum)
-    lowest = _square_filter(np.where(labels > 0, labels, 255).astype(labels.dtype), distance, np.minimum)
-    return (labels > 0) & ((highest != labels) | (lowest != labels))
+    lowest = _square_filter(below, distance, np.minimum)
+    return (labels > 0) & ((highest != labels) | (lowest != below))
 
 
 def _square_filter(stack: np.ndarray, radius: int, extreme: np.ufunc) -> np.ndarray:
@@ -289,7 +292,7 @@ def _hatch(shape: tuple[int, int]) -> np.ndarray:
 
 def _point_marks(shape: tuple[int, int], point: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     """Masks of small triangles at the four edges pointing at ``point`` (display pixels): fill, rim."""
-    rows, cols = np.indices(shape)
+    rows, cols = np.ogrid[:shape[0], :shape[1]]
     py, px = point
     depth = {"top": rows, "bottom": shape[0] - 1 - rows, "left": cols, "right": shape[1] - 1 - cols}
     across = {"top": cols - px, "bottom": cols - px, "left": rows - py, "right": rows - py}
