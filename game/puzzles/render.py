@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from concurrent.futures import ThreadPoolExecutor
+
 import imagecodecs
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -60,6 +62,8 @@ EM_MAX_ZOOM = 2
 # level 6, for files about 13 % larger than level 6 on EM (bench/bench_puzzles.py). The pixels are the same.
 PNG_COMPRESS_LEVEL = 1
 PNG_FILTER = imagecodecs.PNG.FILTER.PAETH
+# A stack's PNGs are encoded on this many threads at once (libpng runs without holding the GIL).
+PNG_THREADS = 2
 # The pair picture (render_pair): panels apart by this many pixels, a caption band above each row, and at most
 # this many of the sections between (evenly spaced, in order) in the strip below the two panels.
 PAIR_GUTTER = 8
@@ -164,7 +168,7 @@ def render_truth(image: np.ndarray, truth: np.ndarray, objects: Sequence[int], *
     colours = _colour_table(palette)
     if label_a == label_b:
         colours[2] = colours[1]
-    return [encode_png(overlay) for overlay in _draw(image, labels, colours, out_size, opacity, padding, point)[1]]
+    return _encode_all(_draw(image, labels, colours, out_size, opacity, padding, point)[1])
 
 
 def _colour_table(palette: Sequence[str]) -> np.ndarray:
@@ -191,7 +195,13 @@ def _draw(image: np.ndarray, labels: np.ndarray, table: np.ndarray, out_size: in
 
 
 def _encoded(plain: np.ndarray, overlay: np.ndarray) -> list[dict]:
-    return [{"plain": encode_png(grey), "overlay": encode_png(coloured)} for grey, coloured in zip(plain, overlay)]
+    pngs = _encode_all([*plain, *overlay])
+    return [{"plain": grey, "overlay": coloured} for grey, coloured in zip(pngs[:len(plain)], pngs[len(plain):])]
+
+
+def _encode_all(pictures: Sequence[np.ndarray]) -> list[bytes]:
+    with ThreadPoolExecutor(PNG_THREADS, thread_name_prefix="png") as pool:
+        return list(pool.map(encode_png, pictures))
 
 
 def _output_shape(shape: Sequence[int], out_size: int) -> tuple[int, int]:
