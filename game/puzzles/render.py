@@ -239,33 +239,33 @@ def _overlay(grey: np.ndarray, labels: np.ndarray, table: np.ndarray, opacity: f
     border between the parts, so the membrane there (or its absence) shows in
     its own grey; a thin part keeps its outline everywhere else. Each part's
     border is outlined ``OUTLINE_PX`` wide, but not along the crop's edge,
-    where the part goes on. ``grey`` and ``labels`` are (Z, H, W) stacks; the
-    colour of every pixel is one look-up in a table indexed by its state (tinted, faded, outline),
-    its label and its grey level.
+    where the part goes on. ``grey`` and ``labels`` are (Z, H, W) stacks
+    (labels 0, no part, to 7); the colour of every pixel is one look-up in a
+    table indexed by its state (tinted, faded, outline), its label and its
+    grey level.
     """
-    border = (_square_filter(labels, OUTLINE_PX, np.maximum)
-              != _square_filter(labels, OUTLINE_PX, np.minimum)) & (labels > 0)
-    border &= ~_near_other(labels, OUTLINE_PX + 1)
-    state = np.where(border, np.uint8(2), _near_other(labels, corridor).view(np.uint8))
+    # Bit k set: label k is within that many pixels (square). Windows grow by composition: the labels within
+    # r + s pixels are those within s pixels of a pixel whose labels within r are known.
+    own = np.left_shift(np.uint8(1), labels)
+    within, present, reach = {}, own, 0
+    for radius in sorted({OUTLINE_PX, OUTLINE_PX + 1, corridor}):
+        present = _square_filter(present, radius - reach, np.bitwise_or)
+        within[radius], reach = present, radius
+    other = ~own & np.uint8(0xFE)  # the bits of every part but the pixel's own
+    # the outline: pixels of a part with something else within OUTLINE_PX, but no other part within one more
+    border = (labels > 0) & ((within[OUTLINE_PX] & ~own) != 0) & ((within[OUTLINE_PX + 1] & other) == 0)
+    near_other = (labels > 0) & ((within[corridor] & other) != 0)
+    state = np.where(border, np.uint8(2), near_other.view(np.uint8))
     looks = np.stack([_blend(table, opacity), _blend(table, opacity * CORRIDOR_FADE),
                       np.broadcast_to(table.astype(np.uint8)[:, None, :], (len(table), 256, 3))])
     row = (state * np.uint8(len(table)) + labels).astype(np.uint16)
     return looks.reshape(-1, 3).take((row << 8) | grey, axis=0)
 
 
-def _near_other(labels: np.ndarray, distance: int) -> np.ndarray:
-    """Pixels of a part within ``distance`` pixels (square) of a different part (uint8 labels, 0: no part)."""
-    # a pixel next to a different part sees both the largest and the smallest label around it;
-    # less one, label 0 wraps round to 255, so no part is never the smallest
-    below = labels - np.uint8(1)
-    highest = _square_filter(labels, distance, np.maximum)
-    lowest = _square_filter(below, distance, np.minimum)
-    return (labels > 0) & ((highest != labels) | (lowest != below))
-
-
 def _square_filter(stack: np.ndarray, radius: int, extreme: np.ufunc) -> np.ndarray:
-    """The largest (``np.maximum``) or smallest (``np.minimum``) value within ``radius`` pixels (square) of
-    each pixel of each section of a (Z, H, W) stack, the sections' edges extended.
+    """The largest (``np.maximum``), smallest (``np.minimum``) or union of the bits (``np.bitwise_or``) of
+    the values within ``radius`` pixels (square) of each pixel of each section of a (Z, H, W) stack, the
+    sections' edges extended.
 
     As ``scipy.ndimage.maximum_filter(stack, (1, 2 * radius + 1, 2 * radius + 1), mode='nearest')`` (or
     ``minimum_filter``), but as a few whole-array ufunc calls on shifted views, the window doubling each
