@@ -66,7 +66,7 @@ def test_pictures_asked_for_by_their_key_are_immutable_and_others_revalidate(ins
 
 
 def test_pictures_drawn_by_an_older_renderer_are_drawn_again_never_served(inst, monkeypatch):
-    ids, _ = oracle_puzzles(inst, teach=True)
+    oracle_puzzles(inst, teach=True)
     crowd = next(p["id"] for p in st.puzzles(inst.store, volume="demo", state="open", gold=False))
     teach = next(p["id"] for p in st.puzzles(inst.store, volume="demo", gold=True) if p["teach"])
     player = players.create_guest(inst.store)

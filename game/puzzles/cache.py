@@ -26,8 +26,8 @@ from typing import Callable
 import numpy as np
 
 from game.errors import ProofQuestError
-from game.puzzles.edit import PuzzleEdit
 from game.puzzles import render
+from game.puzzles.edit import PuzzleEdit
 
 _KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 # Shared by every cache object because the web layer makes one per request; striped so

@@ -29,14 +29,12 @@ References
 
 from __future__ import annotations
 
-from typing import Sequence
-
 from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
 
 import imagecodecs
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-from scipy import ndimage as ndi
 
 # The version of the drawing, part of every picture's cache key (game.puzzles.cache.picture_key): BUMP IT
 # whenever what a picture shows changes (colours, outlines, marks, captions, sizes...), so that pictures
@@ -57,9 +55,9 @@ MARK_PX = 11
 # PNG bytes (2.2 times as many from 192 to 384 px on fibsem-gala) and adds no detail:
 # beyond that, pixels are replicated.
 EM_MAX_ZOOM = 2
-# zlib level 1 with every row Paeth-filtered, by libpng (through imagecodecs): about 2.5 times as fast as
-# Pillow's level 1, whose per-row choice of filter costs more than libpng's whole encoding, and 7 times its
-# level 6, for files about 13 % larger than level 6 on EM (bench/bench_puzzles.py). The pixels are the same.
+# zlib level 1 with every row Paeth-filtered, by libpng (through imagecodecs): 1.4 to 1.9 times as fast as
+# Pillow's level 1 (which tries several filters on every row) and 4 to 7 times as fast as its level 6, for
+# files 13 to 17 % larger than level 6 (demo and fibsem-gala stacks). The pixels are the same.
 PNG_COMPRESS_LEVEL = 1
 PNG_FILTER = imagecodecs.PNG.FILTER.PAETH
 # A stack's PNGs are encoded on this many threads at once (libpng runs without holding the GIL).
@@ -275,16 +273,19 @@ def _square_filter(stack: np.ndarray, radius: int, extreme: np.ufunc) -> np.ndar
     out = stack
     for axis in (1, 2):
         size = out.shape[axis]
-        along = (lambda start, stop: (slice(None),) * axis + (slice(start, stop),))
         # span[i] holds the extreme of padded[i : i + reach]
         span = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in range(3)], mode="edge")
         reach = 1
         while 2 * reach <= width:
-            span = extreme(span[along(None, -reach)], span[along(reach, None)])
+            span = extreme(_along(span, axis, None, -reach), _along(span, axis, reach, None))
             reach *= 2
         # two windows of ``reach`` >= width / 2 cover the window of ``width``
-        out = extreme(span[along(0, size)], span[along(width - reach, width - reach + size)])
+        out = extreme(_along(span, axis, 0, size), _along(span, axis, width - reach, width - reach + size))
     return out
+
+
+def _along(array: np.ndarray, axis: int, start: int | None, stop: int | None) -> np.ndarray:
+    return array[(slice(None),) * axis + (slice(start, stop),)]
 
 
 def _blend(table: np.ndarray, opacity: float) -> np.ndarray:
