@@ -93,3 +93,32 @@ def test_pictures_drawn_by_an_older_renderer_are_drawn_again_never_served(inst, 
         assert reply.headers["Cache-Control"] == "private, no-cache" and reply.data == path.read_bytes()
     with client.get(f"/puzzle-image/{crowd}/2/overlay.png?v={key}") as reply:
         assert "immutable" in reply.headers["Cache-Control"] and reply.data == path.read_bytes()
+
+
+def test_a_known_answer_puzzle_whose_edit_was_applied_is_drawn_again_as_it_was_made(inst):
+    """Known answers apply their puzzles' edits; drawn again later (a new renderer, a cleared cache) such a
+    puzzle is drawn on the segmentation it was made on, as it was first drawn, not refused as settled."""
+    import shutil
+
+    from game.crowd import votes
+    from game.puzzles.edit import Moot, PuzzleEdit
+
+    oracle_puzzles(inst, teach=True)
+    known = [p for p in st.puzzles(inst.store, volume="demo", gold=True) if p["truth"]]
+    player = players.create_guest(inst.store)
+    for p in known:
+        vote(inst, player["id"], p["id"], "unsure")  # a teach puzzle's truth is shown once answered
+    variants = [(p["id"], v) for p in known for v in ("overlay", "plain") + (("truth",) if p["teach"] else ())]
+    first = {want: images.puzzle_image(inst, want[0], 2, want[1], player_id=player["id"])[0].read_bytes()
+             for want in variants}
+    assert votes.apply_known_answers(inst, "demo") >= len(known)
+    applied = []
+    for p in known:
+        try:
+            PuzzleEdit.of(p).parts(inst.agglomeration("demo"))
+        except Moot:
+            applied.append(p["id"])
+    assert applied, "the known answers settled some of their own puzzles in the live segmentation"
+    shutil.rmtree(inst.cache_dir / "puzzles")
+    for want, picture in first.items():
+        assert images.puzzle_image(inst, want[0], 2, want[1], player_id=player["id"])[0].read_bytes() == picture

@@ -58,7 +58,7 @@ def _objects(inst, volume, puzzle: dict) -> tuple[int, int]:
     stored = (puzzle.get("detector") or {}).get("truth_objects")
     if stored:
         return int(stored[0]), int(stored[1])
-    agg = inst.agglomeration(puzzle["volume"])
+    agg = shown_agglomeration(inst, puzzle)
     known = supervoxel_truth(volume, agg.n_supervoxels)
     if known is None:
         raise ProofQuestError(f"puzzle {puzzle['id']} has no ground truth to show")
@@ -66,14 +66,26 @@ def _objects(inst, volume, puzzle: dict) -> tuple[int, int]:
 
 
 def shown_agglomeration(inst, puzzle: dict) -> Agglomeration:
-    """The segmentation a puzzle's parts are drawn from: the live one, or for a copy of a settled decision
-    (:mod:`game.crowd.settled`) the one that decision was made on, the edit log replayed up to it."""
+    """The segmentation a puzzle's parts are drawn from, the edit log replayed up to it where it is not the live one.
+
+    A crowd puzzle: the live one. A copy of a settled decision
+    (:mod:`game.crowd.settled`): the one that decision was made on. Any other
+    puzzle with a known answer (gold, teach, practice): the one it was made on,
+    the edits logged before it. Its pictures are kept under a key that does not
+    change with the parts, and its own edit is applied once its answer is known
+    (:func:`game.crowd.votes.apply_known_answers`): drawn again on the live
+    segmentation (a new renderer, a cleared cache) it would be settled, not shown.
+    """
     settled = (puzzle.get("detector") or {}).get("settled")
-    if not settled:
+    if not settled and not (puzzle.get("gold") or puzzle.get("tutorial")):
         return inst.agglomeration(puzzle["volume"])
-    rows = st.edits(inst.store, puzzle["volume"])[:int(settled["edits_before"])]
+    rows = st.edits(inst.store, puzzle["volume"])
+    before = int(settled["edits_before"]) if settled else \
+        sum(1 for row in rows if row["created"] <= puzzle["created"])
+    if before == len(rows):
+        return inst.agglomeration(puzzle["volume"])
     initial = inst.volumes.open(puzzle["volume"]).load_side("mapping")
-    return Agglomeration.replay(initial, (Edit.from_dict(row["edit"]) for row in rows))
+    return Agglomeration.replay(initial, (Edit.from_dict(row["edit"]) for row in rows[:before]))
 
 
 def _decision_truth(parts: tuple[np.ndarray, np.ndarray], puzzle: dict) -> tuple[np.ndarray, tuple[int, int]]:
