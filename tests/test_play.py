@@ -1,6 +1,7 @@
 """The game's rules without a web server: assignment, votes, consensus edits, moot puzzles, experts."""
 
 import random
+import time
 
 import pytest
 from conftest import establish, oracle_puzzles, vote
@@ -308,3 +309,37 @@ def test_a_puzzle_that_retired_is_never_turned_moot(inst):
     assert not st.mark_moot(inst.store, ids[0])
     assert (st.puzzle(inst.store, ids[0])["state"], st.puzzle(inst.store, ids[0])["decision"]) == ("retired", 1)
     assert st.mark_moot(inst.store, ids[1]) and st.puzzle(inst.store, ids[1])["state"] == "moot"
+
+
+def test_reading_the_best_few_puzzles_first_hands_out_what_reading_them_all_would(inst):
+    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0, MIN_VOTES=2, MIN_VOTES_TO_REJECT=2, SPLIT_HOLD_BELIEF=0.0)
+    ids, _, waiting = _waiting_merge(inst)
+    assert len(ids) > assignment.FIRST_LOOK
+    crowd = _crowd(inst, 30)
+    rng = random.Random(3)
+
+    def both(player):  # what reading every candidate at once gives, and what next_puzzle hands out
+        rows = st.assignable_puzzles(inst.store, player["id"], gold=False, min_votes=2, limit=assignment.LOOK)
+        whole, _ = assignment._first_free(inst, player["id"], rows, time.time())
+        got = assignment.next_puzzle(inst, st.player(inst.store, player["id"]))
+        return [r["id"] for r in rows], whole[0]["id"], got["id"]
+
+    reached = set()
+    for c in crowd + crowd[:10]:  # a crowd holding more and more of the best puzzles, some asking twice
+        if rng.random() < 0.3:  # ... and some answering what they hold
+            vote(inst, c["id"], rng.choice(ids), "unsure")
+        order, whole, got = both(c)
+        assert got == whole
+        reached.add(order.index(got))
+    assert max(reached) >= assignment.FIRST_LOOK, "the crowd held every one of the best few at some point"
+    # the best few held by as many as they need but the merge that waits (first of all): one further down,
+    # not the merge
+    inst.assignments = assignment.Assignments()
+    order, _, _ = both(_crowd(inst, 1)[0])
+    assert order[0] == waiting
+    inst.assignments = assignment.Assignments()
+    for pid in order[1:assignment.FIRST_LOOK]:
+        for someone in (-1, -2):
+            inst.assignments.hand_out(pid, someone)
+    order, whole, got = both(_crowd(inst, 1)[0])
+    assert got == whole and got not in order[:assignment.FIRST_LOOK]

@@ -190,6 +190,85 @@ def _hand_out(inst, puzzle: dict, player_id: int, picture: str) -> dict:
     return public_puzzle(puzzle, issue_ticket(inst.ticket_key, player_id, puzzle["id"]), picture)
 
 
+FIRST_LOOK, LOOK = 8, 64  # open puzzles read at first, and when none of those first few is free
+
+
+def _choose_open(inst, player_id: int, exclude: set[int], now: float) -> tuple[dict, str] | None:
+    """The open puzzle to hand out and its picture key, or None when no open puzzle is left for the player.
+
+    Among the ``LOOK`` best (:func:`game.app.store.assignable_puzzles`' order),
+    puzzles a person can judge by looking first and those that wait for a
+    split (:func:`_waits`) last, the first that still needs players: one held
+    by fewer players than it still needs votes. When every one is held so, the
+    first of them. Most requests are settled by the ``FIRST_LOOK`` best (the
+    same puzzle as reading ``LOOK``: the first free one among them is the first
+    free one of all), so only those are read first: reading 64 rows cost most
+    of a request.
+    """
+    for limit in (FIRST_LOOK, LOOK):
+        rows = st.assignable_puzzles(inst.store, player_id, gold=False, min_votes=inst.consensus.min_votes,
+                                     limit=limit)
+        complete = len(rows) < limit  # every open puzzle the player may answer was read
+        chosen, free = _first_free(inst, player_id, [p for p in rows if p["id"] not in exclude], now)
+        if chosen is not None and (free or complete or limit == LOOK):  # free: needs players, does not wait
+            return chosen
+        if complete:
+            return None
+    return None
+
+
+def _first_free(inst, player_id: int, candidates: list[dict], now: float) -> tuple[tuple[dict, str] | None, bool]:
+    """:func:`_choose_open` over ``candidates`` (in the store's order): the puzzle and its picture key, and
+    whether it is *free*: it still needs players and waits for no split (a puzzle further down the
+    store's order can come before neither); (None, False) when none fits the segmentation.
+
+    Whether a merge waits is worked out only for the puzzles looked at, and
+    the split puzzles that hold merges back are read only if a merge is.
+    """
+    settings = inst.consensus
+    aggs: dict[str, Agglomeration] = {}
+    suspects: dict[str, np.ndarray] = {}
+
+    def agg(volume: str) -> Agglomeration:
+        if volume not in aggs:
+            aggs[volume] = inst.agglomeration(volume)
+        return aggs[volume]
+
+    def waits(puzzle: dict) -> bool:
+        if puzzle["kind"] != "merge":
+            return False
+        if not suspects:
+            volumes = {p["volume"] for p in candidates}
+            suspects.update(_suspected_mergers(inst, {v: agg(v) for v in volumes}))
+        return _waits(puzzle, suspects[puzzle["volume"]])
+
+    def in_order():
+        # puzzles a person can judge by looking first (the store's order already); those that wait, last
+        later = []
+        for p in candidates:
+            if waits(p):
+                later.append(p)
+            else:
+                yield p, False
+        for p in later:
+            yield p, True
+
+    fallback = None
+    for puzzle, waiting in in_order():
+        if fallback is not None and waiting:
+            break  # the rest wait, and a puzzle that does not wait is there: that one first
+        picture = inst.assignments.picture(puzzle, agg(puzzle["volume"]))
+        if picture is None:
+            st.mark_moot(inst.store, puzzle["id"])  # only if still open: it may have retired meanwhile
+            continue
+        fallback = fallback or (puzzle, picture)
+        wanted = max(1, settings.min_votes - puzzle["counted_votes"])  # votes without weight wait for none
+        if inst.assignments.holds(puzzle["id"], player_id) or \
+                inst.assignments.outstanding(puzzle["id"], now) < wanted:
+            return (puzzle, picture), not waiting
+    return fallback, False
+
+
 def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = None) -> dict:
     """A puzzle the player has not answered, with its ticket: known truth now and then, most often until
     the player is established.
@@ -213,38 +292,21 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
     order = (True, False) if rng.random() < share else (False, True)
     if round_rules is not None and not round_rules.open_puzzles:
         order = (True,)
-    settings = inst.consensus
     now = time.time()
     for gold in order:
-        candidates = [p for p in st.assignable_puzzles(inst.store, player["id"], gold=gold,
-                                                       min_votes=settings.min_votes) if p["id"] not in exclude]
         if gold:
+            candidates = [p for p in st.assignable_puzzles(inst.store, player["id"], gold=True,
+                                                           min_votes=inst.consensus.min_votes)
+                          if p["id"] not in exclude]
             if round_rules is not None and round_rules.teach_first:
                 candidates = [p for p in candidates if p["teach"]] or candidates
             if candidates:
                 chosen = rng.choice(candidates)
                 return _hand_out(inst, chosen, player["id"], picture_key(chosen, None))
             continue
-        aggs = {v: inst.agglomeration(v) for v in {p["volume"] for p in candidates}}
-        suspects = _suspected_mergers(inst, aggs)
-        waiting = {p["id"] for p in candidates if _waits(p, suspects[p["volume"]])}
-        # puzzles a person can judge by looking first; those that wait for a split, last
-        candidates.sort(key=lambda p: (p["id"] in waiting, not p["judgeable"], -p["priority"]))
-        fallback = None
-        for puzzle in candidates:
-            if fallback is not None and puzzle["id"] in waiting:
-                break  # the rest wait, and a puzzle that does not wait is there: that one first
-            picture = inst.assignments.picture(puzzle, aggs[puzzle["volume"]])
-            if picture is None:
-                st.mark_moot(inst.store, puzzle["id"])  # only if still open: it may have retired meanwhile
-                continue
-            fallback = fallback or (puzzle, picture)
-            wanted = max(1, settings.min_votes - puzzle["counted_votes"])  # votes without weight wait for none
-            if inst.assignments.holds(puzzle["id"], player["id"]) or \
-                    inst.assignments.outstanding(puzzle["id"], now) < wanted:
-                return _hand_out(inst, puzzle, player["id"], picture)
-        if fallback is not None:
-            return _hand_out(inst, fallback[0], player["id"], fallback[1])
+        chosen = _choose_open(inst, player["id"], exclude, now)
+        if chosen is not None:
+            return _hand_out(inst, chosen[0], player["id"], chosen[1])
     raise ProofQuestError("no puzzle is left for you right now: thank you! New ones come as the crowd decides")
 
 
