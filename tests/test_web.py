@@ -143,6 +143,36 @@ def test_others_see_the_leaderboard_change_live(app):
     assert voter["id"] in [e["id"] for e in entries]
 
 
+
+def test_a_board_nobody_watches_is_not_computed(app, monkeypatch):
+    from game.crowd import reports
+    computed = []
+    leaderboard, stats = reports.leaderboard, reports.game_stats
+    monkeypatch.setattr(reports, "leaderboard", lambda inst, period="all", *a, **k:
+                        computed.append(period) or leaderboard(inst, period, *a, **k))
+    monkeypatch.setattr(reports, "game_stats", lambda inst: computed.append("stats") or stats(inst))
+    voter_http, watcher_http = app.test_client(), app.test_client()
+    _guest(voter_http)
+    _guest(watcher_http)
+    sio = _sio(app, voter_http)
+    broadcaster = app.extensions["proofquest.broadcaster"]
+
+    def vote_and_tick():
+        puzzle = sio.emit("next_puzzle", callback=True)["puzzle"]
+        assert sio.emit("vote", {"puzzle": puzzle["id"], "ticket": puzzle["ticket"], "answer": "unsure"},
+                        callback=True)["ok"]
+        with app.app_context():
+            broadcaster.tick()
+
+    vote_and_tick()
+    assert computed == []  # nobody watches: no board, no statistics
+    watcher = _sio(app, watcher_http)
+    assert watcher.emit("watch_leaderboard", {"period": "week"}, callback=True)["ok"]
+    computed.clear()
+    vote_and_tick()
+    assert computed == ["week"]
+    assert [m["args"][0]["period"] for m in watcher.get_received() if m["name"] == "leaderboard"] == ["week"] * 2
+
 def test_puzzle_images_are_png_and_truth_is_only_for_practice(app):
     client = app.test_client()
     _guest(client)

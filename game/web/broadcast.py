@@ -2,7 +2,10 @@
 
 Score and retirement notices go out at once; the leaderboard and the game's
 statistics at most once per ``LEADERBOARD_INTERVAL``: votes only mark them
-dirty, so a vote storm costs one broadcast per interval, not one per vote.
+dirty, so a vote storm costs one broadcast per interval, not one per vote. A
+board nobody watches is not computed (one process without a message queue
+knows every watcher; with one, the others' watchers are unknown, so each
+board is sent).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import threading
 
 from flask import current_app, request
 from flask_socketio import SocketIO
+from socketio import PubSubManager
 
 from game.crowd import reports
 
@@ -40,9 +44,17 @@ class Broadcaster(IntervalLoop):
         self.dirty.clear()
         inst = game_instance()
         for period in reports.PERIODS:
-            self.socketio.emit("leaderboard", {"period": period, "entries": reports.leaderboard(inst, period)},
-                               to=f"leaderboard:{period}")
-        self.socketio.emit("stats", reports.game_stats(inst), to="leaderboard:all")
+            if self.watched(f"leaderboard:{period}"):
+                self.socketio.emit("leaderboard", {"period": period, "entries": reports.leaderboard(inst, period)},
+                                   to=f"leaderboard:{period}")
+        if self.watched("leaderboard:all"):
+            self.socketio.emit("stats", reports.game_stats(inst), to="leaderboard:all")
+
+    def watched(self, name: str) -> bool:
+        """Whether a socket may be in room ``name``: one of this process's, or any when processes share
+        their rooms through a message queue (this process knows only its own sockets)."""
+        manager = self.socketio.server.manager
+        return isinstance(manager, PubSubManager) or bool(manager.rooms.get("/", {}).get(name))
 
 
 def announce_vote(outcome: dict) -> None:
