@@ -320,7 +320,7 @@ def test_reading_the_best_few_puzzles_first_hands_out_what_reading_them_all_woul
 
     def both(player):  # what reading every candidate at once gives, and what next_puzzle hands out
         rows = st.assignable_puzzles(inst.store, player["id"], gold=False, min_votes=2, limit=assignment.LOOK)
-        whole, _ = assignment._first_free(inst, player["id"], rows, time.time())
+        whole, _ = assignment._first_free(inst, player["id"], rows, time.time(), assignment._suspected_mergers(inst))
         got = assignment.next_puzzle(inst, st.player(inst.store, player["id"]))
         return [r["id"] for r in rows], whole[0]["id"], got["id"]
 

@@ -705,16 +705,17 @@ def index_priorities(store: Store, min_votes: float) -> None:
     store.priority_index = (float(max(1, min_votes)), name)
 
 
-def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None = None) -> str:
+def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None = None, skip: bool = False) -> str:
     """:func:`assignable_puzzles`' query; ``index``: the priority index to read open puzzles off (SQLite's
-    planner, not knowing that the first few entries are enough, would rather scan and sort)."""
+    planner, not knowing that the first few entries are enough, would rather scan and sort); ``skip``: leave
+    out the ids in the JSON list ``:skip``."""
     where = "" if gold else "AND p.state = 'open' AND p.volume NOT IN (SELECT volume FROM volume_state WHERE live = 0)"
+    if skip:
+        where += " AND p.id NOT IN (SELECT value FROM json_each(:skip))"
     indexed = f' INDEXED BY "{index}"' if index and not gold else ""
     return ("SELECT p.id, p.volume, p.kind, p.gold, p.teach, p.score, p.posterior, p.n_votes, p.counted_votes,"
             " p.anchors,"
-            " p.supervoxels, p.judgeable, json_extract(p.detector, '$.frame.slices') AS slices,"
-            " json_extract(p.detector, '$.frame.point[0]') - json_extract(p.detector, '$.frame.start[0]')"
-            " AS key_slice, json_extract(p.detector, '$.frame.across') AS across,"
+            " p.supervoxels, p.judgeable,"
             f" {_priority_sql(min_votes, 'p.')} AS priority"
             f" FROM puzzles p{indexed} WHERE p.gold = :gold AND p.tutorial = 0 {where} AND NOT EXISTS"
             " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = :player)"
@@ -724,7 +725,7 @@ def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None 
 
 
 def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: int = 3,
-                       limit: int = 64) -> list[dict]:
+                       limit: int = 64, skip=()) -> list[dict]:
     """Puzzles the player has not answered: open ones of live volumes, or (``gold``) gold ones in any state.
 
     The known-answer puzzles of every volume are served, live or not: a volume
@@ -732,29 +733,40 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: i
     balanced, say, relies on another's). Light rows for choosing among many
     (asked for on every puzzle request): id, volume, kind, gold, score,
     posterior, n_votes, counted_votes, judgeable, ``anchors`` and ``supervoxels`` (to tell
-    whether an edit made the puzzle moot), the stack's ``slices``,
-    ``key_slice`` and ``across`` from its frame (None without one), and ``priority``: most
+    whether an edit made the puzzle moot), and ``priority``: most
     uncertain and most valuable first, puzzles close to retiring finished,
     ``0.4·(1 − |2p − 1|) + 0.4·score + 0.2·min(votes, min_votes)/min_votes``
     (``votes``: those that count, so an account without a record steers nothing)
     with ``p`` the posterior (the score before any vote). The ``limit`` best,
     judgeable ones first (gold: any order). Open puzzles are read off
     :func:`index_priorities`' index when one was made for ``min_votes``
-    (the same order, without sorting them all).
+    (the same order, without sorting them all). ``skip``: ids to leave out.
     """
     indexed = store.priority_index
     index = indexed[1] if indexed is not None and indexed[0] == float(max(1, min_votes)) else None
+    params = {"gold": int(gold), "player": player_id, "skip": json.dumps([int(i) for i in skip])}
     try:
-        rows = store.query(_assignable_sql(gold, min_votes, limit, index), {"gold": int(gold), "player": player_id})
+        rows = store.query(_assignable_sql(gold, min_votes, limit, index, bool(skip)), params)
     except sqlite3.OperationalError as exc:
         if index is None or "no such index" not in str(exc):
             raise
         store.priority_index = None  # dropped by a process started with another MIN_VOTES: sort instead
-        rows = store.query(_assignable_sql(gold, min_votes, limit), {"gold": int(gold), "player": player_id})
+        rows = store.query(_assignable_sql(gold, min_votes, limit, None, bool(skip)), params)
     for row in rows:
         row["anchors"], row["supervoxels"] = _id_list(row["anchors"]), _id_list(row["supervoxels"])
     return rows
 
+
+
+def puzzle_stack_fields(store: Store, puzzle_id: int) -> dict:
+    """A puzzle's stack as a light row needs it to be shown: ``slices``, ``key_slice`` and ``across``
+    from its frame (each None without one). Read for the puzzle handed out only: reading them for every
+    row of :func:`assignable_puzzles` parsed each candidate's detector JSON three times."""
+    rows = store.query("SELECT json_extract(detector, '$.frame.slices') AS slices,"
+                       " json_extract(detector, '$.frame.point[0]') - json_extract(detector, '$.frame.start[0]')"
+                       " AS key_slice, json_extract(detector, '$.frame.across') AS across FROM puzzles WHERE id = ?",
+                       (int(puzzle_id),))
+    return rows[0] if rows else {"slices": None, "key_slice": None, "across": None}
 
 @functools.lru_cache(maxsize=1 << 16)
 def _id_list(text: str) -> tuple[int, ...]:
@@ -795,6 +807,12 @@ def open_split_parts(store: Store, *, min_belief: float = 0.0) -> list[tuple[str
         " WHERE kind = 'split' AND state = 'open' AND gold = 0 AND tutorial = 0"
         " AND json_array_length(supervoxels) > 0 AND COALESCE(posterior, score) >= ?", (float(min_belief),))]
 
+
+
+def merge_anchors_since(store: Store, volume: str, after: int) -> list[tuple[int, tuple[int, ...]]]:
+    """(id, anchors) of the volume's merge puzzles with an id over ``after``, in any state."""
+    return [(r["id"], _id_list(r["anchors"])) for r in store.query(
+        "SELECT id, anchors FROM puzzles WHERE id > ? AND volume = ? AND kind = 'merge'", (int(after), volume))]
 
 def mark_moot(store: Store, puzzle_id: int) -> bool:
     """Retire an open puzzle that an edit settled; a puzzle retired meanwhile keeps its decision."""

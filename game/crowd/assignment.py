@@ -57,15 +57,32 @@ class Assignments:
         # puzzle id -> (its edit, the segmentation's state, picture key or None when moot): an open puzzle
         # turns moot, and its pictures change, only by an edit
         self._pictures: dict[int, tuple] = {}
-        self._suspected: tuple | None = None  # (segmentation state and split parts, mask)
+        self._suspected: dict[str, tuple] = {}  # volume -> (segmentation state and split parts, mask)
+        # volume -> (mask, last puzzle id looked at, ids of its merge puzzles that wait under the mask)
+        self._waiting: dict[str, tuple] = {}
 
-    def suspected(self, agg: Agglomeration, split_parts: list[int]) -> np.ndarray:
-        """The mask of supervoxels in the segments of ``split_parts`` (remembered until either changes)."""
+    def suspected(self, volume: str, agg: Agglomeration, split_parts: list[int]) -> np.ndarray:
+        """The mask of supervoxels in the segments of ``split_parts`` (the same array until either changes)."""
         key = (id(agg), len(agg.edits), tuple(sorted(split_parts)))
-        if self._suspected is None or self._suspected[0] != key:
+        known = self._suspected.get(volume)
+        if known is None or known[0] != key:
             segments = [agg.segment_of(sv) for sv in split_parts]
-            self._suspected = (key, np.isin(agg.mapping, segments))
-        return self._suspected[1]
+            known = self._suspected[volume] = (key, np.isin(agg.mapping, segments))
+        return known[1]
+
+    def waiting(self, store: st.Store, volume: str, suspected: np.ndarray) -> set[int]:
+        """The ids of the volume's merge puzzles that wait (:func:`_waits`) under ``suspected``, the mask
+        :meth:`suspected` gave: worked out again for every puzzle when the mask changes, else only for
+        puzzles made since the last call (a puzzle's anchors never change)."""
+        with self._lock:
+            known = self._waiting.get(volume)
+            mask, last, ids = known if known is not None and known[0] is suspected else (suspected, 0, frozenset())
+            added = st.merge_anchors_since(store, volume, last)
+            if added:
+                last = max(pid for pid, _ in added)
+                ids = ids | {pid for pid, anchors in added if _waits({"kind": "merge", "anchors": anchors}, mask)}
+            self._waiting[volume] = (mask, last, ids)
+            return ids
 
     def picture(self, puzzle: dict, agg: Agglomeration) -> str | None:
         """The puzzle's picture key in ``agg`` (:func:`game.puzzles.cache.picture_key`), None when its edit
@@ -123,8 +140,8 @@ def check_ticket(key: bytes, player_id: int, puzzle_id: int, ticket, ttl: float,
 def puzzle_stack(puzzle: dict) -> tuple[int, int]:
     """Sections of a puzzle's stack and the key slice it opens on, from its stored frame.
 
-    A whole row carries the frame under ``detector``; a light row of
-    :func:`game.app.store.assignable_puzzles` carries ``slices`` and ``key_slice``.
+    A whole row carries the frame under ``detector``; a light row handed out
+    (:func:`game.app.store.puzzle_stack_fields`) carries ``slices`` and ``key_slice``.
     """
     frame = (puzzle.get("detector") or {}).get("frame")
     if frame:
@@ -155,9 +172,10 @@ def public_puzzle(puzzle: dict, ticket: str | None = None, picture: str | None =
                        "unsure": "Not sure"}}
 
 
-def _suspected_mergers(inst, aggs: dict[str, Agglomeration]) -> dict[str, np.ndarray]:
+def _suspected_mergers(inst, aggs: dict[str, Agglomeration] | None = None) -> dict[str, np.ndarray]:
     """Per volume, which supervoxels lie in a segment that an open split puzzle says may be two neurites
-    (a mask indexed by supervoxel id).
+    (a mask indexed by supervoxel id); ``aggs``: the volumes to look at, by default every live volume with
+    an open split puzzle (in a volume without one, nothing waits).
 
     A cut counts while its probability (posterior, else score) is at least
     SPLIT_HOLD_BELIEF (default 0: every open cut). The merge tree proposes a
@@ -165,11 +183,13 @@ def _suspected_mergers(inst, aggs: dict[str, Agglomeration]) -> dict[str, np.nda
     merges onto its segment the crowd spends about half its votes before its
     first merge (bench/bench_simulate.py, demo0).
     """
-    parts: dict[str, list[int]] = {v: [] for v in aggs}
+    parts: dict[str, list[int]] = {}
     for volume, sv in st.open_split_parts(inst.store, min_belief=inst.settings["SPLIT_HOLD_BELIEF"]):
-        if volume in aggs:
-            parts[volume].append(sv)
-    return {v: inst.assignments.suspected(aggs[v], parts[v]) for v in aggs}
+        parts.setdefault(volume, []).append(sv)
+    if aggs is None:
+        live = st.live_volumes(inst.store)
+        aggs = {v: inst.agglomeration(v) for v in parts if live.get(v, True)}
+    return {v: inst.assignments.suspected(v, aggs[v], parts.get(v, [])) for v in aggs}
 
 
 def _waits(puzzle: dict, suspected: np.ndarray) -> bool:
@@ -186,6 +206,8 @@ def _waits(puzzle: dict, suspected: np.ndarray) -> bool:
 
 
 def _hand_out(inst, puzzle: dict, player_id: int, picture: str) -> dict:
+    """Hand a light row of :func:`game.app.store.assignable_puzzles` out to the player, with its ticket."""
+    puzzle = {**puzzle, **st.puzzle_stack_fields(inst.store, puzzle["id"])}
     inst.assignments.hand_out(puzzle["id"], player_id)
     return public_puzzle(puzzle, issue_ticket(inst.ticket_key, player_id, puzzle["id"]), picture)
 
@@ -200,16 +222,21 @@ def _choose_open(inst, player_id: int, exclude: set[int], now: float) -> tuple[d
     puzzles a person can judge by looking first and those that wait for a
     split (:func:`_waits`) last, the first that still needs players: one held
     by fewer players than it still needs votes. When every one is held so, the
-    first of them. Most requests are settled by the ``FIRST_LOOK`` best (the
-    same puzzle as reading ``LOOK``: the first free one among them is the first
-    free one of all), so only those are read first: reading 64 rows cost most
-    of a request.
+    first of them.
+
+    Most requests are settled by the ``FIRST_LOOK`` best of the puzzles not
+    known to wait (:meth:`Assignments.waiting`), so those are read first: the
+    first free one among them is the first free one of all (the puzzles left
+    out all wait). Reading 64 rows cost most of a request, and the best ones
+    often wait (the bench's first 29).
     """
-    for limit in (FIRST_LOOK, LOOK):
+    suspects = _suspected_mergers(inst)
+    waiting = sorted(set().union(*(inst.assignments.waiting(inst.store, v, mask) for v, mask in suspects.items())))
+    for limit, skip in ((FIRST_LOOK, waiting), (LOOK, ())):
         rows = st.assignable_puzzles(inst.store, player_id, gold=False, min_votes=inst.consensus.min_votes,
-                                     limit=limit)
-        complete = len(rows) < limit  # every open puzzle the player may answer was read
-        chosen, free = _first_free(inst, player_id, [p for p in rows if p["id"] not in exclude], now)
+                                     limit=limit, skip=skip)
+        complete = len(rows) < limit and not skip  # every open puzzle the player may answer was read
+        chosen, free = _first_free(inst, player_id, [p for p in rows if p["id"] not in exclude], now, suspects)
         if chosen is not None and (free or complete or limit == LOOK):  # free: needs players, does not wait
             return chosen
         if complete:
@@ -217,36 +244,28 @@ def _choose_open(inst, player_id: int, exclude: set[int], now: float) -> tuple[d
     return None
 
 
-def _first_free(inst, player_id: int, candidates: list[dict], now: float) -> tuple[tuple[dict, str] | None, bool]:
+def _first_free(inst, player_id: int, candidates: list[dict], now: float,
+                suspects: dict[str, np.ndarray]) -> tuple[tuple[dict, str] | None, bool]:
     """:func:`_choose_open` over ``candidates`` (in the store's order): the puzzle and its picture key, and
     whether it is *free*: it still needs players and waits for no split (a puzzle further down the
     store's order can come before neither); (None, False) when none fits the segmentation.
 
-    Whether a merge waits is worked out only for the puzzles looked at, and
-    the split puzzles that hold merges back are read only if a merge is.
+    ``suspects``: :func:`_suspected_mergers` (whether a merge waits is worked
+    out only for the puzzles looked at).
     """
     settings = inst.consensus
     aggs: dict[str, Agglomeration] = {}
-    suspects: dict[str, np.ndarray] = {}
 
     def agg(volume: str) -> Agglomeration:
         if volume not in aggs:
             aggs[volume] = inst.agglomeration(volume)
         return aggs[volume]
 
-    def waits(puzzle: dict) -> bool:
-        if puzzle["kind"] != "merge":
-            return False
-        if not suspects:
-            volumes = {p["volume"] for p in candidates}
-            suspects.update(_suspected_mergers(inst, {v: agg(v) for v in volumes}))
-        return _waits(puzzle, suspects[puzzle["volume"]])
-
     def in_order():
         # puzzles a person can judge by looking first (the store's order already); those that wait, last
         later = []
         for p in candidates:
-            if waits(p):
+            if p["volume"] in suspects and _waits(p, suspects[p["volume"]]):
                 later.append(p)
             else:
                 yield p, False
