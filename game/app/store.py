@@ -802,10 +802,11 @@ def gold_counts(store: Store) -> dict[str, int]:
 def open_split_parts(store: Store, *, min_belief: float = 0.0) -> list[tuple[str, int]]:
     """(volume, one supervoxel of the part to cut off) for every open crowd split puzzle whose cut is
     at least ``min_belief`` likely (its posterior, else the detector's score)."""
-    return [(r["volume"], r["sv"]) for r in store.query(
-        "SELECT volume, json_extract(supervoxels, '$[0]') AS sv FROM puzzles"
-        " WHERE kind = 'split' AND state = 'open' AND gold = 0 AND tutorial = 0"
-        " AND json_array_length(supervoxels) > 0 AND COALESCE(posterior, score) >= ?", (float(min_belief),))]
+    rows = store.query("SELECT volume, supervoxels FROM puzzles WHERE kind = 'split' AND state = 'open' AND gold = 0"
+                       " AND tutorial = 0 AND COALESCE(posterior, score) >= ?", (float(min_belief),))
+    # the lists parsed here, once per process (asked for on every puzzle request; SQLite's JSON functions
+    # parsed each twice)
+    return [(r["volume"], parts[0]) for r in rows if (parts := _id_list(r["supervoxels"]))]
 
 
 

@@ -30,10 +30,11 @@ class Broadcaster(IntervalLoop):
         self.dirty = threading.Event()
 
     def announce(self, outcome: dict, voter_sid: str | None = None) -> None:
-        reply = outcome["reply"]
+        reply, own = outcome["reply"], f"player:{outcome['player_id']}"
         # the voter's own socket has all this in the vote's acknowledgement: only their other tabs need it
-        self.socketio.emit("score", {"points": reply["total"], "gained": reply["points"], "streak": reply["streak"]},
-                           to=f"player:{outcome['player_id']}", skip_sid=voter_sid)
+        if self.watched(own, besides=voter_sid):
+            self.socketio.emit("score", {"points": reply["total"], "gained": reply["points"],
+                                         "streak": reply["streak"]}, to=own, skip_sid=voter_sid)
         for notice in outcome.get("notices", []):
             self.socketio.emit("puzzle_retired", notice["message"], to=f"player:{notice['player_id']}")
         self.dirty.set()
@@ -50,11 +51,14 @@ class Broadcaster(IntervalLoop):
         if self.watched("leaderboard:all"):
             self.socketio.emit("stats", reports.game_stats(inst), to="leaderboard:all")
 
-    def watched(self, name: str) -> bool:
-        """Whether a socket may be in room ``name``: one of this process's, or any when processes share
-        their rooms through a message queue (this process knows only its own sockets)."""
+    def watched(self, name: str, besides: str | None = None) -> bool:
+        """Whether a socket (other than ``besides``) may be in room ``name``: one of this process's, or any
+        when processes share their rooms through a message queue (this process knows only its own)."""
         manager = self.socketio.server.manager
-        return isinstance(manager, PubSubManager) or bool(manager.rooms.get("/", {}).get(name))
+        if isinstance(manager, PubSubManager):
+            return True
+        members = manager.rooms.get("/", {}).get(name)
+        return bool(members) and (len(members) > 1 or besides not in members)
 
 
 def announce_vote(outcome: dict) -> None:
