@@ -343,3 +343,23 @@ def test_reading_the_best_few_puzzles_first_hands_out_what_reading_them_all_woul
             inst.assignments.hand_out(pid, someone)
     order, whole, got = both(_crowd(inst, 1)[0])
     assert got == whole and got not in order[:assignment.FIRST_LOOK]
+
+
+def test_a_decision_weighs_every_ballot_of_the_puzzle_as_its_votes_say(inst):
+    from game.crowd import consensus as cs
+    inst.settings.update(MIN_VOTES=50, MAX_VOTES=60, BIG_MAX_VOTES=60, GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0)
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    crowd = _crowd(inst, 5) + [players.create_guest(inst.store) for _ in range(2)]  # two without a record
+    with inst.store.write() as db:
+        db.conn.execute("UPDATE players SET reliability = NULL WHERE id = ?", (crowd[1]["id"],))
+    split = next(i for i, p in zip(ids, puzzles) if p["kind"] == "split")
+    for pid in (ids[0], split):
+        for k, c in enumerate(crowd):
+            vote(inst, c["id"], pid, ("yes", "no", "unsure", "yes")[k % 4])
+        puzzle, unknown = st.puzzle(inst.store, pid), inst.consensus.reliability_prior_mean
+        ballots = st.puzzle_ballots(inst.store, pid)
+        assert len(ballots) == len(crowd)
+        assert votes._ballots(inst, puzzle) == ([cs.vote_value(puzzle["kind"], b["answer"]) for b in ballots],
+                                                [b["reliability"] or unknown for b in ballots],
+                                                [bool(b["counted"]) for b in ballots])
+    assert st.puzzle_ballot_columns(inst.store, 10**9) == ((), (), ())

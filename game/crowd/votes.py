@@ -79,10 +79,9 @@ def teach_answers(inst, player_id: int) -> list[bool]:
 
 def _ballots(inst, puzzle: dict) -> tuple[list[int], list[float], list[bool]]:
     """A puzzle's votes in edit space, their voters' reliabilities, and whether each counts."""
-    ballots, unknown = st.puzzle_ballots(inst.store, puzzle["id"]), inst.consensus.reliability_prior_mean
-    return ([cs.vote_value(puzzle["kind"], b["answer"]) for b in ballots],
-            [b["reliability"] or unknown for b in ballots],
-            [bool(b["counted"]) for b in ballots])
+    answers, reliabilities, counted = st.puzzle_ballot_columns(inst.store, puzzle["id"])
+    unknown, value = inst.consensus.reliability_prior_mean, {a: cs.vote_value(puzzle["kind"], a) for a in set(answers)}
+    return [value[a] for a in answers], [r or unknown for r in reliabilities], [bool(c) for c in counted]
 
 
 def _decide(inst, puzzle: dict) -> cs.Decision:
