@@ -58,6 +58,7 @@ class Instance:
 
     def __init__(self, home: str | Path | None = None, settings: dict | None = None):
         self.settings = settings if settings is not None else load_settings()
+        self._built: dict[type, tuple[dict, object]] = {}  # class -> (the settings it was built from, instance)
         self.consensus, self.scoring  # checked now: a bad setting stops the start with a message naming it
         self.home = _checked_home(Path(home if home is not None else self.settings["HOME"]).resolve())
         self.assignments = Assignments()
@@ -81,12 +82,20 @@ class Instance:
     @property
     def consensus(self) -> ConsensusSettings:
         """When puzzles retire and how votes count, from the current settings."""
-        return ConsensusSettings.from_settings(self.settings)
+        return self._from_settings(ConsensusSettings)
 
     @property
     def scoring(self) -> Scoring:
         """How many points what earns, from the current settings."""
-        return Scoring.from_settings(self.settings)
+        return self._from_settings(Scoring)
+
+    def _from_settings(self, cls):
+        """``cls.from_settings(settings)``, built again only when the settings changed since (comparing the
+        settings costs a quarter of building: a vote and a puzzle request ask several times)."""
+        built = self._built.get(cls)
+        if built is None or built[0] != self.settings:
+            built = self._built[cls] = (dict(self.settings), cls.from_settings(self.settings))
+        return built[1]
 
     @cached_property
     def volumes(self) -> VolumeStore:

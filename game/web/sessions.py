@@ -35,7 +35,9 @@ class RememberedCookieSessions(SecureCookieSessionInterface):
     verified in the last ``seconds`` is answered from memory, keyed by its
     exact signed text (a different or altered cookie is verified afresh), as
     a copy (a request may change its session), and never past the cookie's
-    own expiry.
+    own expiry. A Socket.IO event's request context after the socket's first
+    event gets an empty session at once: Flask-SocketIO replaces it with the
+    one it saved from that first event (``manage_session``).
     """
 
     def __init__(self, size: int = 4096, seconds: float = 60.0):
@@ -44,6 +46,10 @@ class RememberedCookieSessions(SecureCookieSessionInterface):
         self._lock = threading.Lock()
 
     def open_session(self, app, request):
+        if "saved_session" in request.environ:
+            # a Socket.IO event after the socket's first: Flask-SocketIO (manage_session) hands the event the
+            # session it saved then, in place of whatever is opened here
+            return self.session_class()
         value = request.cookies.get(self.get_cookie_name(app))
         if not value:
             return self.session_class()
