@@ -19,9 +19,11 @@ References
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import functools
 import os
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -45,6 +47,117 @@ def local_workers(task_bytes: int | None, *, available: int | None = None, cpus:
     return max(1, min(cpus, int(available * MEMORY_SHARE) // int(task_bytes)))
 
 
+# Tasks in flight at once when results are reduced as they come (:func:`stream`): bounds what the parent holds.
+WINDOW = 64
+
+
+class Shared:
+    """An argument many tasks share (a mapping, a table): sent to each worker of a cluster once, not with
+    every task. Wrap it in a task's ``functools.partial`` arguments; the task receives the value itself."""
+
+    def __init__(self, value):
+        self.value = value
+
+
+class Layer:
+    """A picklable reader of one zarr array by URL: ``Layer(url)(box)`` is :func:`read` of ``box``."""
+
+    def __init__(self, url: str):
+        self.url = url
+
+    def __call__(self, box: BBox) -> np.ndarray:
+        return read(self.url, box)
+
+
+def layer(volume, name: str) -> Callable[[BBox], np.ndarray]:
+    """A reader of ``volume``'s layer ``name`` that tasks in other processes can use: the zarr array by URL
+    for a stored volume (or one being written), the volume's own ``read`` for an in-memory stand-in."""
+    from game.volumes.volume import _LayeredVolume
+    if isinstance(volume, _LayeredVolume):
+        return Layer(array_url(volume, name))
+    return functools.partial(volume.read, name)
+
+
+def _parts(task) -> tuple[Callable, tuple, dict]:
+    if isinstance(task, functools.partial):
+        return task.func, task.args, task.keywords
+    return task, (), {}
+
+
+def _unshared(task):
+    """The task with its :class:`Shared` arguments replaced by their values (local schedulers)."""
+    func, args, keywords = _parts(task)
+    if not any(isinstance(a, Shared) for a in (*args, *keywords.values())):
+        return task
+    return functools.partial(func, *(a.value if isinstance(a, Shared) else a for a in args),
+                             **{k: v.value if isinstance(v, Shared) else v for k, v in keywords.items()})
+
+
+def stream(tasks: Sequence[Callable[[], object]], *, scheduler: str | None = None,
+           progress: Callable[[int, int], None] | None = None, task_bytes: int | None = None,
+           window: int | None = None) -> Iterator:
+    """Run ``tasks`` with dask and yield their results in order, at most ``window`` of them (default all)
+    in flight or held at once, so a parent that reduces them as they come holds a few, never all.
+
+    ``scheduler``, ``progress`` and ``task_bytes`` as in :func:`compute`. On a
+    ``dask.distributed`` scheduler the tasks are submitted to its workers
+    (:class:`Shared` arguments scattered to every worker once); local
+    schedulers run them ``window`` at a time.
+    """
+    import dask
+    tasks = list(tasks)
+    total = len(tasks)
+    if not total:
+        return
+    window = max(1, window or total)
+    if scheduler and "://" in scheduler:
+        from distributed import Client
+        with Client(scheduler) as client:
+            scattered: dict[int, object] = {}
+
+            def value(arg):
+                if not isinstance(arg, Shared):
+                    return arg
+                if id(arg) not in scattered:
+                    scattered[id(arg)] = client.scatter(arg.value, broadcast=True)
+                return scattered[id(arg)]
+
+            def submit(task):
+                func, args, keywords = _parts(task)
+                return client.submit(func, *map(value, args), **{k: value(v) for k, v in keywords.items()},
+                                     pure=False)
+
+            pending = collections.deque(submit(task) for task in tasks[:window])
+            for done in range(1, total + 1):
+                result = pending.popleft().result()
+                if done + window <= total:
+                    pending.append(submit(tasks[done + window - 1]))
+                if progress is not None:
+                    progress(done, total)
+                yield result
+        return
+    from dask.callbacks import Callback
+    local = {} if scheduler == "synchronous" else {"num_workers": local_workers(task_bytes)}
+    done = 0
+
+    def finished(*_):
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    with contextlib.ExitStack() as stack:
+        if scheduler == "processes" and total > window:  # one pool of processes for every window, not one each
+            from concurrent.futures import ProcessPoolExecutor
+
+            from dask.multiprocessing import get_context
+            local["pool"] = stack.enter_context(ProcessPoolExecutor(local["num_workers"], mp_context=get_context()))
+        for start in range(0, total, window):
+            batch = [dask.delayed(_unshared(task), pure=False)() for task in tasks[start:start + window]]
+            with Callback(posttask=finished):
+                results = dask.compute(*batch, scheduler=scheduler or "threads", **local)
+            yield from results
+
+
 def compute(tasks: Sequence[Callable[[], object]], *, scheduler: str | None = None,
             progress: Callable[[int, int], None] | None = None, task_bytes: int | None = None) -> list:
     """Run ``tasks`` (callables without arguments, e.g. ``functools.partial``) with dask; their results in order.
@@ -55,25 +168,9 @@ def compute(tasks: Sequence[Callable[[], object]], *, scheduler: str | None = No
     local schedulers then run only as many at once as free memory holds
     (:func:`local_workers`), so a many-core machine does not run out of
     memory where a 2-core one did not (a cluster's workers have their own
-    memory limits).
+    memory limits). Arguments wrapped in :class:`Shared` go to each worker once.
     """
-    import dask
-    if not tasks:
-        return []
-    delayed = [dask.delayed(task, pure=False)() for task in tasks]
-    if scheduler and "://" in scheduler:
-        from distributed import Client, as_completed
-        with Client(scheduler) as client:
-            futures = client.compute(delayed)
-            for done, _ in enumerate(as_completed(futures), 1):
-                if progress is not None:
-                    progress(done, len(futures))
-            return client.gather(futures)
-    local = {} if scheduler == "synchronous" else {"num_workers": local_workers(task_bytes)}
-    results = dask.compute(*delayed, scheduler=scheduler or "threads", **local)
-    if progress is not None:
-        progress(len(tasks), len(tasks))
-    return list(results)
+    return list(stream(tasks, scheduler=scheduler, progress=progress, task_bytes=task_bytes))
 
 
 def array_url(volume, layer: str) -> str:
@@ -82,8 +179,25 @@ def array_url(volume, layer: str) -> str:
     return f"{volume.path / GROUP}/{layer}"
 
 
-@functools.lru_cache(maxsize=64)
 def _open(url: str, mode: str):
+    """The array at ``url``, opened once per process while its metadata stay the same (a volume replaced
+    under the same name is opened afresh)."""
+    return _opened(url, mode, _stamp(url))
+
+
+def _stamp(url: str) -> tuple[int, int] | None:
+    """Which version of a local array's metadata file is there; None for other stores."""
+    if "://" in url:
+        return None
+    try:
+        info = os.stat(os.path.join(url, "zarr.json"))
+    except OSError:
+        return None
+    return info.st_ino, info.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def _opened(url: str, mode: str, stamp):
     import zarr
     return zarr.open_array(url, mode=mode)
 
@@ -173,3 +287,8 @@ def offset_slabs(labels_url: str, slabs: list[BBox], offsets: list[int]) -> None
             labels = read(labels_url, slab)
             labels[labels > 0] += np.uint32(offset)
             write(labels_url, slab, labels)
+
+
+def relabel_block(supervoxels_url: str, labels_url: str, box: BBox, mapping: np.ndarray) -> None:
+    """Write ``mapping[supervoxels]`` of ``box`` into the labels array (an export's slab)."""
+    write(labels_url, box, np.take(mapping, read(supervoxels_url, box)))

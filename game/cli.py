@@ -99,7 +99,7 @@ def cmd_import(args) -> int:
         supervoxels=args.supervoxels, boundary=args.boundary, groundtruth=args.groundtruth,
         resolution=_triple(args.resolution, "--resolution") if args.resolution else None,
         invert_boundary=args.invert_boundary, groundtruth_kind=args.groundtruth_kind, overwrite=args.force,
-        progress=progress_factory())
+        progress=progress_factory(), scheduler=args.scheduler)
     print(json.dumps(info, indent=2))
     return 0
 
@@ -108,7 +108,7 @@ def cmd_agglomerate(args) -> int:
     from game.app import pipeline
     info = pipeline.agglomerate_volume(_instance(args), args.name, threshold=args.threshold,
                                        discard_edits=args.discard_edits, anisotropic=args.anisotropic,
-                                       progress=progress_factory())
+                                       progress=progress_factory(), scheduler=args.scheduler)
     print(json.dumps(info, indent=2))
     return 0
 
@@ -139,7 +139,7 @@ def cmd_evaluate(args) -> int:
 def cmd_export(args) -> int:
     from game.app import exports
     path = exports.export(_instance(args), args.name, what=args.what, fmt=args.format, out=args.out, at=args.at,
-                          progress=TqdmBar("export"))
+                          progress=TqdmBar("export"), scheduler=args.scheduler)
     print(f"wrote {path}")
     return 0
 
@@ -197,7 +197,7 @@ def cmd_detect(args) -> int:
     from game.detection import detect
     inst = _instance(args)
     bar = progress_factory(not args.json)("detecting errors")
-    everything = detect.interleave(inst.pool.detect(args.name, progress=bar))
+    everything = detect.interleave(inst.pool.detect(args.name, progress=bar, scheduler=args.scheduler))
     report = detect.evaluate_ranking(everything) if any(c.get("truth") is not None for c in everything) else None
     found = everything[:args.limit]
     if args.json:
@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p["demo"].add_argument("--shape", help="size Z,Y,X (default 64,256,256)")
     p["demo"].add_argument("--seed", type=int, help="random seed (default 0)")
     p["demo"].add_argument("--force", action="store_true", help="replace an existing volume of that name")
-    for command in ("demo", "segment"):
+    for command in ("demo", "segment", "import", "agglomerate", "detect", "export"):
         p[command].add_argument("--scheduler", help="where the blockwise stages run as dask tasks: threads "
                                 "(default), processes, synchronous, or a dask.distributed scheduler's address "
                                 "(tcp://host:8786)")

@@ -55,26 +55,108 @@ def test_local_workers_run_only_as_many_tasks_at_once_as_free_memory_holds():
     assert most[0] == 1, "a task larger than free memory runs alone"
 
 
-@pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning", "ignore::UserWarning")
-def test_segment_on_a_local_cluster_of_two_workers_equals_the_in_process_run(tmp_path, tiny_demo_home):
-    from distributed import LocalCluster
+CLUSTER_WARNINGS = ("ignore::DeprecationWarning", "ignore::ResourceWarning", "ignore::UserWarning")
 
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One dask.distributed LocalCluster of two single-threaded worker processes for this module's tests."""
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
+        yield local
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings(*CLUSTER_WARNINGS)
+def test_segment_on_a_local_cluster_of_two_workers_equals_the_in_process_run(tmp_path, tiny_demo_home, cluster):
     from game.app import pipeline
     from game.app.instance import Instance
 
     results = {}
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        for where, scheduler in (("in-process", "synchronous"), ("cluster", cluster.scheduler_address)):
-            home = tmp_path / where
-            shutil.copytree(tiny_demo_home, home)
-            inst = Instance(home, _settings(home))
-            started = time.perf_counter()
-            pipeline.segment_volume(inst, "demo", scheduler=scheduler)
-            volume = inst.volumes.open("demo")
-            results[where] = (volume.read("boundary"), volume.read("supervoxels"), volume.load_side("mapping"),
-                              time.perf_counter() - started)
-            inst.store.close()
+    for where, scheduler in (("in-process", "synchronous"), ("cluster", cluster.scheduler_address)):
+        home = tmp_path / where
+        shutil.copytree(tiny_demo_home, home)
+        inst = Instance(home, _settings(home))
+        started = time.perf_counter()
+        pipeline.segment_volume(inst, "demo", scheduler=scheduler)
+        volume = inst.volumes.open("demo")
+        results[where] = (volume.read("boundary"), volume.read("supervoxels"), volume.load_side("mapping"),
+                          volume.load_side("rag"), time.perf_counter() - started)
+        inst.store.close()
     local, remote = results["in-process"], results["cluster"]
     assert np.array_equal(local[0], remote[0]) and np.array_equal(local[1], remote[1])
     assert np.array_equal(local[2], remote[2]) and local[1].max() > 10
+    assert all(np.array_equal(local[3][k], remote[3][k]) for k in local[3])
+
+
+def _bytes(arrays: dict) -> dict:
+    return {name: (np.asarray(a).dtype.str, np.asarray(a).tobytes()) for name, a in arrays.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings(*CLUSTER_WARNINGS)
+def test_the_region_graph_on_a_local_cluster_equals_the_in_process_run(tiny_demo_home, cluster):
+    from game.app.instance import Instance
+    from game.segmentation.rag import build_rag_blockwise
+
+    volume = Instance(tiny_demo_home, _settings(tiny_demo_home)).volumes.open("demo")
+    runs = {}
+    for where, scheduler in (("in-process", "synchronous"), ("cluster", cluster.scheduler_address)):
+        seen = []
+        rag = build_rag_blockwise(blockwise.layer(volume, "supervoxels"), blockwise.layer(volume, "boundary"),
+                                  volume.shape, (4, 32, 32), progress=lambda done, total: seen.append((done, total)),
+                                  scheduler=scheduler)
+        runs[where] = _bytes(rag.to_arrays())
+        tiles = len(list(BBox.from_shape(volume.shape).tiles((4, 32, 32))))
+        assert seen[-1] == (tiles, tiles) and len(seen) == tiles
+    assert runs["cluster"] == runs["in-process"], "bit for bit, every field"
+    assert runs["in-process"] == _bytes(volume.load_side("rag")), "and equal to the RAG the demo was made with"
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings(*CLUSTER_WARNINGS)
+def test_the_detection_scan_on_a_local_cluster_equals_the_in_process_run(tiny_demo_home, cluster):
+    from game.app.instance import Instance
+    from game.detection.candidates import contact_points
+    from game.detection.detect import ArrayVolume
+    from game.segmentation.rag import RAG
+
+    volume = Instance(tiny_demo_home, _settings(tiny_demo_home)).volumes.open("demo")
+    rag = RAG.from_arrays(volume.load_side("rag"))
+    local = contact_points(volume, rag, scheduler="synchronous")
+    seen = []
+    remote = contact_points(volume, rag, scheduler=cluster.scheduler_address,
+                            progress=lambda done, total: seen.append((done, total)))
+    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(local, remote))
+    assert seen[-1][0] == seen[-1][1] and len(local[1]) == len(rag) > 10
+    assert np.array_equal(local[0][1:], np.bincount(volume.read("supervoxels").ravel())[1:])
+    # smaller chunks than the store's: many blocks whose contacts span several, on the cluster too
+    small = ArrayVolume(supervoxels=volume.read("supervoxels"), chunks=(3, 20, 28))
+    remote = contact_points(small, rag, scheduler=cluster.scheduler_address)
+    assert all(np.array_equal(a, b) for a, b in zip(local, remote))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings(*CLUSTER_WARNINGS)
+def test_a_zarr_export_written_by_a_local_cluster_equals_the_in_process_export(inst, tmp_path, cluster):
+    from game.app import exports
+    from game.volumes.formats import export_array
+
+    def job():  # slabs two sections deep: eight tasks
+        return exports.label_export(inst, "demo", slab_voxels=2 * 96 * 96)
+    streamed = job()
+    paths = {"in-process": export_array(tmp_path / "streamed.zarr", None, streamed.shape, streamed.dtype,
+                                        streamed.slabs(), attrs=streamed.attrs, chunks=streamed.file_chunks)}
+    seen = []
+    paths["cluster"] = exports.export_zarr(job(), tmp_path / "cluster.zarr", scheduler=cluster.scheduler_address,
+                                           progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (8, 8) and not list(tmp_path.glob(".*")), "every slab a task; no temporary left"
+    exported = {}
+    for where, path in paths.items():
+        array = zarr.open_array(str(path), mode="r")
+        exported[where] = (array[:], array.chunks, array.dtype,
+                           {k: v for k, v in array.attrs.items() if k != "exported"})
+    local, remote = exported["in-process"], exported["cluster"]
+    assert np.array_equal(local[0], remote[0]) and local[1:] == remote[1:]
+    expected = inst.agglomeration("demo").materialize(inst.volumes.open("demo").read("supervoxels"))
+    assert np.array_equal(remote[0], expected) and remote[3]["checksum"] == exports.label_checksum(expected)

@@ -131,7 +131,8 @@ def test_a_segmentation_import_gets_supervoxels_inside_its_segments(capsys, tmp_
 @pytest.mark.parametrize("fmt", ["h5", "tif", "npy", "zarr"])
 def test_export_writes_the_current_segmentation_with_metadata(capsys, home, fmt, tmp_path):
     out = tmp_path / f"labels.{fmt}"
-    code, _, err = run(capsys, "--home", home, "export", "demo", "--what", "labels", "--format", fmt, "--out", out)
+    code, _, err = run(capsys, "--home", home, "export", "demo", "--what", "labels", "--format", fmt, "--out", out,
+                       "--scheduler", "synchronous")
     assert code == 0, err
     from game.app.instance import Instance
     inst = Instance(home)

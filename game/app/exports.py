@@ -18,6 +18,7 @@ lines, read lazily from the store.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -38,7 +39,7 @@ from game.app.pipeline import no_segmentation
 from game.errors import ProofQuestError
 from game.geometry import BBox
 from game.segmentation.agglomeration import Agglomeration, Edit
-from game.volumes.formats import EXPORT_FORMATS, atomic_path, export_array
+from game.volumes.formats import EXPORT_FORMATS, atomic_path, export_array, export_format
 
 WHAT = ("labels", "votes", "edits", "puzzles", "answers")
 ROW_FORMATS = ("csv", "jsonl")
@@ -141,11 +142,47 @@ def label_export(inst: Instance, name: str, *, at: int | None = None,
 
 
 def export_labels(inst: Instance, name: str, *, fmt: str | None, out: str, at: int | None = None,
-                  progress: Callable[[int, int], None] | None = None, overwrite: bool = False) -> Path:
-    """Write the labels to a file (or ``.zarr`` folder) slab by slab, with their metadata."""
+                  progress: Callable[[int, int], None] | None = None, overwrite: bool = False,
+                  scheduler: str | None = None) -> Path:
+    """Write the labels to a file (or ``.zarr`` folder) slab by slab, with their metadata.
+
+    A zarr export is written by tasks of dask's ``scheduler`` (:func:`export_zarr`); HDF5, TIFF and
+    ``.npy`` cannot be written from several processes at once, so they are streamed here, slab by slab.
+    """
     job = label_export(inst, name, at=at)
+    if export_format(out, fmt) == "zarr":
+        return export_zarr(job, out, progress=progress, overwrite=overwrite, scheduler=scheduler)
     return export_array(out, fmt, job.shape, job.dtype, job.slabs(progress), attrs=job.attrs,
                         chunks=job.file_chunks, overwrite=overwrite)
+
+
+def export_zarr(job: LabelExport, out: str | Path, *, progress: Callable[[int, int], None] | None = None,
+                overwrite: bool = False, scheduler: str | None = None) -> Path:
+    """The labels as a zarr array written by tasks of dask (:func:`game.blockwise.relabel_block`), one per
+    slab; equal to :func:`game.volumes.formats.export_array` of :meth:`LabelExport.slabs`.
+
+    The workers read the supervoxels and write the slabs of the new array
+    themselves (``out`` on a disk they share; the mapping goes to each worker
+    once). The checksum is a hash of the labels in order, which cannot be
+    computed in pieces: this process reads the written array back slab by
+    slab for it, and adds the metadata last. Written under a temporary name
+    and renamed into place when complete.
+    """
+    from game import blockwise
+    path = Path(out)
+    chunks = tuple(min(c, n) for c, n in zip(job.file_chunks, job.shape))
+    with atomic_path(path, overwrite=overwrite) as temporary:
+        data = zarr.create_array(store=temporary, shape=job.shape, dtype=job.dtype, chunks=chunks, fill_value=0)
+        boxes, mapping = job.slab_boxes(), blockwise.Shared(job.mapping)
+        source = blockwise.array_url(job.volume, "supervoxels")
+        blockwise.compute([functools.partial(blockwise.relabel_block, source, str(temporary), box, mapping)
+                           for box in boxes], scheduler=scheduler, progress=progress)
+        digest = hashlib.sha256()
+        for box in boxes:
+            digest.update(np.ascontiguousarray(data[box.slices]))
+        data.attrs.update({**job.attrs, "checksum": "sha256:" + digest.hexdigest()})
+    job.attrs["checksum"] = "sha256:" + digest.hexdigest()
+    return path
 
 
 # ----------------------------------------------------------------------------- labels as a download
@@ -318,12 +355,12 @@ def export_rows_file(inst: Instance, name: str, what: str, fmt: str, out: str, *
 
 
 def export(inst: Instance, name: str, *, what: str, fmt: str | None, out: str, at: int | None = None,
-           progress: Callable[[int, int], None] | None = None) -> Path:
+           progress: Callable[[int, int], None] | None = None, scheduler: str | None = None) -> Path:
     """The command line's ``export``: labels to an array file, the other tables to CSV or JSON lines."""
     if what not in WHAT:
         raise ProofQuestError(f"--what {what!r} is not known; choose one of {', '.join(WHAT)}")
     if what == "labels":
-        return export_labels(inst, name, fmt=fmt, out=out, at=at, progress=progress)
+        return export_labels(inst, name, fmt=fmt, out=out, at=at, progress=progress, scheduler=scheduler)
     if at is not None:
         raise ProofQuestError("--at applies to labels only (the tables hold every edit with its time)")
     fmt = fmt or ("jsonl" if what == "answers" or str(out).endswith((".jsonl", ".json")) else "csv")

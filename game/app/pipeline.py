@@ -120,8 +120,9 @@ def _watershed_into(source, writer, resolution, *, sections: bool = False, progr
 
 
 def _write_graph(writer, *, threshold: float, mapping: np.ndarray | None, progress: ProgressFactory | None,
-                 fold_voxels: int = 0) -> dict:
-    """RAG, supervoxel sizes and initial mapping (and the truth table with ground truth) as side arrays.
+                 fold_voxels: int = 0, scheduler: str | None = None) -> dict:
+    """RAG, supervoxel sizes and initial mapping (and the truth table with ground truth) as side arrays; the
+    RAG block by block as tasks of dask's ``scheduler`` (:func:`game.segmentation.rag.build_rag_blockwise`).
 
     Without a ``mapping`` the initial segmentation is mean agglomeration up to
     ``threshold``, with fragments under ``fold_voxels`` folded into a neighbour.
@@ -130,8 +131,9 @@ def _write_graph(writer, *, threshold: float, mapping: np.ndarray | None, progre
     """
     shape, chunks = writer.shape, writer.chunks
     n = int(writer.attrs.get("n_supervoxels") or 0)
-    rag = build_rag_blockwise(lambda box: writer.read("supervoxels", box), lambda box: writer.read("boundary", box),
-                              shape, chunks, n_supervoxels=n, progress=_bar(progress, "region graph"))
+    rag = build_rag_blockwise(blockwise.layer(writer, "supervoxels"), blockwise.layer(writer, "boundary"),
+                              shape, chunks, n_supervoxels=n, progress=_bar(progress, "region graph"),
+                              scheduler=scheduler)
     sizes = writer.label_sizes("supervoxels", minlength=n + 1)
     sizes[0] = 0
     if writer.attrs.get("supervoxels_per_section"):
@@ -201,7 +203,7 @@ def make_demo(inst: Instance, name: str, *, shape=(64, 256, 256), seed: int = 0,
                                 sections=per_section(spec.resolution, inst.settings["ANISOTROPY_RATIO"],
                                                      inst.settings["DEMO_ANISOTROPIC"]))
             info = _write_graph(w, threshold=inst.settings["AGGLOMERATION_THRESHOLD"], mapping=None,
-                                progress=progress, fold_voxels=inst.settings["FOLD_MAX_VOXELS"])
+                                progress=progress, fold_voxels=inst.settings["FOLD_MAX_VOXELS"], scheduler=scheduler)
     info.update({"name": name, "shape": list(spec.shape), "supervoxels": n,
                  "seconds": round(time.perf_counter() - started, 1)})
     return info
@@ -262,8 +264,10 @@ def _open_source(spec: str | None, what: str):
 def import_volume(inst: Instance, name: str, *, image: str, segmentation: str | None = None,
                   supervoxels: str | None = None, boundary: str | None = None, groundtruth: str | None = None,
                   resolution=None, invert_boundary: bool = False, groundtruth_kind: str = "auto",
-                  overwrite: bool = False, progress: ProgressFactory | None = None) -> dict:
-    """Import a real volume; see the README for which layers lead to which segmentation.
+                  overwrite: bool = False, progress: ProgressFactory | None = None,
+                  scheduler: str | None = None) -> dict:
+    """Import a real volume; see the README for which layers lead to which segmentation (its region graph
+    block by block as tasks of dask's ``scheduler``).
 
     With ``segmentation`` that is the initial segmentation (supervoxels made
     inside its segments unless given); with ``supervoxels`` alone each is its
@@ -287,7 +291,8 @@ def import_volume(inst: Instance, name: str, *, image: str, segmentation: str | 
             if sources[layer] is not None:
                 open_files.enter_context(sources[layer])
         return _import_sources(inst, name, specs, sources, resolution=resolution, invert_boundary=invert_boundary,
-                               groundtruth_kind=groundtruth_kind, overwrite=overwrite, progress=progress)
+                               groundtruth_kind=groundtruth_kind, overwrite=overwrite, progress=progress,
+                               scheduler=scheduler)
 
 
 def check_sources(specs: dict, sources: dict) -> tuple[int, int, int]:
@@ -335,7 +340,7 @@ def declare_truth(source, kind: str = "auto") -> Annotation | None:
 
 
 def _import_sources(inst, name, specs, sources, *, resolution, invert_boundary, groundtruth_kind, overwrite,
-                    progress) -> dict:
+                    progress, scheduler=None) -> dict:
     shape = check_sources(specs, sources)
     notes = []
     if resolution is None:
@@ -385,7 +390,7 @@ def _import_sources(inst, name, specs, sources, *, resolution, invert_boundary, 
                     n = _store_supervoxels(w, svs, "inside imported segments")
                     mapping = seg_mapping  # oversegment_segments gives dense ids already
                 info.update(_write_graph(w, threshold=inst.settings["AGGLOMERATION_THRESHOLD"], mapping=mapping,
-                                         progress=progress))
+                                         progress=progress, scheduler=scheduler))
     info["seconds"] = round(time.perf_counter() - started, 1)
     if notes:
         info["notes"] = notes
@@ -443,8 +448,10 @@ class _LayerSource:
 
 
 def agglomerate_volume(inst: Instance, name: str, *, threshold: float | None = None, discard_edits: bool = False,
-                       anisotropic: str = "auto", progress: ProgressFactory | None = None) -> dict:
-    """Make supervoxels if there are none, then the initial segmentation by mean agglomeration.
+                       anisotropic: str = "auto", progress: ProgressFactory | None = None,
+                       scheduler: str | None = None) -> dict:
+    """Make supervoxels if there are none, then the initial segmentation by mean agglomeration (the
+    watershed and the region graph block by block as tasks of dask's ``scheduler``).
 
     ``anisotropic`` ('auto', 'on', 'off') chooses between supervoxels made
     section by section and a 3D watershed (:func:`per_section`); supervoxels
@@ -465,11 +472,11 @@ def agglomerate_volume(inst: Instance, name: str, *, threshold: float | None = N
             if volume.has(layer) and not (layer == "supervoxels" and remake)]
     with rewriting(inst, name, keep_layers=keep, discard_edits=discard_edits) as (old, w):
         if remake:
-            _watershed_into(old, w, old.resolution, sections=sections, progress=progress)
+            _watershed_into(old, w, old.resolution, sections=sections, progress=progress, scheduler=scheduler)
         else:
             w.attrs["n_supervoxels"] = int(old.attrs.get("n_supervoxels") or _max_label(old, "supervoxels"))
         info = _write_graph(w, threshold=threshold, mapping=None, progress=progress,
-                            fold_voxels=inst.settings["FOLD_MAX_VOXELS"])
+                            fold_voxels=inst.settings["FOLD_MAX_VOXELS"], scheduler=scheduler)
     info.update({"name": name, "threshold": threshold,
                  "supervoxels_per_section": bool(inst.volumes.open(name).attrs.get("supervoxels_per_section"))})
     return info
@@ -478,8 +485,8 @@ def agglomerate_volume(inst: Instance, name: str, *, threshold: float | None = N
 def segment_volume(inst: Instance, name: str, *, model: str | None = None, threshold: float | None = None,
                    discard_edits: bool = False, anisotropic: str = "auto",
                    progress: ProgressFactory | None = None, scheduler: str | None = None) -> dict:
-    """Boundary network → watershed supervoxels → agglomeration, as the volume's segmentation; the network
-    and the watershed block by block as tasks of dask's ``scheduler`` (:mod:`game.blockwise`).
+    """Boundary network → watershed supervoxels → agglomeration, as the volume's segmentation; the network,
+    the watershed and the region graph block by block as tasks of dask's ``scheduler`` (:mod:`game.blockwise`).
 
     The network is anisotropic by design (in-plane pooling, context of a few
     sections: :mod:`game.segmentation.unet`); the watershed goes section by
@@ -498,7 +505,7 @@ def segment_volume(inst: Instance, name: str, *, model: str | None = None, thres
         _watershed_into(w, w, old.resolution, progress=progress, scheduler=scheduler,
                         sections=per_section(old.resolution, inst.settings["ANISOTROPY_RATIO"], anisotropic))
         info = _write_graph(w, threshold=threshold, mapping=None, progress=progress,
-                            fold_voxels=inst.settings["FOLD_MAX_VOXELS"])
+                            fold_voxels=inst.settings["FOLD_MAX_VOXELS"], scheduler=scheduler)
     info.update({"name": name, "threshold": threshold, "seconds": round(time.perf_counter() - started, 1)})
     return info
 

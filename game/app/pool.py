@@ -59,28 +59,30 @@ class Pool:
         path = resolve_model_path(self.inst.settings[setting])
         return path if path.is_file() else None
 
-    def _scan_arrays(self, volume, rag: RAG) -> tuple[np.ndarray, np.ndarray]:
-        """Voxels per supervoxel and a point on every RAG edge, counted once per volume and kept beside it."""
+    def _scan_arrays(self, volume, rag: RAG, scheduler: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Voxels per supervoxel and a point on every RAG edge, counted once per volume and kept beside it
+        (the scan as tasks of dask's ``scheduler``)."""
         if volume.has_side("rag_points") and volume.has_side("sv_sizes"):
             return volume.load_side("sv_sizes"), volume.load_side("rag_points")
-        sizes, points = contact_points(volume, rag)
+        sizes, points = contact_points(volume, rag, scheduler=scheduler)
         volume.save_side("sv_sizes", sizes)
         volume.save_side("rag_points", points)
         return sizes, points
 
-    def detect(self, name: str, *, segments=None, gaps=None, skip=(), progress=None) -> list[dict]:
+    def detect(self, name: str, *, segments=None, gaps=None, skip=(), progress=None, scheduler=None) -> list[dict]:
         """Scored candidates of a volume's live segmentation (or of some of its segments), with ground truth
         labels where the volume has them.
 
         The score is calibrated on the volume's known answers so far (gold and teach puzzles, expert
         decisions: :func:`game.app.store.known_answers`); before there are any, as trained. Candidates
-        whose key is in ``skip`` are left out before they are scored.
+        whose key is in ``skip`` are left out before they are scored. A volume not scanned yet is scanned
+        as tasks of dask's ``scheduler`` (:func:`game.detection.candidates.scan_supervoxels`).
         """
         inst = self.inst
         volume = inst.volumes.open(name)
         agg = inst.agglomeration(name)
         rag = RAG.from_arrays(volume.load_side("rag"))
-        sizes, points = self._scan_arrays(volume, rag)
+        sizes, points = self._scan_arrays(volume, rag, scheduler)
         found = detect.detect(volume, agg, rag, model=self._model_path("SCORE_MODEL"),
                               cnn=self._model_path("DETECTOR_MODEL"), known=st.known_answers(inst.store, name),
                               limit=None, skip=skip, progress=progress, sizes=sizes, points=points,

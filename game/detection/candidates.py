@@ -62,6 +62,7 @@ correction framework for connectomics. NIPS.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Iterable, Sequence
 
@@ -100,15 +101,14 @@ def _pair_keys(a: np.ndarray, b: np.ndarray, n_supervoxels: int) -> np.ndarray:
     return np.minimum(a, b) * (n_supervoxels + 1) + np.maximum(a, b)
 
 
-def _block_faces(block: np.ndarray, tile: BBox, wanted: np.ndarray, n_supervoxels: int
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """The faces in a block between two supervoxels whose pair is ``wanted``: the pair's index in ``wanted``
-    and the face's lower voxel ``[z, y, x]``, in scan order (axis by axis, C order within an axis).
+def _block_faces(block: np.ndarray, tile: BBox, n_supervoxels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The faces in a block between two supervoxels: the pair's key and the face's lower voxel
+    ``[z, y, x]``, in scan order (axis by axis, C order within an axis).
 
     ``block`` is ``tile`` and one voxel more on each + side: a face is counted by the tile holding its
     lower voxel.
     """
-    found_index, found_points = [], []
+    found_keys, found_points = [], []
     for axis in range(3):
         lower = [slice(0, c) for c in tile.shape]
         lower[axis] = slice(0, min(tile.shape[axis], block.shape[axis] - 1))
@@ -116,17 +116,51 @@ def _block_faces(block: np.ndarray, tile: BBox, wanted: np.ndarray, n_supervoxel
         upper[axis] = slice(1, lower[axis].stop + 1)
         a, b = block[tuple(lower)], block[tuple(upper)]
         face = (a != b) & (a != 0) & (b != 0)
-        keys = _pair_keys(a[face], b[face], n_supervoxels)
-        index = np.minimum(np.searchsorted(wanted, keys), max(len(wanted) - 1, 0))
-        hit = wanted[index] == keys if len(wanted) else np.zeros(len(keys), bool)
-        found_index.append(index[hit])
-        found_points.append(np.argwhere(face)[hit] + np.asarray(tile.start))
-    return np.concatenate(found_index), np.concatenate(found_points)
+        found_keys.append(_pair_keys(a[face], b[face], n_supervoxels))
+        found_points.append(np.argwhere(face) + np.asarray(tile.start))
+    return np.concatenate(found_keys), np.concatenate(found_points)
+
+
+def _read_outer(read, tile: BBox, shape) -> np.ndarray:
+    """``tile`` and one voxel more on each + side (clipped at the volume's end)."""
+    return np.asarray(read(BBox(tile.start, tuple(s + 1 for s in tile.stop)).clip(shape)))
+
+
+def scan_counts(read, tile: BBox, shape: tuple[int, ...], n_supervoxels: int, faces: bool) -> tuple:
+    """The first pass of :func:`scan_supervoxels` over one block (a task): the supervoxel ids in ``tile``
+    with their voxel counts, and (with ``faces``) the pairs touching in it with their face counts and the
+    sums of their face voxels' coordinates."""
+    block = _read_outer(read, tile, shape)
+    ids, voxels = np.unique(block[tuple(slice(0, c) for c in tile.shape)], return_counts=True)
+    if not faces:
+        return ids, voxels, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
+    keys, points = _block_faces(block, tile, n_supervoxels)
+    pairs, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    sums = np.stack([np.bincount(inverse, weights=points[:, axis], minlength=len(pairs)) for axis in range(3)],
+                    axis=1)  # sums of integer coordinates: exact in float64
+    return ids, voxels, pairs, counts, sums
+
+
+def scan_nearest(read, tile: BBox, shape: tuple[int, ...], n_supervoxels: int, pairs: np.ndarray,
+                 centroid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The second pass of :func:`scan_supervoxels` over one block (a task): of each pair in ``pairs``
+    (sorted keys, with their ``centroid``), the face voxel in ``tile`` nearest to it, the first in
+    (z, y, x) of equally near ones; returns the pairs' indices, squared distances and points."""
+    keys, points = _block_faces(_read_outer(read, tile, shape), tile, n_supervoxels)
+    index = np.minimum(np.searchsorted(pairs, keys), max(len(pairs) - 1, 0))
+    hit = pairs[index] == keys if len(pairs) else np.zeros(len(keys), bool)
+    index, points = index[hit], points[hit]
+    distance = ((points - centroid[index]) ** 2).sum(axis=1)
+    order = np.lexsort((points[:, 2], points[:, 1], points[:, 0], distance, index))
+    first = order[np.r_[True, index[order][1:] != index[order][:-1]]] if len(order) else order
+    return index[first], distance[first], points[first]
 
 
 def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
-                     progress: ProgressCallback | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Voxel count of every supervoxel and a point on the contact of each pair, chunk by chunk.
+                     progress: ProgressCallback | None = None,
+                     scheduler: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel count of every supervoxel and a point on the contact of each pair, chunk by chunk as tasks
+    of dask.
 
     The contact point of a pair is the face voxel (the face's lower voxel) nearest
     to the centroid of all its faces: the middle of the contact, and on it even
@@ -134,16 +168,26 @@ def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
     order, so the point does not depend on the chunks it was read in. Two
     passes, so that memory holds a few numbers per pair and one chunk, never
     the faces of the whole volume: the first counts the voxels and sums each
-    pair's face voxels (the centroids), the second finds the nearest.
+    pair's face voxels per chunk (:func:`scan_counts`), the parent adding them
+    up into the centroids; the second finds each chunk's nearest face voxel of
+    the pairs that touch in it (:func:`scan_nearest`), the parent keeping the
+    nearest of all. Counts and sums are integers, exact in any order, so the
+    result does not depend on where the tasks ran.
 
     Parameters
     ----------
     volume : Volume or any object with ``shape`` and ``read(layer, bbox, fill=0)``
-        Read chunk by chunk (its ``chunks`` when it has them).
+        Read chunk by chunk (its ``chunks`` when it has them): a stored volume
+        by URL (:func:`game.blockwise.layer`), so that its chunks can be read
+        by other processes.
     pairs : ndarray, shape (P, 2)
         Touching supervoxel pairs (edges of the RAG).
     n_supervoxels : int
         Largest supervoxel id.
+    progress : callable, optional
+        ``progress(done, total)`` over the chunks of both passes.
+    scheduler : str, optional
+        Where the tasks run (:func:`game.blockwise.compute`): local threads by default.
 
     Returns
     -------
@@ -151,33 +195,28 @@ def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
     points : ndarray of int64, shape (P, 3)
         ``[z, y, x]`` for each pair, in the order given.
     """
+    from game import blockwise
     shape = tuple(volume.shape)
+    read = blockwise.layer(volume, "supervoxels")
     asked = _pair_keys(pairs[:, 0], pairs[:, 1], n_supervoxels)
     wanted = np.unique(asked)
     sizes = np.zeros(n_supervoxels + 1, np.int64)
     counts = np.zeros(len(wanted), np.int64)
-    sums = np.zeros((len(wanted), 3), np.float64)  # sums of integer coordinates: exact in float64
+    sums = np.zeros((len(wanted), 3), np.float64)
     tiles = list(BBox.from_shape(shape).tiles(getattr(volume, "chunks", shape)))
     passes = 2 if len(wanted) else 1
-    done = 0
-
-    def blocks():
-        nonlocal done
-        for tile in tiles:
-            outer = BBox(tile.start, tuple(s + 1 for s in tile.stop)).clip(shape)
-            yield tile, np.asarray(volume.read("supervoxels", outer, fill=0))
-            done += 1
-            if progress is not None:
-                progress(done, passes * len(tiles))
-
-    for tile, block in blocks():
-        core = block[tuple(slice(0, c) for c in tile.shape)]
-        sizes += np.bincount(core.ravel().astype(np.intp, copy=False), minlength=n_supervoxels + 1)[:n_supervoxels + 1]
-        if len(wanted):
-            index, points = _block_faces(block, tile, wanted, n_supervoxels)
-            counts += np.bincount(index, minlength=len(wanted))
-            for axis in range(3):
-                sums[:, axis] += np.bincount(index, weights=points[:, axis], minlength=len(wanted))
+    touching = []  # per chunk: the indices in ``wanted`` of the pairs that touch in it
+    first = blockwise.stream([functools.partial(scan_counts, read, tile, shape, n_supervoxels, bool(len(wanted)))
+                              for tile in tiles], scheduler=scheduler, window=blockwise.WINDOW,
+                             progress=None if progress is None else lambda done, total: progress(done, passes * total))
+    for ids, voxels, found, found_counts, found_sums in first:
+        inside = ids <= n_supervoxels
+        sizes[ids[inside].astype(np.intp)] += voxels[inside]
+        index = np.minimum(np.searchsorted(wanted, found), max(len(wanted) - 1, 0))
+        hit = wanted[index] == found if len(wanted) else np.zeros(len(found), bool)
+        counts[index[hit]] += found_counts[hit]
+        sums[index[hit]] += found_sums[hit]
+        touching.append(index[hit])
     if not len(wanted):
         return sizes, np.zeros((0, 3), np.int64)
     if (counts == 0).any():
@@ -186,13 +225,15 @@ def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
     centroid = sums / counts[:, None]
     best = np.full(len(wanted), np.inf)
     nearest = np.zeros((len(wanted), 3), np.int64)
-    for tile, block in blocks():
-        index, points = _block_faces(block, tile, wanted, n_supervoxels)
-        distance = ((points - centroid[index]) ** 2).sum(axis=1)
-        # per pair the nearest face voxel of this chunk, the first in (z, y, x) of equally near ones
-        order = np.lexsort((points[:, 2], points[:, 1], points[:, 0], distance, index))
-        first = order[np.r_[True, index[order][1:] != index[order][:-1]]] if len(order) else order
-        pair, distance, points = index[first], distance[first], points[first]
+    second = [(index, functools.partial(scan_nearest, read, tile, shape, n_supervoxels, wanted[index], centroid[index]))
+              for tile, index in zip(tiles, touching) if len(index)]
+    done_first = len(tiles)
+    results = blockwise.stream([task for _, task in second], scheduler=scheduler, window=blockwise.WINDOW,
+                               progress=None if progress is None else
+                               lambda done, total: progress(done_first + done * len(tiles) // max(total, 1),
+                                                            2 * len(tiles)))
+    for (index, _), (local, distance, points) in zip(second, results):
+        pair = index[local]
         held = nearest[pair]
         before = (points[:, 0] < held[:, 0]) | (points[:, 0] == held[:, 0]) & (
             (points[:, 1] < held[:, 1]) | (points[:, 1] == held[:, 1]) & (points[:, 2] < held[:, 2]))
@@ -453,14 +494,16 @@ def gap_proposals(volume, agg: Agglomeration, touching: set[tuple[int, int]], *,
 
 # --- assembling candidates -------------------------------------------------------------
 
-def contact_points(volume, rag: RAG, *, progress: ProgressCallback | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Voxels per supervoxel and a point on every RAG edge's contact, in one pass over the supervoxels.
+def contact_points(volume, rag: RAG, *, progress: ProgressCallback | None = None,
+                   scheduler: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels per supervoxel and a point on every RAG edge's contact, in one scan of the supervoxels
+    (:func:`scan_supervoxels`, as tasks of dask's ``scheduler``).
 
     Kept beside a volume (side arrays ``sv_sizes`` and ``rag_points``), they
     let the living pool place a new candidate without reading the volume.
     """
     pairs = np.stack([rag.u, rag.v], axis=1).astype(np.int64)
-    return scan_supervoxels(volume, pairs, rag.n_supervoxels, progress=progress)
+    return scan_supervoxels(volume, pairs, rag.n_supervoxels, progress=progress, scheduler=scheduler)
 
 
 def baseline_score(candidate: dict) -> float:

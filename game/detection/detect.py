@@ -256,7 +256,8 @@ def score_candidates(volume, agg: Agglomeration, rag: RAG, candidates: Sequence[
 
 def detect(volume, agg: Agglomeration, rag: RAG, *, model: ScoreModel | str | Path | None = None,
            cnn: DetectorNet | str | Path | None = None, known: Iterable[dict] = (), limit: int | None = 300,
-           skip: Iterable[str] = (), progress: ProgressCallback | None = None, **scan) -> list[dict]:
+           skip: Iterable[str] = (), progress: ProgressCallback | None = None, scheduler: str | None = None,
+           **scan) -> list[dict]:
     """Suspected errors of a segmentation, best first, the two kinds taking turns.
 
     Parameters
@@ -275,6 +276,9 @@ def detect(volume, agg: Agglomeration, rag: RAG, *, model: ScoreModel | str | Pa
         pool's rescans would otherwise score again every candidate of a segment, most of them asked).
     progress : callable, optional
         ``progress(done, total)`` of each stage.
+    scheduler : str, optional
+        Where the scan of the supervoxels runs when ``sizes`` and ``points`` are not given
+        (:func:`game.detection.candidates.scan_supervoxels`).
     **scan
         Passed to :func:`game.detection.candidates.find_candidates` (``sizes``,
         ``points``, ``segments``, ``gaps``, ``depth``, ``contrast``).
@@ -285,7 +289,7 @@ def detect(volume, agg: Agglomeration, rag: RAG, *, model: ScoreModel | str | Pa
         Candidates (:mod:`game.detection.candidates`) with their score features and ``score``.
     """
     if scan.get("sizes") is None or scan.get("points") is None:
-        scan["sizes"], scan["points"] = contact_points(volume, rag, progress=progress)
+        scan["sizes"], scan["points"] = contact_points(volume, rag, progress=progress, scheduler=scheduler)
     skip = set(skip)
     candidates = [c for c in find_candidates(volume, agg, rag, progress=progress, **scan) if c["key"] not in skip]
     ranked = interleave(score_candidates(volume, agg, rag, candidates, model, cnn=cnn, known=known,

@@ -21,6 +21,7 @@ blocks (sums, minima, maxima and counts), which is what lets
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
@@ -272,8 +273,11 @@ class RAGAccumulator:
 
     def add(self, supervoxels: np.ndarray, boundary: np.ndarray, core_shape: Sequence[int]) -> None:
         """Add one block: its core plus the + side margin, and the core's shape."""
-        part = _face_sums(np.asarray(supervoxels), boundary_as_float(boundary), core_shape,
-                          self.n_supervoxels)
+        self.add_sums(_face_sums(np.asarray(supervoxels), boundary_as_float(boundary), core_shape,
+                                 self.n_supervoxels))
+
+    def add_sums(self, part: "_EdgeSums") -> None:
+        """Add one block's face sums (:func:`block_face_sums`, computed wherever the block was read)."""
         self._parts.append(part)
         self._rows += len(part.key)
         if self._rows > self.buffer_rows:
@@ -284,41 +288,62 @@ class RAGAccumulator:
         return _EdgeSums.concatenate(self._parts).reduce().to_rag(self.n_supervoxels)
 
 
+def block_face_sums(read_supervoxels: Callable[[BBox], np.ndarray], read_boundary: Callable[[BBox], np.ndarray],
+                    tile: BBox, shape: Sequence[int], n_supervoxels: int) -> _EdgeSums:
+    """The face sums of one block of a volume (a task of :func:`build_rag_blockwise`): ``tile`` read with a
+    one-voxel margin on each + side."""
+    outer = BBox(tile.start, tuple(s + 1 for s in tile.stop)).clip(shape)
+    return _face_sums(np.asarray(read_supervoxels(outer)), boundary_as_float(read_boundary(outer)), tile.shape,
+                      int(n_supervoxels))
+
+
+def _largest(read: Callable[[BBox], np.ndarray], tile: BBox) -> int:
+    return int(np.max(read(tile), initial=0))
+
+
 def build_rag_blockwise(read_supervoxels: Callable[[BBox], np.ndarray],
                         read_boundary: Callable[[BBox], np.ndarray],
                         shape: Sequence[int], chunks: Sequence[int], *,
                         n_supervoxels: int | None = None,
-                        progress: ProgressCallback | None = None) -> RAG:
-    """The RAG of a volume too large for memory, built chunk by chunk.
+                        progress: ProgressCallback | None = None, scheduler: str | None = None) -> RAG:
+    """The RAG of a volume too large for memory, built chunk by chunk as tasks of dask.
+
+    Each block's face sums (:func:`block_face_sums`) are a task of
+    :func:`game.blockwise.stream`; the parent adds them up in block order as
+    they come, so the result does not depend on where the tasks ran.
 
     Parameters
     ----------
     read_supervoxels, read_boundary : callable
         ``read(bbox) -> ndarray`` for a box of the volume, e.g.
-        ``lambda b: volume.read("supervoxels", b)``.
+        ``game.blockwise.layer(volume, "supervoxels")``; picklable (as that one
+        is) for a scheduler of processes or a cluster.
     shape, chunks : sequence of int
         Volume shape and block size (a multiple of the store's chunks reads
         each stored chunk fewer times).
     n_supervoxels : int, optional
         Largest supervoxel id; found by a first pass over the volume when omitted.
     progress : callable, optional
-        Called as ``progress(done, total)`` after each block.
+        Called as ``progress(done, total)`` as blocks are added.
+    scheduler : str, optional
+        Where the tasks run (:func:`game.blockwise.compute`): local threads by default.
 
     Returns
     -------
     RAG
         Equal to ``build_rag`` on the whole volume.
     """
+    from game import blockwise
     volume = BBox.from_shape(shape)
     tiles = list(volume.tiles(chunks))
     if n_supervoxels is None:
-        n_supervoxels = max(int(np.max(read_supervoxels(tile), initial=0)) for tile in tiles)
+        n_supervoxels = max(blockwise.compute([functools.partial(_largest, read_supervoxels, tile) for tile in tiles],
+                                              scheduler=scheduler))
     accumulator = RAGAccumulator(n_supervoxels)
-    for done, tile in enumerate(tiles, start=1):
-        outer = BBox(tile.start, tuple(s + 1 for s in tile.stop)).clip(shape)
-        accumulator.add(read_supervoxels(outer), read_boundary(outer), tile.shape)
-        if progress is not None:
-            progress(done, len(tiles))
+    for part in blockwise.stream([functools.partial(block_face_sums, read_supervoxels, read_boundary, tile,
+                                                    tuple(shape), n_supervoxels) for tile in tiles],
+                                 scheduler=scheduler, progress=progress, window=blockwise.WINDOW):
+        accumulator.add_sums(part)
     return accumulator.finish()
 
 

@@ -442,6 +442,16 @@ def _write_zarr(path: Path, shape, dtype, blocks, attrs: dict, chunks) -> None:
     data.attrs.update(attrs)
 
 
+def export_format(path: str | os.PathLike, fmt: str | None) -> str:
+    """The export format ``fmt``, or the one the suffix of ``path`` names; an error for any other."""
+    path = Path(path)
+    fmt = fmt or {".h5": "h5", ".hdf5": "h5", ".hdf": "h5", ".tif": "tif", ".tiff": "tif",
+                  ".npy": "npy", ".zarr": "zarr"}.get(path.suffix.lower())
+    if fmt not in EXPORT_FORMATS:
+        raise ProofQuestError(f"cannot export to '{fmt or path.suffix}'; choose one of {', '.join(EXPORT_FORMATS)}")
+    return fmt
+
+
 def export_array(path: str | os.PathLike, fmt: str | None, shape: Sequence[int], dtype,
                  blocks: Iterable[tuple[BBox, np.ndarray]], *, attrs: dict | None = None,
                  chunks: Sequence[int] = (32, 128, 128), dataset: str = "stack",
@@ -476,10 +486,7 @@ def export_array(path: str | os.PathLike, fmt: str | None, shape: Sequence[int],
         hidden temporary name; a failure removes it and leaves ``path`` as it was.
     """
     path = Path(path)
-    fmt = fmt or {".h5": "h5", ".hdf5": "h5", ".hdf": "h5", ".tif": "tif", ".tiff": "tif",
-                  ".npy": "npy", ".zarr": "zarr"}.get(path.suffix.lower())
-    if fmt not in EXPORT_FORMATS:
-        raise ProofQuestError(f"cannot export to '{fmt or path.suffix}'; choose one of {', '.join(EXPORT_FORMATS)}")
+    fmt = export_format(path, fmt)
     shape, dtype, attrs = tuple(int(n) for n in shape), np.dtype(dtype), attrs if attrs is not None else {}
     chunks = tuple(min(c, n) for c, n in zip(chunks, shape))
     checked = _checked_blocks(blocks, shape, dtype)
