@@ -115,25 +115,30 @@ def test_the_region_graph_on_a_local_cluster_equals_the_in_process_run(tiny_demo
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings(*CLUSTER_WARNINGS)
-def test_the_detection_scan_on_a_local_cluster_equals_the_in_process_run(tiny_demo_home, cluster):
+def test_the_detection_scan_on_a_local_cluster_equals_the_in_process_run(tiny_demo_home, tmp_path, cluster):
     from game.app.instance import Instance
     from game.detection.candidates import contact_points
-    from game.detection.detect import ArrayVolume
     from game.segmentation.rag import RAG
+    from game.volumes.volume import VolumeStore
 
-    volume = Instance(tiny_demo_home, _settings(tiny_demo_home)).volumes.open("demo")
-    rag = RAG.from_arrays(volume.load_side("rag"))
-    local = contact_points(volume, rag, scheduler="synchronous")
-    seen = []
-    remote = contact_points(volume, rag, scheduler=cluster.scheduler_address,
-                            progress=lambda done, total: seen.append((done, total)))
-    assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(local, remote))
-    assert seen[-1][0] == seen[-1][1] and len(local[1]) == len(rag) > 10
-    assert np.array_equal(local[0][1:], np.bincount(volume.read("supervoxels").ravel())[1:])
-    # smaller chunks than the store's: many blocks whose contacts span several, on the cluster too
-    small = ArrayVolume(supervoxels=volume.read("supervoxels"), chunks=(3, 20, 28))
-    remote = contact_points(small, rag, scheduler=cluster.scheduler_address)
-    assert all(np.array_equal(a, b) for a, b in zip(local, remote))
+    demo = Instance(tiny_demo_home, _settings(tiny_demo_home)).volumes.open("demo")
+    rag = RAG.from_arrays(demo.load_side("rag"))
+    # the demo's supervoxels stored in small chunks: 48 blocks, most contacts spanning several
+    store = VolumeStore(tmp_path / "volumes")
+    with store.create("small", shape=demo.shape, resolution=demo.resolution, chunks=(5, 24, 40)) as writer:
+        writer.write("supervoxels", None, demo.read("supervoxels"))
+    scans = {}
+    for volume in (demo, store.open("small")):
+        seen = []
+        for where, scheduler in (("in-process", "synchronous"), ("cluster", cluster.scheduler_address)):
+            scans[volume.name, where] = contact_points(volume, rag, scheduler=scheduler,
+                                                       progress=lambda done, total: seen.append((done, total)))
+        assert seen[-1][0] == seen[-1][1]
+    local = scans["demo", "in-process"]
+    for scan in scans.values():
+        assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(local, scan))
+    assert len(local[1]) == len(rag) > 10
+    assert np.array_equal(local[0][1:], np.bincount(demo.read("supervoxels").ravel())[1:])
 
 
 @pytest.mark.slow

@@ -197,7 +197,7 @@ def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
     """
     from game import blockwise
     shape = tuple(volume.shape)
-    read = blockwise.layer(volume, "supervoxels")
+    read = blockwise.Shared(blockwise.layer(volume, "supervoxels"))  # an in-memory stand-in goes once
     asked = _pair_keys(pairs[:, 0], pairs[:, 1], n_supervoxels)
     wanted = np.unique(asked)
     sizes = np.zeros(n_supervoxels + 1, np.int64)

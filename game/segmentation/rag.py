@@ -336,6 +336,7 @@ def build_rag_blockwise(read_supervoxels: Callable[[BBox], np.ndarray],
     from game import blockwise
     volume = BBox.from_shape(shape)
     tiles = list(volume.tiles(chunks))
+    read_supervoxels, read_boundary = blockwise.Shared(read_supervoxels), blockwise.Shared(read_boundary)
     if n_supervoxels is None:
         n_supervoxels = max(blockwise.compute([functools.partial(_largest, read_supervoxels, tile) for tile in tiles],
                                               scheduler=scheduler))
