@@ -1,9 +1,12 @@
 """The blockwise stages as tasks of dask: on local threads by default, or on a dask.distributed cluster.
 
 A stage that works block by block (the demo's boundary filter, the boundary
-network, the watershed's slabs) is a list of independent tasks, each reading
-its block (with the context it needs) from a zarr array and writing its result
-to another. :func:`compute` runs them with dask: ``scheduler`` is one of
+network, the watershed's slabs, the zarr export's slabs) is a list of
+independent tasks, each reading its block (with the context it needs) from a
+zarr array and writing its result to another. A stage that adds up what each
+block holds (the region graph, the detection scan) gets the blocks' partial
+results back in order from :func:`stream`, a window at a time, and reduces
+them in the parent. :func:`compute` runs them with dask: ``scheduler`` is one of
 dask's local schedulers (``"threads"``, the default; ``"processes"``;
 ``"synchronous"``) or the address of a ``dask.distributed`` scheduler
 (``tcp://host:8786``), whose workers then do the work. The arrays are named by
