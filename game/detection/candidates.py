@@ -131,11 +131,14 @@ def scan_counts(read, tile: BBox, shape: tuple[int, ...], n_supervoxels: int, fa
     with their voxel counts, and (with ``faces``) the pairs touching in it with their face counts and the
     sums of their face voxels' coordinates."""
     block = _read_outer(read, tile, shape)
-    ids, voxels = np.unique(block[tuple(slice(0, c) for c in tile.shape)], return_counts=True)
+    voxels = np.bincount(block[tuple(slice(0, c) for c in tile.shape)].ravel().astype(np.intp, copy=False))
+    ids = np.flatnonzero(voxels)
+    voxels = voxels[ids]
     if not faces:
         return ids, voxels, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 3))
     keys, points = _block_faces(block, tile, n_supervoxels)
-    pairs, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    pairs, counts = np.unique(keys, return_counts=True)
+    inverse = np.searchsorted(pairs, keys)
     sums = np.stack([np.bincount(inverse, weights=points[:, axis], minlength=len(pairs)) for axis in range(3)],
                     axis=1)  # sums of integer coordinates: exact in float64
     return ids, voxels, pairs, counts, sums
