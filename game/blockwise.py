@@ -122,7 +122,8 @@ def stream(tasks: Sequence[Callable[[], object]], *, scheduler: str | None = Non
                 if not isinstance(arg, Shared):
                     return arg
                 if id(arg) not in scattered:
-                    scattered[id(arg)] = client.scatter(arg.value, broadcast=True)
+                    # a key of its own: one by content could be the key a previous stage is still releasing
+                    scattered[id(arg)] = client.scatter(arg.value, broadcast=True, hash=False)
                 return scattered[id(arg)]
 
             def submit(task):
