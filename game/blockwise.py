@@ -140,7 +140,6 @@ def stream(tasks: Sequence[Callable[[], object]], *, scheduler: str | None = Non
                     progress(done, total)
                 yield result
         return
-    from dask.callbacks import Callback
     local = {} if scheduler == "synchronous" else {"num_workers": local_workers(task_bytes)}
     done = 0
 
@@ -157,8 +156,10 @@ def stream(tasks: Sequence[Callable[[], object]], *, scheduler: str | None = Non
             local["pool"] = stack.enter_context(ProcessPoolExecutor(local["num_workers"], mp_context=get_context()))
         for start in range(0, total, window):
             batch = [dask.delayed(_unshared(task), pure=False)() for task in tasks[start:start + window]]
-            with Callback(posttask=finished):
-                results = dask.compute(*batch, scheduler=scheduler or "threads", **local)
+            # this computation's own callbacks, (start, start_state, pretask, posttask, finish) as dask's local
+            # schedulers take them (a `with Callback` would count every computation of the process)
+            results = dask.compute(*batch, scheduler=scheduler or "threads",
+                                   callbacks=[(None, None, None, finished, None)], **local)
             yield from results
 
 

@@ -363,3 +363,18 @@ def test_a_decision_weighs_every_ballot_of_the_puzzle_as_its_votes_say(inst):
                                                 [b["reliability"] or unknown for b in ballots],
                                                 [bool(b["counted"]) for b in ballots])
     assert st.puzzle_ballot_columns(inst.store, 10**9) == ((), (), ())
+
+
+def test_a_merge_that_waits_is_not_handed_out_while_one_that_does_not_wait_is_open(inst, monkeypatch):
+    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0, MIN_VOTES=2, MIN_VOTES_TO_REJECT=2, SPLIT_HOLD_BELIEF=0.0)
+    ids, _, waiting = _waiting_merge(inst)
+    second = st.add_puzzles(inst.store, "demo", [{**st.puzzle(inst.store, waiting), "key": "another"}])[0]
+    player = _crowd(inst, 1)[0]
+    order = [r["id"] for r in st.assignable_puzzles(inst.store, player["id"], gold=False, min_votes=2)]
+    assert order[:2] == [waiting, second]
+    for someone in (-1, -2):  # the best puzzle that does not wait, held by as many as it needs
+        inst.assignments.hand_out(order[2], someone)
+    # with windows of one and two puzzles, the window of every open puzzle holds only the merges that wait
+    monkeypatch.setattr(assignment, "FIRST_LOOK", 1)
+    monkeypatch.setattr(assignment, "LOOK", 2)
+    assert assignment.next_puzzle(inst, st.player(inst.store, player["id"]))["id"] in order[2:]

@@ -80,7 +80,8 @@ def shown_agglomeration(inst, puzzle: dict) -> Agglomeration:
     if not settled and not (puzzle.get("gold") or puzzle.get("tutorial")):
         return inst.agglomeration(puzzle["volume"])
     rows = st.edits(inst.store, puzzle["volume"])
-    before = int(settled["edits_before"]) if settled else \
+    made_on = (puzzle.get("detector") or {}).get("edits_before")  # None: made before it was stored; the clock
+    before = int(settled["edits_before"]) if settled else int(made_on) if made_on is not None else \
         sum(1 for row in rows if row["created"] <= puzzle["created"])
     if before == len(rows):
         return inst.agglomeration(puzzle["volume"])

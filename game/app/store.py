@@ -525,6 +525,10 @@ def set_reliabilities(store: Store, standing: dict[int, tuple[float, bool]]) -> 
                             [(float(r), int(bool(e)), int(p)) for p, (r, e) in standing.items()])
 
 
+# whether a player's votes count in consensus (see game.crowd.reliability), on the players table as p
+_COUNTS = "p.established AND NOT p.suspended"
+
+
 def standings(store: Store, player_ids) -> dict[int, tuple[float | None, bool]]:
     """(reliability, counted) of each player: what their votes count for in consensus.
 
@@ -535,7 +539,7 @@ def standings(store: Store, player_ids) -> dict[int, tuple[float | None, bool]]:
         return {}
     marks = ",".join("?" * len(ids))
     return {r["id"]: (r["reliability"], bool(r["counted"])) for r in store.query(
-        f"SELECT id, reliability, established AND NOT suspended AS counted FROM players WHERE id IN ({marks})",
+        f"SELECT id, reliability, {_COUNTS} AS counted FROM players p WHERE id IN ({marks})",
         tuple(ids))}
 
 
@@ -609,7 +613,12 @@ def add_puzzles(store: Store, volume: str, puzzles: list[dict]) -> list[int | No
     now = time.time()
     ids: list[int | None] = []
     with store.write() as db:
+        # a puzzle with a known answer is drawn on the segmentation it is made on (its own edit may be
+        # applied later): how many of the volume's edits came before it
+        made_on = db.conn.execute("SELECT COUNT(*) FROM edits WHERE volume = ?", (volume,)).fetchone()[0]
         for p in puzzles:
+            if (p.get("gold") or p.get("tutorial")) and "edits_before" not in p:
+                p = {**p, "edits_before": made_on}
             cur = db.conn.execute(
                 "INSERT OR IGNORE INTO puzzles (volume, kind, anchors, supervoxels, segments, location, score,"
                 " truth, gold, teach, tutorial, key, judgeable, settled_from, detector, created) VALUES (?, ?, ?, ?,"
@@ -757,7 +766,6 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: i
     return rows
 
 
-
 def puzzle_stack_fields(store: Store, puzzle_id: int) -> dict:
     """A puzzle's stack as a light row needs it to be shown: ``slices``, ``key_slice`` and ``across``
     from its frame (each None without one). Read for the puzzle handed out only: reading them for every
@@ -767,6 +775,7 @@ def puzzle_stack_fields(store: Store, puzzle_id: int) -> dict:
                        " AS key_slice, json_extract(detector, '$.frame.across') AS across FROM puzzles WHERE id = ?",
                        (int(puzzle_id),))
     return rows[0] if rows else {"slices": None, "key_slice": None, "across": None}
+
 
 @functools.lru_cache(maxsize=1 << 16)
 def _id_list(text: str) -> tuple[int, ...]:
@@ -809,11 +818,13 @@ def open_split_parts(store: Store, *, min_belief: float = 0.0) -> list[tuple[str
     return [(r["volume"], parts[0]) for r in rows if (parts := _id_list(r["supervoxels"]))]
 
 
-
 def merge_anchors_since(store: Store, volume: str, after: int) -> list[tuple[int, tuple[int, ...]]]:
-    """(id, anchors) of the volume's merge puzzles with an id over ``after``, in any state."""
+    """(id, anchors) of the volume's open merge puzzles with an id over ``after`` (a puzzle is made open, and
+    one that left 'open' never comes back)."""
     return [(r["id"], _id_list(r["anchors"])) for r in store.query(
-        "SELECT id, anchors FROM puzzles WHERE id > ? AND volume = ? AND kind = 'merge'", (int(after), volume))]
+        "SELECT id, anchors FROM puzzles WHERE id > ? AND volume = ? AND kind = 'merge' AND state = 'open'",
+        (int(after), volume))]
+
 
 def mark_moot(store: Store, puzzle_id: int) -> bool:
     """Retire an open puzzle that an edit settled; a puzzle retired meanwhile keeps its decision."""
@@ -863,10 +874,9 @@ def puzzle_votes(store: Store, puzzle_id: int) -> list[dict]:
 def puzzle_ballots(store: Store, puzzle_id: int) -> list[dict]:
     """A puzzle's votes with what each counts for: player_id, answer, reliability and ``counted``
     (as :func:`standings`), oldest first; one query, asked inside every vote's transaction."""
-    return store.query("SELECT v.player_id, v.answer, p.reliability, p.established AND NOT p.suspended AS counted"
+    return store.query(f"SELECT v.player_id, v.answer, p.reliability, {_COUNTS} AS counted"
                        " FROM votes v JOIN players p ON p.id = v.player_id WHERE v.puzzle_id = ? ORDER BY v.id",
                        (puzzle_id,))
-
 
 
 def puzzle_ballot_columns(store: Store, puzzle_id: int) -> tuple[tuple, tuple, tuple]:
@@ -876,9 +886,10 @@ def puzzle_ballot_columns(store: Store, puzzle_id: int) -> tuple[tuple, tuple, t
         cursor = db.conn.cursor()
         cursor.row_factory = None
         rows = cursor.execute(
-            "SELECT v.answer, p.reliability, p.established AND NOT p.suspended FROM votes v"
+            f"SELECT v.answer, p.reliability, {_COUNTS} FROM votes v"
             " JOIN players p ON p.id = v.player_id WHERE v.puzzle_id = ? ORDER BY v.id", (int(puzzle_id),)).fetchall()
     return tuple(zip(*rows)) if rows else ((), (), ())
+
 
 def mark_counted(store: Store, puzzle_id: int, counted_players) -> None:
     """Record which of a retiring puzzle's votes counted in its decision (inside the deciding transaction)."""

@@ -73,16 +73,17 @@ class Assignments:
     def waiting(self, store: st.Store, volume: str, suspected: np.ndarray) -> set[int]:
         """The ids of the volume's merge puzzles that wait (:func:`_waits`) under ``suspected``, the mask
         :meth:`suspected` gave: worked out again for every puzzle when the mask changes, else only for
-        puzzles made since the last call (a puzzle's anchors never change)."""
-        with self._lock:
-            known = self._waiting.get(volume)
-            mask, last, ids = known if known is not None and known[0] is suspected else (suspected, 0, frozenset())
-            added = st.merge_anchors_since(store, volume, last)
-            if added:
-                last = max(pid for pid, _ in added)
-                ids = ids | {pid for pid, anchors in added if _waits({"kind": "merge", "anchors": anchors}, mask)}
-            self._waiting[volume] = (mask, last, ids)
-            return ids
+        puzzles made since the last call (a puzzle's anchors never change). Outside the lock that hand-outs
+        take: requests working this out at once each add what they read to a set that only grows for a mask,
+        and whichever stores its result last leaves the next call at most a few puzzles to read again."""
+        known = self._waiting.get(volume)
+        mask, last, ids = known if known is not None and known[0] is suspected else (suspected, 0, frozenset())
+        added = st.merge_anchors_since(store, volume, last)
+        if added:
+            last = max(pid for pid, _ in added)
+            ids = ids | {pid for pid, anchors in added if _waits({"kind": "merge", "anchors": anchors}, mask)}
+        self._waiting[volume] = (mask, last, ids)  # one assignment: atomic
+        return ids
 
     def picture(self, puzzle: dict, agg: Agglomeration) -> str | None:
         """The puzzle's picture key in ``agg`` (:func:`game.puzzles.cache.picture_key`), None when its edit
@@ -218,30 +219,35 @@ FIRST_LOOK, LOOK = 8, 64  # open puzzles read at first, and when none of those f
 def _choose_open(inst, player_id: int, exclude: set[int], now: float) -> tuple[dict, str] | None:
     """The open puzzle to hand out and its picture key, or None when no open puzzle is left for the player.
 
-    Among the ``LOOK`` best (:func:`game.app.store.assignable_puzzles`' order),
-    puzzles a person can judge by looking first and those that wait for a
-    split (:func:`_waits`) last, the first that still needs players: one held
-    by fewer players than it still needs votes. When every one is held so, the
-    first of them.
+    Puzzles that wait for a split (:func:`_waits`) come after every other:
+    among the ``LOOK`` best of those that do not wait
+    (:func:`game.app.store.assignable_puzzles`' order, puzzles a person can
+    judge by looking first), the first that still needs players, one held by
+    fewer players than it still needs votes; when every one is held so, the
+    first of them; when every open puzzle waits, the same among those.
 
     Most requests are settled by the ``FIRST_LOOK`` best of the puzzles not
-    known to wait (:meth:`Assignments.waiting`), so those are read first: the
-    first free one among them is the first free one of all (the puzzles left
-    out all wait). Reading 64 rows cost most of a request, and the best ones
-    often wait (the bench's first 29).
+    known to wait (:meth:`Assignments.waiting`), so those are read first.
+    Reading 64 rows cost most of a request, and the best ones often wait (the
+    bench's first 29).
     """
     suspects = _suspected_mergers(inst)
     waiting = sorted(set().union(*(inst.assignments.waiting(inst.store, v, mask) for v, mask in suspects.items())))
-    for limit, skip in ((FIRST_LOOK, waiting), (LOOK, ())):
+
+    def first(limit: int, skip) -> tuple[bool, tuple[dict, str] | None, bool]:
         rows = st.assignable_puzzles(inst.store, player_id, gold=False, min_votes=inst.consensus.min_votes,
                                      limit=limit, skip=skip)
-        complete = len(rows) < limit and not skip  # every open puzzle the player may answer was read
-        chosen, free = _first_free(inst, player_id, [p for p in rows if p["id"] not in exclude], now, suspects)
-        if chosen is not None and (free or complete or limit == LOOK):  # free: needs players, does not wait
-            return chosen
-        if complete:
-            return None
-    return None
+        return (len(rows) < limit,) + _first_free(inst, player_id, [p for p in rows if p["id"] not in exclude],
+                                                  now, suspects)
+
+    read_all, chosen, free = first(FIRST_LOOK, waiting)
+    if chosen is not None and free:
+        return chosen
+    if not read_all:
+        read_all, chosen, free = first(LOOK, waiting)
+    if chosen is not None or not waiting:  # one that does not wait, held or not, before any that waits
+        return chosen
+    return first(LOOK, ())[1]
 
 
 def _first_free(inst, player_id: int, candidates: list[dict], now: float,

@@ -14,7 +14,8 @@ context (its faintest other contact, its internal boundary, its neighbours):
 - gap merges: how much the end and the start overlap, across how many
   sections, and the two parts (:data:`GAP`);
 - tree splits: the boundary across the cut, the height of the merge it undoes
-  in the segment's mean-agglomeration tree and its rank, the segment's and the
+  in the segment's mean-agglomeration tree, its rank (its place in the
+  segment's walk, strongest boundary across first), the segment's and the
   moving part's sizes, each side's internal boundary (:data:`TREE`).
 
 Each kind (``how``) has its own logistic model (its own intercept and
