@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from game.app import store as st
 from game.app.instance import Instance
 from game.app.prepare import prepare
 from game.concurrency import Worker, green, native_thread
@@ -17,13 +18,21 @@ def serve(inst: Instance, *, host: str = "127.0.0.1", port: int = 5000, progress
 
     app = create_app(instance=inst)
     inst.worker = Worker("after-decisions")  # rescans and refits run beside the game, not inside a vote's answer
-    native_thread(lambda: prepare(inst, progress=progress, echo=True), name="prepare")
+    start_preparing(inst, progress=progress)
     print(f"ProofQuest: http://{host}:{port}/  (instance folder {inst.home}, {'gevent' if green() else 'threads'})",
           flush=True)
     if green():
         _serve_green(app, host, port)
     else:
         socketio.run(app, host=host, port=port, log_output=False, allow_unsafe_werkzeug=True)
+
+
+def start_preparing(inst: Instance, *, progress=None):
+    """Prepare the instance on a native thread; the preparation counts as running (``/healthz`` 503) from
+    before this returns, not from whenever the thread gets to it: a client that found the game ready (its
+    puzzles were there from an earlier start) could otherwise see it not ready a moment later."""
+    st.set_job(inst.store, "prepare", "running", message="starting")
+    return native_thread(lambda: prepare(inst, progress=progress, echo=True), name="prepare")
 
 
 def _serve_green(app, host: str, port: int) -> None:

@@ -1,6 +1,7 @@
 """Making puzzles: each framed once around its decision, stored with it, and drawn from that frame."""
 
 import numpy as np
+from conftest import oracle_puzzles
 from PIL import Image
 
 from game.app import images
@@ -68,3 +69,23 @@ def test_pictures_are_drawn_from_the_stored_frame(inst):
     marked = np.flatnonzero((overlay[2] == 255).all(axis=-1))
     assert abs(marked.mean() - column) < 2
     assert len({images.puzzle_image(inst, puzzle["id"], z, "plain")[0] for z in range(SLICES)}) == SLICES
+
+
+def test_the_game_is_not_ready_from_the_moment_its_preparation_starts(inst, monkeypatch):
+    """A restart over an instance that has puzzles: /healthz must not answer ready before the start's preparation
+    has run (a client that saw it ready was refused a moment later, when the thread got to it)."""
+    import threading
+
+    from game import server
+    from game.crowd import reports
+
+    oracle_puzzles(inst)
+    assert reports.readiness(inst)["ready"]
+    release = threading.Event()
+    monkeypatch.setattr(server, "prepare", lambda inst, **_: (release.wait(30), st.set_job(
+        inst.store, "prepare", "done", 3, 3, "ready")))
+    thread = server.start_preparing(inst)
+    assert not reports.readiness(inst)["ready"]
+    release.set()
+    thread.join(30)
+    assert reports.readiness(inst)["ready"]
