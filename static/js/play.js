@@ -88,6 +88,23 @@ async function prefetch() {
   }
 }
 
+// A puzzle whose pictures fail (another player's decision settled it a moment ago) is skipped: the server is
+// asked for another, a few times, before the player is told.
+async function fetchShowable(tries = 3) {
+  const failed = [];
+  for (;;) {
+    const puzzle = await askForPuzzle(failed);
+    const item = { puzzle, stack: preload(puzzle) };
+    try {
+      await item.stack.ready;
+      return item;
+    } catch (error) {
+      failed.push(puzzle.id);
+      if (failed.length >= tries) throw error;
+    }
+  }
+}
+
 async function showNext() {
   setPhase('loading');
   const prefetched = ahead;
@@ -97,9 +114,7 @@ async function showNext() {
     let next = prefetched && await prefetched.stack.ready.then(() => prefetched, () => null);
     if (!next || answered.has(next.puzzle.id)) {
       viewer.setLoading();
-      const puzzle = await askForPuzzle([]);
-      next = { puzzle, stack: preload(puzzle) };
-      await next.stack.ready;
+      next = await fetchShowable();
     }
     present(next);
   } catch (error) {

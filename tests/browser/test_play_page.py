@@ -138,3 +138,25 @@ def test_play_page_weight_is_measured(new_context):
     budget = {"html": 20_000, "js": 150_000, "css": 50_000, "images": 960_000, "total": 1_200_000}
     over = {part: (weight[part], limit) for part, limit in budget.items() if not 0 < weight[part] <= limit}
     assert not over, f"over the page-weight budget (bytes, limit): {over}"
+
+
+def test_a_puzzle_whose_pictures_fail_is_skipped_for_another(new_context):
+    """Another player's decision can settle a puzzle between its hand-out and its pictures (the server then
+    refuses them): the page asks for another instead of stopping at an error."""
+    import re
+
+    context = new_context()
+    refused = []
+
+    def refuse_the_first_puzzle(route):
+        puzzle = int(re.search(r"/puzzle-image/(\d+)/", route.request.url).group(1))
+        if not refused or refused[0] == puzzle:
+            refused.append(puzzle)
+            return route.fulfill(status=400, content_type="application/json",
+                                 body='{"ok": false, "error": "puzzle was settled by another edit"}')
+        return route.continue_()
+
+    context.route(re.compile(r".*/puzzle-image/\d+/.*"), refuse_the_first_puzzle)
+    page = play_as_guest(context)
+    assert refused and shown_puzzle(page) != refused[0]
+    assert page.get_by_test_id("puzzle-image").get_attribute("data-state") == "ready"
