@@ -77,6 +77,15 @@ def _instance(home: Path):
     return Instance(home, load_settings({"HOME": str(home)}, environ={}))
 
 
+# the real volumes: their folder under DATA, the files import takes, and the voxel size (nm, z y x)
+REAL = {
+    "fib": ("fibsem-gala", {"image": "train-image.h5", "supervoxels": "train-ws.lzf.h5",
+                            "boundary": "train-p1.lzf.h5", "groundtruth": "train-gt.lzf.h5"}, (10, 10, 10)),
+    "snemi": ("snemi-mini", {"image": "train-probabilities.tif", "supervoxels": "train-fragments.tif",
+                             "boundary": "train-probabilities.tif", "groundtruth": "train-labels.tif"}, (29, 6, 6)),
+}
+
+
 def make_volume(key: str, cache: Path) -> Path | None:
     """The instance folder holding volume ``key`` (made on first use); None when its data are absent."""
     home = cache / key
@@ -85,24 +94,14 @@ def make_volume(key: str, cache: Path) -> Path | None:
     if key.startswith("demo"):
         inst = _instance(home)
         pipeline.make_demo(inst, "demo", seed=int(key[4:]), overwrite=True)
-    elif key == "fib":
-        if not (DATA / "fibsem-gala").is_dir():
+    elif key in REAL:
+        name, files, resolution = REAL[key]
+        folder = DATA / name
+        if not folder.is_dir():
             return None
-        folder = DATA / "fibsem-gala"
         inst = _instance(home)
-        pipeline.import_volume(inst, "demo", image=str(folder / "train-image.h5"),
-                               supervoxels=str(folder / "train-ws.lzf.h5"), boundary=str(folder / "train-p1.lzf.h5"),
-                               groundtruth=str(folder / "train-gt.lzf.h5"), resolution=(10, 10, 10), overwrite=True)
-        pipeline.agglomerate_volume(inst, "demo")
-    elif key == "snemi":
-        if not (DATA / "snemi-mini").is_dir():
-            return None
-        folder = DATA / "snemi-mini"
-        inst = _instance(home)
-        pipeline.import_volume(inst, "demo", image=str(folder / "train-probabilities.tif"),
-                               supervoxels=str(folder / "train-fragments.tif"),
-                               boundary=str(folder / "train-probabilities.tif"),
-                               groundtruth=str(folder / "train-labels.tif"), resolution=(29, 6, 6), overwrite=True)
+        pipeline.import_volume(inst, "demo", **{layer: str(folder / file) for layer, file in files.items()},
+                               resolution=resolution, overwrite=True)
         pipeline.agglomerate_volume(inst, "demo")
     else:
         raise SystemExit(f"unknown volume {key!r}; known: {', '.join(VOLUMES)}")
