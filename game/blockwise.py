@@ -75,8 +75,8 @@ class Layer:
 def layer(volume, name: str) -> Callable[[BBox], np.ndarray]:
     """A reader of ``volume``'s layer ``name`` that tasks in other processes can use: the zarr array by URL
     for a stored volume (or one being written), the volume's own ``read`` for an in-memory stand-in."""
-    from game.volumes.volume import _LayeredVolume
-    if isinstance(volume, _LayeredVolume):
+    from game.volumes.volume import Volume, VolumeWriter
+    if isinstance(volume, (Volume, VolumeWriter)):
         return Layer(array_url(volume, name))
     return functools.partial(volume.read, name)
 

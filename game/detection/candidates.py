@@ -144,19 +144,28 @@ def scan_counts(read, tile: BBox, shape: tuple[int, ...], n_supervoxels: int, fa
     return ids, voxels, pairs, counts, sums
 
 
+def _find(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``keys`` stands in ``sorted_keys``, and whether it is there at all."""
+    if not len(sorted_keys):
+        return np.zeros(len(keys), np.intp), np.zeros(len(keys), bool)
+    index = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return index, sorted_keys[index] == keys
+
+
 def scan_nearest(read, tile: BBox, shape: tuple[int, ...], n_supervoxels: int, pairs: np.ndarray,
                  centroid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The second pass of :func:`scan_supervoxels` over one block (a task): of each pair in ``pairs``
     (sorted keys, with their ``centroid``), the face voxel in ``tile`` nearest to it, the first in
-    (z, y, x) of equally near ones; returns the pairs' indices, squared distances and points."""
+    (z, y, x) of equally near ones; returns the pairs' indices, squared distances and the voxels' flat
+    indices in the volume (C order: their (z, y, x) order)."""
     keys, points = _block_faces(_read_outer(read, tile, shape), tile, n_supervoxels)
-    index = np.minimum(np.searchsorted(pairs, keys), max(len(pairs) - 1, 0))
-    hit = pairs[index] == keys if len(pairs) else np.zeros(len(keys), bool)
+    index, hit = _find(pairs, keys)
     index, points = index[hit], points[hit]
     distance = ((points - centroid[index]) ** 2).sum(axis=1)
-    order = np.lexsort((points[:, 2], points[:, 1], points[:, 0], distance, index))
+    flat = np.ravel_multi_index(tuple(points.T), shape) if len(points) else np.zeros(0, np.int64)
+    order = np.lexsort((flat, distance, index))
     first = order[np.r_[True, index[order][1:] != index[order][:-1]]] if len(order) else order
-    return index[first], distance[first], points[first]
+    return index[first], distance[first], flat[first]
 
 
 def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
@@ -215,8 +224,7 @@ def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
     for ids, voxels, found, found_counts, found_sums in first:
         inside = ids <= n_supervoxels
         sizes[ids[inside].astype(np.intp)] += voxels[inside]
-        index = np.minimum(np.searchsorted(wanted, found), max(len(wanted) - 1, 0))
-        hit = wanted[index] == found if len(wanted) else np.zeros(len(found), bool)
+        index, hit = _find(wanted, found)
         counts[index[hit]] += found_counts[hit]
         sums[index[hit]] += found_sums[hit]
         touching.append(index[hit])
@@ -227,7 +235,7 @@ def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
                               "rebuild the RAG from this volume's supervoxels")
     centroid = sums / counts[:, None]
     best = np.full(len(wanted), np.inf)
-    nearest = np.zeros((len(wanted), 3), np.int64)
+    nearest = np.zeros(len(wanted), np.int64)  # the flat index of each pair's nearest face voxel so far
     second = [(index, functools.partial(scan_nearest, read, tile, shape, n_supervoxels, wanted[index], centroid[index]))
               for tile, index in zip(tiles, touching) if len(index)]
     done_first = len(tiles)
@@ -235,14 +243,12 @@ def scan_supervoxels(volume, pairs: np.ndarray, n_supervoxels: int, *,
                                progress=None if progress is None else
                                lambda done, total: progress(done_first + done * len(tiles) // max(total, 1),
                                                             2 * len(tiles)))
-    for (index, _), (local, distance, points) in zip(second, results):
+    for (index, _), (local, distance, flat) in zip(second, results):
         pair = index[local]
-        held = nearest[pair]
-        before = (points[:, 0] < held[:, 0]) | (points[:, 0] == held[:, 0]) & (
-            (points[:, 1] < held[:, 1]) | (points[:, 1] == held[:, 1]) & (points[:, 2] < held[:, 2]))
-        closer = (distance < best[pair]) | (distance == best[pair]) & before
-        best[pair[closer]], nearest[pair[closer]] = distance[closer], points[closer]
-    return sizes, nearest[np.searchsorted(wanted, asked)]
+        closer = (distance < best[pair]) | (distance == best[pair]) & (flat < nearest[pair])
+        best[pair[closer]], nearest[pair[closer]] = distance[closer], flat[closer]
+    points = np.stack(np.unravel_index(nearest, shape), axis=1).astype(np.int64)
+    return sizes, points[np.searchsorted(wanted, asked)]
 
 
 # --- contact merges ----------------------------------------------------------------
