@@ -185,15 +185,17 @@ def array_url(volume, layer: str) -> str:
 
 
 def _open(url: str, mode: str):
-    """The array at ``url``, opened once per process while its metadata stay the same (a volume replaced
-    under the same name is opened afresh)."""
+    """The array at ``url``: a local one opened once per process while its metadata stay the same (a volume
+    replaced under the same name is opened afresh); one in a store named by URL opened for each task, since
+    nothing cheap tells whether it was replaced."""
+    if "://" in url:
+        import zarr
+        return zarr.open_array(url, mode=mode)
     return _opened(url, mode, _stamp(url))
 
 
 def _stamp(url: str) -> tuple[int, int] | None:
-    """Which version of a local array's metadata file is there; None for other stores."""
-    if "://" in url:
-        return None
+    """Which version of a local array's metadata file is there (None: none yet)."""
     try:
         info = os.stat(os.path.join(url, "zarr.json"))
     except OSError:

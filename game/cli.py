@@ -408,7 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "answers: the crowd's decisions as JSON lines, as retrain-detector reads them")
     exp.add_argument("--format", choices=["h5", "tif", "npy", "zarr", "csv", "jsonl"],
                      help="h5, tif, npy or zarr for labels; csv or jsonl for tables (default: from --out)")
-    exp.add_argument("--out", required=True, help="output file")
+    exp.add_argument("--out", required=True, help="output file; for zarr labels also a store URL fsspec opens "
+                     "(s3://bucket/labels.zarr, with the package of its scheme installed)")
     exp.add_argument("--at", type=int, metavar="EDITS",
                      help="labels as they were after this many edits of the log (0: the automatic segmentation)")
 

@@ -165,3 +165,26 @@ def test_a_zarr_export_written_by_a_local_cluster_equals_the_in_process_export(i
     assert np.array_equal(local[0], remote[0]) and local[1:] == remote[1:]
     expected = inst.agglomeration("demo").materialize(inst.volumes.open("demo").read("supervoxels"))
     assert np.array_equal(remote[0], expected) and remote[3]["checksum"] == exports.label_checksum(expected)
+
+
+def test_a_zarr_export_to_a_store_url_equals_the_local_export_and_refuses_what_a_url_cannot_hold(inst, tmp_path):
+    import uuid
+
+    from game.app import exports
+    from game.errors import ProofQuestError
+    url = f"memory://export-{uuid.uuid4().hex}/labels.zarr"  # fsspec's in-memory store: one a URL names
+    local = exports.export(inst, "demo", what="labels", fmt=None, out=str(tmp_path / "labels.zarr"))
+    assert exports.export(inst, "demo", what="labels", fmt=None, out=url) == url
+    exported = [zarr.open_array(str(where), mode="r") for where in (local, url)]
+    assert np.array_equal(exported[0][:], exported[1][:]) and exported[0].chunks == exported[1].chunks
+    assert exported[1].attrs["checksum"] == exports.label_checksum(exported[0][:])
+    with pytest.raises(ProofQuestError, match="already exists"):
+        exports.export_labels(inst, "demo", fmt=None, out=url)
+    assert exports.export_labels(inst, "demo", fmt=None, out=url, at=0, overwrite=True) == url
+    assert zarr.open_array(url, mode="r").attrs["edits"] == 0
+    with pytest.raises(ProofQuestError, match="only zarr"):
+        exports.export(inst, "demo", what="labels", fmt=None, out="memory://elsewhere/labels.h5")
+    with pytest.raises(ProofQuestError, match="local file"):
+        exports.export(inst, "demo", what="votes", fmt="csv", out="memory://elsewhere/votes.csv")
+    with pytest.raises(ProofQuestError, match="cannot write"):
+        exports.export(inst, "demo", what="labels", fmt=None, out="nosuchscheme://bucket/labels.zarr")

@@ -325,6 +325,29 @@ def test_zarr_group_array_is_chosen_by_path(tmp_path, image, labels):
         open_array(tmp_path / "g.zarr")
 
 
+def test_a_zarr_store_named_by_url_opens_like_a_folder_and_bad_urls_are_named(tmp_path, image, labels):
+    import uuid
+    url = f"memory://volumes-{uuid.uuid4().hex}/g.zarr"  # fsspec's in-memory store stands for an object store
+    group = zarr.open_group(url, mode="w")
+    group.create_array("raw", data=image, chunks=CHUNKS)
+    group.create_array("seg/labels", data=labels, chunks=CHUNKS)
+    with open_array(f"{url}:seg/labels") as array:
+        np.testing.assert_array_equal(array[...], labels)
+    with open_array(f"{url}/:raw") as array:
+        np.testing.assert_array_equal(array[1], image[1])
+    with pytest.raises(ProofQuestError, match="no array given; it holds: raw, seg/labels"):
+        open_array(url)
+    with pytest.raises(ProofQuestError, match="not found"):
+        open_array(url.replace("g.zarr", "missing.zarr"))
+    with pytest.raises(ProofQuestError, match="must be a zarr store"):
+        open_array(url.replace("g.zarr", "raw.h5"))
+    with pytest.raises(ProofQuestError, match="cannot open"):
+        open_array("nosuchscheme://bucket/g.zarr")
+    zarr.open_group(tmp_path / "local.zarr", mode="w").create_array("raw", data=image, chunks=CHUNKS)
+    with open_array(f"file://{tmp_path / 'local.zarr'}:raw") as array:  # a file:// URL is a local path
+        np.testing.assert_array_equal(array[...], image)
+
+
 def test_volume_store_layers_open_as_zarr_arrays(store, image):
     volume = make_volume(store, "demo", image)
     with open_array(f"{volume.path / 'volume.zarr'}:image") as array:

@@ -17,6 +17,7 @@ lines, read lazily from the store.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import hashlib
@@ -143,36 +144,42 @@ def label_export(inst: Instance, name: str, *, at: int | None = None,
 
 def export_labels(inst: Instance, name: str, *, fmt: str | None, out: str, at: int | None = None,
                   progress: Callable[[int, int], None] | None = None, overwrite: bool = False,
-                  scheduler: str | None = None) -> Path:
-    """Write the labels to a file (or ``.zarr`` folder) slab by slab, with their metadata.
+                  scheduler: str | None = None) -> str | Path:
+    """Write the labels to a file (or ``.zarr`` folder or store URL) slab by slab, with their metadata.
 
     A zarr export is written by tasks of dask's ``scheduler`` (:func:`export_zarr`); HDF5, TIFF and
-    ``.npy`` cannot be written from several processes at once, so they are streamed here, slab by slab.
+    ``.npy`` cannot be written from several processes at once, so they are streamed here, slab by slab, to
+    a local file only.
     """
+    fmt = export_format(out, fmt)
+    if fmt != "zarr" and is_url(out):
+        raise ProofQuestError(f"only zarr can be written to a URL ({out}); write {fmt} to a local path")
     job = label_export(inst, name, at=at)
-    if export_format(out, fmt) == "zarr":
+    if fmt == "zarr":
         return export_zarr(job, out, progress=progress, overwrite=overwrite, scheduler=scheduler)
-    return export_array(out, fmt, job.shape, job.dtype, job.slabs(progress), attrs=job.attrs,
+    return export_array(local_path(out), fmt, job.shape, job.dtype, job.slabs(progress), attrs=job.attrs,
                         chunks=job.file_chunks, overwrite=overwrite)
 
 
 def export_zarr(job: LabelExport, out: str | Path, *, progress: Callable[[int, int], None] | None = None,
-                overwrite: bool = False, scheduler: str | None = None) -> Path:
+                overwrite: bool = False, scheduler: str | None = None) -> str | Path:
     """The labels as a zarr array written by tasks of dask (:func:`game.blockwise.relabel_block`), one per
     slab; equal to :func:`game.volumes.formats.export_array` of :meth:`LabelExport.slabs`.
 
     The workers read the supervoxels and write the slabs of the new array
-    themselves (``out`` on a disk they share; the mapping goes to each worker
+    themselves (``out`` on a disk they share, or a URL of a store fsspec opens
+    such as ``s3://bucket/labels.zarr``; the mapping goes to each worker
     once). The checksum is a hash of the labels in order, which cannot be
     computed in pieces: this process reads the written array back slab by
-    slab for it, and adds the metadata last. Written under a temporary name
-    and renamed into place when complete.
+    slab for it, and adds the metadata last. A path is written under a
+    temporary name and renamed into place when complete (:func:`_zarr_target`
+    says what stands for that at a URL).
     """
     from game import blockwise
-    path = Path(out)
     chunks = tuple(min(c, n) for c, n in zip(job.file_chunks, job.shape))
-    with atomic_path(path, overwrite=overwrite) as temporary:
-        data = zarr.create_array(store=temporary, shape=job.shape, dtype=job.dtype, chunks=chunks, fill_value=0)
+    with _zarr_target(out, overwrite=overwrite) as temporary:
+        data = zarr.create_array(store=str(temporary), shape=job.shape, dtype=job.dtype, chunks=chunks,
+                                 fill_value=0)
         boxes, mapping = job.slab_boxes(), blockwise.Shared(job.mapping)
         source = blockwise.array_url(job.volume, "supervoxels")
         blockwise.compute([functools.partial(blockwise.relabel_block, source, str(temporary), box, mapping)
@@ -182,7 +189,48 @@ def export_zarr(job: LabelExport, out: str | Path, *, progress: Callable[[int, i
             digest.update(np.ascontiguousarray(data[box.slices]))
         data.attrs.update({**job.attrs, "checksum": "sha256:" + digest.hexdigest()})
     job.attrs["checksum"] = "sha256:" + digest.hexdigest()
-    return path
+    return out if is_url(out) else Path(out)
+
+
+def is_url(out: str | Path) -> bool:
+    """Whether ``out`` names a store by URL (``s3://…``, ``memory://…``) rather than a local path; a
+    ``file://`` URL is a local path."""
+    return "://" in str(out) and not str(out).startswith("file://")
+
+
+def local_path(out: str | Path) -> Path:
+    """``out`` as a local path (a ``file://`` URL without its scheme)."""
+    return Path(str(out).removeprefix("file://"))
+
+
+@contextlib.contextmanager
+def _zarr_target(out: str | Path, *, overwrite: bool) -> Iterator[str | Path]:
+    """Where :func:`export_zarr` writes: a temporary path renamed into place (:func:`atomic_path`) for a
+    local path; the URL itself for a store, which has no rename.
+
+    At a URL an existing store is refused unless ``overwrite`` (then removed first), and a store left by a
+    failed export is removed. Readers tell a complete export by its ``checksum`` attribute, which is
+    written last.
+    """
+    if not is_url(out):
+        with atomic_path(local_path(out), overwrite=overwrite) as temporary:
+            yield temporary
+        return
+    import fsspec
+    try:
+        fs, path = fsspec.core.url_to_fs(str(out))
+    except (ImportError, ValueError) as exc:  # an unknown scheme, or one whose package is not installed
+        raise ProofQuestError(f"cannot write to {out}: {exc}") from exc
+    if fs.exists(path):
+        if not overwrite:
+            raise ProofQuestError(f"{out} already exists; choose another name or allow overwriting")
+        fs.rm(path, recursive=True)
+    try:
+        yield str(out)
+    except BaseException:
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        raise
 
 
 # ----------------------------------------------------------------------------- labels as a download
@@ -355,7 +403,7 @@ def export_rows_file(inst: Instance, name: str, what: str, fmt: str, out: str, *
 
 
 def export(inst: Instance, name: str, *, what: str, fmt: str | None, out: str, at: int | None = None,
-           progress: Callable[[int, int], None] | None = None, scheduler: str | None = None) -> Path:
+           progress: Callable[[int, int], None] | None = None, scheduler: str | None = None) -> str | Path:
     """The command line's ``export``: labels to an array file, the other tables to CSV or JSON lines."""
     if what not in WHAT:
         raise ProofQuestError(f"--what {what!r} is not known; choose one of {', '.join(WHAT)}")
@@ -363,5 +411,7 @@ def export(inst: Instance, name: str, *, what: str, fmt: str | None, out: str, a
         return export_labels(inst, name, fmt=fmt, out=out, at=at, progress=progress, scheduler=scheduler)
     if at is not None:
         raise ProofQuestError("--at applies to labels only (the tables hold every edit with its time)")
+    if is_url(out):
+        raise ProofQuestError(f"tables are written to a local file, not to a URL ({out})")
     fmt = fmt or ("jsonl" if what == "answers" or str(out).endswith((".jsonl", ".json")) else "csv")
     return export_rows_file(inst, name, what, fmt, out)

@@ -280,7 +280,7 @@ def _open_npy(path: Path) -> SourceArray:
     return SourceArray(data, source=str(path), attrs=attrs)
 
 
-def _open_zarr(path: Path, array_path: str | None) -> SourceArray:
+def _open_zarr(path: Path | str, array_path: str | None) -> SourceArray:
     try:
         node = zarr.open(path, mode="r")
     except (FileNotFoundError, ValueError, KeyError) as error:
@@ -298,6 +298,24 @@ def _open_zarr(path: Path, array_path: str | None) -> SourceArray:
         raise ProofQuestError(f"{path} is a single zarr array; drop ':{array_path}'")
     source = str(path) + (f":{array_path}" if array_path else "")
     return SourceArray(node, source=source, attrs=dict(node.attrs))
+
+
+def _split_url(spec: str) -> tuple[str, str | None]:
+    """``URL[:ARRAY]`` of a zarr store as (URL, array path): the URL ends at ``.zarr``."""
+    match = re.fullmatch(r"([a-z][a-z0-9+.-]*://.+?\.zarr)/?(?::(.+))?", spec)
+    if not match:
+        raise ProofQuestError(f"{spec}: a volume given by URL must be a zarr store whose name ends in .zarr "
+                              "(with its array after a colon: s3://bucket/volume.zarr:raw)")
+    url, array_path = match.groups()
+    try:
+        import fsspec
+        fs, path = fsspec.core.url_to_fs(url)
+        found = fs.exists(path)
+    except (ImportError, ValueError, OSError) as error:  # an unknown scheme, its package missing, no access
+        raise ProofQuestError(f"cannot open {url}: {error}") from error
+    if not found:
+        raise ProofQuestError(f"not found: {url}")
+    return url, array_path and array_path.strip("/")
 
 
 def _is_zarr(path: Path) -> bool:
@@ -342,15 +360,21 @@ def open_array(spec: str | os.PathLike) -> SourceArray:
         ``FILE[:DATASET]``: an HDF5 file (dataset path after the colon, optional
         when the file holds one dataset), a multi-page TIFF, a folder of PNG/TIFF
         slices (sorted naturally by name), a ``.npy`` file, or a zarr array or
-        group (array path after the colon).
+        group (array path after the colon), also in a store fsspec opens by URL
+        (``s3://bucket/volume.zarr:raw``, with the package of its scheme
+        installed).
 
     Returns
     -------
     SourceArray
         Lazy: indexing reads only the chunks, pages or slices it needs.
     """
-    path, dataset = split_spec(os.fspath(spec))
-    array = _open_any(path, dataset)
+    spec = os.fspath(spec)
+    if "://" in spec and not spec.startswith("file://"):
+        array = _open_zarr(*_split_url(spec))
+    else:
+        path, dataset = split_spec(spec.removeprefix("file://"))
+        array = _open_any(path, dataset)
     if array.ndim != 3:
         array.close()
         if array.ndim == 2:
