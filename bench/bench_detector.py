@@ -16,7 +16,8 @@ trained by bench/train_default_score.py on demo seeds 11-14 and fibsem-gala z < 
    7, 8 (network and filter maps), and snemi-mini (its probability map inverted).
 2. Calibration of P(edit correct) per kind: Brier score and log loss of the baseline read as a
    probability, the shipped score, and the score after the per-volume calibration on known answers
-   (on the same candidates: the non-known ones); reliability diagrams in bench/out/reliability.png.
+   (on the same candidates: the non-known ones), and the mean probability of correct and of wrong edits;
+   a reliability table of the shipped score (10 bins) and diagrams in bench/out/reliability.png.
 3. The scorer each volume's known answers choose (stack / scalar / baseline), per case family.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/bench_detector.py [--write-card]
@@ -47,6 +48,7 @@ from game.detection.score import (  # noqa: E402
     roc_auc,
     score,
 )
+from game.app.settings import SETTINGS_BY_NAME  # noqa: E402
 from game.puzzles.roles import choose_roles  # noqa: E402
 
 FIB_MAPS = {"p1": "gala's train-p1 + train-ws", "ft": "network fine-tuned on z<35 (segment)",
@@ -55,7 +57,9 @@ DEMO_TEST = tuple(f"demo{seed}-{source}" for seed in (0, 1, 2, 7, 8) for source 
 TEST = tuple(f"fib-hi-{m}" for m in FIB_MAPS) + DEMO_TEST + ("snemi",)
 COLUMNS = ("baseline", "cnn", "scalar", "stack", "game")
 # the game's defaults (game/app/settings.py)
-GOLD_PER_KIND, TEACH_PER_KIND, PRACTICE_PER_KIND = 12, 6, 4
+GOLD_PER_KIND, TEACH_PER_KIND, PRACTICE_PER_KIND = (SETTINGS_BY_NAME[n].default for n in
+                                                    ("GOLD_PER_KIND", "TEACH_PER_KIND", "PRACTICE_PER_KIND"))
+RELIABILITY_BINS = 10
 MIN_CLASS = 5
 
 
@@ -156,21 +160,46 @@ def family(name: str) -> str:
     return "fibsem z>=35" if name.startswith("fib-hi") else "snemi-mini" if name == "snemi" else "demo held-out"
 
 
+def unknown_candidates(results: dict, how: str, fam: str | None = None) -> tuple[np.ndarray, dict]:
+    """Truth and each column's scores of the candidates of one kind that are not known answers (one family, or
+    all)."""
+    parts = [(s, (s["how"] == how) & ~s["known"]) for name, r in results.items() if fam in (None, family(name))
+             for s in r["segmentations"].values()]
+    y = np.concatenate([s["truth"][m] for s, m in parts]) if parts else np.zeros(0, bool)
+    return y, {c: np.concatenate([s[c][m] for s, m in parts]) if parts else np.zeros(0)
+               for c in ("baseline", "scalar", "game")}
+
+
 def calibration_table(results: dict) -> dict:
-    """Brier and log loss per family and kind on the candidates that are not known answers."""
+    """Brier, log loss and the mean score of correct and of wrong edits, per family and kind, on the candidates
+    that are not known answers."""
     table = {}
     for fam in ("fibsem z>=35", "demo held-out", "snemi-mini"):
         for how in HOWS:
-            parts = [(s, (s["how"] == how) & ~s["known"]) for name, r in results.items() if family(name) == fam
-                     for s in r["segmentations"].values()]
-            y = np.concatenate([s["truth"][m] for s, m in parts]) if parts else np.zeros(0, bool)
+            y, scores = unknown_candidates(results, how, fam)
             if len(y) < 10:
                 continue
             row = {"n": int(len(y)), "correct": int(y.sum())}
-            for column in ("baseline", "scalar", "game"):
-                p = np.concatenate([s[column][m] for s, m in parts])
-                row[column] = {"brier": round(brier(p, y), 4), "log_loss": round(log_loss(p, y), 4)}
+            for column, p in scores.items():
+                row[column] = {"brier": round(brier(p, y), 4), "log_loss": round(log_loss(p, y), 4),
+                               "mean_correct": round(float(p[y].mean()), 4) if y.any() else None,
+                               "mean_wrong": round(float(p[~y].mean()), 4) if (~y).any() else None}
             table[f"{fam} {how}"] = row
+    return table
+
+
+def reliability_table(results: dict, column: str = "scalar") -> dict:
+    """Per kind, over every held-out family, the candidates that are not known answers in RELIABILITY_BINS
+    equal bins of the predicted probability: count, mean prediction, share correct (the reliability diagram as
+    numbers)."""
+    table = {}
+    for how in HOWS:
+        y, scores = unknown_candidates(results, how)
+        p = scores[column]
+        k = np.clip((p * RELIABILITY_BINS).astype(int), 0, RELIABILITY_BINS - 1)
+        table[how] = [{"bin": f"{b / RELIABILITY_BINS:.1f}-{(b + 1) / RELIABILITY_BINS:.1f}", "n": int((k == b).sum()),
+                       "mean_p": round(float(p[k == b].mean()), 3), "share_correct": round(float(y[k == b].mean()), 3)}
+                      for b in range(RELIABILITY_BINS) if (k == b).any()]
     return table
 
 
@@ -181,12 +210,11 @@ def reliability_png(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
     for ax, how in zip(axes, HOWS):
-        parts = [(s, (s["how"] == how) & ~s["known"]) for r in results.values() for s in r["segmentations"].values()]
-        y = np.concatenate([s["truth"][m] for s, m in parts])
+        y, scores = unknown_candidates(results, how)
         ax.plot([0, 1], [0, 1], color="0.7", lw=1)
         for column, colour, label in (("baseline", "tab:gray", "baseline as P"), ("scalar", "tab:blue", "edit score"),
                                       ("game", "tab:red", "+ volume's known answers")):
-            p = np.concatenate([s[column][m] for s, m in parts])
+            p = scores[column]
             edges = np.linspace(0, 1, 11)
             k = np.clip(np.digitize(p, edges) - 1, 0, 9)
             have = np.bincount(k, minlength=10) >= 5
@@ -207,7 +235,7 @@ def fmt(v) -> str:
     return "  -  " if v is None else f"{v:.3f}"
 
 
-def print_tables(results: dict, summaries: dict, calibration: dict, choices: dict) -> list[str]:
+def print_tables(results: dict, summaries: dict, calibration: dict, reliability: dict, choices: dict) -> list[str]:
     """The tables, printed and as markdown lines for the model card."""
     print(f"ROC AUC, mean over segmentations with >= {MIN_CLASS} candidates of each answer")
     print(f"{'group | kind':58s} {'segm.':>5s} " + " ".join(f"{c:>8s}" for c in COLUMNS))
@@ -232,13 +260,25 @@ def print_tables(results: dict, summaries: dict, calibration: dict, choices: dic
             print(f"{name:16s} {how:8s} {row['n']:>5d}/{row['correct']:<4d}  " + "  ".join(f"{c:>15s}" for c in cells))
             label = f"fibsem z>=35, {FIB_MAPS[name.split('-')[-1]]}" if name.startswith("fib-hi") else name
             md.append(f"| {label} | {how} | {row['n']} / {row['correct']} | " + " | ".join(cells) + " |")
-    print("\nCalibration on candidates that are not known answers: Brier / log loss")
-    md += ["", "| candidates | n / correct | baseline as P | edit score | + volume's known answers |",
+    print("\nCalibration on candidates that are not known answers: Brier / log loss (mean P of correct / wrong edits)")
+    md += ["", "Calibration on the candidates that are not known answers: Brier / log loss (mean P of correct / "
+           "wrong edits).", "", "| candidates | n / correct | baseline as P | edit score | + volume's known answers |",
            "| --- | --- | --- | --- | --- |"]
     for label, row in calibration.items():
-        cells = [f"{row[c]['brier']:.3f} / {row[c]['log_loss']:.3f}" for c in ("baseline", "scalar", "game")]
+        cells = [f"{row[c]['brier']:.3f} / {row[c]['log_loss']:.3f} ({fmt(row[c]['mean_correct'])} / "
+                 f"{fmt(row[c]['mean_wrong'])})" for c in ("baseline", "scalar", "game")]
         print(f"{label:28s} {row['n']:>5d}/{row['correct']:<5d} " + "   ".join(cells))
         md.append(f"| {label} | {row['n']} / {row['correct']} | " + " | ".join(cells) + " |")
+    print("\nReliability of the edit score (all held-out families, not known answers): bin: n, mean P, share correct")
+    md += ["", "Reliability of the edit score (every held-out family, not known answers): per bin of P, "
+           "candidates, mean P, share correct.", "", "| kind | " + " | ".join(
+               f"{b / RELIABILITY_BINS:.1f}-{(b + 1) / RELIABILITY_BINS:.1f}" for b in range(RELIABILITY_BINS)) + " |",
+           "| --- |" + " --- |" * RELIABILITY_BINS]
+    for how, bins in reliability.items():
+        cells = {b["bin"]: f"{b['n']}: {b['mean_p']:.3f} / {b['share_correct']:.3f}" for b in bins}
+        print(f"  {how:8s} " + "; ".join(f"{k} {v}" for k, v in cells.items()))
+        md.append(f"| {how} | " + " | ".join(cells.get(f"{b / RELIABILITY_BINS:.1f}-{(b + 1) / RELIABILITY_BINS:.1f}",
+                                                        "") for b in range(RELIABILITY_BINS)) + " |")
     print("\nScorer chosen by the known answers (segmentations):")
     md += ["", "Scorer the known answers chose, per kind (segmentations): "
            + "; ".join(f"{fam} {how}: " + ", ".join(f"{n} {s}" for s, n in sorted(c.items()))
@@ -278,14 +318,15 @@ def main(argv=None) -> dict:
                 counts = choices.setdefault((family(name), how), {})
                 counts[chosen] = counts.get(chosen, 0) + 1
     summaries = summary(results)
-    md = print_tables(results, summaries, calibration, choices)
+    reliability = reliability_table(results)
+    md = print_tables(results, summaries, calibration, reliability, choices)
     png = CACHE.parent / "reliability.png"
     reliability_png(results, png)
     print(f"\nreliability diagrams: {png}" + (f"; skipped (no data): {skipped}" if skipped else ""))
     if args.write_card:
         write_card(md)
     report = {"model": args.model, "summary": summaries, "auc": {name: r["figures"] for name, r in results.items()},
-              "calibration": calibration, "chosen": {f"{f} {h}": c for (f, h), c in choices.items()},
+              "calibration": calibration, "reliability": reliability, "chosen": {f"{f} {h}": c for (f, h), c in choices.items()},
               "skipped": skipped, "reliability_png": str(png)}
     print(json.dumps(report))
     return report

@@ -283,6 +283,7 @@ def main(argv=None) -> dict:
             "parameters": sum(1 + len(m.weights) for m in kinds.values()) + 3}
     model = ScoreModel(kinds, stack, card)
     out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)
     out.with_suffix(".md").write_text(card_markdown(card))
     result = {"model": str(out), "bytes": out.stat().st_size, **{how: card["kinds"][how] for how in HOWS},

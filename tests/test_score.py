@@ -121,6 +121,27 @@ def test_the_shipped_model_loads_and_scores_every_kind_as_probabilities(demo_can
     assert json.loads(json.dumps(candidates)) == candidates, "features travel as JSON (no NaN)"
 
 
+def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Mean |P - share correct| over equal bins of P, each bin weighing by its candidates (Naeini et al. 2015)."""
+    k = np.clip((p * bins).astype(int), 0, bins - 1)
+    return float(sum(abs(p[k == b].mean() - y[k == b].mean()) * (k == b).sum() for b in np.unique(k)) / len(p))
+
+
+def test_the_shipped_score_is_a_calibrated_probability_on_a_volume_it_never_saw(demo_candidates):
+    # demo seed 10 (filter map) was never trained on: binned by P, the share of correct edits follows P (0.05
+    # as shipped), and P forecasts better than the volume's own share of correct edits as a constant
+    _, _, _, candidates = demo_candidates
+    labelled = [c for c in candidates if c["truth"] is not None]
+    y = np.array([c["truth"] for c in labelled], float)
+    model = load_score_model(SHIPPED)
+    p = score(labelled, model)
+    assert expected_calibration_error(p, y) < 0.07
+    assert np.mean((p - y) ** 2) < 0.6 * y.mean() * (1 - y.mean()), "Brier score well under the constant forecast's"
+    for slope, shift in ((2.0, 0.0), (0.5, 0.0), (1.0, -0.5)):  # over- and under-confident, too low: caught
+        wrong = ScoreModel({how: m.scaled(slope, shift) for how, m in model.kinds.items()}, model.stack)
+        assert expected_calibration_error(score(labelled, wrong), y) > 0.07
+
+
 def test_detect_with_the_shipped_model_keeps_scores_and_features(demo_candidates):
     volume, agg, rag, _ = demo_candidates
     found = detect(volume, agg, rag, model=SHIPPED, limit=None)
