@@ -22,24 +22,32 @@ ground-truth object, voxels weighed as
   two segments: ``intruder`` (the part is not its segment's dominant object:
   the segment is a false merge and a cut must come first; no merge can be
   correct), ``small segment`` (a segment under ``MIN_PART_VOXELS``),
-  ``contact not proposed`` (they touch, but the contact's boundary is above
-  ``MAX_MERGE_BOUNDARY`` or its area under ``MIN_CONTACT_AREA``),
   ``candidate not correct`` (a merge of the two is proposed but the truth
-  says no or is silent: a near tie), and for segments that never touch
-  ``beside`` (they share sections: a join across a gap in (y, x), which the
-  gap scan along z never looks for), ``gap too long`` (more than
-  ``MAX_GAP_SECTIONS`` sections between the end of one and the start of the
-  other), ``ends do not overlap`` (the last section of one and the first of
-  the other overlap by less than the gap scan's floors) and ``gap not
+  says no or is silent: a near tie), ``contact not proposed`` (they touch,
+  but the contact's boundary is above ``MAX_MERGE_BOUNDARY`` or its area
+  under ``MIN_CONTACT_AREA``), and for segments that never touch:
+  ``through the side`` (the last section of the one and the first of the
+  other both reach an in-plane face of the volume: the neurite leaves the
+  volume and comes back, nothing a picture inside it shows), ``beside``
+  (they share sections: a gap in (y, x), which the gap scan along z never
+  looks for), ``gap too long`` (more than ``MAX_GAP_SECTIONS`` sections
+  between the end of one and the start of the other), ``ends do not
+  overlap`` (the last section of one and the first of the other overlap by
+  less than the gap scan's floors: an oblique neurite) and ``gap not
   proposed`` (the rest). Missed joins between two groups of segments already
-  chained take the cause of the pair that comes first in that order, so
+  chained take the cause nearest to an offered join among their pairs, so
   each missed voxel pair is counted once.
 
-Printed per volume: needed joins (pairs of parts), the share of their mass
-offered, the mass missed per cause (shares of all needed mass), merge
-candidates and the share correct, and the oracle of the start: VI and ARE
-after every correct candidate of the first pool is applied (merges and the
-first cut of each segment), as a share of the true gap (initial − limit).
+Printed per volume: needed joins (pairs of parts), the share offered and
+the share missed per cause, both of the voxel-pair mass and of the parts' VI
+split (each part p of an object of n voxels counts p·log2(n/p); a missed
+group of parts counts with the cause nearest to joining it to another), the
+merge candidates and the share correct, with ``--home`` also the pair mass
+offered by candidates that became the instance's puzzles (framing drops
+candidates it cannot show, e.g. at the volume's side), and the oracle of the
+start: every correct candidate of the first pool applied (merges first, then
+cuts in the pool's order), as a share of the true gap (initial − supervoxel
+limit) in VI and adapted Rand error.
 
     python bench/bench_join_reach.py [--volumes demo0 demo1 demo2 fib snemi] [--cache DIR]
                                      [--home demo0=INSTANCE_DIR ...] [--json FILE]
@@ -66,13 +74,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_split_reach import DATA, VOLUMES, load, make_volume  # noqa: E402 (the same volumes)
+from bench_split_reach import DATA, VOLUMES, load, make_volume  # the same volumes
 
-from game.app.settings import load_settings  # noqa: E402
-from game.detection import candidates as cand  # noqa: E402
-from game.evaluation.quality import evaluate_mapping, gap_closed, supervoxel_limit, truth_table  # noqa: E402
-from game.puzzles.edit import Moot, PuzzleEdit  # noqa: E402
-from game.segmentation.agglomeration import Agglomeration  # noqa: E402
+from game.app.settings import load_settings
+from game.detection import candidates as cand
+from game.evaluation.quality import evaluate_mapping, gap_closed, supervoxel_limit, truth_table
+from game.puzzles.edit import Moot, PuzzleEdit
+from game.segmentation.agglomeration import Agglomeration
 
 CAUSES = ("intruder", "small segment", "contact not proposed", "candidate not correct", "through the side",
           "beside", "gap too long", "ends do not overlap", "gap not proposed")
@@ -233,7 +241,8 @@ def measure(volume, agg, rag, sizes, points, sv_truth, weight, *, puzzled: set[s
     touching = set(zip(np.minimum(su, sv)[cross].tolist(), np.maximum(su, sv)[cross].tolist()))
     labels = agg.materialize(np.asarray(volume.read("supervoxels", None, fill=0))).astype(np.int64)
     span = extents(labels)
-    context = dict(dominant=dominant, size=size, touching=touching, proposed=proposed, labels=labels, span=span)
+    context = {"dominant": dominant, "size": size, "touching": touching, "proposed": proposed, "labels": labels,
+               "span": span}
     total, got, needed = 0.0, 0.0, 0
     split_vi, split_left = 0.0, 0.0
     missed, missed_vi = defaultdict(float), defaultdict(float)
@@ -271,9 +280,11 @@ def measure(volume, agg, rag, sizes, points, sv_truth, weight, *, puzzled: set[s
     for c in merges:
         by_how[c["how"]][0] += 1
         by_how[c["how"]][1] += bool(correct[c["key"]])
-    return {"vi_offered_share": 1 - split_left / split_vi if split_vi else None,
-            "vi_missed": {c: missed_vi[c] / split_vi for c in CAUSES} if split_vi else {}, "puzzled_share": None if puzzled is None else offered_share(parts, as_puzzles), "needed": needed, "mass": total, "offered_share": got / total if total else None,
+    return {"needed": needed, "mass": total, "offered_share": got / total if total else None,
             "missed": {c: missed[c] / total for c in CAUSES} if total else {},
+            "vi_offered_share": 1 - split_left / split_vi if split_vi else None,
+            "vi_missed": {c: missed_vi[c] / split_vi for c in CAUSES} if split_vi else {},
+            "puzzled_share": None if puzzled is None else offered_share(parts, as_puzzles),
             "merges": len(merges), "merges_correct": sum(bool(t) for t in truths),
             "by_how": {h: list(v) for h, v in by_how.items()},
             "splits": len(found) - len(merges), "initial": initial, "limit": limit, "oracle": best,
@@ -293,8 +304,8 @@ def main(argv=None) -> int:
     results = {}
     print("needed joins: pairs of parts of one ground-truth object in two segments (supervoxel limit); shares of "
           "their voxel-pair mass / of their VI split (bits), as offered and as missed per cause")
-    print("| volume | needed joins | mass offered (pairs / VI split) | " + " | ".join(CAUSES) +
-          " | merge candidates (contact, gap, other) | correct | mass offered by puzzles | oracle of the start: VI / ARE gap closed | seconds |")
+    print("| volume | needed joins | offered (pairs / VI split) | " + " | ".join(CAUSES) + " | merge candidates "
+          "(contact, gap) | correct | pairs offered by puzzles | oracle of the start: VI / ARE gap closed | seconds |")
     print("|---|---|---|" + "---|" * len(CAUSES) + "---|---|---|---|---|")
     for key in args.volumes:
         home = Path(homes[key]) if key in homes else make_volume(key, Path(args.cache))
@@ -306,16 +317,15 @@ def main(argv=None) -> int:
             print(f"| {key} | skipped: no 3D ground truth |" + " |" * (len(CAUSES) + 5))
             continue
         sv_truth, weight = known
-        r = measure(volume, agg, rag, sizes, points, sv_truth, weight, puzzled=puzzle_keys(home), depth=settings["SPLIT_TREE_DEPTH"],
-                    contrast=settings["SPLIT_CUT_CONTRAST"])
+        r = measure(volume, agg, rag, sizes, points, sv_truth, weight, puzzled=puzzle_keys(home),
+                    depth=settings["SPLIT_TREE_DEPTH"], contrast=settings["SPLIT_CUT_CONTRAST"])
         results[key] = r
         how = r["by_how"]
-        others = r["merges"] - sum(how.get(h, [0])[0] for h in ("contact", "gap"))
+        puzzled = "–" if r["puzzled_share"] is None else f"{r['puzzled_share']:.0%}"
         print(f"| {key} | {r['needed']} | {r['offered_share']:.0%} / {r['vi_offered_share']:.0%} | "
               + " | ".join(f"{r['missed'][c]:.1%} / {r['vi_missed'][c]:.1%}" for c in CAUSES)
-              + f" | {r['merges']} ({how.get('contact', [0])[0]}, {how.get('gap', [0])[0]}, {others}) | "
-              f"{r['merges_correct'] / max(1, r['merges']):.0%} | "
-              f"{'–' if r['puzzled_share'] is None else format(r['puzzled_share'], '.0%')} | {r['oracle_gap_closed']['vi']:.0%} / "
+              + f" | {r['merges']} ({how.get('contact', [0])[0]}, {how.get('gap', [0])[0]}) | "
+              f"{r['merges_correct'] / max(1, r['merges']):.0%} | {puzzled} | {r['oracle_gap_closed']['vi']:.0%} / "
               f"{r['oracle_gap_closed']['adapted_rand_error']:.0%} | {r['seconds']:.1f} |", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))

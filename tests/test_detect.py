@@ -363,3 +363,21 @@ def test_default_score_ranks_merges_of_an_unseen_demo_volume_better_than_the_bou
     scored = evaluate_ranking(score_candidates(volume, agg, rag, candidates, DEFAULT_SCORE))["merge"]
     assert baseline["positives"] >= 100
     assert scored["auc"] > baseline["auc"]
+
+
+def test_two_pieces_meeting_edge_to_edge_across_sections_give_a_merge_candidate():
+    # an oblique neurite cut in two: the piece in sections 0-1 and the piece in sections 2-3 share one face
+    # (the column y = x = 7), a contact of a single voxel face; the rest is another object
+    shape = (4, 16, 16)
+    supervoxels = np.full(shape, 3, np.uint32)
+    supervoxels[:2, :8, :8] = 1
+    supervoxels[2:, 7:, 7:] = 2
+    groundtruth = np.where(supervoxels == 3, 20, 10).astype(np.uint32)
+    boundary = np.full(shape, 25, np.uint8)
+    volume = ArrayVolume(supervoxels=supervoxels, groundtruth=groundtruth, boundary=boundary)
+    rag = build_rag(supervoxels, boundary)
+    agg = Agglomeration(np.arange(4))
+    merges = {tuple(c["segments"]): c for c in find_candidates(volume, agg, rag, gaps=False) if c["kind"] == "merge"}
+    assert merges[(1, 2)]["features"]["contact_area"] == 1
+    truth = supervoxel_truth(supervoxels, groundtruth)
+    assert PuzzleEdit.of(merges[(1, 2)]).is_correct(agg, truth) is True
