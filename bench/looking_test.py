@@ -21,6 +21,7 @@ Run::
 
     python bench/looking_test.py export --home H --volume demo --n 40 --out looking/demo --truth truth-demo.json
     python bench/looking_test.py export ... --across 1   # only puzzles across sections (2: across a gap)
+    python bench/looking_test.py export --home H --volume demo --n 20 --volume fib --n 10 ...  # one sheet, two volumes
     python bench/looking_test.py score --sheet looking/demo/answers.csv --truth truth-demo.json [--json]
 """
 
@@ -105,10 +106,17 @@ def export(args) -> None:
     out, truth_path = Path(args.out), Path(args.truth)
     if out.resolve() in truth_path.resolve().parents:
         raise SystemExit("keep the truth file outside the exported folder: the looker must not see it")
-    puzzles = [p for p in st.puzzles(inst.store, volume=args.volume, tutorial=None)
-               if (args.kind is None or p["kind"] == args.kind)
-               and (args.across is None or puzzle_across(p) >= args.across)]
-    chosen = choose(puzzles, args.n, balanced=not args.unbalanced, seed=args.seed)
+    counts = args.n or [40]
+    if len(counts) not in (1, len(args.volume)):
+        raise SystemExit("give one --n, or one --n per --volume")
+    chosen = []
+    for volume, n in zip(args.volume, counts * len(args.volume) if len(counts) == 1 else counts):
+        puzzles = [p for p in st.puzzles(inst.store, volume=volume, tutorial=None)
+                   if (args.kind is None or p["kind"] == args.kind)
+                   and (args.across is None or puzzle_across(p) >= args.across)]
+        chosen += choose(puzzles, n, balanced=not args.unbalanced, seed=args.seed)
+    if len(args.volume) > 1:  # the volumes' puzzles mixed on the sheet
+        random.Random(args.seed).shuffle(chosen)
     out.mkdir(parents=True, exist_ok=True)
     truth, rows = {}, []
     for number, puzzle in enumerate(chosen, start=1):
@@ -132,7 +140,7 @@ def export(args) -> None:
             (out / f"{name}-pair.png").write_bytes(images.puzzle_image(inst, puzzle["id"], 0, "pair")[0].read_bytes())
         rows.append({"puzzle": name, "kind": puzzle["kind"], "question": question_for(puzzle["kind"]),
                      "answer": "", "note": ""})
-        truth[name] = {"id": puzzle["id"], "volume": args.volume, "kind": puzzle["kind"],
+        truth[name] = {"id": puzzle["id"], "volume": puzzle["volume"], "kind": puzzle["kind"],
                        "answer": correct_answer(puzzle["kind"], puzzle["truth"]),
                        "truth_margin": puzzle_truth_margin(puzzle),
                        "role": "practice" if puzzle["tutorial"] else "gold" if puzzle["gold"] else "crowd"}
@@ -227,8 +235,9 @@ def main(argv=None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     ex = sub.add_parser("export", help="write puzzles as PNGs with an answer sheet, the truth elsewhere")
     ex.add_argument("--home", required=True, help="the instance folder")
-    ex.add_argument("--volume", required=True)
-    ex.add_argument("--n", type=int, default=40)
+    ex.add_argument("--volume", required=True, action="append",
+                    help="a volume of the instance; repeat for several on one sheet")
+    ex.add_argument("--n", type=int, action="append", help="puzzles of each --volume (one value: of each; 40)")
     ex.add_argument("--out", required=True, help="folder for the looker (no truth in it)")
     ex.add_argument("--truth", required=True, help="JSON file for the truth, outside --out")
     ex.add_argument("--seed", type=int, default=0)
