@@ -151,8 +151,9 @@ def export(args) -> None:
     (out / "README.txt").write_text(
         "Answer each puzzle by looking only. For each pN: pN-stack.png shows every slice (top: plain EM, "
         "bottom: with the colours; the key slice, where the viewer opens, framed in yellow), pN-key.png the key "
-        "slice at full size, and pN/ every slice at full size. The small white marks at the image edges point at "
-        "the spot the question is about. Where the two colours never touch on one slice, the part on the key slice "
+        "slice at full size, and pN/ every slice at full size. Four short white ticks around the middle of the "
+        "coloured pictures point at the spot the question is about (the spot itself is left clear); dark diagonal "
+        "stripes are outside the volume, where nothing was imaged. Where the two colours never touch on one slice, the part on the key slice "
         "ends there and the other colour starts a slice (or a few) further at that spot: pN-pair.png then shows "
         "those two sections side by side at that spot (as the game opens such a puzzle), with the sections between "
         "below it.\n"

@@ -9,12 +9,16 @@ from game.puzzles.framing import (
     MARGIN_PX,
     OUT_SIZE,
     SLICES,
+    VIEW_MARGIN,
     WINDOW_LIMITS,
     Frame,
+    FrameSpec,
     _width,
     centred_frame,
     frame_decision,
     max_side_for_edge,
+    view_frame,
+    view_region,
 )
 from game.puzzles.looking import ISLAND_ENCLOSURE, SLIVER_PX, judgeable, obstacles
 from game.puzzles.report import blind_scores, puzzles_report, role_of
@@ -220,3 +224,54 @@ def test_the_client_opens_every_puzzle_on_its_key_slice():
 def test_goals_over_no_puzzles_are_not_counted_as_met():
     goals = puzzles_report([puzzle("merge", True)])["goals"]  # a crowd puzzle: no gold, no known answers
     assert goals["gold_blind_at_most_60"] is None and goals["known_answers_balanced"] is None
+
+
+# ----------------------------------------------------------------------------- the view (how a frame is drawn)
+
+def view_of(frame: Frame, a: np.ndarray, b: np.ndarray) -> Frame:
+    region = view_region(frame, FrameSpec(), a.shape)
+    return view_frame(frame, a[region.slices], b[region.slices], region, FrameSpec())
+
+
+def on_border(point, a, b) -> bool:
+    """Whether a voxel is a pixel of one part with a 4-neighbour of the other, on its section."""
+    z, y, x = point
+    other = b if a[z, y, x] else a if b[z, y, x] else None
+    return other is not None and bool(other[z, y - 1:y + 2, x].any() or other[z, y, x - 1:x + 2].any())
+
+
+def test_the_view_marks_the_middle_of_the_border_between_the_parts_not_its_end_at_a_junction():
+    a, b = touching_halves()  # A and B share a border along x = 100 over rows 60..139; other segments around
+    stored = centred_frame((10, 62, 99), a.shape)  # a point at the border's end, where other segments meet it
+    view = view_of(stored, a, b)
+    assert on_border(view.point, a, b)
+    assert abs(view.point[1] - 100) <= 2 and view.point[0] == 10  # the middle of the border, on the key slice
+    y, x = point_in_image(view)
+    assert abs(y - OUT_SIZE / 2) <= view.scale and abs(x - OUT_SIZE / 2) <= view.scale
+    assert view.box.shape[0] == stored.slices and view.start[0] == stored.start[0]  # the same sections
+
+
+def test_the_view_keeps_a_small_part_at_the_volumes_side_clear_of_the_image_edge():
+    a, b = np.zeros((20, 200, 200), bool), np.zeros((20, 200, 200), bool)
+    b[:, 92:108, 0:14] = True  # a small profile against the volume's side x = 0
+    a[:, 70:130, 14:80] = True
+    stored = frame_of(a, b, (10, 100, 13))
+    assert stored.start[2] == 0  # as stored: the window flush with the volume's side, the profile at its edge
+    view = view_of(stored, a, b)
+    assert on_border(view.point, a, b)
+    ys, xs = np.nonzero(b[view.point[0]])
+    inside = np.array([ys.min() - view.start[1], view.start[1] + view.side - 1 - ys.max(),
+                       xs.min() - view.start[2], view.start[2] + view.side - 1 - xs.max()])
+    assert (inside >= VIEW_MARGIN * view.side - 1).all()  # the small part keeps a margin from every edge
+    assert view.start[2] < 0  # the window reaches past the volume's side: drawn as padding
+
+
+def test_the_view_zooms_in_on_a_small_piece_and_out_to_fit_a_large_one():
+    a, b = touching_halves()
+    b[:, 60:140, 100:160] = False
+    b[:, 96:104, 100:108] = True  # a profile 8 voxels across
+    close = view_of(frame_of(a, b, (10, 100, 100)), a, b)
+    assert close.side < WINDOW_LIMITS[0]
+    a, b = touching_halves(rows=(20, 180))
+    wide = view_of(centred_frame((10, 100, 99), a.shape), a, b)
+    assert wide.side == WINDOW_LIMITS[1]

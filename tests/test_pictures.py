@@ -122,3 +122,30 @@ def test_a_known_answer_puzzle_whose_edit_was_applied_is_drawn_again_as_it_was_m
     shutil.rmtree(inst.cache_dir / "puzzles")
     for want, picture in first.items():
         assert images.puzzle_image(inst, want[0], 2, want[1], player_id=player["id"])[0].read_bytes() == picture
+
+
+def test_every_puzzle_is_drawn_centred_on_a_spot_of_the_border_between_its_parts(inst):
+    """The spot the ticks mark is where the two parts meet (across sections: where one ends over the other's
+    start), in the middle of the picture, even for a puzzle whose stored window lies against the volume's side."""
+    from game.puzzles.edit import PuzzleEdit
+    from game.puzzles.framing import OUT_SIZE, part_masks
+
+    oracle_puzzles(inst)
+    volume = inst.volumes.open("demo")
+    agg = inst.agglomeration("demo")
+    checked = 0
+    for puzzle in st.puzzles(inst.store, volume="demo"):
+        frame = images.drawn_frame(volume, images.puzzle_frame(inst, puzzle), PuzzleEdit.of(puzzle), agg)
+        if not frame.contact_px:
+            continue  # a centred frame: no contact of the parts within reach of the puzzle's location
+        checked += 1
+        a, b = part_masks(volume.read("supervoxels", frame.box), PuzzleEdit.of(puzzle), agg)
+        key, (y, x) = frame.key, (p - s for p, s in zip(frame.point[1:], frame.start[1:]))
+        assert abs((y + 0.5) * frame.scale - OUT_SIZE / 2) <= frame.scale
+        assert abs((x + 0.5) * frame.scale - OUT_SIZE / 2) <= frame.scale
+        near = np.s_[y - 1:y + 2, x - 1:x + 2]
+        if frame.across:
+            assert (a | b)[key, y, x] and (a | b)[key + frame.across][near].any()
+        else:
+            assert (a[key, y, x] and b[key][near].any()) or (b[key, y, x] and a[key][near].any())
+    assert checked >= 10

@@ -19,6 +19,8 @@ from game.puzzles.render import (
     FILL_OPACITY,
     OUTLINE_PX,
     PALETTE,
+    SPOT_GAP_PX,
+    SPOT_TICK_PX,
     _square_filter,
     encode_png,
     render_slices,
@@ -177,16 +179,18 @@ def test_padding_past_the_volume_is_hatched_in_both_pictures(two_parts):
     assert len(np.unique(decode(pngs[1]["plain"]))) > 2
 
 
-def test_marks_at_the_edges_point_at_the_decision_point_without_covering_it(two_parts):
+def test_ticks_point_at_the_spot_from_four_sides_and_leave_it_clear(two_parts):
     image, a, b = two_parts
     plain = decode(render_slices(image, a, b)[3]["overlay"])
     marked = decode(render_slices(image, a, b, point=(16, 16))[3]["overlay"])
     changed = np.argwhere((plain != marked).any(axis=-1))
-    assert len(changed) > 0
-    # only near the four edges, centred on the point's row (or column) at 12 px per voxel
-    assert (np.minimum.reduce([changed[:, 0], 383 - changed[:, 0], changed[:, 1], 383 - changed[:, 1]]) < 13).all()
-    top = changed[changed[:, 0] < 13]
-    assert abs(top[:, 1].mean() - 16.5 * 12) < 2
+    spot = np.array([16.5 * 12 - 0.5] * 2)  # the point's centre at 12 px per voxel
+    distance = np.abs(changed - spot).max(axis=1)
+    assert distance.min() >= SPOT_GAP_PX - 1  # the spot itself (the membrane there) is never covered
+    assert distance.max() <= SPOT_GAP_PX + SPOT_TICK_PX + 1
+    for side in (changed[:, 0] < spot[0], changed[:, 0] > spot[0], changed[:, 1] < spot[1], changed[:, 1] > spot[1]):
+        assert side.sum() > SPOT_TICK_PX  # a tick above, below, left and right
+    assert abs(changed[:, 0].mean() - spot[0]) < 1 and abs(changed[:, 1].mean() - spot[1]) < 1
 
 
 def test_overlapping_parts_are_refused(two_parts):

@@ -4,7 +4,7 @@ for each state of its parts (:func:`game.puzzles.cache.picture_key`), ahead of t
 
 Puzzles store their frame (:class:`game.puzzles.framing.Frame`: the crop,
 the key slice, the decision point), made when the puzzle was; this module
-reads that crop from the volume store, colours the parts the puzzle's edit
+draws it centred on the spot in question (:func:`drawn_frame`), reads that crop from the volume store, colours the parts the puzzle's edit
 names in the current segmentation (:class:`game.puzzles.edit.PuzzleEdit`;
 for a copy of a settled decision, the segmentation that decision was made
 on) and keeps the PNGs in the instance's image cache. A puzzle made before
@@ -30,7 +30,16 @@ from game.puzzles import render as pz
 from game.puzzles.cache import PuzzleImageCache
 from game.puzzles.cache import picture_key as cache_key
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer
-from game.puzzles.framing import SLICES, Frame, centred_frame, frame_candidate, frame_spec, part_masks
+from game.puzzles.framing import (
+    SLICES,
+    Frame,
+    centred_frame,
+    frame_candidate,
+    frame_spec,
+    part_masks,
+    view_frame,
+    view_region,
+)
 from game.puzzles.truth import dominant_objects, object_weights, supervoxel_truth
 from game.segmentation.agglomeration import Agglomeration, Edit
 
@@ -102,9 +111,22 @@ def has_pair(puzzle: dict) -> bool:
     return bool(stored and stored.get("across"))
 
 
+def drawn_frame(volume, frame: Frame, edit: PuzzleEdit, agg: Agglomeration) -> Frame:
+    """The frame a puzzle's pictures are drawn in (:func:`game.puzzles.framing.view_frame`): its stored frame
+    centred on the spot in question; the stored frame itself when the puzzle's parts are gone (:class:`Moot`)."""
+    spec = frame_spec(volume.resolution)
+    region = view_region(frame, spec, volume.shape)
+    try:
+        part_a, part_b = part_masks(volume.read("supervoxels", region), edit, agg)
+    except Moot:
+        return frame
+    return view_frame(frame, part_a, part_b, region, spec)
+
+
 def _render(inst, puzzle: dict, variant: str) -> list[dict]:
     volume = inst.volumes.open(puzzle["volume"])
-    frame = puzzle_frame(inst, puzzle)
+    edit, agg = PuzzleEdit.of(puzzle), shown_agglomeration(inst, puzzle)
+    frame = drawn_frame(volume, puzzle_frame(inst, puzzle), edit, agg)
     box = frame.box
     padding = np.ones(box.shape, bool)
     padding[box.clip(volume.shape).relative_to(box)] = False
@@ -116,8 +138,7 @@ def _render(inst, puzzle: dict, variant: str) -> list[dict]:
             pngs = pz.render_truth(image, volume.read("groundtruth", box), _objects(inst, volume, puzzle),
                                    padding=padding, point=point)
             return [{"plain": png, "overlay": png} for png in pngs]
-        part_a, part_b = part_masks(volume.read("supervoxels", box), PuzzleEdit.of(puzzle),
-                                    shown_agglomeration(inst, puzzle))
+        part_a, part_b = part_masks(volume.read("supervoxels", box), edit, agg)
         if variant == "truth":
             truth, objects = _decision_truth((part_a, part_b), puzzle)
             pngs = pz.render_truth(image, truth, objects, padding=padding, point=point)

@@ -26,6 +26,13 @@ continuing on the next, or a few sections further over a damaged one) are
 framed on the section where the first ends, with the other in the stack
 (:func:`frame_across_sections`).
 
+The *view* (:func:`view_frame`) is how a stored frame is drawn: the window
+centred on the spot in question (in-plane, the middle of the border between
+the two parts, away from other segments' junctions), wide enough that the
+smaller part's piece there keeps ``VIEW_MARGIN`` of the window free on every
+side. Where that window reaches past the volume's side, the padding is drawn
+as such: the spot is never pushed to the image's edge.
+
 A candidate whose contact lies nowhere far enough inside the volume gets no
 frame and is not made into a puzzle. The frame is computed once, when the
 puzzle is made, and stored with it (:meth:`Frame.to_dict`), so its images
@@ -566,3 +573,99 @@ def frame_candidates(volume, agg, candidates, *, in_memory_voxels: int = IN_MEMO
     source = _Loaded(volume) if int(np.prod(volume.shape)) <= in_memory_voxels else volume
     for candidate in candidates:
         yield candidate, frame_candidate(source, agg, candidate)
+
+
+# --- the view: how a stored frame is drawn ----------------------------------------------
+
+# Share of the window's side kept free on each side of the smaller part's piece at the spot.
+VIEW_MARGIN = 0.12
+# A small piece is drawn closer than a frame's least window, down to this share of it (the demo: 64 voxels,
+# EM 6 times its size, blurred but bigger): a close-up of the spot.
+CLOSE_UP = 2 / 3
+# Within this many voxels of the stored point the spot is looked for (the candidate's place; a window's half).
+VIEW_REACH = WINDOW_LIMITS[0] // 2
+
+
+def view_region(frame: Frame, spec: FrameSpec, volume_shape: Sequence[int]) -> BBox:
+    """The sections and in-plane area read to choose a frame's view (:func:`view_frame`): the key slice (and
+    the section ``across`` further), as wide as the widest window around the point, inside the volume."""
+    z, y, x = frame.point
+    half = max(spec.window[1], frame.side) // 2 + VIEW_REACH
+    return BBox((z, y - half, x - half), (z + frame.across + 1, y + half + 1, x + half + 1)).clip(volume_shape)
+
+
+def view_frame(frame: Frame, part_a: np.ndarray, part_b: np.ndarray, region: BBox, spec: FrameSpec) -> Frame:
+    """The frame as drawn: the window centred on the spot in question, the parts' pieces there clear of its edge.
+
+    The *spot*: for parts that touch in-plane, the pixel of their border on
+    the key slice (within ``VIEW_REACH`` of the stored point) deepest inside
+    the two parts together, where both fill their side: the middle of the
+    proposed cut or join, where the membrane (or its absence) decides, rather
+    than its end at a junction with other segments; across sections, the
+    stored point (where one part's end lies over the other's start).
+
+    The window is the stored one, narrowed for a small piece (a close-up:
+    about ``ZOOM`` times its width, down to ``CLOSE_UP`` of the spec's least
+    window) and widened (up to the spec's widest) until the smaller part's
+    piece at the spot lies ``VIEW_MARGIN`` inside every edge; centred on the spot, it may reach past the volume's
+    side (drawn as padding). The stack's sections do not change.
+
+    Parameters
+    ----------
+    frame : Frame
+        As stored with the puzzle.
+    part_a, part_b : bool ndarray (Z, H, W)
+        The two parts in ``region`` (:func:`view_region`).
+    region : BBox
+    spec : FrameSpec
+        The volume's (:func:`frame_spec`).
+    """
+    z0, y0, x0 = region.start
+    key = frame.point[0] - z0
+    sy, sx = frame.point[1] - y0, frame.point[2] - x0
+    if frame.across:  # the profile that ends on the key slice, and the one that begins ``across`` further
+        masks = [part_a[k] | part_b[k] for k in (key, key + frame.across)]
+    else:
+        masks = [part_a[key], part_b[key]]
+        sy, sx = _spot(*masks, sy, sx)
+    piece = [_piece(mask, sy, sx) for mask in masks]
+    shown = [p for p in piece if p.any()]
+    side = frame.side
+    if shown:
+        small = min(shown, key=lambda p: p.sum())
+        ys, xs = np.nonzero(small)
+        reach = max(np.abs(ys - sy).max(), np.abs(xs - sx).max()) + 0.5
+        wanted = 2 * reach / (1 - 2 * VIEW_MARGIN)
+        close = -(-ZOOM * _width(small) // WINDOW_STEP) * WINDOW_STEP  # a quarter of the window, as framed
+        least = max(WINDOW_STEP, spec.window[0] * CLOSE_UP // WINDOW_STEP * WINDOW_STEP)
+        side = max(min(side, max(close, least)), -(-wanted // WINDOW_STEP) * WINDOW_STEP)
+        side = int(min(side, max(spec.window[1], frame.side), OUT_SIZE))
+    point = (frame.point[0], int(sy + y0), int(sx + x0))
+    start = (frame.start[0], point[1] - side // 2, point[2] - side // 2)
+    margin = (side // 2 - 0.5) * OUT_SIZE / side
+    return Frame(**{**frame.__dict__, "start": start, "side": side, "point": point,
+                    "margin_px": round(float(margin), 1)})
+
+
+def _spot(a: np.ndarray, b: np.ndarray, py: int, px: int) -> tuple[int, int]:
+    """The border pixel of 2D parts ``a`` and ``b`` near ``(py, px)`` deepest inside both, where both fill
+    their side of it; ``(py, px)`` when they share no border there."""
+    border = (a & _touching(b)) | (b & _touching(a))
+    rows, cols = np.ogrid[:a.shape[0], :a.shape[1]]
+    border &= (np.abs(rows - py) <= VIEW_REACH) & (np.abs(cols - px) <= VIEW_REACH)
+    ys, xs = np.nonzero(border)
+    if ys.size == 0:
+        return py, px
+    depth = ndi.distance_transform_edt(a | b)[ys, xs]
+    full = (2 * THICKNESS_RADIUS + 1) ** 2 / 2  # both parts fill half the square: full weight
+    score = depth * np.minimum(1.0, _thickness(a, b, ys, xs) / full) - 1e-6 * np.hypot(ys - py, xs - px)
+    pick = int(np.argmax(score))
+    return int(ys[pick]), int(xs[pick])
+
+
+def _piece(mask: np.ndarray, y: int, x: int) -> np.ndarray:
+    """The 8-connected piece of a 2D mask at ``(y, x)`` or touching it; empty when none does."""
+    pieces, _ = ndi.label(mask, structure=np.ones((3, 3), int))
+    near = pieces[max(0, y - 1):y + 2, max(0, x - 1):x + 2]
+    near = near[near > 0]
+    return pieces == np.bincount(near).argmax() if near.size else np.zeros_like(mask)

@@ -4,11 +4,13 @@ A *merge* puzzle (a suspected false split) colours two segments, A and B, and
 asks whether they are one neurite; a *split* puzzle (a suspected false merge)
 colours the two parts the computer proposes to cut one segment into and asks
 whether it is one neurite. Each slice is rendered twice: the plain EM, and the
-EM with the two parts as light fills and crisp outlines in a colour-blind-safe
+EM with the two parts as crisp outlines over faint fills (the EM's texture and
+its membranes stay in their own grey, not mottled by colour) in a colour-blind-safe
 pair (Okabe–Ito orange and blue, which also differ strongly in lightness).
 Along the border between the parts, where the decision is, the fills fade and
-the outlines stop: the membrane there (or its absence) is never under colour. Small
-marks at the image's edges point at the decision point.
+the outlines stop: the membrane there (or its absence) is never under colour.
+Four white ticks point at the spot in question, leaving it clear
+(:func:`game.puzzles.framing.view_frame` puts it in the middle of the picture).
 :mod:`game.puzzles.framing` chooses the crop and :mod:`game.puzzles.cache`
 keeps the PNGs.
 
@@ -39,9 +41,11 @@ from PIL import Image, ImageDraw, ImageFont
 # The version of the drawing, part of every picture's cache key (game.puzzles.cache.picture_key): BUMP IT
 # whenever what a picture shows changes (colours, outlines, marks, captions, sizes...), so that pictures
 # drawn by the older code are never served again, neither from the server's cache nor a browser's.
-RENDERER_VERSION = 2
+RENDERER_VERSION = 3
 PALETTE = ("#E69F00", "#0072B2")
-FILL_OPACITY = 0.35
+# Faint fills (0.35 until renderer 3: lookers called the colours mottled and asked for outlines only); the
+# outlines carry the parts' shapes.
+FILL_OPACITY = 0.2
 OUTLINE_PX = 2
 # Within this many voxels (at least CORRIDOR_MIN_PX pixels) of the border between the two parts the
 # fills fade to CORRIDOR_FADE and carry no outline: a membrane, 2 to 4 voxels thick in the EM, stays in
@@ -50,7 +54,12 @@ CORRIDOR_VOXELS = 2
 CORRIDOR_MIN_PX = 4
 CORRIDOR_FADE = 0.3
 HATCH_PX = 6
-MARK_PX = 11
+# The spot in question is marked by four white ticks (dark-rimmed) pointing at it from above, below, left and
+# right, SPOT_TICK_PX long, ending SPOT_GAP_PX from it: what decides (a membrane 2 to 4 voxels thick, 8 to 16
+# pixels at the demo's zoom) is never covered.
+SPOT_GAP_PX = 22
+SPOT_TICK_PX = 16
+SPOT_TICK_WIDTH_PX = 3
 # Smooth interpolation past twice the native size, or past half the output size, costs
 # PNG bytes (2.2 times as many from 192 to 384 px on fibsem-gala) and adds no detail:
 # beyond that, pixels are replicated.
@@ -112,8 +121,8 @@ def render_slices(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, *, 
     padding : bool ndarray (Z, H, W), optional
         Voxels outside the volume: hatched in both images, never shown as EM.
     point : (y, x), optional
-        The decision point in the crop: small marks at the overlay's edges
-        point at its row and column without covering it.
+        The spot in question in the crop: four ticks on the overlay point at
+        it from above, below, left and right, ``SPOT_GAP_PX`` short of it.
 
     Returns
     -------
@@ -186,7 +195,7 @@ def _draw(image: np.ndarray, labels: np.ndarray, table: np.ndarray, out_size: in
         grey = np.where(_nearest(padding, out_shape), _hatch(out_shape), grey).astype(np.uint8)
     overlay = _overlay(grey, _nearest(labels, out_shape), table, opacity, corridor)
     if point is not None:
-        fill, rim = _point_marks(out_shape, [(p + 0.5) * scale for p in point])
+        fill, rim = _spot_marks(out_shape, [(p + 0.5) * scale - 0.5 for p in point])
         overlay[:, fill] = 255
         overlay[:, rim] = 0
     return grey, overlay
@@ -301,19 +310,19 @@ def _hatch(shape: tuple[int, int]) -> np.ndarray:
     return np.where((rows + cols) // HATCH_PX % 2 == 0, 40, 70).astype(np.uint8)
 
 
-def _point_marks(shape: tuple[int, int], point: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of small triangles at the four edges pointing at ``point`` (display pixels): fill, rim."""
+def _spot_marks(shape: tuple[int, int], point: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of four short ticks around ``point`` (display pixels), above, below, left and right of it,
+    leaving a clear disc of ``SPOT_GAP_PX`` around it: fill, rim."""
     rows, cols = np.ogrid[:shape[0], :shape[1]]
-    py, px = point
-    depth = {"top": rows, "bottom": shape[0] - 1 - rows, "left": cols, "right": shape[1] - 1 - cols}
-    across = {"top": cols - px, "bottom": cols - px, "left": rows - py, "right": rows - py}
-    fill = np.zeros(shape, bool)
-    rim = np.zeros(shape, bool)
-    for side, d in depth.items():
-        half = (MARK_PX - d) * 0.6
-        fill |= (d < MARK_PX) & (np.abs(across[side]) <= half - 1)
-        rim |= (d < MARK_PX + 1) & (np.abs(across[side]) <= half + 0.6)
-    return fill, rim & ~fill
+    dy, dx = np.abs(rows - point[0]), np.abs(cols - point[1])
+
+    def ticks(grow: float) -> np.ndarray:
+        along = lambda d: (d >= SPOT_GAP_PX - grow) & (d <= SPOT_GAP_PX + SPOT_TICK_PX + grow)
+        thin = lambda d: d <= SPOT_TICK_WIDTH_PX / 2 + grow
+        return (thin(dx) & along(dy)) | (thin(dy) & along(dx))
+
+    fill = ticks(0.0)
+    return fill, ticks(1.0) & ~fill
 
 
 def render_pair(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, key: int, across: int, *,
@@ -338,7 +347,7 @@ def render_pair(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, key: 
         Index in the stack of the section where one part ends.
     point : (y, x)
         The decision point in the crop: on the part that ends, on section ``key`` (the caption names
-        its colour first), and marked at the panels' edges.
+        its colour first), and marked by ticks on both panels.
     across : int
         Sections from there to the section where the other part begins (>= 1).
 
