@@ -135,11 +135,12 @@ def test_every_puzzle_is_drawn_centred_on_a_spot_of_the_border_between_its_parts
     agg = inst.agglomeration("demo")
     checked = 0
     for puzzle in st.puzzles(inst.store, volume="demo"):
-        frame = images.drawn_frame(volume, images.puzzle_frame(inst, puzzle), PuzzleEdit.of(puzzle), agg)
+        frame, a, b = images.drawn_parts(volume, images.puzzle_frame(inst, puzzle), PuzzleEdit.of(puzzle), agg)
+        read = part_masks(volume.read("supervoxels", frame.box), PuzzleEdit.of(puzzle), agg)
+        assert np.array_equal(a, read[0]) and np.array_equal(b, read[1])  # the parts drawn are the box's
         if not frame.contact_px:
             continue  # a centred frame: no contact of the parts within reach of the puzzle's location
         checked += 1
-        a, b = part_masks(volume.read("supervoxels", frame.box), PuzzleEdit.of(puzzle), agg)
         key, (y, x) = frame.key, (p - s for p, s in zip(frame.point[1:], frame.start[1:]))
         assert abs((y + 0.5) * frame.scale - OUT_SIZE / 2) <= frame.scale
         assert abs((x + 0.5) * frame.scale - OUT_SIZE / 2) <= frame.scale

@@ -26,6 +26,7 @@ import numpy as np
 
 from game.app import store as st
 from game.errors import ProofQuestError
+from game.geometry import BBox
 from game.puzzles import render as pz
 from game.puzzles.cache import PuzzleImageCache
 from game.puzzles.cache import picture_key as cache_key
@@ -111,44 +112,61 @@ def has_pair(puzzle: dict) -> bool:
     return bool(stored and stored.get("across"))
 
 
-def drawn_frame(volume, frame: Frame, edit: PuzzleEdit, agg: Agglomeration) -> Frame:
-    """The frame a puzzle's pictures are drawn in (:func:`game.puzzles.framing.view_frame`): its stored frame
-    centred on the spot in question; the stored frame itself when the puzzle's parts are gone (:class:`Moot`)."""
+def drawn_parts(volume, frame: Frame, edit: PuzzleEdit, agg: Agglomeration) -> tuple[Frame, np.ndarray, np.ndarray]:
+    """The frame a puzzle's pictures are drawn in (:func:`game.puzzles.framing.view_frame`: its stored frame
+    centred on the spot in question) and its two parts over that frame's box, from one read of the supervoxels;
+    :class:`Moot` when the puzzle's parts are gone."""
     spec = frame_spec(volume.resolution)
     region = view_region(frame, spec, volume.shape)
+    part_a, part_b = part_masks(volume.read("supervoxels", region), edit, agg)
+    view = view_frame(frame, part_a, part_b, region, spec)
+    return view, _crop(part_a, region, view.box), _crop(part_b, region, view.box)
+
+
+def drawn_frame(volume, frame: Frame, edit: PuzzleEdit, agg: Agglomeration) -> Frame:
+    """The frame a puzzle's pictures are drawn in (:func:`drawn_parts`); the stored one when its parts are gone."""
     try:
-        part_a, part_b = part_masks(volume.read("supervoxels", region), edit, agg)
+        return drawn_parts(volume, frame, edit, agg)[0]
     except Moot:
         return frame
-    return view_frame(frame, part_a, part_b, region, spec)
+
+
+def _crop(mask: np.ndarray, region: BBox, box: BBox) -> np.ndarray:
+    """``box`` of a mask over ``region``; False where the box reaches past it (past the volume)."""
+    out = np.zeros(box.shape, bool)
+    inside = box.intersect(region)
+    if not inside.empty:
+        out[inside.relative_to(box)] = mask[inside.relative_to(region)]
+    return out
 
 
 def _render(inst, puzzle: dict, variant: str) -> list[dict]:
     volume = inst.volumes.open(puzzle["volume"])
-    edit, agg = PuzzleEdit.of(puzzle), shown_agglomeration(inst, puzzle)
-    frame = drawn_frame(volume, puzzle_frame(inst, puzzle), edit, agg)
+    settled = bool((puzzle.get("detector") or {}).get("settled"))
+    try:
+        frame, part_a, part_b = drawn_parts(volume, puzzle_frame(inst, puzzle), PuzzleEdit.of(puzzle),
+                                            shown_agglomeration(inst, puzzle))
+    except Moot:
+        if variant != "truth" or settled:
+            raise ProofQuestError(f"puzzle {puzzle['id']} was settled by another edit; ask for the next one") from None
+        frame = puzzle_frame(inst, puzzle)  # the truth needs no parts
     box = frame.box
     padding = np.ones(box.shape, bool)
     padding[box.clip(volume.shape).relative_to(box)] = False
     image = volume.read("image", box)
     point = (frame.point[1] - box.start[1], frame.point[2] - box.start[2])
-    settled = bool((puzzle.get("detector") or {}).get("settled"))
-    try:
-        if variant == "truth" and not settled:
-            pngs = pz.render_truth(image, volume.read("groundtruth", box), _objects(inst, volume, puzzle),
-                                   padding=padding, point=point)
-            return [{"plain": png, "overlay": png} for png in pngs]
-        part_a, part_b = part_masks(volume.read("supervoxels", box), edit, agg)
-        if variant == "truth":
-            truth, objects = _decision_truth((part_a, part_b), puzzle)
-            pngs = pz.render_truth(image, truth, objects, padding=padding, point=point)
-            return [{"plain": png, "overlay": png} for png in pngs]
-        if variant == "pair":
-            png = pz.render_pair(image, part_a & ~padding, part_b & ~padding, frame.key, frame.across,
-                                 padding=padding, point=point)
-            return [{"plain": png, "overlay": png}]
-    except Moot:
-        raise ProofQuestError(f"puzzle {puzzle['id']} was settled by another edit; ask for the next one") from None
+    if variant == "truth" and not settled:
+        pngs = pz.render_truth(image, volume.read("groundtruth", box), _objects(inst, volume, puzzle),
+                               padding=padding, point=point)
+        return [{"plain": png, "overlay": png} for png in pngs]
+    if variant == "truth":
+        truth, objects = _decision_truth((part_a, part_b), puzzle)
+        pngs = pz.render_truth(image, truth, objects, padding=padding, point=point)
+        return [{"plain": png, "overlay": png} for png in pngs]
+    if variant == "pair":
+        png = pz.render_pair(image, part_a & ~padding, part_b & ~padding, frame.key, frame.across,
+                             padding=padding, point=point)
+        return [{"plain": png, "overlay": png}]
     return pz.render_slices(image, part_a & ~padding, part_b & ~padding, padding=padding, point=point)
 
 

@@ -587,11 +587,12 @@ VIEW_REACH = WINDOW_LIMITS[0] // 2
 
 
 def view_region(frame: Frame, spec: FrameSpec, volume_shape: Sequence[int]) -> BBox:
-    """The sections and in-plane area read to choose a frame's view (:func:`view_frame`): the key slice (and
-    the section ``across`` further), as wide as the widest window around the point, inside the volume."""
-    z, y, x = frame.point
+    """What is read to draw a frame (:func:`view_frame`): the stack's sections, in-plane as far from the
+    point as any view's window reaches, inside the volume. Every view's box lies in it (or past the volume)."""
+    _, y, x = frame.point
     half = max(spec.window[1], frame.side) // 2 + VIEW_REACH
-    return BBox((z, y - half, x - half), (z + frame.across + 1, y + half + 1, x + half + 1)).clip(volume_shape)
+    z = frame.start[0]
+    return BBox((z, y - half, x - half), (z + frame.slices, y + half + 1, x + half + 1)).clip(volume_shape)
 
 
 def view_frame(frame: Frame, part_a: np.ndarray, part_b: np.ndarray, region: BBox, spec: FrameSpec) -> Frame:
