@@ -8,6 +8,7 @@ from game.app import images
 from game.app import store as st
 from game.crowd import assignment
 from game.errors import ProofQuestError
+from game.puzzles.edit import PuzzleEdit
 from game.puzzles.framing import KEY, MARGIN_PX, OUT_SIZE, SLICES, Frame
 from game.puzzles.looking import judgeable
 from game.puzzles.truth import is_near_tie
@@ -60,14 +61,18 @@ def test_pictures_are_drawn_from_the_stored_frame(inst):
     plain = np.asarray(Image.open(images.puzzle_image(inst, puzzle["id"], KEY, "plain")[0]))
     overlay = np.asarray(Image.open(images.puzzle_image(inst, puzzle["id"], KEY, "overlay")[0]))
     assert plain.shape == (OUT_SIZE, OUT_SIZE) and overlay.shape == (OUT_SIZE, OUT_SIZE, 3)
-    crop = volume.read("image", frame.box)[KEY]
-    # the plain picture is the key section of the framed crop, zoomed
-    small = np.asarray(Image.fromarray(plain).resize(crop.shape[::-1], Image.Resampling.BOX)).astype(float)
+    # drawn in the stored frame's view: its sections, centred on the spot in question
+    view = images.drawn_frame(volume, frame, PuzzleEdit.of(puzzle), inst.agglomeration("demo"))
+    assert view.box.shape[0] == frame.slices and view.start[0] == frame.start[0] and view.point[0] == frame.point[0]
+    inside = view.box.clip(volume.shape).relative_to(view.box)[1:]
+    crop = volume.read("image", view.box)[KEY][inside]
+    # the plain picture is the key section of the view's crop, zoomed (where the crop lies in the volume)
+    small = np.asarray(Image.fromarray(plain).resize((view.side,) * 2, Image.Resampling.BOX)).astype(float)[inside]
     assert np.corrcoef(small.ravel(), crop.ravel().astype(float))[0, 1] > 0.9
-    # the marks on the overlay's top edge point at the decision point's column
-    column = (frame.point[2] - frame.start[2] + 0.5) * frame.scale
-    marked = np.flatnonzero((overlay[2] == 255).all(axis=-1))
-    assert abs(marked.mean() - column) < 2
+    # the white ticks on the overlay surround the spot, in the middle of the picture
+    marked = np.argwhere((overlay == 255).all(axis=-1))
+    spot = (np.array(view.point[1:]) - view.start[1:] + 0.5) * view.scale - 0.5
+    assert np.abs(marked.mean(axis=0) - spot).max() < 2 and np.abs(spot - OUT_SIZE / 2).max() <= view.scale
     assert len({images.puzzle_image(inst, puzzle["id"], z, "plain")[0] for z in range(SLICES)}) == SLICES
 
 
