@@ -579,8 +579,8 @@ def frame_candidates(volume, agg, candidates, *, in_memory_voxels: int = IN_MEMO
 
 # Share of the window's side kept free on each side of the smaller part's piece at the spot.
 VIEW_MARGIN = 0.12
-# A small piece is drawn closer than a frame's least window, down to this share of it (the demo: 64 voxels,
-# EM 6 times its size, blurred but bigger): a close-up of the spot.
+# A small piece is drawn closer than a frame's least window, down to this share of it, rounded up to a
+# WINDOW_STEP (the demo: 64 voxels, EM 6 times its size, blurred but bigger; fibsem-gala: 48): a close-up of the spot.
 CLOSE_UP = 2 / 3
 # Within this many voxels of the stored point the spot is looked for (the candidate's place; a window's half).
 VIEW_REACH = WINDOW_LIMITS[0] // 2
@@ -638,7 +638,7 @@ def view_frame(frame: Frame, part_a: np.ndarray, part_b: np.ndarray, region: BBo
         reach = max(np.abs(ys - sy).max(), np.abs(xs - sx).max()) + 0.5
         wanted = 2 * reach / (1 - 2 * VIEW_MARGIN)
         close = -(-ZOOM * _width(small) // WINDOW_STEP) * WINDOW_STEP  # a quarter of the window, as framed
-        least = max(WINDOW_STEP, spec.window[0] * CLOSE_UP // WINDOW_STEP * WINDOW_STEP)
+        least = int(-(-spec.window[0] * CLOSE_UP // WINDOW_STEP)) * WINDOW_STEP
         side = max(min(side, max(close, least)), -(-wanted // WINDOW_STEP) * WINDOW_STEP)
         side = int(min(side, max(spec.window[1], frame.side), OUT_SIZE))
     point = (frame.point[0], int(sy + y0), int(sx + x0))
