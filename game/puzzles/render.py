@@ -48,11 +48,12 @@ PALETTE = ("#E69F00", "#0072B2")
 FILL_OPACITY = 0.2
 OUTLINE_PX = 2
 # Within this many voxels (at least CORRIDOR_MIN_PX pixels) of the border between the two parts the
-# fills fade to CORRIDOR_FADE and carry no outline: a membrane, 2 to 4 voxels thick in the EM, stays in
+# fills fade to CORRIDOR_FADE of their opacity (0.1, as faint as before renderer 3) and carry no outline: a
+# membrane, 2 to 4 voxels thick in the EM, stays in
 # sight with its grey on either side.
 CORRIDOR_VOXELS = 2
 CORRIDOR_MIN_PX = 4
-CORRIDOR_FADE = 0.3
+CORRIDOR_FADE = 0.5
 HATCH_PX = 6
 # The spot in question is marked by four white ticks (dark-rimmed) pointing at it from above, below, left and
 # right, SPOT_TICK_PX long, ending SPOT_GAP_PX from it: what decides (a membrane 2 to 4 voxels thick, 8 to 16
