@@ -75,7 +75,11 @@ async function prefetch() {
   try {
     const puzzle = await askForPuzzle([current.puzzle.id]);
     if (current && puzzle.id !== current.puzzle.id && !answered.has(puzzle.id) && !ahead) {
-      ahead = { puzzle, stack: preload(puzzle) };
+      const stack = preload(puzzle);
+      // Its failure is dealt with when the player moves on (the prefetched puzzle is dropped); until then it
+      // must not surface as an unhandled rejection (the skipped puzzle of a failed start can come back here).
+      stack.ready.catch(() => {});
+      ahead = { puzzle, stack };
     }
   } catch {
     // Nothing beyond the shown puzzle yet: moving on asks again.
