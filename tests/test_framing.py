@@ -1,5 +1,7 @@
 """Framing a puzzle around its decision, what a person can judge, near ties, the puzzle-quality report."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -266,12 +268,13 @@ def test_the_view_keeps_a_small_part_at_the_volumes_side_clear_of_the_image_edge
     assert view.start[2] < 0  # the window reaches past the volume's side: drawn as padding
 
 
-def test_the_view_zooms_in_on_a_small_piece_and_out_to_fit_a_large_one():
+def test_the_view_of_a_small_piece_is_the_least_window_and_a_large_one_widens_to_fit():
     a, b = touching_halves()
     b[:, 60:140, 100:160] = False
     b[:, 96:104, 100:108] = True  # a profile 8 voxels across
-    close = view_of(frame_of(a, b, (10, 100, 100)), a, b)
-    assert close.side < WINDOW_LIMITS[0]
+    frame = frame_of(a, b, (10, 100, 100))
+    close = view_of(replace(frame, side=WINDOW_LIMITS[1]), a, b)
+    assert close.side == WINDOW_LIMITS[0], "narrowed to the least window, never closer (blurred, short of context)"
     a, b = touching_halves(rows=(20, 180))
     wide = view_of(centred_frame((10, 100, 99), a.shape), a, b)
     assert wide.side == WINDOW_LIMITS[1]

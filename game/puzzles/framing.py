@@ -579,9 +579,11 @@ def frame_candidates(volume, agg, candidates, *, in_memory_voxels: int = IN_MEMO
 
 # Share of the window's side kept free on each side of the smaller part's piece at the spot.
 VIEW_MARGIN = 0.12
-# A small piece is drawn closer than a frame's least window, down to this share of it, rounded up to a
-# WINDOW_STEP (the demo: 64 voxels, EM 6 times its size, blurred but bigger; fibsem-gala: 48): a close-up of the spot.
-CLOSE_UP = 2 / 3
+# A small piece is drawn closer, down to this share of a frame's least window, rounded up to a WINDOW_STEP. At
+# 2/3 (the demo: 64 voxels, EM drawn 6 times its size) one of two fresh lookers found the close-ups blurred and
+# short of context, and answered no better with them (bench/looking_test.py, stop 22): a frame's least window is
+# as close as a view comes.
+CLOSE_UP = 1
 # Within this many voxels of the stored point the spot is looked for (the candidate's place; a window's half).
 VIEW_REACH = WINDOW_LIMITS[0] // 2
 

@@ -41,7 +41,7 @@ from PIL import Image, ImageDraw, ImageFont
 # The version of the drawing, part of every picture's cache key (game.puzzles.cache.picture_key): BUMP IT
 # whenever what a picture shows changes (colours, outlines, marks, captions, sizes...), so that pictures
 # drawn by the older code are never served again, neither from the server's cache nor a browser's.
-RENDERER_VERSION = 3
+RENDERER_VERSION = 4
 PALETTE = ("#E69F00", "#0072B2")
 # Faint fills (0.35 until renderer 3: lookers called the colours mottled and asked for outlines only); the
 # outlines carry the parts' shapes.
