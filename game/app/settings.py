@@ -195,6 +195,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SPLIT_CUT_CONTRAST", 0.0, "A deeper merge is proposed as a cut when the mean boundary across the cut "
             "exceeds the segment's inside mean by more than this (-1: every merge). A segment's cuts are asked one "
             "at a time, strongest boundary first.", float),
+    Setting("SPLIT_OPEN_CUTS", 1, "Cuts of one segment asked at once, strongest boundary first: the next opens as "
+            "one is decided. One walks a segment's cuts one decision at a time, and a big correct cut deep in the "
+            "walk can stay unasked when players stop.", _count),
     Setting("POOL_OPEN", 1000, "Most open crowd puzzles a volume keeps: beyond it the best-scored candidates become "
             "puzzles and the rest wait, coming in as decisions retire puzzles (a 20x1024x1024 volume had 12,106 "
             "candidates, framed in 21 minutes before its first puzzle; the demo's ~800 are all open at once). "
