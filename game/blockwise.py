@@ -32,6 +32,7 @@ import numpy as np
 
 from game.errors import ProofQuestError
 from game.geometry import BBox
+from game.volumes.formats import is_url
 
 
 # Of the memory free when a stage starts, the share its local workers may take together.
@@ -188,7 +189,7 @@ def _open(url: str, mode: str):
     """The array at ``url``: a local one opened once per process while its metadata stay the same (a volume
     replaced under the same name is opened afresh); one in a store named by URL opened for each task, since
     nothing cheap tells whether it was replaced."""
-    if "://" in url:
+    if is_url(url):
         import zarr
         return zarr.open_array(url, mode=mode)
     return _opened(url, mode, _stamp(url))

@@ -188,3 +188,18 @@ def test_a_zarr_export_to_a_store_url_equals_the_local_export_and_refuses_what_a
         exports.export(inst, "demo", what="votes", fmt="csv", out="memory://elsewhere/votes.csv")
     with pytest.raises(ProofQuestError, match="cannot write"):
         exports.export(inst, "demo", what="labels", fmt=None, out="nosuchscheme://bucket/labels.zarr")
+    with pytest.raises(ProofQuestError, match="ends in .zarr"):
+        exports.export(inst, "demo", what="labels", fmt="zarr", out="memory://elsewhere/labels")
+
+    def fail(done, total):
+        raise RuntimeError("stopped")
+    with pytest.raises(RuntimeError, match="stopped"):
+        exports.export_labels(inst, "demo", fmt=None, out=url, overwrite=True, progress=fail)
+    import fsspec
+    assert not fsspec.filesystem("memory").exists(url.removeprefix("memory://")), "a failed export leaves no store"
+    # a file:// URL is a local path: labels and tables land where it says, and the path says so
+    assert exports.export(inst, "demo", what="labels", fmt=None, out=f"file://{tmp_path}/f.zarr") == \
+        tmp_path / "f.zarr"
+    assert exports.export(inst, "demo", what="votes", fmt="csv", out=f"file://{tmp_path}/votes.csv") == \
+        tmp_path / "votes.csv"
+    assert (tmp_path / "votes.csv").is_file()

@@ -48,14 +48,9 @@ def test_split_open_cuts_asks_that_many_of_a_segments_cuts_at_once(inst):
     inst.settings["SPLIT_OPEN_CUTS"] = 2
     inst.pool.prepare_volume("demo")
     agg = inst.agglomeration("demo")
-    open_cuts: dict[int, set] = {}
-    for p in st.puzzles(inst.store, volume="demo", gold=False):
-        if p["kind"] == "split" and p["state"] == "open":
-            open_cuts.setdefault(agg.segment_of(p["anchors"][0]), set()).add(p["key"])
-    assert open_cuts and max(map(len, open_cuts.values())) == 2
-    for segment, keys in open_cuts.items():
-        cuts = {c["key"] for c in inst.pool.detect("demo", segments=[segment], gaps=False) if c["kind"] == "split"}
-        assert keys <= set(cuts), "cuts of that segment's walk"
+    open_cuts = Counter(agg.segment_of(p["anchors"][0]) for p in st.puzzles(inst.store, volume="demo", gold=False)
+                        if p["kind"] == "split" and p["state"] == "open")
+    assert open_cuts and max(open_cuts.values()) == 2, "two cuts of a segment open at once, never more"
 
 
 def test_a_rejected_cut_opens_the_next_one_of_its_segment(prepared):

@@ -348,6 +348,24 @@ def test_a_zarr_store_named_by_url_opens_like_a_folder_and_bad_urls_are_named(tm
         np.testing.assert_array_equal(array[...], image)
 
 
+def test_only_a_scheme_at_the_start_makes_a_url_and_the_web_import_never_opens_one(tmp_path):
+    from conftest import _settings
+
+    from game.app import intake
+    from game.app.instance import Instance
+    from game.volumes.formats import is_url
+    assert is_url("s3://bucket/v.zarr") and is_url("memory://x/v.zarr:raw")
+    assert not is_url("file:///data/v.zarr") and not is_url("/allowed/v.zarr:memory://x.zarr")
+    assert not is_url("v.zarr") and not is_url("relative/s3://x.zarr")
+    inst = Instance(tmp_path, _settings(tmp_path))
+    try:
+        for spec in ("memory://x/v.zarr:raw", "file:///etc/passwd", "v.zarr:memory://x.zarr", "s3://b/v.zarr"):
+            with pytest.raises(ProofQuestError):
+                intake.resolve_server_path(inst, spec)
+    finally:
+        inst.store.close()
+
+
 def test_volume_store_layers_open_as_zarr_arrays(store, image):
     volume = make_volume(store, "demo", image)
     with open_array(f"{volume.path / 'volume.zarr'}:image") as array:

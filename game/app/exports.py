@@ -40,7 +40,7 @@ from game.app.pipeline import no_segmentation
 from game.errors import ProofQuestError
 from game.geometry import BBox
 from game.segmentation.agglomeration import Agglomeration, Edit
-from game.volumes.formats import EXPORT_FORMATS, atomic_path, export_array, export_format
+from game.volumes.formats import EXPORT_FORMATS, atomic_path, export_array, export_format, is_url, local_path
 
 WHAT = ("labels", "votes", "edits", "puzzles", "answers")
 ROW_FORMATS = ("csv", "jsonl")
@@ -189,18 +189,7 @@ def export_zarr(job: LabelExport, out: str | Path, *, progress: Callable[[int, i
             digest.update(np.ascontiguousarray(data[box.slices]))
         data.attrs.update({**job.attrs, "checksum": "sha256:" + digest.hexdigest()})
     job.attrs["checksum"] = "sha256:" + digest.hexdigest()
-    return out if is_url(out) else Path(out)
-
-
-def is_url(out: str | Path) -> bool:
-    """Whether ``out`` names a store by URL (``s3://…``, ``memory://…``) rather than a local path; a
-    ``file://`` URL is a local path."""
-    return "://" in str(out) and not str(out).startswith("file://")
-
-
-def local_path(out: str | Path) -> Path:
-    """``out`` as a local path (a ``file://`` URL without its scheme)."""
-    return Path(str(out).removeprefix("file://"))
+    return out if is_url(out) else Path(local_path(out))
 
 
 @contextlib.contextmanager
@@ -213,18 +202,20 @@ def _zarr_target(out: str | Path, *, overwrite: bool) -> Iterator[str | Path]:
     written last.
     """
     if not is_url(out):
-        with atomic_path(local_path(out), overwrite=overwrite) as temporary:
+        with atomic_path(Path(local_path(out)), overwrite=overwrite) as temporary:
             yield temporary
         return
-    import fsspec
+    if not str(out).rstrip("/").endswith(".zarr"):
+        raise ProofQuestError(f"{out}: a zarr store named by URL ends in .zarr (as an import by URL expects)")
     try:
+        import fsspec
         fs, path = fsspec.core.url_to_fs(str(out))
-    except (ImportError, ValueError) as exc:  # an unknown scheme, or one whose package is not installed
+        if fs.exists(path):
+            if not overwrite:
+                raise ProofQuestError(f"{out} already exists; choose another name or allow overwriting")
+            fs.rm(path, recursive=True)
+    except (ImportError, ValueError, OSError) as exc:  # an unknown scheme, its package missing, no access
         raise ProofQuestError(f"cannot write to {out}: {exc}") from exc
-    if fs.exists(path):
-        if not overwrite:
-            raise ProofQuestError(f"{out} already exists; choose another name or allow overwriting")
-        fs.rm(path, recursive=True)
     try:
         yield str(out)
     except BaseException:
@@ -414,4 +405,4 @@ def export(inst: Instance, name: str, *, what: str, fmt: str | None, out: str, a
     if is_url(out):
         raise ProofQuestError(f"tables are written to a local file, not to a URL ({out})")
     fmt = fmt or ("jsonl" if what == "answers" or str(out).endswith((".jsonl", ".json")) else "csv")
-    return export_rows_file(inst, name, what, fmt, out)
+    return export_rows_file(inst, name, what, fmt, local_path(out))

@@ -4,10 +4,10 @@ for each state of its parts (:func:`game.puzzles.cache.picture_key`), ahead of t
 
 Puzzles store their frame (:class:`game.puzzles.framing.Frame`: the crop,
 the key slice, the decision point), made when the puzzle was; this module
-draws it centred on the spot in question (:func:`drawn_frame`), reads that crop from the volume store, colours the parts the puzzle's edit
-names in the current segmentation (:class:`game.puzzles.edit.PuzzleEdit`;
-for a copy of a settled decision, the segmentation that decision was made
-on) and keeps the PNGs in the instance's image cache. A puzzle made before
+draws it centred on the spot in question (:func:`drawn_parts`), reads that
+crop from the volume store, colours the parts the puzzle's edit names in the
+current segmentation (:class:`game.puzzles.edit.PuzzleEdit`; for a copy of a
+settled decision, the segmentation that decision was made on) and keeps the PNGs in the instance's image cache. A puzzle made before
 frames were stored is framed when it is first drawn.
 
 A puzzle whose parts touch only across sections (its frame's ``across``) also

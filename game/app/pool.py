@@ -134,20 +134,20 @@ class Pool:
             candidates = [] if segments is not None and not segments else \
                 self.detect(name, segments=segments, skip=asked, progress=bar("detecting errors"))
             agg = self.inst.agglomeration(name)
-            walking = collections.Counter(agg.segment_of(sv) for volume, sv in st.open_split_parts(self.inst.store)
+            open_cuts = collections.Counter(agg.segment_of(sv) for volume, sv in st.open_split_parts(self.inst.store)
                                           if volume == name)
-            cuts = max(1, self.inst.settings["SPLIT_OPEN_CUTS"])
+            cuts = self.inst.settings["SPLIT_OPEN_CUTS"]
             undoes = self.decided(name).contradicted(agg)
             fresh = []
             for c in sorted(candidates, key=lambda c: (c["kind"] != "split", c.get("rank", 0), -c["score"])):
                 if c["key"] in asked or undoes(c):
                     continue
                 if c["kind"] == "split":
-                    if walking[c["segments"][0]] >= cuts:
+                    if open_cuts[c["segments"][0]] >= cuts:
                         continue
-                    walking[c["segments"][0]] += 1
+                    open_cuts[c["segments"][0]] += 1
                 fresh.append(c)
-            fresh = [c for c in self._within_room(name, fresh, agg, asked, walking, cuts, whole=segments is None)
+            fresh = [c for c in self._within_room(name, fresh, agg, asked, open_cuts, cuts, whole=segments is None)
                      if not undoes(c)]  # (what waited was found before the latest edits)
             framed = self.frame(name, fresh, progress=bar("framing puzzles"))
             room = self._room(name)
@@ -174,15 +174,15 @@ class Pool:
                 images.prerender(self.inst, added + changed, progress=bar("pictures of the crowd's puzzles"))
         return len(added)
 
-    def _within_room(self, name: str, fresh: list[dict], agg, asked: set, walking: collections.Counter,
+    def _within_room(self, name: str, fresh: list[dict], agg, asked: set, open_cuts: collections.Counter,
                      cuts: int, *, whole: bool) -> list[dict]:
         """The new candidates that fit under ``POOL_OPEN`` (waiting ones first when they are better); the rest
         wait. A scan of the whole volume replaces what waited; a scan of some segments adds to it. A waiting
         candidate is dropped once asked, once an edit changed its segments, or (a cut) once its segment has
-        another cut open or new (``walking``)."""
+        ``cuts`` cuts open or new (``open_cuts``: how many each segment has)."""
         waiting = self._waiting.pop(name, [])
         waiting = [] if whole else [c for c in waiting if c["key"] not in asked and _still_fits(c, agg)
-                                    and not (c["kind"] == "split" and walking[c["segments"][0]] >= cuts)]
+                                    and not (c["kind"] == "split" and open_cuts[c["segments"][0]] >= cuts)]
         room = self._room(name)
         if room is None or len(fresh) + len(waiting) <= room:
             return fresh + waiting

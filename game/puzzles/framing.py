@@ -579,11 +579,6 @@ def frame_candidates(volume, agg, candidates, *, in_memory_voxels: int = IN_MEMO
 
 # Share of the window's side kept free on each side of the smaller part's piece at the spot.
 VIEW_MARGIN = 0.12
-# A small piece is drawn closer, down to this share of a frame's least window, rounded up to a WINDOW_STEP. At
-# 2/3 (the demo: 64 voxels, EM drawn 6 times its size) one of two fresh lookers found the close-ups blurred and
-# short of context, and answered no better with them (bench/looking_test.py, stop 22): a frame's least window is
-# as close as a view comes.
-CLOSE_UP = 1
 # Within this many voxels of the stored point the spot is looked for (the candidate's place; a window's half).
 VIEW_REACH = WINDOW_LIMITS[0] // 2
 
@@ -607,9 +602,11 @@ def view_frame(frame: Frame, part_a: np.ndarray, part_b: np.ndarray, region: BBo
     than its end at a junction with other segments; across sections, the
     stored point (where one part's end lies over the other's start).
 
-    The window is the stored one, narrowed for a small piece (a close-up:
-    about ``ZOOM`` times its width, down to ``CLOSE_UP`` of the spec's least
-    window) and widened (up to the spec's widest) until the smaller part's
+    The window is the stored one, narrowed for a small piece (about ``ZOOM``
+    times its width, down to the spec's least window, never closer: at 2/3 of
+    it, the demo's EM drawn 6 times its size, one of two fresh lookers found
+    the close-ups blurred and short of context and answered no better with
+    them, bench/looking_test.py at stop 22) and widened (up to the spec's widest) until the smaller part's
     piece at the spot lies ``VIEW_MARGIN`` inside every edge; centred on the spot, it may reach past the volume's
     side (drawn as padding). The stack's sections do not change.
 
@@ -640,7 +637,7 @@ def view_frame(frame: Frame, part_a: np.ndarray, part_b: np.ndarray, region: BBo
         reach = max(np.abs(ys - sy).max(), np.abs(xs - sx).max()) + 0.5
         wanted = 2 * reach / (1 - 2 * VIEW_MARGIN)
         close = -(-ZOOM * _width(small) // WINDOW_STEP) * WINDOW_STEP  # a quarter of the window, as framed
-        least = int(-(-spec.window[0] * CLOSE_UP // WINDOW_STEP)) * WINDOW_STEP
+        least = -(-spec.window[0] // WINDOW_STEP) * WINDOW_STEP
         side = max(min(side, max(close, least)), -(-wanted // WINDOW_STEP) * WINDOW_STEP)
         side = int(min(side, max(spec.window[1], frame.side), OUT_SIZE))
     point = (frame.point[0], int(sy + y0), int(sx + x0))

@@ -35,6 +35,19 @@ SUPPORTED = ".h5/.hdf5/.hdf, .tif/.tiff, .npy, .zarr, or a folder of PNG/TIFF sl
 
 # --- writing atomically -----------------------------------------------------
 
+def is_url(spec: str | os.PathLike) -> bool:
+    """Whether ``spec`` names a store by URL (``s3://…``, ``memory://…``): a scheme at its very start. A
+    ``file://`` URL is a local path (:func:`local_path`)."""
+    match = re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*://", os.fspath(spec))
+    return bool(match) and match.group(0).lower() != "file://"
+
+
+def local_path(spec: str | os.PathLike) -> str:
+    """``spec`` without a leading ``file://``."""
+    spec = os.fspath(spec)
+    return spec[len("file://"):] if spec.lower().startswith("file://") else spec
+
+
 def replace_path(source: Path, target: Path) -> None:
     """Move ``source`` (file or folder) onto ``target``, replacing what is there.
 
@@ -370,10 +383,10 @@ def open_array(spec: str | os.PathLike) -> SourceArray:
         Lazy: indexing reads only the chunks, pages or slices it needs.
     """
     spec = os.fspath(spec)
-    if "://" in spec and not spec.startswith("file://"):
+    if is_url(spec):
         array = _open_zarr(*_split_url(spec))
     else:
-        path, dataset = split_spec(spec.removeprefix("file://"))
+        path, dataset = split_spec(local_path(spec))
         array = _open_any(path, dataset)
     if array.ndim != 3:
         array.close()
