@@ -87,7 +87,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_split_reach import DATA, VOLUMES, load, make_volume  # the same volumes
+from bench_split_reach import VOLUMES, measured_volumes  # the same volumes
 
 from game.app.settings import load_settings
 from game.detection import candidates as cand
@@ -320,17 +320,8 @@ def main(argv=None) -> int:
     print("| volume | needed joins | offered (pairs / VI split) | " + " | ".join(CAUSES) + " | merge candidates "
           "(contact, gap) | correct | pairs offered by puzzles | oracle of the start: VI / ARE gap closed | seconds |")
     print("|---|---|---|" + "---|" * len(CAUSES) + "---|---|---|---|---|")
-    for key in args.volumes:
-        home = Path(homes[key]) if key in homes else make_volume(key, Path(args.cache))
-        if home is None:
-            print(f"| {key} | skipped: {DATA} holds no data for it |" + " |" * (len(CAUSES) + 5))
-            continue
-        volume, agg, rag, sizes, points, known = load(home)
-        if known is None:
-            print(f"| {key} | skipped: no 3D ground truth |" + " |" * (len(CAUSES) + 5))
-            continue
-        sv_truth, weight = known
-        r = measure(volume, agg, rag, sizes, points, sv_truth, weight, puzzled=puzzle_keys(home),
+    for key, home, loaded in measured_volumes(args.volumes, homes, Path(args.cache), len(CAUSES) + 5):
+        r = measure(*loaded, puzzled=puzzle_keys(home),
                     depth=settings["SPLIT_TREE_DEPTH"], contrast=settings["SPLIT_CUT_CONTRAST"])
         results[key] = r
         how = r["by_how"]

@@ -210,6 +210,21 @@ def load(home: Path):
     return volume, agg, rag, sizes, points, known
 
 
+def measured_volumes(keys, homes: dict, cache: Path, columns: int):
+    """For each volume key: the home it is read from (``homes``, else made in ``cache``) and what :func:`load`
+    gives, with its truth; a volume without data or 3D truth is a row that says so (``columns`` empty cells)."""
+    for key in keys:
+        home = Path(homes[key]) if key in homes else make_volume(key, cache)
+        if home is None:
+            print(f"| {key} | skipped: {DATA} holds no data for it |" + " |" * columns)
+            continue
+        volume, agg, rag, sizes, points, known = load(home)
+        if known is None:
+            print(f"| {key} | skipped: no 3D ground truth |" + " |" * columns)
+            continue
+        yield key, home, (volume, agg, rag, sizes, points, *known)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--volumes", nargs="+", default=list(VOLUMES))
@@ -235,17 +250,8 @@ def main(argv=None) -> int:
           "cuts per other segment | cuts asked in all | walk: intruding removed | walk: asked per false merge "
           "| seconds |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for key in args.volumes:
-        home = Path(homes[key]) if key in homes else make_volume(key, cache)
-        if home is None:
-            print(f"| {key} | skipped: {DATA} holds no data for it |" + " |" * 12)
-            continue
-        volume, agg, rag, sizes, points, known = load(home)
-        if known is None:
-            print(f"| {key} | skipped: no 3D ground truth |" + " |" * 12)
-            continue
-        sv_truth, weight = known
-        r = measure(volume, agg, rag, sizes, points, sv_truth, weight, depth=depth, contrast=contrast)
+    for key, _, loaded in measured_volumes(args.volumes, homes, cache, 12):
+        r = measure(*loaded, depth=depth, contrast=contrast)
         results[key] = r
 
         def pct(x):

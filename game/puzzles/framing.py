@@ -61,6 +61,7 @@ MARGIN_PX = 24
 # fibsem-gala, bench/bench_puzzles.py); above 192 a thin neurite is a few pixels wide.
 WINDOW_LIMITS = (96, 192)
 WINDOW_STEP = 16
+
 # The window is about this many times the smaller part's width: it spans a quarter of the image.
 ZOOM = 4
 # Sections either side of the candidate's location searched for the key slice, and pixels in-plane.
@@ -130,6 +131,11 @@ class FrameSpec:
         return int(np.clip(z - self.key, 0, max(0, depth - self.slices)))
 
 
+def _step_up(length):
+    """``length`` rounded up to a whole number of ``WINDOW_STEP``."""
+    return -(-length // WINDOW_STEP) * WINDOW_STEP
+
+
 def slices_for_anisotropy(resolution: Sequence[float]) -> int:
     """Sections in a puzzle's stack for voxels of ``resolution`` (z, y, x) nm: about ``STACK_DEPTH_NM`` deep.
 
@@ -150,7 +156,7 @@ def frame_spec(resolution: Sequence[float] | None) -> FrameSpec:
     if resolution is None:
         return FrameSpec()
     pixel = min(float(r) for r in resolution[1:])
-    low, high = (int(np.clip(-(-nm / pixel // WINDOW_STEP) * WINDOW_STEP, limit, OUT_SIZE))
+    low, high = (int(np.clip(_step_up(nm / pixel), limit, OUT_SIZE))
                  for nm, limit in zip(FIELD_NM, WINDOW_LIMITS))
     return FrameSpec(slices_for_anisotropy(resolution), (low, max(low, high)))
 
@@ -382,7 +388,7 @@ def _side(a: np.ndarray, b: np.ndarray, py: int, px: int, limits: tuple[int, int
     cy, cx = py - around[0].start, px - around[1].start
     near = pieces[max(0, cy - 1):cy + 2, max(0, cx - 1):cx + 2]
     piece = pieces == np.bincount(near[near > 0]).argmax() if (near > 0).any() else small
-    return int(np.clip(-(-ZOOM * _width(piece) // WINDOW_STEP) * WINDOW_STEP, *limits))
+    return int(np.clip(_step_up(ZOOM * _width(piece)), *limits))
 
 
 def _face_px(profile: np.ndarray, origin: Sequence[int], plane: Sequence[int], scale: float) -> float:
@@ -636,9 +642,9 @@ def view_frame(frame: Frame, part_a: np.ndarray, part_b: np.ndarray, region: BBo
         ys, xs = np.nonzero(small)
         reach = max(np.abs(ys - sy).max(), np.abs(xs - sx).max()) + 0.5
         wanted = 2 * reach / (1 - 2 * VIEW_MARGIN)
-        close = -(-ZOOM * _width(small) // WINDOW_STEP) * WINDOW_STEP  # a quarter of the window, as framed
-        least = -(-spec.window[0] // WINDOW_STEP) * WINDOW_STEP
-        side = max(min(side, max(close, least)), -(-wanted // WINDOW_STEP) * WINDOW_STEP)
+        close = _step_up(ZOOM * _width(small))  # a quarter of the window, as framed
+        least = _step_up(spec.window[0])
+        side = max(min(side, max(close, least)), _step_up(wanted))
         side = int(min(side, max(spec.window[1], frame.side), OUT_SIZE))
     point = (frame.point[0], int(sy + y0), int(sx + x0))
     start = (frame.start[0], point[1] - side // 2, point[2] - side // 2)
