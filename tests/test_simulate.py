@@ -32,7 +32,8 @@ def test_simulated_crowd_plays_the_live_server_and_the_segmentation_improves(liv
     assert result["after"]["per_section"] is None  # the demo's ground truth is 3D
     assert result["votes"] == st.vote_count(inst.store) > 0
     assert result["oracle"]["adapted_rand_error"] < result["before"]["adapted_rand_error"]
-    assert result["after"]["adapted_rand_error"] < result["before"]["adapted_rand_error"]
+    assert result["after"]["adapted_rand_error"] < result["before"]["adapted_rand_error"], \
+        {k: result.get(k) for k in ("decisions", "votes", "waits", "gap_closed")}
     assert result["decisions"]["retired"] > 0 and result["decisions"]["wrong_share"] <= 0.2
 
 
