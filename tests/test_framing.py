@@ -15,6 +15,7 @@ from game.puzzles.framing import (
     WINDOW_LIMITS,
     Frame,
     FrameSpec,
+    _thickness,
     _width,
     centred_frame,
     frame_decision,
@@ -117,6 +118,12 @@ def test_a_pieces_width_is_the_same_wherever_it_lies_in_the_window(rows):
     assert _width(strip) == 7.0 and _width(strip.T) == 7.0
     assert _width(disc) == _width(np.pad(disc, 50)) and 20.0 < _width(disc) <= 21.0  # 21 voxels across
     assert _width(np.zeros((200, 200), bool)) == 0.0
+
+
+def test_thickness_is_the_smaller_parts_area_in_pixels_around_the_point():
+    a, b = touching_halves()  # A is x 40..99, B x 100..159
+    # the 13 x 13 square around (100, 99) holds 7 columns of A and 6 of B; at (100, 60) no B at all
+    assert _thickness(a[10], b[10], np.array([100, 100]), np.array([99, 60])).tolist() == [6 * 13, 0]
 
 
 def test_a_window_never_reaches_past_a_volume_narrower_than_it():

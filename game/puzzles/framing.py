@@ -349,11 +349,14 @@ def _frame_on_slice(part_a, part_b, contact, k, region: BBox, plane, location, s
 
 
 def _thickness(a: np.ndarray, b: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """At each pixel (ys, xs), the smaller of the two parts' areas in the square of ``THICKNESS_RADIUS`` around it."""
+    """At each pixel (ys, xs), the smaller of the two parts' areas (pixels) in the square of ``THICKNESS_RADIUS``
+    around it: at most half the square's ``(2 * THICKNESS_RADIUS + 1) ** 2`` pixels, the parts being disjoint."""
     r = THICKNESS_RADIUS
     box = (slice(max(0, ys.min() - r), ys.max() + r + 1), slice(max(0, xs.min() - r), xs.max() + r + 1))
     size = 2 * r + 1
-    local = [ndi.uniform_filter(part[box].astype(np.float32), size, mode="constant") for part in (a, b)]
+    # the filter's means times the square's pixels, rounded: whole counts, so equal areas tie exactly
+    local = [np.rint(ndi.uniform_filter(part[box].astype(np.float32), size, mode="constant") * size ** 2)
+             for part in (a, b)]
     at = (ys - box[0].start, xs - box[1].start)
     return np.minimum(local[0][at], local[1][at])
 
@@ -663,8 +666,8 @@ def _spot(a: np.ndarray, b: np.ndarray, py: int, px: int) -> tuple[int, int]:
     if ys.size == 0:
         return py, px
     depth = ndi.distance_transform_edt(a | b)[ys, xs]
-    full = (2 * THICKNESS_RADIUS + 1) ** 2 / 2  # both parts fill half the square: full weight
-    score = depth * np.minimum(1.0, _thickness(a, b, ys, xs) / full) - 1e-6 * np.hypot(ys - py, xs - px)
+    half = (2 * THICKNESS_RADIUS + 1) ** 2 / 2  # both parts fill their half of the square: weight 1, the most
+    score = depth * _thickness(a, b, ys, xs) / half - 1e-6 * np.hypot(ys - py, xs - px)
     pick = int(np.argmax(score))
     return int(ys[pick]), int(xs[pick])
 
