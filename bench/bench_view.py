@@ -4,7 +4,8 @@ For every puzzle of an instance's volume (or the first ``--limit``), with its pa
 the key slice (across sections: the section where a part begins, too), the smaller part's piece at the
 spot — its least distance to the image's edge in displayed pixels (0: it touches the edge) and its
 width on screen — in the stored frame (as drawn before renderer 3) and in the view (as drawn now);
-and how far the spot moved (voxels). Prints medians and shares, the last line JSON.
+how far the spot moved (voxels); and the share a person can judge by looking (:func:`game.puzzles.looking.judgeable`)
+measured on the stored frame and on the view (measured as drawn). Prints medians and shares, the last line JSON.
 
     .venv/bin/python bench/bench_view.py --home H --volume demo [--limit 300]
 """
@@ -27,6 +28,7 @@ from game.app.instance import Instance
 from game.app.settings import load_settings
 from game.puzzles.edit import Moot, PuzzleEdit
 from game.puzzles.framing import OUT_SIZE, Frame, _piece, _width, part_masks
+from game.puzzles.looking import judgeable
 
 # A piece this close to the image's edge (displayed pixels) counts as "at the edge".
 AT_EDGE_PX = 8
@@ -69,7 +71,8 @@ def main(argv=None) -> None:
         except Moot:
             continue
         moved = float(np.abs(np.subtract(view.point, stored.point)).max())
-        rows.append((puzzle["kind"], *before, *after, moved, stored.side, view.side))
+        rows.append((puzzle["kind"], *before, *after, moved, stored.side, view.side, judgeable(stored),
+                     judgeable(view)))
     table = np.array([r[1:] for r in rows], float)
     result = {"volume": args.volume, "puzzles": len(rows)}
     for name, (edge, width) in (("stored", (0, 1)), ("view", (2, 3))):
@@ -77,14 +80,16 @@ def main(argv=None) -> None:
                         "edge_px_p50": round(float(np.nanmedian(table[:, edge])), 1),
                         "small_width_px_p50": round(float(np.nanmedian(table[:, width])), 1),
                         "small_width_px_p10": round(float(np.nanpercentile(table[:, width], 10)), 1),
-                        "side_p50": float(np.median(table[:, 5 if name == "stored" else 6]))}
+                        "side_p50": float(np.median(table[:, 5 if name == "stored" else 6])),
+                        "judgeable_share": round(float(np.mean(table[:, 7 if name == "stored" else 8])), 3)}
     result["spot_moved_voxels_p50"] = float(np.median(table[:, 4]))
     result["spot_moved_share"] = round(float(np.mean(table[:, 4] > 0)), 3)
     for name in ("stored", "view"):
         r = result[name]
         print(f"{name:6s}: smaller piece within {AT_EDGE_PX} px of the image edge in {100 * r['at_edge_share']:.0f}% "
               f"(median {r['edge_px_p50']} px from it); its width p50 {r['small_width_px_p50']} px, p10 "
-              f"{r['small_width_px_p10']} px (of {OUT_SIZE}); window p50 {r['side_p50']:.0f} voxels")
+              f"{r['small_width_px_p10']} px (of {OUT_SIZE}); window p50 {r['side_p50']:.0f} voxels; judgeable by "
+              f"looking {100 * r['judgeable_share']:.0f}%")
     print(f"spot moved in {100 * result['spot_moved_share']:.0f}% of {len(rows)} puzzles "
           f"(median {result['spot_moved_voxels_p50']:.0f} voxels)")
     print(json.dumps(result))

@@ -251,7 +251,8 @@ def cmd_puzzles_report(args) -> int:
     print(f"smallest part on the key slice: {framing['smallest_area_px']} px², narrowest {framing['smallest_width_px']}"
           f" px (thresholds {framing['sliver_thresholds']['area_px']} px², {framing['sliver_thresholds']['width_px']}"
           f" px); below them: {framing['below_threshold']}")
-    print(f"hard to judge by looking: {framing['hard_to_judge'] or 'none'}")
+    print(f"judgeable by looking, as drawn: {framing['judgeable']} ({pct(framing['judgeable_share'])}; measured on the"
+          f" view of {framing['on_view']}); hard to judge: {framing['hard_to_judge'] or 'none'}")
     for role, kinds in report["balance"].items():
         print(f"{role}: " + "; ".join(f"{kind} {k['yes']} yes / {k['no']} no ({pct(k['share_yes'])} yes"
                                       f"{', ' + str(k['near_ties']) + ' near ties' if k['near_ties'] else ''})"

@@ -18,12 +18,13 @@ from game.puzzles.framing import (
     _thickness,
     _width,
     centred_frame,
+    frame_across_sections,
     frame_decision,
     max_side_for_edge,
     view_frame,
     view_region,
 )
-from game.puzzles.looking import ISLAND_ENCLOSURE, SLIVER_PX, judgeable, obstacles
+from game.puzzles.looking import ISLAND_ENCLOSURE, SLIVER_PX, judgeable, obstacles, shown_frame
 from game.puzzles.report import blind_scores, puzzles_report, role_of
 from game.puzzles.truth import NEAR_TIE, dominant_objects, is_near_tie, truth_margin
 
@@ -239,7 +240,7 @@ def test_goals_over_no_puzzles_are_not_counted_as_met():
 
 def view_of(frame: Frame, a: np.ndarray, b: np.ndarray) -> Frame:
     region = view_region(frame, FrameSpec(), a.shape)
-    return view_frame(frame, a[region.slices], b[region.slices], region, FrameSpec())
+    return view_frame(frame, a[region.slices], b[region.slices], region, FrameSpec(), a.shape)
 
 
 def on_border(point, a, b) -> bool:
@@ -285,3 +286,33 @@ def test_the_view_of_a_small_piece_is_the_least_window_and_a_large_one_widens_to
     a, b = touching_halves(rows=(20, 180))
     wide = view_of(centred_frame((10, 100, 99), a.shape), a, b)
     assert wide.side == WINDOW_LIMITS[1]
+
+
+def test_the_view_is_measured_as_drawn_and_judged_on_that():
+    a, b = touching_halves()
+    b[:, 60:140, 100:160] = False
+    b[:, 96:104, 100:108] = True  # a profile 8 voxels across: 14 px wide in the widest window, 28 px in the least
+    stored = replace(frame_of(a, b, (10, 100, 100)), side=WINDOW_LIMITS[1], start=(7, 4, 4))
+    stored = replace(stored, width_px=7 * stored.scale, areas_px=(stored.areas_px[0], 64 * stored.scale ** 2))
+    view = view_of(stored, a, b)
+    assert view.side == WINDOW_LIMITS[0]
+    assert view.width_px == 7 * view.scale and view.areas_px[1] == 64 * view.scale ** 2  # at the view's zoom
+    assert view.contact_px == 2 * 8 * view.scale and view.both_slices == SLICES  # both sides of the border
+    assert "sliver" in obstacles(stored) and judgeable(view)  # players see the view: they can judge it
+    # the report and the known answers measure a puzzle's view when it has one
+    assert shown_frame({"detector": {"frame": stored.to_dict(), "view": view.to_dict()}}) == view
+    assert shown_frame({"detector": {"frame": stored.to_dict()}}) == stored
+    report = puzzles_report([{**puzzle("merge", True, gold=True, frame=stored.to_dict()),
+                              "view": view.to_dict()}])
+    assert report["framing"]["judgeable"] == report["framing"]["on_view"] == 1
+    assert report["goals"]["known_answers_judgeable"]
+
+
+def test_the_view_across_sections_keeps_the_areas_in_the_order_of_the_parts():
+    a, b = np.zeros((20, 200, 200), bool), np.zeros((20, 200, 200), bool)
+    b[:11, 90:110, 90:110] = True  # B ends on section 10, A (larger) begins on 11 over it
+    a[11:, 80:120, 80:120] = True
+    stored = frame_across_sections(a, b, BBox.from_shape(a.shape), a.shape, (10, 100, 100))
+    assert stored.across == 1 and stored.areas_px[1] < stored.areas_px[0]
+    view = view_of(stored, a, b)
+    assert view.across == 1 and view.areas_px == (1600 * view.scale ** 2, 400 * view.scale ** 2)

@@ -24,7 +24,7 @@ def test_every_puzzle_is_stored_with_a_frame_that_shows_its_decision(inst):
         # the stack opens in its middle; across a gap, on the first part, the other part's section in the stack too
         assert frame.key == frame.slices // 2 if frame.across <= 1 else frame.key + frame.across < frame.slices
         if p["gold"] or p["tutorial"]:
-            assert judgeable(frame) and not is_near_tie(p["detector"]["truth_margin"])
+            assert judgeable(Frame.from_dict(p["detector"]["view"])) and not is_near_tie(p["detector"]["truth_margin"])
 
 
 def test_hard_to_judge_candidates_are_handed_out_after_all_the_others(inst):
@@ -35,7 +35,8 @@ def test_hard_to_judge_candidates_are_handed_out_after_all_the_others(inst):
     inst.pool.prepare_volume("demo")
     rows = {p["id"]: p for p in st.puzzles(inst.store, volume="demo", gold=False)}
     assert {bool(p["judgeable"]) for p in rows.values()} == {True, False}
-    assert all(bool(p["judgeable"]) == judgeable(Frame.from_dict(p["detector"]["frame"])) for p in rows.values())
+    # judged on the view players see (the stored frame as drawn), stored with each puzzle
+    assert all(bool(p["judgeable"]) == judgeable(Frame.from_dict(p["detector"]["view"])) for p in rows.values())
     agg = inst.agglomeration("demo")
     suspects = assignment._suspected_mergers(inst, {"demo": agg})["demo"]
     waiting = {i for i, p in rows.items() if assignment._waits(p, suspects)}  # they come last in any case

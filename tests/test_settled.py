@@ -11,6 +11,7 @@ from game.app import store as st
 from game.crowd import settled, votes
 from game.crowd.assignment import next_puzzle
 from game.puzzles.edit import PuzzleEdit
+from game.puzzles.framing import part_masks
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ def test_teach_copies_show_the_decision_as_their_truth(lab):
     assert reply["feedback"] == {"correct": False, "answer": "no", "accuracy": reply["feedback"]["accuracy"]}
     picture = np.asarray(Image.open(images.puzzle_image(inst, copy["id"], 0, "truth", player_id=player["id"])[0]))
     assert picture.shape[-1] == 3
-    parts = images.part_masks(inst.volumes.open("lab").read("supervoxels", images.puzzle_frame(inst, copy).box),
+    parts = part_masks(inst.volumes.open("lab").read("supervoxels", images.puzzle_frame(inst, copy).box),
                               PuzzleEdit.of(copy), images.shown_agglomeration(inst, copy))
     _, objects = images._decision_truth(parts, copy)
     assert objects == (1, 2)  # rejected: two neurites, drawn in two colours

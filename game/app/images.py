@@ -31,16 +31,7 @@ from game.puzzles import render as pz
 from game.puzzles.cache import PuzzleImageCache
 from game.puzzles.cache import picture_key as cache_key
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer
-from game.puzzles.framing import (
-    SLICES,
-    Frame,
-    centred_frame,
-    frame_candidate,
-    frame_spec,
-    part_masks,
-    view_frame,
-    view_region,
-)
+from game.puzzles.framing import SLICES, Frame, centred_frame, drawn_view, frame_candidate, frame_spec
 from game.puzzles.truth import dominant_objects, object_weights, supervoxel_truth
 from game.segmentation.agglomeration import Agglomeration, Edit
 
@@ -113,13 +104,10 @@ def has_pair(puzzle: dict) -> bool:
 
 
 def drawn_parts(volume, frame: Frame, edit: PuzzleEdit, agg: Agglomeration) -> tuple[Frame, np.ndarray, np.ndarray]:
-    """The frame a puzzle's pictures are drawn in (:func:`game.puzzles.framing.view_frame`: its stored frame
-    centred on the spot in question) and its two parts over that frame's box, from one read of the supervoxels;
-    :class:`Moot` when the puzzle's parts are gone."""
-    spec = frame_spec(volume.resolution)
-    region = view_region(frame, spec, volume.shape)
-    part_a, part_b = part_masks(volume.read("supervoxels", region), edit, agg)
-    view = view_frame(frame, part_a, part_b, region, spec)
+    """The frame a puzzle's pictures are drawn in (:func:`game.puzzles.framing.drawn_view`: its stored frame
+    centred on the spot in question, measured as drawn) and its two parts over that frame's box, from one read of
+    the supervoxels; :class:`Moot` when the puzzle's parts are gone."""
+    view, part_a, part_b, region = drawn_view(volume, frame, edit, agg)
     return view, _crop(part_a, region, view.box), _crop(part_b, region, view.box)
 
 

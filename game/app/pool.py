@@ -96,19 +96,21 @@ class Pool:
         return label_edits(found, agg, sv_truth, sizes=labelled)
 
     def frame(self, name: str, candidates: list[dict], *, progress=None) -> list[dict]:
-        """The candidates that can be shown, each with its ``frame``, ``judgeable`` and (with ground truth)
+        """The candidates that can be shown, each with its ``frame``, its ``view`` (the frame as drawn,
+        measured as drawn: :func:`game.puzzles.framing.view_frame`), ``judgeable`` and (with ground truth)
         ``truth_objects`` and ``truth_margin``.
 
         A candidate whose decision cannot be shown inside the volume is
-        dropped; one a person cannot judge by looking (a sliver, an island:
-        :mod:`game.puzzles.looking`) is kept, marked, and handed out after all
-        the others.
+        dropped; one a person cannot judge by looking at its view (a sliver,
+        an island: :mod:`game.puzzles.looking`) is kept, marked, and handed
+        out after all the others.
         """
         volume, agg = self.inst.volumes.open(name), self.inst.agglomeration(name)
         framed = []
-        for done, (candidate, frame) in enumerate(frame_candidates(volume, agg, candidates), 1):
+        for done, (candidate, frame, view) in enumerate(frame_candidates(volume, agg, candidates), 1):
             if frame is not None:
-                framed.append({**candidate, "frame": frame.to_dict(), "judgeable": judgeable(frame)})
+                framed.append({**candidate, "frame": frame.to_dict(), "view": view.to_dict(),
+                               "judgeable": judgeable(view)})
             if progress is not None:
                 progress(done, len(candidates))
         known = supervoxel_truth(volume, agg.n_supervoxels)

@@ -44,7 +44,7 @@ parts and how far the smaller part is enclosed by the larger.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -541,9 +541,7 @@ def frame_across_sections(part_a: np.ndarray, part_b: np.ndarray, region: BBox, 
     keys = range(depth - gap) if gap > 1 else key_slice_range(depth, spec.slices)
     best, best_key = None, None
     for first, second, swapped in ((part_a, part_b, False), (part_b, part_a, True)):
-        overlap = np.zeros_like(first)
-        # where the first part's last section lies over the second's first: its end face over the other's start
-        overlap[:-gap] = first[:-gap] & ~first[1:first.shape[0] - gap + 1] & second[gap:] & ~second[gap - 1:-1]
+        overlap = _end_over_start(first, second, gap)
         for z in keys:
             k = z - region.start[0]
             if not 0 <= k < overlap.shape[0] - gap or not overlap[k].any():
@@ -561,6 +559,14 @@ def frame_across_sections(part_a: np.ndarray, part_b: np.ndarray, region: BBox, 
     return best
 
 
+def _end_over_start(first: np.ndarray, second: np.ndarray, gap: int) -> np.ndarray:
+    """Where the first part's last section lies over the second's first ``gap`` sections further: on the first's
+    section, its end face over the other's start."""
+    overlap = np.zeros_like(first)
+    overlap[:-gap] = first[:-gap] & ~first[1:first.shape[0] - gap + 1] & second[gap:] & ~second[gap - 1:-1]
+    return overlap
+
+
 class _Loaded:
     """A volume's supervoxels held in memory, read like the volume: many frames, one read."""
 
@@ -574,14 +580,16 @@ class _Loaded:
 
 
 def frame_candidates(volume, agg, candidates, *, in_memory_voxels: int = IN_MEMORY_VOXELS):
-    """Yield ``(candidate, frame)`` for each candidate in order; ``frame`` None when it cannot be shown.
+    """Yield ``(candidate, frame, view)`` for each candidate in order: its frame and the view drawn from it
+    (:func:`drawn_view`); both None when it cannot be shown.
 
     The supervoxels are read once when the volume holds at most
     ``in_memory_voxels`` voxels, else one region per candidate.
     """
     source = _Loaded(volume) if int(np.prod(volume.shape)) <= in_memory_voxels else volume
     for candidate in candidates:
-        yield candidate, frame_candidate(source, agg, candidate)
+        frame = frame_candidate(source, agg, candidate)
+        yield candidate, frame, None if frame is None else drawn_view(source, frame, PuzzleEdit.of(candidate), agg)[0]
 
 
 # --- the view: how a stored frame is drawn ----------------------------------------------
@@ -601,8 +609,23 @@ def view_region(frame: Frame, spec: FrameSpec, volume_shape: Sequence[int]) -> B
     return BBox((z, y - half, x - half), (z + frame.slices, y + half + 1, x + half + 1)).clip(volume_shape)
 
 
-def view_frame(frame: Frame, part_a: np.ndarray, part_b: np.ndarray, region: BBox, spec: FrameSpec) -> Frame:
-    """The frame as drawn: the window centred on the spot in question, the parts' pieces there clear of its edge.
+def drawn_view(volume, frame: Frame, edit: PuzzleEdit, agg) -> tuple[Frame, np.ndarray, np.ndarray, BBox]:
+    """The view a stored frame is drawn in (:func:`view_frame`) and the two parts over the region read for it
+    (:func:`view_region`), from one read of the supervoxels; :class:`Moot` when the puzzle's parts are gone.
+
+    ``volume`` needs ``shape`` and ``read('supervoxels', bbox)``; its ``resolution``, when it has one, sizes
+    the view (:func:`frame_spec`).
+    """
+    spec = frame_spec(getattr(volume, "resolution", None))
+    region = view_region(frame, spec, volume.shape)
+    part_a, part_b = part_masks(np.asarray(volume.read("supervoxels", region)), edit, agg)
+    return view_frame(frame, part_a, part_b, region, spec, volume.shape), part_a, part_b, region
+
+
+def view_frame(frame: Frame, part_a: np.ndarray, part_b: np.ndarray, region: BBox, spec: FrameSpec,
+               volume_shape: Sequence[int]) -> Frame:
+    """The frame as drawn: the window centred on the spot in question, the parts' pieces there clear of its edge,
+    measured as drawn.
 
     The *spot*: for parts that touch in-plane, the pixel of their border on
     the key slice (within ``VIEW_REACH`` of the stored point) deepest inside
@@ -619,6 +642,10 @@ def view_frame(frame: Frame, part_a: np.ndarray, part_b: np.ndarray, region: BBo
     piece at the spot lies ``VIEW_MARGIN`` inside every edge; centred on the spot, it may reach past the volume's
     side (drawn as padding). The stack's sections do not change.
 
+    What a person can judge is measured on the view, as drawn (its scale, its window, its spot): the parts'
+    areas, the smaller one's width, the contact, the enclosure, the sections showing both and the length at the
+    volume's side (:mod:`game.puzzles.looking`), not on the stored frame, which players never see.
+
     Parameters
     ----------
     frame : Frame
@@ -628,6 +655,7 @@ def view_frame(frame: Frame, part_a: np.ndarray, part_b: np.ndarray, region: BBo
     region : BBox
     spec : FrameSpec
         The volume's (:func:`frame_spec`).
+    volume_shape : (Z, Y, X)
     """
     z0, y0, x0 = region.start
     key = frame.point[0] - z0
@@ -651,9 +679,25 @@ def view_frame(frame: Frame, part_a: np.ndarray, part_b: np.ndarray, region: BBo
         side = int(min(side, max(spec.window[1], frame.side), OUT_SIZE))
     point = (frame.point[0], int(sy + y0), int(sx + x0))
     start = (frame.start[0], point[1] - side // 2, point[2] - side // 2)
-    margin = (side // 2 - 0.5) * OUT_SIZE / side
-    return Frame(**{**frame.__dict__, "start": start, "side": side, "point": point,
-                    "margin_px": round(float(margin), 1)})
+    return _measured_view(frame, part_a, part_b, region, start, side, point, volume_shape)
+
+
+def _measured_view(frame: Frame, part_a, part_b, region: BBox, start, side: int, point, volume_shape) -> Frame:
+    """The view's frame (``start``, ``side``, ``point``) measured as drawn (:func:`_measure`), its areas in the
+    order A, B.
+
+    In-plane the contact is the parts' border; across sections, the end of the part on the key slice (the one at
+    the point) over the other's start, as in :func:`frame_across_sections`.
+    """
+    if not frame.across:
+        contact = (part_a & _touching(part_b)) | (part_b & _touching(part_a))
+        return _measure(part_a, part_b, contact, region, start, side, point, frame.slices, 0, volume_shape)
+    key, y, x = (p - s for p, s in zip(point, region.start))
+    swapped = not part_a[key, y, x] and bool(part_b[key, y, x])
+    first, second = (part_b, part_a) if swapped else (part_a, part_b)
+    view = _measure(first, second, _end_over_start(first, second, frame.across), region, start, side, point,
+                    frame.slices, frame.across, volume_shape)
+    return replace(view, areas_px=view.areas_px[::-1]) if swapped else view
 
 
 def _spot(a: np.ndarray, b: np.ndarray, py: int, px: int) -> tuple[int, int]:

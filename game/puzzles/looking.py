@@ -74,7 +74,11 @@ def obstacles(frame: Frame | None) -> list[str]:
 
 
 def judgeable(frame: Frame | None) -> bool:
-    """Whether nothing in the frame stands in the way of judging the puzzle by looking."""
+    """Whether nothing in the frame stands in the way of judging the puzzle by looking.
+
+    Pass the view, the frame as drawn (:func:`game.puzzles.framing.view_frame`, :func:`shown_frame`): what
+    players see.
+    """
     return not obstacles(frame)
 
 
@@ -82,3 +86,16 @@ def stored_frame(puzzle: Mapping) -> Frame | None:
     """The frame a puzzle or candidate was made with (``frame``, or under ``detector``), or None."""
     data = puzzle.get("frame") or (puzzle.get("detector") or {}).get("frame")
     return Frame.from_dict(data) if data else None
+
+
+def stored_view(puzzle: Mapping) -> Frame | None:
+    """The view a puzzle's pictures were drawn in when it was made, measured as drawn (``view``, or under
+    ``detector``: :func:`game.puzzles.framing.view_frame`); None for a puzzle made before views were stored."""
+    data = puzzle.get("view") or (puzzle.get("detector") or {}).get("view")
+    return Frame.from_dict(data) if data else None
+
+
+def shown_frame(puzzle: Mapping) -> Frame | None:
+    """What a person is judged to see of a puzzle: its stored view, or for a puzzle made before views were
+    stored its stored frame; None when it has neither."""
+    return stored_view(puzzle) or stored_frame(puzzle)

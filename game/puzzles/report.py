@@ -16,7 +16,7 @@ from typing import Iterable, Mapping
 
 from game.puzzles.edit import KINDS, correct_answer
 from game.puzzles.framing import MARGIN_PX
-from game.puzzles.looking import ISLAND_ENCLOSURE, SLIVER_AREA_PX, SLIVER_PX, obstacles, stored_frame
+from game.puzzles.looking import ISLAND_ENCLOSURE, SLIVER_AREA_PX, SLIVER_PX, obstacles, shown_frame, stored_view
 from game.puzzles.truth import has_clear_truth
 
 ROLES = ("practice", "teach", "gold", "crowd")
@@ -46,17 +46,22 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def framing_figures(puzzles: list[Mapping]) -> dict:
-    """Where the decision lies in the picture and how big the smaller part is on the key slice."""
-    frames = [f for f in (stored_frame(p) for p in puzzles) if f is not None]
+    """Where the decision lies in the picture and how big the smaller part is on the key slice, as drawn: on each
+    puzzle's view (:func:`game.puzzles.looking.shown_frame`; ``on_view`` counts the puzzles that have one, the
+    others, made before views were stored, are measured on their stored frame)."""
+    frames = [f for f in (shown_frame(p) for p in puzzles) if f is not None]
     inside = sum(f.margin_px >= MARGIN_PX for f in frames)
     smallest = min(frames, key=lambda f: min(f.areas_px), default=None)
     narrowest = min(frames, key=lambda f: f.width_px, default=None)
     reasons: dict[str, int] = {}
+    judgeable = 0
     for p in puzzles:
-        for reason in obstacles(stored_frame(p)):
+        found = obstacles(shown_frame(p))
+        judgeable += not found
+        for reason in found:
             reasons[reason] = reasons.get(reason, 0) + 1
     return {
-        "puzzles": len(puzzles), "framed": len(frames),
+        "puzzles": len(puzzles), "framed": len(frames), "on_view": sum(stored_view(p) is not None for p in puzzles),
         "decision_inside": inside, "decision_inside_share": _share(inside, len(puzzles)),
         "margin_goal_px": MARGIN_PX,
         "min_margin_px": min((f.margin_px for f in frames), default=None),
@@ -64,8 +69,9 @@ def framing_figures(puzzles: list[Mapping]) -> dict:
         "smallest_width_px": None if narrowest is None else narrowest.width_px,
         "sliver_thresholds": {"width_px": SLIVER_PX, "area_px": SLIVER_AREA_PX},
         "island_enclosure": ISLAND_ENCLOSURE,
-        "below_threshold": {role: sum(_below(stored_frame(p)) for p in puzzles if role_of(p) == role)
+        "below_threshold": {role: sum(_below(shown_frame(p)) for p in puzzles if role_of(p) == role)
                             for role in ROLES},
+        "judgeable": judgeable, "judgeable_share": _share(judgeable, len(puzzles)),
         "hard_to_judge": reasons,
         "windows_px": sorted({f.side for f in frames}),
         "both_slices_median": _median([f.both_slices for f in frames]),
@@ -140,6 +146,6 @@ def puzzles_report(puzzles: list[Mapping]) -> dict:
             gold[k] <= BLIND_GOAL for k in ("always_yes", "always_no", "badge")),
         "no_near_ties_with_known_answers": not any(
             k["near_ties"] for r in shares.values() for k in r.values()),
-        "known_answers_judgeable": not any(obstacles(stored_frame(p)) for p in known_roles),
+        "known_answers_judgeable": not any(obstacles(shown_frame(p)) for p in known_roles),
     }
     return {"roles": roles, "framing": framing, "balance": shares, "blind": blind, "goals": goals}

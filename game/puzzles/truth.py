@@ -18,7 +18,7 @@ from game.evaluation.metrics import ContingencyTable
 from game.evaluation.metrics import supervoxel_truth as majority_truth
 from game.evaluation.quality import is_per_section
 from game.puzzles.edit import NEAR_TIE, Moot, PuzzleEdit, is_near_tie, truth_margin  # noqa: F401 (one definition)
-from game.puzzles.looking import judgeable, stored_frame
+from game.puzzles.looking import judgeable, shown_frame
 
 
 def has_puzzle_truth(volume) -> bool:
@@ -108,7 +108,7 @@ def fit_for_known_answer(candidate: Mapping) -> bool:
     """Whether a candidate may be a puzzle with a known answer (practice, teach, gold).
 
     Its truth must be known and clear (no near tie), and a person must be
-    able to judge it by looking (:func:`game.puzzles.looking.judgeable`):
-    players are measured and taught only on what they can see.
+    able to judge it by looking (:func:`game.puzzles.looking.judgeable`) on the view it is drawn in
+    (:func:`game.puzzles.looking.shown_frame`): players are measured and taught only on what they can see.
     """
-    return has_clear_truth(candidate) and judgeable(stored_frame(candidate))
+    return has_clear_truth(candidate) and judgeable(shown_frame(candidate))
