@@ -11,6 +11,7 @@ from game.errors import ProofQuestError
 from game.puzzles.edit import PuzzleEdit
 from game.puzzles.framing import KEY, MARGIN_PX, OUT_SIZE, SLICES, Frame
 from game.puzzles.looking import judgeable
+from game.puzzles.render import SPOT_GAP_PX, SPOT_TICK_WIDTH_PX
 from game.puzzles.truth import is_near_tie
 
 
@@ -70,10 +71,15 @@ def test_pictures_are_drawn_from_the_stored_frame(inst):
     # the plain picture is the key section of the view's crop, zoomed (where the crop lies in the volume)
     small = np.asarray(Image.fromarray(plain).resize((view.side,) * 2, Image.Resampling.BOX)).astype(float)[inside]
     assert np.corrcoef(small.ravel(), crop.ravel().astype(float))[0, 1] > 0.9
-    # the white ticks on the overlay surround the spot, in the middle of the picture
+    # the white ticks on the overlay point at the spot from four sides, leaving it clear, in the middle of the picture
     marked = np.argwhere((overlay == 255).all(axis=-1))
     spot = (np.array(view.point[1:]) - view.start[1:] + 0.5) * view.scale - 0.5
-    assert np.abs(marked.mean(axis=0) - spot).max() < 2 and np.abs(spot - OUT_SIZE / 2).max() <= view.scale
+    off = marked - spot
+    assert np.abs(spot - OUT_SIZE / 2).max() <= view.scale
+    assert (np.abs(off).min(axis=1) <= SPOT_TICK_WIDTH_PX / 2).all()  # on the lines through the spot
+    assert np.abs(off).max(axis=1).min() >= SPOT_GAP_PX - 1
+    for axis in (0, 1):
+        assert (off[:, axis] < -SPOT_GAP_PX + 1).any() and (off[:, axis] > SPOT_GAP_PX - 1).any()
     assert len({images.puzzle_image(inst, puzzle["id"], z, "plain")[0] for z in range(SLICES)}) == SLICES
 
 

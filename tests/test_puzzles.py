@@ -193,6 +193,24 @@ def test_ticks_point_at_the_spot_from_four_sides_and_leave_it_clear(two_parts):
     assert abs(changed[:, 0].mean() - spot[0]) < 1 and abs(changed[:, 1].mean() - spot[1]) < 1
 
 
+def test_ticks_slide_out_past_a_small_piece_and_never_hide_it(two_parts):
+    image, a, b = two_parts
+    b[:, 10:16, 16:20] = False
+    b[:, 12:14, 16:18] = True  # a piece of B two voxels square, apart from the rest, where the tick above would be
+    plain = decode(render_slices(image, a, b)[3]["overlay"])
+    marked = decode(render_slices(image, a, b, point=(16, 16))[3]["overlay"])
+    changed = (plain != marked).any(axis=-1)
+    piece = np.zeros(changed.shape, bool)
+    piece[12 * 12:14 * 12, 16 * 12:18 * 12] = True  # the piece on screen (12 px per voxel)
+    assert not (changed & piece).any()  # no tick over it
+    spot = 16.5 * 12 - 0.5
+    rows = np.flatnonzero(changed[:, 190:206].any(axis=1))
+    above = rows[rows < spot]
+    assert above.size > SPOT_TICK_PX and above.max() < 12 * 12  # the tick above still points at the spot, past it
+    below = rows[rows > spot]
+    assert below.min() >= spot + SPOT_GAP_PX - 1 and below.max() <= spot + SPOT_GAP_PX + SPOT_TICK_PX + 1
+
+
 def test_overlapping_parts_are_refused(two_parts):
     image, a, _ = two_parts
     with pytest.raises(ValueError, match="overlap"):

@@ -10,7 +10,9 @@ pair (Okabe–Ito orange and blue, which also differ strongly in lightness).
 Along the border between the parts, where the decision is, the fills fade and
 the outlines stop: the membrane there (or its absence) is never under colour.
 Four white ticks point at the spot in question, leaving it clear
-(:func:`game.puzzles.framing.view_frame` puts it in the middle of the picture).
+(:func:`game.puzzles.framing.view_frame` puts it in the middle of the picture),
+and never lie over a small piece of a part: a tick slides out along its line
+past it.
 :mod:`game.puzzles.framing` chooses the crop and :mod:`game.puzzles.cache`
 keeps the PNGs.
 
@@ -37,11 +39,12 @@ from typing import Sequence
 import imagecodecs
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from scipy import ndimage as ndi
 
 # The version of the drawing, part of every picture's cache key (game.puzzles.cache.picture_key): BUMP IT
 # whenever what a picture shows changes (colours, outlines, marks, captions, sizes...), so that pictures
 # drawn by the older code are never served again, neither from the server's cache nor a browser's.
-RENDERER_VERSION = 4
+RENDERER_VERSION = 5
 PALETTE = ("#E69F00", "#0072B2")
 # Faint fills (0.35 until renderer 3: lookers called the colours mottled and asked for outlines only); the
 # outlines carry the parts' shapes.
@@ -61,6 +64,11 @@ HATCH_PX = 6
 SPOT_GAP_PX = 22
 SPOT_TICK_PX = 16
 SPOT_TICK_WIDTH_PX = 3
+# A tick never lies over a small piece of a part (one of at most SMALL_PIECE_PX² on screen, on any section: a
+# piece a few voxels across that a tick could hide): it slides out along its line, up to the image's edge, to
+# the first place TICK_CLEAR_PX clear of every such piece (where there is none, it stays SPOT_GAP_PX from the spot).
+SMALL_PIECE_PX = SPOT_TICK_PX + 8
+TICK_CLEAR_PX = 4
 # Smooth interpolation past twice the native size, or past half the output size, costs
 # PNG bytes (2.2 times as many from 192 to 384 px on fibsem-gala) and adds no detail:
 # beyond that, pixels are replicated.
@@ -123,7 +131,8 @@ def render_slices(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, *, 
         Voxels outside the volume: hatched in both images, never shown as EM.
     point : (y, x), optional
         The spot in question in the crop: four ticks on the overlay point at
-        it from above, below, left and right, ``SPOT_GAP_PX`` short of it.
+        it from above, below, left and right, ``SPOT_GAP_PX`` short of it or
+        further, clear of every small piece of a part (``SMALL_PIECE_PX``).
 
     Returns
     -------
@@ -196,7 +205,9 @@ def _draw(image: np.ndarray, labels: np.ndarray, table: np.ndarray, out_size: in
         grey = np.where(_nearest(padding, out_shape), _hatch(out_shape), grey).astype(np.uint8)
     overlay = _overlay(grey, _nearest(labels, out_shape), table, opacity, corridor)
     if point is not None:
-        fill, rim = _spot_marks(out_shape, [(p + 0.5) * scale - 0.5 for p in point])
+        centre = [(p + 0.5) * scale - 0.5 for p in point]
+        fill, rim = _spot_marks(out_shape, centre, _tick_gaps(_nearest(_small_pieces(labels, scale), out_shape),
+                                                              centre))
         overlay[:, fill] = 255
         overlay[:, rim] = 0
     return grey, overlay
@@ -311,16 +322,58 @@ def _hatch(shape: tuple[int, int]) -> np.ndarray:
     return np.where((rows + cols) // HATCH_PX % 2 == 0, 40, 70).astype(np.uint8)
 
 
-def _spot_marks(shape: tuple[int, int], point: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Masks of four short ticks around ``point`` (display pixels), above, below, left and right of it,
-    leaving a clear disc of ``SPOT_GAP_PX`` around it: fill, rim."""
+def _small_pieces(labels: np.ndarray, scale: float) -> np.ndarray:
+    """(H, W): where a small piece of a part lies on any section of a (Z, H, W) stack of labels: an 8-connected
+    piece of one label of at most ``SMALL_PIECE_PX`` squared on screen (``scale`` pixels per voxel)."""
+    small = np.zeros(labels.shape[1:], bool)
+    most = SMALL_PIECE_PX ** 2 / scale ** 2
+    for section in labels:
+        for label in np.unique(section[section > 0]):
+            pieces, _ = ndi.label(section == label, structure=np.ones((3, 3), int))
+            sizes = np.bincount(pieces.ravel())
+            sizes[0] = 0
+            small |= ((sizes > 0) & (sizes <= most))[pieces]
+    return small
+
+
+def _tick_gaps(keep: np.ndarray, point: Sequence[float]) -> tuple[float, float, float, float]:
+    """How far from ``point`` (display pixels) each tick begins, above, below, left and right: ``SPOT_GAP_PX``,
+    or the least distance beyond it, with the whole tick inside the image, at which the tick (its rim and
+    ``TICK_CLEAR_PX`` more) lies clear of ``keep`` (display pixels to keep in sight); ``SPOT_GAP_PX`` when none
+    is clear."""
+    rows, cols = np.arange(keep.shape[0]), np.arange(keep.shape[1])
+    lane = SPOT_TICK_WIDTH_PX / 2 + 1 + TICK_CLEAR_PX
+    near_col, near_row = np.abs(cols - point[1]) <= lane, np.abs(rows - point[0]) <= lane
+    gaps = []
+    for along, centre, hit in ((rows, point[0], keep[:, near_col].any(axis=1)), (cols, point[1],
+                                                                                keep[near_row].any(axis=0))):
+        for sign in (-1, 1):
+            distance = sign * (along - centre)  # from the spot along the tick's line, positive on its side
+            taken = distance[hit & (distance > 0)]
+            room = distance.max() - SPOT_TICK_PX - 1  # the tick and its rim inside the image
+            gap = SPOT_GAP_PX
+            for start in np.arange(SPOT_GAP_PX, max(SPOT_GAP_PX, room) + 1):
+                reach = (taken >= start - 1 - TICK_CLEAR_PX) & (taken <= start + SPOT_TICK_PX + 1 + TICK_CLEAR_PX)
+                if not reach.any():
+                    gap = float(start)
+                    break
+            gaps.append(gap)
+    return tuple(gaps)
+
+
+def _spot_marks(shape: tuple[int, int], point: Sequence[float],
+                gaps: Sequence[float] = (SPOT_GAP_PX,) * 4) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of four short ticks around ``point`` (display pixels), above, below, left and right of it, each
+    beginning its ``gaps`` (above, below, left, right) from it, so a disc of at least ``SPOT_GAP_PX`` around it
+    stays clear: fill, rim."""
     rows, cols = np.ogrid[:shape[0], :shape[1]]
-    dy, dx = np.abs(rows - point[0]), np.abs(cols - point[1])
+    dy, dx = rows - point[0], cols - point[1]
+    up, down, left, right = gaps
 
     def ticks(grow: float) -> np.ndarray:
-        along = lambda d: (d >= SPOT_GAP_PX - grow) & (d <= SPOT_GAP_PX + SPOT_TICK_PX + grow)
-        thin = lambda d: d <= SPOT_TICK_WIDTH_PX / 2 + grow
-        return (thin(dx) & along(dy)) | (thin(dy) & along(dx))
+        thin = lambda d: np.abs(d) <= SPOT_TICK_WIDTH_PX / 2 + grow
+        along = lambda d, gap: (d >= gap - grow) & (d <= gap + SPOT_TICK_PX + grow)
+        return (thin(dx) & (along(-dy, up) | along(dy, down))) | (thin(dy) & (along(-dx, left) | along(dx, right)))
 
     fill = ticks(0.0)
     return fill, ticks(1.0) & ~fill
