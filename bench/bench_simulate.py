@@ -151,7 +151,7 @@ def prepared(cache: Path, name: str, epochs: int) -> Path | None:
 
 
 def play(home: Path, crowd: str, rule: str, seed: int, players: int, settings: dict | None = None,
-         keep: Path | None = None, patience: float = 0.0) -> dict:
+         keep: Path | None = None, patience: float = 0.0, hard_accuracy: float | None = None) -> dict:
     """One crowd's run on a copy of a prepared instance; with ``keep``, the played copy is moved there
     (its edit log and puzzles for bench/bench_edit_trace.py)."""
     accuracy, chance = CROWDS[crowd]
@@ -162,7 +162,9 @@ def play(home: Path, crowd: str, rule: str, seed: int, players: int, settings: d
     try:
         out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--home", str(copy), "simulate", "--url", url,
                               "--players", str(players), "--accuracy", str(accuracy), "--chance-share", str(chance),
-                              "--seed", str(seed), "--patience", str(patience), "--json"], capture_output=True, text=True, env=env_for())
+                              "--seed", str(seed), "--patience", str(patience), "--json",
+                              *(["--hard-accuracy", str(hard_accuracy)] if hard_accuracy is not None else [])],
+                             capture_output=True, text=True, env=env_for())
     finally:
         process.terminate()
         process.wait()
@@ -213,6 +215,9 @@ def main() -> None:
     parser.add_argument("--patience", type=float, default=0.0, metavar="SECONDS",
                         help="players keep coming back this long once no puzzle is left (the living pool's "
                              "rescans make more); 0: they leave at once")
+    parser.add_argument("--hard-accuracy", type=float, default=None, metavar="A",
+                        help="the crowd's accuracy on puzzles hard to judge by looking (slivers, islands, gaps at "
+                             "the edge), as bench/looking_test.py measures people on them; default the crowd's")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep each played instance in this folder (KEEP/<volume>-<crowd>-<rule>-s<seed>)")
     args = parser.parse_args()
@@ -227,7 +232,8 @@ def main() -> None:
                 runs = []
                 for seed in args.seeds:
                     keep = args.keep / f"{name}-{crowd}-{rule}-s{seed}" if args.keep else None
-                    r = play(home, crowd, rule, seed, args.players, settings, keep, args.patience)
+                    r = play(home, crowd, rule, seed, args.players, settings, keep, args.patience,
+                             args.hard_accuracy)
                     results[f"{name} / A={crowd} / {rule} / seed {seed}"] = r
                     runs.append(r)
                     print(row(f"{name} A={crowd} {rule} s{seed}", r), flush=True)

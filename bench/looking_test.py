@@ -12,7 +12,10 @@ goes to a separate file (``--truth``), outside that folder.
 ``score`` compares a filled answer sheet with that truth: accuracy on the
 puzzles answered, the share of "not sure", the score of the blind strategies
 (always yes, always no, answering by the badge) on the same puzzles, and
-each wrong answer with the note the looker wrote.
+each wrong answer with the note the looker wrote, and the accuracy apart on
+the puzzles the looking module calls hard to judge (a sliver, an island, a
+gap at the volume's edge: :func:`game.puzzles.looking.obstacles`) and on the
+rest; the simulated crowd answers both alike.
 
 Puzzles are drawn with a clear truth (no near tie, :mod:`game.puzzles.truth`),
 by default balanced: as many "yes" as "no" per kind, as gold puzzles are.
@@ -21,6 +24,7 @@ Run::
 
     python bench/looking_test.py export --home H --volume demo --n 40 --out looking/demo --truth truth-demo.json
     python bench/looking_test.py export ... --across 1   # only puzzles across sections (2: across a gap)
+    python bench/looking_test.py export ... --obstacles with   # only puzzles the looking module calls hard
     python bench/looking_test.py export --home H --volume demo --n 20 --volume fib --n 10 ...  # one sheet, two volumes
     python bench/looking_test.py score --sheet looking/demo/answers.csv --truth truth-demo.json [--json]
 """
@@ -45,6 +49,7 @@ from game.app.instance import Instance
 from game.app.settings import load_settings
 from game.crowd.assignment import puzzle_across, puzzle_stack
 from game.puzzles.edit import correct_answer, question_for
+from game.puzzles.looking import obstacles, stored_frame
 from game.puzzles.truth import has_clear_truth, puzzle_truth_margin
 
 THUMB = 256
@@ -113,7 +118,8 @@ def export(args) -> None:
     for volume, n in zip(args.volume, counts * len(args.volume) if len(counts) == 1 else counts):
         puzzles = [p for p in st.puzzles(inst.store, volume=volume, tutorial=None)
                    if (args.kind is None or p["kind"] == args.kind)
-                   and (args.across is None or puzzle_across(p) >= args.across)]
+                   and (args.across is None or puzzle_across(p) >= args.across)
+                   and (args.obstacles is None or bool(obstacles(stored_frame(p))) == (args.obstacles == "with"))]
         chosen += choose(puzzles, n, balanced=not args.unbalanced, seed=args.seed)
     if len(args.volume) > 1:  # the volumes' puzzles mixed on the sheet
         random.Random(args.seed).shuffle(chosen)
@@ -143,6 +149,7 @@ def export(args) -> None:
         truth[name] = {"id": puzzle["id"], "volume": puzzle["volume"], "kind": puzzle["kind"],
                        "answer": correct_answer(puzzle["kind"], puzzle["truth"]),
                        "truth_margin": puzzle_truth_margin(puzzle),
+                       "obstacles": obstacles(stored_frame(puzzle)),
                        "role": "practice" if puzzle["tutorial"] else "gold" if puzzle["gold"] else "crowd"}
     with open(out / "answers.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, SHEET_FIELDS)
@@ -196,6 +203,12 @@ def score_sheet(answers: dict[str, str], truth: dict[str, dict]) -> dict:
     blind["badge"] = badge
     for strategy, picks in blind.items():
         result[strategy] = (sum(picks[n] == truth[n]["answer"] for n in scored) / len(scored)) if scored else None
+    result["per_obstacle"] = {}
+    for name in answered:
+        label = "+".join(truth[name].get("obstacles") or ()) or "judgeable"
+        got = result["per_obstacle"].setdefault(label, {"answered": 0, "right": 0})
+        got["answered"] += 1
+        got["right"] += name in right
     result["per_kind"] = {}
     for kind in ("merge", "split"):
         mine = [n for n in answered if truth[n]["kind"] == kind]
@@ -226,6 +239,8 @@ def score(args) -> None:
           f"'not sure' as wrong; not sure {pct(result['unsure_share'])}")
     print(f"blind on the same puzzles: always yes {pct(result['always_yes'])}, always no {pct(result['always_no'])}, "
           f"badge {pct(result['badge'])}")
+    print("by what the looking module says stands in the way: " + "; ".join(
+        f"{label} {v['right']}/{v['answered']}" for label, v in sorted(result["per_obstacle"].items())))
     for w in result["wrong"]:
         print(f"  wrong: {w['puzzle']} (puzzle {w['id']}, {w['kind']}) answered {w['given']}, truth {w['answer']}"
               f" — {w['note']}")
@@ -245,6 +260,8 @@ def main(argv=None) -> None:
     ex.add_argument("--unbalanced", action="store_true", help="draw at random instead of half yes, half no")
     ex.add_argument("--kind", choices=("merge", "split"),
                     help="only this kind (a volume whose other kind has one answer only: fibsem's cuts at 0.3)")
+    ex.add_argument("--obstacles", choices=("with", "without"),
+                    help="only puzzles with (or without) something in the way of judging them by looking")
     ex.add_argument("--across", type=int, metavar="N",
                     help="only puzzles whose parts touch across N or more sections (1: any pair picture, 2: gaps)")
     sc = sub.add_parser("score", help="score a filled answer sheet against the truth")

@@ -151,7 +151,8 @@ def cmd_simulate(args) -> int:
         raise ProofQuestError(f"simulate needs the Socket.IO client ({exc.name} is missing): "
                               "pip install -e '.[simulate]'") from None
     crowd = simulate.Crowd(players=args.players, accuracy=args.accuracy, chance_share=args.chance_share,
-                           votes_per_player=args.votes_per_player, seed=args.seed, patience=args.patience)
+                           votes_per_player=args.votes_per_player, seed=args.seed, patience=args.patience,
+                           hard_accuracy=args.hard_accuracy)
     result = simulate.run(_instance(args), args.url, crowd, progress=None if args.json else TqdmBar("votes"))
     if args.json:
         print(json.dumps(result))
@@ -450,6 +451,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--players", type=int, default=20)
     sim.add_argument("--accuracy", type=float, default=0.8, help="the crowd's mean accuracy")
     sim.add_argument("--chance-share", type=float, default=0.1, help="share of players answering at chance")
+    sim.add_argument("--hard-accuracy", type=float, default=None,
+                     help="the crowd's mean accuracy on puzzles hard to judge by looking (slivers, islands, gaps "
+                          "at the volume's edge; bench/looking_test.py measures it); default --accuracy")
     sim.add_argument("--votes-per-player", type=int, default=10_000, help="stop each player after this many")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--patience", type=float, default=0.0, metavar="SECONDS",

@@ -2,7 +2,10 @@
 
 Each player logs in as a guest over HTTP, connects with python-socketio and
 answers puzzles from ground truth with its own accuracy (drawn around the
-crowd's, some players at chance). The truth comes from the instance folder
+crowd's, some players at chance). With ``hard_accuracy``, puzzles the looking
+module calls hard to judge (a sliver, an island, a gap at the volume's edge:
+:func:`game.puzzles.looking.obstacles`) are answered worse, as people who
+look answer them (``bench/looking_test.py`` measures it). The truth comes from the instance folder
 that the server uses (``--home``), never from the server. Before and after,
 the segmentation is scored against ground truth, beside the oracle: every
 correct edit among the crowd's puzzles applied.
@@ -26,6 +29,7 @@ from game.errors import ProofQuestError
 from game.evaluation import quality
 from game.evaluation.quality import evaluate_mapping, truth_table
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer
+from game.puzzles.looking import obstacles, stored_frame
 from game.puzzles.truth import supervoxel_truth
 from game.segmentation.agglomeration import Agglomeration
 from game.segmentation.rag import RAG
@@ -40,6 +44,7 @@ class Crowd:
     concentration: float = 30.0
     seed: int = 0
     patience: float = 0.0  # seconds a player keeps asking when no puzzle is left before leaving
+    hard_accuracy: float | None = None  # the crowd's mean accuracy on puzzles hard to judge; None: ``accuracy``
 
     def accuracies(self) -> np.ndarray:
         """Per-player accuracy: Beta around ``accuracy``; ``chance_share`` of players at 0.5."""
@@ -50,6 +55,17 @@ class Crowd:
         drawn = rng.beta(a, self.concentration - a, size=self.players)
         at_chance = rng.random(self.players) < self.chance_share
         return np.where(at_chance, 0.5, drawn)
+
+    def hard_accuracies(self) -> np.ndarray:
+        """Per-player accuracy on puzzles hard to judge: each player's :meth:`accuracies` moved toward chance
+        so that the mean of those not at chance is about ``hard_accuracy`` (all of ``accuracies`` without it)."""
+        accuracies = self.accuracies()
+        if self.hard_accuracy is None:
+            return accuracies
+        if not 0.5 <= self.hard_accuracy <= self.accuracy:
+            raise ProofQuestError(f"--hard-accuracy {self.hard_accuracy} must lie between 0.5 (chance) and "
+                                  f"--accuracy {self.accuracy}")
+        return 0.5 + (accuracies - 0.5) * (self.hard_accuracy - 0.5) / (self.accuracy - 0.5)
 
 
 def oracle_quality(inst: Instance, name: str) -> dict:
@@ -68,9 +84,12 @@ def oracle_quality(inst: Instance, name: str) -> dict:
 class Player:
     """One simulated player: an HTTP session for log-in and a Socket.IO client for play."""
 
-    def __init__(self, url: str, accuracy: float, truths, rng: random.Random, *, username: str | None = None):
-        """A guest, or with ``username`` a registered player (signed up with a random password)."""
+    def __init__(self, url: str, accuracy: float, truths, rng: random.Random, *, username: str | None = None,
+                 hard_accuracy: float | None = None):
+        """A guest, or with ``username`` a registered player (signed up with a random password); it answers
+        puzzles hard to judge by looking with ``hard_accuracy`` (default ``accuracy``)."""
         self.url, self.accuracy, self.truths, self.rng = url.rstrip("/"), accuracy, truths, rng
+        self.hard_accuracy = accuracy if hard_accuracy is None else hard_accuracy
         self.http = requests.Session()
         token = self.http.get(f"{self.url}/auth/csrf", timeout=30).json()["csrf_token"]
         headers = {"X-CSRFToken": token, "Accept": "application/json"}
@@ -95,7 +114,8 @@ class Player:
         if truth["truth"] is None:  # a near tie or unlabelled: the picture does not decide it either
             return self.rng.choice(("yes", "no"))
         correct = correct_answer(truth["kind"], truth["truth"])
-        if self.rng.random() < self.accuracy:
+        hard = self.hard_accuracy != self.accuracy and obstacles(stored_frame(truth))
+        if self.rng.random() < (self.hard_accuracy if hard else self.accuracy):
             return correct
         return "no" if correct == "yes" else "yes"
 
@@ -190,8 +210,8 @@ def run(inst: Instance, url: str, crowd: Crowd, *, progress=None) -> dict:
     before = {n: pipeline.evaluate_volume(inst, n) for n in names}
     oracle = {n: oracle_quality(inst, n) for n in names}
     votes_at_start = st.vote_count(inst.store)
-    players = [Player(url, float(a), truths, random.Random(crowd.seed * 1000 + i))
-               for i, a in enumerate(crowd.accuracies())]
+    players = [Player(url, float(a), truths, random.Random(crowd.seed * 1000 + i), hard_accuracy=float(h))
+               for i, (a, h) in enumerate(zip(crowd.accuracies(), crowd.hard_accuracies()))]
     errors: list[BaseException] = []
 
     def play(player: Player) -> None:

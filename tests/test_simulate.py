@@ -1,12 +1,17 @@
 """``run.py simulate`` plays the real server through python-socketio clients."""
 
 import json
+import random
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from game import simulate
 from game.app import store as st
+from game.errors import ProofQuestError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,3 +82,24 @@ def test_a_patient_player_comes_back_for_puzzles_until_its_patience_runs_out(liv
         assert player.votes >= votes
     finally:
         player.close()
+
+
+def test_puzzles_hard_to_judge_by_looking_are_answered_with_the_hard_accuracy():
+    crowd = simulate.Crowd(players=400, accuracy=0.8, chance_share=0.1, seed=3, hard_accuracy=0.6)
+    easy, hard = crowd.accuracies(), crowd.hard_accuracies()
+    at_chance = easy == 0.5
+    assert (hard[at_chance] == 0.5).all() and abs(hard[~at_chance].mean() - 0.6) < 0.02
+    assert (hard[~at_chance] < easy[~at_chance]).all()
+    assert (simulate.Crowd(accuracy=0.8).hard_accuracies() == simulate.Crowd(accuracy=0.8).accuracies()).all()
+    with pytest.raises(ProofQuestError, match="hard-accuracy"):
+        simulate.Crowd(accuracy=0.8, hard_accuracy=0.9).hard_accuracies()
+    # a sure player who cannot judge a sliver: right on the judgeable puzzle, at chance on the sliver
+    frame = {"start": [0, 0, 0], "side": 96, "point": [3, 48, 48], "margin_px": 190.0, "areas_px": [4000.0, 9000.0],
+             "width_px": 60.0, "contact_px": 80.0, "both_slices": 7, "enclosure": 0.2}
+    sliver = {**frame, "width_px": 6.0}
+    puzzles = {1: {"kind": "merge", "truth": 1, "detector": {"frame": frame}},
+               2: {"kind": "merge", "truth": 1, "detector": {"frame": sliver}}}
+    player = SimpleNamespace(truths=puzzles.get, rng=random.Random(0), accuracy=1.0, hard_accuracy=0.5)
+    answers = {i: [simulate.Player.answer(player, {"id": i}) for _ in range(400)] for i in puzzles}
+    assert set(answers[1]) == {"yes"}
+    assert 150 < answers[2].count("yes") < 250
