@@ -119,7 +119,8 @@ def export(args) -> None:
         puzzles = [p for p in st.puzzles(inst.store, volume=volume, tutorial=None)
                    if (args.kind is None or p["kind"] == args.kind)
                    and (args.across is None or puzzle_across(p) >= args.across)
-                   and (args.obstacles is None or bool(obstacles(stored_frame(p))) == (args.obstacles == "with"))]
+                   and (args.obstacles is None or bool(obstacles(stored_frame(p))) == (args.obstacles == "with"))
+                   and p["id"] > args.made_after]
         chosen += choose(puzzles, n, balanced=not args.unbalanced, seed=args.seed)
     if len(args.volume) > 1:  # the volumes' puzzles mixed on the sheet
         random.Random(args.seed).shuffle(chosen)
@@ -262,6 +263,8 @@ def main(argv=None) -> None:
                     help="only this kind (a volume whose other kind has one answer only: fibsem's cuts at 0.3)")
     ex.add_argument("--obstacles", choices=("with", "without"),
                     help="only puzzles with (or without) something in the way of judging them by looking")
+    ex.add_argument("--made-after", type=int, default=0, metavar="ID",
+                    help="only puzzles made after puzzle ID (those a change of the pool added to an instance)")
     ex.add_argument("--across", type=int, metavar="N",
                     help="only puzzles whose parts touch across N or more sections (1: any pair picture, 2: gaps)")
     sc = sub.add_parser("score", help="score a filled answer sheet against the truth")
