@@ -10,8 +10,8 @@ segments had a split puzzle open when it was applied. Edits that worsen ARE by
 more than ``--worse`` are listed apart: the late harmful edit of issue 10.
 
 What stands in the way of judging each edit's puzzle by looking
-(:func:`game.puzzles.looking.obstacles` of its stored frame: sliver, island,
-edge) is summed too: the crowd's change of ARE and VI from puzzles a person
+(:func:`game.puzzles.looking.obstacles` of the view it is drawn in: sliver,
+island, edge) is summed too: the crowd's change of ARE and VI from puzzles a person
 can judge and from the rest. The simulated crowd answers every puzzle with
 the same accuracy; people who look do worse on slivers and islands (the
 looking module's membrane-contrast AUC 0.71 and 0.38–0.65) and cannot tell
@@ -44,7 +44,7 @@ from game.app.instance import Instance  # noqa: E402
 from game.app.settings import load_settings  # noqa: E402
 from game.evaluation.quality import evaluate_mapping, truth_table  # noqa: E402
 from game.puzzles.edit import Moot, PuzzleEdit  # noqa: E402
-from game.puzzles.looking import obstacles, stored_frame  # noqa: E402
+from game.puzzles.looking import obstacles, shown_frame  # noqa: E402
 from game.puzzles.truth import supervoxel_truth  # noqa: E402
 from game.segmentation.agglomeration import Agglomeration, Edit  # noqa: E402
 from game.segmentation.rag import RAG  # noqa: E402
@@ -90,7 +90,7 @@ def trace(home: Path, name: str) -> list[dict]:
                 (puzzle["detector"] or {})
             row.update(how=detector.get("how"), rank=detector.get("rank"), truth_made=puzzle["truth"],
                        gold=puzzle["gold"], n_votes=puzzle["n_votes"], posterior=puzzle["posterior"],
-                       obstacles=obstacles(stored_frame({"detector": detector})))
+                       obstacles=obstacles(shown_frame({"detector": detector})))
             puzzle_edit = PuzzleEdit.of(puzzle)
             try:
                 parts = puzzle_edit.parts(agg)

@@ -49,7 +49,7 @@ from game.app.instance import Instance
 from game.app.settings import load_settings
 from game.crowd.assignment import puzzle_across, puzzle_stack
 from game.puzzles.edit import correct_answer, question_for
-from game.puzzles.looking import obstacles, stored_frame
+from game.puzzles.looking import obstacles, shown_frame
 from game.puzzles.truth import has_clear_truth, puzzle_truth_margin
 
 THUMB = 256
@@ -119,7 +119,7 @@ def export(args) -> None:
         puzzles = [p for p in st.puzzles(inst.store, volume=volume, tutorial=None)
                    if (args.kind is None or p["kind"] == args.kind)
                    and (args.across is None or puzzle_across(p) >= args.across)
-                   and (args.obstacles is None or bool(obstacles(stored_frame(p))) == (args.obstacles == "with"))
+                   and (args.obstacles is None or bool(obstacles(shown_frame(p))) == (args.obstacles == "with"))
                    and p["id"] > args.made_after]
         chosen += choose(puzzles, n, balanced=not args.unbalanced, seed=args.seed)
     if len(args.volume) > 1:  # the volumes' puzzles mixed on the sheet
@@ -150,7 +150,7 @@ def export(args) -> None:
         truth[name] = {"id": puzzle["id"], "volume": puzzle["volume"], "kind": puzzle["kind"],
                        "answer": correct_answer(puzzle["kind"], puzzle["truth"]),
                        "truth_margin": puzzle_truth_margin(puzzle),
-                       "obstacles": obstacles(stored_frame(puzzle)),
+                       "obstacles": obstacles(shown_frame(puzzle)),
                        "role": "practice" if puzzle["tutorial"] else "gold" if puzzle["gold"] else "crowd"}
     with open(out / "answers.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, SHEET_FIELDS)

@@ -29,7 +29,7 @@ from game.errors import ProofQuestError
 from game.evaluation import quality
 from game.evaluation.quality import evaluate_mapping, truth_table
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer
-from game.puzzles.looking import obstacles, stored_frame
+from game.puzzles.looking import obstacles, shown_frame
 from game.puzzles.truth import supervoxel_truth
 from game.segmentation.agglomeration import Agglomeration
 from game.segmentation.rag import RAG
@@ -114,7 +114,7 @@ class Player:
         if truth["truth"] is None:  # a near tie or unlabelled: the picture does not decide it either
             return self.rng.choice(("yes", "no"))
         correct = correct_answer(truth["kind"], truth["truth"])
-        hard = self.hard_accuracy != self.accuracy and obstacles(stored_frame(truth))
+        hard = self.hard_accuracy != self.accuracy and obstacles(shown_frame(truth))
         if self.rng.random() < (self.hard_accuracy if hard else self.accuracy):
             return correct
         return "no" if correct == "yes" else "yes"
