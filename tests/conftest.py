@@ -35,9 +35,10 @@ def tiny_demo_home(tmp_path_factory) -> Path:
 
 # The tiny demo has a few dozen segments, so every edit would count as big (BIG_EDIT_STAKE is set for
 # volumes of hundreds of segments and more): the tests run without that rule, except those about it.
-# It has a handful of gold puzzles too, so a player is established after two of them. Rate limits are off
-# too, except in the tests about them (tests/test_web_trust.py) and on live servers; so is drawing the crowd's
-# puzzles ahead of time (tests/test_pictures.py turns it on).
+# It has a handful of gold puzzles too, so a player is established after two of them (and stays so while its
+# whole gold record passes: with 4, one miss is never made up; tests/test_simulate.py's crowd gets 12). Rate
+# limits are off too, except in the tests about them (tests/test_web_trust.py) and on live servers; so is
+# drawing the crowd's puzzles ahead of time (tests/test_pictures.py turns it on).
 TINY_SETTINGS = {"DEMO_SHAPE": TINY_SHAPE, "DEMO_SEED": 3, "BIG_EDIT_STAKE": 1.0, "ESTABLISHED_GOLD_ANSWERS": 2,
                  "ESTABLISHED_ALPHA": 0.4, "RATE_LIMITS_ENABLED": False, "PRERENDER": False}
 
@@ -64,10 +65,12 @@ def inst(home):
 
 
 def oracle_puzzles(inst, volume: str = "demo", *, n_merge: int = 12, n_split: int = 6, gold_every: int = 4,
-                   teach: bool = False):
+                   teach: bool = False, more_gold: int = 0):
     """Hand-made puzzles (tests need no detector): correct and wrong merges, correct splits.
 
-    Every ``gold_every``-th is a secret gold puzzle (with ``teach``, a teach puzzle instead).
+    Every ``gold_every``-th is a secret gold puzzle (with ``teach``, a teach puzzle instead). ``more_gold``
+    adds that many more secret gold merges after them, half correct and half wrong, between pairs of
+    segments that none of the others joins.
 
     Their truth is the product's own definition (:meth:`game.puzzles.edit.PuzzleEdit.is_correct`).
     """
@@ -93,12 +96,13 @@ def oracle_puzzles(inst, volume: str = "demo", *, n_merge: int = 12, n_split: in
         a, b = int(rag.u[e]), int(rag.v[e])
         pair = tuple(sorted((int(mapping[a]), int(mapping[b]))))
         correct = PuzzleEdit("merge", (a, b)).is_correct(agg, truth, sizes)
-        if pair in seen or correct is None or len(merges[correct]) == n_merge // 2:
+        if pair in seen or correct is None or len(merges[correct]) == n_merge // 2 + more_gold // 2:
             continue
         seen.add(pair)
         merges[correct].append({"kind": "merge", "anchors": [a, b], "supervoxels": [], "segments": list(pair),
                                 "location": _location(vol, a), "score": 0.6, "truth": correct})
-    puzzles = [p for pair in zip(merges[True], merges[False]) for p in pair]
+    extra = [p for pair in zip(merges[True][n_merge // 2:], merges[False][n_merge // 2:]) for p in pair]
+    puzzles = [p for pair in zip(merges[True][:n_merge // 2], merges[False][:n_merge // 2]) for p in pair]
     n_merge = len(puzzles)
     for segment in agg.segments():
         members = agg.members(segment)
@@ -121,6 +125,7 @@ def oracle_puzzles(inst, volume: str = "demo", *, n_merge: int = 12, n_split: in
     for i, p in enumerate(puzzles):
         p["gold"] = i % gold_every == gold_every - 1
         p["teach"] = p["gold"] and teach
+    puzzles += [{**p, "gold": True, "teach": False} for p in extra]
     return st.add_puzzles(inst.store, volume, puzzles), puzzles
 
 
