@@ -108,6 +108,7 @@ class Player:
         self.late = 0
         self.timeouts = 0
         self.waits = 0  # times no puzzle was left and the player waited for more
+        self.throttled = 0  # votes the server's vote limit refused: the player waited and asked again
 
     def answer(self, puzzle: dict) -> str:
         truth = self.truths(puzzle["id"])
@@ -125,7 +126,8 @@ class Player:
         With no patience a player leaves at the first "no puzzle left", as
         before; with some, it comes back every ``PATIENCE_STEP`` seconds, as a
         player on a living pool would while the decisions' rescans make new
-        puzzles.
+        puzzles. A vote refused by the server's vote limit (``RATE_LIMIT_VOTES``)
+        waits ``THROTTLE_STEP`` seconds and the player asks again.
         """
         waited = 0.0
         while self.votes < limit:
@@ -151,6 +153,12 @@ class Player:
             if not ack.get("ok"):
                 if "was decided" in ack.get("error", ""):
                     self.late += 1  # settled by others while this player looked: a real player sees it too
+                    continue
+                if "too many requests" in ack.get("error", ""):
+                    # faster than RATE_LIMIT_VOTES lets a person vote (a server's default limits are on): it
+                    # waits, as the refusal asks, and asks again
+                    self.throttled += 1
+                    time.sleep(THROTTLE_STEP)
                     continue
                 raise ProofQuestError(f"vote refused: {ack.get('error')}")
             self.votes += 1
@@ -249,13 +257,15 @@ def run(inst: Instance, url: str, crowd: Crowd, *, progress=None) -> dict:
             "curve": [{"votes": v, "vi": vi, "adapted_rand_error": are} for v, vi, are in curve],
             "vi_per_player_minute_first_quarter": _early_rate(curve, votes),
             "decisions": decisions(inst), "accuracies": [round(float(a), 3) for a in crowd.accuracies()],
-            "vote_timeouts": sum(p.timeouts for p in players), "waits": sum(p.waits for p in players)}
+            "vote_timeouts": sum(p.timeouts for p in players), "waits": sum(p.waits for p in players),
+            "throttled": sum(p.throttled for p in players)}
 
 
 # Guided Proofreading's decision time (Haehn et al. 2018): what a player-minute is taken as.
 SECONDS_PER_ANSWER = 6.2
 CURVE_STEP = 250  # votes between two points of the quality curve
 PATIENCE_STEP = 2.0  # seconds a patient player waits before asking for a puzzle again
+THROTTLE_STEP = 1.0  # seconds a player whose vote the server's rate limit refused waits before asking again
 
 
 def _early_rate(curve: list[tuple], votes: int) -> float | None:

@@ -123,3 +123,17 @@ def test_puzzles_hard_to_judge_by_looking_are_answered_with_the_hard_accuracy():
     answers = {i: [simulate.Player.answer(player, {"id": i}) for _ in range(400)] for i in puzzles}
     assert set(answers[1]) == {"yes"}
     assert 150 < answers[2].count("yes") < 250
+
+
+def test_a_player_faster_than_the_vote_limit_waits_and_goes_on(home, inst, monkeypatch):
+    """A live server's vote limit is on by default: a simulated player refused by it waits and asks again,
+    where it stopped the whole run (a test's four players once voted 90 times in a minute)."""
+    monkeypatch.setattr(simulate, "THROTTLE_STEP", 0.2)
+    oracle_puzzles(inst)
+    with running_server(home, RATE_LIMIT_VOTES="3 per 2 seconds") as url:
+        player = simulate.Player(url, 0.9, lambda pid: st.puzzle(inst.store, pid), random.Random(0))
+        try:
+            player.play(7)
+        finally:
+            player.close()
+    assert player.votes == 7 and player.throttled > 0
