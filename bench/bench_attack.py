@@ -14,7 +14,46 @@ puzzle they are handed — secret gold included — without looking:
   answer the game reveals (teach puzzles show theirs); the attackers then
   answer those puzzles right whenever they are handed them, to buy a record.
 
-Reported per scenario: wrong edits applied (crowd puzzles retired "apply"
+- *sleeper* (``--sleeper``): k registered accounts play honestly (every
+  answer right, secret gold included) until established with a high
+  reliability, then all answer the same target big edits wrongly — for a
+  wrong big merge or split, against a right one — while established honest
+  players (accuracy 0.8) vote on them too. Set up for real on the server: the
+  crowd's puzzles are held back while the honest players and the sleepers
+  answer every puzzle with known truth they are handed (their record); then
+  the server starts again with only the targets open (and the given
+  BIG_APPLY_AGREEMENT, BIG_RELIABILITY_CAP), the same accounts log in again,
+  and the voters ask for puzzles one at a time in random order (``mixed``) or
+  the sleepers first (``first``). Reported: the share of wrong targets the
+  sleepers got applied and of right ones they got rejected, sent to experts,
+  and what each sleeper spent (gold answers before established, all answers).
+
+  Measured on demo0 (40 wrong big edits, 4 of them splits, and the 3 right
+  ones; seed 0). Each sleeper answered 48 puzzles (36 secret gold, all right:
+  established after 7, reliability 0.95); the honest players 27-34 of 36
+  right (0.72-0.90). Wrong big edits applied, BIG_RELIABILITY_CAP at the
+  ceiling (off) -> 0.8, for k = 1, 2, 3, 5 sleepers:
+
+  ====== ===== ============== ======================== =======================
+  honest order BIG_APPLY_AGR. uncapped                 cap 0.8
+  ====== ===== ============== ======================== =======================
+  5      mixed 0.667 or 0.75  0%, 0%, 10%, 45%         0%, 0%, 0%, 8%
+  5      first 0.667 or 0.75  0%, 0%, 60%, 98%         0%, 0%, 0%, 10%
+  10     mixed 0.667          0%, 0%, 5%, 22%          0%, 0%, 0%, 0%
+  10     mixed 0.75           0%, 0%, 5%, 20%          0%, 0%, 0%, 2%
+  10     first 0.667 or 0.75  0%, 2%, 62%, 98%         0%, 0%, 0%, 10%
+  ====== ===== ============== ======================== =======================
+
+  The agreement bar never bound: the posterior passed at the sleepers' own
+  votes, while they held nearly all the weight. Uncapped, one sleeper voting
+  first got all 3 right big edits rejected against 10 honest voters (who
+  applied all 3 alone); capped, 1 of 3 (the honest 10 applied 2 of 3 alone).
+  Capped, the wrong edits the honest 5 do not settle stay open (up to 40 of
+  40 at k = 3 first) for the next voters. A sleeper's record barely notices:
+  its reliability after the attack was 0.83-0.95 (settled decisions against
+  its votes), above every honest player's.
+
+Reported per scenario (force, block, harvest): wrong edits applied (crowd puzzles retired "apply"
 whose truth says no), the honest crowd's share of the true gap closed beside
 the run without attackers, attacker votes accepted and how many of them
 counted in a decision (the votes' own record, kept when their puzzle
@@ -22,6 +61,8 @@ retired), and how many attackers were established (counted in consensus) at
 the end.
 
     python bench/bench_attack.py [--accounts 1 5 20] [--cache bench/out/sim] [--quick]
+    python bench/bench_attack.py --sleeper [--honest 5 10] [--sleepers 0 1 2 3 5] [--bars 0.667 0.75]
+                                 [--caps 0.98 0.8] [--orders mixed first] [--targets 20]
 """
 
 from __future__ import annotations
@@ -45,7 +86,8 @@ from bench_simulate import env_for, prepared, serve  # noqa: E402
 from game.app import store as st  # noqa: E402
 from game.app.instance import Instance  # noqa: E402
 from game.app.settings import load_settings  # noqa: E402
-from game.puzzles.edit import edit_if_yes  # noqa: E402
+from game.crowd.reliability import standing  # noqa: E402
+from game.puzzles.edit import Moot, PuzzleEdit, edit_if_yes  # noqa: E402
 from game.simulate import Player  # noqa: E402
 
 
@@ -154,6 +196,179 @@ def scenario(prepared_home: Path, *, accounts: int = 0, mode: str = "none", regi
     return out
 
 
+# --- sleepers: honest until established, then all wrong on the same big edits
+
+PASSWORD = "sleeper-bench-password"
+
+
+class Sleeper(Player):
+    """Answers right (accuracy 1) except on its group's targets, where it answers for the wrong outcome."""
+
+    def __init__(self, url: str, truths, rng: random.Random, targets: set[int], **account):
+        super().__init__(url, 1.0, truths, rng, **account)
+        self.targets = targets
+
+    def answer(self, puzzle: dict) -> str:
+        right = super().answer(puzzle)
+        if puzzle["id"] not in self.targets:
+            return right
+        return "no" if right == "yes" else "yes"
+
+
+def step(player: Player) -> bool:
+    """One puzzle asked for and answered; False when none is left for the player."""
+    before = player.votes
+    player.play(before + 1)
+    return player.votes > before
+
+
+def big_targets(inst: Instance, rng: random.Random, wrong: int) -> tuple[list[int], list[int]]:
+    """Open crowd puzzles whose edit is big (BIG_EDIT_STAKE): ``wrong`` sampled among those whose edit is wrong
+    (every wrong split, then merges), and every right one."""
+    found = {(kind, truth): [] for kind in ("split", "merge") for truth in (False, True)}
+    for p in st.puzzles(inst.store, gold=False):
+        if p["state"] != "open" or p["truth"] is None:
+            continue
+        try:
+            stake = PuzzleEdit.of(p).stake(inst.agglomeration(p["volume"]), inst.supervoxel_sizes(p["volume"]))
+        except Moot:
+            continue
+        if stake >= inst.consensus.big_edit_stake:
+            found[(p["kind"], bool(p["truth"]))].append(p["id"])
+    splits = found[("split", False)][:wrong]
+    merges = rng.sample(found[("merge", False)], min(wrong - len(splits), len(found[("merge", False)])))
+    return sorted(splits + merges), sorted(found[("split", True)] + found[("merge", True)])
+
+
+def gold_until_established(gold: list[bool], settings) -> int | None:
+    """How many secret gold answers the record took to make its player established (None: never)."""
+    return next((i for i in range(1, len(gold) + 1) if standing(gold[:i], [], settings)[1]), None)
+
+
+def sleeper_setup(prepared_home: Path, scratch: Path, *, honest: int, sleepers: int, wrong: int,
+                  seed: int) -> dict:
+    """Honest players and sleepers earn their records on the server while the crowd's puzzles are held back."""
+    home = scratch / "asleep"
+    shutil.copytree(prepared_home, home)
+    inst = Instance(home, load_settings({"HOME": str(home)}, environ={}))
+    wrong_ids, right_ids = big_targets(inst, random.Random(seed), wrong)
+    for p in st.puzzles(inst.store, gold=False):
+        if p["state"] == "open":
+            st.set_puzzle_state(inst.store, p["id"], "expert")  # held back: only known truth is handed out
+    accounts = [f"honest{seed}x{i}" for i in range(honest)] + [f"sleeper{seed}x{i}" for i in range(sleepers)]
+    process, url = serve(home, env_for())
+    try:
+        truths = lambda pid: st.puzzle(inst.store, pid)  # noqa: E731
+        players = [Player(url, 0.8 if name.startswith("honest") else 1.0, truths, random.Random(f"{seed}{name}"),
+                       username=name, password=PASSWORD) for name in accounts]
+        threads = [threading.Thread(target=p.play, args=(10_000,)) for p in players]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for p in players:
+            p.close()
+    finally:
+        process.terminate()
+        process.wait()
+    records = {}
+    for name, p in zip(accounts, players):
+        rows = st.player_votes(inst.store, p.id)
+        gold = [(v["supports_edit"] == 1) == bool(v["truth"]) for v in rows
+                if v["gold"] and not v["teach"] and v["supports_edit"] is not None]
+        reliability, established = st.standings(inst.store, [p.id])[p.id]
+        records[name] = {"id": p.id, "answers": len(rows), "gold": len(gold), "gold_right": sum(gold),
+                         "gold_to_establish": gold_until_established(gold, inst.consensus),
+                         "reliability": reliability, "established": established}
+    for pid in wrong_ids + right_ids:
+        st.set_puzzle_state(inst.store, pid, "open")
+    inst.store.close()
+    return {"home": home, "accounts": accounts, "records": records, "wrong": wrong_ids, "right": right_ids}
+
+
+def sleeper_attack(asleep: dict, *, sleepers: int, order: str, bar: float, cap: float, seed: int) -> dict:
+    """The first ``sleepers`` sleepers and every honest player vote on the targets; what the crowd decided."""
+    scratch = Path(tempfile.mkdtemp(prefix="pq-sleeper-"))
+    home = scratch / "instance"
+    shutil.copytree(asleep["home"], home)
+    inst = Instance(home, load_settings({"HOME": str(home)}, environ={}))
+    truths = lambda pid: st.puzzle(inst.store, pid)  # noqa: E731
+    targets = set(asleep["wrong"] + asleep["right"])
+    honest = [a for a in asleep["accounts"] if a.startswith("honest")]
+    group = [a for a in asleep["accounts"] if a.startswith("sleeper")][:sleepers]
+    process, url = serve(home, env_for({"PROOFQUEST_BIG_APPLY_AGREEMENT": str(bar),
+                                        "PROOFQUEST_BIG_RELIABILITY_CAP": str(cap),
+                                        "PROOFQUEST_LIVING_POOL": "0"}))
+    rng = random.Random(seed)
+    try:
+        account = dict(password=PASSWORD, returning=True)
+        voters = [Player(url, 0.8, truths, random.Random(f"{seed}{n}b"), username=n, **account) for n in honest]
+        wakers = [Sleeper(url, truths, random.Random(f"{seed}{n}b"), targets, username=n, **account) for n in group]
+        if order == "first":
+            for v in wakers + voters:
+                v.play(10_000)
+        else:
+            active = voters + wakers
+            while active:
+                v = rng.choice(active)
+                if not step(v):
+                    active.remove(v)
+        for v in voters + wakers:
+            v.close()
+    finally:
+        process.terminate()
+        process.wait()
+    rows = {p["id"]: p for p in st.puzzles(inst.store, gold=False)}
+    wrong, right = [rows[i] for i in asleep["wrong"]], [rows[i] for i in asleep["right"]]
+    ids = [asleep["records"][n]["id"] for n in group]
+    out = {"honest": len(honest), "sleepers": sleepers, "order": order, "bar": bar, "cap": cap,
+           "wrong_targets": len(wrong), "right_targets": len(right),
+           "forced": sum(p["state"] == "retired" and p["decision"] == 1 for p in wrong),
+           "wrong_to_expert": sum(p["state"] == "expert" for p in wrong),
+           "wrong_open": sum(p["state"] == "open" for p in wrong),
+           "blocked": sum(p["state"] == "retired" and p["decision"] == 0 for p in right),
+           "right_applied": sum(p["state"] == "retired" and p["decision"] == 1 for p in right),
+           "right_to_expert": sum(p["state"] == "expert" for p in right),
+           "votes_per_target": sum(p["n_votes"] for p in wrong + right) / max(1, len(wrong) + len(right)),
+           "sleeper_reliability_after": [round(r, 3) for r, _ in st.standings(inst.store, ids).values()]}
+    inst.store.close()
+    shutil.rmtree(scratch, ignore_errors=True)
+    return out
+
+
+def sleeper_main(args, home: Path) -> None:
+    results = []
+    for honest in args.honest:
+        scratch = Path(tempfile.mkdtemp(prefix="pq-asleep-"))
+        try:
+            asleep = sleeper_setup(home, scratch, honest=honest, sleepers=max(args.sleepers), wrong=args.targets,
+                                   seed=args.seed)
+            for name, r in asleep["records"].items():
+                print(f"{name:<14} answers {r['answers']:>3}  secret gold {r['gold_right']:>2}/{r['gold']:<2} "
+                      f"established after {r['gold_to_establish']} gold  reliability {r['reliability']:.3f} "
+                      f"established {r['established']}", flush=True)
+            print(f"targets: {len(asleep['wrong'])} wrong big edits, {len(asleep['right'])} right ones", flush=True)
+            for cap in args.caps:
+                for bar in args.bars:
+                    for order in args.orders:
+                        for k in args.sleepers:
+                            if order == "first" and k == 0:
+                                continue
+                            r = sleeper_attack(asleep, sleepers=k, order=order, bar=bar, cap=cap, seed=args.seed)
+                            r["cost"] = {n: asleep["records"][n] for n in asleep["accounts"]
+                                         if n.startswith("sleeper")}
+                            results.append(r)
+                            print(f"honest {honest:>2} cap {cap:.2f} bar {bar:.3f} {order:<5} k {k}  wrong applied "
+                                  f"{r['forced']:>2}/{r['wrong_targets']} ({r['forced'] / r['wrong_targets']:.0%}) "
+                                  f"to experts {r['wrong_to_expert']:>2} open {r['wrong_open']}  right rejected "
+                                  f"{r['blocked']}/{r['right_targets']} applied {r['right_applied']} experts "
+                                  f"{r['right_to_expert']}  votes/target {r['votes_per_target']:.1f}  sleepers' "
+                                  f"reliability after {r['sleeper_reliability_after']}", flush=True)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    print(json.dumps(results, default=str))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--accounts", type=int, nargs="+", default=[1, 5, 20])
@@ -162,8 +377,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="only 20 guests forcing and blocking, and the baseline")
     parser.add_argument("--modes", nargs="+", choices=["force", "block"], default=["force", "block"])
+    parser.add_argument("--sleeper", action="store_true", help="the sleeper attack instead (the options below)")
+    parser.add_argument("--honest", type=int, nargs="+", default=[5, 10], help="established honest voters")
+    parser.add_argument("--sleepers", type=int, nargs="+", default=[0, 1, 2, 3, 5])
+    parser.add_argument("--bars", type=float, nargs="+", default=[0.667, 0.75], help="BIG_APPLY_AGREEMENT")
+    parser.add_argument("--caps", type=float, nargs="+", default=[0.98, 0.8],
+                        help="BIG_RELIABILITY_CAP (0.98, the ceiling: off)")
+    parser.add_argument("--orders", nargs="+", choices=["mixed", "first"], default=["mixed", "first"])
+    parser.add_argument("--targets", type=int, default=20, help="wrong big edits aimed at")
     args = parser.parse_args()
     home = prepared(args.cache, args.volume, 20)
+    if args.sleeper:
+        sleeper_main(args, home)
+        return
     runs = [dict()]
     if args.quick:
         runs += [dict(accounts=20, mode="force"), dict(accounts=20, mode="block")]

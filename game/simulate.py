@@ -85,8 +85,9 @@ class Player:
     """One simulated player: an HTTP session for log-in and a Socket.IO client for play."""
 
     def __init__(self, url: str, accuracy: float, truths, rng: random.Random, *, username: str | None = None,
-                 hard_accuracy: float | None = None):
-        """A guest, or with ``username`` a registered player (signed up with a random password); it answers
+                 hard_accuracy: float | None = None, password: str | None = None, returning: bool = False):
+        """A guest, or with ``username`` a registered player: signed up (with ``password``, else a random one),
+        or with ``returning`` logged in again to that account (a later session of the same player); it answers
         puzzles hard to judge by looking with ``hard_accuracy`` (default ``accuracy``)."""
         self.url, self.accuracy, self.truths, self.rng = url.rstrip("/"), accuracy, truths, rng
         self.hard_accuracy = accuracy if hard_accuracy is None else hard_accuracy
@@ -96,8 +97,9 @@ class Player:
         if username is None:
             reply = self.http.post(f"{self.url}/auth/guest", headers=headers, timeout=30)
         else:
-            reply = self.http.post(f"{self.url}/auth/register", headers=headers, timeout=30,
-                                   json={"username": username, "password": f"pw-{rng.getrandbits(64):x}"})
+            reply = self.http.post(f"{self.url}/auth/{'login' if returning else 'register'}", headers=headers,
+                                   timeout=30, json={"username": username,
+                                                     "password": password or f"pw-{rng.getrandbits(64):x}"})
         if reply.status_code != 200:
             raise ProofQuestError(f"could not log in at {self.url}: {reply.status_code} {reply.text[:200]}")
         self.id = reply.json()["player"]["id"]
