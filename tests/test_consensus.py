@@ -124,9 +124,37 @@ def test_a_big_edit_needs_more_certainty_than_a_small_one():
     assert decide(fifteen, [0.8] * 15, 0.5, settings, stake=0.02).state == "expert"
 
 
+def test_a_vote_on_a_big_edit_weighs_at_most_one_at_the_cap():
+    settings = ConsensusSettings(min_votes=3, big_apply_confidence=0.995, big_edit_stake=0.005,
+                                 big_apply_agreement=0.75, big_max_votes=25, prior_weight=0.0,
+                                 big_reliability_cap=0.8)
+    uncapped = ConsensusSettings(**{**settings.__dict__, "big_reliability_cap": 0.98})
+    # three votes at 0.95 (log-odds 8.8) apply a small edit, and a big one only without the cap (3 x 1.39 = 4.2)
+    three = [SUPPORT] * 3
+    assert decide(three, [0.95] * 3, 0.5, settings, stake=0.001).answer is True
+    assert decide(three, [0.95] * 3, 0.5, uncapped, stake=0.02).answer is True
+    capped = decide(three, [0.95] * 3, 0.5, settings, stake=0.02)
+    assert (capped.state, capped.posterior) == ("open", pytest.approx(0.8 ** 3 / (0.8 ** 3 + 0.2 ** 3)))
+    # the agreement is taken on the capped weights too: 8 votes at 0.95 against 4 at 0.8 hold 81% of the
+    # uncapped weight but two thirds of the capped one, under the bar of 0.75
+    divided = [SUPPORT] * 8 + [OPPOSE] * 4
+    weights = [0.95] * 8 + [0.8] * 4
+    assert decide(divided, weights, 0.5, uncapped, stake=0.02).answer is True
+    contested = decide(divided, weights, 0.5, settings, stake=0.02)
+    assert (contested.state, contested.contested) == ("expert", True)
+    # against a big edit too: two votes at 0.95 outweigh one at 0.75 enough to reject it only uncapped
+    against = [OPPOSE, OPPOSE, SUPPORT]
+    assert decide(against, [0.95, 0.95, 0.75], 0.5, uncapped, stake=0.02).answer is False
+    assert decide(against, [0.95, 0.95, 0.75], 0.5, settings, stake=0.02).state == "open"
+    # votes under the cap count as before
+    assert decide(three, [0.7] * 3, 0.5, settings, stake=0.02).posterior == \
+        pytest.approx(decide(three, [0.7] * 3, 0.5, uncapped, stake=0.02).posterior)
+
+
 def test_a_big_edit_needs_broad_agreement_and_a_rejection_does_not():
     settings = ConsensusSettings(min_votes=3, big_apply_confidence=0.995, big_edit_stake=0.005,
-                                 big_apply_agreement=0.75, big_max_votes=25, prior_weight=0.0)
+                                 big_apply_agreement=0.75, big_max_votes=25, prior_weight=0.0,
+                                 big_reliability_cap=0.98)  # the cap is tested apart
     # unsure votes and votes at the reliability floor weigh nothing; a 0.9 vote weighs twice a 0.75 one
     assert agreement([SUPPORT, OPPOSE, UNSURE], [0.9, 0.75, 0.9], settings) == pytest.approx(2 / 3)
     assert agreement([SUPPORT, OPPOSE], [0.5, 0.9], settings) == 0.0

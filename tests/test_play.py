@@ -302,6 +302,39 @@ def test_a_big_edit_waits_for_more_votes_than_a_small_one(inst):
     assert st.edit_count(inst.store, "demo") == 1
 
 
+def test_sleepers_with_a_long_record_cannot_outvote_the_crowd_on_a_big_edit(inst):
+    # three accounts that earned a reliability of 0.95 (sleepers) all support a wrong merge, then honest
+    # players at 0.75 oppose it; every edit is big here
+    inst.settings.update(BIG_EDIT_STAKE=0.0)
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    wrong = [ids[i] for i, p in enumerate(puzzles) if p["kind"] == "merge" and not p["truth"]][:2]
+    sleepers, honest = _crowd(inst, 3), _crowd(inst, 6)
+    establish(inst, sleepers, 0.95)
+    establish(inst, honest, 0.75)
+    # uncapped (BIG_RELIABILITY_CAP at the ceiling), their third vote applies it: 3 x logit(0.95) = 8.8
+    inst.settings.update(BIG_RELIABILITY_CAP=inst.settings["RELIABILITY_CEILING"])
+    replies = [vote(inst, s["id"], wrong[0], "yes")["reply"] for s in sleepers]
+    assert replies[-1]["retired"] == {"decision": True, "confidence": pytest.approx(1.0, abs=1e-3), "won": True}
+    assert [e["puzzle_id"] for e in st.edits(inst.store, "demo")] == [wrong[0]]
+    # each vote on a big edit weighs at most one at 0.8 (the default): three such votes (4.2, with the score's
+    # prior 4.4) are not enough, and six honest players (1.1 each) reject it
+    inst.settings.update(BIG_RELIABILITY_CAP=0.8)
+    replies = [vote(inst, s["id"], wrong[1], "yes")["reply"] for s in sleepers]
+    assert [r["retired"] for r in replies] == [None] * 3
+    assert st.puzzle(inst.store, wrong[1])["state"] == "open"
+    replies = [vote(inst, h["id"], wrong[1], "no")["reply"] for h in honest]
+    assert replies[-1]["retired"]["decision"] is False and [r["retired"] for r in replies[:-1]] == [None] * 5
+    assert [e["puzzle_id"] for e in st.edits(inst.store, "demo")] == [wrong[0]]
+    # nor can two of them reject a right merge that an honest player supports
+    right = next(ids[i] for i, p in enumerate(puzzles) if p["kind"] == "merge" and p["truth"])
+    replies = [vote(inst, p["id"], right, answer)["reply"] for p, answer in zip(
+        [sleepers[0], honest[0], sleepers[1]], ["no", "yes", "no"])]
+    assert [r["retired"] for r in replies] == [None] * 3
+    # (uncapped, the next vote would leave it rejected, even one for it)
+    inst.settings.update(BIG_RELIABILITY_CAP=inst.settings["RELIABILITY_CEILING"])
+    assert vote(inst, honest[1]["id"], right, "yes")["reply"]["retired"]["decision"] is False
+
+
 def test_a_puzzle_that_retired_is_never_turned_moot(inst):
     ids, _ = oracle_puzzles(inst, gold_every=1000)
     with inst.store.write():

@@ -59,6 +59,7 @@ class ConsensusSettings:
     big_apply_confidence: float = setting_field("BIG_APPLY_CONFIDENCE")
     big_max_votes: int = setting_field("BIG_MAX_VOTES")
     big_apply_agreement: float = setting_field("BIG_APPLY_AGREEMENT")
+    big_reliability_cap: float = setting_field("BIG_RELIABILITY_CAP")
     prior_weight: float = setting_field("PRIOR_WEIGHT")
     reliability_prior_correct: float = setting_field("RELIABILITY_PRIOR_CORRECT")
     reliability_prior_wrong: float = setting_field("RELIABILITY_PRIOR_WRONG")
@@ -87,6 +88,8 @@ class ConsensusSettings:
              "need RELIABILITY_PRIOR_CORRECT > 0 and RELIABILITY_PRIOR_WRONG > 0"),
             (0.5 <= self.reliability_floor < self.reliability_ceiling < 1,
              "need 0.5 <= RELIABILITY_FLOOR < RELIABILITY_CEILING < 1"),
+            (self.reliability_floor < self.big_reliability_cap <= self.reliability_ceiling,
+             "need RELIABILITY_FLOOR < BIG_RELIABILITY_CAP <= RELIABILITY_CEILING"),
         )
         for ok, rule in checks:
             if not ok:
@@ -258,11 +261,14 @@ def decide(answers, reliabilities, prior: float,
     edit or ``retire_confidence`` against it: the bar is higher for changing
     the segmentation than for leaving it, since the two mistakes do not cost
     the same. A big edit (``stake`` of at least ``big_edit_stake``: the share
-    of same-segment voxel pairs it moves) needs ``big_apply_confidence`` and
-    broad agreement: at least ``big_apply_agreement`` of the counted votes'
-    weight (:func:`agreement`) for it; a big edit whose posterior passes
-    without that goes to the expert queue at once, ``contested`` (rejections
-    need no agreement: leaving the segmentation as it is changes nothing).
+    of same-segment voxel pairs it moves) counts each vote at most as a vote
+    of reliability ``big_reliability_cap``, for and against it (no few
+    accounts with a long record outweigh the crowd on it), and needs
+    ``big_apply_confidence`` and broad agreement: at least
+    ``big_apply_agreement`` of the counted votes' weight (:func:`agreement`)
+    for it; a big edit whose posterior passes without that goes to the
+    expert queue at once, ``contested`` (rejections need no agreement:
+    leaving the segmentation as it is changes nothing).
     After ``max_votes`` counted answers (``big_max_votes`` for a big edit)
     without a decision it goes to the expert queue too. Cost is O(votes on
     this puzzle), so the server can call it inside each vote's transaction.
@@ -278,8 +284,10 @@ def decide(answers, reliabilities, prior: float,
         counted = np.asarray(counted, dtype=bool)
         answers, reliabilities = answers[counted], reliabilities[counted]
     support, oppose, unsure = _counts(answers)
-    p_edit = posterior(answers, reliabilities, prior, settings)
     big = stake >= settings.big_edit_stake
+    if big:
+        reliabilities = np.minimum(reliabilities, settings.big_reliability_cap)
+    p_edit = posterior(answers, reliabilities, prior, settings)
     apply_bar = settings.big_apply_confidence if big else settings.apply_confidence
     decisive = p_edit >= apply_bar or 1.0 - p_edit >= settings.retire_confidence
     decision = _rule(p_edit, decisive, support + oppose, unsure, settings,

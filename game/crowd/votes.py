@@ -94,9 +94,9 @@ def _decide(inst, puzzle: dict) -> cs.Decision:
     if inst.settings["CONSENSUS_RULE"] == "majority":
         return cs.majority_decide(values, weights, puzzle["score"], settings)
     decision = cs.decide(values, weights, puzzle["score"], settings, counted=counted)
-    if decision.answer or decision.state == "expert":
-        # about to edit or give up: a big edit needs more certainty and may take more votes
-        # (sizes are only looked at now)
+    if decision.state != "open":
+        # about to decide or give up: on a big edit no vote weighs more than one at BIG_RELIABILITY_CAP, and
+        # applying it needs more certainty and may take more votes (sizes are only looked at now)
         stake = PuzzleEdit.of(puzzle).stake(inst.agglomeration(puzzle["volume"]),
                                            inst.supervoxel_sizes(puzzle["volume"]))
         decision = cs.decide(values, weights, puzzle["score"], settings, stake=stake, counted=counted)
@@ -223,7 +223,8 @@ def expert_queue(inst) -> list[dict]:
     """The puzzles waiting for an expert, each with its votes, question and the counted votes' agreement.
 
     ``agreement`` is the share of the counted votes' weight that supports the
-    edit (:func:`game.crowd.consensus.agreement`); ``contested`` says the
+    edit (:func:`game.crowd.consensus.agreement`), each vote weighing at most
+    as one at ``BIG_RELIABILITY_CAP`` as on a big edit; ``contested`` says the
     crowd's posterior favoured the edit (at least ``APPLY_CONFIDENCE``) while
     its voters were divided (agreement under ``BIG_APPLY_AGREEMENT``): a big
     edit sent here instead of being applied.
@@ -234,6 +235,7 @@ def expert_queue(inst) -> list[dict]:
         p["votes"] = st.puzzle_votes(inst.store, p["id"])
         p["question"] = question_for(p["kind"])
         values, weights, counted = _ballots(inst, p)
+        weights = [min(w, settings.big_reliability_cap) for w in weights]
         p["agreement"] = cs.agreement(values, weights, settings, counted=counted)
         p["contested"] = (p["posterior"] or 0.0) >= settings.apply_confidence \
             and p["agreement"] < settings.big_apply_agreement
