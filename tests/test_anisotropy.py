@@ -16,7 +16,7 @@ from game.puzzles.framing import (
     frame_across_sections,
     frame_decision,
     frame_spec,
-    key_slice_range,
+    inside_share,
     slices_for_anisotropy,
 )
 from game.segmentation.merging import agglomerate, section_linkage
@@ -121,7 +121,8 @@ def test_frames_keep_their_depth_and_field_of_view_in_nanometres():
     assert frame_spec((30, 6, 6)) == FrameSpec() == frame_spec(None)
     assert frame_spec((50, 4.6, 4.6)) == FrameSpec(5, (128, 256))  # 576..1152 nm, in 16-voxel steps
     assert frame_spec((40, 2, 2)).window == (288, 384)  # never wider than the image's pixels
-    assert list(key_slice_range(20, 5)) == list(range(2, 18))
+    assert inside_share(2, 20, 5) == inside_share(17, 20, 5) == 1.0  # a stack of 5 around sections 2..17
+    assert inside_share(0, 20, 5) == inside_share(19, 20, 5) == 3 / 5  # two sections of padding
 
 
 def test_a_stack_of_fewer_sections_opens_on_its_middle():

@@ -79,18 +79,25 @@ def test_a_contact_near_the_volume_edge_is_framed_at_least_the_margin_inside():
     assert frame.margin_px >= MARGIN_PX
 
 
-def test_a_contact_only_at_the_volume_edge_cannot_be_shown():
+def test_a_contact_only_at_the_volume_side_cannot_be_shown():
     a, b = np.zeros((20, 200, 200), bool), np.zeros((20, 200, 200), bool)
     a[:, 50:150, 190:197] = True
-    b[:, 50:150, 197:] = True  # the contact lies 2 voxels from the face
+    b[:, 50:150, 197:] = True  # the contact lies 2 voxels from the face: a sliver along the side
     assert max_side_for_edge(2) < WINDOW_LIMITS[0]
     assert frame_of(a, b, (10, 100, 197)) is None
 
 
-def test_sections_too_close_to_the_volume_faces_are_never_the_key_slice():
+def test_a_contact_only_on_the_first_sections_is_framed_with_the_stack_padded_before_them():
     a, b = touching_halves()
     a[KEY:] = b[KEY:] = False  # the parts touch only on the first three sections
-    assert frame_of(a, b, (1, 100, 100)) is None
+    frame = frame_of(a, b, (1, 100, 100))
+    assert frame is not None and frame.point[0] < KEY and frame.key == KEY and frame.start[0] < 0
+
+
+def test_a_stack_inside_the_volume_is_taken_over_a_padded_one_that_shows_the_contact_as_well():
+    a, b = touching_halves()  # the same contact on every section
+    for z in (0, 1, 18, 19):
+        assert frame_of(a, b, (z, 100, 100)).box.start[0] >= 0 and frame_of(a, b, (z, 100, 100)).box.stop[0] <= 20
 
 
 def test_a_volume_thinner_than_the_stack_is_padded_around_the_key_slice():
