@@ -20,7 +20,6 @@ from game.puzzles.framing import (
     centred_frame,
     frame_across_sections,
     frame_decision,
-    max_side_for_edge,
     view_frame,
     view_region,
 )
@@ -79,12 +78,17 @@ def test_a_contact_near_the_volume_edge_is_framed_at_least_the_margin_inside():
     assert frame.margin_px >= MARGIN_PX
 
 
-def test_a_contact_only_at_the_volume_side_cannot_be_shown():
+def test_a_contact_only_at_the_volume_side_is_framed_and_drawn_centred_past_the_side():
     a, b = np.zeros((20, 200, 200), bool), np.zeros((20, 200, 200), bool)
-    a[:, 50:150, 190:197] = True
-    b[:, 50:150, 197:] = True  # the contact lies 2 voxels from the face: a sliver along the side
-    assert max_side_for_edge(2) < WINDOW_LIMITS[0]
-    assert frame_of(a, b, (10, 100, 197)) is None
+    a[:, 50:150, 180:197] = True
+    b[:, 50:150, 197:] = True  # the contact lies 2 voxels from the face x = 199
+    frame = frame_of(a, b, (10, 100, 197))
+    assert frame is not None and frame.point[2] in (196, 197) and frame.box.stop[2] == 200
+    view = view_of(frame, a, b)
+    assert on_border(view.point, a, b)
+    y, x = point_in_image(view)
+    assert abs(x - OUT_SIZE / 2) <= view.scale and abs(y - OUT_SIZE / 2) <= view.scale  # centred, not at the edge
+    assert view.box.stop[2] > 200  # past the volume's side: drawn as padding
 
 
 def test_a_contact_only_on_the_first_sections_is_framed_with_the_stack_padded_before_them():

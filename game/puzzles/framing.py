@@ -9,8 +9,7 @@ their contact:
   contact is seen best: where the smaller part is largest on screen, with the
   contact at least a few pixels long;
 * the *decision point* is the contact pixel of that slice where both parts are
-  thickest, at least ``MARGIN_PX`` displayed pixels inside every edge of the
-  image;
+  thickest;
 * the in-plane window is square, about ``ZOOM`` times the smaller part's
   width (so that part spans about a quarter of the image), within
   ``WINDOW_LIMITS`` and never wider than the volume;
@@ -35,14 +34,12 @@ smaller part's piece there keeps ``VIEW_MARGIN`` of the window free on every
 side. Where that window reaches past the volume's side, the padding is drawn
 as such: the spot is never pushed to the image's edge.
 
-A candidate whose contact lies nowhere far enough inside the volume's side
-gets no frame and is not made into a puzzle: it would be a sliver along the
-side, half the picture padding (on demo seed 1 after a crowd's run, 15 of
-the 23 correct candidates a scan of what was left found lay within 5 voxels
-of the side; framed there, 12 of them were slivers or gaps at the edge, and
-their 4 judgeable ones together closed 0.3% of the VI gap). A contact on the
-volume's first or last sections is framed, the stack padded past them. The
-frame is computed once, when the
+A contact at the volume's side is framed like any other: the view centres
+it, the padding past the side drawn as such (until stop 23 a contact within
+about 5 voxels of the side got no frame and never became a puzzle: on demo
+seed 1 after a crowd's run, 15 of the 23 correct candidates a scan of what
+was left found lay there). A candidate whose parts do not touch near its
+location gets no frame and is not made into a puzzle. The frame is computed once, when the
 puzzle is made, and stored with it (:meth:`Frame.to_dict`), so its images
 never change and can be rendered ahead of time. It also carries what a
 person needs to judge the puzzle by looking (:mod:`game.puzzles.looking`):
@@ -260,15 +257,6 @@ def _touching(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def max_side_for_edge(distance: int) -> int:
-    """The widest window that keeps a point ``distance`` voxels from a volume face ``MARGIN_PX`` inside.
-
-    With the window flush against that face, the point's centre lies
-    ``(distance + 0.5) * OUT_SIZE / side`` displayed pixels inside it.
-    """
-    return int((distance + 0.5) * OUT_SIZE / MARGIN_PX)
-
-
 def inside_share(z: int, depth: int, slices: int = SLICES) -> float:
     """Share of a stack of ``slices`` sections with its key slice ``z`` in the middle that lies inside a volume
     of ``depth`` sections (the rest is padding)."""
@@ -302,8 +290,7 @@ def frame_decision(part_a: np.ndarray, part_b: np.ndarray, region: BBox, volume_
     Returns
     -------
     Frame or None
-        None when no section in the region shows the two parts touching at a
-        point that can be framed ``MARGIN_PX`` inside the image.
+        None when no section in the region shows the two parts touching near ``location``.
     """
     depth, height, width = (int(n) for n in volume_shape)
     contact = (part_a & _touching(part_b)) | (part_b & _touching(part_a))
@@ -332,25 +319,21 @@ def _frame_on_slice(part_a, part_b, contact, k, region: BBox, plane, location, s
     """
     depth, height, width = plane
     z0, y0, x0 = region.start
-    # the contact pixels near the location and far enough from the volume's sides for the narrowest window
+    # the contact pixels near the location (at the volume's side too: the view is centred, padded past it)
     ys, xs = np.nonzero(contact[k])
     vy, vx = ys + y0, xs + x0
-    edge = np.minimum.reduce([vy, height - 1 - vy, vx, width - 1 - vx])
-    narrowest = min(spec.window[0], height, width)
-    room = (edge + 0.5) * OUT_SIZE / MARGIN_PX >= narrowest
-    if location is not None:
-        room &= np.maximum(np.abs(vy - location[1]), np.abs(vx - location[2])) <= SEARCH_YX
-    if not room.any():
+    near = np.ones(ys.shape, bool) if location is None else \
+        np.maximum(np.abs(vy - location[1]), np.abs(vx - location[2])) <= SEARCH_YX
+    if not near.any():
         return None
-    ys, xs, edge = ys[room], xs[room], edge[room]
+    ys, xs = ys[near], xs[near]
     thickness = _thickness(part_a[k], part_b[k + across], ys, xs)
     if location is not None:  # among equally thick contact pixels, the nearest to the location
         thickness = thickness - 1e-6 * np.hypot(ys + y0 - location[1], xs + x0 - location[2])
     pick = int(np.argmax(thickness))
-    py, px, pe = int(ys[pick]), int(xs[pick]), int(edge[pick])
-    side = _side(part_a[k], part_b[k + across], py, px, spec.window)
-    side = min(side, max_side_for_edge(pe) // 2 * 2, height, width)
-    side = max(side, narrowest)
+    py, px = int(ys[pick]), int(xs[pick])
+    narrowest = min(spec.window[0], height, width)
+    side = max(min(_side(part_a[k], part_b[k + across], py, px, spec.window), height, width), narrowest)
     point = (k + z0, py + y0, px + x0)
     start = (spec.start(point[0], depth), _window_start(point[1], side, height), _window_start(point[2], side, width))
     return _measure(part_a, part_b, contact, region, start, side, point, spec.slices, across, plane)
@@ -539,8 +522,8 @@ def frame_across_sections(part_a: np.ndarray, part_b: np.ndarray, region: BBox, 
     Returns
     -------
     Frame or None
-        With ``across`` = ``gap``; None when no overlap can be framed ``MARGIN_PX``
-        inside the image, or the stack would exceed ``MAX_SLICES``.
+        With ``across`` = ``gap``; None when the parts' profiles lie over one another nowhere near
+        ``location``, or the stack would exceed ``MAX_SLICES``.
     """
     spec = spec.spanning(gap) if gap > 1 else spec
     if spec.slices > MAX_SLICES:
