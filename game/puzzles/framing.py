@@ -205,6 +205,9 @@ class Frame:
         Across a gap (``across`` > 1): the length on screen of the two parts' profiles (on their two
         sections) that lies within ``FACE_VOXELS`` of the volume's side, the longer of the two. A neurite
         there may leave the volume in the gap and come back: the images cannot tell.
+    side_voxels : int or None
+        In-plane voxels from the decision point to the volume's nearest side (None: not measured, a frame
+        stored before stop 23).
     """
 
     start: tuple[int, int, int]
@@ -219,6 +222,7 @@ class Frame:
     slices: int = SLICES
     across: int = 0
     face_px: float = 0.0
+    side_voxels: int | None = None
 
     @property
     def box(self) -> BBox:
@@ -244,7 +248,8 @@ class Frame:
                    width_px=float(data["width_px"]), contact_px=float(data["contact_px"]),
                    both_slices=int(data["both_slices"]), enclosure=float(data["enclosure"]),
                    slices=int(data.get("slices", SLICES)), across=int(data.get("across", 0)),
-                   face_px=float(data.get("face_px", 0.0)))
+                   face_px=float(data.get("face_px", 0.0)),
+                   side_voxels=None if data.get("side_voxels") is None else int(data["side_voxels"]))
 
 
 def _touching(mask: np.ndarray) -> np.ndarray:
@@ -425,7 +430,9 @@ def _measure(part_a, part_b, contact, region: BBox, start, side, point, slices: 
                                                              round(areas[1] * scale ** 2, 1)),
                  width_px=round(_width(small) * scale, 1),
                  contact_px=round(contact * scale, 1), both_slices=int(shown.sum()),
-                 enclosure=round(enclosure, 3), slices=int(slices), across=int(across), face_px=round(face, 1))
+                 enclosure=round(enclosure, 3), slices=int(slices), across=int(across), face_px=round(face, 1),
+                 side_voxels=None if plane is None else int(min(point[1], plane[-2] - 1 - point[1], point[2],
+                                                                plane[-1] - 1 - point[2])))
 
 
 def centred_frame(location: Sequence[int], volume_shape: Sequence[int], spec: FrameSpec = FrameSpec()) -> Frame:
