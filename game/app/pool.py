@@ -15,6 +15,14 @@ puzzles; a waiting candidate whose segments an edit changed is dropped (the
 rescan of those segments finds what is still to ask). Assignment hands out
 the most valuable open puzzles first.
 
+Rescans follow decisions on the server's worker (:meth:`Pool.rescan_later`): a
+crowd decides faster than a volume's segments are scanned, so the rescans
+that queue up behind one another run as one scan of all their segments
+(20 simulated players on the demo made about 1,050 decisions in two minutes;
+one rescan per decision ran 393 of them, 37%, before the players had nothing
+left and went: the segments the rest concerned, a big false merge's next
+cut among them, were never asked about).
+
 First start (:meth:`Pool.prepare_volume`): the candidates with known truth
 become practice, teach and gold puzzles, are rendered while the segmentation
 is as they show it, and their correct edits are applied as known answers;
@@ -53,6 +61,8 @@ class Pool:
         self._lock = threading.Lock()  # one rescan at a time per process: they read and insert the same rows
         self._waiting: dict[str, list[dict]] = {}  # candidates kept out by POOL_OPEN, best first, per volume
         self._scanned: set[str] = set()  # volumes scanned whole by this process (what waits is known)
+        self._pending: dict[str, list[tuple[dict, int | None]]] = {}  # decisions whose rescan has not run
+        self._pending_lock = threading.Lock()
 
     # --- reading what a volume keeps --------------------------------------------------
 
@@ -223,6 +233,19 @@ class Pool:
                     separated.append((int(puzzle["anchors"][0]), int(puzzle["anchors"][1])))
         return Decided(tuple(joined), tuple(separated))
 
+    def rescan_later(self, name: str, puzzle: dict, edit_seq: int | None) -> None:
+        """A puzzle left the open state (``edit_seq``: the edit it applied): its rescan runs on the worker
+        (:meth:`game.app.instance.Instance.later`), together with those of every decision made before it runs."""
+        with self._pending_lock:
+            self._pending.setdefault(name, []).append((puzzle, edit_seq))
+        self.inst.later(self._rescan_pending, name)
+
+    def _rescan_pending(self, name: str) -> int:
+        """The rescan of every decision of volume ``name`` noted since the last one ran, as one."""
+        with self._pending_lock:
+            items = self._pending.pop(name, [])
+        return self.after_decisions(name, items) if items else 0
+
     def after_decision(self, name: str, puzzle: dict, edit_seq: int | None) -> int:
         """Scan the segments a decided puzzle concerns again; returns the puzzles added.
 
@@ -232,18 +255,24 @@ class Pool:
         sent to the expert queue, changes nothing, but leaves its place to a
         candidate that waited (``POOL_OPEN``).
         """
+        return self.after_decisions(name, [(puzzle, edit_seq)])
+
+    def after_decisions(self, name: str, decisions) -> int:
+        """:meth:`after_decision` for several ``(puzzle, edit_seq)`` at once: one scan of all their segments."""
         if not self.inst.settings["LIVING_POOL"]:
             return 0
         agg = self.inst.agglomeration(name)
-        if edit_seq is not None:
-            edit = agg.edits[edit_seq] if edit_seq < len(agg.edits) else None
-            segments = {agg.segment_of(int(edit.supervoxels[0]))} if edit is not None else set()
-            if edit is not None and edit.kind == "split":
+        segments = set()
+        for puzzle, edit_seq in decisions:
+            if edit_seq is not None:
+                edit = agg.edits[edit_seq] if edit_seq < len(agg.edits) else None
+                if edit is not None:
+                    segments.add(agg.segment_of(int(edit.supervoxels[0])))
+                    if edit.kind == "split":
+                        segments.add(agg.segment_of(int(puzzle["anchors"][0])))
+            elif puzzle["kind"] == "split":  # retired or sent to the experts (called once it left the open state)
                 segments.add(agg.segment_of(int(puzzle["anchors"][0])))
-        elif puzzle["kind"] == "split":  # retired or sent to the experts (called once it left the open state)
-            segments = {agg.segment_of(int(puzzle["anchors"][0]))}
-        else:
-            segments = set()  # a rejected merge changes nothing, but its place may go to a waiting candidate
+            # a rejected merge changes nothing, but its place may go to a waiting candidate
         if not segments and not self._waiting.get(name):
             if name in self._scanned or not self._room(name) or not st.waiting_candidates(self.inst.store, name):
                 return 0
@@ -251,7 +280,7 @@ class Pool:
         try:
             return self.refill(name, segments=segments)
         except Exception:  # a decision is committed already; a failed rescan must not turn it into an error
-            log.exception("rescanning volume %r after puzzle %s failed", name, puzzle["id"])
+            log.exception("rescanning volume %r after puzzles %s failed", name, [p["id"] for p, _ in decisions])
             return 0
 
     def prepare_volume(self, name: str, *, progress=None) -> int:

@@ -189,7 +189,7 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
     # rescans and refits follow the decision without delaying its answer (on the server's worker); a puzzle
     # that retired or went to the experts also leaves its place to a waiting candidate
     if left_open:
-        inst.later(inst.pool.after_decision, puzzle["volume"], puzzle, edit_seq)
+        inst.pool.rescan_later(puzzle["volume"], puzzle, edit_seq)
     if retired is not None:
         inst.later(promote_settled, inst, puzzle["volume"])
     refit_if_due(inst, vote_id)  # the vote's id counts the votes: one vote reaches each multiple
@@ -260,7 +260,7 @@ def expert_decide(inst, admin_id: int, puzzle_id, decision) -> dict:
                                  provenance={"puzzle": puzzle_id, "source": "expert", "expert": admin_id}) \
             if apply else None
         st.set_puzzle_state(inst.store, puzzle_id, "retired", decision=apply, confidence=1.0, edit_seq=seq)
-    inst.later(inst.pool.after_decision, puzzle["volume"], puzzle, seq)
+    inst.pool.rescan_later(puzzle["volume"], puzzle, seq)
     inst.later(promote_settled, inst, puzzle["volume"])
     return {"puzzle": puzzle_id, "decision": apply, "edit_seq": seq}
 
