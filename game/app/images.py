@@ -39,12 +39,14 @@ VARIANTS = ("plain", "overlay", "truth", "pair")
 
 
 def puzzle_frame(inst, puzzle: dict) -> Frame:
-    """The frame stored with a puzzle; for a puzzle made before frames were stored, one made now."""
+    """The frame stored with a puzzle; for a puzzle made before frames were stored, one made now on the
+    segmentation it is drawn from (:func:`shown_agglomeration`: a known answer's own edit applied since would
+    leave it no frame, and its pictures drawn again would change)."""
     stored = (puzzle.get("detector") or {}).get("frame")
     if stored:
         return Frame.from_dict(stored)
     volume = inst.volumes.open(puzzle["volume"])
-    return frame_candidate(volume, inst.agglomeration(puzzle["volume"]), puzzle) or \
+    return frame_candidate(volume, shown_agglomeration(inst, puzzle), puzzle) or \
         centred_frame(puzzle["location"], volume.shape, frame_spec(volume.resolution))
 
 
