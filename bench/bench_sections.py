@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from game.app import store as st  # noqa: E402
 from game.app.instance import Instance  # noqa: E402
 from game.app.settings import load_settings  # noqa: E402
-from game.puzzles.looking import obstacles, stored_frame  # noqa: E402
+from game.puzzles.looking import obstacles, shown_frame, stored_frame  # noqa: E402
 
 
 def kind_of(puzzle: dict, long: int) -> str | None:
@@ -48,7 +48,7 @@ def main() -> None:
             if kind is None:
                 continue
             truth = {None: "unknown", 1: "right", 0: "wrong"}[puzzle["truth"]]
-            reasons = obstacles(stored_frame(puzzle))
+            reasons = obstacles(shown_frame(puzzle))  # judged on the view it is drawn in, as the pool does
             counts[(kind, truth, "judgeable" if not reasons else "/".join(reasons),
                     "known" if puzzle["gold"] or puzzle["tutorial"] else "crowd")] += 1
         inst.store.close()

@@ -6,8 +6,9 @@ Two steps, so the person who looks never sees the answers:
 puzzle its stack as the player sees it (every slice plain and with the
 colours, the key slice, which the viewer opens on, marked), the key slice
 at full size and, for a puzzle whose parts touch only across sections, its
-pair picture (the two sections side by side, as the viewer opens it) — with an answer sheet to fill in (``answers.csv``). The truth
-goes to a separate file (``--truth``), outside that folder.
+pair picture (the two sections side by side, as the viewer opens it) —
+with an answer sheet to fill in (``answers.csv``). The truth goes to a
+separate file (``--truth``), outside that folder.
 
 ``score`` compares a filled answer sheet with that truth: accuracy on the
 puzzles answered, the share of "not sure", the score of the blind strategies
@@ -161,10 +162,10 @@ def export(args) -> None:
         "bottom: with the colours; the key slice, where the viewer opens, framed in yellow), pN-key.png the key "
         "slice at full size, and pN/ every slice at full size. Four short white ticks around the middle of the "
         "coloured pictures point at the spot the question is about (the spot itself is left clear); dark diagonal "
-        "stripes are outside the volume, where nothing was imaged. Where the two colours never touch on one slice, the part on the key slice "
-        "ends there and the other colour starts a slice (or a few) further at that spot: pN-pair.png then shows "
-        "those two sections side by side at that spot (as the game opens such a puzzle), with the sections between "
-        "below it.\n"
+        "stripes are outside the volume, where nothing was imaged. Where the two colours never touch on one "
+        "slice, the part on the key slice ends there and the other colour starts a slice (or a few) further at "
+        "that spot: pN-pair.png then shows those two sections side by side at that spot (as the game opens such "
+        "a puzzle), with the sections between below it.\n"
         "Merge puzzles ask 'Are these one neurite?': orange and blue are two segments the computer split apart.\n"
         "Split puzzles ask 'Is this one neurite?': orange and blue are where the computer would cut it.\n"
         "Fill the 'answer' column of answers.csv with yes, no or unsure, and say why in 'note'.\n")

@@ -3,9 +3,10 @@
 Each player logs in as a guest over HTTP, connects with python-socketio and
 answers puzzles from ground truth with its own accuracy (drawn around the
 crowd's, some players at chance). With ``hard_accuracy``, puzzles the looking
-module calls hard to judge (a sliver, an island, a gap at the volume's edge:
-:func:`game.puzzles.looking.obstacles`) are answered worse, as people who
-look answer them (``bench/looking_test.py`` measures it). The truth comes from the instance folder
+module calls hard to judge (a sliver, an island, a gap at the volume's edge,
+a decision at its side: :func:`game.puzzles.looking.obstacles` of the view)
+are answered worse, as people who look may answer them
+(``bench/looking_test.py`` measures it). The truth comes from the instance folder
 that the server uses (``--home``), never from the server. Before and after,
 the segmentation is scored against ground truth, beside the oracle: every
 correct edit among the crowd's puzzles applied.

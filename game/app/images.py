@@ -7,8 +7,9 @@ the key slice, the decision point), made when the puzzle was; this module
 draws it centred on the spot in question (:func:`drawn_parts`), reads that
 crop from the volume store, colours the parts the puzzle's edit names in the
 current segmentation (:class:`game.puzzles.edit.PuzzleEdit`; for a copy of a
-settled decision, the segmentation that decision was made on) and keeps the PNGs in the instance's image cache. A puzzle made before
-frames were stored is framed when it is first drawn.
+settled decision, the segmentation that decision was made on) and keeps the
+PNGs in the instance's image cache. A puzzle made before frames were stored
+is framed when it is first drawn.
 
 A puzzle whose parts touch only across sections (its frame's ``across``) also
 has a *pair* picture (:func:`game.puzzles.render.render_pair`): the section
@@ -133,13 +134,13 @@ def _crop(mask: np.ndarray, region: BBox, box: BBox) -> np.ndarray:
 def _render(inst, puzzle: dict, variant: str) -> list[dict]:
     volume = inst.volumes.open(puzzle["volume"])
     settled = bool((puzzle.get("detector") or {}).get("settled"))
+    stored = puzzle_frame(inst, puzzle)
     try:
-        frame, part_a, part_b = drawn_parts(volume, puzzle_frame(inst, puzzle), PuzzleEdit.of(puzzle),
-                                            shown_agglomeration(inst, puzzle))
+        frame, part_a, part_b = drawn_parts(volume, stored, PuzzleEdit.of(puzzle), shown_agglomeration(inst, puzzle))
     except Moot:
         if variant != "truth" or settled:
             raise ProofQuestError(f"puzzle {puzzle['id']} was settled by another edit; ask for the next one") from None
-        frame = puzzle_frame(inst, puzzle)  # the truth needs no parts
+        frame = stored  # the truth needs no parts
     box = frame.box
     padding = np.ones(box.shape, bool)
     padding[box.clip(volume.shape).relative_to(box)] = False
