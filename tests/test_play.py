@@ -215,7 +215,7 @@ def _waiting_merge(inst):
     waiting = st.add_puzzles(inst.store, "demo", [{
         "kind": "merge", "anchors": [int(rag.u[edge]), int(rag.v[edge])], "supervoxels": [],
         "segments": [parent, agg.segment_of(int(rag.v[edge]))], "location": split["location"],
-        "score": 0.5, "truth": False}])[0]
+        "score": 0.5, "truth": False, "value": 1e9}])[0]  # first by priority (in either PUZZLE_ORDER)
     return ids, puzzles, waiting
 
 
@@ -256,7 +256,7 @@ def test_a_merge_onto_a_suspected_merger_waits_for_the_split_puzzle(inst):
     inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0, SPLIT_HOLD_BELIEF=0.0)
     ids, puzzles, waiting = _waiting_merge(inst)
     order = _answer_everything(inst, _crowd(inst, 1)[0])
-    # the most uncertain puzzle of all (first by priority), yet handed out after every puzzle that does not wait ...
+    # the first puzzle by priority, yet handed out after every puzzle that does not wait ...
     assert waiting in order
     assert all(st.puzzle(inst.store, i)["kind"] == "merge" for i in order[order.index(waiting):])
     # ... and once the split puzzle is settled (no: one neurite), it no longer waits

@@ -158,7 +158,8 @@ def test_weekly_leaderboard_counts_only_recent_points(store):
     assert [r["id"] for r in st.leaderboard(store, since=1000.0)] == [b["id"]]
 
 
-def test_the_priority_index_hands_out_puzzles_in_the_same_order_without_sorting(store):
+@pytest.mark.parametrize("order", st.ORDERS)
+def test_the_priority_index_hands_out_puzzles_in_the_same_order_without_sorting(store, order):
     import random
     rng = random.Random(3)
     pids = st.add_puzzles(store, "v", [_puzzle(score=rng.choice([0.2, 0.5, 0.9, rng.random()]),
@@ -166,34 +167,90 @@ def test_the_priority_index_hands_out_puzzles_in_the_same_order_without_sorting(
     voters = [st.create_player(store, f"p{i}", None)["id"] for i in range(4)]
     with store.write() as db:
         for pid in pids:
-            db.conn.execute("UPDATE puzzles SET posterior = ?, counted_votes = ?, judgeable = ? WHERE id = ?",
-                            (rng.choice([None, 0.5, rng.random()]), rng.randrange(6), int(rng.random() < 0.8), pid))
+            db.conn.execute("UPDATE puzzles SET posterior = ?, counted_votes = ?, judgeable = ?, value = ? WHERE id = ?",
+                            (rng.choice([None, 0.5, rng.random()]), rng.randrange(6), int(rng.random() < 0.8),
+                             rng.choice([None, 10.0, rng.random() * 1e5]), pid))
         st.set_puzzle_state(store, pids[5], "retired", decision=True)
     for pid in rng.sample(pids, 60):
         st.add_vote(store, pid, rng.choice(voters), "yes", True, 100, 1)
 
     def handed(min_votes):
-        return {(p, gold, limit): st.assignable_puzzles(store, p, gold=gold, min_votes=min_votes, limit=limit)
+        return {(p, gold, limit): st.assignable_puzzles(store, p, gold=gold, min_votes=min_votes, limit=limit,
+                                                        order=order)
                 for p in voters for gold in (False, True) for limit in (5, 64, 400)}
 
     def sorts(min_votes):
-        plan = store.query("EXPLAIN QUERY PLAN " + st._assignable_sql(False, min_votes, 64, index(min_votes)),
+        plan = store.query("EXPLAIN QUERY PLAN " + st._assignable_sql(False, min_votes, 64, index(min_votes),
+                                                                      order=order),
                            {"gold": 0, "player": voters[0]})
         return any("TEMP B-TREE" in row["detail"] for row in plan)
 
     def index(min_votes):
         made = store.priority_index
-        return made[1] if made is not None and made[0] == min_votes else None
+        return made[1] if made is not None and made[0] == (min_votes, order) else None
 
     sorted_order = {m: handed(m) for m in (3, 5)}
     assert sorts(3) and sorts(5)
-    st.index_priorities(store, 3)
+    st.index_priorities(store, 3, order)
     assert not sorts(3) and sorts(5)  # an index for MIN_VOTES = 3 orders nothing else
     assert handed(3) == sorted_order[3] and handed(5) == sorted_order[5]
-    st.index_priorities(store, 5)  # another setting: its own index, in place of the first
+    st.index_priorities(store, 5, order)  # another setting: its own index, in place of the first
     assert sorts(3) and not sorts(5)
     assert handed(5) == sorted_order[5]
-    other = st.Store(store.path)  # a process started with MIN_VOTES = 3 drops the index made for 5
-    st.index_priorities(other, 3)
+    other = st.Store(store.path)  # a process started with MIN_VOTES = 3 (or the other order) drops it
+    st.index_priorities(other, 3, [o for o in st.ORDERS if o != order][0])
     other.close()
     assert handed(5) == sorted_order[5] and store.priority_index is None  # sorted again, in the same order
+
+
+def test_the_upgrade_gives_puzzles_made_before_it_the_value_of_their_edit(tmp_path):
+    from game.puzzles.edit import edit_value
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    for migration in st.MIGRATIONS[:-1]:
+        conn.executescript(migration)
+    conn.execute(f"PRAGMA user_version = {len(st.MIGRATIONS) - 1}")
+    conn.executescript("""
+        INSERT INTO puzzles (id, volume, kind, anchors, supervoxels, segments, location, score, detector, created)
+            VALUES (1, 'v', 'merge', '[1,2]', '[]', '[1,2]', '[0,0,0]', 0.5,
+                    '{"features": {"size_a": 5000, "size_b": 3000}}', 0),
+                   (2, 'v', 'merge', '[1,3]', '[]', '[1,3]', '[0,0,0]', 0.5, '{"how": "contact"}', 0),
+                   (3, 'v', 'merge', '[1,4]', '[]', '[1,4]', '[0,0,0]', 0.5, NULL, 0);
+    """)
+    conn.commit()
+    conn.close()
+    store = st.Store(path)
+    values = {r["id"]: r["value"] for r in store.query("SELECT id, value FROM puzzles")}
+    assert values[1] == pytest.approx(edit_value(5000, 3000)) and values[2] is None and values[3] is None
+    store.close()
+
+
+def test_open_puzzles_are_handed_out_by_what_they_are_expected_to_gain(store):
+    voter = st.create_player(store, "p", None)["id"]
+    big_unlikely, small_likely, halves, hard_halves, unsized = st.add_puzzles(store, "v", [
+        _puzzle(anchors=[1, 2], score=0.05, features={"size_a": 90000, "size_b": 60000}),
+        _puzzle(anchors=[1, 3], score=0.9, features={"size_a": 90000, "size_b": 40}),
+        _puzzle(anchors=[1, 4], score=0.5, features={"size_a": 3000, "size_b": 3000}),
+        _puzzle(anchors=[1, 5], score=0.5, features={"size_a": 3000, "size_b": 3000}, judgeable=False),
+        _puzzle(anchors=[1, 6], score=0.99)])
+
+    def order(kind="value"):
+        return [p["id"] for p in st.assignable_puzzles(store, voter, gold=False, order=kind)]
+
+    # 0.05 · 146k voxel-bits > 0.5 · 6k > 0.5 · 6k halved (hard to judge) > 0.9 · 0.9k > 0.99 · 1 (no sizes)
+    assert order() == [big_unlikely, halves, hard_halves, small_likely, unsized]
+    assert order("uncertainty")[-1] == hard_halves  # before: every judgeable puzzle first
+    with store.write() as db:  # two votes that count against it: its posterior falls, and it waits
+        db.conn.execute("UPDATE puzzles SET posterior = 0.001, counted_votes = 2 WHERE id = ?", (big_unlikely,))
+    assert order()[:2] == [halves, hard_halves] and order().index(big_unlikely) == 3
+    with pytest.raises(ValueError):
+        st.assignable_puzzles(store, voter, gold=False, order="random")
+
+
+def test_what_a_right_edit_gains_grows_with_its_smaller_part_and_ignores_the_order():
+    from game.puzzles.edit import edit_value
+    assert edit_value(3000, 3000) == pytest.approx(6000.0)  # two halves: one bit per voxel
+    assert edit_value(40, 90000) == pytest.approx(edit_value(90000, 40))
+    assert 40 * 11 < edit_value(40, 90000) < 40 * 13  # a fragment: its voxels times about log2(90040 / 40)
+    assert edit_value(40, 90000) < edit_value(400, 90000) < edit_value(4000, 90000)
+    assert edit_value(0, 500) == 0.0 and edit_value(None, 500) is None

@@ -104,7 +104,8 @@ class Instance:
     @cached_property
     def store(self) -> st.Store:
         store = st.Store(self.home / "proofquest.sqlite")
-        st.index_priorities(store, self.consensus.min_votes)  # the next puzzle read off an index, not sorted
+        # the next puzzle read off an index, not sorted
+        st.index_priorities(store, self.consensus.min_votes, self.settings["PUZZLE_ORDER"])
         return store
 
     @cached_property

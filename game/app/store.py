@@ -25,6 +25,7 @@ from typing import Callable, Iterator
 import sqlite_utils
 
 from game.errors import ProofQuestError
+from game.puzzles.edit import edit_value
 
 # Each entry migrates the schema from version i to i + 1; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -217,6 +218,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE puzzles ADD COLUMN counted_votes INTEGER NOT NULL DEFAULT 0;
     UPDATE puzzles SET counted_votes = n_votes;
     """,
+    # What a right answer's edit gains (game.puzzles.edit.edit_value of the detector's part sizes; NULL
+    # without them): open puzzles are handed out by what they are expected to gain (see _priority_sql).
+    """
+    ALTER TABLE puzzles ADD COLUMN value REAL;
+    UPDATE puzzles SET value = pq_edit_value(json_extract(detector, '$.features.size_a'),
+                                             json_extract(detector, '$.features.size_b'))
+        WHERE detector IS NOT NULL AND json_valid(detector);
+    """,
 ]
 
 
@@ -234,7 +243,7 @@ class Store:
         self._write_lock = threading.RLock()
         self._writer: sqlite_utils.Database | None = None
         self._idle: list[sqlite_utils.Database] = []  # read connections not in use (append/pop are atomic)
-        self.priority_index: tuple[float, str] | None = None  # (min_votes, name): see index_priorities
+        self.priority_index: tuple[tuple[float, str], str] | None = None  # ((min_votes, order), name)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         _private_file(self.path)
         try:
@@ -249,6 +258,7 @@ class Store:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
+        conn.create_function("pq_edit_value", 2, edit_value, deterministic=True)  # the migration above
         return sqlite_utils.Database(conn)
 
     @contextmanager
@@ -592,7 +602,7 @@ def points_history(store: Store, player_id: int) -> list[dict]:
 # ----------------------------------------------------------------------------- puzzles
 
 PUZZLE_FIELDS = ("kind", "anchors", "supervoxels", "segments", "location", "score", "truth", "gold", "teach",
-                 "tutorial", "key", "judgeable", "settled_from")
+                 "tutorial", "key", "judgeable", "settled_from", "value")
 
 
 def _puzzle_row(row: dict) -> dict:
@@ -607,6 +617,8 @@ def add_puzzles(store: Store, volume: str, puzzles: list[dict]) -> list[int | No
 
     Any other keys of a candidate (the detector's features) are kept as JSON
     under ``detector``, so answers can be exported in the detector's format.
+    A puzzle's ``value`` (what its edit gains if right) is
+    :func:`game.puzzles.edit.edit_value` of its features' part sizes unless given.
     A puzzle whose ``key`` the volume has already is not inserted again (its
     id in the result is None): each question is asked once.
     """
@@ -621,17 +633,25 @@ def add_puzzles(store: Store, volume: str, puzzles: list[dict]) -> list[int | No
                 p = {**p, "edits_before": made_on}
             cur = db.conn.execute(
                 "INSERT OR IGNORE INTO puzzles (volume, kind, anchors, supervoxels, segments, location, score,"
-                " truth, gold, teach, tutorial, key, judgeable, settled_from, detector, created) VALUES (?, ?, ?, ?,"
-                " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " truth, gold, teach, tutorial, key, judgeable, settled_from, detector, created, value) VALUES (?, ?,"
+                " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (volume, p["kind"], json.dumps([int(a) for a in p["anchors"]]),
                  json.dumps([int(s) for s in p["supervoxels"]]), json.dumps([int(s) for s in p["segments"]]),
                  json.dumps([int(c) for c in p["location"]]), float(p["score"]),
                  None if p.get("truth") is None else int(bool(p["truth"])), int(bool(p.get("gold"))),
                  int(bool(p.get("teach"))), int(bool(p.get("tutorial"))), p.get("key"), int(p.get("judgeable", True)),
                  p.get("settled_from"), json.dumps({k: v for k, v in p.items() if k not in PUZZLE_FIELDS}) or None,
-                 now))
+                 now, _value(p)))
             ids.append(cur.lastrowid if cur.rowcount == 1 else None)
     return ids
+
+
+def _value(puzzle: dict) -> float | None:
+    """A new puzzle's ``value``: given, or :func:`game.puzzles.edit.edit_value` of its features' sizes."""
+    if puzzle.get("value") is not None:
+        return float(puzzle["value"])
+    features = puzzle.get("features") or {}
+    return edit_value(features.get("size_a"), features.get("size_b"))
 
 
 def known_answers(store: Store, volume: str) -> list[dict]:
@@ -683,38 +703,63 @@ def puzzle_count(store: Store, volume: str | None = None) -> int:
     return store.scalar("SELECT COUNT(*) FROM puzzles WHERE volume = ?", (volume,))
 
 
-def _priority_sql(min_votes: float, table: str = "") -> str:
+ORDERS = ("value", "uncertainty")  # how open puzzles are handed out: the PUZZLE_ORDER setting
+
+
+def _priority_sql(min_votes: float, table: str = "", order: str = "value") -> str:
     """A puzzle's priority in SQL with ``min_votes`` written in as a literal (an index over it needs one);
-    ``table``: the alias its columns are read from (``"p."``)."""
+    ``table``: the alias its columns are read from (``"p."``); ``order``: one of :data:`ORDERS`.
+
+    ``value``: what the puzzle is expected to gain, ``p·value·(1 + min(votes, m)/m)``, halved for a puzzle a
+    person may find hard to judge by looking (not ``judgeable``), with ``p`` its posterior (the score before
+    any vote that counts), ``value`` what its edit gains if right (:func:`game.puzzles.edit.edit_value`; 1
+    voxel-bit without part sizes) and ``votes`` those that count, so that a puzzle on its way to a decision
+    is finished. ``uncertainty`` (the order before): ``0.4·(1 − |2p − 1|) + 0.4·score + 0.2·min(votes, m)/m``,
+    every judgeable puzzle first.
+    """
     m = repr(float(max(1, min_votes)))
-    return (f"0.4 * (1.0 - ABS(2.0 * COALESCE({table}posterior, {table}score) - 1.0)) + 0.4 * {table}score"
-            f" + 0.2 * MIN({table}counted_votes, {m}) / {m}")
+    p = f"COALESCE({table}posterior, {table}score)"
+    votes = f"MIN({table}counted_votes, {m}) / {m}"
+    if order == "uncertainty":
+        return f"0.4 * (1.0 - ABS(2.0 * {p} - 1.0)) + 0.4 * {table}score + 0.2 * {votes}"
+    if order != "value":
+        raise ValueError(f"unknown puzzle order {order!r}: one of {', '.join(ORDERS)}")
+    return f"{p} * COALESCE({table}value, 1.0) * (1.0 + {votes}) * (0.5 + 0.5 * {table}judgeable)"
 
 
-def index_priorities(store: Store, min_votes: float) -> None:
-    """Index open puzzles in the order :func:`assignable_puzzles` hands them out, for ``min_votes``.
+def _order_keys(min_votes: float, table: str, order: str) -> str:
+    """The hand-out order's sort keys after (gold, tutorial, state): see :func:`_priority_sql`."""
+    first = f"{table}judgeable DESC, " if order == "uncertainty" else ""
+    return f"{first}({_priority_sql(min_votes, table, order)}) DESC, {table}id"
+
+
+def index_priorities(store: Store, min_votes: float, order: str = "value") -> None:
+    """Index open puzzles in the order :func:`assignable_puzzles` hands them out, for ``min_votes`` and
+    ``order`` (the PUZZLE_ORDER setting).
 
     With it, choosing a player's next puzzle reads the first entries of the
     index instead of scoring and sorting every open puzzle at each request
     (CPU per request with 860 open puzzles: 1.1 ms, 0.3 ms with the index).
     The index's expression holds the MIN_VOTES setting, so it is not a
     migration: the instance makes it when it opens the store, named by the
-    setting and replacing one made for another value. Without it (or for
-    another ``min_votes``) the same query sorts: the order is the same.
+    settings and replacing one made for other values. Without it (or for
+    other settings) the same query sorts: the order is the same.
     """
-    name = "puzzles_order_" + re.sub(r"\W", "_", repr(float(max(1, min_votes))))
+    prefix = "puzzles_order_" if order == "uncertainty" else "puzzles_value_"
+    name = prefix + re.sub(r"\W", "_", repr(float(max(1, min_votes))))
     if not store.scalar("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)):
+        keys = _order_keys(min_votes, "", order)  # (checks the order before anything is dropped)
         with store.write() as db:  # puzzles_priority_*: the same order over n_votes, before counted_votes
             for (old,) in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND"
-                                          " (name GLOB 'puzzles_order_*' OR name GLOB 'puzzles_priority_*')"
-                                          " AND name != ?", (name,)).fetchall():
+                                          " (name GLOB 'puzzles_order_*' OR name GLOB 'puzzles_priority_*'"
+                                          " OR name GLOB 'puzzles_value_*') AND name != ?", (name,)).fetchall():
                 db.conn.execute(f'DROP INDEX "{old}"')
-            db.conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON puzzles'
-                            f" (gold, tutorial, state, judgeable DESC, ({_priority_sql(min_votes)}) DESC, id)")
-    store.priority_index = (float(max(1, min_votes)), name)
+            db.conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON puzzles (gold, tutorial, state, {keys})')
+    store.priority_index = ((float(max(1, min_votes)), order), name)
 
 
-def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None = None, skip: bool = False) -> str:
+def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None = None, skip: bool = False,
+                    order: str = "value") -> str:
     """:func:`assignable_puzzles`' query; ``index``: the priority index to read open puzzles off (SQLite's
     planner, not knowing that the first few entries are enough, would rather scan and sort); ``skip``: leave
     out the ids in the JSON list ``:skip``."""
@@ -724,43 +769,40 @@ def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None 
     indexed = f' INDEXED BY "{index}"' if index and not gold else ""
     return ("SELECT p.id, p.volume, p.kind, p.gold, p.teach, p.score, p.posterior, p.n_votes, p.counted_votes,"
             " p.anchors,"
-            " p.supervoxels, p.judgeable,"
-            f" {_priority_sql(min_votes, 'p.')} AS priority"
+            " p.supervoxels, p.judgeable, p.value,"
+            f" {_priority_sql(min_votes, 'p.', order)} AS priority"
             f" FROM puzzles p{indexed} WHERE p.gold = :gold AND p.tutorial = 0 {where} AND NOT EXISTS"
             " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = :player)"
             # a copy of a settled decision never measures a player who helped decide it
             " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.puzzle_id = p.settled_from AND v.player_id = :player)"
-            f" ORDER BY p.judgeable DESC, priority DESC, p.id LIMIT {int(limit)}")
+            f" ORDER BY {_order_keys(min_votes, 'p.', order)} LIMIT {int(limit)}")
 
 
 def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: int = 3,
-                       limit: int = 64, skip=()) -> list[dict]:
+                       limit: int = 64, skip=(), order: str = "value") -> list[dict]:
     """Puzzles the player has not answered: open ones of live volumes, or (``gold``) gold ones in any state.
 
     The known-answer puzzles of every volume are served, live or not: a volume
     kept out of play still measures players (one whose own gold cannot be
     balanced, say, relies on another's). Light rows for choosing among many
     (asked for on every puzzle request): id, volume, kind, gold, score,
-    posterior, n_votes, counted_votes, judgeable, ``anchors`` and ``supervoxels`` (to tell
-    whether an edit made the puzzle moot), and ``priority``: most
-    uncertain and most valuable first, puzzles close to retiring finished,
-    ``0.4·(1 − |2p − 1|) + 0.4·score + 0.2·min(votes, min_votes)/min_votes``
-    (``votes``: those that count, so an account without a record steers nothing)
-    with ``p`` the posterior (the score before any vote). The ``limit`` best,
-    judgeable ones first (gold: any order). Open puzzles are read off
-    :func:`index_priorities`' index when one was made for ``min_votes``
+    posterior, n_votes, counted_votes, judgeable, value, ``anchors`` and ``supervoxels`` (to tell
+    whether an edit made the puzzle moot), and ``priority`` (:func:`_priority_sql` of ``order``, the
+    PUZZLE_ORDER setting: by default what each is expected to gain, puzzles on their way to a decision
+    finished). The ``limit`` best (gold: any order). Open puzzles are read off
+    :func:`index_priorities`' index when one was made for ``min_votes`` and ``order``
     (the same order, without sorting them all). ``skip``: ids to leave out.
     """
     indexed = store.priority_index
-    index = indexed[1] if indexed is not None and indexed[0] == float(max(1, min_votes)) else None
+    index = indexed[1] if indexed is not None and indexed[0] == (float(max(1, min_votes)), order) else None
     params = {"gold": int(gold), "player": player_id, "skip": json.dumps([int(i) for i in skip])}
     try:
-        rows = store.query(_assignable_sql(gold, min_votes, limit, index, bool(skip)), params)
+        rows = store.query(_assignable_sql(gold, min_votes, limit, index, bool(skip), order), params)
     except sqlite3.OperationalError as exc:
         if index is None or "no such index" not in str(exc):
             raise
-        store.priority_index = None  # dropped by a process started with another MIN_VOTES: sort instead
-        rows = store.query(_assignable_sql(gold, min_votes, limit, None, bool(skip)), params)
+        store.priority_index = None  # dropped by a process started with other settings: sort instead
+        rows = store.query(_assignable_sql(gold, min_votes, limit, None, bool(skip), order), params)
     for row in rows:
         row["anchors"], row["supervoxels"] = _id_list(row["anchors"]), _id_list(row["supervoxels"])
     return rows

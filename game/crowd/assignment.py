@@ -236,7 +236,7 @@ def _choose_open(inst, player_id: int, exclude: set[int], now: float) -> tuple[d
 
     def first(limit: int, skip) -> tuple[bool, tuple[dict, str] | None, bool]:
         rows = st.assignable_puzzles(inst.store, player_id, gold=False, min_votes=inst.consensus.min_votes,
-                                     limit=limit, skip=skip)
+                                     limit=limit, skip=skip, order=inst.settings["PUZZLE_ORDER"])
         return (len(rows) < limit,) + _first_free(inst, player_id, [p for p in rows if p["id"] not in exclude],
                                                   now, suspects)
 

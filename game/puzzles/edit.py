@@ -6,9 +6,9 @@ one segment. A :class:`PuzzleEdit` names its edit by supervoxels, not segment
 ids, as FlyWire names edits, so it survives other edits renaming segments; it
 knows whether it still fits the current agglomeration (:meth:`PuzzleEdit.parts`
 raises :class:`Moot` when not), what it would move (:meth:`PuzzleEdit.plan`),
-how much is at stake (:meth:`PuzzleEdit.stake`) and, given ground truth,
-whether it is correct (:meth:`PuzzleEdit.is_correct`). The candidates, the
-vote rules, the renderer, the simulator and the tests' oracle all use it.
+how much is at stake (:meth:`PuzzleEdit.stake`; what a right one gains: :func:`edit_value`) and, given
+ground truth, whether it is correct (:meth:`PuzzleEdit.is_correct`). The candidates, the vote rules, the
+renderer, the simulator and the tests' oracle all use it.
 
 The question a player answers, and what "yes" means, live here too: "yes" to
 a merge puzzle ("Are these one neurite?") supports the merge; "yes" to a split
@@ -33,6 +33,27 @@ NEAR_TIE = 0.1
 QUESTIONS = {"merge": "Are these one neurite?", "split": "Is this one neurite?"}
 # What "yes" means for each kind, named by the edit the puzzle proposes.
 YES_SUPPORTS_EDIT = {"merge": True, "split": False}
+
+
+def edit_value(size_a: float | None, size_b: float | None) -> float | None:
+    """What a right edit of two parts of these sizes (voxels) gains: (a + b)·H(a / (a + b)) voxel-bits.
+
+    It is the variation of information the edit removes, times the volume's
+    voxel count, when its two parts are wholly one object (a merge) or two
+    (a split): merging two pieces of one neurite lowers the split entropy by
+    this much, and cutting an intruder off lowers the merge entropy by as
+    much. A small fragment joined to a large neuron gains little; two halves
+    of one neurite, or a large intruder cut off, gain most. It does not
+    depend on the volume's size, so puzzles of several volumes compare.
+    None when a size is missing.
+    """
+    if size_a is None or size_b is None:
+        return None
+    a, b = max(float(size_a), 0.0), max(float(size_b), 0.0)
+    total = a + b
+    if a <= 0 or b <= 0:
+        return 0.0
+    return float(-(a * np.log2(a / total) + b * np.log2(b / total)))
 
 
 class Moot(Exception):
