@@ -9,7 +9,7 @@ from game.app import players
 from game.app import store as st
 from game.app.pool import Pool
 from game.detection.candidates import candidate_key
-from game.puzzles.edit import PuzzleEdit
+from game.puzzles.edit import PuzzleEdit, expected_gain
 
 
 @pytest.fixture
@@ -172,7 +172,8 @@ def test_a_volume_keeps_at_most_pool_open_puzzles_and_the_best_wait_their_turn(i
     open_ = [p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["state"] == "open"]
     waiting = inst.pool._waiting["demo"]
     assert len(open_) == 6 and inst.pool.waiting("demo") == len(waiting) > 0
-    assert min(p["score"] for p in open_) >= max(c["score"] for c in waiting), "the best-scored are asked first"
+    gain = [p["score"] * p["value"] for p in open_]  # the stored value is edit_value of the candidate's sizes
+    assert min(gain) >= max(expected_gain(c) for c in waiting), "those expected to gain most are asked first"
     crowd = [players.create_guest(inst.store) for _ in range(4)]
     establish(inst, crowd, 0.9)
     merge = next(p for p in open_ if p["kind"] == "merge" and not p["truth"])

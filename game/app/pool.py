@@ -9,7 +9,7 @@ question is asked once: a candidate whose key (what its edit does,
 :func:`game.detection.candidates.candidate_key`) is already among a volume's
 puzzles is not asked again, across restarts and server processes (a unique
 index in the store). A volume keeps at most ``POOL_OPEN`` open crowd
-puzzles: past it the best-scored new candidates become puzzles and the rest
+puzzles: past it the new candidates expected to gain most become puzzles and the rest
 wait in the pool (per process, in memory), coming in as decisions retire
 puzzles; a waiting candidate whose segments an edit changed is dropped (the
 rescan of those segments finds what is still to ask). Assignment hands out
@@ -43,7 +43,7 @@ from game.app.settings import resolve_model_path
 from game.crowd import votes
 from game.detection import detect
 from game.detection.candidates import contact_points
-from game.puzzles.edit import Decided, label_edits
+from game.puzzles.edit import Decided, expected_gain, label_edits
 from game.puzzles.framing import frame_candidates
 from game.puzzles.looking import judgeable
 from game.puzzles.roles import choose_roles, sample_strata
@@ -111,9 +111,9 @@ class Pool:
         ``truth_objects`` and ``truth_margin``.
 
         A candidate whose decision cannot be shown inside the volume is
-        dropped; one a person cannot judge by looking at its view (a sliver,
+        dropped; one a person may not judge by looking at its view (a sliver,
         an island: :mod:`game.puzzles.looking`) is kept, marked, and handed
-        out after all the others.
+        out at half its expected gain (:func:`game.app.store.assignable_puzzles`).
         """
         volume, agg = self.inst.volumes.open(name), self.inst.agglomeration(name)
         framed = []
@@ -198,7 +198,7 @@ class Pool:
         room = self._room(name)
         if room is None or len(fresh) + len(waiting) <= room:
             return fresh + waiting
-        ranked = sorted(fresh + waiting, key=lambda c: -c["score"])
+        ranked = sorted(fresh + waiting, key=lambda c: -expected_gain(c))
         taken, kept, keys = [], [], set()
         for c in ranked:
             if c["key"] in keys:

@@ -1,9 +1,10 @@
 """Which puzzle a player gets next, and the ticket that lets them answer it.
 
 A puzzle with known truth now and then (secret gold or teach; often for
-players not yet established); otherwise the most uncertain and valuable open
-puzzle, spread so that a crowd playing at once does not pile onto one puzzle,
-and with merges that must wait for a split held back.
+players not yet established); otherwise the open puzzle expected to gain most
+(PUZZLE_ORDER: :func:`game.app.store.assignable_puzzles`), spread so that a crowd
+playing at once does not pile onto one puzzle, and with merges that must wait
+for a likely split held back.
 
 Every puzzle is handed out with a *ticket*: an HMAC over (player, puzzle,
 time) under the instance's key. A vote is accepted only with a valid, unexpired
@@ -221,8 +222,8 @@ def _choose_open(inst, player_id: int, exclude: set[int], now: float) -> tuple[d
 
     Puzzles that wait for a split (:func:`_waits`) come after every other:
     among the ``LOOK`` best of those that do not wait
-    (:func:`game.app.store.assignable_puzzles`' order, puzzles a person can
-    judge by looking first), the first that still needs players, one held by
+    (:func:`game.app.store.assignable_puzzles`' order: what each is expected
+    to gain), the first that still needs players, one held by
     fewer players than it still needs votes; when every one is held so, the
     first of them; when every open puzzle waits, the same among those.
 
@@ -268,7 +269,7 @@ def _first_free(inst, player_id: int, candidates: list[dict], now: float,
         return aggs[volume]
 
     def in_order():
-        # puzzles a person can judge by looking first (the store's order already); those that wait, last
+        # in the store's order; those that wait, last
         later = []
         for p in candidates:
             if p["volume"] in suspects and _waits(p, suspects[p["volume"]]):
@@ -298,7 +299,7 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
     """A puzzle the player has not answered, with its ticket: known truth now and then, most often until
     the player is established.
 
-    Among open puzzles the most uncertain and valuable come first, but a
+    Among open puzzles the one expected to gain most comes first, but a
     puzzle already held by as many players as it still needs votes is passed
     over, so a crowd playing at once spreads out instead of piling onto one.
     ``exclude`` lists puzzles to skip (the one on screen, when a client

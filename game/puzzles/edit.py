@@ -56,6 +56,14 @@ def edit_value(size_a: float | None, size_b: float | None) -> float | None:
     return float(-(a * np.log2(a / total) + b * np.log2(b / total)))
 
 
+def expected_gain(candidate: Mapping) -> float:
+    """What asking about a candidate is expected to gain before any vote: its score (the probability that
+    its edit is right) times :func:`edit_value` of its features' part sizes (1 voxel-bit without them)."""
+    features = candidate.get("features") or {}
+    value = edit_value(features.get("size_a"), features.get("size_b"))
+    return float(candidate["score"]) * (1.0 if value is None else value)
+
+
 class Moot(Exception):
     """A puzzle's edit no longer fits the segmentation: an earlier edit changed its segments."""
 
