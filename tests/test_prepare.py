@@ -1,6 +1,7 @@
 """Making puzzles: each framed once around its decision, stored with it, and drawn from that frame."""
 
 import numpy as np
+import pytest
 from conftest import oracle_puzzles
 from PIL import Image
 
@@ -30,11 +31,12 @@ def test_every_puzzle_is_stored_with_a_frame_that_shows_its_decision(inst):
             assert judgeable(Frame.from_dict(p["detector"]["view"])) and not is_near_tie(p["detector"]["truth_margin"])
 
 
-def test_hard_to_judge_candidates_are_handed_out_after_all_the_others(inst):
+@pytest.mark.parametrize("order", ["value", "uncertainty"])
+def test_hard_to_judge_candidates_are_handed_out_at_half_their_expected_gain(inst, order):
     from conftest import vote
 
     from game.app import players
-    inst.settings.update(GOLD_SHARE=0.0, GOLD_SHARE_NEW=0.0, SPLIT_HOLD_BELIEF=0.0)
+    inst.settings.update(GOLD_SHARE=0.0, GOLD_SHARE_NEW=0.0, SPLIT_HOLD_BELIEF=0.0, PUZZLE_ORDER=order)
     inst.pool.prepare_volume("demo")
     rows = {p["id"]: p for p in st.puzzles(inst.store, volume="demo", gold=False)}
     assert {bool(p["judgeable"]) for p in rows.values()} == {True, False}
@@ -43,7 +45,7 @@ def test_hard_to_judge_candidates_are_handed_out_after_all_the_others(inst):
     agg = inst.agglomeration("demo")
     suspects = assignment._suspected_mergers(inst, {"demo": agg})["demo"]
     waiting = {i for i, p in rows.items() if assignment._waits(p, suspects)}  # they come last in any case
-    player = players.create_guest(inst.store)
+    player = players.create_guest(inst.store)  # not established: the votes move no posterior
     judged = []
     while True:
         try:
@@ -51,9 +53,17 @@ def test_hard_to_judge_candidates_are_handed_out_after_all_the_others(inst):
         except ProofQuestError:  # none left
             break
         if puzzle["id"] in rows and puzzle["id"] not in waiting:  # crowd puzzles (gold comes once they run out)
-            judged.append(bool(rows[puzzle["id"]]["judgeable"]))
+            judged.append(rows[puzzle["id"]])
         vote(inst, player["id"], puzzle["id"], "unsure")
-    assert True in judged and judged == sorted(judged, reverse=True)
+    assert len(judged) == len(set(rows) - waiting)
+    if order == "uncertainty":  # before: every puzzle a person can judge by looking first
+        flags = [bool(p["judgeable"]) for p in judged]
+        assert True in flags and flags == sorted(flags, reverse=True)
+        return
+    gain = [p["score"] * p["value"] * (1.0 if p["judgeable"] else 0.5) for p in judged]
+    assert all(p["value"] > 0 for p in judged) and gain == sorted(gain, reverse=True)
+    first_hard = next(k for k, p in enumerate(judged) if not p["judgeable"])
+    assert any(p["judgeable"] for p in judged[first_hard:]), "a hard puzzle worth more comes before easy ones"
 
 
 def test_pictures_are_drawn_from_the_stored_frame(inst):

@@ -198,7 +198,7 @@ def test_the_priority_index_hands_out_puzzles_in_the_same_order_without_sorting(
     assert sorts(3) and not sorts(5)
     assert handed(5) == sorted_order[5]
     other = st.Store(store.path)  # a process started with MIN_VOTES = 3 (or the other order) drops it
-    st.index_priorities(other, 3, [o for o in st.ORDERS if o != order][0])
+    st.index_priorities(other, 3, next(o for o in st.ORDERS if o != order))
     other.close()
     assert handed(5) == sorted_order[5] and store.priority_index is None  # sorted again, in the same order
 
