@@ -9,6 +9,9 @@ warm-up of ``--warm-up`` votes first (puzzles gather a few hundred votes,
 as in the socket bench), then ``--votes`` measured.
 
     python bench/bench_vote_path.py [--players 200] [--votes 3000] [--warm-up 2000] [--home DIR]
+                                    [--set NAME=VALUE ...]
+
+``--set`` changes a setting, e.g. ``PUZZLE_ORDER=uncertainty`` to compare hand-out orders.
 """
 
 import argparse
@@ -35,7 +38,9 @@ def main() -> None:
     parser.add_argument("--votes", type=int, default=3000)
     parser.add_argument("--warm-up", type=int, default=2000)
     parser.add_argument("--home", help="a prepared instance folder (copied, never changed); default: bench_socket's")
+    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="settings, e.g. PUZZLE_ORDER=value")
     args = parser.parse_args()
+    settings = {**SETTINGS, **dict(s.split("=", 1) for s in args.set)}
 
     from bench_socket import prepared_home
     from conftest import establish
@@ -48,7 +53,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="pq-vote-path-")) / "instance"
     shutil.copytree(args.home or prepared_home(), home)
     inst = Instance(home, load_settings({"HOME": str(home)},
-                                        environ={f"PROOFQUEST_{k}": v for k, v in SETTINGS.items()}))
+                                        environ={f"PROOFQUEST_{k}": v for k, v in settings.items()}))
     players = [st.create_player(inst.store, f"p{i}", None, is_guest=True) for i in range(args.players)]
     establish(inst, players)
     rng = random.Random(0)
@@ -69,7 +74,7 @@ def main() -> None:
     spent[:] = [0.0, 0.0]
     play(args.votes)
     ms = [1000 * s / args.votes for s in spent]
-    print(json.dumps({"votes": args.votes, "players": args.players, "next_puzzle_cpu_ms": round(ms[0], 3),
+    print(json.dumps({"settings": args.set, "votes": args.votes, "players": args.players, "next_puzzle_cpu_ms": round(ms[0], 3),
                       "cast_vote_cpu_ms": round(ms[1], 3), "cpu_ms_per_vote": round(sum(ms), 3)}))
     shutil.rmtree(home.parent, ignore_errors=True)
 
