@@ -207,7 +207,8 @@ def row(label: str, r: dict, budget: int = 2000) -> str:
     def vi(m):
         return m["vi_split"] + m["vi_merge"]
     g, d = r["gap_closed"], r["decisions"]
-    per_minute, early = r["vi_per_player_minute"], r.get("vi_per_player_minute_first_quarter")
+    per_minute, first_quarter = r["vi_per_player_minute"], r.get("vi_per_player_minute_first_quarter")
+    early = at_budget(r, budget)
     return (f"{label:<28} ARE {r['initial']['adapted_rand_error']:.4f} → known {r['before']['adapted_rand_error']:.4f}"
             f" → crowd {r['after']['adapted_rand_error']:.4f} (oracle {r['oracle']['adapted_rand_error']:.4f}, limit "
             f"{r['limit']['adapted_rand_error']:.4f})  VI {vi(r['initial']):.3f} → {vi(r['before']):.3f} → "
@@ -217,9 +218,9 @@ def row(label: str, r: dict, budget: int = 2000) -> str:
             f" crowd {g['crowd']['vi']:.0%})  votes {r['votes']}  votes/retired {d['votes_per_retired'] or 0:.2f}  "
             f"wrong {d['wrong_share'] or 0:.3f}  expert {d['expert']}/{d['puzzles']}  VI/player-min "
             f"{per_minute if per_minute is not None else float('nan'):.5f} "
-            f"({(per_minute or 0) / GP_VI_PER_MINUTE:.2f}x GP; first quarter of the votes {ratio(early)})  "
-            f"after {budget} votes ARE {at_budget(r, budget)['adapted_rand_error'] or 0:.0%} VI "
-            f"{at_budget(r, budget)['vi'] or 0:.0%}  puzzles {d['puzzles']}  seconds {r['seconds']}  "
+            f"({(per_minute or 0) / GP_VI_PER_MINUTE:.2f}x GP; first quarter of the votes {ratio(first_quarter)})  "
+            f"after {budget} votes ARE {early['adapted_rand_error'] or 0:.0%} VI "
+            f"{early['vi'] or 0:.0%}  puzzles {d['puzzles']}  seconds {r['seconds']}  "
             f"waits {r.get('waits', 0)}")
 
 

@@ -74,7 +74,8 @@ def main() -> None:
     spent[:] = [0.0, 0.0]
     play(args.votes)
     ms = [1000 * s / args.votes for s in spent]
-    print(json.dumps({"settings": args.set, "votes": args.votes, "players": args.players, "next_puzzle_cpu_ms": round(ms[0], 3),
+    print(json.dumps({"settings": args.set, "votes": args.votes, "players": args.players,
+                      "next_puzzle_cpu_ms": round(ms[0], 3),
                       "cast_vote_cpu_ms": round(ms[1], 3), "cpu_ms_per_vote": round(sum(ms), 3)}))
     shutil.rmtree(home.parent, ignore_errors=True)
 

@@ -103,6 +103,7 @@ def test_an_applied_edit_brings_the_candidates_of_the_segment_it_made(prepared):
     merge = next(p for p in st.puzzles(inst.store, volume="demo", gold=False)
                  if p["kind"] == "merge" and p["state"] == "open" and p["truth"])
     before = st.puzzle_count(inst.store, "demo")
+    made_before = {p["id"]: p["value"] for p in st.puzzles(inst.store, volume="demo", gold=False)}
     for c in crowd:
         if st.puzzle(inst.store, merge["id"])["state"] == "open":
             vote(inst, c["id"], merge["id"], "yes")
@@ -118,6 +119,12 @@ def test_an_applied_edit_brings_the_candidates_of_the_segment_it_made(prepared):
     assert not cuts or any(c["key"] in asked for c in cuts), "and one cut of it at a time"
     assert st.puzzle_count(inst.store, "demo") >= before
     assert candidate_key({"kind": "merge", "segments": merge["segments"]}) in asked
+    # the open puzzles of the merged segment gain what their parts give now (the hand-out order reads it)
+    sizes = inst.supervoxel_sizes("demo")
+    touched = [p for p in st.puzzles(inst.store, volume="demo", state="open", gold=False)
+               if merged in {agg.segment_of(a) for a in p["anchors"]}]
+    assert touched and all(p["value"] == pytest.approx(PuzzleEdit.of(p).gain(agg, sizes)) for p in touched)
+    assert any(p["value"] > made_before.get(p["id"], float("inf")) for p in touched), "one made before it grew"
 
 
 def test_no_question_undoes_an_applied_edit(prepared):

@@ -167,7 +167,8 @@ def test_the_priority_index_hands_out_puzzles_in_the_same_order_without_sorting(
     voters = [st.create_player(store, f"p{i}", None)["id"] for i in range(4)]
     with store.write() as db:
         for pid in pids:
-            db.conn.execute("UPDATE puzzles SET posterior = ?, counted_votes = ?, judgeable = ?, value = ? WHERE id = ?",
+            db.conn.execute("UPDATE puzzles SET posterior = ?, counted_votes = ?, judgeable = ?, value = ?"
+                            " WHERE id = ?",
                             (rng.choice([None, 0.5, rng.random()]), rng.randrange(6), int(rng.random() < 0.8),
                              rng.choice([None, 10.0, rng.random() * 1e5]), pid))
         st.set_puzzle_state(store, pids[5], "retired", decision=True)
@@ -215,13 +216,16 @@ def test_the_upgrade_gives_puzzles_made_before_it_the_value_of_their_edit(tmp_pa
             VALUES (1, 'v', 'merge', '[1,2]', '[]', '[1,2]', '[0,0,0]', 0.5,
                     '{"features": {"size_a": 5000, "size_b": 3000}}', 0),
                    (2, 'v', 'merge', '[1,3]', '[]', '[1,3]', '[0,0,0]', 0.5, '{"how": "contact"}', 0),
-                   (3, 'v', 'merge', '[1,4]', '[]', '[1,4]', '[0,0,0]', 0.5, NULL, 0);
+                   (3, 'v', 'merge', '[1,4]', '[]', '[1,4]', '[0,0,0]', 0.5, NULL, 0),
+                   (4, 'v', 'merge', '[1,5]', '[]', '[1,5]', '[0,0,0]', 0.5,
+                    '{"features": {"size_a": "many", "size_b": 3000}}', 0);
     """)
     conn.commit()
     conn.close()
     store = st.Store(path)
     values = {r["id"]: r["value"] for r in store.query("SELECT id, value FROM puzzles")}
     assert values[1] == pytest.approx(edit_value(5000, 3000)) and values[2] is None and values[3] is None
+    assert values[4] is None  # sizes that are not numbers (an imported candidate's) stop no upgrade
     store.close()
 
 

@@ -43,7 +43,7 @@ from game.app.settings import resolve_model_path
 from game.crowd import votes
 from game.detection import detect
 from game.detection.candidates import contact_points
-from game.puzzles.edit import Decided, expected_gain, label_edits
+from game.puzzles.edit import Decided, PuzzleEdit, expected_gain, label_edits
 from game.puzzles.framing import frame_candidates
 from game.puzzles.looking import judgeable
 from game.puzzles.roles import choose_roles, sample_strata
@@ -138,7 +138,8 @@ class Pool:
         shallower), and none while the segment has a split puzzle open. The
         new puzzles' pictures are drawn before this returns (players never
         wait on them), and so are those of open puzzles of ``segments``, whose
-        parts the decision that led here may have changed.
+        parts the decision that led here may have changed; their ``value``
+        (what a right edit gains: the hand-out order) is measured anew.
         """
         bar = progress or (lambda desc: None)
         with self._lock:
@@ -173,7 +174,8 @@ class Pool:
                 self._scanned.add(name)
                 if self.waiting(name) or st.waiting_candidates(self.inst.store, name):
                     st.set_waiting(self.inst.store, name, self.waiting(name))
-            changed = []
+            changed, values = [], {}
+            sizes = self.inst.supervoxel_sizes(name) if segments is not None else None
             for p in st.puzzles(self.inst.store, volume=name, state="open", gold=False):
                 if p["id"] in added or segments is not None and \
                         not {agg.segment_of(a) for a in p["anchors"]} & set(segments):
@@ -182,6 +184,8 @@ class Pool:
                     st.mark_moot(self.inst.store, p["id"])  # an edit since it was made settled it
                 elif segments is not None:
                     changed.append(p["id"])
+                    values[p["id"]] = PuzzleEdit.of(p).gain(agg, sizes)  # what it gains now: the order's value
+            st.set_puzzle_values(self.inst.store, values)
             if self.inst.settings["PRERENDER"]:
                 images.prerender(self.inst, added + changed, progress=bar("pictures of the crowd's puzzles"))
         return len(added)

@@ -219,9 +219,10 @@ SETTINGS: tuple[Setting, ...] = (
             "walk can stay unasked when players stop; 3 closed +2.6 / +1.0 points of the ARE / VI gap for 27% more votes "
             "(bench/bench_simulate.py, 9 runs each, within the spread).", _positive),
     Setting("POOL_OPEN", 1000, "Most open crowd puzzles a volume keeps: beyond it the candidates expected to gain "
-            "most (score times game.puzzles.edit.edit_value) become puzzles and the rest wait, coming in as decisions retire puzzles (a 20x1024x1024 volume had 12,106 "
-            "candidates, framed in 21 minutes before its first puzzle; the demo's ~800 are all open at once). "
-            "0: every candidate at once.", _count),
+            "most (score times game.puzzles.edit.edit_value; whether a person can judge them by looking is known "
+            "only once they are framed) become puzzles and the rest wait, coming in as decisions retire puzzles (a "
+            "20x1024x1024 volume had 12,106 candidates, framed in 21 minutes before its first puzzle; the demo's "
+            "~800 are all open at once). 0: every candidate at once.", _count),
     Setting("KNOWN_SAMPLE", 1000, "At first start, candidates of each kind and answer framed to choose the practice, "
             "teach and gold puzzles from (a random sample of more; their weights in the score's calibration scaled "
             "to match). 0: every candidate.", _count),

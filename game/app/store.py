@@ -229,6 +229,15 @@ MIGRATIONS: list[str] = [
 ]
 
 
+def _stored_edit_value(size_a, size_b) -> float | None:
+    """:func:`game.puzzles.edit.edit_value` of sizes read from a stored detector JSON; None where they are not
+    numbers (an imported candidate's), so that no stored value stops the schema's upgrade."""
+    try:
+        return edit_value(size_a, size_b)
+    except (TypeError, ValueError):
+        return None
+
+
 class Store:
     """One SQLite file, one writer at a time, reads on pooled connections.
 
@@ -258,7 +267,7 @@ class Store:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.create_function("pq_edit_value", 2, edit_value, deterministic=True)  # the migration above
+        conn.create_function("pq_edit_value", 2, _stored_edit_value, deterministic=True)  # the migration above
         return sqlite_utils.Database(conn)
 
     @contextmanager
@@ -646,6 +655,14 @@ def add_puzzles(store: Store, volume: str, puzzles: list[dict]) -> list[int | No
     return ids
 
 
+def set_puzzle_values(store: Store, values: dict[int, float]) -> None:
+    """Store open puzzles' ``value`` (what their edit gains if right) anew: their parts changed."""
+    if values:
+        with store.write() as db:
+            db.conn.executemany("UPDATE puzzles SET value = ? WHERE id = ? AND state = 'open'",
+                                [(float(v), int(i)) for i, v in values.items()])
+
+
 def _value(puzzle: dict) -> float | None:
     """A new puzzle's ``value``: given, or :func:`game.puzzles.edit.edit_value` of its features' sizes."""
     if puzzle.get("value") is not None:
@@ -765,7 +782,7 @@ def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None 
     out the ids in the JSON list ``:skip``."""
     where = "" if gold else "AND p.state = 'open' AND p.volume NOT IN (SELECT volume FROM volume_state WHERE live = 0)"
     if skip:
-        where += " AND p.id NOT IN (SELECT value FROM json_each(:skip))"
+        where += " AND p.id NOT IN (SELECT json_each.value FROM json_each(:skip))"
     indexed = f' INDEXED BY "{index}"' if index and not gold else ""
     return ("SELECT p.id, p.volume, p.kind, p.gold, p.teach, p.score, p.posterior, p.n_votes, p.counted_votes,"
             " p.anchors,"

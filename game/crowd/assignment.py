@@ -180,10 +180,10 @@ def _suspected_mergers(inst, aggs: dict[str, Agglomeration] | None = None) -> di
     an open split puzzle (in a volume without one, nothing waits).
 
     A cut counts while its probability (posterior, else score) is at least
-    SPLIT_HOLD_BELIEF (default 0: every open cut). The merge tree proposes a
-    cut for most segments, nearly all wrong, and while each holds back the
-    merges onto its segment the crowd spends about half its votes before its
-    first merge (bench/bench_simulate.py, demo0).
+    SPLIT_HOLD_BELIEF (default 0.1; 0: every open cut). The merge tree proposes
+    a cut for most segments, nearly all wrong, and while every one held back
+    the merges onto its segment the crowd spent about half its votes before
+    its first merge (bench/bench_simulate.py, demo0).
     """
     parts: dict[str, list[int]] = {}
     for volume, sv in st.open_split_parts(inst.store, min_belief=inst.settings["SPLIT_HOLD_BELIEF"]):

@@ -247,6 +247,15 @@ class PuzzleEdit:
         total = float(np.dot(segments[1:], segments[1:]))
         return 2.0 * a * b / total if total else 0.0
 
+    def gain(self, agg: Agglomeration, sizes: np.ndarray) -> float:
+        """:func:`edit_value` of the edit's two parts as they are now (``sizes``: voxels per supervoxel id);
+        0 when moot. A puzzle's stored value is of its parts when it was made; edits since change them."""
+        try:
+            parts = self.parts(agg)
+        except Moot:
+            return 0.0
+        return edit_value(float(sizes[parts.a].sum()), float(sizes[parts.b].sum())) or 0.0
+
     def is_correct(self, agg: Agglomeration, sv_truth: np.ndarray, sizes: np.ndarray | None = None) -> bool | None:
         """Whether the edit agrees with the ground truth; None when the truth is silent.
 

@@ -38,7 +38,7 @@ A contact at the volume's side is framed like any other: the view centres
 it, the padding past the side drawn as such (until stop 23 a contact within
 about 5 voxels of the side got no frame and never became a puzzle: on demo
 seed 1 after a crowd's run, 15 of the 23 correct candidates a scan of what
-was left found lay there; such a puzzle is handed out last,
+was left found lay there; such a puzzle is hard to judge,
 :mod:`game.puzzles.looking`). A candidate whose parts do not touch near its
 location gets no frame and is not made into a puzzle. The frame is computed
 once, when the puzzle is made, and stored with it (:meth:`Frame.to_dict`), so its images

@@ -7,8 +7,8 @@ membrane whose truth is whichever side a few voxels fall on), or an *island*
 organelle inside a cell looks like that, and so does a neurite pushing into
 a cell, and the dark rim of an organelle reads as a membrane.
 
-Such candidates are down-ranked when puzzles are made (after every other
-candidate, so they fill the crowd's pool last), never become puzzles with a
+Such puzzles are handed out at half what they are expected to gain
+(:func:`game.app.store.assignable_puzzles`), never become puzzles with a
 known answer (practice, teach, gold), and the tutorial shows a sliver and an
 organelle so players know what they are.
 
