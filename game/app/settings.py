@@ -229,10 +229,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRERENDER", True, "Draw a crowd puzzle's pictures when the pool makes it, and again when a decision "
             "changes its parts, so that no player waits for them (off: drawn on first request).", _bool),
     Setting("PUZZLE_ORDER", "value", "Which open puzzle a player gets next: 'value', the one expected to gain "
-            "most (probability its edit is right, the posterior or else the score, times what a right edit gains, "
-            "game.puzzles.edit.edit_value; halved when hard to judge by looking; puzzles on their way to a decision "
-            "finished), or 'uncertainty' (the order before: the most uncertain first, every judgeable puzzle before "
-            "the rest). bench/bench_simulate.py measures both.", _choice("value", "uncertainty")),
+            "most (the detector's score, the probability its edit is right, times what a right edit gains, "
+            "game.puzzles.edit.edit_value; halved when hard to judge by looking; up to doubled on its way to a "
+            "decision, so votes move a puzzle up, never down), or 'uncertainty' (the order before: the most "
+            "uncertain first, every judgeable puzzle before the rest). bench/bench_simulate.py measures both.",
+            _choice("value", "uncertainty")),
     Setting("SPLIT_HOLD_BELIEF", 0.1, "An open split puzzle holds back merge puzzles onto its segment (a merge "
             "applied before a needed cut drags the wrong piece along) while the cut's probability, its posterior "
             "or else the detector's score, is at least this; 0: every open cut holds them. The merge tree proposes "

@@ -727,11 +727,15 @@ def _priority_sql(min_votes: float, table: str = "", order: str = "value") -> st
     """A puzzle's priority in SQL with ``min_votes`` written in as a literal (an index over it needs one);
     ``table``: the alias its columns are read from (``"p."``); ``order``: one of :data:`ORDERS`.
 
-    ``value``: what the puzzle is expected to gain, ``p·value·(1 + min(votes, m)/m)``, halved for a puzzle a
-    person may find hard to judge by looking (not ``judgeable``), with ``p`` its posterior (the score before
-    any vote that counts), ``value`` what its edit gains if right (:func:`game.puzzles.edit.edit_value`; 1
-    voxel-bit without part sizes) and ``votes`` those that count, so that a puzzle on its way to a decision
-    is finished. ``uncertainty`` (the order before): ``0.4·(1 − |2p − 1|) + 0.4·score + 0.2·min(votes, m)/m``,
+    ``value``: what the puzzle was expected to gain before anyone answered, ``score·value·(1 + min(votes,
+    m)/m)``, halved for a puzzle a person may find hard to judge by looking (not ``judgeable``), with
+    ``score`` the detector's probability that the edit is right, ``value`` what a right edit gains
+    (:func:`game.puzzles.edit.edit_value`; 1 voxel-bit without part sizes) and ``votes`` those that count,
+    so that a puzzle on its way to a decision is finished. The votes move a puzzle up, never down: ranked by
+    its posterior, one established voter's "no" would push a right edit back for as long as better ones
+    keep coming (a saboteur's, or an honest mistake's), and on the demo the two ranked alike (the bench's
+    gap closed after 2,000 votes and in all). ``uncertainty`` (the order before): ``0.4·(1 − |2p − 1|) +
+    0.4·score + 0.2·min(votes, m)/m`` with ``p`` the posterior (the score before any vote that counts),
     every judgeable puzzle first.
     """
     m = repr(float(max(1, min_votes)))
@@ -741,7 +745,7 @@ def _priority_sql(min_votes: float, table: str = "", order: str = "value") -> st
         return f"0.4 * (1.0 - ABS(2.0 * {p} - 1.0)) + 0.4 * {table}score + 0.2 * {votes}"
     if order != "value":
         raise ValueError(f"unknown puzzle order {order!r}: one of {', '.join(ORDERS)}")
-    return f"{p} * COALESCE({table}value, 1.0) * (1.0 + {votes}) * (0.5 + 0.5 * {table}judgeable)"
+    return f"{table}score * COALESCE({table}value, 1.0) * (1.0 + {votes}) * (0.5 + 0.5 * {table}judgeable)"
 
 
 def _order_keys(min_votes: float, table: str, order: str) -> str:
