@@ -202,6 +202,10 @@ def test_the_priority_index_hands_out_puzzles_in_the_same_order_without_sorting(
     st.index_priorities(other, 3, next(o for o in st.ORDERS if o != order))
     other.close()
     assert handed(5) == sorted_order[5] and store.priority_index is None  # sorted again, in the same order
+    if order == "value":  # from the end (a player whose votes do not count yet): the same order backwards
+        rows = st.assignable_puzzles(store, voters[0], gold=False, limit=400, order=order)
+        back = st.assignable_puzzles(store, voters[0], gold=False, limit=400, order=order, last=True)
+        assert [r["id"] for r in back] == [r["id"] for r in rows][::-1]
 
 
 def test_the_upgrade_gives_puzzles_made_before_it_the_value_of_their_edit(tmp_path):

@@ -748,8 +748,11 @@ def _priority_sql(min_votes: float, table: str = "", order: str = "value") -> st
     return f"{table}score * COALESCE({table}value, 1.0) * (1.0 + {votes}) * (0.5 + 0.5 * {table}judgeable)"
 
 
-def _order_keys(min_votes: float, table: str, order: str) -> str:
-    """The hand-out order's sort keys after (gold, tutorial, state): see :func:`_priority_sql`."""
+def _order_keys(min_votes: float, table: str, order: str, last: bool = False) -> str:
+    """The hand-out order's sort keys after (gold, tutorial, state): see :func:`_priority_sql`; ``last``: from
+    the end of the value order (the same index, read backwards)."""
+    if last and order == "value":
+        return f"({_priority_sql(min_votes, table, order)}) ASC, {table}id DESC"
     first = f"{table}judgeable DESC, " if order == "uncertainty" else ""
     return f"{first}({_priority_sql(min_votes, table, order)}) DESC, {table}id"
 
@@ -780,7 +783,7 @@ def index_priorities(store: Store, min_votes: float, order: str = "value") -> No
 
 
 def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None = None, skip: bool = False,
-                    order: str = "value") -> str:
+                    order: str = "value", last: bool = False) -> str:
     """:func:`assignable_puzzles`' query; ``index``: the priority index to read open puzzles off (SQLite's
     planner, not knowing that the first few entries are enough, would rather scan and sort); ``skip``: leave
     out the ids in the JSON list ``:skip``."""
@@ -796,11 +799,11 @@ def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None 
             " (SELECT 1 FROM votes v WHERE v.puzzle_id = p.id AND v.player_id = :player)"
             # a copy of a settled decision never measures a player who helped decide it
             " AND NOT EXISTS (SELECT 1 FROM votes v WHERE v.puzzle_id = p.settled_from AND v.player_id = :player)"
-            f" ORDER BY {_order_keys(min_votes, 'p.', order)} LIMIT {int(limit)}")
+            f" ORDER BY {_order_keys(min_votes, 'p.', order, last and not gold)} LIMIT {int(limit)}")
 
 
 def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: int = 3,
-                       limit: int = 64, skip=(), order: str = "value") -> list[dict]:
+                       limit: int = 64, skip=(), order: str = "value", last: bool = False) -> list[dict]:
     """Puzzles the player has not answered: open ones of live volumes, or (``gold``) gold ones in any state.
 
     The known-answer puzzles of every volume are served, live or not: a volume
@@ -812,18 +815,19 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: i
     PUZZLE_ORDER setting: by default what each is expected to gain, puzzles on their way to a decision
     finished). The ``limit`` best (gold: any order). Open puzzles are read off
     :func:`index_priorities`' index when one was made for ``min_votes`` and ``order``
-    (the same order, without sorting them all). ``skip``: ids to leave out.
+    (the same order, without sorting them all). ``skip``: ids to leave out. ``last``: open puzzles from the
+    end of the value order (for a player whose votes do not count yet).
     """
     indexed = store.priority_index
     index = indexed[1] if indexed is not None and indexed[0] == (float(max(1, min_votes)), order) else None
     params = {"gold": int(gold), "player": player_id, "skip": json.dumps([int(i) for i in skip])}
     try:
-        rows = store.query(_assignable_sql(gold, min_votes, limit, index, bool(skip), order), params)
+        rows = store.query(_assignable_sql(gold, min_votes, limit, index, bool(skip), order, last), params)
     except sqlite3.OperationalError as exc:
         if index is None or "no such index" not in str(exc):
             raise
         store.priority_index = None  # dropped by a process started with other settings: sort instead
-        rows = store.query(_assignable_sql(gold, min_votes, limit, None, bool(skip), order), params)
+        rows = store.query(_assignable_sql(gold, min_votes, limit, None, bool(skip), order, last), params)
     for row in rows:
         row["anchors"], row["supervoxels"] = _id_list(row["anchors"]), _id_list(row["supervoxels"])
     return rows

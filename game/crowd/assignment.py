@@ -217,7 +217,8 @@ def _hand_out(inst, puzzle: dict, player_id: int, picture: str) -> dict:
 FIRST_LOOK, LOOK = 8, 64  # open puzzles read at first, and when none of those first few is free
 
 
-def _choose_open(inst, player_id: int, exclude: set[int], now: float) -> tuple[dict, str] | None:
+def _choose_open(inst, player_id: int, exclude: set[int], now: float,
+                 counts: bool = True) -> tuple[dict, str] | None:
     """The open puzzle to hand out and its picture key, or None when no open puzzle is left for the player.
 
     Puzzles that wait for a split (:func:`_waits`) come after every other:
@@ -226,6 +227,12 @@ def _choose_open(inst, player_id: int, exclude: set[int], now: float) -> tuple[d
     to gain), the first that still needs players, one held by
     fewer players than it still needs votes; when every one is held so, the
     first of them; when every open puzzle waits, the same among those.
+
+    A player whose votes do not count yet (``counts`` False: not established)
+    is handed the open puzzles from the end of the order: their answers weigh
+    nothing, and on the best puzzles they used up a small crowd's voters
+    (fibsem-gala, 20 players: a right big merge answered by all 20 while 8 of
+    them were not established stayed open below the bar for good).
 
     Most requests are settled by the ``FIRST_LOOK`` best of the puzzles not
     known to wait (:meth:`Assignments.waiting`), so those are read first.
@@ -237,7 +244,7 @@ def _choose_open(inst, player_id: int, exclude: set[int], now: float) -> tuple[d
 
     def first(limit: int, skip) -> tuple[bool, tuple[dict, str] | None, bool]:
         rows = st.assignable_puzzles(inst.store, player_id, gold=False, min_votes=inst.consensus.min_votes,
-                                     limit=limit, skip=skip, order=inst.settings["PUZZLE_ORDER"])
+                                     limit=limit, skip=skip, order=inst.settings["PUZZLE_ORDER"], last=not counts)
         return (len(rows) < limit,) + _first_free(inst, player_id, [p for p in rows if p["id"] not in exclude],
                                                   now, suspects)
 
@@ -330,7 +337,7 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
                 chosen = rng.choice(candidates)
                 return _hand_out(inst, chosen, player["id"], picture_key(chosen, None))
             continue
-        chosen = _choose_open(inst, player["id"], exclude, now)
+        chosen = _choose_open(inst, player["id"], exclude, now, counts=established)
         if chosen is not None:
             return _hand_out(inst, chosen[0], player["id"], chosen[1])
     raise ProofQuestError("no puzzle is left for you right now: thank you! New ones come as the crowd decides")
