@@ -6,7 +6,7 @@ known answer: secret gold stays secret) with a clear ground truth, chosen by a r
 (:func:`game.puzzles.framing.view_frame`) as :mod:`game.app.images` draws it, a view that lies inside the
 volume (no padding to explain). Drawn from the default demo (seed 0, as prepared on a first start): another
 seed's has no sliver fit to teach with (seed 1: two, both specks). The organelle and the sliver are crowd
-puzzles that are hard to judge (handed out at half their expected gain); the pair picture's puzzle is a
+puzzles that are hard to judge (handed out after the judgeable ones); the pair picture's puzzle is a
 judgeable crowd puzzle of the default demo whose answer the lesson shows.
 
 * ``lesson-pair.png`` and ``lesson-pair-slice.png``: a right join one section apart (parts that touch only

@@ -414,12 +414,12 @@ def test_a_merge_that_waits_is_not_handed_out_while_one_that_does_not_wait_is_op
 
 
 def test_a_player_whose_votes_do_not_count_yet_gets_the_end_of_the_order(inst):
-    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0, SPLIT_HOLD_BELIEF=0.5)
+    inst.settings.update(GOLD_SHARE_NEW=0.0, GOLD_SHARE=0.0, SPLIT_HOLD_BELIEF=0.5, PUZZLE_ORDER="value")
     oracle_puzzles(inst, gold_every=1000)
     with inst.store.write() as db:  # no cut holds a merge back, so the order alone decides
         db.conn.execute("UPDATE puzzles SET score = 0.05 WHERE kind = 'split'")
     newcomer, regular = players.create_guest(inst.store), _crowd(inst, 1)[0]
-    order = [r["id"] for r in st.assignable_puzzles(inst.store, regular["id"], gold=False,
+    order = [r["id"] for r in st.assignable_puzzles(inst.store, regular["id"], gold=False, order="value",
                                                     min_votes=inst.consensus.min_votes, limit=1000)]
     assert len(order) > 2
     # their answers weigh nothing: they take the end, and leave the best puzzles' voters to those that count

@@ -113,7 +113,8 @@ class Pool:
         A candidate whose decision cannot be shown inside the volume is
         dropped; one a person may not judge by looking at its view (a sliver,
         an island: :mod:`game.puzzles.looking`) is kept, marked, and handed
-        out at half its expected gain (:func:`game.app.store.assignable_puzzles`).
+        out after the judgeable ones (at half its expected gain in the value
+        order: :func:`game.app.store.assignable_puzzles`).
         """
         volume, agg = self.inst.volumes.open(name), self.inst.agglomeration(name)
         framed = []

@@ -228,18 +228,22 @@ SETTINGS: tuple[Setting, ...] = (
             "to match). 0: every candidate.", _count),
     Setting("PRERENDER", True, "Draw a crowd puzzle's pictures when the pool makes it, and again when a decision "
             "changes its parts, so that no player waits for them (off: drawn on first request).", _bool),
-    Setting("PUZZLE_ORDER", "value", "Which open puzzle a player gets next: 'value', the one expected to gain "
-            "most (the detector's score, the probability its edit is right, times what a right edit gains, "
-            "game.puzzles.edit.edit_value; halved when hard to judge by looking; up to doubled on its way to a "
-            "decision, so votes move a puzzle up, never down), or 'uncertainty' (the order before: the most "
-            "uncertain first, every judgeable puzzle before the rest). bench/bench_simulate.py measures both.",
-            _choice("value", "uncertainty")),
+    Setting("PUZZLE_ORDER", "uncertainty", "Which open puzzle a player gets next: 'uncertainty', the most "
+            "uncertain first (every judgeable puzzle before the rest), or 'value', the one expected to gain most "
+            "(the detector's score times what a right edit gains, game.puzzles.edit.edit_value; halved when hard "
+            "to judge by looking; up to doubled on its way to a decision; a player whose votes do not count yet "
+            "gets the end). bench/bench_simulate.py, crowd 0.8: on the demo (9 runs) 'value' closed 33% of the VI "
+            "gap in the first 2,000 votes against 22% (both with SPLIT_HOLD_BELIEF 0.1) and as much in all, but "
+            "on fibsem-gala, where 20 players are the whole crowd, 1-3 of 9 runs closed 52-84% (a right big merge "
+            "answered early, while records were short, stayed below the bar once all 20 had answered), against "
+            "none of 9.", _choice("value", "uncertainty")),
     Setting("SPLIT_HOLD_BELIEF", 0.1, "An open split puzzle holds back merge puzzles onto its segment (a merge "
             "applied before a needed cut drags the wrong piece along) while the cut's probability, its posterior "
             "or else the detector's score, is at least this; 0: every open cut holds them. The merge tree proposes "
             "a cut for most segments, nearly all wrong: at 0 the crowd's first quarter of votes applied almost no "
             "merge. bench/bench_simulate.py, demo0-2, crowd 0.8, seeds 0-2 (9 runs each): at 0.1 rather than 0, "
-            "true VI gap closed after 2,000 votes 32% against 17% (value order), and in all 61% against 62%.",
+            "true VI gap closed after 2,000 votes 22% against 10% (uncertainty order; value order 32% against "
+            "17%), and in all 63% against 59%.",
             _probability),
     Setting("LEADERBOARD_INTERVAL", 0.5, "Seconds between leaderboard broadcasts (throttling).", float),
     Setting("ASYNC_MODE", "gevent", "How the server runs many players at once: 'gevent' (greenlets on one event loop; "

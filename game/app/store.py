@@ -723,7 +723,7 @@ def puzzle_count(store: Store, volume: str | None = None) -> int:
 ORDERS = ("value", "uncertainty")  # how open puzzles are handed out: the PUZZLE_ORDER setting
 
 
-def _priority_sql(min_votes: float, table: str = "", order: str = "value") -> str:
+def _priority_sql(min_votes: float, table: str = "", order: str = "uncertainty") -> str:
     """A puzzle's priority in SQL with ``min_votes`` written in as a literal (an index over it needs one);
     ``table``: the alias its columns are read from (``"p."``); ``order``: one of :data:`ORDERS`.
 
@@ -757,7 +757,7 @@ def _order_keys(min_votes: float, table: str, order: str, last: bool = False) ->
     return f"{first}({_priority_sql(min_votes, table, order)}) DESC, {table}id"
 
 
-def index_priorities(store: Store, min_votes: float, order: str = "value") -> None:
+def index_priorities(store: Store, min_votes: float, order: str = "uncertainty") -> None:
     """Index open puzzles in the order :func:`assignable_puzzles` hands them out, for ``min_votes`` and
     ``order`` (the PUZZLE_ORDER setting).
 
@@ -783,7 +783,7 @@ def index_priorities(store: Store, min_votes: float, order: str = "value") -> No
 
 
 def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None = None, skip: bool = False,
-                    order: str = "value", last: bool = False) -> str:
+                    order: str = "uncertainty", last: bool = False) -> str:
     """:func:`assignable_puzzles`' query; ``index``: the priority index to read open puzzles off (SQLite's
     planner, not knowing that the first few entries are enough, would rather scan and sort); ``skip``: leave
     out the ids in the JSON list ``:skip``."""
@@ -803,7 +803,7 @@ def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None 
 
 
 def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: int = 3,
-                       limit: int = 64, skip=(), order: str = "value", last: bool = False) -> list[dict]:
+                       limit: int = 64, skip=(), order: str = "uncertainty", last: bool = False) -> list[dict]:
     """Puzzles the player has not answered: open ones of live volumes, or (``gold``) gold ones in any state.
 
     The known-answer puzzles of every volume are served, live or not: a volume
@@ -812,8 +812,8 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: i
     (asked for on every puzzle request): id, volume, kind, gold, score,
     posterior, n_votes, counted_votes, judgeable, value, ``anchors`` and ``supervoxels`` (to tell
     whether an edit made the puzzle moot), and ``priority`` (:func:`_priority_sql` of ``order``, the
-    PUZZLE_ORDER setting: by default what each is expected to gain, puzzles on their way to a decision
-    finished). The ``limit`` best (gold: any order). Open puzzles are read off
+    PUZZLE_ORDER setting: by default the most uncertain, judgeable ones first; or what each is expected to
+    gain; puzzles on their way to a decision finished). The ``limit`` best (gold: any order). Open puzzles are read off
     :func:`index_priorities`' index when one was made for ``min_votes`` and ``order``
     (the same order, without sorting them all). ``skip``: ids to leave out. ``last``: open puzzles from the
     end of the value order (for a player whose votes do not count yet).

@@ -1,8 +1,8 @@
 """Which puzzle a player gets next, and the ticket that lets them answer it.
 
 A puzzle with known truth now and then (secret gold or teach; often for
-players not yet established); otherwise the open puzzle expected to gain most
-(PUZZLE_ORDER: :func:`game.app.store.assignable_puzzles`), spread so that a crowd
+players not yet established); otherwise the most uncertain open puzzle, or
+the one expected to gain most (PUZZLE_ORDER: :func:`game.app.store.assignable_puzzles`), spread so that a crowd
 playing at once does not pile onto one puzzle, and with merges that must wait
 for a likely split held back.
 
@@ -223,13 +223,13 @@ def _choose_open(inst, player_id: int, exclude: set[int], now: float,
 
     Puzzles that wait for a split (:func:`_waits`) come after every other:
     among the ``LOOK`` best of those that do not wait
-    (:func:`game.app.store.assignable_puzzles`' order: what each is expected
-    to gain), the first that still needs players, one held by
+    (:func:`game.app.store.assignable_puzzles`' order, PUZZLE_ORDER), the
+    first that still needs players, one held by
     fewer players than it still needs votes; when every one is held so, the
     first of them; when every open puzzle waits, the same among those.
 
-    A player whose votes do not count yet (``counts`` False: not established)
-    is handed the open puzzles from the end of the order: their answers weigh
+    In the value order, a player whose votes do not count yet (``counts``
+    False: not established) is handed the open puzzles from its end: their answers weigh
     nothing, and on the best puzzles they used up a small crowd's voters
     (fibsem-gala, 20 players: a right big merge answered by all 20 while 8 of
     them were not established stayed open below the bar for good).
@@ -306,7 +306,7 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
     """A puzzle the player has not answered, with its ticket: known truth now and then, most often until
     the player is established.
 
-    Among open puzzles the one expected to gain most comes first, but a
+    Among open puzzles the first of PUZZLE_ORDER comes first, but a
     puzzle already held by as many players as it still needs votes is passed
     over, so a crowd playing at once spreads out instead of piling onto one.
     ``exclude`` lists puzzles to skip (the one on screen, when a client

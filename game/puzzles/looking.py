@@ -7,8 +7,9 @@ membrane whose truth is whichever side a few voxels fall on), or an *island*
 organelle inside a cell looks like that, and so does a neurite pushing into
 a cell, and the dark rim of an organelle reads as a membrane.
 
-Such puzzles are handed out at half what they are expected to gain
-(:func:`game.app.store.assignable_puzzles`), never become puzzles with a
+Such puzzles are handed out after the judgeable ones (at half what they are
+expected to gain in the value order: :func:`game.app.store.assignable_puzzles`),
+never become puzzles with a
 known answer (practice, teach, gold), and the tutorial shows a sliver and an
 organelle so players know what they are.
 
