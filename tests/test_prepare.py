@@ -33,7 +33,7 @@ def test_every_puzzle_is_stored_with_a_frame_that_shows_its_decision(inst):
 
 @pytest.mark.parametrize("order", ["value", "uncertainty"])
 def test_hard_to_judge_candidates_are_handed_out_at_half_their_expected_gain(inst, order):
-    from conftest import vote
+    from conftest import establish, vote
 
     from game.app import players
     inst.settings.update(GOLD_SHARE=0.0, GOLD_SHARE_NEW=0.0, SPLIT_HOLD_BELIEF=0.0, PUZZLE_ORDER=order)
@@ -45,7 +45,8 @@ def test_hard_to_judge_candidates_are_handed_out_at_half_their_expected_gain(ins
     agg = inst.agglomeration("demo")
     suspects = assignment._suspected_mergers(inst, {"demo": agg})["demo"]
     waiting = {i for i, p in rows.items() if assignment._waits(p, suspects)}  # they come last in any case
-    player = players.create_guest(inst.store)  # not established: the votes move no posterior
+    player = players.create_guest(inst.store)
+    establish(inst, [player])  # (one whose votes do not count yet gets the value order from its end)
     judged = []
     while True:
         try:

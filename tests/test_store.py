@@ -251,7 +251,7 @@ def test_open_puzzles_are_handed_out_by_what_they_are_expected_to_gain(store):
     with store.write() as db:  # votes that count move a puzzle up on its way to a decision, never down ...
         db.conn.execute("UPDATE puzzles SET posterior = 0.001, counted_votes = 2 WHERE id = ?", (big_unlikely,))
         db.conn.execute("UPDATE puzzles SET posterior = 0.99, counted_votes = 3 WHERE id = ?", (hard_halves,))
-    priority = {p["id"]: p["priority"] for p in st.assignable_puzzles(store, voter, gold=False)}
+    priority = {p["id"]: p["priority"] for p in st.assignable_puzzles(store, voter, gold=False, order="value")}
     assert order() == [big_unlikely, halves, hard_halves, small_likely, unsized]
     assert priority[hard_halves] == pytest.approx(priority[halves])  # halved, then doubled on its way (3 votes)
     assert order("uncertainty").index(big_unlikely) > order("uncertainty").index(halves)  # ... where it sank
