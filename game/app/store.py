@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 import sqlite_utils
 
 from game.errors import ProofQuestError
-from game.puzzles.edit import edit_value
+from game.puzzles.edit import candidate_value, edit_value
 
 # Each entry migrates the schema from version i to i + 1; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -664,11 +664,8 @@ def set_puzzle_values(store: Store, values: dict[int, float]) -> None:
 
 
 def _value(puzzle: dict) -> float | None:
-    """A new puzzle's ``value``: given, or :func:`game.puzzles.edit.edit_value` of its features' sizes."""
-    if puzzle.get("value") is not None:
-        return float(puzzle["value"])
-    features = puzzle.get("features") or {}
-    return edit_value(features.get("size_a"), features.get("size_b"))
+    """A new puzzle's ``value``: given, or :func:`game.puzzles.edit.candidate_value`."""
+    return float(puzzle["value"]) if puzzle.get("value") is not None else candidate_value(puzzle)
 
 
 def known_answers(store: Store, volume: str) -> list[dict]:

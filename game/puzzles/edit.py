@@ -56,11 +56,17 @@ def edit_value(size_a: float | None, size_b: float | None) -> float | None:
     return float(-(a * np.log2(a / total) + b * np.log2(b / total)))
 
 
+def candidate_value(candidate: Mapping) -> float | None:
+    """:func:`edit_value` of a candidate's part sizes as the detector measured them (its ``features``);
+    None without them."""
+    features = candidate.get("features") or {}
+    return edit_value(features.get("size_a"), features.get("size_b"))
+
+
 def expected_gain(candidate: Mapping) -> float:
     """What asking about a candidate is expected to gain before any vote: its score (the probability that
-    its edit is right) times :func:`edit_value` of its features' part sizes (1 voxel-bit without them)."""
-    features = candidate.get("features") or {}
-    value = edit_value(features.get("size_a"), features.get("size_b"))
+    its edit is right) times :func:`candidate_value` (1 voxel-bit without part sizes)."""
+    value = candidate_value(candidate)
     return float(candidate["score"]) * (1.0 if value is None else value)
 
 
@@ -237,24 +243,28 @@ class PuzzleEdit:
         sizes : ndarray
             Voxels per supervoxel id.
         """
-        try:
-            parts = self.parts(agg)
-        except Moot:
+        part_sizes = self._part_sizes(agg, sizes)
+        if part_sizes is None:
             return 0.0
+        a, b = part_sizes
         mapping = np.asarray(agg.mapping)
         segments = np.bincount(mapping, weights=sizes[:len(mapping)])
-        a, b = float(sizes[parts.a].sum()), float(sizes[parts.b].sum())
         total = float(np.dot(segments[1:], segments[1:]))
         return 2.0 * a * b / total if total else 0.0
 
     def gain(self, agg: Agglomeration, sizes: np.ndarray) -> float:
         """:func:`edit_value` of the edit's two parts as they are now (``sizes``: voxels per supervoxel id);
         0 when moot. A puzzle's stored value is of its parts when it was made; edits since change them."""
+        part_sizes = self._part_sizes(agg, sizes)
+        return 0.0 if part_sizes is None else edit_value(*part_sizes) or 0.0
+
+    def _part_sizes(self, agg: Agglomeration, sizes: np.ndarray) -> tuple[float, float] | None:
+        """Voxels of the edit's two parts as they are now (:meth:`parts`); None when moot."""
         try:
             parts = self.parts(agg)
         except Moot:
-            return 0.0
-        return edit_value(float(sizes[parts.a].sum()), float(sizes[parts.b].sum())) or 0.0
+            return None
+        return float(sizes[parts.a].sum()), float(sizes[parts.b].sum())
 
     def is_correct(self, agg: Agglomeration, sv_truth: np.ndarray, sizes: np.ndarray | None = None) -> bool | None:
         """Whether the edit agrees with the ground truth; None when the truth is silent.
