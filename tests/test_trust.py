@@ -102,6 +102,81 @@ def test_a_record_is_earned_on_secret_gold_and_guessing_earns_none(inst):
     assert standing[guesser["id"]][1] is False and standing[guesser["id"]][0] < 0.65
 
 
+def _earn_records(inst, crowd, ids, puzzles):
+    """Each player answers every secret gold puzzle right (through the vote path: their standing follows)."""
+    for c in crowd:
+        for pid, p in zip(ids, puzzles):
+            if p["gold"]:
+                vote(inst, c["id"], pid, _answer(p, p["truth"]))
+
+
+def test_an_open_puzzle_is_decided_again_when_its_voters_earn_a_record(inst):
+    """Votes cast before their players were established count once they are: a puzzle is decided on what its
+    votes count for now, not left open on a posterior from when they did not (no vote may come again: every
+    player has answered it)."""
+    inst.settings.update(REFIT_EVERY_VOTES=0)
+    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
+    crowd = [players.create_guest(inst.store) for _ in range(3)]
+    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "merge" and p["truth"])
+    for c in crowd:
+        vote(inst, c["id"], ids[index], "yes")
+    assert (st.puzzle(inst.store, ids[index])["state"], st.puzzle(inst.store, ids[index])["counted_votes"]) == \
+        ("open", 0), "no vote counts yet"
+    inst.take_standing_changed()
+    assert votes.redecide(inst) == 0, "no standing changed: nothing to decide again"
+    _earn_records(inst, crowd, ids, puzzles)
+    assert all(e for _, e in st.standings(inst.store, [c["id"] for c in crowd]).values())
+    assert st.puzzle(inst.store, ids[index])["state"] == "open", "no vote came since"
+    told = []
+    inst.notify = told.extend
+    assert votes.redecide(inst) == 1
+    decided = st.puzzle(inst.store, ids[index])
+    assert (decided["state"], decided["decision"]) == ("retired", 1)
+    assert [v["counted"] for v in st.puzzle_votes(inst.store, ids[index])] == [1, 1, 1]
+    assert st.edit_count(inst.store, "demo") == 1
+    assert sorted(n["player_id"] for n in told) == sorted(c["id"] for c in crowd)
+    assert all(n["message"]["won"] and n["message"]["edited"] for n in told)
+    assert votes.redecide(inst) == 0, "decided once: the edit is never applied twice"
+    assert st.edit_count(inst.store, "demo") == 1
+
+
+def test_a_refit_decides_again_the_puzzles_whose_voters_standing_changed(inst):
+    """The same without calling it: after each refit (here every vote) the server decides again."""
+    inst.settings.update(REFIT_EVERY_VOTES=1)
+    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
+    crowd = [players.create_guest(inst.store) for _ in range(3)]
+    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "split" and p["truth"])
+    for c in crowd:
+        vote(inst, c["id"], ids[index], "no")  # the split's edit is right: 'no' says so
+    assert st.puzzle(inst.store, ids[index])["state"] == "open"
+    _earn_records(inst, crowd, ids, puzzles)
+    decided = st.puzzle(inst.store, ids[index])
+    assert (decided["state"], decided["decision"]) == ("retired", 1)
+    assert st.edit_count(inst.store, "demo") == 1
+
+
+def test_a_suspension_is_followed_by_deciding_its_players_puzzles_again(inst):
+    """An admin suspends an established saboteur whose 'no' held a right edit open: without their vote the
+    honest ones decide it."""
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    honest, saboteur = [players.create_guest(inst.store) for _ in range(3)], players.create_guest(inst.store)
+    admin = players.create_guest(inst.store)
+    establish(inst, honest + [saboteur], 0.8)
+    index = next(i for i, p in enumerate(puzzles) if p["kind"] == "merge" and p["truth"])
+    vote(inst, saboteur["id"], ids[index], "no")
+    for h in honest[:2]:
+        vote(inst, h["id"], ids[index], "yes")
+    held = st.puzzle(inst.store, ids[index])
+    assert (held["state"], held["counted_votes"]) == ("open", 3), "two against one: not yet"
+    from game.crowd import audit
+    audit.suspend(inst, admin["id"], saboteur["id"], True)
+    assert votes.redecide(inst) == 0, "two counted votes are still short of MIN_VOTES"
+    now = st.puzzle(inst.store, ids[index])
+    assert now["counted_votes"] == 2 and now["posterior"] > held["posterior"], "the saboteur's 'no' is gone"
+    vote(inst, honest[2]["id"], ids[index], "yes")
+    assert st.puzzle(inst.store, ids[index])["decision"] == 1
+
+
 def test_a_vote_needs_the_ticket_its_puzzle_came_with(inst):
     ids, _ = oracle_puzzles(inst)
     a, b = players.create_guest(inst.store), players.create_guest(inst.store)

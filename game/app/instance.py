@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
 from functools import cached_property
 from pathlib import Path
 
@@ -71,6 +72,22 @@ class Instance:
         # where work that follows an event without delaying its answer runs (pool rescans, refits): now, in the
         # caller (scripts, tests), or on a background worker thread (the server sets one: game/server.py)
         self.worker: Worker | None = None
+        # players whose standing changed since their open puzzles were last decided again
+        # (game.crowd.votes.redecide), and what hears of decisions made off any vote (the web layer's broadcaster)
+        self._standing_changed: set[int] = set()
+        self._standing_lock = threading.Lock()
+        self.notify = None
+
+    def standing_changed(self, player_ids) -> None:
+        """Note players whose standing (reliability, or whether their votes count) changed."""
+        with self._standing_lock:
+            self._standing_changed.update(int(p) for p in player_ids)
+
+    def take_standing_changed(self) -> set[int]:
+        """The players noted by :meth:`standing_changed` since the last call, forgetting them."""
+        with self._standing_lock:
+            taken, self._standing_changed = self._standing_changed, set()
+        return taken
 
     def later(self, function, *args) -> None:
         """Run ``function(*args)`` on the background worker if there is one, else now."""

@@ -537,11 +537,20 @@ def set_tutorial_done(store: Store, player_id: int) -> None:
         db.conn.execute("UPDATE players SET tutorial_done = 1 WHERE id = ?", (player_id,))
 
 
-def set_reliabilities(store: Store, standing: dict[int, tuple[float, bool]]) -> None:
-    """Set each player's (reliability, established) from their record."""
+def set_reliabilities(store: Store, standing: dict[int, tuple[float, bool]]) -> set[int]:
+    """Set each player's (reliability, established) from their record; returns the players whose standing
+    changed (what their open votes count for changed with it)."""
+    rows = [(float(r), int(bool(e)), int(p)) for p, (r, e) in standing.items()]
     with store.write() as db:
-        db.conn.executemany("UPDATE players SET reliability = ?, established = ? WHERE id = ?",
-                            [(float(r), int(bool(e)), int(p)) for p, (r, e) in standing.items()])
+        before = {}
+        ids = [p for _, _, p in rows]
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            before.update((row[0], (row[1], row[2])) for row in db.conn.execute(
+                f"SELECT id, reliability, established FROM players WHERE id IN ({','.join('?' * len(chunk))})",
+                chunk))
+        db.conn.executemany("UPDATE players SET reliability = ?, established = ? WHERE id = ?", rows)
+    return {p for r, e, p in rows if p in before and before[p] != (r, e)}
 
 
 # whether a player's votes count in consensus (see game.crowd.reliability), on the players table as p
@@ -925,6 +934,19 @@ def add_vote(store: Store, puzzle_id: int, player_id: int, answer: str, supports
             raise ProofQuestError(f"you have already answered puzzle {puzzle_id}; ask for the next one") from exc
         db.conn.execute("UPDATE puzzles SET n_votes = n_votes + 1 WHERE id = ?", (puzzle_id,))
         return cur.lastrowid
+
+
+def open_puzzles_voted_by(store: Store, player_ids) -> list[int]:
+    """Open crowd puzzles with a vote by one of these players, oldest first."""
+    ids = sorted({int(p) for p in player_ids})
+    found: set[int] = set()
+    for i in range(0, len(ids), 500):
+        chunk = ids[i:i + 500]
+        found.update(r["puzzle_id"] for r in store.query(
+            "SELECT DISTINCT v.puzzle_id FROM votes v JOIN puzzles p ON p.id = v.puzzle_id"
+            f" WHERE v.player_id IN ({','.join('?' * len(chunk))}) AND p.state = 'open' AND p.gold = 0"
+            " AND p.tutorial = 0", tuple(chunk)))
+    return sorted(found)
 
 
 def has_voted(store: Store, puzzle_id: int, player_id: int) -> bool:

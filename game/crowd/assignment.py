@@ -340,6 +340,9 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
         chosen = _choose_open(inst, player["id"], exclude, now, counts=established)
         if chosen is not None:
             return _hand_out(inst, chosen[0], player["id"], chosen[1])
+    # the open puzzles this player could not take may wait only on votes that count now: decide them again
+    from game.crowd.votes import redecide  # (votes hands puzzles out through this module)
+    inst.later(redecide, inst)
     raise ProofQuestError("no puzzle is left for you right now: thank you! New ones come as the crowd decides")
 
 

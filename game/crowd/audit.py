@@ -58,4 +58,6 @@ def suspend(inst: Instance, admin_id: int, player_id, suspended) -> dict:
         raise ProofQuestError(f"there is no player {player_id}")
     if target["role"] == "admin" and suspended:
         raise ProofQuestError(f"{target['username']} is an admin; change their role first")
-    return st.set_suspended(inst.store, player_id, suspended)
+    result = st.set_suspended(inst.store, player_id, suspended)
+    inst.standing_changed([player_id])  # their votes on open puzzles count again, or stop counting
+    return result

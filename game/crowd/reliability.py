@@ -131,15 +131,15 @@ def update_player(inst, player_id: int) -> tuple[float, bool]:
     rows = st.records(inst.store, player_id)
     gold, settled = _records(inst, rows).get(player_id, ([], []))
     result = standing(gold, settled, inst.consensus)
-    st.set_reliabilities(inst.store, {player_id: result})
+    inst.standing_changed(st.set_reliabilities(inst.store, {player_id: result}))
     return result
 
 
 def refit_reliabilities(inst) -> int:
     """Recompute every player's standing from their record; returns the players with one."""
     records = _records(inst, st.records(inst.store))
-    st.set_reliabilities(inst.store, {p: standing(gold, settled, inst.consensus)
-                                      for p, (gold, settled) in records.items()})
+    inst.standing_changed(st.set_reliabilities(inst.store, {p: standing(gold, settled, inst.consensus)
+                                                            for p, (gold, settled) in records.items()}))
     return len(records)
 
 

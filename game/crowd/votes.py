@@ -135,6 +135,80 @@ def _retire(inst, puzzle: dict, decision: cs.Decision) -> tuple[list[dict], int 
     return notices, edit_seq
 
 
+def _settle(inst, puzzle: dict, decision: cs.Decision | None = None) -> tuple[cs.Decision, list[dict], int | None]:
+    """Decide a crowd puzzle on its votes as they count now, inside the caller's write transaction: retire
+    it (appending its edit when the crowd said so, paying the voters), or store where it stands.
+
+    Returns the decision, the voters' notices and the edit's sequence number (None when none was made).
+    ``decision``: one :func:`_decide` made in this transaction, if the caller has it.
+    """
+    decision = decision or _decide(inst, puzzle)
+    if decision.state == "retired":
+        notices, edit_seq = _retire(inst, puzzle, decision)
+        return decision, notices, edit_seq
+    counted = decision.votes > 0  # votes that weigh nothing leave it as no vote would
+    st.set_puzzle_state(inst.store, puzzle["id"], decision.state,
+                        posterior=decision.posterior if counted else None,
+                        confidence=decision.confidence if counted else None, counted_votes=decision.votes)
+    return decision, [], None
+
+
+def _after_decision(inst, puzzle: dict, retired: bool, edit_seq: int | None) -> None:
+    """What follows a puzzle leaving the open ones, after the COMMIT, without delaying anyone's answer (on
+    the server's worker): its place goes to a waiting candidate, the segments it changed are rescanned, and
+    a retirement may settle puzzles beyond doubt."""
+    inst.pool.rescan_later(puzzle["volume"], puzzle, edit_seq)
+    if retired:
+        inst.later(promote_settled, inst, puzzle["volume"])
+
+
+def redecide(inst) -> int:
+    """Decide again the open crowd puzzles voted on by players whose standing changed; returns how many left
+    the open ones.
+
+    A puzzle is otherwise decided only when a vote comes, but what its votes
+    count for changes after them: a voter becomes established (their vote
+    starts to count), a record grows or shrinks, an admin suspends an
+    account. A puzzle every player has answered would wait forever on a
+    posterior measured when half its voters did not count yet. Runs after
+    each refit (:func:`refit_if_due`) and when a player finds no puzzle left;
+    each puzzle in a write transaction of its own, read again inside it, so a
+    vote arriving meanwhile is never decided twice. Voters of a puzzle that
+    retires here are told through ``inst.notify`` (the web layer's
+    broadcaster) when one is set.
+    """
+    changed = inst.take_standing_changed()
+    if not changed:
+        return 0
+    try:
+        return _redecide(inst, st.open_puzzles_voted_by(inst.store, changed))
+    except BaseException:
+        inst.standing_changed(changed)  # asked again by the next pass
+        raise
+
+
+def _redecide(inst, puzzle_ids: list[int]) -> int:
+    left = 0
+    for puzzle_id in puzzle_ids:
+        with inst.store.write():
+            puzzle = st.puzzle(inst.store, puzzle_id)
+            if puzzle is None or puzzle["state"] != "open":
+                continue
+            before = (puzzle["posterior"], puzzle["counted_votes"])
+            decision = _decide(inst, puzzle)
+            counted = decision.votes > 0
+            if decision.state == "open" and before == (decision.posterior if counted else None, decision.votes):
+                continue  # nothing to write
+            decision, notices, edit_seq = _settle(inst, puzzle, decision)
+        if decision.state == "open":
+            continue
+        left += 1
+        _after_decision(inst, puzzle, decision.state == "retired", edit_seq)
+        if notices and inst.notify is not None:
+            inst.notify(notices)
+    return left
+
+
 def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> dict:
     """Record a vote and everything it causes, in one transaction.
 
@@ -172,27 +246,18 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
         me = st.add_points(inst.store, player_id, points + bonus, "vote", puzzle_id=puzzle_id, streak=streak)
         notices, retired, edit_seq, left_open = [], None, None, False
         if not puzzle["gold"]:
-            decision = _decide(inst, puzzle)
+            decision, notices, edit_seq = _settle(inst, puzzle)
             left_open = decision.state != "open"
             if decision.state == "retired":
-                notices, edit_seq = _retire(inst, puzzle, decision)
                 retired = {"decision": decision.answer, "confidence": decision.confidence,
                            "won": None if value == cs.UNSURE else (value == cs.SUPPORT) == decision.answer}
-            else:
-                counted = decision.votes > 0  # votes that weigh nothing leave it as no vote would
-                st.set_puzzle_state(inst.store, puzzle_id, decision.state,
-                                    posterior=decision.posterior if counted else None,
-                                    confidence=decision.confidence if counted else None, counted_votes=decision.votes)
         if notices:  # the voter was paid again for agreeing with the decision
             me = st.player(inst.store, player_id)
     inst.assignments.release(puzzle_id, player_id)
-    # rescans and refits follow the decision without delaying its answer (on the server's worker); a puzzle
-    # that retired or went to the experts also leaves its place to a waiting candidate
     if left_open:
-        inst.pool.rescan_later(puzzle["volume"], puzzle, edit_seq)
-    if retired is not None:
-        inst.later(promote_settled, inst, puzzle["volume"])
-    refit_if_due(inst, vote_id)  # the vote's id counts the votes: one vote reaches each multiple
+        _after_decision(inst, puzzle, retired is not None, edit_seq)
+    if refit_if_due(inst, vote_id):  # the vote's id counts the votes: one vote reaches each multiple
+        inst.later(redecide, inst)  # after the refit, on the same worker: what the new standings decide
     own = next((n["message"] for n in notices if n["player_id"] == player_id), None)
     reply = {"puzzle": puzzle_id, "points": points + bonus + (own["points"] if own else 0), "total": me["points"],
              "streak": me["streak"], "feedback": feedback, "retired": retired}

@@ -11,6 +11,7 @@ board is sent).
 from __future__ import annotations
 
 import threading
+from collections import deque
 
 from flask import current_app, request
 from flask_socketio import SocketIO
@@ -28,6 +29,13 @@ class Broadcaster(IntervalLoop):
     def __init__(self, socketio: SocketIO, app):
         super().__init__(socketio, app)
         self.dirty = threading.Event()
+        self.waiting: deque[dict] = deque()  # notices of decisions made off any vote, sent on the next tick
+
+    def later_notices(self, notices: list[dict]) -> None:
+        """Notices of puzzles decided off any vote (by the instance's worker, off the event loop): sent from
+        the loop on its next tick, as a socket may not be written from a native thread under gevent."""
+        self.waiting.extend(notices)
+        self.dirty.set()
 
     def announce(self, outcome: dict, voter_sid: str | None = None) -> None:
         reply, own = outcome["reply"], f"player:{outcome['player_id']}"
@@ -43,6 +51,9 @@ class Broadcaster(IntervalLoop):
         if not self.dirty.is_set():
             return
         self.dirty.clear()
+        while self.waiting:
+            notice = self.waiting.popleft()
+            self.socketio.emit("puzzle_retired", notice["message"], to=f"player:{notice['player_id']}")
         inst = game_instance()
         for period in reports.PERIODS:
             if self.watched(f"leaderboard:{period}"):

@@ -73,7 +73,8 @@ def _handshake() -> bool:
 
 
 def register(app, socketio: SocketIO) -> None:
-    app.extensions["proofquest.broadcaster"] = Broadcaster(socketio, app)
+    broadcaster = app.extensions["proofquest.broadcaster"] = Broadcaster(socketio, app)
+    app.extensions["proofquest"].notify = broadcaster.later_notices  # decisions made off any vote
     class_board.register(app, socketio, _answer, _player_id)
 
     @socketio.on("connect")
