@@ -155,6 +155,22 @@ def test_a_refit_decides_again_the_puzzles_whose_voters_standing_changed(inst):
     assert st.edit_count(inst.store, "demo") == 1
 
 
+def test_only_a_standing_change_that_matters_decides_a_players_puzzles_again(inst):
+    """Each secret gold answer nudges a reliability: the puzzles are decided again once whether the votes
+    count flips, or once the reliability has moved RESTANDING_STEP (0.02) in all since it last counted."""
+    inst.take_standing_changed()
+    steps = [((0.700, True), (0.705, True)), ((0.705, True), (0.712, True)), ((0.712, True), (0.721, True)),
+             ((0.721, True), (0.722, True))]
+    noted = []
+    for change in steps:
+        inst.standing_changed({7: change})
+        noted.append(bool(inst.take_standing_changed()))
+    assert noted == [False, False, True, False], "0.005, 0.012, then 0.021 from 0.700; then 0.001 from 0.721"
+    inst.standing_changed({8: ((0.61, False), (0.611, True))})
+    inst.standing_changed({9: None})  # a suspension or its end
+    assert inst.take_standing_changed() == {8, 9}
+
+
 def test_a_suspension_is_followed_by_deciding_its_players_puzzles_again(inst):
     """An admin suspends an established saboteur whose 'no' held a right edit open: without their vote the
     honest ones decide it."""

@@ -54,6 +54,10 @@ def _checked_home(path: Path) -> Path:
     return path
 
 
+# How far a player's reliability must move before their open puzzles are decided again (Instance.standing_changed)
+RESTANDING_STEP = 0.02
+
+
 class Instance:
     """Paths and shared parts of one instance folder."""
 
@@ -75,13 +79,31 @@ class Instance:
         # players whose standing changed since their open puzzles were last decided again
         # (game.crowd.votes.redecide), and what hears of decisions made off any vote (the web layer's broadcaster)
         self._standing_changed: set[int] = set()
+        self._noted_reliability: dict[int, float] = {}  # each player's reliability when it last counted
         self._standing_lock = threading.Lock()
         self.notify = None
 
-    def standing_changed(self, player_ids) -> None:
-        """Note players whose standing (reliability, or whether their votes count) changed."""
+    def standing_changed(self, changes) -> None:
+        """Note players whose standing changed enough to decide their open puzzles again.
+
+        ``changes`` maps a player to ``((reliability, established) before, after)``
+        (:func:`game.app.store.set_reliabilities`), or to None for a change
+        that always counts (a suspension). One counts when whether their votes
+        count flipped, or when their reliability moved by ``RESTANDING_STEP``
+        since it last counted: each secret gold answer moves it a little, and
+        deciding again every puzzle a player voted on after each would cost
+        more than the votes themselves.
+        """
         with self._standing_lock:
-            self._standing_changed.update(int(p) for p in player_ids)
+            for player, change in dict(changes).items():
+                player = int(player)
+                if change is not None:
+                    (was, counted_was), (now, counted_now) = change
+                    was = self._noted_reliability.setdefault(player, was)
+                    if bool(counted_was) == bool(counted_now) and abs((now or 0.5) - (was or 0.5)) < RESTANDING_STEP:
+                        continue
+                    self._noted_reliability[player] = now
+                self._standing_changed.add(player)
 
     def take_standing_changed(self) -> set[int]:
         """The players noted by :meth:`standing_changed` since the last call, forgetting them."""

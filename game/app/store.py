@@ -537,9 +537,9 @@ def set_tutorial_done(store: Store, player_id: int) -> None:
         db.conn.execute("UPDATE players SET tutorial_done = 1 WHERE id = ?", (player_id,))
 
 
-def set_reliabilities(store: Store, standing: dict[int, tuple[float, bool]]) -> set[int]:
-    """Set each player's (reliability, established) from their record; returns the players whose standing
-    changed (what their open votes count for changed with it)."""
+def set_reliabilities(store: Store, standing: dict[int, tuple[float, bool]]) -> dict[int, tuple]:
+    """Set each player's (reliability, established) from their record; returns, for each player whose
+    standing changed, ``((reliability, established) before, after)``."""
     rows = [(float(r), int(bool(e)), int(p)) for p, (r, e) in standing.items()]
     with store.write() as db:
         before = {}
@@ -550,7 +550,7 @@ def set_reliabilities(store: Store, standing: dict[int, tuple[float, bool]]) -> 
                 f"SELECT id, reliability, established FROM players WHERE id IN ({','.join('?' * len(chunk))})",
                 chunk))
         db.conn.executemany("UPDATE players SET reliability = ?, established = ? WHERE id = ?", rows)
-    return {p for r, e, p in rows if p in before and before[p] != (r, e)}
+    return {p: (before[p], (r, e)) for r, e, p in rows if p in before and before[p] != (r, e)}
 
 
 # whether a player's votes count in consensus (see game.crowd.reliability), on the players table as p

@@ -59,5 +59,5 @@ def suspend(inst: Instance, admin_id: int, player_id, suspended) -> dict:
     if target["role"] == "admin" and suspended:
         raise ProofQuestError(f"{target['username']} is an admin; change their role first")
     result = st.set_suspended(inst.store, player_id, suspended)
-    inst.standing_changed([player_id])  # their votes on open puzzles count again, or stop counting
+    inst.standing_changed({player_id: None})  # their votes on open puzzles count again, or stop counting
     return result

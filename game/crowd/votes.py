@@ -183,23 +183,34 @@ def redecide(inst) -> int:
     try:
         return _redecide(inst, st.open_puzzles_voted_by(inst.store, changed))
     except BaseException:
-        inst.standing_changed(changed)  # asked again by the next pass
+        inst.standing_changed(dict.fromkeys(changed))  # asked again by the next pass
         raise
+
+
+def _moves(puzzle: dict, decision: cs.Decision) -> bool:
+    """Whether a decision changes what is stored of an open puzzle: its state, its counted votes (the order
+    reads them), or its posterior by more than ``REDECIDE_POSTERIOR_STEP``."""
+    if decision.state != "open" or decision.votes != puzzle["counted_votes"]:
+        return True
+    if decision.votes == 0:
+        return False  # stored as no posterior: nothing counts yet
+    return puzzle["posterior"] is None or abs(decision.posterior - puzzle["posterior"]) > REDECIDE_POSTERIOR_STEP
+
+
+REDECIDE_POSTERIOR_STEP = 0.01
 
 
 def _redecide(inst, puzzle_ids: list[int]) -> int:
     left = 0
     for puzzle_id in puzzle_ids:
+        puzzle = st.puzzle(inst.store, puzzle_id)  # a look first, without the writer: most change nothing
+        if puzzle is None or puzzle["state"] != "open" or not _moves(puzzle, _decide(inst, puzzle)):
+            continue
         with inst.store.write():
             puzzle = st.puzzle(inst.store, puzzle_id)
             if puzzle is None or puzzle["state"] != "open":
-                continue
-            before = (puzzle["posterior"], puzzle["counted_votes"])
-            decision = _decide(inst, puzzle)
-            counted = decision.votes > 0
-            if decision.state == "open" and before == (decision.posterior if counted else None, decision.votes):
-                continue  # nothing to write
-            decision, notices, edit_seq = _settle(inst, puzzle, decision)
+                continue  # decided by a vote meanwhile
+            decision, notices, edit_seq = _settle(inst, puzzle)
         if decision.state == "open":
             continue
         left += 1
