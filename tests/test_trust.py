@@ -129,7 +129,9 @@ def test_an_open_puzzle_is_decided_again_when_its_voters_earn_a_record(inst):
     assert st.puzzle(inst.store, ids[index])["state"] == "open", "no vote came since"
     told = []
     inst.notify = told.extend
-    assert votes.redecide(inst) == 1
+    assert votes.redecide(inst) == 0, "the first pass waits: a vote may come and decide it"
+    assert st.puzzle(inst.store, ids[index])["state"] == "open"
+    assert votes.redecide(inst) == 1, "none came, and nobody holds it"
     decided = st.puzzle(inst.store, ids[index])
     assert (decided["state"], decided["decision"]) == ("retired", 1)
     assert [v["counted"] for v in st.puzzle_votes(inst.store, ids[index])] == [1, 1, 1]
@@ -152,6 +154,43 @@ def test_a_refit_decides_again_the_puzzles_whose_voters_standing_changed(inst):
     _earn_records(inst, crowd, ids, puzzles)
     decided = st.puzzle(inst.store, ids[index])
     assert (decided["state"], decided["decision"]) == ("retired", 1)
+    assert st.edit_count(inst.store, "demo") == 1
+
+
+def test_a_player_who_finds_no_puzzle_left_has_the_open_ones_decided_again(inst):
+    """The end of a session: every player has answered the last open puzzle, their records have grown since,
+    and no vote will come. The next player to ask for a puzzle and find none has it decided (on the
+    server's worker; at once here)."""
+    inst.settings.update(REFIT_EVERY_VOTES=0, GOLD_SHARE=0.0)
+    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
+    crowd = [players.create_guest(inst.store) for _ in range(3)]
+    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "merge" and p["truth"])
+    for c in crowd:
+        vote(inst, c["id"], ids[index], "yes")
+    _earn_records(inst, crowd, ids, puzzles)
+    for pid, p in zip(ids, puzzles):  # every other crowd puzzle is settled already
+        if pid != ids[index] and not p["gold"]:
+            st.set_puzzle_state(inst.store, pid, "retired", decision=False, confidence=1.0)
+    assert st.puzzle(inst.store, ids[index])["state"] == "open"
+    with pytest.raises(ProofQuestError, match="no puzzle is left"):
+        assignment.next_puzzle(inst, st.player(inst.store, crowd[0]["id"]))
+    assert st.puzzle(inst.store, ids[index])["decision"] == 1 and st.edit_count(inst.store, "demo") == 1
+
+
+def test_a_vote_that_comes_first_leaves_nothing_to_decide_again(inst):
+    """A puzzle still being voted on is decided by its votes on the standings of the moment: the pass that
+    finds a vote came since its voters' standing changed leaves it alone."""
+    inst.settings.update(REFIT_EVERY_VOTES=0)
+    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
+    crowd = [players.create_guest(inst.store) for _ in range(4)]
+    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "merge" and p["truth"])
+    for c in crowd[:2]:
+        vote(inst, c["id"], ids[index], "yes")
+    _earn_records(inst, crowd, ids, puzzles)
+    assert votes.redecide(inst) == 0 and ids[index] in inst.undecided
+    reply = vote(inst, crowd[2]["id"], ids[index], "yes")["reply"]
+    assert reply["retired"]["decision"] is True, "the vote decided it, counting the two before it"
+    assert votes.redecide(inst) == 0 and ids[index] not in inst.undecided
     assert st.edit_count(inst.store, "demo") == 1
 
 
@@ -186,7 +225,7 @@ def test_a_suspension_is_followed_by_deciding_its_players_puzzles_again(inst):
     assert (held["state"], held["counted_votes"]) == ("open", 3), "two against one: not yet"
     from game.crowd import audit
     audit.suspend(inst, admin["id"], saboteur["id"], True)
-    assert votes.redecide(inst) == 0, "two counted votes are still short of MIN_VOTES"
+    assert votes.redecide(inst) == votes.redecide(inst) == 0, "two counted votes are still short of MIN_VOTES"
     now = st.puzzle(inst.store, ids[index])
     assert now["counted_votes"] == 2 and now["posterior"] > held["posterior"], "the saboteur's 'no' is gone"
     vote(inst, honest[2]["id"], ids[index], "yes")

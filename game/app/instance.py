@@ -80,6 +80,10 @@ class Instance:
         # (game.crowd.votes.redecide), and what hears of decisions made off any vote (the web layer's broadcaster)
         self._standing_changed: set[int] = set()
         self._noted_reliability: dict[int, float] = {}  # each player's reliability when it last counted
+        # open puzzle -> its votes when its voters' standing changed: decided again unless a vote comes first
+        # (game.crowd.votes.redecide; one pass at a time)
+        self.undecided: dict[int, int] = {}
+        self.redecide_lock = threading.Lock()
         self._standing_lock = threading.Lock()
         self.notify = None
 

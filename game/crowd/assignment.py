@@ -15,6 +15,7 @@ the database's one-vote-per-player-and-puzzle rule makes each ticket good once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import random
@@ -342,7 +343,7 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
             return _hand_out(inst, chosen[0], player["id"], chosen[1])
     # the open puzzles this player could not take may wait only on votes that count now: decide them again
     from game.crowd.votes import redecide  # (votes hands puzzles out through this module)
-    inst.later(redecide, inst)
+    inst.later(functools.partial(redecide, inst, at_once=True))
     raise ProofQuestError("no puzzle is left for you right now: thank you! New ones come as the crowd decides")
 
 

@@ -11,6 +11,7 @@ same way. No Flask here: the web layer calls these functions.
 from __future__ import annotations
 
 import logging
+import time
 
 from game.app import store as st
 from game.crowd import classes
@@ -162,29 +163,56 @@ def _after_decision(inst, puzzle: dict, retired: bool, edit_seq: int | None) -> 
         inst.later(promote_settled, inst, puzzle["volume"])
 
 
-def redecide(inst) -> int:
-    """Decide again the open crowd puzzles voted on by players whose standing changed; returns how many left
-    the open ones.
+def redecide(inst, *, at_once: bool = False) -> int:
+    """Decide again the open crowd puzzles whose voters' standing changed, unless a vote does it first;
+    returns how many left the open ones.
 
     A puzzle is otherwise decided only when a vote comes, but what its votes
     count for changes after them: a voter becomes established (their vote
     starts to count), a record grows or shrinks, an admin suspends an
     account. A puzzle every player has answered would wait forever on a
-    posterior measured when half its voters did not count yet. Runs after
-    each refit (:func:`refit_if_due`) and when a player finds no puzzle left;
-    each puzzle in a write transaction of its own, read again inside it, so a
-    vote arriving meanwhile is never decided twice. Voters of a puzzle that
-    retires here are told through ``inst.notify`` (the web layer's
-    broadcaster) when one is set.
+    posterior measured when half its voters did not count yet. A puzzle that
+    still gets votes needs none of this (each vote decides it on the
+    standings of the moment), so the open puzzles of the players whose
+    standing changed (:meth:`game.app.instance.Instance.standing_changed`)
+    wait for the next pass, and only those that got no vote since and that
+    nobody holds are decided then: a crowd voting fast pays one query a pass.
+    ``at_once`` (a player found no puzzle left: no vote may come) decides
+    the new ones that nobody holds at once.
+
+    Runs after each refit (:func:`refit_if_due`) and when a player finds no
+    puzzle left; each puzzle is looked at first without the writer and, when
+    its decision moves, decided in a write transaction of its own that reads
+    it again, so a vote arriving meanwhile is never decided twice. Voters of
+    a puzzle that retires here are told through ``inst.notify`` (the web
+    layer's broadcaster) when one is set.
     """
-    changed = inst.take_standing_changed()
-    if not changed:
-        return 0
+    if not inst.redecide_lock.acquire(blocking=False):
+        return 0  # a pass is running: what it leaves waits for the next
     try:
-        return _redecide(inst, st.open_puzzles_voted_by(inst.store, changed))
-    except BaseException:
-        inst.standing_changed(dict.fromkeys(changed))  # asked again by the next pass
-        raise
+        changed = inst.take_standing_changed()
+        try:
+            fresh = st.open_puzzles_voted_by(inst.store, changed) if changed else {}
+        except BaseException:
+            inst.standing_changed(dict.fromkeys(changed))  # asked again by the next pass
+            raise
+        now, waiting, due = time.time(), inst.undecided, []
+        still_open = st.open_vote_counts(inst.store, waiting) if waiting else {}
+        for puzzle_id, votes_then in list(waiting.items()):
+            if still_open.get(puzzle_id) != votes_then:
+                del waiting[puzzle_id]  # decided, or a vote came and decided it on today's standings
+            elif not inst.assignments.outstanding(puzzle_id, now):
+                del waiting[puzzle_id]
+                due.append(puzzle_id)
+        for puzzle_id, votes_now in fresh.items():
+            if at_once and not inst.assignments.outstanding(puzzle_id, now):
+                waiting.pop(puzzle_id, None)
+                due.append(puzzle_id)
+            else:
+                waiting[puzzle_id] = votes_now
+        return _redecide(inst, sorted(set(due)))
+    finally:
+        inst.redecide_lock.release()
 
 
 def _moves(puzzle: dict, decision: cs.Decision) -> bool:
