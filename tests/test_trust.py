@@ -110,10 +110,11 @@ def _earn_records(inst, crowd, ids, puzzles):
                 vote(inst, c["id"], pid, _answer(p, p["truth"]))
 
 
-def test_an_open_puzzle_is_decided_again_when_its_voters_earn_a_record(inst):
+def test_an_open_puzzle_is_decided_again_when_its_voters_earn_a_record(inst, monkeypatch):
     """Votes cast before their players were established count once they are: a puzzle is decided on what its
     votes count for now, not left open on a posterior from when they did not (no vote may come again: every
     player has answered it)."""
+    monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)  # a pass each call: no wait for the clock
     inst.settings.update(REFIT_EVERY_VOTES=0)
     ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
     crowd = [players.create_guest(inst.store) for _ in range(3)]
@@ -142,8 +143,9 @@ def test_an_open_puzzle_is_decided_again_when_its_voters_earn_a_record(inst):
     assert st.edit_count(inst.store, "demo") == 1
 
 
-def test_a_refit_decides_again_the_puzzles_whose_voters_standing_changed(inst):
+def test_a_refit_decides_again_the_puzzles_whose_voters_standing_changed(inst, monkeypatch):
     """The same without calling it: after each refit (here every vote) the server decides again."""
+    monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)  # a pass each call: no wait for the clock
     inst.settings.update(REFIT_EVERY_VOTES=1)
     ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
     crowd = [players.create_guest(inst.store) for _ in range(3)]
@@ -177,9 +179,10 @@ def test_a_player_who_finds_no_puzzle_left_has_the_open_ones_decided_again(inst)
     assert st.puzzle(inst.store, ids[index])["decision"] == 1 and st.edit_count(inst.store, "demo") == 1
 
 
-def test_a_vote_that_comes_first_leaves_nothing_to_decide_again(inst):
+def test_a_vote_that_comes_first_leaves_nothing_to_decide_again(inst, monkeypatch):
     """A puzzle still being voted on is decided by its votes on the standings of the moment: the pass that
     finds a vote came since its voters' standing changed leaves it alone."""
+    monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)  # a pass each call: no wait for the clock
     inst.settings.update(REFIT_EVERY_VOTES=0)
     ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
     crowd = [players.create_guest(inst.store) for _ in range(4)]
@@ -192,6 +195,25 @@ def test_a_vote_that_comes_first_leaves_nothing_to_decide_again(inst):
     assert reply["retired"]["decision"] is True, "the vote decided it, counting the two before it"
     assert votes.redecide(inst) == 0 and ids[index] not in inst.undecided
     assert st.edit_count(inst.store, "demo") == 1
+
+
+def test_a_puzzle_waits_redecide_seconds_for_a_vote_before_it_is_decided_again(inst, monkeypatch):
+    """Passes come at most every REDECIDE_SECONDS, and a puzzle waits that long for a vote that would decide it
+    on the standings of the moment (a crowd voting fast pays nothing more)."""
+    inst.settings.update(REFIT_EVERY_VOTES=0)
+    clock = [1_000_000.0]
+    monkeypatch.setattr(votes.time, "time", lambda: clock[0])
+    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
+    crowd = [players.create_guest(inst.store) for _ in range(3)]
+    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "merge" and p["truth"])
+    for c in crowd:
+        vote(inst, c["id"], ids[index], "yes")
+    _earn_records(inst, crowd, ids, puzzles)
+    assert votes.redecide(inst) == 0 and ids[index] in inst.undecided
+    clock[0] += votes.REDECIDE_SECONDS / 2
+    assert votes.redecide(inst) == 0 and st.puzzle(inst.store, ids[index])["state"] == "open", "too soon"
+    clock[0] += votes.REDECIDE_SECONDS
+    assert votes.redecide(inst) == 1 and st.puzzle(inst.store, ids[index])["decision"] == 1
 
 
 def test_only_a_standing_change_that_matters_decides_a_players_puzzles_again(inst):
@@ -210,9 +232,10 @@ def test_only_a_standing_change_that_matters_decides_a_players_puzzles_again(ins
     assert inst.take_standing_changed() == {8, 9}
 
 
-def test_a_suspension_is_followed_by_deciding_its_players_puzzles_again(inst):
+def test_a_suspension_is_followed_by_deciding_its_players_puzzles_again(inst, monkeypatch):
     """An admin suspends an established saboteur whose 'no' held a right edit open: without their vote the
     honest ones decide it."""
+    monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)  # a pass each call: no wait for the clock
     ids, puzzles = oracle_puzzles(inst, gold_every=1000)
     honest, saboteur = [players.create_guest(inst.store) for _ in range(3)], players.create_guest(inst.store)
     admin = players.create_guest(inst.store)

@@ -80,10 +80,11 @@ class Instance:
         # (game.crowd.votes.redecide), and what hears of decisions made off any vote (the web layer's broadcaster)
         self._standing_changed: set[int] = set()
         self._noted_reliability: dict[int, float] = {}  # each player's reliability when it last counted
-        # open puzzle -> its votes when its voters' standing changed: decided again unless a vote comes first
+        # open puzzle -> its votes when its voters' standing changed, and when: decided again unless a vote comes
         # (game.crowd.votes.redecide; one pass at a time)
-        self.undecided: dict[int, int] = {}
+        self.undecided: dict[int, tuple[int, float]] = {}  # (its votes then, when)
         self.redecide_lock = threading.Lock()
+        self.redecided_at = 0.0
         self._standing_lock = threading.Lock()
         self.notify = None
 
