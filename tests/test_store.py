@@ -266,3 +266,69 @@ def test_what_a_right_edit_gains_grows_with_its_smaller_part_and_ignores_the_ord
     assert 40 * 11 < edit_value(40, 90000) < 40 * 13  # a fragment: its voxels times about log2(90040 / 40)
     assert edit_value(40, 90000) < edit_value(400, 90000) < edit_value(4000, 90000)
     assert edit_value(0, 500) == 0.0 and edit_value(None, 500) is None
+
+
+WAIT_FOR_ANOTHER_WRITER = """
+import sys, time
+from game.concurrency import patch
+patch("gevent")
+import sqlite3
+import gevent
+from game.app import store as st
+
+store = st.Store(sys.argv[1])
+other = sqlite3.connect(sys.argv[1], isolation_level=None)  # another server process's writer, as it were
+other.execute("BEGIN IMMEDIATE")
+ticks, done = [], []
+
+def write():
+    with store.write() as db:
+        db.conn.execute("INSERT INTO players (username, created) VALUES ('waited', 0)")
+    done.append(time.monotonic())
+
+def tick():  # the other players of this process
+    end = time.monotonic() + 0.4
+    while time.monotonic() < end:
+        ticks.append(time.monotonic())
+        gevent.sleep(0.01)
+
+writer, ticker = gevent.spawn(write), gevent.spawn(tick)
+gevent.sleep(0.3)
+held_ticks = len(ticks)
+other.execute("COMMIT")
+gevent.joinall([writer, ticker], raise_error=True)
+print(held_ticks, len(done), store.scalar("SELECT COUNT(*) FROM players WHERE username = 'waited'"))
+"""
+
+
+def test_a_write_waiting_for_another_process_lets_the_event_loop_go_on(tmp_path):
+    """Server processes share one SQLite file. Under gevent, a write that found another process holding the
+    write lock used to wait in SQLite's busy handler, a C sleep that stopped every player of the process; it
+    now waits with gevent's sleep, so the process's other greenlets run, and writes once the lock is free."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    st.Store(tmp_path / "pq.sqlite")  # the schema, made before the other writer takes the lock
+    out = subprocess.run([sys.executable, "-c", WAIT_FOR_ANOTHER_WRITER, str(tmp_path / "pq.sqlite")],
+                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    held_ticks, writes, rows = map(int, out.stdout.split())
+    assert held_ticks >= 15, "the other greenlet ran while the write waited (0.3 s at a tick per 10 ms)"
+    assert (writes, rows) == (1, 1), "and the write went through once the lock was free"
+
+
+def test_a_write_gives_up_on_a_lock_held_past_its_wait(tmp_path, monkeypatch):
+    store = st.Store(tmp_path / "pq.sqlite")
+    monkeypatch.setattr(st, "WRITE_WAIT_SECONDS", 0.3)
+    other = sqlite3.connect(tmp_path / "pq.sqlite", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    import time
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        with store.write() as db:
+            db.conn.execute("INSERT INTO players (username, created) VALUES ('never', 0)")
+    assert time.monotonic() - started >= 0.3
+    other.execute("COMMIT")
+    with store.write() as db:  # the writer is usable again
+        db.conn.execute("INSERT INTO players (username, created) VALUES ('later', 0)")
+    assert store.scalar("SELECT COUNT(*) FROM players") == 1

@@ -238,6 +238,10 @@ def _stored_edit_value(size_a, size_b) -> float | None:
         return None
 
 
+# Seconds a write waits for another process's write lock before it fails (SQLite's busy timeout)
+WRITE_WAIT_SECONDS = 30
+
+
 class Store:
     """One SQLite file, one writer at a time, reads on pooled connections.
 
@@ -262,7 +266,7 @@ class Store:
                                   "move it away to start a fresh one") from exc
 
     def _connect(self) -> sqlite_utils.Database:
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(self.path, timeout=WRITE_WAIT_SECONDS, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -292,35 +296,53 @@ class Store:
     def write(self) -> Iterator[sqlite_utils.Database]:
         """Run the block as one transaction on the single writer; commit or roll back.
 
-        A write inside a write joins the outer transaction.
+        A write inside a write joins the outer transaction. While another
+        process holds SQLite's write lock (server processes sharing one file),
+        this waits in Python, with ``time.sleep`` between tries and without
+        this process's writer lock: under gevent that sleep lets every other
+        player of the process go on, where SQLite's own busy wait (a C sleep)
+        stopped the whole event loop until the other process committed. Gives
+        up, as SQLite would, after ``WRITE_WAIT_SECONDS``.
         """
         with self._write_lock:
             if getattr(self._local, "db", None) is not None:
                 yield self._local.db
                 return
-            if self._writer is None:
-                self._writer = self._connect()
-            db = self._local.db = self._writer
-            self._local.after = []
-            try:
+        deadline, pause = time.monotonic() + WRITE_WAIT_SECONDS, 0.0005
+        while True:
+            with self._write_lock:
+                if self._writer is None:
+                    self._writer = self._connect()
+                    self._writer.conn.execute("PRAGMA busy_timeout = 0")  # busy: answered at once, waited for below
+                db = self._writer
                 if db.conn.in_transaction:  # left over from a failed COMMIT: never build on it
                     db.conn.execute("ROLLBACK")
-                db.conn.execute("BEGIN IMMEDIATE")
                 try:
-                    yield db
-                    db.conn.execute("COMMIT")
-                except BaseException:
-                    if db.conn.in_transaction:
+                    db.conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                        raise
+                else:
+                    self._local.db, self._local.after = db, []
+                    try:
                         try:
-                            db.conn.execute("ROLLBACK")
-                        except sqlite3.Error:
-                            pass  # the original error is the one to report
-                    raise
-                for callback in self._local.after:  # still under the lock: no other write sees memory lag
-                    callback()
-            finally:
-                self._local.db = None
-                self._local.after = []
+                            yield db
+                            db.conn.execute("COMMIT")
+                        except BaseException:
+                            if db.conn.in_transaction:
+                                try:
+                                    db.conn.execute("ROLLBACK")
+                                except sqlite3.Error:
+                                    pass  # the original error is the one to report
+                            raise
+                        for callback in self._local.after:  # still under the lock: no write sees memory lag
+                            callback()
+                    finally:
+                        self._local.db = None
+                        self._local.after = []
+                    return
+            time.sleep(pause)  # another process writes: wait without holding this process's writer lock
+            pause = min(pause * 2, 0.02)
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the current write commits (never if it rolls back).
