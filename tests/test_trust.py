@@ -115,6 +115,7 @@ def test_an_open_puzzle_is_decided_again_when_its_voters_earn_a_record(inst, mon
     votes count for now, not left open on a posterior from when they did not (no vote may come again: every
     player has answered it)."""
     monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)  # a pass each call: no wait for the clock
+    monkeypatch.setattr(votes, "REDECIDE_AT_ONCE_SECONDS", 0.0)
     inst.settings.update(REFIT_EVERY_VOTES=0)
     ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
     crowd = [players.create_guest(inst.store) for _ in range(3)]
@@ -146,6 +147,7 @@ def test_an_open_puzzle_is_decided_again_when_its_voters_earn_a_record(inst, mon
 def test_a_refit_decides_again_the_puzzles_whose_voters_standing_changed(inst, monkeypatch):
     """The same without calling it: after each refit (here every vote) the server decides again."""
     monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)  # a pass each call: no wait for the clock
+    monkeypatch.setattr(votes, "REDECIDE_AT_ONCE_SECONDS", 0.0)
     inst.settings.update(REFIT_EVERY_VOTES=1)
     ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
     crowd = [players.create_guest(inst.store) for _ in range(3)]
@@ -183,6 +185,7 @@ def test_a_vote_that_comes_first_leaves_nothing_to_decide_again(inst, monkeypatc
     """A puzzle still being voted on is decided by its votes on the standings of the moment: the pass that
     finds a vote came since its voters' standing changed leaves it alone."""
     monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)  # a pass each call: no wait for the clock
+    monkeypatch.setattr(votes, "REDECIDE_AT_ONCE_SECONDS", 0.0)
     inst.settings.update(REFIT_EVERY_VOTES=0)
     ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
     crowd = [players.create_guest(inst.store) for _ in range(4)]
@@ -236,6 +239,7 @@ def test_a_suspension_is_followed_by_deciding_its_players_puzzles_again(inst, mo
     """An admin suspends an established saboteur whose 'no' held a right edit open: without their vote the
     honest ones decide it."""
     monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)  # a pass each call: no wait for the clock
+    monkeypatch.setattr(votes, "REDECIDE_AT_ONCE_SECONDS", 0.0)
     ids, puzzles = oracle_puzzles(inst, gold_every=1000)
     honest, saboteur = [players.create_guest(inst.store) for _ in range(3)], players.create_guest(inst.store)
     admin = players.create_guest(inst.store)

@@ -189,7 +189,8 @@ def redecide(inst, *, at_once: bool = False) -> int:
     layer's broadcaster) when one is set.
     """
     now = time.time()
-    if not at_once and now - inst.redecided_at < REDECIDE_SECONDS or not inst.redecide_lock.acquire(blocking=False):
+    if now - inst.redecided_at < (REDECIDE_AT_ONCE_SECONDS if at_once else REDECIDE_SECONDS) or \
+            not inst.redecide_lock.acquire(blocking=False):
         return 0  # a pass ran a moment ago, or is running: what it leaves waits for the next
     try:
         inst.redecided_at = now
@@ -221,6 +222,8 @@ def redecide(inst, *, at_once: bool = False) -> int:
 # Seconds between two passes of redecide, and that a puzzle waits in one for a vote that decides it instead
 # (at 550 votes a second, 50 votes between refits came every 0.1 s)
 REDECIDE_SECONDS = 2.0
+# and between a pass and one asked for at once (players finding no puzzle left, each asking every few seconds)
+REDECIDE_AT_ONCE_SECONDS = 0.25
 
 
 def _moves(puzzle: dict, decision: cs.Decision) -> bool:
