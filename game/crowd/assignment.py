@@ -208,6 +208,13 @@ def _waits(puzzle: dict, suspected: np.ndarray) -> bool:
     return puzzle["kind"] == "merge" and any(0 < sv < len(suspected) and suspected[sv] for sv in puzzle["anchors"])
 
 
+def waiting_merges(inst, suspects: dict[str, np.ndarray] | None = None) -> set[int]:
+    """The ids of the open merge puzzles that wait for a split (:func:`_waits`); ``suspects``:
+    :func:`_suspected_mergers`' masks, if the caller has them."""
+    suspects = _suspected_mergers(inst) if suspects is None else suspects
+    return set().union(*(inst.assignments.waiting(inst.store, v, mask) for v, mask in suspects.items()))
+
+
 def _hand_out(inst, puzzle: dict, player_id: int, picture: str) -> dict:
     """Hand a light row of :func:`game.app.store.assignable_puzzles` out to the player, with its ticket."""
     puzzle = {**puzzle, **st.puzzle_stack_fields(inst.store, puzzle["id"])}
@@ -241,7 +248,7 @@ def _choose_open(inst, player_id: int, exclude: set[int], now: float,
     bench's first 29).
     """
     suspects = _suspected_mergers(inst)
-    waiting = sorted(set().union(*(inst.assignments.waiting(inst.store, v, mask) for v, mask in suspects.items())))
+    waiting = sorted(waiting_merges(inst, suspects))
 
     def first(limit: int, skip) -> tuple[bool, tuple[dict, str] | None, bool]:
         rows = st.assignable_puzzles(inst.store, player_id, gold=False, min_votes=inst.consensus.min_votes,

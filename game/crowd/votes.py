@@ -18,7 +18,7 @@ from game.crowd import classes
 from game.crowd import consensus as cs
 from game.crowd import scoring as sc
 from game.crowd import settled
-from game.crowd.assignment import check_ticket, checked_id
+from game.crowd.assignment import check_ticket, checked_id, waiting_merges
 from game.crowd.reliability import refit_if_due, update_player
 from game.errors import ProofQuestError
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer, question_for
@@ -240,8 +240,10 @@ REDECIDE_POSTERIOR_STEP = 0.01
 
 
 def _redecide(inst, puzzle_ids: list[int]) -> int:
-    left = 0
+    left, waits = 0, waiting_merges(inst) if puzzle_ids else set()
     for puzzle_id in puzzle_ids:
+        if puzzle_id in waits:
+            continue  # a merge that waits for a split is not asked now: nor is it decided off a vote
         puzzle = st.puzzle(inst.store, puzzle_id)  # a look first, without the writer: most change nothing
         if puzzle is None or puzzle["state"] != "open" or not _moves(puzzle, _decide(inst, puzzle)):
             continue
