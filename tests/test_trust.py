@@ -181,6 +181,37 @@ def test_a_player_who_finds_no_puzzle_left_has_the_open_ones_decided_again(inst)
     assert st.puzzle(inst.store, ids[index])["decision"] == 1 and st.edit_count(inst.store, "demo") == 1
 
 
+def test_a_merge_that_waits_for_a_split_is_not_decided_off_a_vote(inst, monkeypatch):
+    """A merge onto a segment with a likely open cut is not asked until the cut is settled (SPLIT_HOLD_BELIEF):
+    deciding again leaves it alone too, or it would apply the merge the hold holds back."""
+    monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)
+    monkeypatch.setattr(votes, "REDECIDE_AT_ONCE_SECONDS", 0.0)
+    import numpy as np
+    from conftest import _location
+    inst.settings.update(REFIT_EVERY_VOTES=0)
+    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
+    agg = inst.agglomeration("demo")
+    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "merge" and p["truth"]
+                 and np.count_nonzero(agg.mapping == agg.segment_of(p["anchors"][0])) >= 2)
+    segment = agg.segment_of(puzzles[index]["anchors"][0])
+    members = [int(sv) for sv in np.flatnonzero(agg.mapping == segment) if sv > 0]
+    cut = st.add_puzzles(inst.store, "demo", [{
+        "kind": "split", "anchors": [members[0], members[-1]], "supervoxels": [members[-1]],
+        "segments": [int(segment)], "location": _location(inst.volumes.open("demo"), members[-1]), "score": 0.5,
+        "truth": None}])[0]
+    crowd = [players.create_guest(inst.store) for _ in range(4)]
+    for c in crowd[:3]:
+        vote(inst, c["id"], ids[index], "yes")
+    _earn_records(inst, crowd, ids, puzzles)
+    assert ids[index] in assignment.waiting_merges(inst)
+    assert votes.redecide(inst) == votes.redecide(inst) == 0
+    assert st.puzzle(inst.store, ids[index])["state"] == "open", "it waits for the cut"
+    st.set_puzzle_state(inst.store, cut, "retired", decision=False, confidence=1.0)  # the cut was wrong
+    assert ids[index] not in assignment.waiting_merges(inst)
+    vote(inst, crowd[3]["id"], ids[index], "yes")  # asked now, and decided by its votes
+    assert st.puzzle(inst.store, ids[index])["decision"] == 1
+
+
 def test_a_vote_that_comes_first_leaves_nothing_to_decide_again(inst, monkeypatch):
     """A puzzle still being voted on is decided by its votes on the standings of the moment: the pass that
     finds a vote came since its voters' standing changed leaves it alone."""
