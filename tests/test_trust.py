@@ -102,6 +102,14 @@ def test_a_record_is_earned_on_secret_gold_and_guessing_earns_none(inst):
     assert standing[guesser["id"]][1] is False and standing[guesser["id"]][0] < 0.65
 
 
+@pytest.fixture
+def clock(monkeypatch):
+    """The clock deciding again reads (time.monotonic in game.crowd.votes), moved by hand: ``clock[0] += s``."""
+    now = [1_000_000.0]
+    monkeypatch.setattr(votes.time, "monotonic", lambda: now[0])
+    return now
+
+
 def _earn_records(inst, crowd, ids, puzzles):
     """Each player answers every secret gold puzzle right (through the vote path: their standing follows)."""
     for c in crowd:
@@ -110,12 +118,10 @@ def _earn_records(inst, crowd, ids, puzzles):
                 vote(inst, c["id"], pid, _answer(p, p["truth"]))
 
 
-def test_an_open_puzzle_is_decided_again_when_its_voters_earn_a_record(inst, monkeypatch):
+def test_an_open_puzzle_is_decided_again_when_its_voters_earn_a_record(inst, clock):
     """Votes cast before their players were established count once they are: a puzzle is decided on what its
     votes count for now, not left open on a posterior from when they did not (no vote may come again: every
     player has answered it)."""
-    monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)  # a pass each call: no wait for the clock
-    monkeypatch.setattr(votes, "REDECIDE_AT_ONCE_SECONDS", 0.0)
     inst.settings.update(REFIT_EVERY_VOTES=0)
     ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
     crowd = [players.create_guest(inst.store) for _ in range(3)]
@@ -131,8 +137,10 @@ def test_an_open_puzzle_is_decided_again_when_its_voters_earn_a_record(inst, mon
     assert st.puzzle(inst.store, ids[index])["state"] == "open", "no vote came since"
     told = []
     inst.notify = told.extend
+    clock[0] += votes.REDECIDE_SECONDS
     assert votes.redecide(inst) == 0, "the first pass waits: a vote may come and decide it"
     assert st.puzzle(inst.store, ids[index])["state"] == "open"
+    clock[0] += votes.REDECIDE_SECONDS
     assert votes.redecide(inst) == 1, "none came, and nobody holds it"
     decided = st.puzzle(inst.store, ids[index])
     assert (decided["state"], decided["decision"]) == ("retired", 1)
@@ -140,6 +148,7 @@ def test_an_open_puzzle_is_decided_again_when_its_voters_earn_a_record(inst, mon
     assert st.edit_count(inst.store, "demo") == 1
     assert sorted(n["player_id"] for n in told) == sorted(c["id"] for c in crowd)
     assert all(n["message"]["won"] and n["message"]["edited"] for n in told)
+    clock[0] += votes.REDECIDE_SECONDS
     assert votes.redecide(inst) == 0, "decided once: the edit is never applied twice"
     assert st.edit_count(inst.store, "demo") == 1
 
@@ -199,8 +208,8 @@ def test_a_merge_that_waits_for_a_split_is_not_decided_off_a_vote(inst, monkeypa
         "kind": "split", "anchors": [members[0], members[-1]], "supervoxels": [members[-1]],
         "segments": [int(segment)], "location": _location(inst.volumes.open("demo"), members[-1]), "score": 0.5,
         "truth": None}])[0]
-    crowd = [players.create_guest(inst.store) for _ in range(4)]
-    for c in crowd[:3]:
+    crowd = [players.create_guest(inst.store) for _ in range(3)]
+    for c in crowd:
         vote(inst, c["id"], ids[index], "yes")
     _earn_records(inst, crowd, ids, puzzles)
     assert ids[index] in assignment.waiting_merges(inst)
@@ -208,15 +217,13 @@ def test_a_merge_that_waits_for_a_split_is_not_decided_off_a_vote(inst, monkeypa
     assert st.puzzle(inst.store, ids[index])["state"] == "open", "it waits for the cut"
     st.set_puzzle_state(inst.store, cut, "retired", decision=False, confidence=1.0)  # the cut was wrong
     assert ids[index] not in assignment.waiting_merges(inst)
-    vote(inst, crowd[3]["id"], ids[index], "yes")  # asked now, and decided by its votes
+    assert votes.redecide(inst) == 1, "it waited in the pass's list, and is decided once the cut is settled"
     assert st.puzzle(inst.store, ids[index])["decision"] == 1
 
 
-def test_a_vote_that_comes_first_leaves_nothing_to_decide_again(inst, monkeypatch):
+def test_a_vote_that_comes_first_leaves_nothing_to_decide_again(inst, clock):
     """A puzzle still being voted on is decided by its votes on the standings of the moment: the pass that
     finds a vote came since its voters' standing changed leaves it alone."""
-    monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)  # a pass each call: no wait for the clock
-    monkeypatch.setattr(votes, "REDECIDE_AT_ONCE_SECONDS", 0.0)
     inst.settings.update(REFIT_EVERY_VOTES=0)
     ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
     crowd = [players.create_guest(inst.store) for _ in range(4)]
@@ -227,16 +234,15 @@ def test_a_vote_that_comes_first_leaves_nothing_to_decide_again(inst, monkeypatc
     assert votes.redecide(inst) == 0 and ids[index] in inst.undecided
     reply = vote(inst, crowd[2]["id"], ids[index], "yes")["reply"]
     assert reply["retired"]["decision"] is True, "the vote decided it, counting the two before it"
+    clock[0] += votes.REDECIDE_SECONDS
     assert votes.redecide(inst) == 0 and ids[index] not in inst.undecided
     assert st.edit_count(inst.store, "demo") == 1
 
 
-def test_a_puzzle_waits_redecide_seconds_for_a_vote_before_it_is_decided_again(inst, monkeypatch):
+def test_a_puzzle_waits_redecide_seconds_for_a_vote_before_it_is_decided_again(inst, clock):
     """Passes come at most every REDECIDE_SECONDS, and a puzzle waits that long for a vote that would decide it
     on the standings of the moment (a crowd voting fast pays nothing more)."""
     inst.settings.update(REFIT_EVERY_VOTES=0)
-    clock = [1_000_000.0]
-    monkeypatch.setattr(votes.time, "time", lambda: clock[0])
     ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
     crowd = [players.create_guest(inst.store) for _ in range(3)]
     index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "merge" and p["truth"])
@@ -263,7 +269,33 @@ def test_only_a_standing_change_that_matters_decides_a_players_puzzles_again(ins
     assert noted == [False, False, True, False], "0.005, 0.012, then 0.021 from 0.700; then 0.001 from 0.721"
     inst.standing_changed({8: ((0.61, False), (0.611, True))})
     inst.standing_changed({9: None})  # a suspension or its end
+    inst.standing_changed({10: ((0.5, False), (0.75, False))})  # a guest whose votes count for nothing yet
     assert inst.take_standing_changed() == {8, 9}
+
+
+def test_a_pass_that_fails_on_a_puzzle_asks_again_the_next_time(inst, monkeypatch):
+    """A decision that fails (a lock held past its wait, say) is logged and the puzzle is kept for the next
+    pass: nothing a pass took on is lost."""
+    monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)
+    monkeypatch.setattr(votes, "REDECIDE_AT_ONCE_SECONDS", 0.0)
+    inst.settings.update(REFIT_EVERY_VOTES=0)
+    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
+    crowd = [players.create_guest(inst.store) for _ in range(3)]
+    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "merge" and p["truth"])
+    for c in crowd:
+        vote(inst, c["id"], ids[index], "yes")
+    _earn_records(inst, crowd, ids, puzzles)
+    settle, failures = votes._settle, []
+
+    def fail_once(*args):
+        if not failures:
+            failures.append(1)
+            raise RuntimeError("the write failed")
+        return settle(*args)
+    monkeypatch.setattr(votes, "_settle", fail_once)
+    assert votes.redecide(inst) == 0 and failures and ids[index] in inst.undecided
+    assert st.puzzle(inst.store, ids[index])["state"] == "open" and st.edit_count(inst.store, "demo") == 0
+    assert votes.redecide(inst) == 1 and st.puzzle(inst.store, ids[index])["decision"] == 1
 
 
 def test_a_suspension_is_followed_by_deciding_its_players_puzzles_again(inst, monkeypatch):

@@ -84,7 +84,8 @@ class Instance:
         # (game.crowd.votes.redecide; one pass at a time)
         self.undecided: dict[int, tuple[int, float]] = {}  # (its votes then, when)
         self.redecide_lock = threading.Lock()
-        self.redecided_at = 0.0
+        self.redecided_at = -float("inf")  # time.monotonic() of the last pass
+        self.redecide_queued = False
         self._standing_lock = threading.Lock()
         self.notify = None
 
@@ -94,8 +95,9 @@ class Instance:
         ``changes`` maps a player to ``((reliability, established) before, after)``
         (:func:`game.app.store.set_reliabilities`), or to None for a change
         that always counts (a suspension). One counts when whether their votes
-        count flipped, or when their reliability moved by ``RESTANDING_STEP``
-        since it last counted: each secret gold answer moves it a little, and
+        count flipped, or, while they count, when their reliability moved by
+        ``RESTANDING_STEP`` since it last counted (a player whose votes count
+        neither before nor after changes no decision): each secret gold answer moves it a little, and
         deciding again every puzzle a player voted on after each would cost
         more than the votes themselves.
         """
@@ -104,6 +106,8 @@ class Instance:
                 player = int(player)
                 if change is not None:
                     (was, counted_was), (now, counted_now) = change
+                    if not counted_was and not counted_now:
+                        continue  # their votes counted for nothing, and still do
                     was = self._noted_reliability.setdefault(player, was)
                     if bool(counted_was) == bool(counted_now) and abs((now or 0.5) - (was or 0.5)) < RESTANDING_STEP:
                         continue

@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 
 import sqlite_utils
 
+from game.concurrency import green
 from game.errors import ProofQuestError
 from game.puzzles.edit import candidate_value, edit_value
 
@@ -254,6 +255,7 @@ class Store:
         self.path = Path(path)
         self._local = threading.local()  # the writer's connection, bound while its thread is in write()
         self._write_lock = threading.RLock()
+        self._green = green()  # gevent's patched standard library: waits must let the event loop go on
         self._writer: sqlite_utils.Database | None = None
         self._idle: list[sqlite_utils.Database] = []  # read connections not in use (append/pop are atomic)
         self.priority_index: tuple[tuple[float, str], str] | None = None  # ((min_votes, order), name)
@@ -296,21 +298,30 @@ class Store:
     def write(self) -> Iterator[sqlite_utils.Database]:
         """Run the block as one transaction on the single writer; commit or roll back.
 
-        A write inside a write joins the outer transaction. While another
-        process holds SQLite's write lock (server processes sharing one file),
-        this waits in Python, with ``time.sleep`` between tries and without
-        this process's writer lock: under gevent that sleep lets every other
-        player of the process go on, where SQLite's own busy wait (a C sleep)
-        stopped the whole event loop until the other process committed. Gives
-        up, as SQLite would, after ``WRITE_WAIT_SECONDS``.
+        A write inside a write joins the outer transaction. Under gevent the
+        players' greenlets share one native thread (and this store's
+        thread-local state and lock), so a write's body must never switch to
+        another greenlet: it runs SQLite calls and in-memory work only.
+
+        Waiting never stops the event loop. While this process's worker thread
+        holds the writer (a refit, a rescan), a greenlet waits with gevent's
+        sleep between tries of the lock; while another process holds SQLite's
+        write lock (server processes sharing one file), ``BEGIN IMMEDIATE`` is
+        tried again the same way, without this process's lock, where SQLite's
+        busy handler slept in C and stopped every player of the process. Gives
+        up, as SQLite would, after ``WRITE_WAIT_SECONDS``. (Reads wait in
+        SQLite's busy handler, which WAL makes rare.)
         """
-        with self._write_lock:
-            if getattr(self._local, "db", None) is not None:
-                yield self._local.db
-                return
-        deadline, pause = time.monotonic() + WRITE_WAIT_SECONDS, 0.0005
+        if self.in_write():
+            yield self._local.db
+            return
+        deadline, pause = time.monotonic() + WRITE_WAIT_SECONDS, 0.0002
         while True:
-            with self._write_lock:
+            if not self._write_lock.acquire(blocking=not self._green):
+                time.sleep(pause)  # this process's other thread writes (gevent: the other greenlets go on)
+                pause = min(pause * 2, 0.005)
+                continue
+            try:
                 if self._writer is None:
                     self._writer = self._connect()
                     self._writer.conn.execute("PRAGMA busy_timeout = 0")  # busy: answered at once, waited for below
@@ -320,7 +331,7 @@ class Store:
                 try:
                     db.conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as exc:
-                    if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                    if (exc.sqlite_errorcode & 0xFF) != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                         raise
                 else:
                     self._local.db, self._local.after = db, []
@@ -341,6 +352,8 @@ class Store:
                         self._local.db = None
                         self._local.after = []
                     return
+            finally:
+                self._write_lock.release()
             time.sleep(pause)  # another process writes: wait without holding this process's writer lock
             pause = min(pause * 2, 0.02)
 
@@ -354,6 +367,10 @@ class Store:
         if getattr(self._local, "db", None) is None:
             raise RuntimeError("after_commit needs an open write transaction")
         self._local.after.append(callback)
+
+    def in_write(self) -> bool:
+        """Whether this thread is inside :meth:`write`."""
+        return getattr(self._local, "db", None) is not None
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[dict]:
         """Rows as dicts by column name (the first of two columns with one name wins, as ``sqlite3.Row``)."""
@@ -557,6 +574,14 @@ def usernames(store: Store, player_ids) -> dict[int, str]:
 def set_tutorial_done(store: Store, player_id: int) -> None:
     with store.write() as db:
         db.conn.execute("UPDATE players SET tutorial_done = 1 WHERE id = ?", (player_id,))
+
+
+def when_committed(store: Store, callback: Callable[[], None]) -> None:
+    """Run ``callback`` after the current write commits (:meth:`Store.after_commit`), or now outside one."""
+    if store.in_write():
+        store.after_commit(callback)
+    else:
+        callback()
 
 
 def set_reliabilities(store: Store, standing: dict[int, tuple[float, bool]]) -> dict[int, tuple]:

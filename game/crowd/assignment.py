@@ -15,7 +15,6 @@ the database's one-vote-per-player-and-puzzle rule makes each ticket good once.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import random
@@ -349,9 +348,8 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
         if chosen is not None:
             return _hand_out(inst, chosen[0], player["id"], chosen[1])
     # the open puzzles this player could not take may wait only on votes that count now: decide them again
-    from game.crowd import votes  # (votes hands puzzles out through this module)
-    if time.time() - inst.redecided_at >= votes.REDECIDE_AT_ONCE_SECONDS:  # (no pile of passes on the worker)
-        inst.later(functools.partial(votes.redecide, inst, at_once=True))
+    from game.crowd.votes import redecide_soon  # (votes hands puzzles out through this module)
+    redecide_soon(inst)
     raise ProofQuestError("no puzzle is left for you right now: thank you! New ones come as the crowd decides")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from game.app import store as st
 from game.app.instance import Instance
+from game.crowd.votes import redecide_soon
 from game.errors import ProofQuestError
 
 MIN_ANSWERS = 20  # patterns are judged on at least this many answers
@@ -60,4 +61,5 @@ def suspend(inst: Instance, admin_id: int, player_id, suspended) -> dict:
         raise ProofQuestError(f"{target['username']} is an admin; change their role first")
     result = st.set_suspended(inst.store, player_id, suspended)
     inst.standing_changed({player_id: None})  # their votes on open puzzles count again, or stop counting
+    redecide_soon(inst)
     return result

@@ -131,7 +131,8 @@ def update_player(inst, player_id: int) -> tuple[float, bool]:
     rows = st.records(inst.store, player_id)
     gold, settled = _records(inst, rows).get(player_id, ([], []))
     result = standing(gold, settled, inst.consensus)
-    inst.standing_changed(st.set_reliabilities(inst.store, {player_id: result}))
+    changes = st.set_reliabilities(inst.store, {player_id: result})
+    st.when_committed(inst.store, lambda: inst.standing_changed(changes))  # never for a vote rolled back
     return result
 
 

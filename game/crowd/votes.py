@@ -10,6 +10,7 @@ same way. No Flask here: the web layer calls these functions.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -136,14 +137,13 @@ def _retire(inst, puzzle: dict, decision: cs.Decision) -> tuple[list[dict], int 
     return notices, edit_seq
 
 
-def _settle(inst, puzzle: dict, decision: cs.Decision | None = None) -> tuple[cs.Decision, list[dict], int | None]:
+def _settle(inst, puzzle: dict) -> tuple[cs.Decision, list[dict], int | None]:
     """Decide a crowd puzzle on its votes as they count now, inside the caller's write transaction: retire
     it (appending its edit when the crowd said so, paying the voters), or store where it stands.
 
     Returns the decision, the voters' notices and the edit's sequence number (None when none was made).
-    ``decision``: one :func:`_decide` made in this transaction, if the caller has it.
     """
-    decision = decision or _decide(inst, puzzle)
+    decision = _decide(inst, puzzle)
     if decision.state == "retired":
         notices, edit_seq = _retire(inst, puzzle, decision)
         return decision, notices, edit_seq
@@ -163,6 +163,15 @@ def _after_decision(inst, puzzle: dict, retired: bool, edit_seq: int | None) -> 
         inst.later(promote_settled, inst, puzzle["volume"])
 
 
+# Seconds between two passes of redecide, and the least a puzzle waits in one for a vote that decides it instead
+# (at 550 votes a second, 50 votes between refits came every 0.1 s)
+REDECIDE_SECONDS = 2.0
+# and between a pass and one asked for at once (players finding no puzzle left, each asking every few seconds)
+REDECIDE_AT_ONCE_SECONDS = 0.25
+# a change of an open puzzle's posterior smaller than this is not written when it is decided again
+REDECIDE_POSTERIOR_STEP = 0.01
+
+
 def redecide(inst, *, at_once: bool = False) -> int:
     """Decide again the open crowd puzzles whose voters' standing changed, unless a vote does it first;
     returns how many left the open ones.
@@ -175,20 +184,24 @@ def redecide(inst, *, at_once: bool = False) -> int:
     still gets votes needs none of this (each vote decides it on the
     standings of the moment), so the open puzzles of the players whose
     standing changed (:meth:`game.app.instance.Instance.standing_changed`)
-    wait ``REDECIDE_SECONDS``, and only those that got no vote meanwhile and
-    that nobody holds are decided then: a crowd voting fast pays a query or
-    two a pass, a pass at most every ``REDECIDE_SECONDS``. ``at_once`` (a
-    player found no puzzle left: no vote may come) decides at once those
-    that nobody holds.
+    wait: the first pass at least ``REDECIDE_SECONDS`` later decides those
+    that got no vote meanwhile and that nobody holds. A crowd voting fast
+    pays a query or two a pass, a pass at most every ``REDECIDE_SECONDS``.
+    A merge that waits for a split (:func:`game.crowd.assignment.waiting_merges`)
+    keeps waiting here too, until the split is settled. ``at_once`` (a
+    player found no puzzle left, or an admin suspended one: no vote may
+    come) decides at once those that nobody holds.
 
-    Runs after each refit (:func:`refit_if_due`) and when a player finds no
-    puzzle left; each puzzle is looked at first without the writer and, when
-    its decision moves, decided in a write transaction of its own that reads
-    it again, so a vote arriving meanwhile is never decided twice. Voters of
+    Passes follow each refit (:func:`refit_if_due`), a player finding no
+    puzzle left, and a suspension. Each puzzle is looked at first without
+    the writer and, when its decision moves, decided in a write transaction
+    of its own that reads it again, so a vote arriving meanwhile is never
+    decided twice; one that fails is asked again by the next pass. Voters of
     a puzzle that retires here are told through ``inst.notify`` (the web
     layer's broadcaster) when one is set.
     """
-    now = time.time()
+    inst.redecide_queued = False
+    now = time.monotonic()
     if now - inst.redecided_at < (REDECIDE_AT_ONCE_SECONDS if at_once else REDECIDE_SECONDS) or \
             not inst.redecide_lock.acquire(blocking=False):
         return 0  # a pass ran a moment ago, or is running: what it leaves waits for the next
@@ -197,33 +210,31 @@ def redecide(inst, *, at_once: bool = False) -> int:
         changed = inst.take_standing_changed()
         try:
             fresh = st.open_puzzles_voted_by(inst.store, changed) if changed else {}
+            waiting = inst.undecided
+            still_open = st.open_vote_counts(inst.store, waiting) if waiting else {}
         except BaseException:
             inst.standing_changed(dict.fromkeys(changed))  # asked again by the next pass
             raise
-        waiting, due = inst.undecided, []
-        still_open = st.open_vote_counts(inst.store, waiting) if waiting else {}
+        for puzzle_id, votes_now in fresh.items():
+            waiting[puzzle_id] = (votes_now, -float("inf") if at_once else now)
+            still_open[puzzle_id] = votes_now
+        due, waits, held = [], waiting_merges(inst) if waiting else set(), time.time()
         for puzzle_id, (votes_then, since) in list(waiting.items()):
             if still_open.get(puzzle_id) != votes_then:
                 del waiting[puzzle_id]  # decided, or a vote came and decided it on the standings of the moment
-            elif (at_once or now - since >= REDECIDE_SECONDS) and not inst.assignments.outstanding(puzzle_id, now):
-                del waiting[puzzle_id]
+            elif (at_once or now - since >= REDECIDE_SECONDS) and puzzle_id not in waits and \
+                    not inst.assignments.outstanding(puzzle_id, held):
                 due.append(puzzle_id)
-        for puzzle_id, votes_now in fresh.items():
-            if at_once and not inst.assignments.outstanding(puzzle_id, now):
-                waiting.pop(puzzle_id, None)
-                due.append(puzzle_id)
-            else:
-                waiting[puzzle_id] = (votes_now, now)
-        return _redecide(inst, sorted(set(due)))
+        return _redecide(inst, due)
     finally:
         inst.redecide_lock.release()
 
 
-# Seconds between two passes of redecide, and that a puzzle waits in one for a vote that decides it instead
-# (at 550 votes a second, 50 votes between refits came every 0.1 s)
-REDECIDE_SECONDS = 2.0
-# and between a pass and one asked for at once (players finding no puzzle left, each asking every few seconds)
-REDECIDE_AT_ONCE_SECONDS = 0.25
+def redecide_soon(inst) -> None:
+    """Ask for a pass of :func:`redecide` at once on the worker, unless one is already queued."""
+    if not inst.redecide_queued and time.monotonic() - inst.redecided_at >= REDECIDE_AT_ONCE_SECONDS:
+        inst.redecide_queued = True
+        inst.later(functools.partial(redecide, inst, at_once=True))
 
 
 def _moves(puzzle: dict, decision: cs.Decision) -> bool:
@@ -236,23 +247,27 @@ def _moves(puzzle: dict, decision: cs.Decision) -> bool:
     return puzzle["posterior"] is None or abs(decision.posterior - puzzle["posterior"]) > REDECIDE_POSTERIOR_STEP
 
 
-REDECIDE_POSTERIOR_STEP = 0.01
-
-
 def _redecide(inst, puzzle_ids: list[int]) -> int:
-    left, waits = 0, waiting_merges(inst) if puzzle_ids else set()
-    for puzzle_id in puzzle_ids:
-        if puzzle_id in waits:
-            continue  # a merge that waits for a split is not asked now: nor is it decided off a vote
-        puzzle = st.puzzle(inst.store, puzzle_id)  # a look first, without the writer: most change nothing
-        if puzzle is None or puzzle["state"] != "open" or not _moves(puzzle, _decide(inst, puzzle)):
+    """Decide these puzzles again, each in a transaction of its own; each leaves ``inst.undecided`` once
+    decided (or found unchanged), and stays there for the next pass when its decision fails."""
+    left = 0
+    for puzzle_id in sorted(puzzle_ids):
+        try:
+            puzzle = st.puzzle(inst.store, puzzle_id)  # a look first, without the writer: most change nothing
+            if puzzle is None or puzzle["state"] != "open" or not _moves(puzzle, _decide(inst, puzzle)):
+                inst.undecided.pop(puzzle_id, None)
+                continue
+            with inst.store.write():
+                puzzle = st.puzzle(inst.store, puzzle_id)
+                if puzzle is None or puzzle["state"] != "open":
+                    decision = None  # decided by a vote meanwhile
+                else:
+                    decision, notices, edit_seq = _settle(inst, puzzle)
+        except Exception:
+            log.exception("deciding puzzle %s again failed; the next pass asks again", puzzle_id)
             continue
-        with inst.store.write():
-            puzzle = st.puzzle(inst.store, puzzle_id)
-            if puzzle is None or puzzle["state"] != "open":
-                continue  # decided by a vote meanwhile
-            decision, notices, edit_seq = _settle(inst, puzzle)
-        if decision.state == "open":
+        inst.undecided.pop(puzzle_id, None)
+        if decision is None or decision.state == "open":
             continue
         left += 1
         _after_decision(inst, puzzle, decision.state == "retired", edit_seq)

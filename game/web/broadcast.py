@@ -29,7 +29,9 @@ class Broadcaster(IntervalLoop):
     def __init__(self, socketio: SocketIO, app):
         super().__init__(socketio, app)
         self.dirty = threading.Event()
-        self.waiting: deque[dict] = deque()  # notices of decisions made off any vote, sent on the next tick
+        # notices of decisions made off any vote, sent on the next tick (bounded: the loop starts with the first
+        # socket, and a process that never has one drops the oldest)
+        self.waiting: deque[dict] = deque(maxlen=10_000)
 
     def later_notices(self, notices: list[dict]) -> None:
         """Notices of puzzles decided off any vote (by the instance's worker, off the event loop): sent from
