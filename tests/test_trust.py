@@ -110,6 +110,17 @@ def clock(monkeypatch):
     return now
 
 
+def _voted_before_their_records(inst, players_: int = 3, voting: int | None = None, kind: str = "merge"):
+    """Hand-made puzzles, ``players_`` guests, and the first ``voting`` of them (all by default) answering a
+    right crowd puzzle of ``kind`` rightly while their votes count for nothing yet; (ids, puzzles, crowd, its id)."""
+    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
+    crowd = [players.create_guest(inst.store) for _ in range(players_)]
+    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == kind and p["truth"])
+    for c in crowd[:voting]:
+        vote(inst, c["id"], ids[index], _answer(puzzles[index], True))
+    return ids, puzzles, crowd, ids[index]
+
+
 def _earn_records(inst, crowd, ids, puzzles):
     """Each player answers every secret gold puzzle right (through the vote path: their standing follows)."""
     for c in crowd:
@@ -123,28 +134,24 @@ def test_an_open_puzzle_is_decided_again_when_its_voters_earn_a_record(inst, clo
     votes count for now, not left open on a posterior from when they did not (no vote may come again: every
     player has answered it)."""
     inst.settings.update(REFIT_EVERY_VOTES=0)
-    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
-    crowd = [players.create_guest(inst.store) for _ in range(3)]
-    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "merge" and p["truth"])
-    for c in crowd:
-        vote(inst, c["id"], ids[index], "yes")
-    assert (st.puzzle(inst.store, ids[index])["state"], st.puzzle(inst.store, ids[index])["counted_votes"]) == \
+    ids, puzzles, crowd, pid = _voted_before_their_records(inst)
+    assert (st.puzzle(inst.store, pid)["state"], st.puzzle(inst.store, pid)["counted_votes"]) == \
         ("open", 0), "no vote counts yet"
     inst.take_standing_changed()
     assert votes.redecide(inst) == 0, "no standing changed: nothing to decide again"
     _earn_records(inst, crowd, ids, puzzles)
     assert all(e for _, e in st.standings(inst.store, [c["id"] for c in crowd]).values())
-    assert st.puzzle(inst.store, ids[index])["state"] == "open", "no vote came since"
+    assert st.puzzle(inst.store, pid)["state"] == "open", "no vote came since"
     told = []
     inst.notify = told.extend
     clock[0] += votes.REDECIDE_SECONDS
     assert votes.redecide(inst) == 0, "the first pass waits: a vote may come and decide it"
-    assert st.puzzle(inst.store, ids[index])["state"] == "open"
+    assert st.puzzle(inst.store, pid)["state"] == "open"
     clock[0] += votes.REDECIDE_SECONDS
     assert votes.redecide(inst) == 1, "none came, and nobody holds it"
-    decided = st.puzzle(inst.store, ids[index])
+    decided = st.puzzle(inst.store, pid)
     assert (decided["state"], decided["decision"]) == ("retired", 1)
-    assert [v["counted"] for v in st.puzzle_votes(inst.store, ids[index])] == [1, 1, 1]
+    assert [v["counted"] for v in st.puzzle_votes(inst.store, pid)] == [1, 1, 1]
     assert st.edit_count(inst.store, "demo") == 1
     assert sorted(n["player_id"] for n in told) == sorted(c["id"] for c in crowd)
     assert all(n["message"]["won"] and n["message"]["edited"] for n in told)
@@ -158,14 +165,10 @@ def test_a_refit_decides_again_the_puzzles_whose_voters_standing_changed(inst, m
     monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)  # a pass each call: no wait for the clock
     monkeypatch.setattr(votes, "REDECIDE_AT_ONCE_SECONDS", 0.0)
     inst.settings.update(REFIT_EVERY_VOTES=1)
-    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
-    crowd = [players.create_guest(inst.store) for _ in range(3)]
-    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "split" and p["truth"])
-    for c in crowd:
-        vote(inst, c["id"], ids[index], "no")  # the split's edit is right: 'no' says so
-    assert st.puzzle(inst.store, ids[index])["state"] == "open"
+    ids, puzzles, crowd, pid = _voted_before_their_records(inst, kind="split")
+    assert st.puzzle(inst.store, pid)["state"] == "open"
     _earn_records(inst, crowd, ids, puzzles)
-    decided = st.puzzle(inst.store, ids[index])
+    decided = st.puzzle(inst.store, pid)
     assert (decided["state"], decided["decision"]) == ("retired", 1)
     assert st.edit_count(inst.store, "demo") == 1
 
@@ -175,19 +178,15 @@ def test_a_player_who_finds_no_puzzle_left_has_the_open_ones_decided_again(inst)
     and no vote will come. The next player to ask for a puzzle and find none has it decided (on the
     server's worker; at once here)."""
     inst.settings.update(REFIT_EVERY_VOTES=0, GOLD_SHARE=0.0)
-    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
-    crowd = [players.create_guest(inst.store) for _ in range(3)]
-    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "merge" and p["truth"])
-    for c in crowd:
-        vote(inst, c["id"], ids[index], "yes")
+    ids, puzzles, crowd, pid = _voted_before_their_records(inst)
     _earn_records(inst, crowd, ids, puzzles)
-    for pid, p in zip(ids, puzzles):  # every other crowd puzzle is settled already
-        if pid != ids[index] and not p["gold"]:
-            st.set_puzzle_state(inst.store, pid, "retired", decision=False, confidence=1.0)
-    assert st.puzzle(inst.store, ids[index])["state"] == "open"
+    for other, p in zip(ids, puzzles):  # every other crowd puzzle is settled already
+        if other != pid and not p["gold"]:
+            st.set_puzzle_state(inst.store, other, "retired", decision=False, confidence=1.0)
+    assert st.puzzle(inst.store, pid)["state"] == "open"
     with pytest.raises(ProofQuestError, match="no puzzle is left"):
         assignment.next_puzzle(inst, st.player(inst.store, crowd[0]["id"]))
-    assert st.puzzle(inst.store, ids[index])["decision"] == 1 and st.edit_count(inst.store, "demo") == 1
+    assert st.puzzle(inst.store, pid)["decision"] == 1 and st.edit_count(inst.store, "demo") == 1
 
 
 def test_a_merge_that_waits_for_a_split_is_not_decided_off_a_vote(inst, monkeypatch):
@@ -225,17 +224,13 @@ def test_a_vote_that_comes_first_leaves_nothing_to_decide_again(inst, clock):
     """A puzzle still being voted on is decided by its votes on the standings of the moment: the pass that
     finds a vote came since its voters' standing changed leaves it alone."""
     inst.settings.update(REFIT_EVERY_VOTES=0)
-    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
-    crowd = [players.create_guest(inst.store) for _ in range(4)]
-    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "merge" and p["truth"])
-    for c in crowd[:2]:
-        vote(inst, c["id"], ids[index], "yes")
+    ids, puzzles, crowd, pid = _voted_before_their_records(inst, 4, voting=2)
     _earn_records(inst, crowd, ids, puzzles)
-    assert votes.redecide(inst) == 0 and ids[index] in inst.undecided
-    reply = vote(inst, crowd[2]["id"], ids[index], "yes")["reply"]
+    assert votes.redecide(inst) == 0 and pid in inst.undecided
+    reply = vote(inst, crowd[2]["id"], pid, "yes")["reply"]
     assert reply["retired"]["decision"] is True, "the vote decided it, counting the two before it"
     clock[0] += votes.REDECIDE_SECONDS
-    assert votes.redecide(inst) == 0 and ids[index] not in inst.undecided
+    assert votes.redecide(inst) == 0 and pid not in inst.undecided
     assert st.edit_count(inst.store, "demo") == 1
 
 
@@ -243,17 +238,13 @@ def test_a_puzzle_waits_redecide_seconds_for_a_vote_before_it_is_decided_again(i
     """Passes come at most every REDECIDE_SECONDS, and a puzzle waits that long for a vote that would decide it
     on the standings of the moment (a crowd voting fast pays nothing more)."""
     inst.settings.update(REFIT_EVERY_VOTES=0)
-    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
-    crowd = [players.create_guest(inst.store) for _ in range(3)]
-    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "merge" and p["truth"])
-    for c in crowd:
-        vote(inst, c["id"], ids[index], "yes")
+    ids, puzzles, crowd, pid = _voted_before_their_records(inst)
     _earn_records(inst, crowd, ids, puzzles)
-    assert votes.redecide(inst) == 0 and ids[index] in inst.undecided
+    assert votes.redecide(inst) == 0 and pid in inst.undecided
     clock[0] += votes.REDECIDE_SECONDS / 2
-    assert votes.redecide(inst) == 0 and st.puzzle(inst.store, ids[index])["state"] == "open", "too soon"
+    assert votes.redecide(inst) == 0 and st.puzzle(inst.store, pid)["state"] == "open", "too soon"
     clock[0] += votes.REDECIDE_SECONDS
-    assert votes.redecide(inst) == 1 and st.puzzle(inst.store, ids[index])["decision"] == 1
+    assert votes.redecide(inst) == 1 and st.puzzle(inst.store, pid)["decision"] == 1
 
 
 def test_only_a_standing_change_that_matters_decides_a_players_puzzles_again(inst):
@@ -279,11 +270,7 @@ def test_a_pass_that_fails_on_a_puzzle_asks_again_the_next_time(inst, monkeypatc
     monkeypatch.setattr(votes, "REDECIDE_SECONDS", 0.0)
     monkeypatch.setattr(votes, "REDECIDE_AT_ONCE_SECONDS", 0.0)
     inst.settings.update(REFIT_EVERY_VOTES=0)
-    ids, puzzles = oracle_puzzles(inst, gold_every=2, more_gold=6)
-    crowd = [players.create_guest(inst.store) for _ in range(3)]
-    index = next(i for i, p in enumerate(puzzles) if not p["gold"] and p["kind"] == "merge" and p["truth"])
-    for c in crowd:
-        vote(inst, c["id"], ids[index], "yes")
+    ids, puzzles, crowd, pid = _voted_before_their_records(inst)
     _earn_records(inst, crowd, ids, puzzles)
     settle, failures = votes._settle, []
 
@@ -293,9 +280,9 @@ def test_a_pass_that_fails_on_a_puzzle_asks_again_the_next_time(inst, monkeypatc
             raise RuntimeError("the write failed")
         return settle(*args)
     monkeypatch.setattr(votes, "_settle", fail_once)
-    assert votes.redecide(inst) == 0 and failures and ids[index] in inst.undecided
-    assert st.puzzle(inst.store, ids[index])["state"] == "open" and st.edit_count(inst.store, "demo") == 0
-    assert votes.redecide(inst) == 1 and st.puzzle(inst.store, ids[index])["decision"] == 1
+    assert votes.redecide(inst) == 0 and failures and pid in inst.undecided
+    assert st.puzzle(inst.store, pid)["state"] == "open" and st.edit_count(inst.store, "demo") == 0
+    assert votes.redecide(inst) == 1 and st.puzzle(inst.store, pid)["decision"] == 1
 
 
 def test_a_suspension_is_followed_by_deciding_its_players_puzzles_again(inst, monkeypatch):

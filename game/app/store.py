@@ -983,29 +983,28 @@ def add_vote(store: Store, puzzle_id: int, player_id: int, answer: str, supports
         return cur.lastrowid
 
 
-def open_puzzles_voted_by(store: Store, player_ids) -> dict[int, int]:
-    """Open crowd puzzles with a vote by one of these players: id -> its votes so far (``n_votes``)."""
-    ids = sorted({int(p) for p in player_ids})
-    found: dict[int, int] = {}
+def _n_votes_by_id(store: Store, sql: str, ids) -> dict[int, int]:
+    """``{id: n_votes}`` from ``sql`` (selecting ``id, n_votes`` with ``{marks}`` for a list of ids), asked in
+    chunks of 500 ids (SQLite's bound on parameters)."""
+    ids, found = sorted({int(i) for i in ids}), {}
     for i in range(0, len(ids), 500):
         chunk = ids[i:i + 500]
-        found.update((r["id"], r["n_votes"]) for r in store.query(
-            "SELECT DISTINCT p.id, p.n_votes FROM votes v JOIN puzzles p ON p.id = v.puzzle_id"
-            f" WHERE v.player_id IN ({','.join('?' * len(chunk))}) AND p.state = 'open' AND p.gold = 0"
-            " AND p.tutorial = 0", tuple(chunk)))
+        found.update((r["id"], r["n_votes"]) for r in store.query(sql.format(marks=",".join("?" * len(chunk))),
+                                                                  tuple(chunk)))
     return found
+
+
+def open_puzzles_voted_by(store: Store, player_ids) -> dict[int, int]:
+    """Open crowd puzzles with a vote by one of these players: id -> its votes so far (``n_votes``)."""
+    return _n_votes_by_id(store, "SELECT DISTINCT p.id, p.n_votes FROM votes v JOIN puzzles p ON p.id = v.puzzle_id"
+                                 " WHERE v.player_id IN ({marks}) AND p.state = 'open' AND p.gold = 0"
+                                 " AND p.tutorial = 0", player_ids)
 
 
 def open_vote_counts(store: Store, puzzle_ids) -> dict[int, int]:
     """Of these puzzles, the open ones: id -> its votes so far (``n_votes``)."""
-    ids = sorted({int(p) for p in puzzle_ids})
-    found: dict[int, int] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        found.update((r["id"], r["n_votes"]) for r in store.query(
-            f"SELECT id, n_votes FROM puzzles WHERE id IN ({','.join('?' * len(chunk))}) AND state = 'open'",
-            tuple(chunk)))
-    return found
+    return _n_votes_by_id(store, "SELECT id, n_votes FROM puzzles WHERE id IN ({marks}) AND state = 'open'",
+                          puzzle_ids)
 
 
 def has_voted(store: Store, puzzle_id: int, player_id: int) -> bool:
