@@ -341,8 +341,10 @@ def test_a_write_waiting_for_another_process_lets_the_event_loop_go_on(tmp_path)
 
 
 def test_a_write_gives_up_on_a_lock_held_past_its_wait(tmp_path, monkeypatch):
-    store = st.Store(tmp_path / "pq.sqlite")
+    """Another process holding SQLite's write lock past WRITE_WAIT_SECONDS: the write fails with SQLite's
+    'database is locked' (a clear error, nothing written), and the writer works again once the lock is free."""
     monkeypatch.setattr(st, "WRITE_WAIT_SECONDS", 0.3)
+    store = st.Store(tmp_path / "pq.sqlite")
     other = sqlite3.connect(tmp_path / "pq.sqlite", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     import time
