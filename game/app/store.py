@@ -582,6 +582,15 @@ def set_tutorial_done(store: Store, player_id: int) -> None:
         db.conn.execute("UPDATE players SET tutorial_done = 1 WHERE id = ?", (player_id,))
 
 
+def _id_chunks(ids, size: int = 500):
+    """Distinct ids in sorted chunks of at most ``size`` (under SQLite's bound on parameters), each with its
+    ``?`` placeholders: ``(chunk, "?,?,…")``."""
+    ids = sorted({int(i) for i in ids})
+    for i in range(0, len(ids), size):
+        chunk = tuple(ids[i:i + size])
+        yield chunk, ",".join("?" * len(chunk))
+
+
 def when_committed(store: Store, callback: Callable[[], None]) -> None:
     """Run ``callback`` after the current write commits (:meth:`Store.after_commit`), or now outside one."""
     if store.in_write():
@@ -596,12 +605,9 @@ def set_reliabilities(store: Store, standing: dict[int, tuple[float, bool]]) -> 
     rows = [(float(r), int(bool(e)), int(p)) for p, (r, e) in standing.items()]
     with store.write() as db:
         before = {}
-        ids = [p for _, _, p in rows]
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
+        for chunk, marks in _id_chunks(p for _, _, p in rows):
             before.update((row[0], (row[1], row[2])) for row in db.conn.execute(
-                f"SELECT id, reliability, established FROM players WHERE id IN ({','.join('?' * len(chunk))})",
-                chunk))
+                f"SELECT id, reliability, established FROM players WHERE id IN ({marks})", chunk))
         db.conn.executemany("UPDATE players SET reliability = ?, established = ? WHERE id = ?", rows)
     return {p: (before[p], (r, e)) for r, e, p in rows if p in before and before[p] != (r, e)}
 
@@ -990,13 +996,10 @@ def add_vote(store: Store, puzzle_id: int, player_id: int, answer: str, supports
 
 
 def _n_votes_by_id(store: Store, sql: str, ids) -> dict[int, int]:
-    """``{id: n_votes}`` from ``sql`` (selecting ``id, n_votes`` with ``{marks}`` for a list of ids), asked in
-    chunks of 500 ids (SQLite's bound on parameters)."""
-    ids, found = sorted({int(i) for i in ids}), {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i:i + 500]
-        found.update((r["id"], r["n_votes"]) for r in store.query(sql.format(marks=",".join("?" * len(chunk))),
-                                                                  tuple(chunk)))
+    """``{id: n_votes}`` from ``sql`` (selecting ``id, n_votes`` with ``{marks}`` for a list of ids)."""
+    found = {}
+    for chunk, marks in _id_chunks(ids):
+        found.update((r["id"], r["n_votes"]) for r in store.query(sql.format(marks=marks), chunk))
     return found
 
 
