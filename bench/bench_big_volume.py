@@ -12,23 +12,24 @@ pictures), *play* (``run.py`` serving it, a client answering ``--votes``
 puzzles; the server's peak), *export* (``run.py export --what labels``, slab
 by slab, to zarr and to HDF5). The last line printed is JSON.
 
-Measured 2026-11-30 (2 shared cores under load 4-18, this script at nice 15, dask's two threads;
-``--shape 256,1024,1024 --votes 20``; peak resident memory in GiB, wall seconds):
+Measured on this code (8ed9e7a) on 2 cores, this script at nice 15 beside lighter work (load about 2),
+dask's two threads; ``--shape 256,1024,1024 --votes 20``; peak resident memory in GiB, wall seconds:
 
 =========  =======  ====  ==========================================================================
 stage      seconds  peak  parts (s)
 =========  =======  ====  ==========================================================================
-demo       4370     6.99  volume 1362, boundary filter 116, watershed 2792, region graph 75, truth 12
-detect     1178     1.72  detecting 602, framing the known sample 194, their pictures 42,
-                          detecting again 289, framing the crowd's 43
-play       4.6      0.33  ready 2.0 s, 20 puzzles each fetched, pictured and answered: 30 ms median
-export     14 / 16  0.32  zarr 24 MB, HDF5 31 MB
+demo       440      6.97  volume 149, boundary filter 13, watershed 261, region graph 14, truth 2
+detect     373      1.83  detecting 109, framing the known sample 103, their pictures 3,
+                          detecting again 127, framing the crowd's 29
+play       2.6      0.36  ready 2.5 s, 20 puzzles each fetched, pictured and answered: 4.8 ms median
+export     6.3 / 7  0.43  zarr 24 MB (slabs as dask tasks), HDF5 31 MB (0.32 GiB)
 =========  =======  ====  ==========================================================================
 
-130,552 supervoxels, 502,359 RAG edges, 5,480 segments; 1,000 open crowd puzzles (POOL_OPEN) and
-27,206 candidates waiting, 36 secret gold, 12 teach, 8 practice; 28 edits (the known answers). The
-demo's peak is the watershed: two 64-section slabs (``WATERSHED_BLOCK_VOXELS``) flooded at once,
-about 3.5 GiB each; it grows with dask's workers, not with the volume.
+130,552 supervoxels, 502,359 RAG edges, 5,480 segments; 1,000 open crowd puzzles (POOL_OPEN), 36 secret
+gold, 12 teach, 8 practice; 28 edits (the known answers). The demo's peak is the watershed: two 64-section
+slabs (``WATERSHED_BLOCK_VOXELS``) flooded at once, about 3.5 GiB each; it grows with dask's workers, not
+with the volume. The first such run (stop 20's code, the machine under load 4-18) took 4,370 s for demo and
+1,178 s for detect, with the same peaks within 0.1 GiB.
 """
 
 from __future__ import annotations
