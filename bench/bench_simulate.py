@@ -233,8 +233,9 @@ def main() -> None:
     parser.add_argument("--players", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=20, help="boundary network fine-tuning on fibsem z < 35")
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "sim")
-    parser.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE",
-                        help="settings for the served game, e.g. MIN_VOTES_TO_REJECT=2 (to compare rules)")
+    parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="NAME=VALUE",
+                        help="settings for the served game, e.g. MIN_VOTES_TO_REJECT=2 (to compare rules); "
+                        "a second --set adds to the first")
     parser.add_argument("--patience", type=float, default=0.0, metavar="SECONDS",
                         help="players keep coming back this long once no puzzle is left (the living pool's "
                              "rescans make more); 0: they leave at once")
