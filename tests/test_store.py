@@ -340,6 +340,59 @@ def test_a_write_waiting_for_another_process_lets_the_event_loop_go_on(tmp_path)
     assert (writes, rows) == (2, 3), "each write went through once the lock was free"
 
 
+MANY_WAIT_FOR_ANOTHER_WRITER = """
+import sys, time
+from game.concurrency import patch
+patch("gevent")
+import sqlite3
+import gevent
+from game.app import store as st
+
+store = st.Store(sys.argv[1])
+with store.write() as db:  # the writer's connection made; every statement it starts is counted
+    pass
+started = []
+store._writer.conn.set_trace_callback(lambda sql: started.append(sql))
+other = sqlite3.connect(sys.argv[1], isolation_level=None)  # another server process's writer
+other.execute("BEGIN IMMEDIATE")
+order = []
+
+def write(i):
+    with store.write() as db:
+        db.conn.execute("INSERT INTO players (username, created) VALUES (?, 0)", (f"player{i}",))
+    order.append(i)
+
+players = []
+for i in range(100):  # the players ask one after another
+    players.append(gevent.spawn(write, i))
+    gevent.sleep(0.001)
+gevent.sleep(0.3)
+other.execute("COMMIT")
+gevent.joinall(players, raise_error=True)
+tries = sum(sql.startswith("BEGIN") for sql in started)
+print(tries, int(order == sorted(order)), store.scalar("SELECT COUNT(*) FROM players"))
+"""
+
+
+def test_greenlets_waiting_to_write_queue_in_order_and_one_of_them_tries_the_lock(tmp_path):
+    """Under gevent, while another process holds the write lock, a process's waiting greenlets queue at its
+    gate: one tries the lock, the others are parked, and they write in the order they asked. Each used to try
+    by itself every 2 ms: 1,000 players on 2 processes spent their CPU on tries (bench_socket)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    st.Store(tmp_path / "pq.sqlite")
+    out = subprocess.run([sys.executable, "-c", MANY_WAIT_FOR_ANOTHER_WRITER, str(tmp_path / "pq.sqlite")],
+                         capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    tries, in_order, rows = map(int, out.stdout.split())
+    assert rows == 100, "every write went through"
+    assert in_order == 1, "first come, first served"
+    # one greenlet tries about every 2 ms for 0.3-0.4 s (about 200), then each writer once (100); each of
+    # the 100 trying by itself made about 15,000
+    assert tries < 1000, tries
+
+
 def test_a_write_gives_up_on_a_lock_held_past_its_wait(tmp_path, monkeypatch):
     """Another process holding SQLite's write lock past WRITE_WAIT_SECONDS: the write fails with SQLite's
     'database is locked' (a clear error, nothing written), and the writer works again once the lock is free."""

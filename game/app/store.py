@@ -241,8 +241,9 @@ def _stored_edit_value(size_a, size_b) -> float | None:
 
 # Seconds a write waits for another process's write lock before it fails (SQLite's busy timeout)
 WRITE_WAIT_SECONDS = 30
-# Longest pause between two tries of a busy write lock under gevent (a try costs microseconds)
-WRITE_RETRY_SECONDS = 0.002
+# Longest pause between two tries of a busy write lock under gevent (a try costs microseconds, and only one
+# greenlet of a process tries: 2 ms left the lock idle between processes' turns)
+WRITE_RETRY_SECONDS = 0.0002
 
 
 class Store:
@@ -311,16 +312,42 @@ class Store:
         holds SQLite's write lock (server processes sharing one file),
         ``BEGIN IMMEDIATE`` is tried again the same way, without this
         process's lock, where SQLite's busy handler slept in C and stopped
-        every player of the process. With OS threads a wait blocks only its
-        thread, and SQLite's own busy wait hands the lock between processes
-        sooner (``bench/bench_writer.py``: 2 processes polling committed 24%
+        every player of the process. Only one greenlet of a thread tries:
+        the others queue, parked, at the thread's gate (gevent's semaphore,
+        first come first served). When each waiting greenlet tried by
+        itself, 1,000 players on 2 to 4 processes spent their CPU on tries
+        (on a 16-core machine 2 processes gave fewer votes a second than 1,
+        at 2.2 times its CPU per vote, p99 5 s; ``bench/bench_socket.py``). With OS threads a wait
+        blocks only its thread, and SQLite's own busy wait hands the lock
+        between processes sooner (``bench/bench_writer.py``: 2 processes polling committed 24%
         fewer votes a second). Either gives up after ``WRITE_WAIT_SECONDS``.
         (Reads wait in SQLite's busy handler, which WAL makes rare.)
         """
         if self.in_write():
             yield self._local.db
             return
-        deadline, pause = time.monotonic() + WRITE_WAIT_SECONDS, 0.0001
+        deadline = time.monotonic() + WRITE_WAIT_SECONDS
+        if not self._green:
+            with self._locked(deadline) as db:
+                yield db
+            return
+        gate = getattr(self._local, "gate", None)
+        if gate is None:
+            from gevent.lock import Semaphore
+            gate = self._local.gate = Semaphore()
+        if not gate.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            raise sqlite3.OperationalError("database is locked")
+        try:
+            with self._locked(deadline) as db:
+                yield db
+        finally:
+            gate.release()
+
+    @contextmanager
+    def _locked(self, deadline: float) -> Iterator[sqlite_utils.Database]:
+        """:meth:`write`'s transaction, once this process's writer lock and SQLite's are taken (or
+        ``deadline`` has passed: SQLite's 'database is locked')."""
+        pause = 0.0001
         while True:
             if not self._write_lock.acquire(blocking=not self._green):
                 time.sleep(pause)  # this process's other thread writes (gevent: the other greenlets go on)
@@ -669,6 +696,14 @@ def leaderboard(store: Store, *, since: float | None = None, class_id: int | Non
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
     return rows
+
+
+def activity_mark(store: Store) -> tuple:
+    """What moves whenever a board could change: the newest point event, vote and edit (three look-ups by
+    primary key). A process compares it between ticks to see other processes' votes."""
+    with store.reading() as db:
+        return tuple(db.conn.execute("SELECT (SELECT MAX(id) FROM point_events), (SELECT MAX(id) FROM votes),"
+                                     " (SELECT MAX(id) FROM edits)").fetchone())
 
 
 def points_history(store: Store, player_id: int) -> list[dict]:

@@ -2,10 +2,15 @@
 
 Score and retirement notices go out at once; the leaderboard and the game's
 statistics at most once per ``LEADERBOARD_INTERVAL``: votes only mark them
-dirty, so a vote storm costs one broadcast per interval, not one per vote. A
-board nobody watches is not computed (one process without a message queue
-knows every watcher; with one, the others' watchers are unknown, so each
-board is sent).
+dirty, so a vote storm costs one broadcast per interval, not one per vote.
+
+The boards are read from the database every process shares, so with several
+processes each sends them to its own watchers only, never through the
+message queue: a board nobody watches here is not computed, and a watcher
+gets one copy per interval. (When each process sent its boards through the
+queue, each computed them every interval whether anyone watched or not, and
+a watcher got one copy from every process that had votes.) A process sees the
+others' votes by the database's activity mark (:func:`game.app.store.activity_mark`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from flask import current_app, request
 from flask_socketio import SocketIO
 from socketio import PubSubManager
 
+from game.app import store as st
 from game.crowd import reports
 
 from . import class_board, game_instance
@@ -32,6 +38,7 @@ class Broadcaster(IntervalLoop):
         # notices of decisions made off any vote, sent on the next tick (bounded: the loop starts with the first
         # socket, and a process that never has one drops the oldest)
         self.waiting: deque[dict] = deque(maxlen=10_000)
+        self.mark: tuple | None = None  # the database's activity when the boards were last sent
 
     def later_notices(self, notices: list[dict]) -> None:
         """Notices of puzzles decided off any vote (by the instance's worker, off the event loop): sent from
@@ -50,19 +57,26 @@ class Broadcaster(IntervalLoop):
         self.dirty.set()
 
     def tick(self) -> None:
-        if not self.dirty.is_set():
+        inst = game_instance()
+        rooms = [f"leaderboard:{period}" for period in reports.PERIODS if self.watched_here(f"leaderboard:{period}")]
+        mark = st.activity_mark(inst.store) if rooms else self.mark  # another process's votes move it too
+        if not self.dirty.is_set() and mark == self.mark:
             return
         self.dirty.clear()
+        self.mark = mark
         while self.waiting:
             notice = self.waiting.popleft()
             self.socketio.emit("puzzle_retired", notice["message"], to=f"player:{notice['player_id']}")
-        inst = game_instance()
         for period in reports.PERIODS:
-            if self.watched(f"leaderboard:{period}"):
+            if f"leaderboard:{period}" in rooms:
                 self.socketio.emit("leaderboard", {"period": period, "entries": reports.leaderboard(inst, period)},
-                                   to=f"leaderboard:{period}")
-        if self.watched("leaderboard:all"):
-            self.socketio.emit("stats", reports.game_stats(inst), to="leaderboard:all")
+                                   to=f"leaderboard:{period}", ignore_queue=True)
+        if "leaderboard:all" in rooms:
+            self.socketio.emit("stats", reports.game_stats(inst), to="leaderboard:all", ignore_queue=True)
+
+    def watched_here(self, name: str) -> bool:
+        """Whether one of this process's sockets is in room ``name``."""
+        return bool(self.socketio.server.manager.rooms.get("/", {}).get(name))
 
     def watched(self, name: str, besides: str | None = None) -> bool:
         """Whether a socket (other than ``besides``) may be in room ``name``: one of this process's, or any

@@ -86,6 +86,6 @@ def register(app, socketio: SocketIO, answer, player_id) -> None:
         if cls is None or not classes.may_watch(store, viewer, cls):
             raise ProofQuestError("this board is for the class's teacher and its own students")
         join_room(room(class_id))
-        emit("class_board", class_reports.board(store, class_id), to=request.sid)
+        emit("class_board", class_reports.board(store, class_id), to=request.sid, ignore_queue=True)
         boards().start()
         return {"class": class_id}

@@ -128,9 +128,9 @@ def register(app, socketio: SocketIO) -> None:
             join_room(class_board.room(place["class_id"]))
             emit("leaderboard", {"period": "class", "class": place["class_id"],
                                  "entries": reports.leaderboard(game_instance(), class_id=place["class_id"])},
-                 to=request.sid)
+                 to=request.sid, ignore_queue=True)  # this process's own socket: no trip through the queue
             return {"period": period}
         join_room(f"leaderboard:{period}")
         emit("leaderboard", {"period": period, "entries": reports.leaderboard(game_instance(), period)},
-             to=request.sid)
+             to=request.sid, ignore_queue=True)
         return {"period": period}
