@@ -148,14 +148,54 @@ def test_open_split_parts_skip_a_split_without_parts(store):
     assert st.open_split_parts(store) == [("v", 5)]
 
 
-def test_weekly_leaderboard_counts_only_recent_points(store):
-    a, b = players.create_guest(store), players.create_guest(store)
+def test_weekly_leaderboard_counts_only_this_calendar_weeks_points(store):
+    import time
+    a, b, c = players.create_guest(store), players.create_guest(store), players.create_guest(store)
     st.add_points(store, a["id"], 50, "vote")
     st.add_points(store, b["id"], 20, "vote")
-    with store.write() as db:
-        db.conn.execute("UPDATE point_events SET created = 0 WHERE player_id = ?", (a["id"],))
-    assert [r["id"] for r in st.leaderboard(store)] == [a["id"], b["id"]]
-    assert [r["id"] for r in st.leaderboard(store, since=1000.0)] == [b["id"]]
+    st.add_points(store, c["id"], 15, "vote")
+    st.add_points(store, c["id"], 5, "consensus")  # c ties with b, but reached 20 later
+    this_week = st.week_of(time.time())
+    with store.write() as db:  # a's points were earned last week
+        db.conn.execute("UPDATE point_events SET created = created - ? WHERE player_id = ?",
+                        (st.WEEK_SECONDS, a["id"]))
+        db.conn.execute("UPDATE week_points SET week = week - 1, reached = reached - ? WHERE player_id = ?",
+                        (st.WEEK_SECONDS, a["id"]))
+    assert [r["id"] for r in st.leaderboard(store)] == [a["id"], b["id"], c["id"]]
+    board = st.leaderboard(store, week=this_week)
+    assert [(r["id"], r["points"], r["rank"]) for r in board] == [(b["id"], 20, 1), (c["id"], 20, 2)]
+    assert [r["id"] for r in st.leaderboard(store, week=this_week - 1)] == [a["id"]]
+    # the weeks' sums are those of the point events, week by week
+    sums = store.query("SELECT pq_week(created) AS week, player_id, SUM(points) AS points, MAX(created) AS reached"
+                       " FROM point_events GROUP BY 1, 2 ORDER BY 1, 2")
+    assert sums == store.query("SELECT week, player_id, points, reached FROM week_points ORDER BY 1, 2")
+
+
+def test_calendar_weeks_start_on_monday_at_midnight_utc():
+    import datetime
+    monday = datetime.datetime(2026, 11, 30, tzinfo=datetime.timezone.utc).timestamp()  # a Monday, 00:00 UTC
+    assert st.week_of(monday) == st.week_of(monday + st.WEEK_SECONDS - 0.001) == st.week_of(monday - 0.001) + 1
+    assert st.week_of(4 * 86400) == 0 and st.week_of(0) == -1  # 1970-01-01 was a Thursday
+
+
+def test_the_upgrade_sums_the_points_of_each_week_it_finds(tmp_path):
+    import time
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path)
+    conn.create_function("pq_edit_value", 2, st._stored_edit_value)  # an earlier upgrade's
+    for migration in st.MIGRATIONS[:-1]:
+        conn.executescript(migration)
+    conn.execute(f"PRAGMA user_version = {len(st.MIGRATIONS) - 1}")
+    now = time.time()
+    conn.executescript("INSERT INTO players (id, username, created, points) VALUES (1, 'a', 0, 30), (2, 'b', 0, 7)")
+    conn.executemany("INSERT INTO point_events (player_id, points, reason, created) VALUES (?, ?, 'vote', ?)",
+                     [(1, 10, now - st.WEEK_SECONDS), (1, 20, now), (2, 3, now), (2, 4, now)])
+    conn.commit()
+    conn.close()
+    store = st.Store(path)
+    week = st.week_of(now)
+    assert [(r["id"], r["points"]) for r in st.leaderboard(store, week=week)] == [(1, 20), (2, 7)]
+    assert [(r["id"], r["points"]) for r in st.leaderboard(store, week=week - 1)] == [(1, 10)]
 
 
 @pytest.mark.parametrize("order", st.ORDERS)
@@ -212,9 +252,10 @@ def test_the_upgrade_gives_puzzles_made_before_it_the_value_of_their_edit(tmp_pa
     from game.puzzles.edit import edit_value
     path = tmp_path / "old.sqlite"
     conn = sqlite3.connect(path)
-    for migration in st.MIGRATIONS[:-1]:
+    before = next(i for i, m in enumerate(st.MIGRATIONS) if "ADD COLUMN value" in m)
+    for migration in st.MIGRATIONS[:before]:
         conn.executescript(migration)
-    conn.execute(f"PRAGMA user_version = {len(st.MIGRATIONS) - 1}")
+    conn.execute(f"PRAGMA user_version = {before}")
     conn.executescript("""
         INSERT INTO puzzles (id, volume, kind, anchors, supervoxels, segments, location, score, detector, created)
             VALUES (1, 'v', 'merge', '[1,2]', '[]', '[1,2]', '[0,0,0]', 0.5,

@@ -13,16 +13,16 @@ from game.errors import ProofQuestError
 from game.evaluation import quality
 from game.segmentation.rag import RAG
 
-WEEK = 7 * 24 * 3600
 PERIODS = ("all", "week")
 
 
 def leaderboard(inst, period: str = "all", limit: int = 20, *, class_id: int | None = None) -> list[dict]:
-    """The top players all time or this week; with ``class_id``, that class's students (all time)."""
+    """The top players all time or this calendar week (from Monday 00:00 UTC); with ``class_id``, that class's
+    students (all time)."""
     if period not in PERIODS:
         raise ProofQuestError("period is 'all' or 'week'")
-    return st.leaderboard(inst.store, since=time.time() - WEEK if period == "week" else None, class_id=class_id,
-                          limit=limit)
+    return st.leaderboard(inst.store, week=st.week_of(time.time()) if period == "week" else None,
+                          class_id=class_id, limit=limit)
 
 
 def player_record(inst, player_id: int) -> dict:
