@@ -173,6 +173,26 @@ def test_a_board_nobody_watches_is_not_computed(app, monkeypatch):
     assert computed == ["week"]
     assert [m["args"][0]["period"] for m in watcher.get_received() if m["name"] == "leaderboard"] == ["week"] * 2
 
+def test_the_weekly_board_is_sent_again_when_a_new_week_begins(app, monkeypatch):
+    """At Monday 00:00 UTC nothing is voted, but the week's board starts empty: watchers get it."""
+    from game.app import store as st
+    watcher_http = app.test_client()
+    _guest(watcher_http)
+    watcher = _sio(app, watcher_http)
+    assert watcher.emit("watch_leaderboard", {"period": "week"}, callback=True)["ok"]
+    broadcaster = app.extensions["proofquest.broadcaster"]
+    with app.app_context():
+        broadcaster.tick()
+        watcher.get_received()
+        broadcaster.tick()  # nothing changed: nothing sent
+        assert not [m for m in watcher.get_received() if m["name"] == "leaderboard"]
+        week = st.week_of
+        monkeypatch.setattr(st, "week_of", lambda t: week(t) + 1)
+        broadcaster.tick()
+    boards = [m["args"][0] for m in watcher.get_received() if m["name"] == "leaderboard"]
+    assert [b["period"] for b in boards] == ["week"]
+
+
 def test_puzzle_images_are_png_and_truth_is_only_for_practice(app):
     client = app.test_client()
     _guest(client)

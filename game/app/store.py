@@ -267,8 +267,8 @@ def _stored_edit_value(size_a, size_b) -> float | None:
 # Seconds a write waits for another process's write lock before it fails (SQLite's busy timeout)
 WRITE_WAIT_SECONDS = 30
 # Longest pause between two tries of a busy write lock under gevent (a try costs microseconds, and only one
-# greenlet of a process tries: 2 ms left the lock idle between processes' turns)
-WRITE_RETRY_SECONDS = 0.0002
+# greenlet of a process tries; gevent's timers wait at least about 1 ms, so every pause is about that)
+WRITE_RETRY_SECONDS = 0.001
 
 
 class Store:
@@ -338,42 +338,41 @@ class Store:
         holds SQLite's write lock (server processes sharing one file),
         ``BEGIN IMMEDIATE`` is tried again the same way, without this
         process's lock, where SQLite's busy handler slept in C and stopped
-        every player of the process. Only one greenlet of a thread tries:
-        the others queue, parked, at the thread's gate (gevent's semaphore,
-        first come first served). When each waiting greenlet tried by
-        itself, 1,000 players on 2 to 4 processes spent their CPU on tries
-        (on a 16-core machine 2 processes gave fewer votes a second than 1,
-        at 2.2 times its CPU per vote, p99 5 s; ``bench/bench_socket.py``). With OS threads a wait
-        blocks only its thread, and SQLite's own busy wait hands the lock
-        between processes sooner (``bench/bench_writer.py``: 2 processes polling committed 24%
-        fewer votes a second). Either gives up after ``WRITE_WAIT_SECONDS``.
+        every player of the process. Only one greenlet of a thread tries,
+        about every millisecond (gevent's timers go no finer): the others
+        queue, parked, at the thread's gate (gevent's semaphore, in the order
+        they came, though a greenlet that writes again at once may go first).
+        When each waiting greenlet tried by itself, 1,000 players on 2 to 4
+        processes spent their CPU on tries (on a 16-core machine 2 processes
+        gave fewer votes a second than 1, at 2.2 times its CPU per vote, p99
+        5 s; ``bench/bench_socket.py``). With OS threads a wait blocks only
+        its thread, and SQLite's own busy wait hands the lock between
+        processes sooner (``bench/bench_writer.py``: 2 processes polling
+        committed 24% fewer votes a second). A write waits for its own turn
+        at the gate and for this process's worker as long as they take, and
+        gives up on another process's lock after ``WRITE_WAIT_SECONDS``.
         (Reads wait in SQLite's busy handler, which WAL makes rare.)
         """
         if self.in_write():
             yield self._local.db
             return
-        deadline = time.monotonic() + WRITE_WAIT_SECONDS
         if not self._green:
-            with self._locked(deadline) as db:
+            with self._locked() as db:
                 yield db
             return
         gate = getattr(self._local, "gate", None)
         if gate is None:
             from gevent.lock import Semaphore
             gate = self._local.gate = Semaphore()
-        if not gate.acquire(timeout=max(0.0, deadline - time.monotonic())):
-            raise sqlite3.OperationalError("database is locked")
-        try:
-            with self._locked(deadline) as db:
+        with gate:  # its turn, however long the writes before it take (as a thread waits for the lock)
+            with self._locked() as db:
                 yield db
-        finally:
-            gate.release()
 
     @contextmanager
-    def _locked(self, deadline: float) -> Iterator[sqlite_utils.Database]:
-        """:meth:`write`'s transaction, once this process's writer lock and SQLite's are taken (or
-        ``deadline`` has passed: SQLite's 'database is locked')."""
-        pause = 0.0001
+    def _locked(self) -> Iterator[sqlite_utils.Database]:
+        """:meth:`write`'s transaction, once this process's writer lock and SQLite's are taken; SQLite's
+        'database is locked' when another process held its lock for ``WRITE_WAIT_SECONDS``."""
+        deadline, pause = time.monotonic() + WRITE_WAIT_SECONDS, 0.0001
         while True:
             if not self._write_lock.acquire(blocking=not self._green):
                 time.sleep(pause)  # this process's other thread writes (gevent: the other greenlets go on)
@@ -1407,11 +1406,21 @@ def forget_volume(store: Store, volume: str) -> None:
     """Drop every row about a volume: its puzzles and their votes, its log, its live flag."""
     with store.write() as db:
         db.conn.execute("DELETE FROM votes WHERE puzzle_id IN (SELECT id FROM puzzles WHERE volume = ?)", (volume,))
+        affected = db.conn.execute(
+            "SELECT DISTINCT player_id, pq_week(created) FROM point_events"
+            " WHERE puzzle_id IN (SELECT id FROM puzzles WHERE volume = ?)", (volume,)).fetchall()
         db.conn.execute("DELETE FROM point_events WHERE puzzle_id IN (SELECT id FROM puzzles WHERE volume = ?)",
                         (volume,))
-        db.conn.execute("DELETE FROM week_points")  # the weeks' sums again, without those events (rare)
-        db.conn.execute("INSERT INTO week_points (week, player_id, points, reached) SELECT pq_week(created),"
-                        " player_id, SUM(points), MAX(created) FROM point_events GROUP BY 1, 2")
+        for player, week in affected:  # those weeks' sums again, without the events just dropped
+            start = _FIRST_MONDAY + week * WEEK_SECONDS
+            points, reached = db.conn.execute(
+                "SELECT SUM(points), MAX(created) FROM point_events WHERE player_id = ? AND created >= ?"
+                " AND created < ?", (player, start, start + WEEK_SECONDS)).fetchone()
+            if points is None:
+                db.conn.execute("DELETE FROM week_points WHERE week = ? AND player_id = ?", (week, player))
+            else:
+                db.conn.execute("UPDATE week_points SET points = ?, reached = ? WHERE week = ? AND player_id = ?",
+                                (points, reached, week, player))
         for table in ("puzzles", "edits", "volume_state"):
             db.conn.execute(f"DELETE FROM {table} WHERE volume = ?", (volume,))
 

@@ -10,12 +10,15 @@ message queue: a board nobody watches here is not computed, and a watcher
 gets one copy per interval. (When each process sent its boards through the
 queue, each computed them every interval whether anyone watched or not, and
 a watcher got one copy from every process that had votes.) A process sees the
-others' votes by the database's activity mark (:func:`game.app.store.activity_mark`).
+others' votes by the database's activity mark (:func:`game.app.store.activity_mark`),
+and a new week (Monday 00:00 UTC) by the calendar. Class boards still go
+through the queue, from the process where their students vote.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 
 from flask import current_app, request
@@ -59,7 +62,8 @@ class Broadcaster(IntervalLoop):
     def tick(self) -> None:
         inst = game_instance()
         rooms = [f"leaderboard:{period}" for period in reports.PERIODS if self.watched_here(f"leaderboard:{period}")]
-        mark = st.activity_mark(inst.store) if rooms else self.mark  # another process's votes move it too
+        # another process's votes move it too, and so does a new week (the weekly board starts empty)
+        mark = (st.activity_mark(inst.store), st.week_of(time.time())) if rooms else self.mark
         if not self.dirty.is_set() and mark == self.mark:
             return
         self.dirty.clear()

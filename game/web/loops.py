@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from flask_socketio import SocketIO
+
+log = logging.getLogger(__name__)
 
 
 class IntervalLoop:
@@ -33,5 +36,8 @@ class IntervalLoop:
         interval = self.app.config["PROOFQUEST"]["LEADERBOARD_INTERVAL"]
         while self.socketio.server is self.server:
             self.socketio.sleep(interval)
-            with self.app.app_context():
-                self.tick()
+            try:
+                with self.app.app_context():
+                    self.tick()
+            except Exception:  # a failed tick (the database busy past its wait, say): the next one tries again
+                log.exception("%s: a tick failed", type(self).__name__)
