@@ -58,7 +58,7 @@ def main() -> None:
     rng = random.Random(0)
     store = st.Store(Path(tempfile.mkdtemp(prefix="pq-bench-board-")) / "pq.sqlite")
     now = time.time()
-    monday = st._FIRST_MONDAY + st.week_of(now) * st.WEEK_SECONDS
+    monday = st.week_start(st.week_of(now))
     with store.write() as db:
         db.conn.executemany("INSERT INTO players (username, created) VALUES (?, ?)",
                             [(f"p{i}", now) for i in range(args.players)])

@@ -255,6 +255,11 @@ def week_of(t: float) -> int:
     return math.floor((t - _FIRST_MONDAY) / WEEK_SECONDS)
 
 
+def week_start(week: int) -> float:
+    """The first second of :func:`week_of`'s ``week`` (a Monday, 00:00 UTC)."""
+    return _FIRST_MONDAY + week * WEEK_SECONDS
+
+
 def _stored_edit_value(size_a, size_b) -> float | None:
     """:func:`game.puzzles.edit.edit_value` of sizes read from a stored detector JSON; None where they are not
     numbers (an imported candidate's), so that no stored value stops the schema's upgrade."""
@@ -1412,7 +1417,7 @@ def forget_volume(store: Store, volume: str) -> None:
         db.conn.execute("DELETE FROM point_events WHERE puzzle_id IN (SELECT id FROM puzzles WHERE volume = ?)",
                         (volume,))
         for player, week in affected:  # those weeks' sums again, without the events just dropped
-            start = _FIRST_MONDAY + week * WEEK_SECONDS
+            start = week_start(week)
             points, reached = db.conn.execute(
                 "SELECT SUM(points), MAX(created) FROM point_events WHERE player_id = ? AND created >= ?"
                 " AND created < ?", (player, start, start + WEEK_SECONDS)).fetchone()

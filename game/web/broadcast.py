@@ -78,17 +78,20 @@ class Broadcaster(IntervalLoop):
         if "leaderboard:all" in rooms:
             self.socketio.emit("stats", reports.game_stats(inst), to="leaderboard:all", ignore_queue=True)
 
+    def _members_here(self, name: str) -> dict:
+        """This process's sockets in room ``name``."""
+        return self.socketio.server.manager.rooms.get("/", {}).get(name) or {}
+
     def watched_here(self, name: str) -> bool:
         """Whether one of this process's sockets is in room ``name``."""
-        return bool(self.socketio.server.manager.rooms.get("/", {}).get(name))
+        return bool(self._members_here(name))
 
     def watched(self, name: str, besides: str | None = None) -> bool:
         """Whether a socket (other than ``besides``) may be in room ``name``: one of this process's, or any
         when processes share their rooms through a message queue (this process knows only its own)."""
-        manager = self.socketio.server.manager
-        if isinstance(manager, PubSubManager):
+        if isinstance(self.socketio.server.manager, PubSubManager):
             return True
-        members = manager.rooms.get("/", {}).get(name)
+        members = self._members_here(name)
         return bool(members) and (len(members) > 1 or besides not in members)
 
 
