@@ -148,6 +148,15 @@ def test_open_split_parts_skip_a_split_without_parts(store):
     assert st.open_split_parts(store) == [("v", 5)]
 
 
+def test_open_split_parts_are_read_from_an_index_without_visiting_puzzle_rows(store):
+    st.add_puzzles(store, "v", [_puzzle(kind=kind, supervoxels=[i], score=score, gold=gold)
+                                for i, (kind, score, gold) in enumerate(
+                                    [("split", 0.5, 0), ("split", 0.05, 0), ("split", 0.9, 1), ("merge", 0.9, 0)])])
+    assert st.open_split_parts(store, min_belief=0.1) == [("v", 0)]
+    plan = " ".join(r["detail"] for r in store.query("EXPLAIN QUERY PLAN " + st._OPEN_SPLITS_SQL, (0.1,)))
+    assert "COVERING INDEX puzzles_open_splits" in plan, plan  # each open puzzle's row was read: 29% of a server
+
+
 def test_weekly_leaderboard_counts_only_this_calendar_weeks_points(store):
     import time
     a, b, c = players.create_guest(store), players.create_guest(store), players.create_guest(store)

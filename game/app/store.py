@@ -243,6 +243,14 @@ MIGRATIONS: list[str] = [
     INSERT INTO week_points (week, player_id, points, reached)
         SELECT pq_week(created), player_id, SUM(points), MAX(created) FROM point_events GROUP BY 1, 2;
     """,
+    # The open split puzzles, read on every puzzle request (open_split_parts: which merges wait for a cut), from
+    # an index that holds all the query reads: through the state index each open puzzle's row was visited, big
+    # detector JSON and all, and on the default demo's pool (884 open puzzles, 168 splits) that query was 29% of
+    # a server's time under 200 players (bench/bench_socket.py --home of a first start).
+    """
+    CREATE INDEX puzzles_open_splits ON puzzles (kind, state, gold, tutorial, volume, posterior, score, supervoxels)
+        WHERE kind = 'split' AND state = 'open';
+    """,
 ]
 
 WEEK_SECONDS = 7 * 86400
@@ -1009,11 +1017,15 @@ def gold_counts(store: Store) -> dict[str, int]:
         "SELECT volume, COUNT(*) AS n FROM puzzles WHERE gold = 1 AND teach = 0 GROUP BY volume")}
 
 
+# read from the index puzzles_open_splits alone (MIGRATIONS), never the puzzles' rows
+_OPEN_SPLITS_SQL = ("SELECT volume, supervoxels FROM puzzles WHERE kind = 'split' AND state = 'open' AND gold = 0"
+                    " AND tutorial = 0 AND COALESCE(posterior, score) >= ?")
+
+
 def open_split_parts(store: Store, *, min_belief: float = 0.0) -> list[tuple[str, int]]:
     """(volume, one supervoxel of the part to cut off) for every open crowd split puzzle whose cut is
     at least ``min_belief`` likely (its posterior, else the detector's score)."""
-    rows = store.query("SELECT volume, supervoxels FROM puzzles WHERE kind = 'split' AND state = 'open' AND gold = 0"
-                       " AND tutorial = 0 AND COALESCE(posterior, score) >= ?", (float(min_belief),))
+    rows = store.query(_OPEN_SPLITS_SQL, (float(min_belief),))
     # the lists parsed here, once per process (asked for on every puzzle request; SQLite's JSON functions
     # parsed each twice)
     return [(r["volume"], parts[0]) for r in rows if (parts := _id_list(r["supervoxels"]))]
