@@ -123,6 +123,7 @@ def test_a_puzzle_opens_in_neuroglancer_once_answered_with_its_segments_selected
     layers = {layer["name"]: layer for layer in state["layers"]}
     assert set(layers) == {"EM", "segmentation"}  # no truth for players
     assert sorted(layers["segmentation"]["segments"]) == sorted(str(agg.segment_of(a)) for a in puzzle["anchors"])
+    assert layers["segmentation"]["source"].endswith("/segmentation-0")
     assert all(layer["source"].startswith("precomputed://http://localhost/neuroglancer/data/demo/")
                for layer in state["layers"])
     z, y, x = puzzle["location"]
@@ -160,3 +161,36 @@ def test_the_viewer_page_loads_the_installed_client_with_the_offline_shim_first(
     with guest.get(f"/neuroglancer/client/{scripts[-1]}") as client_js:
         assert client_js.status_code == 200 and len(client_js.data) > 100_000
     assert guest.get("/neuroglancer/client/..%2F__init__.py").status_code in (400, 404)
+
+
+def test_a_gold_puzzles_view_tells_a_player_neither_its_answer_nor_that_it_is_gold(app, inst):
+    from game.crowd.votes import apply_known_answers
+    ids, puzzles = oracle_puzzles(inst, n_merge=24, n_split=0, gold_every=3)
+    rows = [st.puzzle(inst.store, i) for i in ids]
+    gold = next(p for p in rows if p["gold"] and p["truth"])  # a right merge, applied once its answer is known
+    crowd = next(p for p in rows if not p["gold"])  # a crowd puzzle
+    initial = inst.volumes.open("demo").load_side("mapping")  # before any edit
+    assert apply_known_answers(inst, "demo") > 0
+    live = inst.agglomeration("demo")
+    assert live.segment_of(gold["anchors"][0]) == live.segment_of(gold["anchors"][1])  # the live answer
+    guest, admin = _client(app), _client(app, "admin")
+    me = guest.get("/api/me").get_json()["player"]
+    views = {}
+    for p in (gold, crowd):
+        vote(inst, me["id"], p["id"], "unsure", 900)
+        views[p["id"]] = {layer["name"]: layer for layer in _state(guest.get(f"/neuroglancer/puzzle/{p['id']}"))["layers"]}
+    for p in (gold, crowd):  # both: the automatic segmentation, the two parts apart as they were asked about
+        seg = views[p["id"]]["segmentation"]
+        assert seg["source"].endswith("/segmentation-0")
+        assert sorted(seg["segments"]) == sorted({str(initial[a]) for a in p["anchors"]})
+        assert len(seg["segments"]) == 2
+    # before the fix: the live segmentation, one segment selected for a right gold merge and two for a wrong one
+    admins = {layer["name"]: layer for layer in _state(admin.get(f"/neuroglancer/puzzle/{gold['id']}"))["layers"]}
+    assert admins["segmentation"]["segments"] == [str(live.segment_of(gold["anchors"][0]))]
+    # and no edited segmentation is served to players, where the answer could be read at the puzzle's place
+    at = len(live.edits)
+    for path in (f"segmentation-{at}/info", f"segmentation-1/{ng.SCALE_KEY}/0-96_0-96_0-16",
+                 f"segmentation-{at}/mesh/{live.segment_of(gold['anchors'][0])}:0:whole"):
+        assert guest.get(f"/neuroglancer/data/demo/{path}").status_code == 400, path
+        assert admin.get(f"/neuroglancer/data/demo/{path}").status_code in (200, 404), path
+    assert guest.get("/neuroglancer/data/demo/segmentation-0/info").status_code == 200

@@ -86,9 +86,20 @@ def parse_layer(layer: str) -> tuple[str, int | None]:
     return "segmentation", int(match.group(1))
 
 
+# The segmentation players may see: the automatic one, before any edit. Every later one holds the answers of
+# secret gold puzzles (their edits are applied once known, game.crowd.votes.apply_known_answers, and a settled
+# decision copied as gold was the crowd's edit): a guest who voted on a gold puzzle read its answer off the
+# segments its view selected, and any player could read it at a gold puzzle's place in the live segmentation.
+PLAYERS_SEGMENTATION = 0
+
+
 def may_read(role: str, layer: str) -> bool:
-    """Players see the image and segmentations; the truth (gold answers among it) is for admins."""
-    return role == "admin" or parse_layer(layer)[0] not in ADMIN_ONLY
+    """Players see the image, the supervoxels and the automatic segmentation (``segmentation-0``); the truth
+    and the edited segmentations (gold answers among them) are for admins."""
+    if role == "admin":
+        return True
+    kind, at = parse_layer(layer)
+    return kind not in ADMIN_ONLY and (kind != "segmentation" or at == PLAYERS_SEGMENTATION)
 
 
 class ViewerCache:
@@ -269,14 +280,20 @@ def viewer_url(root: str, state: dict) -> str:
 
 
 def puzzle_view(inst: Instance, root: str, puzzle: dict, *, role: str) -> dict:
-    """A puzzle in Neuroglancer: image, the segmentation now with the puzzle's segments selected (and the
-    truth for admins)."""
+    """A puzzle in Neuroglancer: image, a segmentation with the puzzle's segments selected (and the truth for
+    admins). For admins the segmentation now; for players the automatic one (:data:`PLAYERS_SEGMENTATION`),
+    whatever the puzzle's role, so that the view tells neither a gold puzzle's answer nor that it is gold."""
     volume = inst.volumes.open(puzzle["volume"])
     agg = inst.agglomeration(puzzle["volume"])
+    if role == "admin":
+        at, segment_of = len(agg.edits), agg.segment_of
+    else:
+        initial = volume.load_side("mapping")  # supervoxel id -> its segment before any edit
+        at, segment_of = PLAYERS_SEGMENTATION, lambda sv: int(initial[sv])
     parts = puzzle["anchors"] if puzzle["kind"] == "merge" else puzzle["supervoxels"][:1] + puzzle["anchors"][:1]
-    segments = sorted({agg.segment_of(int(sv)) for sv in parts if int(sv) > 0})
+    segments = sorted({segment_of(int(sv)) for sv in parts if 0 < int(sv) <= agg.n_supervoxels})
     layers = [{"name": "EM", "layer": "image"},
-              {"name": "segmentation", "layer": f"segmentation-{len(agg.edits)}", "segments": segments}]
+              {"name": "segmentation", "layer": f"segmentation-{at}", "segments": segments}]
     if role == "admin" and volume.has("groundtruth"):
         layers.insert(1, {"name": "truth", "layer": "truth", "visible": False})
     return viewer_state(root, volume, layers, position=puzzle["location"],

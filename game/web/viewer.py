@@ -2,8 +2,9 @@
 
 Nothing leaves the server: the client comes from the installed ``neuroglancer``
 package, every data source is under ``/neuroglancer/data/``. Players see the
-image and the segmentation, of a puzzle they have answered or a practice
-puzzle; admins see everything, the truth included.
+image and the automatic segmentation (before any edit: the edited ones hold
+secret gold answers), of a puzzle they have answered or a practice puzzle;
+admins see everything, the edits and the truth included.
 """
 
 from __future__ import annotations
