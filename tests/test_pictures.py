@@ -44,6 +44,20 @@ def test_an_edit_to_a_puzzles_part_gives_it_new_pictures_drawn_by_the_rescan(ins
     assert _cache(inst).has(after)
 
 
+def test_a_secret_gold_puzzles_picture_key_looks_like_any_other(inst):
+    import re
+    ids, _ = oracle_puzzles(inst, n_merge=8, n_split=2, gold_every=2)
+    agg = inst.agglomeration("demo")
+    rows = [st.puzzle(inst.store, i) for i in ids]
+    keys = {bool(p["gold"]): set() for p in rows}
+    for p in rows:
+        keys[bool(p["gold"])].add(picture_key(p, agg))
+    shapes = {gold: {re.sub(r"[0-9a-f]", "h", re.sub(r"^[0-9]+", "N", k)) for k in found}
+              for gold, found in keys.items()}
+    assert shapes[True] == shapes[False]  # before: '<id>-r<version>' for gold, a digest after it for the rest
+    assert len(keys[True] | keys[False]) == len(rows)
+
+
 def test_pictures_asked_for_by_their_key_are_immutable_and_others_revalidate(inst):
     oracle_puzzles(inst)
     st.set_job(inst.store, "prepare", "done", 3, 3, "ready")

@@ -105,17 +105,23 @@ def _checked_key(key) -> str:
 def picture_key(puzzle, agg) -> str:
     """The cache key of a puzzle's pictures in the segmentation ``agg``.
 
-    ``<id>-r<version>`` for a puzzle with known truth; ``<id>-r<version>-<digest
-    of its two parts>`` for a crowd puzzle, where the version is
-    :data:`game.puzzles.render.RENDERER_VERSION`: pictures drawn by an older
-    version are never served. Raises :class:`game.puzzles.edit.Moot` when a
-    crowd puzzle's edit no longer fits.
+    ``<id>-r<version>-<digest>``, where the version is
+    :data:`game.puzzles.render.RENDERER_VERSION` (pictures drawn by an older
+    version are never served) and the digest is of a crowd puzzle's two parts
+    in ``agg`` (new pictures when an edit changes them), or of a puzzle with
+    known truth's edit (its pictures never change: drawn on the segmentation
+    it was made on). One shape for both: players are sent the key, and a
+    secret gold puzzle's key without a digest told them which answers were
+    being measured. Raises :class:`game.puzzles.edit.Moot` when a crowd
+    puzzle's edit no longer fits.
     """
     drawn = f"{int(puzzle['id'])}-r{render.RENDERER_VERSION}"
-    if puzzle.get("gold") or puzzle.get("tutorial"):
-        return drawn
-    parts = PuzzleEdit.of(puzzle).parts(agg)
     digest = hashlib.blake2b(digest_size=6)
+    if puzzle.get("gold") or puzzle.get("tutorial"):
+        edit = PuzzleEdit.of(puzzle)
+        digest.update(repr((int(puzzle["id"]), edit.kind, edit.anchors, edit.moved)).encode())
+        return f"{drawn}-{digest.hexdigest()}"
+    parts = PuzzleEdit.of(puzzle).parts(agg)
     for part in (parts.a, parts.b):
         digest.update(np.sort(np.asarray(part, np.uint64)).tobytes())
         digest.update(b"|")
