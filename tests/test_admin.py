@@ -212,6 +212,9 @@ def test_label_downloads_stream_the_labels_with_metadata_and_leave_no_files(admi
                                   _expected(inst, inst.volumes.open("demo").load_side("mapping")))
     assert list((inst.home / "exports").iterdir()) == []  # temporary files went with the downloads
     assert admin.get("/admin/export/demo/labels?format=png").status_code == 400
+    for what in ("votes", "puzzles", "answers"):  # refused before the download begins, not a 500 in its stream
+        reply = admin.get(f"/admin/export/demo/{what}?format=xml")
+        assert reply.status_code == 400 and "Content-Disposition" not in reply.headers, what
     assert admin.get("/admin/export/demo/labels?format=npy&at=x").status_code == 400
 
 

@@ -249,7 +249,11 @@ def test_a_round_started_twice_and_rounds_of_other_classes_are_refused(app):
                                                      twice.get_json()["error"])
     for body, message in (({"seconds": 1, "puzzle_set": "mixed"}, "a round lasts 3 s to 3 h"),
                           ({"seconds": "soon", "puzzle_set": "mixed"}, "a round lasts a whole number of seconds"),
-                          ({"seconds": 60, "puzzle_set": "hard"}, "unknown puzzle set 'hard'")):
+                          ({"seconds": 60, "puzzle_set": "hard"}, "unknown puzzle set 'hard'"),
+                          ({"minutes": "inf", "puzzle_set": "mixed"}, "a round lasts a number of minutes"),
+                          ({"minutes": 1e308, "puzzle_set": "mixed"}, "a round lasts a number of minutes"),
+                          ({"seconds": 60, "puzzle_set": ["mixed"]}, "unknown puzzle set"),
+                          ({"seconds": 60, "puzzle_set": {}}, "unknown puzzle set")):
         reply = _post(teacher, f"/classes/{class_id}/rounds", body)
         assert reply.status_code == 400 and reply.get_json()["error"].startswith(message)
     assert len(st.rounds(_store(app), class_id)) == 1

@@ -376,6 +376,8 @@ def rows_of(inst: Instance, name: str, what: str) -> Iterator[dict]:
 
 
 def rows_download(inst: Instance, name: str, what: str, fmt: str) -> Download:
+    if fmt not in ROW_FORMATS:  # here, not only in the stream: there it came after the response had begun (a 500)
+        raise ProofQuestError(f"cannot write rows as {str(fmt)[:20]!r}; choose one of {', '.join(ROW_FORMATS)}")
     if what == "answers" and fmt != "jsonl":
         raise ProofQuestError("answers are written as JSON lines (what retrain-detector reads): use jsonl")
     chunks = row_lines(rows_of(inst, name, what), fmt)

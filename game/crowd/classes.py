@@ -282,12 +282,12 @@ def student(store: st.Store, player_id: int) -> dict | None:
 # ----------------------------------------------------------------------------- rounds
 
 def start_round(store: st.Store, class_id: int, puzzle_set, seconds) -> dict:
-    if puzzle_set not in PUZZLE_SETS:
+    if not isinstance(puzzle_set, str) or puzzle_set not in PUZZLE_SETS:  # a list or an object: no hash
         raise ProofQuestError(f"unknown puzzle set {str(puzzle_set)[:20]!r}: use {', '.join(PUZZLE_SETS)}")
     low, high = ROUND_SECONDS
     try:
         seconds = int(seconds)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ProofQuestError(f"a round lasts a whole number of seconds, not {str(seconds)[:20]!r}") from None
     if not low <= seconds <= high:
         raise ProofQuestError(f"a round lasts {low} s to {high // 3600} h")

@@ -215,7 +215,7 @@ def start_round(class_id: int):
     if seconds is None and form.get("minutes") is not None:
         try:
             seconds = round(float(form.get("minutes")) * 60)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # 'inf', '1e308'
             raise ProofQuestError(f"a round lasts a number of minutes, not {str(form.get('minutes'))[:20]!r}") \
                 from None
     row = classes.start_round(_store(), class_id, form.get("puzzle_set"), seconds)
