@@ -1,5 +1,6 @@
 """Classes without a web server: codes, nicknames, rounds, tie-breaks, credited edits, achievements, reports."""
 
+import csv
 import random
 import sqlite3
 import time
@@ -252,3 +253,23 @@ def test_a_practice_round_serves_the_puzzles_that_show_their_outcome_first(inst)
         served.append(puzzle["id"])
         votes.cast_vote(inst, student["id"], puzzle["id"], "unsure", 900, puzzle["ticket"])
     assert set(served[:len(teach)]) == teach and set(served) == set(ids)
+
+
+def test_the_round_report_does_not_tell_the_teacher_which_puzzles_are_secret_gold(inst):
+    ids, puzzles = oracle_puzzles(inst, teach=True, more_gold=8)
+    cls, code = _class(inst.store)
+    ada = classes.join(inst.store, code, "Ada", "dAda")["player"]
+    row = classes.start_round(inst.store, cls["id"], "assessment", 60)  # mostly known answers
+    for i in range(12):
+        puzzle = assignment.next_puzzle(inst, st.player(inst.store, ada["id"]), rng=random.Random(i))
+        votes.cast_vote(inst, ada["id"], puzzle["id"], "yes", 1000 + i, puzzle["ticket"])
+    answered = {v["puzzle_id"]: v for v in st.player_votes(inst.store, ada["id"])}
+    secret = {i for i, v in answered.items() if v["gold"] and not v["teach"]}
+    assert secret and any(v["teach"] for v in answered.values())
+    report = class_reports.report(inst.store, cls["id"], row["id"])
+    # before: every gold puzzle tagged 'known answer', the secret ones with 'not known yet' beside it
+    assert {p["puzzle"] for p in report["puzzles"] if p["known"]} == {i for i, v in answered.items() if v["teach"]}
+    assert all(p["right_answer"] is None for p in report["puzzles"] if p["puzzle"] in secret)
+    rows = list(csv.DictReader(class_reports.answers_csv(inst.store, cls["id"], row["id"]).splitlines()))
+    assert len(rows) == 12 and "gold" not in rows[0]
+    assert all(r["known"] == "0" and r["right_answer"] == "" for r in rows if int(r["puzzle"]) in secret)

@@ -152,7 +152,7 @@ def report(store: st.Store, class_id: int, round_id: int) -> dict:
     for v in votes:
         p = puzzles.setdefault(v["puzzle_id"], {
             "puzzle": v["puzzle_id"], "kind": v["kind"], "question": question_for(v["kind"]),
-            "gold": bool(v["gold"]), "state": v["state"],
+            "known": bool(v["teach"]), "state": v["state"],
             "edited": v["edit_seq"] is not None, "right_answer": _right_answer(v),
             "yes": 0, "no": 0, "unsure": 0, "right": 0, "wrong": 0})
         p[v["answer"]] += 1
@@ -183,7 +183,9 @@ def _right_answer(vote: dict) -> str | None:
 
 STUDENT_COLUMNS = ("nickname", "removed", "rank", "points", "answers", "yes", "no", "unsure", "gold_answers",
                    "gold_right", "gold_accuracy", "median_ms", "joined", "split")
-ANSWER_COLUMNS = ("time", "nickname", "puzzle", "kind", "gold", "answer", "right_answer", "right", "basis", "ms",
+# 'known': a teach puzzle, whose answer the student was shown; a secret gold puzzle is reported as any crowd
+# puzzle (flagged as gold, it told the teacher which answers measure players, and a student's CSV could too)
+ANSWER_COLUMNS = ("time", "nickname", "puzzle", "kind", "known", "answer", "right_answer", "right", "basis", "ms",
                   "points")
 
 
@@ -199,7 +201,7 @@ def answers_csv(store: st.Store, class_id: int, round_id: int) -> str:
     votes = st.class_votes(store, class_id, *classes.window(classes.round_of(store, class_id, round_id)))
     return _csv(ANSWER_COLUMNS, ({
         "time": datetime.fromtimestamp(v["created"], timezone.utc).isoformat(timespec="milliseconds"),
-        "nickname": v["nickname"], "puzzle": v["puzzle_id"], "kind": v["kind"], "gold": v["gold"],
+        "nickname": v["nickname"], "puzzle": v["puzzle_id"], "kind": v["kind"], "known": v["teach"],
         "answer": v["answer"], "right_answer": _right_answer(v),
         "right": None if ach.is_right(v) is None else int(ach.is_right(v)), "basis": _basis(v), "ms": v["ms"],
         "points": v["points"]} for v in votes))
