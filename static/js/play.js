@@ -8,9 +8,10 @@
 // (it carries `feedback`), and the puzzle must stay on screen to be taught on.
 
 import { connectSocket, request } from './api.js';
+import { classStrip } from './class-strip.js';
 import { currentPlayerId, renderBoard, watchBoards } from './leaderboard.js';
 import { notify } from './notices.js';
-import { EXPLAIN, describePuzzle } from './puzzle.js';
+import { EXPLAIN, clearPuzzle, describePuzzle } from './puzzle.js';
 import { Viewer, isCommandKey, preload, swallowSpaceKeyup } from './viewer.js';
 
 const KEYS = { y: 'yes', n: 'no', u: 'unsure' };
@@ -38,6 +39,25 @@ const boards = { all: [], week: [] };
 let period = 'all';
 
 class NoPuzzle extends Error {}
+
+// A student between rounds: the server refuses their puzzles and answers with one of these.
+const ROUND_OVER = /the round has (ended|not started)/;
+let roundOver = false;
+
+function showRoundOver(title = 'The round is over.') {
+  roundOver = true;
+  hideOutcome();
+  current = null;
+  ahead = null;
+  setPhase('loading');
+  clearPuzzle(panel, 'Between rounds');
+  viewer.showMessage(title, 'Your place is on your class page. Stay here: the next round your teacher starts '
+    + 'opens here by itself.', { href: '/class', label: 'See your place' });
+}
+
+function roundTitle(message) {
+  return /not started/.test(message) ? 'The round has not started yet.' : 'The round is over.';
+}
 
 async function askForPuzzle(exclude) {
   try {
@@ -124,7 +144,9 @@ async function showNext() {
   } catch (error) {
     hideOutcome();
     current = null;
-    if (error instanceof NoPuzzle) {
+    if (ROUND_OVER.test(error.message || '')) {
+      showRoundOver(roundTitle(error.message));
+    } else if (error instanceof NoPuzzle) {
       viewer.showMessage('You have answered every puzzle for now.',
         'Thank you! New ones open as the crowd decides.', { href: '/me', label: 'See your record' });
     } else {
@@ -145,6 +167,10 @@ async function answer(choice) {
   try {
     reply = await request(socket, 'vote', { puzzle: item.puzzle.id, answer: choice, ms, ticket: item.puzzle.ticket });
   } catch (error) {
+    if (ROUND_OVER.test(error.message)) {
+      showRoundOver(roundTitle(error.message));
+      return;
+    }
     notify(notices, /was decided/.test(error.message)
       ? { kind: 'info', title: 'Decided a moment ago', text: 'Other players settled that puzzle just before you.' }
       : { kind: 'error', title: 'Your answer was not saved', text: error.message });
@@ -307,5 +333,18 @@ document.addEventListener('keydown', (event) => {
   }
 });
 swallowSpaceKeyup();
+
+// A student's round: over when the board says so (an answer on screen would only be refused), the next
+// puzzle as soon as a new one starts.
+classStrip(socket, (state) => {
+  if (state === 'running') {
+    if (roundOver) {
+      roundOver = false;
+      showNext();
+    }
+  } else if (phase !== 'outcome') {
+    showRoundOver(state === 'ended' ? 'The round is over.' : 'No round is running.');
+  }
+});
 
 showNext();

@@ -39,11 +39,20 @@ const ACROSS_HINT = 'Side by side: the section with one colour and the section w
   + 'place. If the second carries on the first one\'s outline, size and texture, they are one neurite; a different '
   + 'shape there means two. Move through the slices (or press P) to follow it section by section.';
 
+// No puzzle on screen (between a class's rounds): `heading` in place of the question, no legend or hint left
+// standing over the message.
+export function clearPuzzle(panel, heading) {
+  panel.querySelector('[data-role=kind]').hidden = true;
+  panel.querySelector('[data-role=question]').textContent = heading;
+  for (const role of ['legend', 'hint']) panel.querySelector(`[data-role=${role}]`).replaceChildren();
+}
+
 export function describePuzzle(panel, puzzle) {
   const kind = KINDS[puzzle.kind];
   const badge = panel.querySelector('[data-role=kind]');
   badge.textContent = kind.badge;
   badge.dataset.kind = puzzle.kind;
+  badge.hidden = false;
   panel.querySelector('[data-role=question]').textContent = puzzle.question;
   const legend = panel.querySelector('[data-role=legend]');
   legend.replaceChildren(...kind.legend.map((label, i) => {
