@@ -12,7 +12,7 @@ import { classStrip } from './class-strip.js';
 import { currentPlayerId, renderBoard, watchBoards } from './leaderboard.js';
 import { notify } from './notices.js';
 import { EXPLAIN, clearPuzzle, describePuzzle } from './puzzle.js';
-import { Viewer, isCommandKey, preload, swallowSpaceKeyup } from './viewer.js';
+import { Viewer, isCommandKey, preload, reveal, swallowSpaceKeyup } from './viewer.js';
 
 const KEYS = { y: 'yes', n: 'no', u: 'unsure' };
 const panel = document.querySelector('.play-panel');
@@ -214,6 +214,7 @@ function showOutcome(item, choice, feedback) {
   outcome.hidden = false;
   setPhase('outcome');
   nextButton.focus({ preventScroll: true });
+  reveal(outcome);
   // The truth may be fetched only now that the answer is in; it replaces the colours once it has arrived.
   const truthStack = preload(puzzle, ['truth']);
   truthStack.ready.then(() => {

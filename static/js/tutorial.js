@@ -3,7 +3,7 @@
 
 import { getJSON, postJSON } from './api.js';
 import { EXPLAIN, describePuzzle } from './puzzle.js';
-import { Viewer, isCommandKey, preload, swallowSpaceKeyup } from './viewer.js';
+import { Viewer, isCommandKey, preload, reveal, swallowSpaceKeyup } from './viewer.js';
 
 const KEYS = { y: 'yes', n: 'no', u: 'unsure' };
 
@@ -144,6 +144,7 @@ const practice = (() => {
     feedback.hidden = false;
     panel.classList.add('is-answered');
     feedback.querySelector('[data-role=next-practice]').focus({ preventScroll: true });
+    reveal(feedback);
     const shown = item;
     shown.stack.truth = shown.truthStack.truth;
     try {

@@ -306,3 +306,10 @@ export function swallowSpaceKeyup() {
     if (event.key === ' ' && isCommandKey(event)) event.preventDefault();
   });
 }
+
+// Bring an answer's outcome into view, as little as it takes: below the picture it opened under the fold on
+// every screen size (the tutorial's eight practice puzzles each needed a scroll to reach "Next puzzle").
+export function reveal(element) {
+  const still = window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+  element.scrollIntoView({ block: 'nearest', behavior: still ? 'auto' : 'smooth' });
+}

@@ -40,7 +40,9 @@ def test_the_tutorial_feedback_shows_the_right_answer_and_the_truth(new_context)
     expect(feedback).to_contain_text("Not quite")
     expect(feedback.locator("[data-role=truth-answer]")).to_have_text("Yes, one neurite")
     expect(page.locator("[data-testid=puzzle-image] .layer-overlay img")).to_have_attribute(
-        "src", re.compile(r"/truth\.png\?v=\d+-r\d+-truth$"))
+        "src", re.compile(r"/truth\.png\?v=\d+-r\d+-[0-9a-f]+-truth$"))
+    # the outcome and its button are brought into view (they opened under the fold, at every size)
+    expect(feedback.get_by_role("button", name="Next puzzle")).to_be_in_viewport()
     screenshot(page, "tutorial", docs=True)
 
     # The second is a false merge: "no" is right.
