@@ -207,3 +207,39 @@ def test_a_process_started_later_learns_what_waits_and_fills_the_room(inst):
     assert inst.pool.after_decision("demo", merge, None) == 1
     assert len([p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["state"] == "open"]) == 6
     assert inst.pool.waiting("demo") > 0
+
+
+def test_a_rescan_overtaken_by_an_edit_scans_the_state_that_edit_left(prepared, monkeypatch, caplog):
+    import logging
+
+    from game.segmentation.agglomeration import Edit
+    inst = prepared
+    crowd = [players.create_guest(inst.store) for _ in range(6)]
+    establish(inst, crowd, 0.9)
+    merge = next(p for p in st.puzzles(inst.store, volume="demo", gold=False)
+                 if p["kind"] == "merge" and p["state"] == "open" and p["truth"])
+    for c in crowd:
+        if st.puzzle(inst.store, merge["id"])["state"] == "open":
+            vote(inst, c["id"], merge["id"], "yes")
+    row = st.puzzle(inst.store, merge["id"])
+    assert row["edit_seq"] is not None
+    agg = inst.agglomeration("demo")
+    merged = agg.segment_of(merge["anchors"][0])
+    real, scanned = inst.pool.detect, []
+
+    def detect(name, **kw):
+        if not scanned:  # another decision lands during this scan: the decided segment joins another, its id gone
+            other = next(int(s) for s in agg.segments() if s != merged)
+            with inst.store.write():
+                inst.segmentations.commit_edit("demo", Edit("merge", agg.members(merged), merged, other),
+                                               author="test")
+        scanned.append(set(kw.get("segments") or ()))
+        return real(name, **kw)
+
+    monkeypatch.setattr(inst.pool, "detect", detect)
+    with caplog.at_level(logging.ERROR, logger="game.app.pool"):
+        inst.pool.after_decision("demo", row, row["edit_seq"])
+    # before: the scan failed on the vanished segment, was logged and dropped, and nothing was scanned again
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]
+    now = inst.agglomeration("demo").segment_of(merge["anchors"][0])
+    assert len(scanned) == 2 and scanned[0] == {merged} and now in scanned[1] and merged not in scanned[1]

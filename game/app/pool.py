@@ -48,8 +48,11 @@ from game.puzzles.framing import frame_candidates
 from game.puzzles.looking import judgeable
 from game.puzzles.roles import choose_roles, sample_strata
 from game.puzzles.truth import annotate_truth, fit_for_known_answer, supervoxel_truth
+from game.segmentation.agglomeration import Agglomeration
 from game.segmentation.rag import RAG
 
+# Scans of a decision's segments tried while edits land during them (each try on the state the last left)
+RESCAN_TRIES = 3
 log = logging.getLogger(__name__)
 
 
@@ -266,7 +269,26 @@ class Pool:
         """:meth:`after_decision` for several ``(puzzle, edit_seq)`` at once: one scan of all their segments."""
         if not self.inst.settings["LIVING_POOL"]:
             return 0
-        agg = self.inst.agglomeration(name)
+        for attempt in range(RESCAN_TRIES):
+            agg = self.inst.agglomeration(name)
+            edits = len(agg.edits)
+            segments = self._decided_segments(agg, decisions)
+            if not segments and not self._waiting.get(name):
+                if name in self._scanned or not self._room(name) or not st.waiting_candidates(self.inst.store, name):
+                    return 0
+                segments = None  # a process that has not scanned the volume (a restart) learns what waits
+            try:
+                return self.refill(name, segments=segments)
+            except Exception:  # a decision is committed already; a failed rescan must not turn it into an error
+                if len(self.inst.agglomeration(name).edits) != edits and attempt + 1 < RESCAN_TRIES:
+                    continue  # an edit landed during the scan (its segments may be gone): scan the state it left
+                log.exception("rescanning volume %r after puzzles %s failed", name, [p["id"] for p, _ in decisions])
+                return 0
+        return 0
+
+    @staticmethod
+    def _decided_segments(agg: Agglomeration, decisions) -> set[int]:
+        """The segments that :meth:`after_decision` scans again, in ``agg`` as it is now."""
         segments = set()
         for puzzle, edit_seq in decisions:
             if edit_seq is not None:
@@ -278,15 +300,7 @@ class Pool:
             elif puzzle["kind"] == "split":  # retired or sent to the experts (called once it left the open state)
                 segments.add(agg.segment_of(int(puzzle["anchors"][0])))
             # a rejected merge changes nothing, but its place may go to a waiting candidate
-        if not segments and not self._waiting.get(name):
-            if name in self._scanned or not self._room(name) or not st.waiting_candidates(self.inst.store, name):
-                return 0
-            segments = None  # a process that has not scanned the volume (a restart) learns what waits
-        try:
-            return self.refill(name, segments=segments)
-        except Exception:  # a decision is committed already; a failed rescan must not turn it into an error
-            log.exception("rescanning volume %r after puzzles %s failed", name, [p["id"] for p, _ in decisions])
-            return 0
+        return segments
 
     def prepare_volume(self, name: str, *, progress=None) -> int:
         """First start of a volume: known-truth puzzles, their pictures and known answers, then the crowd's pool."""
