@@ -298,6 +298,22 @@ def test_every_response_carries_the_security_headers(app):
         assert reply.headers["X-Frame-Options"] == "DENY" and reply.headers["X-Content-Type-Options"] == "nosniff"
         assert reply.headers["Referrer-Policy"] == "same-origin"
         reply.close()
+    # Socket.IO's own answers (sent outside Flask) too: its long-polling handshake and a refused request
+    for path in ("/socket.io/?EIO=4&transport=polling", "/socket.io/?EIO=4&transport=nonsense"):
+        reply = client.get(path)
+        assert reply.status_code in (200, 400), (path, reply.status_code)
+        assert reply.headers.get("X-Frame-Options") == "DENY", path  # before: none of them
+        assert "frame-ancestors 'none'" in reply.headers.get("Content-Security-Policy", ""), path
+        assert reply.headers["X-Content-Type-Options"] == "nosniff" and "Strict-Transport-Security" not in reply.headers
+        reply.close()
+
+
+def test_https_deployments_get_strict_transport_security(inst):
+    inst.settings.update(SECURE_COOKIES=True)
+    client = create_app({"TESTING": True}, instance=inst).test_client()
+    for path in ("/", "/socket.io/?EIO=4&transport=polling"):
+        with client.get(path, base_url="https://localhost") as reply:
+            assert reply.headers["Strict-Transport-Security"] == "max-age=31536000", path
 
 
 def test_templates_and_scripts_hold_no_inline_script_or_style():

@@ -45,6 +45,27 @@ SECURITY_HEADERS = {
 }
 
 
+class SocketHeaders:
+    """WSGI middleware: the security headers on Socket.IO's own HTTP answers (its long-polling transport and
+    handshake), which Engine.IO sends outside Flask, where ``after_request`` never sees them."""
+
+    def __init__(self, wsgi_app, headers: dict[str, str]):
+        self.wsgi_app, self.headers = wsgi_app, headers
+
+    def __call__(self, environ, start_response):
+        if not environ.get("PATH_INFO", "").startswith("/socket.io"):
+            return self.wsgi_app(environ, start_response)
+
+        def start(status, response_headers, exc_info=None):
+            if not status.startswith("101"):  # a WebSocket upgrade carries no page
+                present = {name.lower() for name, _ in response_headers}
+                response_headers = list(response_headers) + [
+                    (name, value) for name, value in self.headers.items() if name.lower() not in present]
+            return start_response(status, response_headers, exc_info)
+
+        return self.wsgi_app(environ, start)
+
+
 def origin_check(extra: str):
     """Socket.IO's Origin check: the request's own host, or one of the ``extra`` origins (comma-separated).
 
@@ -97,6 +118,11 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
                       message_queue=settings["MESSAGE_QUEUE"] or None,
                       cors_allowed_origins=origin_check(settings["ALLOWED_ORIGINS"]))
 
+    headers = dict(SECURITY_HEADERS)
+    if settings["SECURE_COOKIES"]:  # served over HTTPS: browsers are told to keep to it
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    app.wsgi_app = SocketHeaders(app.wsgi_app, headers)
+
     if settings["TRUSTED_PROXIES"]:
         # outermost, so that pages, the API, rate limits and Socket.IO's handshake all see the client's address
         proxies = settings["TRUSTED_PROXIES"]
@@ -115,7 +141,7 @@ def create_app(test_config: dict | None = None, *, instance: Instance | None = N
 
     @app.after_request
     def security_headers(response):
-        for name, value in SECURITY_HEADERS.items():
+        for name, value in headers.items():
             response.headers.setdefault(name, value)
         if request.path.startswith("/neuroglancer/"):
             response.headers["Content-Security-Policy"] = NEUROGLANCER_POLICY
