@@ -84,7 +84,7 @@ def test_a_teach_puzzle_shows_its_outcome_and_the_truth_on_the_answered_puzzle(n
     # still the answered puzzle, now with the truth drawn on it
     assert shown_puzzle(page) == puzzle
     expect(page.locator("[data-testid=puzzle-image] .layer-overlay img")).to_have_attribute(
-        "src", re.compile(rf"/puzzle-image/{puzzle}/\d/truth\.png\?v={puzzle}-r\d+-truth$"))
+        "src", re.compile(rf"/puzzle-image/{puzzle}/\d/truth\.png\?v={puzzle}-r\d+-[0-9a-f]+-truth$"))
     viewport = SIZES[size]["viewport"]
     next_button = page.get_by_role("button", name="Next puzzle")
     assert _on_screen(next_button.bounding_box(), viewport) and _on_screen(verdict.bounding_box(), viewport)
