@@ -100,6 +100,23 @@ def test_the_pair_picture_puts_the_two_sections_side_by_side_and_the_sections_be
         pz.render_pair(image, a[crop], b[crop], frame.key, frame.slices, point=point)
 
 
+def test_the_pair_picture_zooms_on_small_profiles_and_its_ticks_stand_clear_of_them():
+    shape = (6, 120, 120)
+    a, b = np.zeros(shape, bool), np.zeros(shape, bool)
+    a[:3, 56:64, 56:64] = True  # an 8-voxel profile ending on section 2, another starting over it on 3
+    b[3:, 57:65, 57:65] = True
+    image = np.full(shape, 128, np.uint8)
+    pair = _rgb(pz.render_pair(image, a, b, 2, 1, point=(60, 60)))
+    top, panel = pz.PAIR_CAPTION_PX, pair[pz.PAIR_CAPTION_PX:pz.PAIR_CAPTION_PX + OUT_SIZE, :OUT_SIZE]
+    orange = (panel[..., 0] > panel[..., 2] + 40)  # the part that ends, filled and outlined
+    rows, cols = np.flatnonzero(orange.any(axis=1)), np.flatnonzero(orange.any(axis=0))
+    # before: 8 of the stack's 120 voxels, 26 px of 384 (about 10 px on a phone); now at least a fifth of it
+    assert cols[-1] - cols[0] + 1 >= OUT_SIZE / 5 and rows[-1] - rows[0] + 1 >= OUT_SIZE / 5
+    white = (panel > 240).all(axis=2)  # the ticks
+    assert white.any() and not white[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].any()
+    assert pair[top:top + OUT_SIZE, :OUT_SIZE][orange].shape[0] > 0
+
+
 def test_a_puzzle_across_sections_has_a_pair_picture_served_with_its_key(inst):
     puzzle_id = across_puzzle(inst)
     ids, _ = oracle_puzzles(inst, n_merge=2, n_split=0, gold_every=100)

@@ -44,7 +44,7 @@ from scipy import ndimage as ndi
 # The version of the drawing, part of every picture's cache key (game.puzzles.cache.picture_key): BUMP IT
 # whenever what a picture shows changes (colours, outlines, marks, captions, sizes...), so that pictures
 # drawn by the older code are never served again, neither from the server's cache nor a browser's.
-RENDERER_VERSION = 5
+RENDERER_VERSION = 6
 PALETTE = ("#E69F00", "#0072B2")
 # Faint fills (0.35 until renderer 3: lookers called the colours mottled and asked for outlines only); the
 # outlines carry the parts' shapes.
@@ -91,6 +91,12 @@ PAIR_CAPTION_PX = 2 * (PAIR_FONT_PX + 4) + 8
 PAIR_STRIP_FONT_PX = 34
 PAIR_STRIP_CAPTION_PX = PAIR_STRIP_FONT_PX + 10
 PAIR_STRIP = 6
+# The pair zooms on its two profiles: in the stack's window they were 15 to 25 px of a 270 px panel on a desktop
+# and about 10 px on a phone, half hidden by the ticks (a play-test). Its window is PAIR_CONTEXT times the
+# profiles' extent on the two sections, at least PAIR_MIN_WINDOW voxels (the membranes around them stay in
+# sight), never more than the stack's; the ticks stand clear of the zoomed profiles.
+PAIR_CONTEXT = 3.0
+PAIR_MIN_WINDOW = 40
 # Dark like the viewer's stage around the EM; captions light. On a phone the picture is shown 0.45 times its size.
 PAIR_BACKGROUND = (12, 16, 26)
 PAIR_TEXT = (235, 238, 245)
@@ -195,8 +201,10 @@ def _colour_table(palette: Sequence[str]) -> np.ndarray:
 
 
 def _draw(image: np.ndarray, labels: np.ndarray, table: np.ndarray, out_size: int, opacity: float,
-          padding: np.ndarray | None, point: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
-    """The stack's pictures as arrays, plain (Z, H, W) and overlay (Z, H, W, 3), all sections at once."""
+          padding: np.ndarray | None, point: Sequence[int] | None,
+          clear: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The stack's pictures as arrays, plain (Z, H, W) and overlay (Z, H, W, 3), all sections at once;
+    ``clear``: voxels around ``point`` that the ticks keep clear of (beyond ``SPOT_GAP_PX``)."""
     out_shape = _output_shape(image.shape[1:], out_size)
     scale = out_shape[0] / image.shape[1]
     corridor = max(CORRIDOR_MIN_PX, round(CORRIDOR_VOXELS * scale))
@@ -207,7 +215,7 @@ def _draw(image: np.ndarray, labels: np.ndarray, table: np.ndarray, out_size: in
     if point is not None:
         centre = [(p + 0.5) * scale - 0.5 for p in point]
         fill, rim = _spot_marks(out_shape, centre, _tick_gaps(_nearest(_small_pieces(labels, scale), out_shape),
-                                                              centre))
+                                                              centre, start=max(SPOT_GAP_PX, clear * scale)))
         overlay[:, fill] = 255
         overlay[:, rim] = 0
     return grey, overlay
@@ -336,11 +344,13 @@ def _small_pieces(labels: np.ndarray, scale: float) -> np.ndarray:
     return small
 
 
-def _tick_gaps(keep: np.ndarray, point: Sequence[float]) -> tuple[float, float, float, float]:
-    """How far from ``point`` (display pixels) each tick begins, above, below, left and right: ``SPOT_GAP_PX``,
-    or the least distance beyond it, with the whole tick inside the image, at which the tick (its rim and
-    ``TICK_CLEAR_PX`` more) lies clear of ``keep`` (display pixels to keep in sight); ``SPOT_GAP_PX`` when none
-    is clear."""
+def _tick_gaps(keep: np.ndarray, point: Sequence[float],
+               start: float = SPOT_GAP_PX) -> tuple[float, float, float, float]:
+    """How far from ``point`` (display pixels) each tick begins, above, below, left and right: ``start``
+    (``SPOT_GAP_PX``, or more where the ticks must clear what is around the point), or the least distance beyond
+    it, with the whole tick inside the image, at which the tick (its rim and ``TICK_CLEAR_PX`` more) lies clear
+    of ``keep`` (display pixels to keep in sight); ``start`` when none is clear (at most as far as the tick
+    still fits inside the image)."""
     rows, cols = np.arange(keep.shape[0]), np.arange(keep.shape[1])
     lane = SPOT_TICK_WIDTH_PX / 2 + 1 + TICK_CLEAR_PX
     near_col, near_row = np.abs(cols - point[1]) <= lane, np.abs(rows - point[0]) <= lane
@@ -351,11 +361,12 @@ def _tick_gaps(keep: np.ndarray, point: Sequence[float]) -> tuple[float, float, 
             distance = sign * (along - centre)  # from the spot along the tick's line, positive on its side
             taken = distance[hit & (distance > 0)]
             room = distance.max() - SPOT_TICK_PX - 1  # the tick and its rim inside the image
-            gap = SPOT_GAP_PX
-            for start in np.arange(SPOT_GAP_PX, max(SPOT_GAP_PX, room) + 1):
-                reach = (taken >= start - 1 - TICK_CLEAR_PX) & (taken <= start + SPOT_TICK_PX + 1 + TICK_CLEAR_PX)
+            first = int(round(max(SPOT_GAP_PX, min(start, room))))
+            gap = float(first)
+            for begin in np.arange(first, max(first, room) + 1):
+                reach = (taken >= begin - 1 - TICK_CLEAR_PX) & (taken <= begin + SPOT_TICK_PX + 1 + TICK_CLEAR_PX)
                 if not reach.any():
-                    gap = float(start)
+                    gap = float(begin)
                     break
             gaps.append(gap)
     return tuple(gaps)
@@ -377,6 +388,26 @@ def _spot_marks(shape: tuple[int, int], point: Sequence[float],
 
     fill = ticks(0.0)
     return fill, ticks(1.0) & ~fill
+
+
+def _pair_window(labels: np.ndarray, point: Sequence[int]) -> tuple[tuple[int, int, int, int], float]:
+    """The pair's window (y0, y1, x0, x1) in the stack's crop, square around the two profiles (``labels`` of its
+    two sections, :data:`PAIR_CONTEXT`, :data:`PAIR_MIN_WINDOW`), holding ``point``; and how far from the point
+    (voxels) the profiles reach, for the ticks to stand clear of."""
+    height, width = labels.shape[1:]
+    ys, xs = np.nonzero(labels.any(axis=0))
+    if ys.size == 0:
+        return (0, height, 0, width), 0.0
+    low, high = np.array([ys.min(), xs.min()]), np.array([ys.max(), xs.max()]) + 1
+    size = int(min(max(np.ceil((high - low).max() * PAIR_CONTEXT), PAIR_MIN_WINDOW), height, width))
+    starts = []
+    for axis, length in enumerate((height, width)):
+        centre = (low[axis] + high[axis]) / 2
+        start = int(round(centre - size / 2))
+        start = min(max(start, point[axis] - size + 1), point[axis])  # the point inside
+        starts.append(min(max(start, 0), length - size))
+    reach = float(np.sqrt(((ys - point[0]) ** 2 + (xs - point[1]) ** 2).max())) + 1
+    return (starts[0], starts[0] + size, starts[1], starts[1] + size), reach
 
 
 def render_pair(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, key: int, across: int, *,
@@ -416,11 +447,14 @@ def render_pair(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, key: 
     if len(between) > PAIR_STRIP:
         between = [between[round(i * (len(between) - 1) / (PAIR_STRIP - 1))] for i in range(PAIR_STRIP)]
     shown = [key, key + across, *between]
-    crop = (lambda array: None if array is None else array[shown])
     labels = _part_labels(image, part_a, part_b, "render_pair")[shown]
-    overlays = _draw(image[shown], labels, _colour_table(palette), out_size, opacity, crop(padding), point)[1]
+    ends = 0 if part_a[key][tuple(point)] else 1  # the colour of the part that ends here, named first
+    (y0, y1, x0, x1), clear = _pair_window(labels[:2], point)
+    crop = (lambda array: None if array is None else array[shown][:, y0:y1, x0:x1])
+    point = (point[0] - y0, point[1] - x0)
+    overlays = _draw(crop(image), labels[:, y0:y1, x0:x1], _colour_table(palette), out_size, opacity,
+                     crop(padding), point, clear=clear)[1]
     panels = [Image.fromarray(overlay) for overlay in overlays]
-    ends = 0 if part_a[key][tuple(point)] else 1
     width = 2 * panels[0].width + PAIR_GUTTER
     strip = (width - (PAIR_STRIP - 1) * PAIR_GUTTER) // PAIR_STRIP
     height = PAIR_CAPTION_PX + panels[0].height + (PAIR_STRIP_CAPTION_PX + strip if between else 0)
@@ -437,7 +471,7 @@ def render_pair(image: np.ndarray, part_a: np.ndarray, part_b: np.ndarray, key: 
         top = PAIR_CAPTION_PX + panels[0].height
         gone = across - 1
         draw.text((4, top + 5), f"The {gone} section{'s' if gone > 1 else ''} between, in order"
-                  + ("" if len(between) == gone else f" ({len(between)} of them)"), fill=PAIR_TEXT,
+                  + ("" if len(between) == gone else f" ({len(between)} of them shown)"), fill=PAIR_TEXT,
                   font=ImageFont.load_default(size=PAIR_STRIP_FONT_PX))
         for i, panel in enumerate(panels[2:]):
             sheet.paste(panel.resize((strip, strip), Image.Resampling.LANCZOS),
