@@ -103,6 +103,10 @@ def test_the_answered_counter_comes_from_the_server(app):
     html = client.get("/play", headers=PAGE).get_data(as_text=True)
     assert re.search(r'data-testid="answered">2<', html)
     assert "How points work" in html
+    # the record names the answers with the game's words: a join check, a cut check (not 'merge check')
+    record = client.get("/me", headers=PAGE).get_data(as_text=True)
+    named = re.findall(r"· (\w+) check · you said", record)
+    assert len(named) == 2 and set(named) <= {"join", "cut"}
 
 
 def test_the_puzzle_report_is_on_the_admin_pages(app):
