@@ -11,6 +11,7 @@ const classId = Number(root.dataset.classId);
 const $ = (role) => root.querySelector(`[data-role="${role}"]`);
 const panels = Object.fromEntries([...root.querySelectorAll('[data-panel]')].map((p) => [p.dataset.panel, p]));
 const BOARD_ROWS = 10;  // readable from the back of a room; the rest are counted below
+const ACHIEVEMENTS_SHOWN = 5;  // with the podium, on one projector screen (1920x1080); the rest are counted
 const lastPoints = new Map();
 let shownCode = null;
 
@@ -83,11 +84,14 @@ function renderPodium(board) {
   $('podium').replaceChildren(...places);
   $('contribution').textContent = String(board.contribution.round);
   $('contribution-total').textContent = String(board.contribution.total);
-  const items = board.achievements.map((a) => {
+  const items = board.achievements.slice(0, ACHIEVEMENTS_SHOWN).map((a) => {
     const li = document.createElement('li');
+    li.title = `${a.nickname} ${a.title} — ${a.text}`;
     li.append(cell('strong', a.nickname), ` ${a.title}`, cell('span', ` — ${a.text}`, 'muted'));
     return li;
   });
+  const more = board.achievements.length - ACHIEVEMENTS_SHOWN;
+  if (more > 0) items.push(cell('li', `and ${more} more, in the round's report`, 'muted'));
   if (!items.length) items.push(cell('li', 'None this round: accuracy earns them.', 'muted'));
   $('achievements').replaceChildren(...items);
 }

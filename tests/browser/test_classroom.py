@@ -124,6 +124,10 @@ def test_a_teacher_runs_a_round_that_two_phones_join_by_the_qr_code(new_context,
     # all answers right: the most points (a teach puzzle's shown answer pays a bonus) take the first place
     expect(podium.locator(".podium-1 .podium-name")).to_have_text(max(scores, key=scores.get))
     screenshot(board, "board-podium", docs=True)
+    # the podium, the achievements and the next round's controls on one projector screen, none wider than it
+    for part in (podium, board.get_by_test_id("achievements"), board.get_by_test_id("start-round")):
+        expect(part).to_be_in_viewport(ratio=1)
+    assert board.evaluate("() => document.scrollingElement.scrollWidth <= window.innerWidth")
     board.set_viewport_size({"width": 1366, "height": 768})
     screenshot(board, "board-podium-1366")
 
