@@ -20,7 +20,7 @@ def test_the_pool_draws_every_crowd_puzzle_before_it_is_handed_out(inst):
     inst.pool.prepare_volume("demo")
     agg = inst.agglomeration("demo")
     crowd = st.puzzles(inst.store, volume="demo", state="open", gold=False)
-    assert crowd and all(_cache(inst).has(picture_key(p, agg)) for p in crowd)
+    assert crowd and all(_cache(inst).has(picture_key(p, agg, inst.picture_secret)) for p in crowd)
 
 
 def test_an_edit_to_a_puzzles_part_gives_it_new_pictures_drawn_by_the_rescan(inst):
@@ -28,7 +28,7 @@ def test_an_edit_to_a_puzzles_part_gives_it_new_pictures_drawn_by_the_rescan(ins
     ids, _ = oracle_puzzles(inst, n_merge=4, n_split=0, gold_every=100)
     puzzle = st.puzzle(inst.store, ids[0])
     agg = inst.agglomeration("demo")
-    before = picture_key(puzzle, agg)
+    before = picture_key(puzzle, agg, inst.picture_secret)
     first = agg.segment_of(puzzle["anchors"][0])
     # merge the first part with a neighbour that is not the puzzle's other part
     rag = RAG.from_arrays(inst.volumes.open("demo").load_side("rag"))
@@ -38,7 +38,7 @@ def test_an_edit_to_a_puzzles_part_gives_it_new_pictures_drawn_by_the_rescan(ins
     neighbour = int(mapping[rag.v[edges[0]]])
     with inst.store.write():
         seq = inst.segmentations.commit_edit("demo", agg.plan_merge(first, neighbour), author="test")
-    after = picture_key(puzzle, inst.agglomeration("demo"))
+    after = picture_key(puzzle, inst.agglomeration("demo"), inst.picture_secret)
     assert after != before and not _cache(inst).has(after)
     inst.pool.after_decision("demo", {**puzzle, "kind": "merge"}, seq)
     assert _cache(inst).has(after)
@@ -51,11 +51,15 @@ def test_a_secret_gold_puzzles_picture_key_looks_like_any_other(inst):
     rows = [st.puzzle(inst.store, i) for i in ids]
     keys = {bool(p["gold"]): set() for p in rows}
     for p in rows:
-        keys[bool(p["gold"])].add(picture_key(p, agg))
+        keys[bool(p["gold"])].add(picture_key(p, agg, inst.picture_secret))
     shapes = {gold: {re.sub(r"[0-9a-f]", "h", re.sub(r"^[0-9]+", "N", k)) for k in found}
               for gold, found in keys.items()}
     assert shapes[True] == shapes[False]  # before: '<id>-r<version>' for gold, a digest after it for the rest
     assert len(keys[True] | keys[False]) == len(rows)
+    # and the digest is keyed by the instance's secret: unkeyed, a player recomputed a gold puzzle's from its edit
+    gold = next(p for p in rows if p["gold"])
+    assert picture_key(gold, agg, inst.picture_secret) != picture_key(gold, agg) != picture_key(gold, agg, b"x")
+    assert images.picture_key(inst, gold) == picture_key(gold, agg, inst.picture_secret)
 
 
 def test_pictures_asked_for_by_their_key_are_immutable_and_others_revalidate(inst):
@@ -75,6 +79,8 @@ def test_pictures_asked_for_by_their_key_are_immutable_and_others_revalidate(ins
     status, headers, plain = get(f"/puzzle-image/{puzzle['id']}/3/overlay.png")
     assert headers["Cache-Control"] == "private, no-cache" and plain == keyed
     assert get(f"/puzzle-image/{puzzle['id']}/3/overlay.png", **{"If-None-Match": headers["ETag"]})[0] == 304
+    # validated by the picture key alone: a file's time (known-answer puzzles' drawn first) tells nothing
+    assert "Last-Modified" not in headers and puzzle["picture"] in headers["ETag"]
     stale = get(f"/puzzle-image/{puzzle['id']}/3/overlay.png?v={puzzle['id']}-000000000000")
     assert stale[1]["Cache-Control"] == "private, no-cache"
 

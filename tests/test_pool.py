@@ -243,3 +243,25 @@ def test_a_rescan_overtaken_by_an_edit_scans_the_state_that_edit_left(prepared, 
     assert not [r for r in caplog.records if "failed" in r.getMessage()]
     now = inst.agglomeration("demo").segment_of(merge["anchors"][0])
     assert len(scanned) == 2 and scanned[0] == {merged} and now in scanned[1] and merged not in scanned[1]
+
+
+def test_secret_gold_ids_are_mixed_among_the_crowds_at_first_start(inst):
+    from game.app import images
+    from game.puzzles.cache import PuzzleImageCache
+    inst.settings.update(PRERENDER=True)
+    inst.pool.prepare_volume("demo")
+    rows = st.puzzles(inst.store, volume="demo", tutorial=None)
+    gold = sorted(p["id"] for p in rows if p["gold"] and not p["teach"] and not p["tutorial"])
+    crowd = sorted(p["id"] for p in rows if not p["gold"] and not p["tutorial"])
+    assert len(gold) >= 10 and len(crowd) > 3 * len(gold)
+    # before: every known-answer puzzle was made, so numbered, before the first crowd puzzle
+    below = sum(c < gold[len(gold) // 2] for c in crowd) / len(crowd)
+    assert 0.05 < below < 0.95 and gold[-1] > crowd[0]  # (random: about 0.5, 1 in 5,000 outside)
+    # the known answers' edits still name their puzzles, and every swapped puzzle's pictures are drawn
+    for edit in st.edit_log(inst.store, "demo"):
+        if edit["author"] == "known-answer":
+            row = st.puzzle(inst.store, edit["puzzle_id"])
+            assert row["gold"] or row["tutorial"]
+            assert edit["provenance"]["puzzle"] == edit["puzzle_id"]
+    cache = PuzzleImageCache(inst.cache_dir / "puzzles")
+    assert all(cache.has(images.picture_key(inst, st.puzzle(inst.store, i))) for i in gold)

@@ -164,7 +164,7 @@ def _render(inst, puzzle: dict, variant: str) -> list[dict]:
 def picture_key(inst, puzzle: dict) -> str:
     """The key a puzzle's pictures are kept under now (:func:`game.puzzles.cache.picture_key`)."""
     try:
-        return cache_key(puzzle, inst.agglomeration(puzzle["volume"]))
+        return cache_key(puzzle, inst.agglomeration(puzzle["volume"]), inst.picture_secret)
     except Moot:
         raise ProofQuestError(f"puzzle {puzzle['id']} was settled by another edit; ask for the next one") from None
 

@@ -66,7 +66,7 @@ class Instance:
         self._built: dict[type, tuple[dict, object]] = {}  # class -> (the settings it was built from, instance)
         self.consensus, self.scoring  # checked now: a bad setting stops the start with a message naming it
         self.home = _checked_home(Path(home if home is not None else self.settings["HOME"]).resolve())
-        self.assignments = Assignments()
+        self.assignments = Assignments(secret=lambda: self.picture_secret)
         # (edit counts per volume, quality report): the report changes only with edits
         self.quality_cache: tuple | None = None
         # volume -> ((volume, edit count), quality over time): the admin's chart, recomputed after an edit
@@ -191,6 +191,13 @@ class Instance:
             finally:
                 candidate.unlink()
         return path.read_text().strip()
+
+    @cached_property
+    def picture_secret(self) -> bytes:
+        """The key of the digests in puzzles' picture keys (:func:`game.puzzles.cache.picture_key`), derived
+        from the secret key: players are sent the keys, and an unkeyed digest of a known-answer puzzle's edit
+        could be recomputed from the supervoxels a player may see (a gold puzzle found before answering)."""
+        return hmac.new(self.secret_key().encode(), b"proofquest picture keys", hashlib.sha256).digest()
 
     @cached_property
     def ticket_key(self) -> bytes:

@@ -1039,6 +1039,23 @@ def merge_anchors_since(store: Store, volume: str, after: int) -> list[tuple[int
         (int(after), volume))]
 
 
+def swap_puzzle_ids(store: Store, pairs) -> None:
+    """Give each ``(a, b)`` pair of puzzles the other's id, with the edits that name them; for puzzles no one
+    has voted on or copied yet (a volume's first start: see :meth:`game.app.pool.Pool.prepare_volume`)."""
+    with store.write() as db:
+        for a, b in pairs:
+            a, b = int(a), int(b)
+            used = db.conn.execute("SELECT COUNT(*) FROM votes WHERE puzzle_id IN (?, ?)", (a, b)).fetchone()[0] \
+                + db.conn.execute("SELECT COUNT(*) FROM puzzles WHERE settled_from IN (?, ?)", (a, b)).fetchone()[0]
+            if used:
+                raise ProofQuestError(f"puzzles {a} and {b} have votes or copies: their ids stay")
+            for old, new in ((a, -a), (b, a), (-a, b)):
+                db.conn.execute("UPDATE puzzles SET id = ? WHERE id = ?", (new, old))
+                db.conn.execute("UPDATE edits SET puzzle_id = ?, provenance = CASE WHEN json_valid(provenance)"
+                                " AND json_extract(provenance, '$.puzzle') = ? THEN json_set(provenance, '$.puzzle', ?)"
+                                " ELSE provenance END WHERE puzzle_id = ?", (new, old, new, old))
+
+
 def mark_moot(store: Store, puzzle_id: int) -> bool:
     """Retire an open puzzle that an edit settled; a puzzle retired meanwhile keeps its decision."""
     with store.write() as db:

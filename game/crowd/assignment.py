@@ -51,8 +51,9 @@ class Assignments:
     on a restart costs nothing but a few doubled-up puzzles.
     """
 
-    def __init__(self, hold_seconds: float = ASSIGNMENT_SECONDS):
+    def __init__(self, hold_seconds: float = ASSIGNMENT_SECONDS, secret=lambda: b""):
         self.hold_seconds = hold_seconds
+        self._secret = secret  # () -> the picture keys' key (game.puzzles.cache.picture_key)
         self._held: dict[int, dict[int, float]] = {}
         self._lock = threading.Lock()
         # puzzle id -> (its edit, the segmentation's state, picture key or None when moot): an open puzzle
@@ -94,12 +95,20 @@ class Assignments:
         known = self._pictures.get(puzzle["id"])
         if known is None or known[0] != edit or known[1] != state:
             try:
-                key = picture_key(puzzle, agg)
+                key = picture_key(puzzle, agg, self._secret())
             except Moot:
                 key = None
             known = (edit, state, key)
             self._pictures[puzzle["id"]] = known
         return known[2]
+
+    def forget(self, puzzle_ids) -> None:
+        """Drop what is remembered of these puzzles (their ids now name other puzzles)."""
+        with self._lock:
+            for puzzle_id in puzzle_ids:
+                self._pictures.pop(int(puzzle_id), None)
+                self._held.pop(int(puzzle_id), None)
+            self._waiting.clear()
 
     def hand_out(self, puzzle_id: int, player_id: int) -> None:
         with self._lock:
@@ -342,7 +351,7 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
                 candidates = [p for p in candidates if p["teach"]] or candidates
             if candidates:
                 chosen = rng.choice(candidates)
-                return _hand_out(inst, chosen, player["id"], picture_key(chosen, None))
+                return _hand_out(inst, chosen, player["id"], picture_key(chosen, None, inst.picture_secret))
             continue
         chosen = _choose_open(inst, player["id"], exclude, now, counts=established)
         if chosen is not None:
@@ -357,7 +366,7 @@ def practice_puzzles(inst) -> list[dict]:
     """The practice (tutorial) puzzles with their answers, for feedback at once."""
     out = []
     for p in st.puzzles(inst.store, tutorial=True):
-        view = public_puzzle(p, picture=picture_key(p, None))
+        view = public_puzzle(p, picture=picture_key(p, None, inst.picture_secret))
         view["answer"] = correct_answer(p["kind"], p["truth"])
         out.append(view)
     return out

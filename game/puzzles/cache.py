@@ -102,7 +102,7 @@ def _checked_key(key) -> str:
     return key
 
 
-def picture_key(puzzle, agg) -> str:
+def picture_key(puzzle, agg, secret: bytes = b"") -> str:
     """The cache key of a puzzle's pictures in the segmentation ``agg``.
 
     ``<id>-r<version>-<digest>``, where the version is
@@ -112,11 +112,14 @@ def picture_key(puzzle, agg) -> str:
     known truth's edit (its pictures never change: drawn on the segmentation
     it was made on). One shape for both: players are sent the key, and a
     secret gold puzzle's key without a digest told them which answers were
-    being measured. Raises :class:`game.puzzles.edit.Moot` when a crowd
-    puzzle's edit no longer fits.
+    being measured. The digest is keyed by ``secret`` (the instance's
+    :attr:`~game.app.instance.Instance.picture_secret`): unkeyed, a player
+    matched a gold puzzle's key to its edit, found among the supervoxels'
+    pairs, before answering it. Raises :class:`game.puzzles.edit.Moot` when a
+    crowd puzzle's edit no longer fits.
     """
     drawn = f"{int(puzzle['id'])}-r{render.RENDERER_VERSION}"
-    digest = hashlib.blake2b(digest_size=6)
+    digest = hashlib.blake2b(digest_size=6, key=bytes(secret)[:64])
     if puzzle.get("gold") or puzzle.get("tutorial"):
         edit = PuzzleEdit.of(puzzle)
         digest.update(repr((int(puzzle["id"]), edit.kind, edit.anchors, edit.moved)).encode())
