@@ -265,3 +265,25 @@ def test_secret_gold_ids_are_mixed_among_the_crowds_at_first_start(inst):
             assert edit["provenance"]["puzzle"] == edit["puzzle_id"]
     cache = PuzzleImageCache(inst.cache_dir / "puzzles")
     assert all(cache.has(images.picture_key(inst, st.puzzle(inst.store, i))) for i in gold)
+
+
+def test_a_ticket_handed_out_before_an_id_swap_does_not_answer_the_puzzle_that_took_the_id(inst):
+    from conftest import oracle_puzzles
+
+    from game.crowd import assignment, votes
+    from game.errors import ProofQuestError
+    ids, _ = oracle_puzzles(inst, n_merge=8, n_split=0, gold_every=2)
+    rows = [st.puzzle(inst.store, i) for i in ids]
+    crowd = [p["id"] for p in rows if not p["gold"]]
+    gold = [p["id"] for p in rows if p["gold"]]
+    player = players.create_guest(inst.store)["id"]
+    with inst.store.write() as db:  # made at different times, as a first start makes them
+        db.conn.executemany("UPDATE puzzles SET created = created + ? WHERE id = ?",
+                            [(i, p) for i, p in enumerate(ids)])
+    ticket = assignment.issue_ticket(inst.ticket_key, player, st.puzzle(inst.store, crowd[0]))
+    vote(inst, player, crowd[1], "yes")  # a pair with a vote keeps its ids
+    assert st.swap_puzzle_ids(inst.store, [(crowd[0], gold[0]), (crowd[1], gold[1])]) == [(crowd[0], gold[0])]
+    assert st.puzzle(inst.store, crowd[0])["gold"] and not st.puzzle(inst.store, gold[0])["gold"]
+    assert not st.puzzle(inst.store, crowd[1])["gold"]
+    with pytest.raises(ProofQuestError, match="no valid ticket"):  # it was handed the crowd puzzle, not this gold
+        votes.cast_vote(inst, player, crowd[0], "yes", 1000, ticket)

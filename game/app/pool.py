@@ -344,10 +344,10 @@ class Pool:
         pairs = list(zip(gold, rng.sample(crowd, min(len(gold), len(crowd)))))
         if not pairs:
             return
-        st.swap_puzzle_ids(inst.store, pairs)
-        inst.assignments.forget([i for pair in pairs for i in pair])
+        moved = [i for pair in st.swap_puzzle_ids(inst.store, pairs) for i in pair]
+        inst.assignments.forget(moved)
         if inst.settings["PRERENDER"]:
-            images.prerender(inst, [i for pair in pairs for i in pair])
+            images.prerender(inst, moved)
 
 
 def _still_fits(candidate: dict, agg) -> bool:

@@ -977,13 +977,14 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: i
 
 def puzzle_stack_fields(store: Store, puzzle_id: int) -> dict:
     """A puzzle's stack as a light row needs it to be shown: ``slices``, ``key_slice`` and ``across``
-    from its frame (each None without one). Read for the puzzle handed out only: reading them for every
-    row of :func:`assignable_puzzles` parsed each candidate's detector JSON three times."""
-    rows = store.query("SELECT json_extract(detector, '$.frame.slices') AS slices,"
+    from its frame (each None without one), and ``created`` (its ticket signs it). Read for the puzzle handed
+    out only: reading them for every row of :func:`assignable_puzzles` parsed each candidate's detector JSON
+    three times."""
+    rows = store.query("SELECT created, json_extract(detector, '$.frame.slices') AS slices,"
                        " json_extract(detector, '$.frame.point[0]') - json_extract(detector, '$.frame.start[0]')"
                        " AS key_slice, json_extract(detector, '$.frame.across') AS across FROM puzzles WHERE id = ?",
                        (int(puzzle_id),))
-    return rows[0] if rows else {"slices": None, "key_slice": None, "across": None}
+    return rows[0] if rows else {"created": None, "slices": None, "key_slice": None, "across": None}
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -1039,21 +1040,26 @@ def merge_anchors_since(store: Store, volume: str, after: int) -> list[tuple[int
         (int(after), volume))]
 
 
-def swap_puzzle_ids(store: Store, pairs) -> None:
-    """Give each ``(a, b)`` pair of puzzles the other's id, with the edits that name them; for puzzles no one
-    has voted on or copied yet (a volume's first start: see :meth:`game.app.pool.Pool.prepare_volume`)."""
+def swap_puzzle_ids(store: Store, pairs) -> list[tuple[int, int]]:
+    """Give each ``(a, b)`` pair of puzzles the other's id, with the edits that name them; returns the pairs
+    swapped. A pair where either puzzle has a vote or a copy keeps its ids (a volume's first start, see
+    :meth:`game.app.pool.Pool._hide_gold_ids`, made while others play: a ticket handed out before no longer
+    fits, :func:`game.crowd.assignment.issue_ticket`)."""
+    swapped = []
     with store.write() as db:
         for a, b in pairs:
             a, b = int(a), int(b)
             used = db.conn.execute("SELECT COUNT(*) FROM votes WHERE puzzle_id IN (?, ?)", (a, b)).fetchone()[0] \
                 + db.conn.execute("SELECT COUNT(*) FROM puzzles WHERE settled_from IN (?, ?)", (a, b)).fetchone()[0]
             if used:
-                raise ProofQuestError(f"puzzles {a} and {b} have votes or copies: their ids stay")
+                continue
+            swapped.append((a, b))
             for old, new in ((a, -a), (b, a), (-a, b)):
                 db.conn.execute("UPDATE puzzles SET id = ? WHERE id = ?", (new, old))
                 db.conn.execute("UPDATE edits SET puzzle_id = ?, provenance = CASE WHEN json_valid(provenance)"
                                 " AND json_extract(provenance, '$.puzzle') = ? THEN json_set(provenance, '$.puzzle', ?)"
                                 " ELSE provenance END WHERE puzzle_id = ?", (new, old, new, old))
+    return swapped
 
 
 def mark_moot(store: Store, puzzle_id: int) -> bool:

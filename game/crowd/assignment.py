@@ -128,20 +128,24 @@ class Assignments:
         return sum(1 for t in held if now - t < self.hold_seconds)
 
 
-def issue_ticket(key: bytes, player_id: int, puzzle_id: int, now: float | None = None) -> str:
-    """The ticket that lets ``player_id`` answer ``puzzle_id``: ``ISSUED.MAC``."""
+def issue_ticket(key: bytes, player_id: int, puzzle: dict, now: float | None = None) -> str:
+    """The ticket that lets ``player_id`` answer ``puzzle`` (a row with its ``id`` and ``created``):
+    ``ISSUED.MAC``. The puzzle's making time is signed with its id: a first start swaps secret gold ids with
+    crowd ones (:meth:`game.app.pool.Pool._hide_gold_ids`), and a ticket handed out before must not answer
+    the puzzle that took its id."""
     issued = int(time.time() if now is None else now)
-    mac = hmac.new(key, f"{int(player_id)}.{int(puzzle_id)}.{issued}".encode(), hashlib.sha256).hexdigest()[:32]
+    signed = f"{int(player_id)}.{int(puzzle['id'])}.{float(puzzle['created'])!r}.{issued}"
+    mac = hmac.new(key, signed.encode(), hashlib.sha256).hexdigest()[:32]
     return f"{issued}.{mac}"
 
 
-def check_ticket(key: bytes, player_id: int, puzzle_id: int, ticket, ttl: float, now: float | None = None) -> None:
+def check_ticket(key: bytes, player_id: int, puzzle: dict, ticket, ttl: float, now: float | None = None) -> None:
     """Refuse a vote whose ticket is missing, forged, for someone else or another puzzle, or expired."""
     now = time.time() if now is None else now
     if not isinstance(ticket, str) or len(ticket) > 64 or ticket.count(".") != 1:
         raise ProofQuestError("this vote has no valid ticket: answer puzzles as they are handed to you")
     issued, _ = ticket.split(".")
-    if not issued.isdigit() or not hmac.compare_digest(issue_ticket(key, player_id, puzzle_id, int(issued)),
+    if not issued.isdigit() or not hmac.compare_digest(issue_ticket(key, player_id, puzzle, int(issued)),
                                                        ticket):
         raise ProofQuestError("this vote has no valid ticket: answer puzzles as they are handed to you")
     if not -60 <= now - int(issued) <= ttl:
@@ -227,7 +231,7 @@ def _hand_out(inst, puzzle: dict, player_id: int, picture: str) -> dict:
     """Hand a light row of :func:`game.app.store.assignable_puzzles` out to the player, with its ticket."""
     puzzle = {**puzzle, **st.puzzle_stack_fields(inst.store, puzzle["id"])}
     inst.assignments.hand_out(puzzle["id"], player_id)
-    return public_puzzle(puzzle, issue_ticket(inst.ticket_key, player_id, puzzle["id"]), picture)
+    return public_puzzle(puzzle, issue_ticket(inst.ticket_key, player_id, puzzle), picture)
 
 
 FIRST_LOOK, LOOK = 8, 64  # open puzzles read at first, and when none of those first few is free
