@@ -170,3 +170,17 @@ def test_every_puzzle_is_drawn_centred_on_a_spot_of_the_border_between_its_parts
         else:
             assert (a[key, y, x] and b[key][near].any()) or (b[key, y, x] and a[key][near].any())
     assert checked >= 10
+
+
+def test_a_start_draws_again_the_pictures_an_older_renderer_drew_before_anyone_asks(inst, monkeypatch):
+    from game.app.prepare import prepare
+    inst.settings.update(PRERENDER=True)
+    inst.pool.prepare_volume("demo")
+    agg = inst.agglomeration("demo")
+    shown = [p for p in st.puzzles(inst.store, volume="demo", tutorial=None) if p["state"] == "open" or p["gold"]]
+    assert shown and all(_cache(inst).has(picture_key(p, agg, inst.picture_secret)) for p in shown)
+    monkeypatch.setattr(render, "RENDERER_VERSION", render.RENDERER_VERSION + 1)  # an upgrade that draws anew
+    assert not any(_cache(inst).has(picture_key(p, agg, inst.picture_secret)) for p in shown)
+    prepare(inst)  # the start's preparation (before: pictures waited for the first request of each)
+    assert {j["name"]: j["state"] for j in st.jobs(inst.store)}["prepare"] == "done"
+    assert all(_cache(inst).has(picture_key(p, agg, inst.picture_secret)) for p in shown)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import logging
 
-from game.app import pipeline
+from game.app import images, pipeline
 from game.app import store as st
 from game.app.instance import Instance
 
@@ -48,6 +48,13 @@ def _prepare(inst: Instance, *, progress=None, echo: bool = False) -> None:
                 say(f"{n} puzzles ready in '{name}'")
             if volume.has_side("mapping") and volume.has("supervoxels"):
                 inst.supervoxel_sizes(name)  # ready now, not counted inside the first vote that edits
+            if inst.settings["PRERENDER"]:  # pictures an older renderer drew are drawn again before anyone asks
+                shown = [p["id"] for p in st.puzzles(inst.store, volume=name, tutorial=None)
+                         if p["state"] == "open" or p["gold"] or p["tutorial"]]
+                st.set_job(inst.store, "prepare", "running", 2, 3, f"drawing the pictures of {name}")
+                drawn = images.prerender(inst, shown, progress=bar("pictures not drawn yet"))
+                if drawn:
+                    say(f"{drawn} puzzles' pictures drawn in '{name}'")
         inst.pool  # the detector's modules load now, in the background, not inside the first decision
         st.set_job(inst.store, "prepare", "done", 3, 3, "ready")
         say("ProofQuest is ready.")
