@@ -18,6 +18,20 @@ def prepared(inst):
     return inst
 
 
+def _a_crowd_applies_a_right_merge(inst) -> dict:
+    """Six established players answer yes to an open right merge until it is applied; its row then."""
+    crowd = [players.create_guest(inst.store) for _ in range(6)]
+    establish(inst, crowd, 0.9)
+    merge = next(p for p in st.puzzles(inst.store, volume="demo", gold=False)
+                 if p["kind"] == "merge" and p["state"] == "open" and p["truth"])
+    for c in crowd:
+        if st.puzzle(inst.store, merge["id"])["state"] == "open":
+            vote(inst, c["id"], merge["id"], "yes")
+    row = st.puzzle(inst.store, merge["id"])
+    assert row["edit_seq"] is not None
+    return row
+
+
 def test_first_start_applies_the_known_answers_and_asks_each_question_once(prepared):
     inst = prepared
     rows = st.puzzles(inst.store, volume="demo", tutorial=None)
@@ -53,16 +67,22 @@ def test_split_open_cuts_asks_that_many_of_a_segments_cuts_at_once(inst):
     assert open_cuts and max(open_cuts.values()) == 2, "two cuts of a segment open at once, never more"
 
 
+def _a_cut_with_another_after_it(inst) -> tuple[dict, int, list[dict]]:
+    """An open split puzzle whose segment's tree offers two cuts or more: it, its segment, the cuts."""
+    for p in st.puzzles(inst.store, volume="demo", gold=False):
+        if p["kind"] == "split" and p["state"] == "open":
+            segment = inst.agglomeration("demo").segment_of(p["anchors"][0])
+            cuts = [c for c in inst.pool.detect("demo", segments=[segment], gaps=False) if c["kind"] == "split"]
+            if len(cuts) >= 2:
+                return p, segment, cuts
+    pytest.fail("the demo has no segment whose tree offers two cuts")
+
+
 def test_a_rejected_cut_opens_the_next_one_of_its_segment(prepared):
     inst = prepared
     crowd = [players.create_guest(inst.store) for _ in range(4)]
     establish(inst, crowd, 0.8)
-    split = next(p for p in st.puzzles(inst.store, volume="demo", gold=False)
-                 if p["kind"] == "split" and p["state"] == "open")
-    segment = inst.agglomeration("demo").segment_of(split["anchors"][0])
-    cuts = [c for c in inst.pool.detect("demo", segments=[segment], gaps=False) if c["kind"] == "split"]
-    if len(cuts) < 2:
-        pytest.skip("this segment's tree offers a single cut")
+    split, segment, cuts = _a_cut_with_another_after_it(inst)
     for c in crowd:
         if st.puzzle(inst.store, split["id"])["state"] == "open":
             vote(inst, c["id"], split["id"], "yes")  # "is this one neurite?" yes: the cut is rejected
@@ -78,15 +98,7 @@ def test_a_cut_sent_to_the_expert_opens_the_next_one_of_its_segment(prepared):
     inst = prepared
     crowd = [players.create_guest(inst.store) for _ in range(20)]
     establish(inst, crowd, 0.8)
-    split, cuts = None, []
-    for p in st.puzzles(inst.store, volume="demo", gold=False):
-        if p["kind"] == "split" and p["state"] == "open":
-            segment = inst.agglomeration("demo").segment_of(p["anchors"][0])
-            cuts = [c for c in inst.pool.detect("demo", segments=[segment], gaps=False) if c["kind"] == "split"]
-            if len(cuts) >= 2:
-                split = p
-                break
-    assert split is not None, "the demo has a segment whose tree offers two cuts"
+    split, segment, cuts = _a_cut_with_another_after_it(inst)
     for c in crowd:
         if st.puzzle(inst.store, split["id"])["state"] == "open":
             vote(inst, c["id"], split["id"], "unsure")
@@ -141,15 +153,8 @@ def test_no_question_undoes_an_applied_edit(prepared):
     assert rejoins, "the demo's known answers cut segments whose two sides touch"
     assert not {c["key"] for c in rejoins} & asked
     # a merge the crowd applies: the cut that would take it off again is not asked either
-    crowd = [players.create_guest(inst.store) for _ in range(6)]
-    establish(inst, crowd, 0.9)
-    merge = next(p for p in st.puzzles(inst.store, volume="demo", gold=False)
-                 if p["kind"] == "merge" and p["state"] == "open" and p["truth"])
-    for c in crowd:
-        if st.puzzle(inst.store, merge["id"])["state"] == "open":
-            vote(inst, c["id"], merge["id"], "yes")
-    seq = st.puzzle(inst.store, merge["id"])["edit_seq"]
-    assert seq is not None
+    merge = _a_crowd_applies_a_right_merge(inst)
+    seq = merge["edit_seq"]
     moved = set(st.edits(inst.store, "demo")[seq]["edit"]["supervoxels"])
     agg = inst.agglomeration("demo")
     segment = agg.segment_of(merge["anchors"][0])
@@ -214,15 +219,7 @@ def test_a_rescan_overtaken_by_an_edit_scans_the_state_that_edit_left(prepared, 
 
     from game.segmentation.agglomeration import Edit
     inst = prepared
-    crowd = [players.create_guest(inst.store) for _ in range(6)]
-    establish(inst, crowd, 0.9)
-    merge = next(p for p in st.puzzles(inst.store, volume="demo", gold=False)
-                 if p["kind"] == "merge" and p["state"] == "open" and p["truth"])
-    for c in crowd:
-        if st.puzzle(inst.store, merge["id"])["state"] == "open":
-            vote(inst, c["id"], merge["id"], "yes")
-    row = st.puzzle(inst.store, merge["id"])
-    assert row["edit_seq"] is not None
+    row = merge = _a_crowd_applies_a_right_merge(inst)
     agg = inst.agglomeration("demo")
     merged = agg.segment_of(merge["anchors"][0])
     real, scanned = inst.pool.detect, []
