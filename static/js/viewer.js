@@ -151,6 +151,9 @@ export class Viewer {
     this.plainLayer.replaceChildren(this.stack.pair);
     this.overlayLayer.replaceChildren();
     this.pairButton.setAttribute('aria-pressed', 'true');
+    // the two sections on screen, not the slice the stack was on
+    const { center, across, slices } = this.stack.puzzle;
+    this.sliceLabel.textContent = `${center + 1} & ${center + across + 1} / ${slices}`;
     this.stage.dataset.view = 'pair';
     this.describe();
   }

@@ -1,6 +1,8 @@
 """A puzzle whose parts touch only across sections opens on its pair picture, at a desktop, a tablet, a phone
 and a phone on its side; on the pair picture and on the slices the answers are on the first screen."""
 
+import re
+
 import pytest
 
 from .conftest import running_server, screenshot, wait_for_puzzle
@@ -72,6 +74,9 @@ def test_a_puzzle_across_sections_opens_side_by_side_and_the_slider_goes_back_to
         answers_on_screen(page, viewport, "pair")
         toggle = page.get_by_test_id("pair-toggle")
         assert toggle.is_visible() and toggle.get_attribute("aria-pressed") == "true"
+        # the counter names the two sections on screen (it said the stack's slice, "4 / 7")
+        assert re.fullmatch(r"\d+ & \d+ / \d+", page.get_by_test_id("slice-index").text_content()), \
+            page.get_by_test_id("slice-index").text_content()
         page.keyboard.press("ArrowUp")  # a step goes back to the slices, on the slice it left
         assert stage.get_attribute("data-view") == "slices" and toggle.get_attribute("aria-pressed") == "false"
         assert "/overlay.png" in page.locator(".layer-overlay img").get_attribute("src")
