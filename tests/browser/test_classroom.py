@@ -130,6 +130,10 @@ def test_a_teacher_runs_a_round_that_two_phones_join_by_the_qr_code(new_context,
     assert board.evaluate("() => document.scrollingElement.scrollWidth <= window.innerWidth")
     board.set_viewport_size({"width": 1366, "height": 768})
     screenshot(board, "board-podium-1366")
+    board.set_viewport_size({"width": 390, "height": 844})  # a student's phone, from the link on /play
+    expect(podium).to_be_in_viewport()  # (it sat under 1,100 px of empty projector screen)
+    screenshot(board, "board-podium-phone")
+    board.set_viewport_size(PROJECTOR)
 
     # the student's page hears the early end from the board: the clock stops, the stage says so, no answer is
     # taken (before: the clock went on counting and each answer failed into the next puzzle)
