@@ -38,8 +38,7 @@ def voter(home: str, index: int, seconds: float, start, results) -> None:
     from game.crowd import assignment, votes
 
     inst = Instance(home, load_settings({"HOME": home, **SETTINGS}, environ={}))
-    made = {p["id"]: p for p in st.puzzles(inst.store, gold=False)}  # (a ticket signs the puzzle's making time)
-    puzzles = list(made)
+    puzzles = [p["id"] for p in st.puzzles(inst.store, gold=False)]
     crowd = [players.create_guest(inst.store)["id"] for _ in range(40)]
     st.set_reliabilities(inst.store, {p: (0.8, True) for p in crowd})
     pairs = [(p, q) for p in crowd for q in puzzles]
@@ -48,7 +47,7 @@ def voter(home: str, index: int, seconds: float, start, results) -> None:
     for player, puzzle in pairs:
         if time.perf_counter() >= deadline:
             break
-        ticket = assignment.issue_ticket(inst.ticket_key, player, made[puzzle])
+        ticket = assignment.issue_ticket(inst.ticket_key, player, puzzle)
         t0 = time.perf_counter()
         votes.cast_vote(inst, player, puzzle, "yes" if (player + puzzle) % 2 else "no", 1000, ticket)
         held += time.perf_counter() - t0

@@ -79,8 +79,13 @@ def test_pictures_asked_for_by_their_key_are_immutable_and_others_revalidate(ins
     status, headers, plain = get(f"/puzzle-image/{puzzle['id']}/3/overlay.png")
     assert headers["Cache-Control"] == "private, no-cache" and plain == keyed
     assert get(f"/puzzle-image/{puzzle['id']}/3/overlay.png", **{"If-None-Match": headers["ETag"]})[0] == 304
-    # validated by the picture key alone: a file's time (known-answer puzzles' drawn first) tells nothing
+    # validated by the picture key alone: a file's time (known-answer puzzles' drawn first) tells nothing, sent
+    # or asked about (before: 304 for a date after the file's, 200 before it)
     assert "Last-Modified" not in headers and puzzle["picture"] in headers["ETag"]
+    url = f"/puzzle-image/{puzzle['id']}/3/overlay.png"
+    for when in ("Sat, 01 Jan 2000 00:00:00 GMT", "Fri, 01 Jan 2100 00:00:00 GMT"):
+        assert get(url, **{"If-Modified-Since": when})[0] == 200, when
+        assert get(url, **{"If-Modified-Since": when, "If-None-Match": headers["ETag"]})[0] == 304, when
     stale = get(f"/puzzle-image/{puzzle['id']}/3/overlay.png?v={puzzle['id']}-000000000000")
     assert stale[1]["Cache-Control"] == "private, no-cache"
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import random
 import threading
 
 import numpy as np
@@ -321,33 +320,7 @@ class Pool:
                          progress=bar("pictures of puzzles with known answers"))
         votes.apply_known_answers(inst, name)
         self.refill(name, progress=bar)
-        self._hide_gold_ids(name, [i for i in ids if i is not None])
         return st.puzzle_count(inst.store, name)
-
-    def _hide_gold_ids(self, name: str, known_ids: list[int]) -> None:
-        """Swap each secret gold puzzle's id with a random crowd puzzle's of the first start.
-
-        The known-answer puzzles are made first, so their ids came before every
-        crowd puzzle's, and players are sent ids: one below the first crowd id
-        was gold or a lesson (the re-attack helper separated 63 of 63 that way).
-        After the swap a secret gold id is one among the crowd's; those that
-        took the low ids are crowd puzzles, answered as any other. Their
-        pictures are drawn again under their new ids at once (a picture drawn
-        on the first request would take longer to come).
-        """
-        inst = self.inst
-        rows = {p["id"]: p for p in st.puzzles(inst.store, volume=name, tutorial=None)}
-        gold = [i for i in known_ids if i in rows and rows[i]["gold"] and not rows[i]["teach"]
-                and not rows[i]["tutorial"]]
-        crowd = [i for i, p in rows.items() if not p["gold"] and not p["tutorial"] and i > max(known_ids, default=0)]
-        rng = random.SystemRandom()
-        pairs = list(zip(gold, rng.sample(crowd, min(len(gold), len(crowd)))))
-        if not pairs:
-            return
-        moved = [i for pair in st.swap_puzzle_ids(inst.store, pairs) for i in pair]
-        inst.assignments.forget(moved)
-        if inst.settings["PRERENDER"]:
-            images.prerender(inst, moved)
 
 
 def _still_fits(candidate: dict, agg) -> bool:

@@ -48,13 +48,6 @@ def _prepare(inst: Instance, *, progress=None, echo: bool = False) -> None:
                 say(f"{n} puzzles ready in '{name}'")
             if volume.has_side("mapping") and volume.has("supervoxels"):
                 inst.supervoxel_sizes(name)  # ready now, not counted inside the first vote that edits
-            if inst.settings["PRERENDER"]:  # pictures an older renderer drew are drawn again before anyone asks
-                shown = [p["id"] for p in st.puzzles(inst.store, volume=name, tutorial=None)
-                         if p["state"] == "open" or p["gold"] or p["tutorial"]]
-                st.set_job(inst.store, "prepare", "running", 2, 3, f"drawing the pictures of {name}")
-                drawn = images.prerender(inst, shown, progress=bar("pictures not drawn yet"))
-                if drawn:
-                    say(f"{drawn} puzzles' pictures drawn in '{name}'")
         inst.pool  # the detector's modules load now, in the background, not inside the first decision
         st.set_job(inst.store, "prepare", "done", 3, 3, "ready")
         say("ProofQuest is ready.")
@@ -62,3 +55,28 @@ def _prepare(inst: Instance, *, progress=None, echo: bool = False) -> None:
         log.exception("preparing the instance failed")
         st.set_job(inst.store, "prepare", "failed", message=str(exc))
         say(f"error: preparing the instance failed: {exc}")
+        return
+    if inst.settings["PRERENDER"]:
+        _draw_missing_pictures(inst, say, bar)
+
+
+def _draw_missing_pictures(inst: Instance, say, bar) -> None:
+    """Draw the pictures of open and known-answer puzzles not cached under their current key (a renderer's new
+    version, a cleared cache), once the game is ready, as a job of its own with progress: they waited for each
+    one's first request (about 40 ms uncached). A puzzle that fails is logged and skipped."""
+    shown = [p["id"] for name in inst.volumes.names() for p in st.puzzles(inst.store, volume=name, tutorial=None)
+             if p["state"] == "open" or p["gold"] or p["tutorial"]]
+    progress = bar("pictures not drawn yet")
+    drawn = 0
+    for done, puzzle_id in enumerate(shown, 1):
+        try:
+            drawn += images.prerender(inst, [puzzle_id])
+        except Exception:  # one puzzle's pictures must not stop the others'
+            log.exception("drawing the pictures of puzzle %s failed", puzzle_id)
+        if done % 50 == 0 or done == len(shown):
+            st.set_job(inst.store, "pictures", "running" if done < len(shown) else "done", done, len(shown),
+                       "drawing puzzles' pictures")
+            if progress is not None:
+                progress(done, len(shown))
+    if drawn:
+        say(f"{drawn} puzzles' pictures drawn")

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import secrets
 import sqlite3
 import threading
 import time
@@ -251,9 +252,19 @@ MIGRATIONS: list[str] = [
     CREATE INDEX puzzles_open_splits ON puzzles (kind, state, gold, tutorial, volume, posterior, score, supervoxels)
         WHERE kind = 'split' AND state = 'open';
     """,
+    # The order puzzles were made in, apart from their ids: players are sent ids, and numbered in order of making
+    # they told a secret gold puzzle (made first, with the other known answers) from a crowd one (the re-attack
+    # helper separated 63 of 63 by id < 57), and every puzzle made after a first start as crowd. Ids are random
+    # from now on (add_puzzles); ``made`` keeps the order (the old ids, for puzzles made before).
+    """
+    ALTER TABLE puzzles ADD COLUMN made INTEGER;
+    UPDATE puzzles SET made = id;
+    CREATE INDEX puzzles_made ON puzzles (volume, made);
+    """,
 ]
 
 WEEK_SECONDS = 7 * 86400
+PUZZLE_ID_SPACE = 2**53  # puzzle ids are drawn from 1 .. 2**53 - 1 (see _new_puzzle_id)
 _FIRST_MONDAY = 4 * 86400  # 1970-01-05 00:00 UTC
 
 
@@ -782,14 +793,16 @@ def add_puzzles(store: Store, volume: str, puzzles: list[dict]) -> list[int | No
         # a puzzle with a known answer is drawn on the segmentation it is made on (its own edit may be
         # applied later): how many of the volume's edits came before it
         made_on = db.conn.execute("SELECT COUNT(*) FROM edits WHERE volume = ?", (volume,)).fetchone()[0]
+        made = db.conn.execute("SELECT COALESCE(MAX(made), 0) FROM puzzles").fetchone()[0]
         for p in puzzles:
             if (p.get("gold") or p.get("tutorial")) and "edits_before" not in p:
                 p = {**p, "edits_before": made_on}
+            made += 1
             cur = db.conn.execute(
-                "INSERT OR IGNORE INTO puzzles (volume, kind, anchors, supervoxels, segments, location, score,"
-                " truth, gold, teach, tutorial, key, judgeable, settled_from, detector, created, value) VALUES (?, ?,"
-                " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (volume, p["kind"], json.dumps([int(a) for a in p["anchors"]]),
+                "INSERT OR IGNORE INTO puzzles (id, made, volume, kind, anchors, supervoxels, segments, location,"
+                " score, truth, gold, teach, tutorial, key, judgeable, settled_from, detector, created, value)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (_new_puzzle_id(db), made, volume, p["kind"], json.dumps([int(a) for a in p["anchors"]]),
                  json.dumps([int(s) for s in p["supervoxels"]]), json.dumps([int(s) for s in p["segments"]]),
                  json.dumps([int(c) for c in p["location"]]), float(p["score"]),
                  None if p.get("truth") is None else int(bool(p["truth"])), int(bool(p.get("gold"))),
@@ -975,16 +988,23 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: i
     return rows
 
 
+def _new_puzzle_id(db) -> int:
+    """A random id no puzzle has (53 bits: exact in a browser's numbers); see the ``made`` migration."""
+    while True:
+        candidate = secrets.randbelow(PUZZLE_ID_SPACE - 1) + 1
+        if db.conn.execute("SELECT 1 FROM puzzles WHERE id = ?", (candidate,)).fetchone() is None:
+            return candidate
+
+
 def puzzle_stack_fields(store: Store, puzzle_id: int) -> dict:
     """A puzzle's stack as a light row needs it to be shown: ``slices``, ``key_slice`` and ``across``
-    from its frame (each None without one), and ``created`` (its ticket signs it). Read for the puzzle handed
-    out only: reading them for every row of :func:`assignable_puzzles` parsed each candidate's detector JSON
-    three times."""
-    rows = store.query("SELECT created, json_extract(detector, '$.frame.slices') AS slices,"
+    from its frame (each None without one). Read for the puzzle handed out only: reading them for every
+    row of :func:`assignable_puzzles` parsed each candidate's detector JSON three times."""
+    rows = store.query("SELECT json_extract(detector, '$.frame.slices') AS slices,"
                        " json_extract(detector, '$.frame.point[0]') - json_extract(detector, '$.frame.start[0]')"
                        " AS key_slice, json_extract(detector, '$.frame.across') AS across FROM puzzles WHERE id = ?",
                        (int(puzzle_id),))
-    return rows[0] if rows else {"created": None, "slices": None, "key_slice": None, "across": None}
+    return rows[0] if rows else {"slices": None, "key_slice": None, "across": None}
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -1032,34 +1052,12 @@ def open_split_parts(store: Store, *, min_belief: float = 0.0) -> list[tuple[str
     return [(r["volume"], parts[0]) for r in rows if (parts := _id_list(r["supervoxels"]))]
 
 
-def merge_anchors_since(store: Store, volume: str, after: int) -> list[tuple[int, tuple[int, ...]]]:
-    """(id, anchors) of the volume's open merge puzzles with an id over ``after`` (a puzzle is made open, and
-    one that left 'open' never comes back)."""
-    return [(r["id"], _id_list(r["anchors"])) for r in store.query(
-        "SELECT id, anchors FROM puzzles WHERE id > ? AND volume = ? AND kind = 'merge' AND state = 'open'",
-        (int(after), volume))]
-
-
-def swap_puzzle_ids(store: Store, pairs) -> list[tuple[int, int]]:
-    """Give each ``(a, b)`` pair of puzzles the other's id, with the edits that name them; returns the pairs
-    swapped. A pair where either puzzle has a vote or a copy keeps its ids (a volume's first start, see
-    :meth:`game.app.pool.Pool._hide_gold_ids`, made while others play: a ticket handed out before no longer
-    fits, :func:`game.crowd.assignment.issue_ticket`)."""
-    swapped = []
-    with store.write() as db:
-        for a, b in pairs:
-            a, b = int(a), int(b)
-            used = db.conn.execute("SELECT COUNT(*) FROM votes WHERE puzzle_id IN (?, ?)", (a, b)).fetchone()[0] \
-                + db.conn.execute("SELECT COUNT(*) FROM puzzles WHERE settled_from IN (?, ?)", (a, b)).fetchone()[0]
-            if used:
-                continue
-            swapped.append((a, b))
-            for old, new in ((a, -a), (b, a), (-a, b)):
-                db.conn.execute("UPDATE puzzles SET id = ? WHERE id = ?", (new, old))
-                db.conn.execute("UPDATE edits SET puzzle_id = ?, provenance = CASE WHEN json_valid(provenance)"
-                                " AND json_extract(provenance, '$.puzzle') = ? THEN json_set(provenance, '$.puzzle', ?)"
-                                " ELSE provenance END WHERE puzzle_id = ?", (new, old, new, old))
-    return swapped
+def merge_anchors_since(store: Store, volume: str, after: int) -> list[tuple[int, int, tuple[int, ...]]]:
+    """(made, id, anchors) of the volume's open merge puzzles made after ``after`` (their ``made``: a puzzle is
+    made open, and one that left 'open' never comes back)."""
+    return [(r["made"], r["id"], _id_list(r["anchors"])) for r in store.query(
+        "SELECT made, id, anchors FROM puzzles WHERE volume = ? AND made > ? AND kind = 'merge' AND state = 'open'",
+        (volume, int(after)))]
 
 
 def mark_moot(store: Store, puzzle_id: int) -> bool:

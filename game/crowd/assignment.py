@@ -51,7 +51,7 @@ class Assignments:
     on a restart costs nothing but a few doubled-up puzzles.
     """
 
-    def __init__(self, hold_seconds: float = ASSIGNMENT_SECONDS, secret=lambda: b""):
+    def __init__(self, secret, hold_seconds: float = ASSIGNMENT_SECONDS):
         self.hold_seconds = hold_seconds
         self._secret = secret  # () -> the picture keys' key (game.puzzles.cache.picture_key)
         self._held: dict[int, dict[int, float]] = {}
@@ -82,8 +82,8 @@ class Assignments:
         mask, last, ids = known if known is not None and known[0] is suspected else (suspected, 0, frozenset())
         added = st.merge_anchors_since(store, volume, last)
         if added:
-            last = max(pid for pid, _ in added)
-            ids = ids | {pid for pid, anchors in added if _waits({"kind": "merge", "anchors": anchors}, mask)}
+            last = max(made for made, _, _ in added)
+            ids = ids | {pid for _, pid, anchors in added if _waits({"kind": "merge", "anchors": anchors}, mask)}
         self._waiting[volume] = (mask, last, ids)  # one assignment: atomic
         return ids
 
@@ -101,14 +101,6 @@ class Assignments:
             known = (edit, state, key)
             self._pictures[puzzle["id"]] = known
         return known[2]
-
-    def forget(self, puzzle_ids) -> None:
-        """Drop what is remembered of these puzzles (their ids now name other puzzles)."""
-        with self._lock:
-            for puzzle_id in puzzle_ids:
-                self._pictures.pop(int(puzzle_id), None)
-                self._held.pop(int(puzzle_id), None)
-            self._waiting.clear()
 
     def hand_out(self, puzzle_id: int, player_id: int) -> None:
         with self._lock:
@@ -128,24 +120,20 @@ class Assignments:
         return sum(1 for t in held if now - t < self.hold_seconds)
 
 
-def issue_ticket(key: bytes, player_id: int, puzzle: dict, now: float | None = None) -> str:
-    """The ticket that lets ``player_id`` answer ``puzzle`` (a row with its ``id`` and ``created``):
-    ``ISSUED.MAC``. The puzzle's making time is signed with its id: a first start swaps secret gold ids with
-    crowd ones (:meth:`game.app.pool.Pool._hide_gold_ids`), and a ticket handed out before must not answer
-    the puzzle that took its id."""
+def issue_ticket(key: bytes, player_id: int, puzzle_id: int, now: float | None = None) -> str:
+    """The ticket that lets ``player_id`` answer ``puzzle_id``: ``ISSUED.MAC``."""
     issued = int(time.time() if now is None else now)
-    signed = f"{int(player_id)}.{int(puzzle['id'])}.{float(puzzle['created'])!r}.{issued}"
-    mac = hmac.new(key, signed.encode(), hashlib.sha256).hexdigest()[:32]
+    mac = hmac.new(key, f"{int(player_id)}.{int(puzzle_id)}.{issued}".encode(), hashlib.sha256).hexdigest()[:32]
     return f"{issued}.{mac}"
 
 
-def check_ticket(key: bytes, player_id: int, puzzle: dict, ticket, ttl: float, now: float | None = None) -> None:
+def check_ticket(key: bytes, player_id: int, puzzle_id: int, ticket, ttl: float, now: float | None = None) -> None:
     """Refuse a vote whose ticket is missing, forged, for someone else or another puzzle, or expired."""
     now = time.time() if now is None else now
     if not isinstance(ticket, str) or len(ticket) > 64 or ticket.count(".") != 1:
         raise ProofQuestError("this vote has no valid ticket: answer puzzles as they are handed to you")
     issued, _ = ticket.split(".")
-    if not issued.isdigit() or not hmac.compare_digest(issue_ticket(key, player_id, puzzle, int(issued)),
+    if not issued.isdigit() or not hmac.compare_digest(issue_ticket(key, player_id, puzzle_id, int(issued)),
                                                        ticket):
         raise ProofQuestError("this vote has no valid ticket: answer puzzles as they are handed to you")
     if not -60 <= now - int(issued) <= ttl:
@@ -231,7 +219,7 @@ def _hand_out(inst, puzzle: dict, player_id: int, picture: str) -> dict:
     """Hand a light row of :func:`game.app.store.assignable_puzzles` out to the player, with its ticket."""
     puzzle = {**puzzle, **st.puzzle_stack_fields(inst.store, puzzle["id"])}
     inst.assignments.hand_out(puzzle["id"], player_id)
-    return public_puzzle(puzzle, issue_ticket(inst.ticket_key, player_id, puzzle), picture)
+    return public_puzzle(puzzle, issue_ticket(inst.ticket_key, player_id, puzzle["id"]), picture)
 
 
 FIRST_LOOK, LOOK = 8, 64  # open puzzles read at first, and when none of those first few is free

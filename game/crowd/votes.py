@@ -301,7 +301,7 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
         if player is None:
             raise ProofQuestError("unknown player; log in again")
         classes.round_rules(inst.store, player_id)  # a student answers only while their round runs
-        check_ticket(inst.ticket_key, player_id, puzzle, ticket, inst.settings["ASSIGNMENT_TTL"])
+        check_ticket(inst.ticket_key, player_id, puzzle_id, ticket, inst.settings["ASSIGNMENT_TTL"])
         if not puzzle["gold"] and puzzle["state"] != "open":
             raise ProofQuestError(f"puzzle {puzzle_id} was decided a moment ago; your answer is not needed, "
                                   "ask for the next one")
