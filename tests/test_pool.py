@@ -255,7 +255,7 @@ def test_puzzle_ids_tell_neither_gold_nor_the_order_puzzles_were_made_in(prepare
     # made about half the time, not always
     by_made = [r["id"] for r in sorted(rows, key=lambda r: r["made"])]
     rises = sum(a < b for a, b in zip(by_made, by_made[1:])) / (len(by_made) - 1)
-    assert 0.3 < rises < 0.7 and max(by_made) > 10**9
+    assert 0.3 < rises < 0.7 and max(by_made) > 10**5
     # the known answers' edits still name their puzzles
     for edit in st.edit_log(inst.store, "demo"):
         if edit["author"] == "known-answer":

@@ -264,7 +264,7 @@ MIGRATIONS: list[str] = [
 ]
 
 WEEK_SECONDS = 7 * 86400
-PUZZLE_ID_SPACE = 2**53  # puzzle ids are drawn from 1 .. 2**53 - 1 (see _new_puzzle_id)
+PUZZLE_ID_SPACE = 10**8  # puzzle ids are drawn from 1 .. 99,999,999 (see _new_puzzle_id): 8 digits on a page
 _FIRST_MONDAY = 4 * 86400  # 1970-01-05 00:00 UTC
 
 
@@ -907,9 +907,9 @@ def _order_keys(min_votes: float, table: str, order: str, last: bool = False) ->
     """The hand-out order's sort keys after (gold, tutorial, state): see :func:`_priority_sql`; ``last``: from
     the end of the value order (the same index, read backwards)."""
     if last and order == "value":
-        return f"({_priority_sql(min_votes, table, order)}) ASC, {table}id DESC"
+        return f"({_priority_sql(min_votes, table, order)}) ASC, {table}made DESC"
     first = f"{table}judgeable DESC, " if order == "uncertainty" else ""
-    return f"{first}({_priority_sql(min_votes, table, order)}) DESC, {table}id"
+    return f"{first}({_priority_sql(min_votes, table, order)}) DESC, {table}made"  # ties: first made, first
 
 
 def index_priorities(store: Store, min_votes: float, order: str = "uncertainty") -> None:
@@ -925,7 +925,8 @@ def index_priorities(store: Store, min_votes: float, order: str = "uncertainty")
     other settings) the same query sorts: the order is the same.
     """
     prefix = "puzzles_order_" if order == "uncertainty" else "puzzles_value_"
-    name = prefix + re.sub(r"\W", "_", repr(float(max(1, min_votes))))
+    # 'm': ties broken by the order of making (an index of ids, random now, replaced)
+    name = prefix + "m" + re.sub(r"\W", "_", repr(float(max(1, min_votes))))
     if not store.scalar("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)):
         keys = _order_keys(min_votes, "", order)  # (checks the order before anything is dropped)
         with store.write() as db:  # puzzles_priority_*: the same order over n_votes, before counted_votes
@@ -989,7 +990,7 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: i
 
 
 def _new_puzzle_id(db) -> int:
-    """A random id no puzzle has (53 bits: exact in a browser's numbers); see the ``made`` migration."""
+    """A random id no puzzle has (below PUZZLE_ID_SPACE); see the ``made`` migration."""
     while True:
         candidate = secrets.randbelow(PUZZLE_ID_SPACE - 1) + 1
         if db.conn.execute("SELECT 1 FROM puzzles WHERE id = ?", (candidate,)).fetchone() is None:
