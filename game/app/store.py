@@ -836,7 +836,7 @@ def known_answers(store: Store, volume: str) -> list[dict]:
     rows = store.query(
         "SELECT kind, detector, truth, decision, gold FROM puzzles WHERE volume = ? AND tutorial = 0 AND"
         " ((gold = 1 AND truth IS NOT NULL) OR (gold = 0 AND state = 'retired' AND posterior IS NULL"
-        " AND decision IS NOT NULL)) ORDER BY id", (volume,))
+        " AND decision IS NOT NULL)) ORDER BY made", (volume,))
     return [{**(json.loads(r["detector"]) if r["detector"] else {}), "kind": r["kind"],
              "answer": bool(r["truth"] if r["gold"] else r["decision"])} for r in rows]
 
@@ -866,7 +866,7 @@ def puzzles(store: Store, *, volume: str | None = None, state: str | None = None
             clauses.append(f"{column} = ?")
             params.append(value)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    return [_puzzle_row(r) for r in store.query(f"SELECT * FROM puzzles {where} ORDER BY id", tuple(params))]
+    return [_puzzle_row(r) for r in store.query(f"SELECT * FROM puzzles {where} ORDER BY made", tuple(params))]
 
 
 def puzzle_count(store: Store, volume: str | None = None) -> int:
@@ -1023,14 +1023,14 @@ def settled_decisions(store: Store, volume: str, min_confidence: float) -> list[
         "SELECT * FROM puzzles p WHERE p.volume = ? AND p.gold = 0 AND p.tutorial = 0 AND p.state = 'retired'"
         " AND p.decision IS NOT NULL AND p.confidence >= ? AND p.judgeable = 1 AND p.settled_from IS NULL"
         " AND json_extract(p.detector, '$.frame') IS NOT NULL"
-        " AND NOT EXISTS (SELECT 1 FROM puzzles c WHERE c.settled_from = p.id) ORDER BY p.retired, p.id",
+        " AND NOT EXISTS (SELECT 1 FROM puzzles c WHERE c.settled_from = p.id) ORDER BY p.retired, p.made",
         (volume, float(min_confidence)))]
 
 
 def settled_copies(store: Store, volume: str) -> list[dict]:
     """A volume's puzzles copied from settled decisions, in every role."""
     return store.query("SELECT id, kind, truth, gold, teach, tutorial, settled_from FROM puzzles"
-                       " WHERE volume = ? AND settled_from IS NOT NULL ORDER BY id", (volume,))
+                       " WHERE volume = ? AND settled_from IS NOT NULL ORDER BY made", (volume,))
 
 
 def gold_counts(store: Store) -> dict[str, int]:
@@ -1532,7 +1532,7 @@ EXPORT_QUERIES = {
     "puzzles": ("SELECT id, volume, kind, state, decision, posterior, confidence, n_votes, score, truth, gold,"
                 " tutorial, anchors, supervoxels, segments, location, edit_seq,"
                 " datetime(created, 'unixepoch') AS created, datetime(retired, 'unixepoch') AS retired"
-                " FROM puzzles WHERE volume = :volume ORDER BY id"),
+                " FROM puzzles WHERE volume = :volume ORDER BY made"),
 }
 
 

@@ -342,7 +342,7 @@ def apply_known_answers(inst, volume: str) -> int:
     known = [p for p in st.puzzles(inst.store, volume=volume, tutorial=None)
              if (p["gold"] or p["tutorial"]) and p["truth"]]
     applied = 0
-    for puzzle in sorted(known, key=lambda p: (p["kind"] != "split", p["id"])):
+    for puzzle in sorted(known, key=lambda p: (p["kind"] != "split", p["made"])):
         role = "practice" if puzzle["tutorial"] else "teach" if puzzle["teach"] else "gold"
         with inst.store.write():
             seq = commit_puzzle_edit(inst, puzzle, author="known-answer",
