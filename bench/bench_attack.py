@@ -13,6 +13,12 @@ puzzle they are handed — secret gold included — without looking:
 - *harvest*: one more account first answers what it is handed and keeps every
   answer the game reveals (teach puzzles show theirs); the attackers then
   answer those puzzles right whenever they are handed them, to buy a record.
+- *replay* (``--replay``): a guest that never votes asks for puzzles
+  REPLAY_LISTING_CALLS times and so lists the known-answer puzzles a new
+  player is handed (the same for every account); one person answers them once
+  (REPLAY_ACCURACY, played from the stored truth); every attacker account
+  answers from that table and forces every other edit. An open weakness
+  (stop 27): the record is per account, the set is shared.
 
 - *sleeper* (``--sleeper``): k registered accounts play honestly (every
   answer right, secret gold included) until established with a high
@@ -60,7 +66,7 @@ counted in a decision (the votes' own record, kept when their puzzle
 retired), and how many attackers were established (counted in consensus) at
 the end.
 
-    python bench/bench_attack.py [--accounts 1 5 20] [--cache bench/out/sim] [--quick]
+    python bench/bench_attack.py [--accounts 1 5 20] [--cache bench/out/sim] [--quick | --replay]
     python bench/bench_attack.py --sleeper [--honest 5 10] [--sleepers 0 1 2 3 5] [--bars 0.667 0.75]
                                  [--caps 0.98 0.8] [--orders mixed first] [--targets 20]
 """
@@ -89,6 +95,12 @@ from game.app.settings import load_settings  # noqa: E402
 from game.crowd.reliability import standing  # noqa: E402
 from game.puzzles.edit import Moot, PuzzleEdit, edit_if_yes  # noqa: E402
 from game.simulate import Player  # noqa: E402
+
+
+# The replay attack (--replay): requests a guest that never votes makes to list the known-answer set, and the
+# accuracy of the one person who answers it for every attacker account
+REPLAY_LISTING_CALLS = 200
+REPLAY_ACCURACY = 0.85
 
 
 class Attacker(Player):
@@ -129,6 +141,29 @@ class Harvester(Player):
                     self.harvested[puzzle["id"]] = ack["feedback"]["answer"]
 
 
+def replay_table(home: Path, url: str, rng: random.Random, accuracy: float = REPLAY_ACCURACY) -> dict[int, str]:
+    """The *replay* attack's table: a guest that never votes lists the puzzles a new player is handed (only
+    known answers, until established), and one person answers each once at ``accuracy`` (played here from the
+    stored truth, the role of a human who looked); the table is then shared by every attacker account."""
+    from game.puzzles.edit import correct_answer
+    lister = Player(url, 0.5, None, random.Random(rng.getrandbits(32)))
+    listed: set[int] = set()
+    for _ in range(REPLAY_LISTING_CALLS):
+        got = lister.sio.call("next_puzzle", {}, timeout=60)
+        if got.get("ok"):
+            listed.add(got["puzzle"]["id"])
+    lister.close()
+    inst = Instance(home, load_settings({"HOME": str(home)}, environ={}))
+    table = {}
+    for pid in sorted(listed):
+        p = st.puzzle(inst.store, pid)
+        if p is not None and p["truth"] is not None:
+            right = correct_answer(p["kind"], bool(p["truth"]))
+            table[pid] = right if rng.random() < accuracy else {"yes": "no", "no": "yes"}[right]
+    inst.store.close()
+    return table
+
+
 def honest_crowd(home: Path, url: str, seed: int) -> dict:
     out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--home", str(home), "simulate", "--url", url,
                           "--players", "20", "--accuracy", "0.8", "--chance-share", "0.1", "--seed", str(seed),
@@ -139,10 +174,12 @@ def honest_crowd(home: Path, url: str, seed: int) -> dict:
 
 
 def attack(home: Path, url: str, *, accounts: int, mode: str, registered: bool, harvest: bool,
-           seed: int) -> tuple[list[Attacker], dict]:
+           seed: int, replay: bool = False) -> tuple[list[Attacker], dict]:
     rng = random.Random(seed)
     harvested: dict[int, str] = {}
-    if harvest:
+    if replay:
+        harvested = replay_table(home, url, random.Random(seed + 777))
+    elif harvest:
         harvester = Harvester(url, random.Random(seed + 999))
         harvester.play(10_000)
         harvested = harvester.harvested
@@ -154,14 +191,15 @@ def attack(home: Path, url: str, *, accounts: int, mode: str, registered: bool, 
 
 
 def scenario(prepared_home: Path, *, accounts: int = 0, mode: str = "none", registered: bool = False,
-             harvest: bool = False, seed: int = 0) -> dict:
+             harvest: bool = False, seed: int = 0, replay: bool = False) -> dict:
     scratch = Path(tempfile.mkdtemp(prefix="pq-attack-"))
     home = scratch / "instance"
     shutil.copytree(prepared_home, home)
     process, url = serve(home, env_for())
     try:
         attackers, info = ([], {"threads": [], "harvested": 0}) if not accounts else attack(
-            home, url, accounts=accounts, mode=mode, registered=registered, harvest=harvest, seed=seed)
+            home, url, accounts=accounts, mode=mode, registered=registered, harvest=harvest, seed=seed,
+            replay=replay)
         if mode == "block":  # all their rejections first
             for t in info["threads"]:
                 t.start()
@@ -183,7 +221,7 @@ def scenario(prepared_home: Path, *, accounts: int = 0, mode: str = "none", regi
     crowd = [p for p in st.puzzles(inst.store, gold=False) if p["truth"] is not None and p["state"] == "retired"]
     standings = st.standings(inst.store, [a.id for a in attackers])
     attacker_votes = sum(a.votes for a in attackers)
-    out = {"accounts": accounts, "mode": mode, "registered": registered, "harvest": harvest,
+    out = {"accounts": accounts, "mode": mode, "registered": registered, "harvest": harvest, "replay": replay,
            "harvested_answers": info["harvested"], "attacker_votes": attacker_votes,
            "wrong_edits": sum(1 for p in crowd if p["decision"] and not p["truth"]),
            "wrong_rejections": sum(1 for p in crowd if not p["decision"] and p["truth"]),
@@ -376,6 +414,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / "bench" / "out" / "sim")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="only 20 guests forcing and blocking, and the baseline")
+    parser.add_argument("--replay", action="store_true", help="the baseline and guests (--accounts) forcing with a "
+                        "replayed table of the known answers a new player is handed")
     parser.add_argument("--modes", nargs="+", choices=["force", "block"], default=["force", "block"])
     parser.add_argument("--sleeper", action="store_true", help="the sleeper attack instead (the options below)")
     parser.add_argument("--honest", type=int, nargs="+", default=[5, 10], help="established honest voters")
@@ -391,7 +431,9 @@ def main() -> None:
         sleeper_main(args, home)
         return
     runs = [dict()]
-    if args.quick:
+    if args.replay:
+        runs += [dict(accounts=n, mode="force", replay=True) for n in args.accounts]
+    elif args.quick:
         runs += [dict(accounts=20, mode="force"), dict(accounts=20, mode="block")]
     else:
         for n in args.accounts:
@@ -405,7 +447,7 @@ def main() -> None:
         r = scenario(home, seed=args.seed, **spec)
         results.append(r)
         print(f"{r['mode']:>5} {r['accounts']:>2} {'registered' if r['registered'] else 'guests':<10} "
-              f"{'harvest ' if r['harvest'] else '':<8} wrong edits {r['wrong_edits']:>2}  wrong rejections "
+              f"{'harvest ' if r['harvest'] else 'replay ' if r['replay'] else '':<8} wrong edits {r['wrong_edits']:>2}  wrong rejections "
               f"{r['wrong_rejections']:>3}  attacker votes {r['attacker_votes']:>5} "
               f"(counted {r['attacker_votes_counted']})  established "
               f"{r['established_attackers']:>3}  true gap closed ARE {r['gap_closed']['adapted_rand_error']:.0%} "
