@@ -279,7 +279,7 @@ def viewer_url(root: str, state: dict) -> str:
         json.dumps(state, separators=(",", ":")), safe="")
 
 
-def puzzle_view(inst: Instance, root: str, puzzle: dict, *, role: str) -> dict:
+def puzzle_view(inst: Instance, root: str, puzzle: dict, *, role: str, cache: ViewerCache) -> dict:
     """A puzzle in Neuroglancer: image, a segmentation with the puzzle's segments selected (and the truth for
     admins). For admins the segmentation now; for players the automatic one (:data:`PLAYERS_SEGMENTATION`),
     whatever the puzzle's role, so that the view tells neither a gold puzzle's answer nor that it is gold."""
@@ -288,8 +288,8 @@ def puzzle_view(inst: Instance, root: str, puzzle: dict, *, role: str) -> dict:
     if role == "admin":
         at, segment_of = len(agg.edits), agg.segment_of
     else:
-        initial = volume.load_side("mapping")  # supervoxel id -> its segment before any edit
-        at, segment_of = PLAYERS_SEGMENTATION, lambda sv: int(initial[sv])
+        shown = cache.mapping(inst, volume, PLAYERS_SEGMENTATION)  # the one its data routes serve (cached)
+        at, segment_of = PLAYERS_SEGMENTATION, lambda sv: int(shown[sv])
     parts = puzzle["anchors"] if puzzle["kind"] == "merge" else puzzle["supervoxels"][:1] + puzzle["anchors"][:1]
     segments = sorted({segment_of(int(sv)) for sv in parts if 0 < int(sv) <= agg.n_supervoxels})
     layers = [{"name": "EM", "layer": "image"},

@@ -116,7 +116,7 @@ def puzzle(puzzle_id: int):
                                      or st.has_voted(inst.store, puzzle_id, player["id"]))
     if not allowed:
         raise ProofQuestError(f"puzzle {puzzle_id} opens in Neuroglancer once you have answered it")
-    return redirect(ng.viewer_url(request.url_root, ng.puzzle_view(inst, request.url_root, found,
+    return redirect(ng.viewer_url(request.url_root, ng.puzzle_view(inst, request.url_root, found, cache=_cache(),
                                                                     role=player["role"])))
 
 
