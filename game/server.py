@@ -18,6 +18,7 @@ def serve(inst: Instance, *, host: str = "127.0.0.1", port: int = 5000, progress
 
     app = create_app(instance=inst)
     inst.worker = Worker("after-decisions")  # rescans and refits run beside the game, not inside a vote's answer
+    inst.checker = Worker("voices")  # checks of shared voices (game.crowd.reliability), never behind rescans
     start_preparing(inst, progress=progress)
     print(f"ProofQuest: http://{host}:{port}/  (instance folder {inst.home}, {'gevent' if green() else 'threads'})",
           flush=True)

@@ -395,7 +395,7 @@ def test_a_decision_weighs_every_ballot_of_the_puzzle_as_its_votes_say(inst):
         assert votes._ballots(inst, puzzle) == ([cs.vote_value(puzzle["kind"], b["answer"]) for b in ballots],
                                                 [b["reliability"] or unknown for b in ballots],
                                                 [bool(b["counted"]) for b in ballots])
-    assert st.puzzle_ballot_columns(inst.store, 10**9) == ((), (), ())
+    assert st.puzzle_ballot_columns(inst.store, 10**9) == ((), (), (), ())
 
 
 def test_a_merge_that_waits_is_not_handed_out_while_one_that_does_not_wait_is_open(inst, monkeypatch):

@@ -76,6 +76,9 @@ class Instance:
         # where work that follows an event without delaying its answer runs (pool rescans, refits): now, in the
         # caller (scripts, tests), or on a background worker thread (the server sets one: game/server.py)
         self.worker: Worker | None = None
+        # and one for the checks of shared voices (game.crowd.reliability), which must not wait behind rescans
+        self.checker: Worker | None = None
+        self.voices_due = 0.0  # time.monotonic() before which no check of shared voices starts
         # players whose standing changed since their open puzzles were last decided again
         # (game.crowd.votes.redecide), and what hears of decisions made off any vote (the web layer's broadcaster)
         self._standing_changed: set[int] = set()

@@ -261,6 +261,10 @@ MIGRATIONS: list[str] = [
     UPDATE puzzles SET made = id;
     CREATE INDEX puzzles_made ON puzzles (volume, made);
     """,
+    # Accounts that answer as one share one voice (game.crowd.voices): the lowest player id of the voice, or NULL
+    """
+    ALTER TABLE players ADD COLUMN voice INTEGER;
+    """,
 ]
 
 WEEK_SECONDS = 7 * 86400
@@ -1135,16 +1139,74 @@ def puzzle_ballots(store: Store, puzzle_id: int) -> list[dict]:
                        (puzzle_id,))
 
 
-def puzzle_ballot_columns(store: Store, puzzle_id: int) -> tuple[tuple, tuple, tuple]:
-    """:func:`puzzle_ballots` as three aligned columns: answers, reliabilities and ``counted`` (what a
-    decision reads inside every vote's transaction; rows of tuples, not dicts: a third of its cost)."""
+def puzzle_ballot_columns(store: Store, puzzle_id: int) -> tuple[tuple, tuple, tuple, tuple]:
+    """:func:`puzzle_ballots` as four aligned columns: answers, reliabilities, ``counted`` and the voter's
+    shared voice (None: their own; game.crowd.voices). What a decision reads inside every vote's
+    transaction; rows of tuples, not dicts: a third of its cost."""
     with store.reading() as db:
         cursor = db.conn.cursor()
         cursor.row_factory = None
         rows = cursor.execute(
-            f"SELECT v.answer, p.reliability, {_COUNTS} FROM votes v"
+            f"SELECT v.answer, p.reliability, {_COUNTS}, p.voice FROM votes v"
             " JOIN players p ON p.id = v.player_id WHERE v.puzzle_id = ? ORDER BY v.id", (int(puzzle_id),)).fetchall()
-    return tuple(zip(*rows)) if rows else ((), (), ())
+    return tuple(zip(*rows)) if rows else ((), (), (), ())
+
+
+def voice_votes(store: Store) -> list[tuple[int, int, bool]]:
+    """The yes/no answers of the players whose votes count, on secret gold and crowd puzzles (not teach or
+    practice, whose answers are shown): (player, puzzle, supports the edit), what game.crowd.voices compares."""
+    with store.reading() as db:
+        cursor = db.conn.cursor()
+        cursor.row_factory = None
+        return [(p, q, bool(s)) for p, q, s in cursor.execute(
+            f"SELECT v.player_id, v.puzzle_id, v.supports_edit FROM votes v JOIN players p ON p.id = v.player_id"
+            f" JOIN puzzles z ON z.id = v.puzzle_id WHERE {_COUNTS} AND v.supports_edit IS NOT NULL"
+            " AND z.teach = 0 AND z.tutorial = 0")]
+
+
+def set_voices(store: Store, voice_of: dict[int, int]) -> set[int]:
+    """Set every player's shared voice (players not in ``voice_of``: their own); returns the players whose
+    voice changed."""
+    with store.write() as db:
+        before = {r[0]: r[1] for r in db.conn.execute("SELECT id, voice FROM players WHERE voice IS NOT NULL")}
+        changed = {p for p in set(before) | set(voice_of) if before.get(p) != voice_of.get(p)}
+        db.conn.executemany("UPDATE players SET voice = ? WHERE id = ?", [(voice_of.get(p), p) for p in changed])
+    return changed
+
+
+def reopen_puzzle(store: Store, puzzle_id: int) -> None:
+    """A retired crowd puzzle open again, undecided (its votes kept, none marked as counted), and the puzzles
+    with a known answer copied from its decision (game.crowd.settled) withdrawn: moot, measuring nobody."""
+    with store.write() as db:
+        db.conn.execute("UPDATE puzzles SET state = 'open', decision = NULL, posterior = NULL, confidence = NULL,"
+                        " edit_seq = NULL, retired = NULL WHERE id = ?", (int(puzzle_id),))
+        db.conn.execute("UPDATE votes SET counted = NULL WHERE puzzle_id = ?", (int(puzzle_id),))
+        db.conn.execute("UPDATE puzzles SET state = 'moot', gold = 0, teach = 0, tutorial = 0 WHERE settled_from = ?",
+                        (int(puzzle_id),))
+
+
+def reliabilities(store: Store) -> dict[int, float]:
+    """Every player's reliability that has one."""
+    return {r["id"]: r["reliability"] for r in store.query("SELECT id, reliability FROM players"
+                                                           " WHERE reliability IS NOT NULL")}
+
+
+def decided_with(store: Store, player_ids) -> list[dict]:
+    """Crowd puzzles retired on a decision these players' votes counted in, or waiting for an expert with a vote of
+    theirs; newest edit first (a revert must not sit under a later edit that depends on it)."""
+    ids = sorted({int(p) for p in player_ids})
+    if not ids:
+        return []
+    found = set()
+    for chunk, marks in _id_chunks(ids):
+        found.update(r["puzzle_id"] for r in store.query(
+            f"SELECT DISTINCT v.puzzle_id FROM votes v JOIN puzzles p ON p.id = v.puzzle_id WHERE v.player_id IN"
+            f" ({marks}) AND p.gold = 0 AND p.tutorial = 0 AND ((p.state = 'retired' AND v.counted = 1)"
+            " OR p.state = 'expert')",
+            chunk))
+    rows = [puzzle(store, i) for i in found]
+    return sorted((r for r in rows if r is not None), key=lambda r: (-(r["edit_seq"] if r["edit_seq"] is not None
+                                                                        else -1), r["made"] or 0))
 
 
 def mark_counted(store: Store, puzzle_id: int, counted_players) -> None:

@@ -38,10 +38,19 @@ def player_report(inst: Instance) -> list[dict]:
     """Every player with answers per day (on the days they played), gold accuracy and the patterns found."""
     fast_ms, same_address = inst.settings["FAST_ANSWER_MS"], inst.settings["SAME_ADDRESS_ACCOUNTS"]
     rows = st.player_activity(inst.store, fast_ms=fast_ms)
+    voice_of = {r["id"]: r["voice"] for r in inst.store.query("SELECT id, voice FROM players WHERE voice IS NOT NULL")}
+    names = {r["id"]: r["username"] for r in rows}
     for row in rows:
         row["answers_per_day"] = row["answers"] / max(1, row["active_days"])  # on the days they played
         row["gold_accuracy"] = row["gold_right"] / row["gold_answers"] if row["gold_answers"] else None
         row["patterns"] = patterns(row, fast_ms=fast_ms, same_address=same_address)
+        voice = voice_of.get(row["id"])
+        row["voice"] = voice
+        if voice is not None:  # game.crowd.voices: found by the server, acted on already
+            others = sorted(names.get(p, f"#{p}") for p, v in voice_of.items() if v == voice and p != row["id"])
+            row["patterns"].append(f"answers as one with {', '.join(others[:3])}"
+                                   f"{f' and {len(others) - 3} more' if len(others) > 3 else ''}: "
+                                   "their votes count as one")
         row["suspended"] = bool(row["suspended"])
     return rows
 

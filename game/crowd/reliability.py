@@ -34,14 +34,17 @@ recomputed (:func:`refit_reliabilities`), as settled decisions accumulate.
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 
 import numpy as np
 
 from game.app import store as st
+from game.crowd import voices
 from game.crowd.consensus import ConsensusSettings, reliability_from_counts
 
 _refit_lock = threading.Lock()
+_voices_lock = threading.Lock()
 
 
 def balanced_agreement(settled: list[tuple[bool, bool]]) -> tuple[float, int]:
@@ -157,6 +160,10 @@ def refit_if_due(inst, votes: int) -> bool:
     if every <= 0 or votes % every:
         return False
     inst.later(_refit_once, inst)
+    if inst.checker is not None:  # a worker of its own: the rescans queued on the other must not delay it
+        inst.checker.submit(_voices_once, inst)
+    else:
+        inst.later(_voices_once, inst)
     return True
 
 
@@ -172,3 +179,37 @@ def _refit_once(inst) -> None:
             inst._settled_at_refit = settled
     finally:
         _refit_lock.release()
+
+
+def _voices_once(inst) -> None:
+    """:func:`refresh_voices` unless one is running or the last one ended too recently: the check reads every
+    counted vote, so on a big instance it may take a while, and it then waits nine times its own CPU time
+    before the next (never more than a tenth of a core)."""
+    if time.monotonic() < inst.voices_due or not _voices_lock.acquire(blocking=False):
+        return
+    try:
+        started = time.thread_time()
+        refresh_voices(inst)
+        inst.voices_due = time.monotonic() + 9 * (time.thread_time() - started)
+    finally:
+        _voices_lock.release()
+
+
+def refresh_voices(inst) -> set[int]:
+    """Find the accounts whose votes count that answer as one (:mod:`game.crowd.voices`) and store their
+    shared voices; the players whose voice changed have their open puzzles decided again
+    (:func:`game.crowd.votes.redecide`) and the decisions their counted votes made checked again
+    (:func:`game.crowd.votes.recheck_voices`). Returns those players."""
+    threshold = inst.settings["VOICE_EVIDENCE"]
+    if threshold <= 0:
+        found = {}
+    else:
+        evidence = voices.pair_evidence(st.voice_votes(inst.store), st.reliabilities(inst.store),
+                                        slack=inst.settings["VOICE_SLACK"])
+        found = voices.voices(evidence, threshold=threshold)
+    changed = st.set_voices(inst.store, found)
+    if changed:
+        from game.crowd import votes  # (votes imports this module)
+        inst.standing_changed(dict.fromkeys(changed))
+        votes.recheck_voices(inst, changed)
+    return changed

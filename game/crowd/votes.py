@@ -19,6 +19,7 @@ from game.crowd import classes
 from game.crowd import consensus as cs
 from game.crowd import scoring as sc
 from game.crowd import settled
+from game.crowd import voices
 from game.crowd.assignment import check_ticket, checked_id, waiting_merges
 from game.crowd.reliability import refit_if_due, update_player
 from game.errors import ProofQuestError
@@ -80,10 +81,15 @@ def teach_answers(inst, player_id: int) -> list[bool]:
 
 
 def _ballots(inst, puzzle: dict) -> tuple[list[int], list[float], list[bool]]:
-    """A puzzle's votes in edit space, their voters' reliabilities, and whether each counts."""
-    answers, reliabilities, counted = st.puzzle_ballot_columns(inst.store, puzzle["id"])
+    """A puzzle's votes in edit space, their voters' reliabilities, and whether each counts; the counted votes
+    of players who share a voice (:mod:`game.crowd.voices`) weigh as one."""
+    answers, reliabilities, counted, voice = st.puzzle_ballot_columns(inst.store, puzzle["id"])
     unknown, value = inst.consensus.reliability_prior_mean, {a: cs.vote_value(puzzle["kind"], a) for a in set(answers)}
-    return [value[a] for a in answers], [r or unknown for r in reliabilities], [bool(c) for c in counted]
+    values, reliabilities, counted = [value[a] for a in answers], [r or unknown for r in reliabilities], \
+        [bool(c) for c in counted]
+    if any(v is not None for v in voice):
+        return voices.one_voice(values, reliabilities, list(voice), counted)
+    return values, reliabilities, counted
 
 
 def _decide(inst, puzzle: dict) -> cs.Decision:
@@ -329,6 +335,67 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
     reply = {"puzzle": puzzle_id, "points": points + bonus + (own["points"] if own else 0), "total": me["points"],
              "streak": me["streak"], "feedback": feedback, "retired": retired}
     return {"reply": reply, "player_id": player_id, "notices": [n for n in notices if n["player_id"] != player_id]}
+
+
+def recheck_voices(inst, players) -> dict[str, int]:
+    """Decide again the crowd decisions that these players' counted votes made, now that their voices changed
+    (:func:`game.crowd.reliability.refresh_voices`); returns how many were kept, changed, and left because
+    a later edit depends on them.
+
+    A decision the votes as they count now no longer make is undone: its
+    edit is reverted (an undo entry in the log, attributed to this check,
+    as an admin's revert would be), unless a later edit still in effect
+    moved the same supervoxels (then it stays, and is logged for the
+    admins); the puzzle is decided again on its votes and stays open for
+    more when they decide nothing. Newest edit first, so that a chain of
+    such edits unwinds. Each in a write transaction of its own; the live
+    segmentation follows each COMMIT.
+    """
+    from game.app import editlog  # (it reads the instance, which imports this module's callers)
+    out = {"kept": 0, "changed": 0, "blocked": 0}
+    for row in st.decided_with(inst.store, players):
+        try:
+            with inst.store.write():
+                puzzle = st.puzzle(inst.store, row["id"])
+                if puzzle is None or puzzle["state"] not in ("retired", "expert"):
+                    continue
+                decision = _decide(inst, puzzle)
+                if decision.state == puzzle["state"] and (decision.state == "expert" or
+                                                          decision.answer == bool(puzzle["decision"])):
+                    out["kept"] += 1
+                    continue
+                undo = None
+                if puzzle["state"] == "retired" and puzzle["decision"] and puzzle["edit_seq"] is not None:
+                    volume, seq = puzzle["volume"], puzzle["edit_seq"]
+                    chain_of = editlog.chains(st.edit_log(inst.store, volume))
+                    chain = chain_of.get(seq, [])
+                    if len(chain) % 2 == 1:  # in effect
+                        agg = inst.agglomeration(volume)
+                        blocking = editlog.later_dependents(agg, seq, chain_of)
+                        if blocking:
+                            log.warning("edit #%s of %r (puzzle %s), made by votes that share a voice, stays: "
+                                        "later edits %s depend on it", seq, volume, puzzle["id"], blocking)
+                            out["blocked"] += 1
+                            continue
+                        undo = inst.segmentations.commit_edit(
+                            volume, agg.plan_undo(chain[-1]), author="voices", puzzle_id=puzzle["id"],
+                            provenance={"source": "revert", "revert": seq, "puzzle": puzzle["id"],
+                                        "reason": "its deciding votes share one voice"})
+                if puzzle["state"] == "retired":
+                    st.reopen_puzzle(inst.store, puzzle["id"])
+                    puzzle = st.puzzle(inst.store, puzzle["id"])
+                decision, notices, edit_seq = _settle(inst, puzzle)
+        except Exception:
+            log.exception("deciding puzzle %s again for shared voices failed", row["id"])
+            continue
+        out["changed"] += 1
+        if undo is not None:
+            inst.pool.rescan_later(puzzle["volume"], puzzle, undo)
+        if decision.state != "open":
+            _after_decision(inst, puzzle, decision.state == "retired", edit_seq)
+    if out["changed"] or out["blocked"]:
+        log.info("decisions made by shared voices decided again: %s", out)
+    return out
 
 
 def apply_known_answers(inst, volume: str) -> int:
