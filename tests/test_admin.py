@@ -531,3 +531,15 @@ def test_a_big_edit_a_divided_crowd_passes_goes_to_the_experts_as_contested(inst
     assert [e["puzzle_id"] for e in st.edits(inst.store, "demo")] == [ids[clear]]
     a, b = puzzles[clear]["anchors"]
     assert inst.agglomeration("demo").segment_of(a) == inst.agglomeration("demo").segment_of(b)
+
+
+def test_the_volume_page_says_how_many_decisions_the_answers_export_holds(admin, inst):
+    from conftest import oracle_puzzles
+    page = admin.get("/admin/volumes/demo").get_data(as_text=True)
+    assert "0 decisions so far: the file stays empty until the crowd decides a puzzle" in page
+    ids, _ = oracle_puzzles(inst)
+    st.set_puzzle_state(inst.store, ids[0], "retired", decision=True, confidence=0.99)
+    page = admin.get("/admin/volumes/demo").get_data(as_text=True)
+    assert "1 decision so far" in page and "stays empty" not in page
+    lines = admin.get("/admin/export/demo/answers?format=jsonl").get_data(as_text=True).splitlines()
+    assert len(lines) == 1 and '"answer": true' in lines[0]

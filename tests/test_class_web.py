@@ -217,7 +217,7 @@ def test_expired_and_closed_codes_are_refused_but_students_who_joined_come_back(
     ("A", "a nickname has at least 2 characters"),
     ("Sh1t head", "please choose another nickname: that one is not allowed here"),
     ("f u c k", "please choose another nickname: that one is not allowed here"),
-    ("<b>hi</b>", "a nickname has letters, digits, spaces, '.', '-' or \"'\" only"),
+    ("<b>hi</b>", "a nickname may use only letters, digits, spaces, dots, hyphens and apostrophes"),
     (["Ada"], "choose a nickname"),
 ])
 def test_bad_nicknames_are_refused_and_nothing_is_made(app, nickname, message):

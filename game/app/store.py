@@ -1174,6 +1174,12 @@ def set_voices(store: Store, voice_of: dict[int, int]) -> set[int]:
     return changed
 
 
+def decided_count(store: Store, volume: str) -> int:
+    """A volume's puzzles retired with a decision (what the answers export holds)."""
+    return store.scalar("SELECT COUNT(*) FROM puzzles WHERE volume = ? AND state = 'retired' AND decision IS NOT NULL",
+                        (volume,))
+
+
 def reopen_puzzle(store: Store, puzzle_id: int) -> None:
     """A retired crowd puzzle open again, undecided (its votes kept, none marked as counted), and the puzzles
     with a known answer copied from its decision (game.crowd.settled) withdrawn: moot, measuring nobody."""

@@ -183,7 +183,7 @@ def check_nickname(text) -> str:
     if len(nickname) < low:
         raise ProofQuestError(f"a nickname has at least {low} characters")
     if not re.fullmatch(r"[\w .'-]+", nickname) or nickname.lower().startswith(STUDENT_PREFIX):
-        raise ProofQuestError("a nickname has letters, digits, spaces, '.', '-' or \"'\" only")
+        raise ProofQuestError("a nickname may use only letters, digits, spaces, dots, hyphens and apostrophes")
     if is_rude(nickname):
         raise ProofQuestError("please choose another nickname: that one is not allowed here")
     return nickname

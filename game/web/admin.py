@@ -69,7 +69,8 @@ def volume_page(name: str):
     row = next((v for v in catalog.volumes(inst) if v["name"] == name and not v.get("pending")), None)
     if row is None:
         abort(404)
-    return render_template("admin_volume.html", volume=row, label_formats=EXPORT_FORMATS)
+    return render_template("admin_volume.html", volume=row, label_formats=EXPORT_FORMATS,
+                           decided=st.decided_count(inst.store, name))
 
 
 @bp.get("/volumes/<name>/edits")

@@ -11,7 +11,7 @@ import { connectSocket, request } from './api.js';
 import { classStrip } from './class-strip.js';
 import { currentPlayerId, renderBoard, watchBoards } from './leaderboard.js';
 import { notify } from './notices.js';
-import { EXPLAIN, clearPuzzle, describePuzzle } from './puzzle.js';
+import { explain, clearPuzzle, describePuzzle } from './puzzle.js';
 import { Viewer, isCommandKey, preload, reveal, swallowSpaceKeyup } from './viewer.js';
 
 const KEYS = { y: 'yes', n: 'no', u: 'unsure' };
@@ -206,7 +206,7 @@ function showOutcome(item, choice, feedback) {
   outcome.classList.toggle('is-wrong', feedback.correct === false);
   outcome.querySelector('[data-role=verdict]').textContent = verdict;
   outcome.querySelector('[data-role=truth-answer]').textContent = puzzle.labels[truth];
-  outcome.querySelector('[data-role=explanation]').textContent = EXPLAIN[puzzle.kind][truth];
+  outcome.querySelector('[data-role=explanation]').textContent = explain(puzzle, truth);
   verdictOnImage.textContent = `${verdict} — ${puzzle.labels[truth]}`;
   verdictOnImage.classList.toggle('is-right', right);
   verdictOnImage.hidden = false;

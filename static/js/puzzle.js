@@ -34,6 +34,28 @@ export const EXPLAIN = {
   },
 };
 
+// The same for a side-by-side puzzle (one colour ends where the other begins a section or more further on): no
+// slice shows a border between them, so no membrane can be pointed at; what tells is shape and texture.
+const EXPLAIN_ACROSS = {
+  merge: {
+    yes: 'One neurite: where the blue part begins, it carries on the orange part\'s outline, size and texture. The '
+      + 'computer had split it across the sections; joining the two repairs it.',
+    no: 'Two neurites: where the blue part begins, its shape or texture is not the orange part\'s — joining them '
+      + 'would glue two neurites together.',
+  },
+  split: {
+    yes: 'One neurite: the blue side carries on the orange side\'s outline, size and texture from section to '
+      + 'section, so cutting there would break one neurite in two.',
+    no: 'Two neurites: the blue side\'s shape or texture is not the orange side\'s. The computer had merged them, '
+      + 'and the cut is right.',
+  },
+};
+
+// Why ``answer`` ('yes' or 'no') is right for this puzzle, in the words of the view it was shown in.
+export function explain(puzzle, answer) {
+  return (puzzle.across > 0 ? EXPLAIN_ACROSS : EXPLAIN)[puzzle.kind][answer];
+}
+
 // One colour ends where the other begins, a section or a few further: no slice shows a border between them.
 const ACROSS_HINT = 'Side by side: the section with one colour and the section where the other begins, at the same '
   + 'place. If the second carries on the first one\'s outline, size and texture, they are one neurite; a different '

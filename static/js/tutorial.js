@@ -2,7 +2,7 @@
 // truth shown right after each answer.
 
 import { getJSON, postJSON } from './api.js';
-import { EXPLAIN, describePuzzle } from './puzzle.js';
+import { explain, describePuzzle } from './puzzle.js';
 import { Viewer, isCommandKey, preload, reveal, swallowSpaceKeyup } from './viewer.js';
 
 const KEYS = { y: 'yes', n: 'no', u: 'unsure' };
@@ -136,7 +136,7 @@ const practice = (() => {
     feedback.querySelector('[data-role=verdict]').textContent = right ? '✓ Right!'
       : choice === 'unsure' ? 'Fair enough — here is the answer' : '✗ Not quite';
     feedback.querySelector('[data-role=truth-answer]').textContent = puzzle.labels[puzzle.answer];
-    feedback.querySelector('[data-role=explanation]').textContent = EXPLAIN[puzzle.kind][puzzle.answer];
+    feedback.querySelector('[data-role=explanation]').textContent = explain(puzzle, puzzle.answer);
     // Neuroglancer, the field's viewer, shows the same spot in 3D (a new tab: the lesson stays here).
     feedback.querySelector('[data-role=see-3d]').href = `/neuroglancer/puzzle/${puzzle.id}`;
     feedback.querySelector('[data-role=next-practice]').textContent =
