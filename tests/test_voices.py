@@ -90,6 +90,11 @@ def test_copies_that_forced_an_edit_share_a_voice_and_the_edit_is_reverted(inst_
     assert forced, "three established accounts agreeing force wrong merges"
     edits_before = st.edit_count(inst.store, "demo")
     segments_before = inst.agglomeration("demo").n_segments
+    points_before = {s["id"]: st.player(inst.store, s["id"])["points"] for s in sybils}
+    paid = {s["id"]: inst.store.scalar("SELECT COALESCE(SUM(points), 0) FROM point_events WHERE player_id = ? AND"
+                                       " reason = 'consensus' AND puzzle_id IN (%s)" % ",".join(map(str, forced)),
+                                       (s["id"],)) for s in sybils}
+    assert all(paid.values()), "they were paid for agreeing with the decisions they forced"
 
     changed = reliability.refresh_voices(inst)
     assert changed == {s["id"] for s in sybils}
@@ -103,6 +108,8 @@ def test_copies_that_forced_an_edit_share_a_voice_and_the_edit_is_reverted(inst_
     reverts = [r for r in log[edits_before:] if r["kind"] == "undo"]
     assert len(reverts) >= len(forced) and all(r["provenance"]["source"] == "revert" for r in reverts)
     assert inst.agglomeration("demo").n_segments > segments_before, "the forced merges are undone in memory too"
+    for s in sybils:  # what the undone decisions paid is taken back
+        assert st.player(inst.store, s["id"])["points"] <= points_before[s["id"]] - paid[s["id"]]
 
     # the honest crowd decides the reopened puzzles as if one of the copies had voted alone
     honest = [players.create_guest(inst.store) for _ in range(6)]

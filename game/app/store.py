@@ -1174,6 +1174,20 @@ def set_voices(store: Store, voice_of: dict[int, int]) -> set[int]:
     return changed
 
 
+def take_back_consensus_points(store: Store, puzzle_id: int) -> int:
+    """Take back what a puzzle's voters were paid for agreeing with its decision (a decision undone: the next
+    pays again); returns how many players lost points. Read through each voter's own points (indexed by player)."""
+    voters = [r["player_id"] for r in store.query("SELECT player_id FROM votes WHERE puzzle_id = ?", (int(puzzle_id),))]
+    taken = 0
+    for player_id in voters:
+        paid = store.scalar("SELECT COALESCE(SUM(points), 0) FROM point_events WHERE player_id = ? AND puzzle_id = ?"
+                            " AND reason IN ('consensus', 'consensus undone')", (player_id, int(puzzle_id)))
+        if paid:
+            add_points(store, player_id, -paid, "consensus undone", puzzle_id=puzzle_id)
+            taken += 1
+    return taken
+
+
 def decided_count(store: Store, volume: str) -> int:
     """A volume's puzzles retired with a decision (what the answers export holds)."""
     return store.scalar("SELECT COUNT(*) FROM puzzles WHERE volume = ? AND state = 'retired' AND decision IS NOT NULL",

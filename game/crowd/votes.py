@@ -383,6 +383,7 @@ def recheck_voices(inst, players) -> dict[str, int]:
                                         "reason": "its deciding votes share one voice"})
                 if puzzle["state"] == "retired":
                     st.reopen_puzzle(inst.store, puzzle["id"])
+                    st.take_back_consensus_points(inst.store, puzzle["id"])  # paid again when it is decided again
                     puzzle = st.puzzle(inst.store, puzzle["id"])
                 decision, notices, edit_seq = _settle(inst, puzzle)
         except Exception:
