@@ -79,6 +79,9 @@ class Instance:
         # and one for the checks of shared voices (game.crowd.reliability), which must not wait behind rescans
         self.checker: Worker | None = None
         self.voices_due = 0.0  # time.monotonic() before which no check of shared voices starts
+        self.voices_running = threading.Lock()
+        self.voices_lock = threading.Lock()  # guards voices_timer, the check asked for too soon
+        self.voices_timer: threading.Timer | None = None
         # players whose standing changed since their open puzzles were last decided again
         # (game.crowd.votes.redecide), and what hears of decisions made off any vote (the web layer's broadcaster)
         self._standing_changed: set[int] = set()

@@ -67,6 +67,13 @@ def _count(text: str) -> int:
     return value
 
 
+def _slack(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 0.25:
+        raise ValueError(f"expected a share above 0 and below 0.25, got {text!r}")
+    return value
+
+
 def _rate_limit(text: str) -> str:
     from limits import parse_many
     parse_many(text)  # raises ValueError with what is wrong
@@ -168,13 +175,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ESTABLISHED_ALTERNATIVE", 0.8, "The accuracy on secret gold that the establishment test weighs "
             "against chance (a careful player's: fresh players scored 80-84% in the looking tests); players more "
             "accurate pass sooner, less accurate later.", float),
-    Setting("VOICE_EVIDENCE", 9.2, "Log likelihood ratio at which two accounts whose votes count are taken to "
-            "answer as one (a replayed table of answers, one person behind many accounts) and share one voice: on "
-            "any puzzle their counted votes weigh as one (game.crowd.voices). Independent players ever reach it "
-            "with probability at most exp(-VOICE_EVIDENCE) (9.2: 1 in 10,000 pairs). Decisions their votes made "
-            "are decided again, and an edit the crowd no longer supports is reverted. 0: off.", float),
-    Setting("VOICE_SLACK", 0.05, "Share of answers in which an account copying another's may differ from it "
-            "(the copying model of the VOICE_EVIDENCE test).", float),
+    Setting("VOICE_EVIDENCE", 9.2, "Evidence (a log likelihood ratio) at which two accounts whose votes count are "
+            "taken to answer as one (a replayed table of answers, one person behind many accounts) and share one "
+            "voice for good: on any puzzle their counted votes count as one (game.crowd.voices). The log of the "
+            "number of pairs of counted players is added, so that independent players are joined with "
+            "probability at most exp(-VOICE_EVIDENCE) on the whole instance (9.2: 1 in 10,000), as far as the "
+            "test's predictions of their agreement hold. Decisions a new voice's votes made are decided again, "
+            "and an edit the voice alone carried is reverted. 0: no new voices are looked for; those found "
+            "stay.", float),
+    Setting("VOICE_SLACK", 0.05, "Share of answers in which an account copying another's may differ from it (the "
+            "copying model of the VOICE_EVIDENCE test, mixed with 2 and 4 times it; above 0, below 0.25).",
+            _slack),
     Setting("CONSENSUS_RULE", "weighted", "How votes decide: 'weighted' (reliability-weighted posterior with "
             "the detector's prior) or 'majority' (plain majority, for comparison).", _choice("weighted", "majority")),
     Setting("REFIT_EVERY_VOTES", 50, "Every player's standing is recomputed from their record (secret gold "

@@ -261,9 +261,11 @@ MIGRATIONS: list[str] = [
     UPDATE puzzles SET made = id;
     CREATE INDEX puzzles_made ON puzzles (volume, made);
     """,
-    # Accounts that answer as one share one voice (game.crowd.voices): the lowest player id of the voice, or NULL
+    # Accounts that answer as one share one voice (game.crowd.voices): the lowest player id of the voice, or NULL;
+    # and the voice under which the decisions the player's votes made were last checked again
     """
     ALTER TABLE players ADD COLUMN voice INTEGER;
+    ALTER TABLE players ADD COLUMN voice_checked INTEGER;
     """,
 ]
 
@@ -1152,16 +1154,33 @@ def puzzle_ballot_columns(store: Store, puzzle_id: int) -> tuple[tuple, tuple, t
     return tuple(zip(*rows)) if rows else ((), (), (), ())
 
 
-def voice_votes(store: Store) -> list[tuple[int, int, bool]]:
+def voice_votes(store: Store) -> list[tuple[int, int, bool, bool | None]]:
     """The yes/no answers of the players whose votes count, on secret gold and crowd puzzles (not teach or
-    practice, whose answers are shown): (player, puzzle, supports the edit), what game.crowd.voices compares."""
+    practice, whose answers are shown): (player, puzzle, supports the edit, the truth of secret gold or None),
+    what game.crowd.voices compares."""
     with store.reading() as db:
         cursor = db.conn.cursor()
         cursor.row_factory = None
-        return [(p, q, bool(s)) for p, q, s in cursor.execute(
-            f"SELECT v.player_id, v.puzzle_id, v.supports_edit FROM votes v JOIN players p ON p.id = v.player_id"
-            f" JOIN puzzles z ON z.id = v.puzzle_id WHERE {_COUNTS} AND v.supports_edit IS NOT NULL"
-            " AND z.teach = 0 AND z.tutorial = 0")]
+        return [(p, q, bool(s), None if t is None else bool(t)) for p, q, s, t in cursor.execute(
+            f"SELECT v.player_id, v.puzzle_id, v.supports_edit, CASE WHEN z.gold = 1 THEN z.truth END FROM votes v"
+            f" JOIN players p ON p.id = v.player_id JOIN puzzles z ON z.id = v.puzzle_id WHERE {_COUNTS}"
+            " AND v.supports_edit IS NOT NULL AND z.teach = 0 AND z.tutorial = 0")]
+
+
+def voices_of(store: Store) -> dict[int, int]:
+    """The players who share a voice: player -> the voice's lowest player id."""
+    return {r["id"]: r["voice"] for r in store.query("SELECT id, voice FROM players WHERE voice IS NOT NULL")}
+
+
+def unchecked_voices(store: Store) -> set[int]:
+    """The players whose voice changed since the decisions their votes made were last checked again."""
+    return {r["id"] for r in store.query("SELECT id FROM players WHERE voice IS NOT voice_checked")}
+
+
+def mark_voices_checked(store: Store, player_ids) -> None:
+    with store.write() as db:
+        for chunk, marks in _id_chunks(player_ids):
+            db.conn.execute(f"UPDATE players SET voice_checked = voice WHERE id IN ({marks})", chunk)
 
 
 def set_voices(store: Store, voice_of: dict[int, int]) -> set[int]:
@@ -1224,9 +1243,10 @@ def decided_with(store: Store, player_ids) -> list[dict]:
             f" ({marks}) AND p.gold = 0 AND p.tutorial = 0 AND ((p.state = 'retired' AND v.counted = 1)"
             " OR p.state = 'expert')",
             chunk))
-    rows = [puzzle(store, i) for i in found]
-    return sorted((r for r in rows if r is not None), key=lambda r: (-(r["edit_seq"] if r["edit_seq"] is not None
-                                                                        else -1), r["made"] or 0))
+    rows = []
+    for chunk, marks in _id_chunks(found):
+        rows += [_puzzle_row(r) for r in store.query(f"SELECT * FROM puzzles WHERE id IN ({marks})", chunk)]
+    return sorted(rows, key=lambda r: (-(r["edit_seq"] if r["edit_seq"] is not None else -1), r["made"] or 0))
 
 
 def mark_counted(store: Store, puzzle_id: int, counted_players) -> None:

@@ -38,8 +38,11 @@ def player_report(inst: Instance) -> list[dict]:
     """Every player with answers per day (on the days they played), gold accuracy and the patterns found."""
     fast_ms, same_address = inst.settings["FAST_ANSWER_MS"], inst.settings["SAME_ADDRESS_ACCOUNTS"]
     rows = st.player_activity(inst.store, fast_ms=fast_ms)
-    voice_of = {r["id"]: r["voice"] for r in inst.store.query("SELECT id, voice FROM players WHERE voice IS NOT NULL")}
+    voice_of = st.voices_of(inst.store)
     names = {r["id"]: r["username"] for r in rows}
+    members: dict[int, list[str]] = {}
+    for p, v in sorted(voice_of.items()):
+        members.setdefault(v, []).append(names.get(p, f"#{p}"))
     for row in rows:
         row["answers_per_day"] = row["answers"] / max(1, row["active_days"])  # on the days they played
         row["gold_accuracy"] = row["gold_right"] / row["gold_answers"] if row["gold_answers"] else None
@@ -47,7 +50,7 @@ def player_report(inst: Instance) -> list[dict]:
         voice = voice_of.get(row["id"])
         row["voice"] = voice
         if voice is not None:  # game.crowd.voices: found by the server, acted on already
-            others = sorted(names.get(p, f"#{p}") for p, v in voice_of.items() if v == voice and p != row["id"])
+            others = sorted(n for n in members[voice] if n != row["username"])
             row["patterns"].append(f"answers as one with {', '.join(others[:3])}"
                                    f"{f' and {len(others) - 3} more' if len(others) > 3 else ''}: "
                                    "their votes count as one")

@@ -33,6 +33,7 @@ recomputed (:func:`refit_reliabilities`), as settled decisions accumulate.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import defaultdict
@@ -44,7 +45,6 @@ from game.crowd import voices
 from game.crowd.consensus import ConsensusSettings, reliability_from_counts
 
 _refit_lock = threading.Lock()
-_voices_lock = threading.Lock()
 
 
 def balanced_agreement(settled: list[tuple[bool, bool]]) -> tuple[float, int]:
@@ -184,32 +184,56 @@ def _refit_once(inst) -> None:
 def _voices_once(inst) -> None:
     """:func:`refresh_voices` unless one is running or the last one ended too recently: the check reads every
     counted vote, so on a big instance it may take a while, and it then waits nine times its own CPU time
-    before the next (never more than a tenth of a core)."""
-    if time.monotonic() < inst.voices_due or not _voices_lock.acquire(blocking=False):
+    before the next (never more than a tenth of a core). A check asked for too soon runs when it is due."""
+    wait = inst.voices_due - time.monotonic()
+    if wait > 0:
+        with inst.voices_lock:
+            if inst.voices_timer is None or not inst.voices_timer.is_alive():
+                inst.voices_timer = threading.Timer(wait, lambda: (inst.checker.submit if inst.checker is not None
+                                                                   else inst.later)(_voices_once, inst))
+                inst.voices_timer.daemon = True
+                inst.voices_timer.start()
+        return
+    if not inst.voices_running.acquire(blocking=False):
         return
     try:
         started = time.thread_time()
         refresh_voices(inst)
         inst.voices_due = time.monotonic() + 9 * (time.thread_time() - started)
     finally:
-        _voices_lock.release()
+        inst.voices_running.release()
 
 
 def refresh_voices(inst) -> set[int]:
     """Find the accounts whose votes count that answer as one (:mod:`game.crowd.voices`) and store their
-    shared voices; the players whose voice changed have their open puzzles decided again
-    (:func:`game.crowd.votes.redecide`) and the decisions their counted votes made checked again
-    (:func:`game.crowd.votes.recheck_voices`). Returns those players."""
-    threshold = inst.settings["VOICE_EVIDENCE"]
-    if threshold <= 0:
-        found = {}
-    else:
-        evidence = voices.pair_evidence(st.voice_votes(inst.store), st.reliabilities(inst.store),
-                                        slack=inst.settings["VOICE_SLACK"])
-        found = voices.voices(evidence, threshold=threshold)
+    shared voices, keeping every voice found before; the players whose voice changed have their open puzzles
+    decided again (:func:`game.crowd.votes.redecide`), and the decisions their counted votes made are checked
+    again (:func:`game.crowd.votes.recheck_voices`) until a check goes through without a failure (kept in the
+    store: a restart or a failed puzzle is checked again next time). Returns the players whose voice changed.
+
+    The threshold is ``VOICE_EVIDENCE`` plus the log of the pairs of counted players, so that independent
+    players are joined with probability at most exp(-VOICE_EVIDENCE) on the whole instance (as far as the
+    test's predictions hold). ``VOICE_EVIDENCE`` 0: no new voices are looked for; those found stay.
+    """
+    s = inst.settings
+    known = st.voices_of(inst.store)
+    found = dict(known)
+    if s["VOICE_EVIDENCE"] > 0:
+        votes = st.voice_votes(inst.store)
+        players = len({v[0] for v in votes})
+        threshold = s["VOICE_EVIDENCE"] + math.log(max(1, players * (players - 1) // 2))
+        c = inst.consensus
+        evidence = voices.pair_evidence(votes, st.reliabilities(inst.store), slack=s["VOICE_SLACK"],
+                                        reliability_range=(c.reliability_floor, c.reliability_ceiling),
+                                        at_least=threshold)
+        found = voices.voices(evidence, threshold=threshold, known=known)
     changed = st.set_voices(inst.store, found)
     if changed:
-        from game.crowd import votes  # (votes imports this module)
         inst.standing_changed(dict.fromkeys(changed))
-        votes.recheck_voices(inst, changed)
+    unchecked = st.unchecked_voices(inst.store)
+    if unchecked:
+        from game.crowd import votes as game_votes  # (votes imports this module)
+        outcome = game_votes.recheck_voices(inst, unchecked)
+        if not outcome["failed"]:
+            st.mark_voices_checked(inst.store, unchecked)
     return changed

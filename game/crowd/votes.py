@@ -80,25 +80,26 @@ def teach_answers(inst, player_id: int) -> list[bool]:
             if v["teach"] and v["supports_edit"] is not None and v["truth"] is not None]
 
 
-def _ballots(inst, puzzle: dict) -> tuple[list[int], list[float], list[bool]]:
-    """A puzzle's votes in edit space, their voters' reliabilities, and whether each counts; the counted votes
-    of players who share a voice (:mod:`game.crowd.voices`) weigh as one."""
+def _ballots(inst, puzzle: dict, *, voices_as_one: bool = True) -> tuple[list[int], list[float], list[bool]]:
+    """A puzzle's votes in edit space (oldest first), their voters' reliabilities, and whether each counts;
+    the counted votes of players who share a voice (:mod:`game.crowd.voices`) count as one (unless
+    ``voices_as_one`` is False: what the decision was before the voice was found)."""
     answers, reliabilities, counted, voice = st.puzzle_ballot_columns(inst.store, puzzle["id"])
     unknown, value = inst.consensus.reliability_prior_mean, {a: cs.vote_value(puzzle["kind"], a) for a in set(answers)}
     values, reliabilities, counted = [value[a] for a in answers], [r or unknown for r in reliabilities], \
         [bool(c) for c in counted]
-    if any(v is not None for v in voice):
+    if voices_as_one and any(v is not None for v in voice):
         return voices.one_voice(values, reliabilities, list(voice), counted)
     return values, reliabilities, counted
 
 
-def _decide(inst, puzzle: dict) -> cs.Decision:
+def _decide(inst, puzzle: dict, *, voices_as_one: bool = True) -> cs.Decision:
     """The puzzle's consensus after its latest vote (inside the vote's transaction).
 
-    Only established players' votes count (:mod:`game.crowd.reliability`).
+    Only established players' votes count (:mod:`game.crowd.reliability`), those of one voice as one.
     """
     settings = inst.consensus
-    values, weights, counted = _ballots(inst, puzzle)
+    values, weights, counted = _ballots(inst, puzzle, voices_as_one=voices_as_one)
     if inst.settings["CONSENSUS_RULE"] == "majority":
         return cs.majority_decide(values, weights, puzzle["score"], settings)
     decision = cs.decide(values, weights, puzzle["score"], settings, counted=counted)
@@ -114,13 +115,15 @@ def _decide(inst, puzzle: dict) -> cs.Decision:
 def _retire(inst, puzzle: dict, decision: cs.Decision) -> tuple[list[dict], int | None]:
     """Retire a puzzle, append its edit if the crowd said so, pay the voters who agreed."""
     votes = st.puzzle_ballots(inst.store, puzzle["id"])
+    _, _, counts = _ballots(inst, puzzle)  # in the same order: a voice's votes count once, as its first one
+    counted = [v for v, c in zip(votes, counts) if c]
     provenance = {"puzzle": puzzle["id"], "source": "crowd", "confidence": decision.confidence,
                   "posterior": decision.posterior,
                   "votes": [{"player": v["player_id"], "answer": v["answer"]} for v in votes],
-                  "counted": [v["player_id"] for v in votes if v["counted"]],
+                  "counted": [v["player_id"] for v in counted],
                   # the players whose counted votes decided the edit: credited for it
-                  "deciders": [v["player_id"] for v in votes if v["counted"]
-                               and cs.vote_value(puzzle["kind"], v["answer"]) == cs.SUPPORT]}
+                  "deciders": [v["player_id"] for v in counted
+                               if cs.vote_value(puzzle["kind"], v["answer"]) == cs.SUPPORT]}
     edit_seq = None
     if decision.answer:
         edit_seq = commit_puzzle_edit(inst, puzzle, author="consensus", provenance=provenance)
@@ -338,49 +341,70 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
 
 
 def recheck_voices(inst, players) -> dict[str, int]:
-    """Decide again the crowd decisions that these players' counted votes made, now that their voices changed
-    (:func:`game.crowd.reliability.refresh_voices`); returns how many were kept, changed, and left because
-    a later edit depends on them.
+    """Decide again the crowd decisions that these players' votes took part in, now that their voices changed
+    (:func:`game.crowd.reliability.refresh_voices`); returns how many were kept, changed, left because a
+    later edit depends on them, and failed.
 
-    A decision the votes as they count now no longer make is undone: its
-    edit is reverted (an undo entry in the log, attributed to this check,
-    as an admin's revert would be), unless a later edit still in effect
-    moved the same supervoxels (then it stays, and is logged for the
-    admins); the puzzle is decided again on its votes and stays open for
-    more when they decide nothing. Newest edit first, so that a chain of
-    such edits unwinds. Each in a write transaction of its own; the live
-    segmentation follows each COMMIT.
+    Only what the voice changes is acted on: a decision is undone when its
+    votes as they count now, a voice's as one, no longer make it, while the
+    same votes counted one by one on today's standings still would (a
+    decision that today's standings alone would change is left alone). Its
+    edit is then reverted (an undo entry in the log, attributed to this
+    check, as an admin's revert would be), unless a later edit still in
+    effect moved the same supervoxels, or an admin reverted it already
+    (both: it stays as it is, logged); the voters' consensus points for it
+    are taken back; the puzzle is decided again on its votes and stays
+    open for more when they decide nothing (an edit the voice alone carried
+    waits for players who have not voted on it). A puzzle the voice sent to
+    the expert queue by filling it is decided again too. Newest edit first,
+    so that a chain of such edits unwinds. Each puzzle in a write
+    transaction of its own; the live segmentation follows each COMMIT.
     """
     from game.app import editlog  # (it reads the instance, which imports this module's callers)
-    out = {"kept": 0, "changed": 0, "blocked": 0}
-    for row in st.decided_with(inst.store, players):
+    out = {"kept": 0, "changed": 0, "blocked": 0, "failed": 0}
+    chains: dict[str, tuple[int, dict]] = {}  # volume -> (edits in its log, chains): read again after an edit
+    try:
+        rows = st.decided_with(inst.store, players)
+    except Exception:
+        log.exception("finding the decisions of players %s to check again failed", sorted(players)[:10])
+        out["failed"] += 1
+        return out
+    for row in rows:
+        undo, notices = None, []
         try:
             with inst.store.write():
                 puzzle = st.puzzle(inst.store, row["id"])
                 if puzzle is None or puzzle["state"] not in ("retired", "expert"):
                     continue
-                decision = _decide(inst, puzzle)
-                if decision.state == puzzle["state"] and (decision.state == "expert" or
-                                                          decision.answer == bool(puzzle["decision"])):
-                    out["kept"] += 1
+                voiced, plain = _decide(inst, puzzle), _decide(inst, puzzle, voices_as_one=False)
+
+                def same(d: cs.Decision) -> bool:
+                    return d.state == puzzle["state"] and (d.state == "expert" or d.answer == bool(puzzle["decision"]))
+
+                if same(voiced) or not same(plain):
+                    out["kept"] += 1  # the voice changes nothing, or today's standings alone would
                     continue
-                undo = None
                 if puzzle["state"] == "retired" and puzzle["decision"] and puzzle["edit_seq"] is not None:
                     volume, seq = puzzle["volume"], puzzle["edit_seq"]
-                    chain_of = editlog.chains(st.edit_log(inst.store, volume))
+                    edits = st.edit_count(inst.store, volume)
+                    if chains.get(volume, (None,))[0] != edits:
+                        chains[volume] = (edits, editlog.chains(st.edit_log(inst.store, volume)))
+                    chain_of = chains[volume][1]
                     chain = chain_of.get(seq, [])
-                    if len(chain) % 2 == 1:  # in effect
-                        agg = inst.agglomeration(volume)
-                        blocking = editlog.later_dependents(agg, seq, chain_of)
-                        if blocking:
-                            log.warning("edit #%s of %r (puzzle %s), made by votes that share a voice, stays: "
-                                        "later edits %s depend on it", seq, volume, puzzle["id"], blocking)
-                            out["blocked"] += 1
-                            continue
-                        undo = inst.segmentations.commit_edit(
-                            volume, agg.plan_undo(chain[-1]), author="voices", puzzle_id=puzzle["id"],
-                            provenance={"source": "revert", "revert": seq, "puzzle": puzzle["id"],
-                                        "reason": "its deciding votes share one voice"})
+                    if len(chain) % 2 == 0:
+                        out["kept"] += 1  # an admin reverted it already: theirs to re-apply, not the crowd's
+                        continue
+                    agg = inst.agglomeration(volume)
+                    blocking = editlog.later_dependents(agg, seq, chain_of)
+                    if blocking:
+                        log.warning("edit #%s of %r (puzzle %s), carried by votes that share a voice, stays: "
+                                    "later edits %s depend on it", seq, volume, puzzle["id"], blocking)
+                        out["blocked"] += 1
+                        continue
+                    undo = inst.segmentations.commit_edit(
+                        volume, agg.plan_undo(chain[-1]), author="voices", puzzle_id=puzzle["id"],
+                        provenance={"source": "revert", "revert": seq, "puzzle": puzzle["id"],
+                                    "reason": "its deciding votes share one voice"})
                 if puzzle["state"] == "retired":
                     st.reopen_puzzle(inst.store, puzzle["id"])
                     st.take_back_consensus_points(inst.store, puzzle["id"])  # paid again when it is decided again
@@ -388,14 +412,17 @@ def recheck_voices(inst, players) -> dict[str, int]:
                 decision, notices, edit_seq = _settle(inst, puzzle)
         except Exception:
             log.exception("deciding puzzle %s again for shared voices failed", row["id"])
+            out["failed"] += 1
             continue
         out["changed"] += 1
         if undo is not None:
             inst.pool.rescan_later(puzzle["volume"], puzzle, undo)
         if decision.state != "open":
             _after_decision(inst, puzzle, decision.state == "retired", edit_seq)
-    if out["changed"] or out["blocked"]:
-        log.info("decisions made by shared voices decided again: %s", out)
+        if notices and inst.notify is not None:
+            inst.notify(notices)
+    if out["changed"] or out["blocked"] or out["failed"]:
+        log.info("decisions made with shared voices decided again: %s", out)
     return out
 
 
