@@ -22,7 +22,7 @@ from game.crowd import settled
 from game.crowd import voices
 from game.crowd.assignment import check_ticket, checked_id, waiting_merges
 from game.crowd.reliability import refit_if_due, update_player
-from game.errors import ProofQuestError
+from game.errors import EditConflict, ProofQuestError
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer, question_for
 
 ANSWERS = ("yes", "no", "unsure")
@@ -401,8 +401,15 @@ def recheck_voices(inst, players) -> dict[str, int]:
                                     "later edits %s depend on it", seq, volume, puzzle["id"], blocking)
                         out["blocked"] += 1
                         continue
+                    try:
+                        planned = agg.plan_undo(chain[-1])
+                    except EditConflict as exc:  # the segmentation moved on in a way the check above misses
+                        log.warning("edit #%s of %r (puzzle %s), carried by votes that share a voice, stays: %s",
+                                    seq, volume, puzzle["id"], exc)
+                        out["blocked"] += 1
+                        continue
                     undo = inst.segmentations.commit_edit(
-                        volume, agg.plan_undo(chain[-1]), author="voices", puzzle_id=puzzle["id"],
+                        volume, planned, author="voices", puzzle_id=puzzle["id"],
                         provenance={"source": "revert", "revert": seq, "puzzle": puzzle["id"],
                                     "reason": "its deciding votes share one voice"})
                 if puzzle["state"] == "retired":
