@@ -21,8 +21,10 @@ puzzle they are handed — secret gold included — without looking:
   account, the set is shared: before shared voices (game.crowd.voices), 5
   such guests forced 90-116 wrong edits and 20 forced 304-347 (demo0, seeds
   0-2), the true gap closed fell from 52-57% (ARE) to -70..-1227%. Now the
-  copies are found by how often they agree, speak as one, and the decisions
-  they made are decided again.
+  copies are found by how often they agree and speak as one, accounts
+  that back every edit whatever it shows stop counting, and the decisions
+  they carried are decided again (stop 28: 0-4 wrong edits, the honest
+  crowd's gain kept, with 5 and 20 guests).
 
 - *sleeper* (``--sleeper``): k registered accounts play honestly (every
   answer right, secret gold included) until established with a high
@@ -227,6 +229,7 @@ def scenario(prepared_home: Path, *, accounts: int = 0, mode: str = "none", regi
     crowd = [p for p in st.puzzles(inst.store, gold=False) if p["truth"] is not None and p["state"] == "retired"]
     standings = st.standings(inst.store, [a.id for a in attackers])
     voiced = {r["id"] for r in inst.store.query("SELECT id FROM players WHERE voice IS NOT NULL")}
+    one_sided = st.one_sided_players(inst.store)
     attacker_votes = sum(a.votes for a in attackers)
     out = {"accounts": accounts, "mode": mode, "registered": registered, "harvest": harvest, "replay": replay,
            "noise": noise,
@@ -239,6 +242,9 @@ def scenario(prepared_home: Path, *, accounts: int = 0, mode: str = "none", regi
            # accounts found to answer as one (game.crowd.voices): attackers, and honest players (false alarms)
            "attackers_in_voices": sum(1 for p in voiced if p in {a.id for a in attackers}),
            "honest_in_voices": sum(1 for p in voiced if p not in {a.id for a in attackers}),
+           # accounts whose crowd answers back one side whatever is shown (game.crowd.reliability.one_sided_evidence)
+           "attackers_one_sided": sum(1 for p in one_sided if p in {a.id for a in attackers}),
+           "honest_one_sided": sum(1 for p in one_sided if p not in {a.id for a in attackers}),
            "vote_timeouts": result.get("vote_timeouts", 0) + sum(a.timeouts for a in attackers)}
     inst.store.close()
     shutil.rmtree(scratch, ignore_errors=True)
@@ -464,7 +470,8 @@ def main() -> None:
               f"{r['wrong_rejections']:>3}  attacker votes {r['attacker_votes']:>5} "
               f"(counted {r['attacker_votes_counted']})  established "
               f"{r['established_attackers']:>3}  sharing a voice {r['attackers_in_voices']:>2} (honest "
-              f"{r['honest_in_voices']})  true gap closed ARE {r['gap_closed']['adapted_rand_error']:.0%} "
+              f"{r['honest_in_voices']})  one-sided {r['attackers_one_sided']:>2} (honest {r['honest_one_sided']})"
+              f"  true gap closed ARE {r['gap_closed']['adapted_rand_error']:.0%} "
               f"VI {r['gap_closed']['vi']:.0%} (baseline ARE {results[0]['gap_closed']['adapted_rand_error']:.0%} VI "
               f"{results[0]['gap_closed']['vi']:.0%})  timed-out votes {r['vote_timeouts']}", flush=True)
     print(json.dumps(results))

@@ -122,10 +122,11 @@ def test_copies_that_forced_an_edit_share_a_voice_and_the_edit_is_reverted(inst_
     wrong = [i for i, p in zip(ids, puzzles) if p["kind"] == "merge" and not p["truth"]]
     sybils = [players.create_guest(inst.store) for _ in range(3)]
     establish(inst, sybils, 0.8)
-    for s in sybils:  # the same answers everywhere: every edit, right or wrong
+    for s in sybils:  # the same answers everywhere, each wrong: as often "yes" as an honest player (not one-sided)
         for pid, p in zip(ids, puzzles):
             if st.puzzle(inst.store, pid)["state"] == "open":
-                vote(inst, s["id"], pid, "yes" if p["kind"] == "merge" else "no")
+                vote(inst, s["id"], pid, "yes" if p["kind"] == "merge" and not p["truth"] else "no"
+                     if p["kind"] == "merge" else "yes")
     forced = [pid for pid in wrong if st.puzzle(inst.store, pid)["decision"] == 1]
     assert forced, "three established accounts agreeing force wrong merges"
     edits_before = st.edit_count(inst.store, "demo")
@@ -165,6 +166,36 @@ def test_copies_that_forced_an_edit_share_a_voice_and_the_edit_is_reverted(inst_
 
     # checked again with nothing new: nothing changes
     assert reliability.refresh_voices(inst) == set()
+    assert st.one_sided_players(inst.store) == set(), "they answered each side as often as honest players"
+
+
+def test_accounts_that_back_every_edit_stop_counting_and_what_they_forced_is_undone(home):
+    # one-sided accounts, copies or not: "yes" to every join and "no" to every cut check, whatever is shown
+    inst = Instance(home, _settings(home, VOICE_EVIDENCE=1.0))
+    try:
+        ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+        forcers = [players.create_guest(inst.store) for _ in range(3)]
+        establish(inst, forcers, 0.8)
+        for f in forcers:
+            for pid, p in zip(ids, puzzles):
+                if st.puzzle(inst.store, pid)["state"] == "open":
+                    vote(inst, f["id"], pid, "yes" if p["kind"] == "merge" else "no")
+        wrong = [pid for pid, p in zip(ids, puzzles) if p["kind"] == "merge" and not p["truth"]
+                 and st.puzzle(inst.store, pid)["decision"] == 1]
+        assert wrong
+        honest = [players.create_guest(inst.store) for _ in range(2)]  # an honest pair, as often yes as the truth
+        establish(inst, honest, 0.8)
+        for h in honest:
+            for pid, p in zip(ids, puzzles):
+                if st.puzzle(inst.store, pid)["state"] == "open":
+                    vote(inst, h["id"], pid, "yes" if p["truth"] == (p["kind"] == "merge") else "no")
+        reliability.refresh_voices(inst)
+        assert st.one_sided_players(inst.store) == {f["id"] for f in forcers}
+        assert not any(counted for _, counted in st.standings(inst.store, [f["id"] for f in forcers]).values())
+        for pid in wrong:  # their votes no longer count: what they alone forced is reverted and open again
+            assert st.puzzle(inst.store, pid)["decision"] != 1
+    finally:
+        inst.store.close()
 
 
 def test_independent_players_keep_their_own_voices_and_their_decisions(inst_voices):

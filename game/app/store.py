@@ -262,10 +262,12 @@ MIGRATIONS: list[str] = [
     CREATE INDEX puzzles_made ON puzzles (volume, made);
     """,
     # Accounts that answer as one share one voice (game.crowd.voices): the lowest player id of the voice, or NULL;
-    # and the voice under which the decisions the player's votes made were last checked again
+    # and the voice under which the decisions the player's votes made were last checked again (-1: due)
+    # and accounts whose crowd answers back one side whatever the puzzle shows stop counting (game.crowd.reliability)
     """
     ALTER TABLE players ADD COLUMN voice INTEGER;
     ALTER TABLE players ADD COLUMN voice_checked INTEGER;
+    ALTER TABLE players ADD COLUMN one_sided INTEGER NOT NULL DEFAULT 0;
     """,
 ]
 
@@ -695,13 +697,14 @@ def set_reliabilities(store: Store, standing: dict[int, tuple[float, bool]]) -> 
 
 
 # whether a player's votes count in consensus (see game.crowd.reliability), on the players table as p
-_COUNTS = "p.established AND NOT p.suspended"
+_COUNTS = "p.established AND NOT p.suspended AND NOT p.one_sided"
 
 
 def standings(store: Store, player_ids) -> dict[int, tuple[float | None, bool]]:
     """(reliability, counted) of each player: what their votes count for in consensus.
 
-    A vote counts when its player is established and not suspended by an admin.
+    A vote counts when its player is established, not suspended by an admin and not found one-sided
+    (game.crowd.reliability.one_sided_evidence).
     """
     ids = [int(p) for p in player_ids]
     if not ids:
@@ -1165,6 +1168,39 @@ def voice_votes(store: Store) -> list[tuple[int, int, bool, bool | None]]:
             f"SELECT v.player_id, v.puzzle_id, v.supports_edit, CASE WHEN z.gold = 1 THEN z.truth END FROM votes v"
             f" JOIN players p ON p.id = v.player_id JOIN puzzles z ON z.id = v.puzzle_id WHERE {_COUNTS}"
             " AND v.supports_edit IS NOT NULL AND z.teach = 0 AND z.tutorial = 0")]
+
+
+def crowd_answers(store: Store) -> list[tuple[int, bool, float]]:
+    """The yes/no answers of established players who are not suspended on crowd puzzles, with each puzzle's
+    detector score (the consensus prior): (player, supports the edit, score)."""
+    with store.reading() as db:
+        cursor = db.conn.cursor()
+        cursor.row_factory = None
+        return [(p, bool(s), float(q if q is not None else 0.5)) for p, s, q in cursor.execute(
+            "SELECT v.player_id, v.supports_edit, z.score FROM votes v JOIN players p ON p.id = v.player_id"
+            " JOIN puzzles z ON z.id = v.puzzle_id WHERE p.established AND NOT p.suspended"
+            " AND v.supports_edit IS NOT NULL AND z.gold = 0 AND z.tutorial = 0")]
+
+
+def counted_then_not_now(store: Store, puzzle_id: int, player_ids) -> bool:
+    """Whether a vote of one of these players counted in the puzzle's decision and no longer would."""
+    ids = sorted({int(p) for p in player_ids})
+    for chunk, marks in _id_chunks(ids):
+        if store.scalar(f"SELECT 1 FROM votes v JOIN players p ON p.id = v.player_id WHERE v.puzzle_id = ? AND"
+                        f" v.counted = 1 AND v.player_id IN ({marks}) AND NOT ({_COUNTS}) LIMIT 1",
+                        (int(puzzle_id), *chunk)):
+            return True
+    return False
+
+
+def one_sided_players(store: Store) -> set[int]:
+    return {r["id"] for r in store.query("SELECT id FROM players WHERE one_sided = 1")}
+
+
+def set_one_sided(store: Store, player_ids) -> None:
+    with store.write() as db:
+        for chunk, marks in _id_chunks(player_ids):
+            db.conn.execute(f"UPDATE players SET one_sided = 1, voice_checked = -1 WHERE id IN ({marks})", chunk)
 
 
 def voices_of(store: Store) -> dict[int, int]:

@@ -62,7 +62,8 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 from scipy import sparse
 
-MIN_OTHERS = 3  # other counted voters a puzzle needs before its own share of "yes" predicts agreement
+MIN_OTHERS = 2  # other counted voters (near-duplicates as one) a puzzle needs before its shares predict agreement
+EXPERT_ALIKE = 0.8  # the pair's own chance of the same answer from which it also bounds the puzzle's (both ~0.9)
 SLACKS = (1.0, 2.0, 4.0)  # the copying model's slacks, as multiples of ``slack``, mixed with equal weights
 BLOCK = 512  # players whose pairs are worked out at once
 NEAR_DUPLICATE, NEAR_DUPLICATE_MIN = 0.95, 20  # answers matched, of at least so many shared: one voter in shares
@@ -133,20 +134,27 @@ def pair_evidence(votes: Iterable[tuple], reliabilities: Mapping[int, float], *,
             si, sj = s[mine][:, None], s[None, :]
             others = w.sum() - wi - wj
             same = si == sj
-            alike = ri * rj + (1 - ri) * (1 - rj)  # the pair's chance of the same answer
+            alike = ri * rj + (1 - ri) * (1 - rj)  # the pair's chance of the same answer, from their records
             unlike = 1 - alike
-            enough = others >= MIN_OTHERS
-            # the other voters' share of each answer (Laplace), the pair left out
-            y = ((w * s).sum() - wi * si - wj * sj + 1) / (others + 2)
-            unlike = np.where(enough, np.maximum(unlike, 1 - (y ** 2 + (1 - y) ** 2)), unlike)
-            alike = np.where(enough, np.maximum(alike, y ** 2 + (1 - y) ** 2), alike)
-            if truth is not None:  # secret gold: alike means both right or both wrong
+            # the puzzle's chance that j gives i's answer (alike) or the other one (unlike): the other voters'
+            # shares (Laplace), the pair left out; where both have expert records, the larger of the two
+            enough, expert = others >= MIN_OTHERS, alike >= EXPERT_ALIKE
+            if truth is None:
+                yes = ((w * s).sum() - wi * si - wj * sj + 1) / (others + 2)
+                as_i, as_j = np.where(si, yes, 1 - yes), np.where(sj, yes, 1 - yes)
+            else:  # secret gold: alike means both right or both wrong
                 right = s == truth
-                both_right, both_wrong = np.maximum(ri, rj), np.maximum(1 - ri, 1 - rj)
-                share = ((w * right).sum() - wi * right[mine][:, None] - wj * right[None, :] + 1) / (others + 2)
-                both_right = np.where(enough, np.maximum(both_right, share), both_right)
-                both_wrong = np.where(enough, np.maximum(both_wrong, 1 - share), both_wrong)
-                alike = np.where(right[mine][:, None], both_right, both_wrong)
+                ok = ((w * right).sum() - wi * right[mine][:, None] - wj * right[None, :] + 1) / (others + 2)
+                as_i = np.where(right[mine][:, None], ok, 1 - ok)
+                as_j = np.where(right[None, :], ok, 1 - ok)
+                alike = np.where(right[mine][:, None], np.maximum(ri, rj), np.maximum(1 - ri, 1 - rj))
+            if truth is None:  # unknown truth: agreeing against the crowd is what able players do too
+                alike = np.where(enough, np.maximum(alike, as_i), alike)
+                unlike = np.where(enough, np.maximum(unlike, as_j), unlike)
+            else:  # gold: two right answers are bounded by the better record, a shared mistake by the puzzle
+                guard = expert | right[mine][:, None]
+                alike = np.where(enough, np.where(guard, np.maximum(alike, as_i), as_i), alike)
+                unlike = np.where(enough, np.where(expert, np.maximum(unlike, as_j), as_j), unlike)
             alike, unlike = np.clip(alike, 1e-6, 1.0), np.clip(unlike, 1e-6, 1.0)
             block = np.ix_(idx[mine] - first, idx)
             for k, e in enumerate(slacks):

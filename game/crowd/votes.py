@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections import Counter
 
 from game.app import store as st
 from game.crowd import classes
@@ -345,10 +346,10 @@ def recheck_voices(inst, players) -> dict[str, int]:
     (:func:`game.crowd.reliability.refresh_voices`); returns how many were kept, changed, left because a
     later edit depends on them, and failed.
 
-    Only what the voice changes is acted on: a decision is undone when its
-    votes as they count now, a voice's as one, no longer make it, while the
-    same votes counted one by one on today's standings still would (a
-    decision that today's standings alone would change is left alone). Its
+    Only what a voice changes is acted on: a decision is undone when its
+    votes as they count now, a voice's as one, no longer make it and a
+    voice had two or more counted votes in it (a decision that today's
+    standings alone would change, a voice counted once, is left alone). Its
     edit is then reverted (an undo entry in the log, attributed to this
     check, as an admin's revert would be), unless a later edit still in
     effect moved the same supervoxels, or an admin reverted it already
@@ -376,14 +377,17 @@ def recheck_voices(inst, players) -> dict[str, int]:
                 puzzle = st.puzzle(inst.store, row["id"])
                 if puzzle is None or puzzle["state"] not in ("retired", "expert"):
                     continue
-                voiced, plain = _decide(inst, puzzle), _decide(inst, puzzle, voices_as_one=False)
-
-                def same(d: cs.Decision) -> bool:
-                    return d.state == puzzle["state"] and (d.state == "expert" or d.answer == bool(puzzle["decision"]))
-
-                if same(voiced) or not same(plain):
-                    out["kept"] += 1  # the voice changes nothing, or today's standings alone would
+                voiced = _decide(inst, puzzle)
+                if voiced.state == puzzle["state"] and (voiced.state == "expert" or
+                                                        voiced.answer == bool(puzzle["decision"])):
+                    out["kept"] += 1  # its votes, a voice's as one, still decide it so
                     continue
+                _, _, counted, voice = st.puzzle_ballot_columns(inst.store, puzzle["id"])
+                members = Counter(v for v, c in zip(voice, counted) if v is not None and c)
+                dropped = st.counted_then_not_now(inst.store, puzzle["id"], players)
+                if (not members or max(members.values()) < 2) and not dropped:
+                    out["kept"] += 1  # no voice counted twice in it, no vote of these players stopped counting:
+                    continue  # the change is drift of standings
                 if puzzle["state"] == "retired" and puzzle["decision"] and puzzle["edit_seq"] is not None:
                     volume, seq = puzzle["volume"], puzzle["edit_seq"]
                     edits = st.edit_count(inst.store, volume)
