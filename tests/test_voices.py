@@ -276,3 +276,18 @@ def test_twenty_copies_do_not_hide_among_themselves(seed):
     votes, rel = _crowd(seed, copies=20)
     found = voices.voices(voices.pair_evidence(votes, rel), threshold=_threshold(rel))
     assert found == {p: 1 for p in range(1, 21)}
+
+
+def test_an_admin_lets_a_one_sided_account_count_again_for_good(inst):
+    from game.crowd import audit
+    player = players.create_guest(inst.store)
+    establish(inst, [player], 0.8)
+    st.set_one_sided(inst.store, [player["id"]])
+    assert st.standings(inst.store, [player["id"]])[player["id"]][1] is False
+    report = {r["id"]: r for r in audit.player_report(inst)}
+    assert any("backs one side" in text for text in report[player["id"]]["patterns"])
+    st.set_suspended(inst.store, player["id"], True)
+    st.set_suspended(inst.store, player["id"], False)  # suspend and lift: the admin overrules the finding
+    assert st.standings(inst.store, [player["id"]])[player["id"]][1] is True
+    assert st.one_sided_players(inst.store) == set()
+    assert st.one_sided_players(inst.store, overruled=True) == {player["id"]}, "and it is never checked again"

@@ -649,6 +649,8 @@ def set_suspended(store: Store, player_id: int, suspended: bool) -> dict:
         if db.conn.execute("UPDATE players SET suspended = ? WHERE id = ?",
                            (int(bool(suspended)), int(player_id))).rowcount == 0:
             raise ProofQuestError(f"there is no player {player_id}")
+        if not suspended:  # lifting also overrules the server's one-sided finding, for good (-1: never again)
+            db.conn.execute("UPDATE players SET one_sided = -1 WHERE id = ? AND one_sided = 1", (int(player_id),))
     return store.query("SELECT id, username, role, suspended FROM players WHERE id = ?", (int(player_id),))[0]
 
 
@@ -697,7 +699,7 @@ def set_reliabilities(store: Store, standing: dict[int, tuple[float, bool]]) -> 
 
 
 # whether a player's votes count in consensus (see game.crowd.reliability), on the players table as p
-_COUNTS = "p.established AND NOT p.suspended AND NOT p.one_sided"
+_COUNTS = "p.established AND NOT p.suspended AND p.one_sided < 1"
 
 
 def standings(store: Store, player_ids) -> dict[int, tuple[float | None, bool]]:
@@ -1193,8 +1195,10 @@ def counted_then_not_now(store: Store, puzzle_id: int, player_ids) -> bool:
     return False
 
 
-def one_sided_players(store: Store) -> set[int]:
-    return {r["id"] for r in store.query("SELECT id FROM players WHERE one_sided = 1")}
+def one_sided_players(store: Store, *, overruled: bool = False) -> set[int]:
+    """Players found one-sided (whose votes do not count); with ``overruled``, also those an admin let count
+    again by lifting a suspension (never checked again)."""
+    return {r["id"] for r in store.query(f"SELECT id FROM players WHERE one_sided {'!= 0' if overruled else '= 1'}")}
 
 
 def set_one_sided(store: Store, player_ids) -> None:
@@ -1632,7 +1636,8 @@ def player_activity(store: Store, *, fast_ms: int) -> list[dict]:
     ``fast`` counts answers given in under ``fast_ms`` milliseconds.
     """
     return store.query(
-        "SELECT p.id, p.username, p.is_guest, p.role, p.points, p.reliability, p.established, p.suspended, p.created,"
+        "SELECT p.id, p.username, p.is_guest, p.role, p.points, p.reliability, p.established, p.suspended,"
+        " p.one_sided, p.created,"
         " COUNT(v.id) AS answers,"
         " COALESCE(SUM(v.answer = 'yes'), 0) AS yes, COALESCE(SUM(v.answer = 'no'), 0) AS no,"
         " COALESCE(SUM(v.answer = 'unsure'), 0) AS unsure,"

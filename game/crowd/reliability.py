@@ -260,7 +260,7 @@ def refresh_voices(inst) -> set[int]:
     if s["VOICE_EVIDENCE"] > 0:  # accounts whose crowd answers back one side whatever the puzzle shows
         answers = st.crowd_answers(inst.store)
         bar = s["VOICE_EVIDENCE"] + math.log(max(2, len({a[0] for a in answers})))
-        flagged = st.one_sided_players(inst.store)
+        flagged = st.one_sided_players(inst.store, overruled=True)
         new = {p for p, llr in one_sided_evidence(answers, inst.consensus.reliability_ceiling).items()
                if llr >= bar and p not in flagged}
         if new:
