@@ -285,7 +285,7 @@ def test_an_admin_lets_a_one_sided_account_count_again_for_good(inst):
     st.set_one_sided(inst.store, [player["id"]])
     assert st.standings(inst.store, [player["id"]])[player["id"]][1] is False
     report = {r["id"]: r for r in audit.player_report(inst)}
-    assert any("backs one side" in text for text in report[player["id"]]["patterns"])
+    assert any("backs the edit" in text for text in report[player["id"]]["patterns"])
     st.set_suspended(inst.store, player["id"], True)
     st.set_suspended(inst.store, player["id"], False)  # suspend and lift: the admin overrules the finding
     assert st.standings(inst.store, [player["id"]])[player["id"]][1] is True

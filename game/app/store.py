@@ -263,7 +263,7 @@ MIGRATIONS: list[str] = [
     """,
     # Accounts that answer as one share one voice (game.crowd.voices): the lowest player id of the voice, or NULL;
     # and the voice under which the decisions the player's votes made were last checked again (-1: due)
-    # and accounts whose crowd answers back one side whatever the puzzle shows stop counting (game.crowd.reliability)
+    # and accounts whose crowd answers back the edit whatever the puzzle shows stop counting (game.crowd.reliability)
     """
     ALTER TABLE players ADD COLUMN voice INTEGER;
     ALTER TABLE players ADD COLUMN voice_checked INTEGER;

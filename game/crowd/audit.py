@@ -55,7 +55,7 @@ def player_report(inst: Instance) -> list[dict]:
                                    f"{f' and {len(others) - 3} more' if len(others) > 3 else ''}: "
                                    "their votes count as one")
         if row.get("one_sided") == 1:  # game.crowd.reliability.one_sided_evidence: acted on already
-            row["patterns"].append("backs one side on crowd puzzles whatever they show: their votes no longer "
+            row["patterns"].append("backs the edit on crowd puzzles whatever they show: their votes no longer "
                                    "count (suspend and lift to let them count again)")
         row["suspended"] = bool(row["suspended"])
     return rows
