@@ -286,6 +286,12 @@ def test_an_admin_lets_a_one_sided_account_count_again_for_good(inst):
     assert st.standings(inst.store, [player["id"]])[player["id"]][1] is False
     report = {r["id"]: r for r in audit.player_report(inst)}
     assert any("backs the edit" in text for text in report[player["id"]]["patterns"])
+    from game.web import create_app
+    app = create_app({"TESTING": True}, instance=inst)
+    with app.test_request_context():
+        from flask import render_template
+        page = render_template("admin_players.html", players=list(report.values()), fast_ms=700)
+    assert "one-sided: votes do not count" in page
     st.set_suspended(inst.store, player["id"], True)
     st.set_suspended(inst.store, player["id"], False)  # suspend and lift: the admin overrules the finding
     assert st.standings(inst.store, [player["id"]])[player["id"]][1] is True
