@@ -108,6 +108,18 @@ def test_a_voice_counts_as_one_vote():
     assert three.posterior == pytest.approx(one.posterior) and three.votes == one.votes == 1
 
 
+def _play(inst, accounts, ids, puzzles, answer) -> None:
+    """Each account answers every puzzle still open, in order: ``answer(puzzle)`` gives "yes" or "no"."""
+    for account in accounts:
+        for pid, p in zip(ids, puzzles):
+            if st.puzzle(inst.store, pid)["state"] == "open":
+                vote(inst, account["id"], pid, answer(p))
+
+
+def _force(p) -> str:
+    return "yes" if p["kind"] == "merge" else "no"  # for the edit, whatever is shown
+
+
 @pytest.fixture
 def inst_voices(home):
     """An instance whose voice test fires after a few shared answers (the default needs dozens)."""
@@ -122,11 +134,9 @@ def test_copies_that_forced_an_edit_share_a_voice_and_the_edit_is_reverted(inst_
     wrong = [i for i, p in zip(ids, puzzles) if p["kind"] == "merge" and not p["truth"]]
     sybils = [players.create_guest(inst.store) for _ in range(3)]
     establish(inst, sybils, 0.8)
-    for s in sybils:  # the same answers everywhere, each wrong: as often "yes" as an honest player (not one-sided)
-        for pid, p in zip(ids, puzzles):
-            if st.puzzle(inst.store, pid)["state"] == "open":
-                vote(inst, s["id"], pid, "yes" if p["kind"] == "merge" and not p["truth"] else "no"
-                     if p["kind"] == "merge" else "yes")
+    # the same answers everywhere, each wrong: "yes" to the wrong joins only, "yes" (no cut) to the right cuts; as
+    # often for the edit as an honest player (not one-sided)
+    _play(inst, sybils, ids, puzzles, lambda p: ("yes" if not p["truth"] else "no") if p["kind"] == "merge" else "yes")
     forced = [pid for pid in wrong if st.puzzle(inst.store, pid)["decision"] == 1]
     assert forced, "three established accounts agreeing force wrong merges"
     edits_before = st.edit_count(inst.store, "demo")
@@ -176,19 +186,13 @@ def test_accounts_that_back_every_edit_stop_counting_and_what_they_forced_is_und
         ids, puzzles = oracle_puzzles(inst, gold_every=1000)
         forcers = [players.create_guest(inst.store) for _ in range(3)]
         establish(inst, forcers, 0.8)
-        for f in forcers:
-            for pid, p in zip(ids, puzzles):
-                if st.puzzle(inst.store, pid)["state"] == "open":
-                    vote(inst, f["id"], pid, "yes" if p["kind"] == "merge" else "no")
+        _play(inst, forcers, ids, puzzles, _force)
         wrong = [pid for pid, p in zip(ids, puzzles) if p["kind"] == "merge" and not p["truth"]
                  and st.puzzle(inst.store, pid)["decision"] == 1]
         assert wrong
         honest = [players.create_guest(inst.store) for _ in range(2)]  # an honest pair, as often yes as the truth
         establish(inst, honest, 0.8)
-        for h in honest:
-            for pid, p in zip(ids, puzzles):
-                if st.puzzle(inst.store, pid)["state"] == "open":
-                    vote(inst, h["id"], pid, "yes" if p["truth"] == (p["kind"] == "merge") else "no")
+        _play(inst, honest, ids, puzzles, lambda p: "yes" if p["truth"] == (p["kind"] == "merge") else "no")
         reliability.refresh_voices(inst)
         assert st.one_sided_players(inst.store) == {f["id"] for f in forcers}
         assert not any(counted for _, counted in st.standings(inst.store, [f["id"] for f in forcers]).values())
@@ -220,10 +224,7 @@ def test_a_voice_stays_once_found_and_zero_stops_looking(inst_voices, home):
     ids, puzzles = oracle_puzzles(inst, gold_every=1000)
     sybils = [players.create_guest(inst.store) for _ in range(3)]
     establish(inst, sybils, 0.8)
-    for s in sybils:
-        for pid, p in zip(ids, puzzles):
-            if st.puzzle(inst.store, pid)["state"] == "open":
-                vote(inst, s["id"], pid, "yes" if p["kind"] == "merge" else "no")
+    _play(inst, sybils, ids, puzzles, _force)
     assert reliability.refresh_voices(inst) == {s["id"] for s in sybils}
     reverted = st.edit_count(inst.store, "demo")
     # their records grow to the ceiling: copies then agree as independent experts would, and the evidence sinks
