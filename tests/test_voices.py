@@ -70,12 +70,19 @@ def test_one_account_like_several_honest_players_joins_none_of_them():
     strong = (100, 100, 50.0)
     # a hub linked to three players who are not linked to each other: no voice (it would join them all)
     assert voices.voices({(1, 2): strong, (1, 3): strong, (1, 4): strong}, threshold=10) == {}
-    # copies linked all through are one voice, and a hub beside them joins it only linked to half of it
+    # copies linked all through are one voice, and an account beside them joins it only through two of them
     copies = {(a, b): strong for a in (1, 2, 3) for b in (1, 2, 3) if a < b}
     assert voices.voices({**copies, (3, 9): strong}, threshold=10) == {1: 1, 2: 1, 3: 1}
     assert voices.voices({**copies, (2, 9): strong, (3, 9): strong}, threshold=10) == {1: 1, 2: 1, 3: 1, 9: 1}
-    # a voice known from before is kept linked all through, whatever the evidence
+    # two rings of copies joined by one pair stay two voices
+    ring = {(a, b): strong for a in (11, 12, 13) for b in (11, 12, 13) if a < b}
+    assert voices.voices({**copies, **ring, (3, 11): strong}, threshold=10) == \
+        {1: 1, 2: 1, 3: 1, 11: 11, 12: 11, 13: 11}
+    # a voice known from before is kept linked all through, whatever the evidence, and loses no member when one
+    # of its accounts also matches new copies (the second review's attack: that released the others)
     assert voices.voices({}, threshold=10, known={5: 5, 6: 5, 7: 5}) == {5: 5, 6: 5, 7: 5}
+    new = {(a, b): strong for a in (7, 20, 21, 22) for b in (7, 20, 21, 22) if a < b}
+    assert voices.voices(new, threshold=10, known={5: 5, 6: 5, 7: 5}) == {p: 5 for p in (5, 6, 7, 20, 21, 22)}
 
 
 def test_evidence_needs_shared_answers_and_grows_with_them():
@@ -298,3 +305,25 @@ def test_an_admin_lets_a_one_sided_account_count_again_for_good(inst):
     assert st.standings(inst.store, [player["id"]])[player["id"]][1] is True
     assert st.one_sided_players(inst.store) == set()
     assert st.one_sided_players(inst.store, overruled=True) == {player["id"]}, "and it is never checked again"
+
+
+def test_what_an_admin_reverted_or_reapplied_stays_theirs_and_a_reopened_puzzle_is_made_anew(inst_voices):
+    from game.app import editlog
+    inst = inst_voices
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    sybils = [players.create_guest(inst.store) for _ in range(3)]
+    establish(inst, sybils, 0.8)
+    _play(inst, sybils, ids, puzzles, lambda p: ("yes" if not p["truth"] else "no") if p["kind"] == "merge" else "yes")
+    forced = sorted((pid for pid in ids if st.puzzle(inst.store, pid)["decision"] == 1),
+                    key=lambda pid: -st.puzzle(inst.store, pid)["edit_seq"])  # the newest edit first: nothing on it
+    assert len(forced) >= 2
+    admin = players.create_guest(inst.store)
+    first = st.puzzle(inst.store, forced[0])
+    editlog.toggle(inst, admin["id"], "demo", first["edit_seq"], revert=True)  # the admin reverts, then re-applies
+    editlog.toggle(inst, admin["id"], "demo", first["edit_seq"], revert=False)
+    made_before = {pid: st.puzzle(inst.store, pid)["made"] for pid in forced}
+    reliability.refresh_voices(inst)
+    kept = st.puzzle(inst.store, forced[0])
+    assert kept["state"] == "retired" and kept["decision"] == 1, "the admin's re-applied edit is theirs"
+    other = st.puzzle(inst.store, forced[1])
+    assert other["state"] == "open" and other["made"] > max(made_before.values()), "reopened, made anew"

@@ -1257,8 +1257,10 @@ def reopen_puzzle(store: Store, puzzle_id: int) -> None:
     """A retired crowd puzzle open again, undecided (its votes kept, none marked as counted), and the puzzles
     with a known answer copied from its decision (game.crowd.settled) withdrawn: moot, measuring nobody."""
     with store.write() as db:
+        # made anew: what is worked out per puzzle made since (merges that wait for a split) sees it again
         db.conn.execute("UPDATE puzzles SET state = 'open', decision = NULL, posterior = NULL, confidence = NULL,"
-                        " edit_seq = NULL, retired = NULL WHERE id = ?", (int(puzzle_id),))
+                        " edit_seq = NULL, retired = NULL, made = (SELECT COALESCE(MAX(made), 0) + 1 FROM puzzles)"
+                        " WHERE id = ?", (int(puzzle_id),))
         db.conn.execute("UPDATE votes SET counted = NULL WHERE puzzle_id = ?", (int(puzzle_id),))
         db.conn.execute("UPDATE puzzles SET state = 'moot', gold = 0, teach = 0, tutorial = 0 WHERE settled_from = ?",
                         (int(puzzle_id),))

@@ -41,10 +41,11 @@ counted votes of one voice count as one vote: their mean log-odds, counted
 once toward the votes a puzzle needs and the most it may take
 (:func:`one_voice`). A replayed table then speaks once, as its author would.
 
-A player joins a voice only linked to at least half of its other members:
-one account answering like several honest players (a hub, the red team's
-framing: honest players better than their shrunk reliabilities agree with
-an accurate account more than predicted) joins none of them.
+A link counts only where its two players share another link, or are a pair
+linked to nobody else: one account answering like several honest players (a
+hub, the red team's framing: honest players better than their shrunk
+reliabilities agree with an accurate account more than predicted) joins
+none of them, and a voice found before never loses a member.
 
 What is not caught (bench/bench_attack.py, the red team of stop 28):
 copies that answer the crowd's puzzles apart (at random) and agree only on a
@@ -192,8 +193,8 @@ def voices(evidence: Mapping[tuple[int, int], tuple[int, int, float]], *, thresh
            known: Mapping[int, int] | None = None) -> dict[int, int]:
     """The players who share a voice, each mapped to its voice's lowest player id (players on their own are
     left out): the connected components of the pairs whose evidence reaches ``threshold`` (a log ratio), and
-    of the voices ``known`` from before (player -> voice), which are kept whatever the evidence says now; a
-    player linked to fewer than half of its component's other members is left out of it (repeatedly)."""
+    of the voices ``known`` from before (player -> voice), which are kept whatever the evidence says now. A
+    link counts only where its two players share another link, or are a pair linked to nobody else."""
     parent: dict[int, int] = {}
     pairs = [(a, b) for (a, b), (_, _, llr) in evidence.items() if llr >= threshold]
 
@@ -207,29 +208,20 @@ def voices(evidence: Mapping[tuple[int, int], tuple[int, int, float]], *, thresh
     for a, b in pairs:
         linked.setdefault(a, set()).add(b)
         linked.setdefault(b, set()).add(a)
-    for members in {frozenset(m) | {v} for v, m in _members(known or {}).items()}:
-        for p in members:
-            linked.setdefault(p, set()).update(members - {p})  # a known voice is linked all through
-    # a player joins a voice only linked to at least half of its other members: one account that answers like
-    # several honest players (a hub) joins none of them to another, nor to itself through them
-    alive = set(linked)
-    while True:
-        for p in alive:
-            parent[p] = p
-        for p in alive:
-            for q in linked[p] & alive:
-                rp, rq = root(p), root(q)
-                if rp != rq:
-                    parent[max(rp, rq)] = min(rp, rq)
-        groups: dict[int, set[int]] = {}
-        for p in alive:
-            groups.setdefault(root(p), set()).add(p)
-        weak = {p for g in groups.values() for p in g if 2 * len(linked[p] & g) < len(g) - 1}
-        if not weak:
-            break
-        alive -= weak
-        parent.clear()
-    return {p: root(p) for g in groups.values() if len(g) > 1 for p in g}
+    # a link counts when its two players share another link, or are a pair linked to nobody else: one account that
+    # answers like several honest players (a hub) joins none of them, and two rings of copies joined by one pair
+    # stay two voices; the links within a voice known from before always count (it never loses a member)
+    kept = [(a, b) for a, b in pairs if linked[a] & linked[b] or len(linked[a]) == len(linked[b]) == 1]
+    for members in _members(known or {}).values():
+        members = sorted(members)
+        kept += [(members[0], m) for m in members[1:]]
+    for a, b in kept:
+        parent.setdefault(a, a)
+        parent.setdefault(b, b)
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {p: root(p) for p in list(parent)}
 
 
 def _members(voice_of: Mapping[int, int]) -> dict[int, set[int]]:

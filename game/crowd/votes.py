@@ -352,8 +352,8 @@ def recheck_voices(inst, players) -> dict[str, int]:
     standings alone would change, a voice counted once, is left alone). Its
     edit is then reverted (an undo entry in the log, attributed to this
     check, as an admin's revert would be), unless a later edit still in
-    effect moved the same supervoxels, or an admin reverted it already
-    (both: it stays as it is, logged); the voters' consensus points for it
+    effect moved the same supervoxels, or an admin reverted it already, or
+    re-applied it after (it stays as it is, logged); the voters' consensus points for it
     are taken back; the puzzle is decided again on its votes and stays
     open for more when they decide nothing (an edit the voice alone carried
     waits for players who have not voted on it). A puzzle the voice sent to
@@ -395,8 +395,8 @@ def recheck_voices(inst, players) -> dict[str, int]:
                         chains[volume] = (edits, editlog.chains(st.edit_log(inst.store, volume)))
                     chain_of = chains[volume][1]
                     chain = chain_of.get(seq, [])
-                    if len(chain) % 2 == 0:
-                        out["kept"] += 1  # an admin reverted it already: theirs to re-apply, not the crowd's
+                    if len(chain) > 1:
+                        out["kept"] += 1  # an admin reverted it (and may have re-applied it): theirs, not the crowd's
                         continue
                     agg = inst.agglomeration(volume)
                     blocking = editlog.later_dependents(agg, seq, chain_of)
