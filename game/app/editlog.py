@@ -106,17 +106,25 @@ def toggle(inst: Instance, admin_id: int, name: str, seq, *, revert: bool) -> di
         reverted = len(chain) % 2 == 0
         if reverted == revert:
             raise ProofQuestError(f"edit #{seq} is already {'reverted' if reverted else 'in effect'}")
-        agg = inst.agglomeration(name)
-        if revert:
-            blocking = later_dependents(agg, seq, chain_of)
-            if blocking:
-                raise ProofQuestError(
-                    f"cannot revert edit #{seq}: later edit{'s' if len(blocking) > 1 else ''} "
-                    f"{', '.join(f'#{b}' for b in blocking)} moved the same supervoxels again and depend on it; "
-                    "revert those first")
-        edit = agg.plan_undo(chain[-1])
-        entry = inst.segmentations.commit_edit(
-            name, edit, author=f"admin:{admin_id}",
-            provenance={"source": "revert" if revert else "re-apply", "revert" if revert else "reapply": seq,
-                        "admin": admin_id})
+        entry = undo_head(inst, name, seq, chain_of, revert=revert, author=f"admin:{admin_id}",
+                          provenance={"source": "revert" if revert else "re-apply",
+                                      "revert" if revert else "reapply": seq, "admin": admin_id})
     return {"volume": name, "edit": seq, "entry": entry, "in_effect": not revert}
+
+
+def undo_head(inst: Instance, name: str, seq: int, chain_of: dict[int, list[int]], *, revert: bool, author: str,
+              provenance: dict, puzzle_id: int | None = None) -> int:
+    """Append the undo of the head of edit ``seq``'s chain (``chain_of``: :func:`chains` of the log as it is),
+    inside the caller's write transaction; returns the new entry's number. Raises ProofQuestError (an
+    EditConflict from the plan included) when the segmentation has moved on: a revert names the later edits
+    still in effect that moved the same supervoxels."""
+    agg = inst.agglomeration(name)
+    if revert:
+        blocking = later_dependents(agg, seq, chain_of)
+        if blocking:
+            raise ProofQuestError(
+                f"cannot revert edit #{seq}: later edit{'s' if len(blocking) > 1 else ''} "
+                f"{', '.join(f'#{b}' for b in blocking)} moved the same supervoxels again and depend on it; "
+                "revert those first")
+    return inst.segmentations.commit_edit(name, agg.plan_undo(chain_of[seq][-1]), author=author,
+                                          puzzle_id=puzzle_id, provenance=provenance)

@@ -261,9 +261,10 @@ MIGRATIONS: list[str] = [
     UPDATE puzzles SET made = id;
     CREATE INDEX puzzles_made ON puzzles (volume, made);
     """,
-    # Accounts that answer as one share one voice (game.crowd.voices): the lowest player id of the voice, or NULL;
-    # and the voice under which the decisions the player's votes made were last checked again (-1: due)
-    # and accounts whose crowd answers back the edit whatever the puzzle shows stop counting (game.crowd.reliability)
+    # Accounts that answer as one share one voice (game.crowd.voices): ``voice``, the lowest player id of the voice
+    # (NULL: their own); ``voice_checked``, the voice under which the decisions their votes made were last checked
+    # again (-1: due); ``one_sided``, 1 when their crowd answers back the edit whatever the puzzle shows (their
+    # votes stop counting; game.crowd.reliability), -1 when an admin overruled that
     """
     ALTER TABLE players ADD COLUMN voice INTEGER;
     ALTER TABLE players ADD COLUMN voice_checked INTEGER;
@@ -1159,29 +1160,20 @@ def puzzle_ballot_columns(store: Store, puzzle_id: int) -> tuple[tuple, tuple, t
     return tuple(zip(*rows)) if rows else ((), (), (), ())
 
 
-def voice_votes(store: Store) -> list[tuple[int, int, bool, bool | None]]:
-    """The yes/no answers of the players whose votes count, on secret gold and crowd puzzles (not teach or
-    practice, whose answers are shown): (player, puzzle, supports the edit, the truth of secret gold or None),
-    what game.crowd.voices compares."""
+def checked_votes(store: Store) -> list[tuple[int, int, bool, bool, bool | None, float, bool]]:
+    """The yes/no answers of established players who are not suspended, on secret gold and crowd puzzles (not
+    teach or practice, whose answers are shown), in one read for both checks of game.crowd.reliability:
+    (player, puzzle, supports the edit, secret gold, its truth or None, the puzzle's detector score, whether
+    the player's votes count)."""
     with store.reading() as db:
         cursor = db.conn.cursor()
         cursor.row_factory = None
-        return [(p, q, bool(s), None if t is None else bool(t)) for p, q, s, t in cursor.execute(
-            f"SELECT v.player_id, v.puzzle_id, v.supports_edit, CASE WHEN z.gold = 1 THEN z.truth END FROM votes v"
-            f" JOIN players p ON p.id = v.player_id JOIN puzzles z ON z.id = v.puzzle_id WHERE {_COUNTS}"
-            " AND v.supports_edit IS NOT NULL AND z.teach = 0 AND z.tutorial = 0")]
-
-
-def crowd_answers(store: Store) -> list[tuple[int, bool, float]]:
-    """The yes/no answers of established players who are not suspended on crowd puzzles, with each puzzle's
-    detector score (the consensus prior): (player, supports the edit, score)."""
-    with store.reading() as db:
-        cursor = db.conn.cursor()
-        cursor.row_factory = None
-        return [(p, bool(s), float(q if q is not None else 0.5)) for p, s, q in cursor.execute(
-            "SELECT v.player_id, v.supports_edit, z.score FROM votes v JOIN players p ON p.id = v.player_id"
-            " JOIN puzzles z ON z.id = v.puzzle_id WHERE p.established AND NOT p.suspended"
-            " AND v.supports_edit IS NOT NULL AND z.gold = 0 AND z.tutorial = 0")]
+        return [(p, q, bool(s), bool(g), None if t is None else bool(t), float(score if score is not None else 0.5),
+                 bool(c)) for p, q, s, g, t, score, c in cursor.execute(
+            f"SELECT v.player_id, v.puzzle_id, v.supports_edit, z.gold, CASE WHEN z.gold = 1 THEN z.truth END,"
+            f" z.score, {_COUNTS} FROM votes v JOIN players p ON p.id = v.player_id JOIN puzzles z"
+            " ON z.id = v.puzzle_id WHERE p.established AND NOT p.suspended AND v.supports_edit IS NOT NULL"
+            " AND z.teach = 0 AND z.tutorial = 0")]
 
 
 def counted_then_not_now(store: Store, puzzle_id: int, player_ids) -> bool:

@@ -160,11 +160,17 @@ def refit_if_due(inst, votes: int) -> bool:
     if every <= 0 or votes % every:
         return False
     inst.later(_refit_once, inst)
-    if inst.checker is not None:  # a worker of its own: the rescans queued on the other must not delay it
+    _check_later(inst)
+    return True
+
+
+def _check_later(inst) -> None:
+    """:func:`_voices_once` on a worker of its own (the rescans queued on the game's must not delay it), else
+    as :meth:`game.app.instance.Instance.later` runs work."""
+    if inst.checker is not None:
         inst.checker.submit(_voices_once, inst)
     else:
         inst.later(_voices_once, inst)
-    return True
 
 
 def _refit_once(inst) -> None:
@@ -189,8 +195,7 @@ def _voices_once(inst) -> None:
     if wait > 0:
         with inst.voices_lock:
             if inst.voices_timer is None or not inst.voices_timer.is_alive():
-                inst.voices_timer = threading.Timer(wait, lambda: (inst.checker.submit if inst.checker is not None
-                                                                   else inst.later)(_voices_once, inst))
+                inst.voices_timer = threading.Timer(wait, _check_later, (inst,))
                 inst.voices_timer.daemon = True
                 inst.voices_timer.start()
         return
@@ -230,6 +235,30 @@ def one_sided_evidence(answers, ceiling: float = 0.98) -> dict[int, float]:
     return out
 
 
+def _find_voices(inst, votes) -> set[int]:
+    """Store the shared voices that ``votes`` (player, puzzle, supports, truth of gold) show, with every voice
+    found before; returns the players whose voice changed."""
+    known = st.voices_of(inst.store)
+    players = len({v[0] for v in votes})
+    threshold = inst.settings["VOICE_EVIDENCE"] + math.log(max(1, players * (players - 1) // 2))
+    c = inst.consensus
+    evidence = voices.pair_evidence(votes, st.reliabilities(inst.store), slack=inst.settings["VOICE_SLACK"],
+                                    reliability_range=(c.reliability_floor, c.reliability_ceiling), at_least=threshold)
+    return st.set_voices(inst.store, voices.voices(evidence, threshold=threshold, known=known))
+
+
+def _find_one_sided(inst, answers) -> set[int]:
+    """Mark the players whose crowd ``answers`` (player, supports, prior) back the edit whatever the puzzle
+    shows, at the voices' bar plus the log of the players tested; returns those newly marked."""
+    bar = inst.settings["VOICE_EVIDENCE"] + math.log(max(2, len({a[0] for a in answers})))
+    flagged = st.one_sided_players(inst.store, overruled=True)
+    new = {p for p, llr in one_sided_evidence(answers, inst.consensus.reliability_ceiling).items()
+           if llr >= bar and p not in flagged}
+    if new:
+        st.set_one_sided(inst.store, new)
+    return new
+
+
 def refresh_voices(inst) -> set[int]:
     """Find the accounts whose votes count that answer as one (:mod:`game.crowd.voices`) and store their
     shared voices, keeping every voice found before; and the accounts whose crowd answers back the edit
@@ -243,28 +272,11 @@ def refresh_voices(inst) -> set[int]:
     players are joined with probability at most exp(-VOICE_EVIDENCE) on the whole instance (as far as the
     test's predictions hold). ``VOICE_EVIDENCE`` 0: no new voices are looked for; those found stay.
     """
-    s = inst.settings
-    known = st.voices_of(inst.store)
-    found = dict(known)
-    if s["VOICE_EVIDENCE"] > 0:
-        votes = st.voice_votes(inst.store)
-        players = len({v[0] for v in votes})
-        threshold = s["VOICE_EVIDENCE"] + math.log(max(1, players * (players - 1) // 2))
-        c = inst.consensus
-        evidence = voices.pair_evidence(votes, st.reliabilities(inst.store), slack=s["VOICE_SLACK"],
-                                        reliability_range=(c.reliability_floor, c.reliability_ceiling),
-                                        at_least=threshold)
-        found = voices.voices(evidence, threshold=threshold, known=known)
-    changed = st.set_voices(inst.store, found)
-    if s["VOICE_EVIDENCE"] > 0:  # accounts whose crowd answers back the edit whatever the puzzle shows
-        answers = st.crowd_answers(inst.store)
-        bar = s["VOICE_EVIDENCE"] + math.log(max(2, len({a[0] for a in answers})))
-        flagged = st.one_sided_players(inst.store, overruled=True)
-        new = {p for p, llr in one_sided_evidence(answers, inst.consensus.reliability_ceiling).items()
-               if llr >= bar and p not in flagged}
-        if new:
-            st.set_one_sided(inst.store, new)
-            changed |= new
+    changed = set()
+    if inst.settings["VOICE_EVIDENCE"] > 0:
+        votes = st.checked_votes(inst.store)
+        changed = _find_voices(inst, [(p, q, s, t) for p, q, s, _, t, _, counts in votes if counts])
+        changed |= _find_one_sided(inst, [(p, s, score) for p, _, s, gold, _, score, _ in votes if not gold])
     if changed:
         inst.standing_changed(dict.fromkeys(changed))
     unchecked = st.unchecked_voices(inst.store)

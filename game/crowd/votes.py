@@ -23,7 +23,7 @@ from game.crowd import settled
 from game.crowd import voices
 from game.crowd.assignment import check_ticket, checked_id, waiting_merges
 from game.crowd.reliability import refit_if_due, update_player
-from game.errors import EditConflict, ProofQuestError
+from game.errors import ProofQuestError
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer, question_for
 
 ANSWERS = ("yes", "no", "unsure")
@@ -81,26 +81,25 @@ def teach_answers(inst, player_id: int) -> list[bool]:
             if v["teach"] and v["supports_edit"] is not None and v["truth"] is not None]
 
 
-def _ballots(inst, puzzle: dict, *, voices_as_one: bool = True) -> tuple[list[int], list[float], list[bool]]:
+def _ballots(inst, puzzle: dict) -> tuple[list[int], list[float], list[bool]]:
     """A puzzle's votes in edit space (oldest first), their voters' reliabilities, and whether each counts;
-    the counted votes of players who share a voice (:mod:`game.crowd.voices`) count as one (unless
-    ``voices_as_one`` is False: what the decision was before the voice was found)."""
+    the counted votes of players who share a voice (:mod:`game.crowd.voices`) count as one."""
     answers, reliabilities, counted, voice = st.puzzle_ballot_columns(inst.store, puzzle["id"])
     unknown, value = inst.consensus.reliability_prior_mean, {a: cs.vote_value(puzzle["kind"], a) for a in set(answers)}
     values, reliabilities, counted = [value[a] for a in answers], [r or unknown for r in reliabilities], \
         [bool(c) for c in counted]
-    if voices_as_one and any(v is not None for v in voice):
+    if any(v is not None for v in voice):
         return voices.one_voice(values, reliabilities, list(voice), counted)
     return values, reliabilities, counted
 
 
-def _decide(inst, puzzle: dict, *, voices_as_one: bool = True) -> cs.Decision:
+def _decide(inst, puzzle: dict) -> cs.Decision:
     """The puzzle's consensus after its latest vote (inside the vote's transaction).
 
     Only established players' votes count (:mod:`game.crowd.reliability`), those of one voice as one.
     """
     settings = inst.consensus
-    values, weights, counted = _ballots(inst, puzzle, voices_as_one=voices_as_one)
+    values, weights, counted = _ballots(inst, puzzle)
     if inst.settings["CONSENSUS_RULE"] == "majority":
         return cs.majority_decide(values, weights, puzzle["score"], settings)
     decision = cs.decide(values, weights, puzzle["score"], settings, counted=counted)
@@ -398,24 +397,16 @@ def recheck_voices(inst, players) -> dict[str, int]:
                     if len(chain) > 1:
                         out["kept"] += 1  # an admin reverted it (and may have re-applied it): theirs, not the crowd's
                         continue
-                    agg = inst.agglomeration(volume)
-                    blocking = editlog.later_dependents(agg, seq, chain_of)
-                    if blocking:
-                        log.warning("edit #%s of %r (puzzle %s), carried by votes that share a voice, stays: "
-                                    "later edits %s depend on it", seq, volume, puzzle["id"], blocking)
-                        out["blocked"] += 1
-                        continue
                     try:
-                        planned = agg.plan_undo(chain[-1])
-                    except EditConflict as exc:  # the segmentation moved on in a way the check above misses
+                        undo = editlog.undo_head(
+                            inst, volume, seq, chain_of, revert=True, author="voices", puzzle_id=puzzle["id"],
+                            provenance={"source": "revert", "revert": seq, "puzzle": puzzle["id"],
+                                        "reason": "its deciding votes share one voice"})
+                    except ProofQuestError as exc:  # later edits depend on it, or the log refuses the undo
                         log.warning("edit #%s of %r (puzzle %s), carried by votes that share a voice, stays: %s",
                                     seq, volume, puzzle["id"], exc)
                         out["blocked"] += 1
                         continue
-                    undo = inst.segmentations.commit_edit(
-                        volume, planned, author="voices", puzzle_id=puzzle["id"],
-                        provenance={"source": "revert", "revert": seq, "puzzle": puzzle["id"],
-                                    "reason": "its deciding votes share one voice"})
                 if puzzle["state"] == "retired":
                     st.reopen_puzzle(inst.store, puzzle["id"])
                     st.take_back_consensus_points(inst.store, puzzle["id"])  # paid again when it is decided again
