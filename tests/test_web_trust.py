@@ -489,6 +489,21 @@ def _ack(ws, number: int) -> dict:
             return json.loads(reply[2 + len(str(number)):])[0]
 
 
+def test_an_event_named_star_or_unknown_is_acknowledged_as_unknown(served):
+    cookie = _guest_cookie(served)
+    ws = _raw_socket(served, cookie)
+    try:
+        ws.send('425["*"]')  # the catch-all's own name: it failed inside Flask-SocketIO, with no ack
+        assert _ack(ws, 5) == {"ok": False, "error": "unknown event '*': see the list in game/web/events.py"}
+        ws.send('426["*",{"a":1}]')
+        assert _ack(ws, 6)["ok"] is False
+        ws.send('427["nonsense",{"a":1}]')
+        ack = _ack(ws, 7)
+        assert ack["ok"] is False and "unknown event" in ack["error"] and "nonsense" in ack["error"]
+    finally:
+        ws.close()
+
+
 def test_malformed_frames_are_survived_and_the_next_event_is_acknowledged(served):
     import simple_websocket
     cookie = _guest_cookie(served)

@@ -96,6 +96,17 @@ def register(app, socketio: SocketIO) -> None:
     def unknown(event, *args):
         return {"ok": False, "error": f"unknown event {v.quote(event)}: see the list in game/web/events.py"}
 
+    # An event named '*' itself reaches the catch-all without its name (python-socketio), and Flask-SocketIO's
+    # wrapper then read the session id from the missing argument: an IndexError and no ack (the fuzz test drew it)
+    catch_all = socketio.server.handlers["/"]["*"]
+
+    def star(*args):
+        if args and socketio.server.manager.is_connected(args[0], "/"):  # (sid, ...): the event was '*'
+            return {"ok": False, "error": "unknown event '*': see the list in game/web/events.py"}
+        return catch_all(*args)
+
+    socketio.server.handlers["/"]["*"] = star
+
     @socketio.on("next_puzzle")
     @_answer
     def next_puzzle(data):
