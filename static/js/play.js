@@ -46,6 +46,7 @@ let roundOver = false;
 
 function showRoundOver(title = 'The round is over.') {
   roundOver = true;
+  stopWaiting();
   hideOutcome();
   current = null;
   ahead = null;
@@ -76,6 +77,7 @@ function setPhase(next) {
 }
 
 function present(item) {
+  stopWaiting();
   hideOutcome();
   describePuzzle(panel, item.puzzle);
   viewer.show(item.stack);
@@ -147,14 +149,78 @@ async function showNext() {
     if (ROUND_OVER.test(error.message || '')) {
       showRoundOver(roundTitle(error.message));
     } else if (error instanceof NoPuzzle) {
-      viewer.showMessage('You have answered every puzzle for now.',
-        'Thank you! New ones open as the crowd decides.', { href: '/me', label: 'See your record' });
+      waitForPuzzles();
     } else {
       viewer.showMessage('Could not load the next puzzle.', error.message || 'The image did not load.',
         { href: '/play', label: 'Reload' });
     }
   }
 }
+
+// ------------------------------------------------------------------ waiting for new puzzles
+
+// Every open puzzle answered: the crowd's decisions open new ones (the segments they change are scanned
+// again), so the page asks again by itself, less often the longer it waits, and shows the next puzzle as
+// soon as there is one. It does not ask while the tab is hidden, and gives up after WAIT_GIVE_UP_MS.
+const WAIT_FIRST_MS = 3000;
+const WAIT_MAX_MS = 30000;
+const WAIT_GIVE_UP_MS = 30 * 60 * 1000;
+let waiting = null;  // {timer, delay, since} while the page waits for a puzzle
+
+function waitForPuzzles() {
+  if (!waiting) {
+    waiting = { timer: null, delay: WAIT_FIRST_MS, since: Date.now() };
+    setPhase('loading');
+    clearPuzzle(panel, 'Waiting for new puzzles');
+    viewer.showMessage('You have answered every puzzle for now.',
+      'Thank you! New ones open as the crowd decides: stay on this page and the next one appears by itself.',
+      { href: '/me', label: 'See your record' });
+    panel.dataset.waiting = 'true';
+  }
+  clearTimeout(waiting.timer);
+  waiting.timer = null;
+  if (Date.now() - waiting.since > WAIT_GIVE_UP_MS) {
+    stopWaiting();
+    viewer.showMessage('You have answered every puzzle for now.',
+      'No new puzzle opened for a while. Come back later, or reload to look again.',
+      { href: '/play', label: 'Reload' });
+    return;
+  }
+  if (document.hidden) return;  // asked again when the tab is shown
+  waiting.timer = setTimeout(lookAgain, waiting.delay);
+  waiting.delay = Math.min(WAIT_MAX_MS, Math.round(waiting.delay * 1.5));
+}
+
+function stopWaiting() {
+  if (!waiting) return;
+  clearTimeout(waiting.timer);
+  waiting = null;
+  delete panel.dataset.waiting;
+}
+
+async function lookAgain() {
+  if (!waiting || roundOver || current) return;
+  waiting.timer = null;
+  let item;
+  try {
+    item = await fetchShowable();
+  } catch (error) {
+    if (!waiting) return;
+    if (ROUND_OVER.test(error.message || '')) {
+      stopWaiting();
+      showRoundOver(roundTitle(error.message));
+    } else {
+      waitForPuzzles();  // none yet, or the connection is down for a moment: ask again later
+    }
+    return;
+  }
+  if (!waiting || current || roundOver) return;
+  present(item);
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (!document.hidden && waiting && !waiting.timer) lookAgain();
+});
 
 async function answer(choice) {
   if (phase !== 'asking' || !current) return;

@@ -112,10 +112,12 @@ def new_context(browser, live_server):
     made, strays, errors = [], [], []
 
     def make(**options):
+        """A context on the session's server, or on ``base_url`` (a server of the test's own)."""
         options.setdefault("viewport", {"width": 1366, "height": 768})
-        context = browser.new_context(base_url=live_server.url, **options)
+        url = options.setdefault("base_url", live_server.url)
+        context = browser.new_context(**options)
         context.set_default_timeout(10_000)
-        context.on("request", lambda r: r.url.startswith(live_server.url) or strays.append(r.url))
+        context.on("request", lambda r: r.url.startswith(url) or strays.append(r.url))
         context.on("page", lambda page: page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}")))
         # the Content-Security-Policy forbids inline script and style: a page that broke it says so on the console
         context.on("page", lambda page: page.on("console", lambda m: "Content Security Policy" in m.text

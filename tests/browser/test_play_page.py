@@ -161,3 +161,58 @@ def test_a_puzzle_whose_pictures_fail_is_skipped_for_another(new_context):
     page = play_as_guest(context)
     assert refused and shown_puzzle(page) != refused[0]
     assert page.get_by_test_id("puzzle-image").get_attribute("data-state") == "ready"
+
+
+def test_a_player_who_answered_every_puzzle_gets_the_next_new_one_without_reloading(new_context, tmp_path):
+    """The living pool opens puzzles as the crowd decides: a player who has answered every open puzzle is told
+    so, and the page shows the next one by itself once the pool has it (it used to stay at the message)."""
+    from conftest import TINY_SHAPE, _settings, oracle_puzzles, running_server
+
+    from game.app import pipeline
+    from game.app import store as st
+    from game.app.instance import Instance
+
+    home = tmp_path / "one-puzzle"
+    home.mkdir()
+    inst = Instance(home, _settings(home))
+    try:
+        pipeline.make_demo(inst, "demo", shape=TINY_SHAPE, seed=3)
+        ids, puzzles = oracle_puzzles(inst)
+        crowd = [i for i, p in zip(ids, puzzles) if not p["gold"]]
+        coming = puzzles[ids.index(crowd[1])]
+    finally:
+        inst.store.close()
+    with running_server(home, LIVING_POOL="0") as url:
+        inst = Instance(home, _settings(home))
+        try:  # one puzzle to play (the first start made others of its own); the rest are not there yet
+            with inst.store.write() as db:
+                db.conn.execute("UPDATE puzzles SET state = 'moot', gold = 0, teach = 0, tutorial = 0 WHERE id != ?",
+                                (crowd[0],))
+        finally:
+            inst.store.close()
+        page = play_as_guest(new_context(base_url=url))
+        first = shown_puzzle(page)
+        assert first == crowd[0]
+        page.keyboard.press("y")
+        stage = page.get_by_test_id("puzzle-image")
+        page.wait_for_function("() => document.querySelector('[data-testid=puzzle-image]').dataset.state === 'empty'")
+        assert "answered every puzzle" in stage.text_content()
+        assert "appears by itself" in stage.text_content()
+        assert page.locator("#question").text_content() == "Waiting for new puzzles"  # not the answered question
+        assert not page.get_by_test_id("answer-yes").is_enabled()
+        screenshot(page, "play-waiting")
+        for name, size in (("tablet", {"width": 820, "height": 1180}), ("phone", {"width": 390, "height": 844})):
+            page.set_viewport_size(size)
+            screenshot(page, f"play-waiting-{name}")
+        page.wait_for_timeout(4000)  # the page has asked again at least once, and found nothing
+        assert stage.get_attribute("data-state") == "empty"
+
+        inst = Instance(home, _settings(home))
+        try:  # a decision's rescan adds a puzzle, as the pool does
+            [new] = st.add_puzzles(inst.store, "demo", [{**coming, "key": "merge:a-new-one"}])
+        finally:
+            inst.store.close()
+        page.wait_for_function("id => { const s = document.querySelector('[data-testid=puzzle-image]');"
+                               " return s.dataset.puzzleId === String(id) && s.dataset.state === 'ready'; }",
+                               arg=new, timeout=30_000)
+        assert page.get_by_test_id("answer-yes").is_enabled()
