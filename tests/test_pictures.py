@@ -189,3 +189,67 @@ def test_a_start_draws_again_the_pictures_an_older_renderer_drew_before_anyone_a
     prepare(inst)  # the start's preparation (before: pictures waited for the first request of each)
     assert {j["name"]: j["state"] for j in st.jobs(inst.store)}["prepare"] == "done"
     assert all(_cache(inst).has(picture_key(p, agg, inst.picture_secret)) for p in shown)
+
+
+def _merge_with_a_neighbour(inst, puzzle) -> int:
+    """Merge a puzzle's first part with a neighbour that is not its other part (its pictures' key changes);
+    returns the edit's sequence number."""
+    agg = inst.agglomeration("demo")
+    rag = RAG.from_arrays(inst.volumes.open("demo").load_side("rag"))
+    first, other = agg.segment_of(puzzle["anchors"][0]), agg.segment_of(puzzle["anchors"][1])
+    edges = np.flatnonzero((agg.mapping[rag.u] == first) & ~np.isin(agg.mapping[rag.v], [first, other]))
+    with inst.store.write():
+        return inst.segmentations.commit_edit("demo", agg.plan_merge(first, int(agg.mapping[rag.v[edges[0]]])),
+                                              author="test")
+
+
+def test_pictures_no_puzzle_shows_any_more_are_removed_once_old_and_the_rest_kept(inst):
+    import os
+    import time
+    inst.settings.update(PRERENDER=True)
+    ids, _ = oracle_puzzles(inst, n_merge=4, n_split=0, gold_every=2)
+    images.prerender(inst, ids)
+    crowd = next(p for p in (st.puzzle(inst.store, i) for i in ids) if not p["gold"])
+    gold = next(p for p in (st.puzzle(inst.store, i) for i in ids) if p["gold"])
+    old = picture_key(crowd, inst.agglomeration("demo"), inst.picture_secret)
+    gold_key = picture_key(gold, inst.agglomeration("demo"), inst.picture_secret)
+    inst.pool.after_decision("demo", crowd, _merge_with_a_neighbour(inst, crowd))  # drawn anew, new key
+    new = picture_key(crowd, inst.agglomeration("demo"), inst.picture_secret)
+    folder = inst.cache_dir / "puzzles"
+    assert new != old and _cache(inst).has(old) and _cache(inst).has(new)
+    (folder / ".staging-left-by-a-crash").mkdir()
+    (folder / "notes.txt").write_text("not the cache's")
+
+    assert images.prune(inst) == (0, 0)  # all drawn within the hour: kept (another process, a player's screen)
+    removed, freed = images.prune(inst, older_than=time.time() + 1)
+    assert removed >= 2 and freed > 0  # the old pictures and the crash's staging folder
+    assert not _cache(inst).has(old) and not (folder / ".staging-left-by-a-crash").exists()
+    assert _cache(inst).has(new) and _cache(inst).has(gold_key) and (folder / "notes.txt").exists()
+    assert all(_cache(inst).has(picture_key(st.puzzle(inst.store, i), inst.agglomeration("demo"),
+                                            inst.picture_secret)) for i in ids)
+    # what it removed is drawn again if asked for (a puzzle undone back to it)
+    path, _ = images.puzzle_image(inst, crowd["id"], 0, "overlay")
+    assert path.is_file() and os.path.getsize(path) > 0
+
+
+def test_a_start_and_a_long_running_servers_rescans_remove_old_pictures(inst, monkeypatch):
+    from game.app.prepare import prepare
+    inst.settings.update(PRERENDER=True)
+    ids, _ = oracle_puzzles(inst, n_merge=6, n_split=0, gold_every=100)
+    images.prerender(inst, ids)
+    monkeypatch.setattr(images, "PRUNE_AFTER_SECONDS", -1.0)  # every picture counts as old
+    first = st.puzzle(inst.store, ids[0])
+    old = picture_key(first, inst.agglomeration("demo"), inst.picture_secret)
+    _merge_with_a_neighbour(inst, first)
+    prepare(inst)
+    assert not _cache(inst).has(old)
+    assert inst.pictures_pruned_at is not None
+
+    second = st.puzzle(inst.store, ids[2])
+    old = picture_key(second, inst.agglomeration("demo"), inst.picture_secret)
+    inst.pool.after_decision("demo", second, _merge_with_a_neighbour(inst, second))
+    assert _cache(inst).has(old)  # pruned at the start, less than PRUNE_EVERY_SECONDS ago
+    monkeypatch.setattr(images, "PRUNE_EVERY_SECONDS", 0.0)
+    third = st.puzzle(inst.store, ids[4])
+    inst.pool.after_decision("demo", third, _merge_with_a_neighbour(inst, third))
+    assert not _cache(inst).has(old)

@@ -21,6 +21,7 @@ apart from the slices, under the picture key plus ``-pair`` or ``-truth``
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +201,44 @@ def puzzle_image(inst, puzzle_id: int, z: int, variant: str, *, player_id: int |
     picture = picture_key(inst, puzzle)
     path = cache.get(stored_key(picture, variant), z, variant != "plain", lambda: _render(inst, puzzle, variant))
     return path, stored_key(picture, variant) if variant == "truth" else picture
+
+
+# Pictures not under a puzzle's current key are removed once they are this old (seconds): one drawn since
+# may be of an edit another process has made, or be on a player's screen.
+PRUNE_AFTER_SECONDS = 3600.0
+# A long-running server prunes after a rescan at most this often (seconds).
+PRUNE_EVERY_SECONDS = 3600.0
+
+
+def current_keys(inst) -> set[str]:
+    """The stored keys (:func:`stored_key`) of every puzzle's pictures as the segmentation is now."""
+    keys = set()
+    for name in inst.volumes.names():
+        for puzzle in st.puzzles(inst.store, volume=name, tutorial=None):
+            try:
+                picture = picture_key(inst, puzzle)
+            except ProofQuestError:
+                continue  # settled by an edit: asked for no more
+            keys.update(stored_key(picture, variant) for variant in VARIANTS)
+    return keys
+
+
+def prune(inst, *, older_than: float | None = None) -> tuple[int, int]:
+    """Remove the cached pictures that no puzzle shows any more (an edit changed its parts, a new drawing
+    replaced them), drawn over :data:`PRUNE_AFTER_SECONDS` ago; returns the folders removed and their bytes."""
+    cache = PuzzleImageCache(inst.cache_dir / "puzzles")
+    cutoff = time.time() - PRUNE_AFTER_SECONDS if older_than is None else older_than
+    keep = current_keys(inst)  # (worked out after the cutoff: a picture drawn meanwhile is newer than it)
+    inst.pictures_pruned_at = time.monotonic()
+    return cache.prune(keep, cutoff)
+
+
+def prune_if_due(inst) -> tuple[int, int] | None:
+    """:func:`prune`, if the last was over :data:`PRUNE_EVERY_SECONDS` ago (or never ran in this process)."""
+    last = inst.pictures_pruned_at
+    if last is not None and time.monotonic() - last < PRUNE_EVERY_SECONDS:
+        return None
+    return prune(inst)
 
 
 def prerender(inst, puzzle_ids, *, progress=None) -> int:

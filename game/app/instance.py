@@ -94,6 +94,7 @@ class Instance:
         self.redecide_queued = False
         self._standing_lock = threading.Lock()
         self.notify = None
+        self.pictures_pruned_at: float | None = None  # time.monotonic() of the last game.app.images.prune
 
     def standing_changed(self, changes) -> None:
         """Note players whose standing changed enough to decide their open puzzles again.

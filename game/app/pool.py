@@ -192,6 +192,11 @@ class Pool:
             st.set_puzzle_values(self.inst.store, values)
             if self.inst.settings["PRERENDER"]:
                 images.prerender(self.inst, added + changed, progress=bar("pictures of the crowd's puzzles"))
+            if segments is not None:  # a rescan: the pictures of puzzles it changed stay under old keys
+                try:
+                    images.prune_if_due(self.inst)
+                except Exception:  # the rescan's puzzles are in; old pictures can wait for the next
+                    log.exception("removing old puzzle pictures failed")
         return len(added)
 
     def _within_room(self, name: str, fresh: list[dict], agg, asked: set, open_cuts: collections.Counter,

@@ -58,6 +58,19 @@ def _prepare(inst: Instance, *, progress=None, echo: bool = False) -> None:
         return
     if inst.settings["PRERENDER"]:
         _draw_missing_pictures(inst, say, bar)
+    _prune_pictures(inst, say)
+
+
+def _prune_pictures(inst: Instance, say) -> None:
+    """Remove the pictures no puzzle shows any more (each edit draws its puzzles anew under new keys); a
+    failure is logged, never stops the start."""
+    try:
+        removed, freed = images.prune(inst)
+    except Exception:
+        log.exception("removing old puzzle pictures failed")
+        return
+    if removed:
+        say(f"{removed} old pictures' folders removed ({freed / 2**20:.0f} MiB)")
 
 
 def _draw_missing_pictures(inst: Instance, say, bar) -> None:

@@ -75,6 +75,28 @@ class PuzzleImageCache:
             raise ProofQuestError(f"puzzle {key} has slices 0..{count - 1}; there is no slice {slice_index}")
         return path
 
+    def prune(self, keep: set[str], older_than: float) -> tuple[int, int]:
+        """Remove the folders of pictures no key in ``keep`` names (an edit changed their puzzle's parts, a
+        new drawing replaced them) and any leftover staging folder, if last changed before ``older_than``
+        (seconds since the epoch: a picture drawn since may belong to an edit another process knows of,
+        or be on a player's screen). Returns the folders removed and the bytes they held."""
+        removed, freed = 0, 0
+        for entry in os.scandir(self.folder):
+            name = entry.name
+            if name in keep or not entry.is_dir(follow_symlinks=False):
+                continue
+            if not (name.startswith(".") or _KEY.fullmatch(name)):
+                continue  # not the cache's: left alone
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime >= older_than:
+                    continue
+                size = sum(f.stat().st_size for f in os.scandir(entry.path) if f.is_file(follow_symlinks=False))
+            except FileNotFoundError:
+                continue  # removed meanwhile (another process pruning)
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed, freed = removed + 1, freed + size
+        return removed, freed
+
     def _install(self, key: str, slices: list[dict]) -> None:
         if not slices:
             raise ValueError(f"rendering puzzle {key} gave no slices")
