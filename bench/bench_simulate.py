@@ -23,9 +23,14 @@ pool) is copied, served by ``python run.py`` and played to the end by
                                    [--rules weighted] [--players 20] [--cache DIR] [--keep DIR]
                                    [--set NAME=VALUE ...] [--patience SECONDS] [--budget VOTES]
 
-With ``--patience`` the players do not leave at their first "no puzzle left"
-but come back every 2 s for that long: the decisions' rescans (the living
-pool) have time to make new puzzles, as for players who stay in a session.
+The players do not leave at their first "no puzzle left" but come back every
+2 s until none has come for ``--patience`` seconds (default 30), as the play
+page does by itself: the decisions' rescans (the living pool) have time to
+make new puzzles. The simulated crowd answers in milliseconds, not in 6.2 s,
+so without patience (``--patience 0``) it left while the rescans of its last
+decisions were still running, and a correct cut they opened was never asked
+(demo0: the pool's reach at the end was 0.460 VI where the crowd stopped at
+0.505).
 
 Prepared instances are kept in ``--cache`` (default bench/out/sim) and reused;
 delete a folder there to prepare it again. The fibsem volume needs
@@ -55,6 +60,7 @@ CROWDS = {"0.8": (0.8, 0.1), "0.65": (0.65, 0.3)}  # accuracy, share of players 
 SPLIT_Z = 35
 FIB_THRESHOLD = 0.6  # the agglomeration threshold bench/bench_segment_fibsem.py chose on z < 35
 GP_VI_PER_MINUTE = 0.00173
+PATIENCE = 30.0  # seconds players keep asking once no puzzle is left (the play page asks again by itself)
 
 
 def free_port() -> int:
@@ -155,7 +161,7 @@ def prepared(cache: Path, name: str, epochs: int) -> Path | None:
 
 
 def play(home: Path, crowd: str, rule: str, seed: int, players: int, settings: dict | None = None,
-         keep: Path | None = None, patience: float = 0.0, hard_accuracy: float | None = None) -> dict:
+         keep: Path | None = None, patience: float = PATIENCE, hard_accuracy: float | None = None) -> dict:
     """One crowd's run on a copy of a prepared instance; with ``keep``, the played copy is moved there
     (its edit log and puzzles for bench/bench_edit_trace.py)."""
     accuracy, chance = CROWDS[crowd]
@@ -236,9 +242,10 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", action="extend", default=[], metavar="NAME=VALUE",
                         help="settings for the served game, e.g. MIN_VOTES_TO_REJECT=2 (to compare rules); "
                         "a second --set adds to the first")
-    parser.add_argument("--patience", type=float, default=0.0, metavar="SECONDS",
+    parser.add_argument("--patience", type=float, default=PATIENCE, metavar="SECONDS",
                         help="players keep coming back this long once no puzzle is left (the living pool's "
-                             "rescans make more); 0: they leave at once")
+                             f"rescans make more), as the play page does by itself (default {PATIENCE:g}); 0: they "
+                             "leave at their first 'no puzzle left', before the rescans of the last decisions ran")
     parser.add_argument("--hard-accuracy", type=float, default=None, metavar="A",
                         help="the crowd's accuracy on puzzles hard to judge by looking (slivers, islands, gaps at "
                              "the edge), as bench/looking_test.py measures people on them; default the crowd's")

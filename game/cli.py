@@ -456,9 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "at the volume's edge; bench/looking_test.py measures it); default --accuracy")
     sim.add_argument("--votes-per-player", type=int, default=10_000, help="stop each player after this many")
     sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--patience", type=float, default=0.0, metavar="SECONDS",
+    sim.add_argument("--patience", type=float, default=30.0, metavar="SECONDS",
                      help="how long a player keeps coming back for new puzzles once none is left (the living pool "
-                          "makes more as decisions are rescanned); 0: leave at once")
+                          "makes more as decisions are rescanned), as the play page does by itself; 0: leave at "
+                          "once, before the rescans of the crowd's last decisions have run")
     sim.add_argument("--json", action="store_true")
 
     p["puzzles-report"].add_argument("name", help="the volume")
