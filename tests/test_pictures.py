@@ -207,9 +207,13 @@ def test_pictures_no_puzzle_shows_any_more_are_removed_once_old_and_the_rest_kep
     import os
     import time
     inst.settings.update(PRERENDER=True)
-    ids, _ = oracle_puzzles(inst, n_merge=4, n_split=0, gold_every=2)
+    ids, made = oracle_puzzles(inst, n_merge=6, n_split=2, gold_every=2)
+    # practice and teach copies (their pictures have a 'truth' variant), and a puzzle in the expert queue
+    ids += st.add_puzzles(inst.store, "demo", [{**made[0], "gold": False, "tutorial": True},
+                                               {**made[2], "gold": True, "teach": True}])
+    crowd, expert = [p for p in (st.puzzle(inst.store, i) for i in ids) if not p["gold"] and not p["tutorial"]][:2]
+    st.set_puzzle_state(inst.store, expert["id"], "expert")
     images.prerender(inst, ids)
-    crowd = next(p for p in (st.puzzle(inst.store, i) for i in ids) if not p["gold"])
     gold = next(p for p in (st.puzzle(inst.store, i) for i in ids) if p["gold"])
     old = picture_key(crowd, inst.agglomeration("demo"), inst.picture_secret)
     gold_key = picture_key(gold, inst.agglomeration("demo"), inst.picture_secret)
@@ -219,12 +223,22 @@ def test_pictures_no_puzzle_shows_any_more_are_removed_once_old_and_the_rest_kep
     assert new != old and _cache(inst).has(old) and _cache(inst).has(new)
     (folder / ".staging-left-by-a-crash").mkdir()
     (folder / "notes.txt").write_text("not the cache's")
+    (folder / "not.a.key").mkdir()  # nor this folder
+    agg = inst.agglomeration("demo")
+    keys = {picture_key(p, agg, inst.picture_secret) for p in (st.puzzle(inst.store, i) for i in ids)
+            if p["state"] != "moot"}
+    shown = {e.name for e in os.scandir(folder) if any(e.name == k or e.name.startswith(f"{k}-") for k in keys)}
+    assert old not in shown and new in shown and len(shown) >= len(ids)
+    assert any(name.endswith("-truth") for name in shown)  # (the practice and teach puzzles' answers)
 
     assert images.prune(inst) == (0, 0)  # all drawn within the hour: kept (another process, a player's screen)
     removed, freed = images.prune(inst, older_than=time.time() + 1)
     assert removed >= 2 and freed > 0  # the old pictures and the crash's staging folder
     assert not _cache(inst).has(old) and not (folder / ".staging-left-by-a-crash").exists()
-    assert _cache(inst).has(new) and _cache(inst).has(gold_key) and (folder / "notes.txt").exists()
+    assert _cache(inst).has(new) and _cache(inst).has(gold_key)
+    assert (folder / "notes.txt").exists() and (folder / "not.a.key").is_dir()
+    # every picture a puzzle shows now is kept: truth variants, practice, teach, gold and the expert queue's
+    assert shown <= {entry.name for entry in os.scandir(folder)}
     assert all(_cache(inst).has(picture_key(st.puzzle(inst.store, i), inst.agglomeration("demo"),
                                             inst.picture_secret)) for i in ids)
     # what it removed is drawn again if asked for (a puzzle undone back to it)
@@ -253,3 +267,48 @@ def test_a_start_and_a_long_running_servers_rescans_remove_old_pictures(inst, mo
     third = st.puzzle(inst.store, ids[4])
     inst.pool.after_decision("demo", third, _merge_with_a_neighbour(inst, third))
     assert not _cache(inst).has(old)
+
+
+def test_a_picture_removed_while_it_is_asked_for_is_drawn_again(tmp_path):
+    """A prune can take a folder whose key an undo just brought back: between the cache's check and the read, the
+    request draws it again (before: a 400 'no slice 3', or a 500 from the missing file)."""
+    import time
+    cache = PuzzleImageCache(tmp_path)
+    drawn = []
+
+    def make():
+        drawn.append(1)
+        return [{"plain": b"plain", "overlay": b"overlay"}]
+    cache.get("k1-r1-abc", 0, False, make)
+    really_has, pruned = cache.has, []
+
+    def has_then_pruned(key):  # the folder is there when looked for, and gone right after
+        present = really_has(key)
+        if not pruned:
+            pruned.append(cache.prune(set(), time.time() + 1))
+        return present
+    cache.has = has_then_pruned
+    path = cache.get("k1-r1-abc", 0, True, make)
+    assert pruned == [(1, len(b"plain") + len(b"overlay"))] and path.read_bytes() == b"overlay"
+    assert len(drawn) == 2
+
+
+def test_an_image_request_whose_file_goes_between_finding_and_sending_it_is_answered(inst, monkeypatch):
+    oracle_puzzles(inst)
+    st.set_job(inst.store, "prepare", "done", 3, 3, "ready")
+    client = create_app({"TESTING": True}, instance=inst).test_client()
+    token = client.get("/auth/csrf").get_json()["csrf_token"]
+    client.post("/auth/guest", headers={"Accept": "application/json", "X-CSRFToken": token})
+    puzzle = client.get("/api/puzzle/next").get_json()["puzzle"]
+    found, calls = images.puzzle_image, []
+
+    def found_then_pruned(*args, **kwargs):
+        path, key = found(*args, **kwargs)
+        if not calls:  # pruned between the lookup and send_file (under a key no puzzle had a moment ago)
+            _cache(inst).prune(set(), float("inf"))
+        calls.append(path)
+        return path, key
+    monkeypatch.setattr(images, "puzzle_image", found_then_pruned)
+    with client.get(f"/puzzle-image/{puzzle['id']}/3/overlay.png") as reply:
+        assert reply.status_code == 200 and reply.data.startswith(b"\x89PNG")
+    assert len(calls) == 2

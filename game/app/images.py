@@ -226,15 +226,15 @@ def current_keys(inst) -> set[str]:
 def prune(inst, *, older_than: float | None = None) -> tuple[int, int]:
     """Remove the cached pictures that no puzzle shows any more (an edit changed its parts, a new drawing
     replaced them), drawn over :data:`PRUNE_AFTER_SECONDS` ago; returns the folders removed and their bytes."""
+    inst.pictures_pruned_at = time.monotonic()  # (before: one that fails is not tried again at every rescan)
     cache = PuzzleImageCache(inst.cache_dir / "puzzles")
     cutoff = time.time() - PRUNE_AFTER_SECONDS if older_than is None else older_than
     keep = current_keys(inst)  # (worked out after the cutoff: a picture drawn meanwhile is newer than it)
-    inst.pictures_pruned_at = time.monotonic()
     return cache.prune(keep, cutoff)
 
 
 def prune_if_due(inst) -> tuple[int, int] | None:
-    """:func:`prune`, if the last was over :data:`PRUNE_EVERY_SECONDS` ago (or never ran in this process)."""
+    """:func:`prune`, if this process's last was over :data:`PRUNE_EVERY_SECONDS` ago (or it never ran one)."""
     last = inst.pictures_pruned_at
     if last is not None and time.monotonic() - last < PRUNE_EVERY_SECONDS:
         return None

@@ -25,10 +25,13 @@ def prepare(inst: Instance, *, progress=None, echo: bool = False) -> None:
     """
     with open(inst.home / "prepare.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        _prepare(inst, progress=progress, echo=echo)
+        ready = _prepare(inst, progress=progress, echo=echo)
+    if ready:  # (outside the lock: another process starting need not wait for it)
+        _prune_pictures(inst, print if echo else log.info)
 
 
-def _prepare(inst: Instance, *, progress=None, echo: bool = False) -> None:
+def _prepare(inst: Instance, *, progress=None, echo: bool = False) -> bool:
+    """What :func:`prepare` does under its lock; whether the instance is ready."""
     say = print if echo else log.info
     bar = progress or (lambda desc: None)
     try:
@@ -55,10 +58,10 @@ def _prepare(inst: Instance, *, progress=None, echo: bool = False) -> None:
         log.exception("preparing the instance failed")
         st.set_job(inst.store, "prepare", "failed", message=str(exc))
         say(f"error: preparing the instance failed: {exc}")
-        return
+        return False
     if inst.settings["PRERENDER"]:
         _draw_missing_pictures(inst, say, bar)
-    _prune_pictures(inst, say)
+    return True
 
 
 def _prune_pictures(inst: Instance, say) -> None:

@@ -66,10 +66,13 @@ class PuzzleImageCache:
             If the key is not a plain name, or the puzzle has no such slice.
         """
         path = self.path(key, slice_index, overlay)
-        if not self.has(key):
-            with _RENDER_LOCKS[hash((self._lock_prefix, str(key))) % len(_RENDER_LOCKS)]:
-                if not self.has(key):
-                    self._install(str(key), make())
+        for _ in range(2):  # drawn again if :meth:`prune` took the folder away meanwhile (an undo's old key)
+            if not self.has(key):
+                with _RENDER_LOCKS[hash((self._lock_prefix, str(key))) % len(_RENDER_LOCKS)]:
+                    if not self.has(key):
+                        self._install(str(key), make())
+            if path.is_file() or self.has(key):
+                break
         if not path.is_file():
             count = len(list(path.parent.glob("*_plain.png")))
             raise ProofQuestError(f"puzzle {key} has slices 0..{count - 1}; there is no slice {slice_index}")
@@ -93,7 +96,13 @@ class PuzzleImageCache:
                 size = sum(f.stat().st_size for f in os.scandir(entry.path) if f.is_file(follow_symlinks=False))
             except FileNotFoundError:
                 continue  # removed meanwhile (another process pruning)
-            shutil.rmtree(entry.path, ignore_errors=True)
+            # out of the keys' names at once (a request finds it gone and draws it again), then deleted
+            aside = self.folder / f".pruned.{uuid.uuid4().hex}"
+            try:
+                os.rename(entry.path, aside)
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(aside, ignore_errors=True)
             removed, freed = removed + 1, freed + size
         return removed, freed
 

@@ -48,12 +48,19 @@ def vote():
 def puzzle_image(puzzle_id: int, z: int, variant: str):
     v.choice(variant, "the image variant", images.VARIANTS)
     # rendering a puzzle not drawn ahead of time takes a while: off the event loop (game/concurrency.py)
-    path, key = offload(images.puzzle_image, game_instance(), puzzle_id, z, variant,
-                        player_id=current_player()["id"])
-    # The validator is the picture key, never the file's time: files drawn when the volume was prepared (the
-    # known-answer puzzles' first) would tell a secret gold puzzle by their Last-Modified, or by If-Modified-Since
-    # answered 304 or 200 against it. So no file time is sent or compared: the ETag alone decides a 304.
-    response = send_file(path, mimetype="image/png", conditional=False, etag=f"{key}.{z}.{variant}")
+    for attempt in range(2):
+        path, key = offload(images.puzzle_image, game_instance(), puzzle_id, z, variant,
+                            player_id=current_player()["id"])
+        # The validator is the picture key, never the file's time: files drawn when the volume was prepared (the
+        # known-answer puzzles' first) would tell a secret gold puzzle by their Last-Modified, or by
+        # If-Modified-Since answered 304 or 200 against it. So no file time is sent or compared: the ETag alone
+        # decides a 304.
+        try:
+            response = send_file(path, mimetype="image/png", conditional=False, etag=f"{key}.{z}.{variant}")
+            break
+        except FileNotFoundError:  # old pictures removed (game.app.images.prune) between the two: drawn again
+            if attempt:
+                raise
     response.headers.pop("Last-Modified", None)
     response.make_conditional(request.environ)
     # Asked for by its picture key (the puzzle's ``picture``), an image never changes: a new state of the

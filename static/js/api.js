@@ -27,10 +27,15 @@ export function connectSocket() {
   return window.io({ transports: ['websocket', 'polling'] });
 }
 
-// An acknowledged emit that fails loudly instead of waiting forever on a dead connection.
+// An acknowledged emit that fails loudly instead of waiting forever on a dead connection. An error the
+// server answered with is marked `fromServer` (the others: no answer in time).
 export async function request(socket, event, data, timeoutMs = 10000) {
   const reply = await socket.timeout(timeoutMs).emitWithAck(event, data);
-  if (!reply.ok) throw new Error(reply.error);
+  if (!reply.ok) {
+    const error = new Error(reply.error);
+    error.fromServer = true;
+    throw error;
+  }
   return reply;
 }
 

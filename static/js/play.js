@@ -151,10 +151,14 @@ async function showNext() {
     } else if (error instanceof NoPuzzle) {
       waitForPuzzles();
     } else {
-      viewer.showMessage('Could not load the next puzzle.', error.message || 'The image did not load.',
-        { href: '/play', label: 'Reload' });
+      showLoadError(error);
     }
   }
+}
+
+function showLoadError(error) {
+  viewer.showMessage('Could not load the next puzzle.', error.message || 'The image did not load.',
+    { href: '/play', label: 'Reload' });
 }
 
 // ------------------------------------------------------------------ waiting for new puzzles
@@ -169,7 +173,8 @@ let waiting = null;  // {timer, delay, since} while the page waits for a puzzle
 
 function waitForPuzzles() {
   if (!waiting) {
-    waiting = { timer: null, delay: WAIT_FIRST_MS, since: Date.now() };
+    waiting = { timer: null, asking: false, delay: WAIT_FIRST_MS, since: Date.now() };
+    ahead = null;  // a puzzle prefetched before: it may be settled by the time one is shown
     setPhase('loading');
     clearPuzzle(panel, 'Waiting for new puzzles');
     viewer.showMessage('You have answered every puzzle for now.',
@@ -199,27 +204,34 @@ function stopWaiting() {
 }
 
 async function lookAgain() {
-  if (!waiting || roundOver || current) return;
-  waiting.timer = null;
+  if (!waiting || waiting.asking || roundOver || current) return;
+  const wait = waiting;
+  clearTimeout(wait.timer);
+  wait.timer = null;
+  wait.asking = true;
   let item;
   try {
     item = await fetchShowable();
   } catch (error) {
-    if (!waiting) return;
-    if (ROUND_OVER.test(error.message || '')) {
-      stopWaiting();
+    wait.asking = false;
+    if (waiting !== wait) return;
+    if (error instanceof NoPuzzle || (!error.fromServer && socket.active)) {
+      waitForPuzzles();  // none yet, or no answer in time while the connection comes back: ask again later
+    } else if (ROUND_OVER.test(error.message || '')) {
       showRoundOver(roundTitle(error.message));
-    } else {
-      waitForPuzzles();  // none yet, or the connection is down for a moment: ask again later
+    } else {  // logged out, the connection closed by the server, ...: no puzzle will come by waiting
+      stopWaiting();
+      showLoadError(error);
     }
     return;
   }
-  if (!waiting || current || roundOver) return;
+  wait.asking = false;
+  if (waiting !== wait || current || roundOver) return;
   present(item);
 }
 
 document.addEventListener('visibilitychange', () => {
-  if (!document.hidden && waiting && !waiting.timer) lookAgain();
+  if (!document.hidden && waiting && !waiting.timer && !waiting.asking) lookAgain();
 });
 
 async function answer(choice) {

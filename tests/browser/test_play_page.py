@@ -216,3 +216,14 @@ def test_a_player_who_answered_every_puzzle_gets_the_next_new_one_without_reload
                                " return s.dataset.puzzleId === String(id) && s.dataset.state === 'ready'; }",
                                arg=new, timeout=30_000)
         assert page.get_by_test_id("answer-yes").is_enabled()
+
+        # waiting again, then logged out elsewhere (another tab): no puzzle can come, and the page says so
+        page.keyboard.press("n")
+        page.wait_for_function("() => document.querySelector('.play-panel').dataset.waiting === 'true'")
+        context = page.context
+        token = context.request.get("/auth/csrf").json()["csrf_token"]
+        assert context.request.post("/auth/logout", headers={"X-CSRFToken": token,
+                                                              "Accept": "application/json"}).ok
+        page.wait_for_function("() => document.querySelector('.play-panel').dataset.waiting === undefined",
+                               timeout=30_000)
+        assert "Could not load the next puzzle" in stage.text_content()
