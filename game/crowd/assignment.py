@@ -348,6 +348,9 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
         chosen = _choose_open(inst, player["id"], exclude, now, counts=established)
         if chosen is not None:
             return _hand_out(inst, chosen[0], player["id"], chosen[1])
+    if round_rules is not None and not round_rules.open_puzzles:  # known answers only: none comes by deciding
+        raise ProofQuestError("no puzzle is left in this round: you have answered all of its puzzles; your "
+                              "teacher's next round opens here by itself")
     # the open puzzles this player could not take may wait only on votes that count now: decide them again
     from game.crowd.votes import redecide_soon  # (votes hands puzzles out through this module)
     redecide_soon(inst)

@@ -40,8 +40,9 @@ let period = 'all';
 
 class NoPuzzle extends Error {}
 
-// A student between rounds: the server refuses their puzzles and answers with one of these.
-const ROUND_OVER = /the round has (ended|not started)/;
+// A student between rounds, or done with a round whose puzzles are all known-answer ones (practice: no new
+// puzzle comes before the teacher's next round): the server refuses their puzzles with one of these.
+const ROUND_OVER = /the round has (ended|not started)|no puzzle is left in this round/;
 let roundOver = false;
 
 function showRoundOver(title = 'The round is over.') {
@@ -57,6 +58,7 @@ function showRoundOver(title = 'The round is over.') {
 }
 
 function roundTitle(message) {
+  if (/in this round/.test(message)) return 'You have done every puzzle of this round.';
   return /not started/.test(message) ? 'The round has not started yet.' : 'The round is over.';
 }
 
@@ -64,7 +66,7 @@ async function askForPuzzle(exclude) {
   try {
     return (await request(socket, 'next_puzzle', { exclude })).puzzle;
   } catch (error) {
-    if (/no puzzle is left/.test(error.message)) throw new NoPuzzle(error.message);
+    if (/no puzzle is left/.test(error.message) && !ROUND_OVER.test(error.message)) throw new NoPuzzle(error.message);
     throw error;
   }
 }
@@ -186,6 +188,7 @@ function waitForPuzzles() {
   waiting.timer = null;
   if (Date.now() - waiting.since > WAIT_GIVE_UP_MS) {
     stopWaiting();
+    clearPuzzle(panel, 'No new puzzle yet');
     viewer.showMessage('You have answered every puzzle for now.',
       'No new puzzle opened for a while. Come back later, or reload to look again.',
       { href: '/play', label: 'Reload' });
@@ -219,8 +222,11 @@ async function lookAgain() {
       waitForPuzzles();  // none yet, or no answer in time while the connection comes back: ask again later
     } else if (ROUND_OVER.test(error.message || '')) {
       showRoundOver(roundTitle(error.message));
-    } else {  // logged out, the connection closed by the server, ...: no puzzle will come by waiting
+    } else if (!socket.active) {
+      showDisconnected();
+    } else {  // an error the server answered with: no puzzle will come by waiting
       stopWaiting();
+      clearPuzzle(panel, 'No puzzle right now');
       showLoadError(error);
     }
     return;
@@ -229,6 +235,19 @@ async function lookAgain() {
   if (waiting !== wait || current || roundOver) return;
   present(item);
 }
+
+// The server closed the connection (logged out in another tab, the session ended): it does not come back by
+// itself, so a waiting page says so at once instead of asking on a dead connection.
+function showDisconnected() {
+  stopWaiting();
+  clearPuzzle(panel, 'Not connected');
+  viewer.showMessage('You are no longer connected to the game.',
+    'You may have logged out in another tab. Reload to play again.', { href: '/play', label: 'Reload' });
+}
+
+socket.on('disconnect', (reason) => {
+  if (reason === 'io server disconnect' && waiting) showDisconnected();
+});
 
 document.addEventListener('visibilitychange', () => {
   if (!document.hidden && waiting && !waiting.timer && !waiting.asking) lookAgain();
