@@ -171,7 +171,7 @@ function showLoadError(error) {
 const WAIT_FIRST_MS = 3000;
 const WAIT_MAX_MS = 30000;
 const WAIT_GIVE_UP_MS = 30 * 60 * 1000;
-let waiting = null;  // {timer, delay, since} while the page waits for a puzzle
+let waiting = null;  // {timer, asking, delay, since} while the page waits for a puzzle
 
 function waitForPuzzles() {
   if (!waiting) {
