@@ -123,3 +123,16 @@ def test_the_landing_page_says_which_volumes_have_no_gold_and_never_sums_errors(
     page = create_app({"TESTING": True}, instance=inst).test_client().get("/").get_data(as_text=True)
     assert "lab has no ground truth" in page and "players are measured on the gold of" not in page
     assert "less error in demo" in page
+
+
+def test_a_volume_with_truth_but_no_gold_is_named_as_measuring_nobody(inst):
+    """A volume too small for a balanced gold set (the play-test's 16x96x96 demo: 55 puzzles, no gold): nobody can
+    be established and nothing is decided, which the admin and landing pages now say."""
+    from conftest import oracle_puzzles
+    ids, _ = oracle_puzzles(inst, gold_every=1000)  # crowd puzzles only
+    notes = settled.gold_notes(inst)
+    assert len(notes) == 1 and "demo has ground truth but no gold puzzles" in notes[0]
+    assert "no player's votes count" in notes[0]
+    with inst.store.write() as db:
+        db.conn.execute("UPDATE puzzles SET gold = 1 WHERE id = ?", (ids[0],))
+    assert settled.gold_notes(inst) == []

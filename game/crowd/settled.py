@@ -110,7 +110,16 @@ def gold_notes(inst) -> list[str]:
     with_gold = sorted(v for v in live if counts.get(v, 0))
     notes = []
     for volume in sorted(live - set(with_gold)):
+        if not inst.volumes.exists(volume):
+            continue
         if not _needs_copies(inst, volume):
+            # truth, but too few puzzles of each kind and answer to balance a gold set (a tiny volume)
+            if st.puzzle_count(inst.store, volume):
+                source = (f"players are measured on the gold of {', '.join(with_gold)}" if with_gold else
+                          "no volume has any, so no player's votes count and no puzzle is decided: add a larger "
+                          "volume (or make the demo larger, DEMO_SHAPE)")
+                notes.append(f"{volume} has ground truth but no gold puzzles: too few of its puzzles could be "
+                             f"balanced between the two answers; {source}.")
             continue
         source = (f"players are measured on the gold of {', '.join(with_gold)}" if with_gold else
                   "no volume has any yet, so no player's votes count: the puzzles go to the expert queue, and an "
