@@ -15,6 +15,16 @@ def _cache(inst) -> PuzzleImageCache:
     return PuzzleImageCache(inst.cache_dir / "puzzles")
 
 
+def _guest_with_a_puzzle(inst):
+    """A test client logged in as a guest on a ready instance with oracle puzzles, and the puzzle it is handed."""
+    oracle_puzzles(inst)
+    st.set_job(inst.store, "prepare", "done", 3, 3, "ready")
+    client = create_app({"TESTING": True}, instance=inst).test_client()
+    token = client.get("/auth/csrf").get_json()["csrf_token"]
+    client.post("/auth/guest", headers={"Accept": "application/json", "X-CSRFToken": token})
+    return client, client.get("/api/puzzle/next").get_json()["puzzle"]
+
+
 def test_the_pool_draws_every_crowd_puzzle_before_it_is_handed_out(inst):
     inst.settings.update(PRERENDER=True)
     inst.pool.prepare_volume("demo")
@@ -63,12 +73,7 @@ def test_a_secret_gold_puzzles_picture_key_looks_like_any_other(inst):
 
 
 def test_pictures_asked_for_by_their_key_are_immutable_and_others_revalidate(inst):
-    oracle_puzzles(inst)
-    st.set_job(inst.store, "prepare", "done", 3, 3, "ready")
-    client = create_app({"TESTING": True}, instance=inst).test_client()
-    token = client.get("/auth/csrf").get_json()["csrf_token"]
-    client.post("/auth/guest", headers={"Accept": "application/json", "X-CSRFToken": token})
-    puzzle = client.get("/api/puzzle/next").get_json()["puzzle"]
+    client, puzzle = _guest_with_a_puzzle(inst)
     assert puzzle["picture"]
     def get(url, **headers):
         with client.get(url, headers=headers) as reply:
@@ -294,12 +299,7 @@ def test_a_picture_removed_while_it_is_asked_for_is_drawn_again(tmp_path):
 
 
 def test_an_image_request_whose_file_goes_between_finding_and_sending_it_is_answered(inst, monkeypatch):
-    oracle_puzzles(inst)
-    st.set_job(inst.store, "prepare", "done", 3, 3, "ready")
-    client = create_app({"TESTING": True}, instance=inst).test_client()
-    token = client.get("/auth/csrf").get_json()["csrf_token"]
-    client.post("/auth/guest", headers={"Accept": "application/json", "X-CSRFToken": token})
-    puzzle = client.get("/api/puzzle/next").get_json()["puzzle"]
+    client, puzzle = _guest_with_a_puzzle(inst)
     found, calls = images.puzzle_image, []
 
     def found_then_pruned(*args, **kwargs):

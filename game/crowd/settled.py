@@ -102,6 +102,12 @@ def promote(inst, volume: str) -> int:
     return len(ids)
 
 
+NO_GOLD_YET = ("no volume has any yet, so no player's votes count: the puzzles go to the expert queue, and an "
+               "admin's decisions there become the first gold")
+NO_GOLD_AT_ALL = ("no volume has any, so no player's votes count and no puzzle is decided: add a larger volume (or "
+                  "make the demo larger, DEMO_SHAPE)")
+
+
 def gold_notes(inst) -> list[str]:
     """What the game says about measuring players: live volumes without gold of their own, and where it comes from."""
     live = {v for v, on in st.live_volumes(inst.store).items() if on} | \
@@ -109,21 +115,14 @@ def gold_notes(inst) -> list[str]:
     counts = st.gold_counts(inst.store)
     with_gold = sorted(v for v in live if counts.get(v, 0))
     notes = []
+    elsewhere = f"players are measured on the gold of {', '.join(with_gold)}" if with_gold else None
     for volume in sorted(live - set(with_gold)):
         if not inst.volumes.exists(volume):
             continue
-        if not _needs_copies(inst, volume):
-            # truth, but too few puzzles of each kind and answer to balance a gold set (a tiny volume)
-            if st.puzzle_count(inst.store, volume):
-                source = (f"players are measured on the gold of {', '.join(with_gold)}" if with_gold else
-                          "no volume has any, so no player's votes count and no puzzle is decided: add a larger "
-                          "volume (or make the demo larger, DEMO_SHAPE)")
-                notes.append(f"{volume} has ground truth but no gold puzzles: too few of its puzzles could be "
-                             f"balanced between the two answers; {source}.")
-            continue
-        source = (f"players are measured on the gold of {', '.join(with_gold)}" if with_gold else
-                  "no volume has any yet, so no player's votes count: the puzzles go to the expert queue, and an "
-                  "admin's decisions there become the first gold")
-        notes.append(f"{volume} has no ground truth: its gold puzzles come from decisions settled beyond doubt "
-                     f"(none so far); until then {source}.")
+        if _needs_copies(inst, volume):
+            notes.append(f"{volume} has no ground truth: its gold puzzles come from decisions settled beyond doubt "
+                         f"(none so far); until then {elsewhere or NO_GOLD_YET}.")
+        elif st.puzzle_count(inst.store, volume):  # truth, but too few puzzles to balance a gold set (a tiny volume)
+            notes.append(f"{volume} has ground truth but no gold puzzles: too few of its puzzles could be balanced "
+                         f"between the two answers; {elsewhere or NO_GOLD_AT_ALL}.")
     return notes

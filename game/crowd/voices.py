@@ -236,9 +236,10 @@ def one_voice(answers: list[int], reliabilities: list[float], voice_of: list[int
     """A puzzle's ballots with the counted votes of each voice made one vote: the first of them carries the
     voice's mean log-odds (each member's yes/no answer, +1 for the edit, -1 against, times logit of its
     reliability, averaged over the members who did not answer unsure), as the answer its sign gives and the
-    reliability whose logit is its size; the others no longer count. Votes outside a voice are unchanged, so are the lists when no voice has two
-    counted votes on the puzzle. A voice thus moves the posterior, and fills the puzzle's counts of votes
-    (the least to decide, the most before the expert queue), as one player would.
+    reliability whose logit is its size; the others no longer count. Votes outside a voice are unchanged, so
+    are the lists when no voice has two counted votes on the puzzle. A voice thus moves the posterior, and
+    fills the puzzle's counts of votes (the least to decide, the most before the expert queue), as one player
+    would.
     """
     groups: dict[int, list[int]] = {}
     for i, (v, c) in enumerate(zip(voice_of, counted)):
