@@ -31,7 +31,7 @@ const socket = connectSocket();
 
 let current = null;          // the puzzle on screen: {puzzle, stack, shownAt}
 let phase = 'loading';       // 'asking' | 'saving' | 'outcome' | 'loading'
-let ahead = null;            // the prefetched next one, images loading or loaded
+let ahead = null;            // the prefetched next one, images loading or loaded: {puzzle, stack, fetched}
 let prefetching = false;
 let prefetchAgain = false;
 const answered = new Set();  // ids answered in this page, so a stale prefetch is never shown
@@ -39,6 +39,18 @@ const boards = { all: [], week: [] };
 let period = 'all';
 
 class NoPuzzle extends Error {}
+
+// A prefetched puzzle older than this is not shown: the crowd may have settled it while the player looked
+// (an idle player comes back to a puzzle whose answer no longer counts), so the server is asked again.
+const PREFETCH_FRESH_MS = 60 * 1000;
+
+// Milliseconds since the page loaded, by whichever clock has moved further: performance.now() stops while a
+// laptop sleeps in some browsers, Date.now() jumps when the system clock is set; neither must keep a stale
+// puzzle.
+const pageStart = { perf: performance.now(), date: Date.now() };
+function pageAge() {
+  return Math.max(performance.now() - pageStart.perf, Date.now() - pageStart.date);
+}
 
 // A student between rounds, or done with a round whose puzzles are all known-answer ones (practice: no new
 // puzzle comes before the teacher's next round): the server refuses their puzzles with one of these.
@@ -103,7 +115,7 @@ async function prefetch() {
       // Its failure is dealt with when the player moves on (the prefetched puzzle is dropped); until then it
       // must not surface as an unhandled rejection (the skipped puzzle of a failed start can come back here).
       stack.ready.catch(() => {});
-      ahead = { puzzle, stack };
+      ahead = { puzzle, stack, fetched: pageAge() };
     }
   } catch {
     // Nothing beyond the shown puzzle yet: moving on asks again.
@@ -138,8 +150,9 @@ async function showNext() {
   const prefetched = ahead;
   ahead = null;
   try {
-    // A prefetched puzzle whose images failed is dropped; the server is asked afresh.
-    let next = prefetched && await prefetched.stack.ready.then(() => prefetched, () => null);
+    // A prefetched puzzle whose images failed, or that waited too long, is dropped; the server is asked afresh.
+    const fresh = prefetched && pageAge() - prefetched.fetched <= PREFETCH_FRESH_MS;
+    let next = fresh && await prefetched.stack.ready.then(() => prefetched, () => null);
     if (!next || answered.has(next.puzzle.id)) {
       viewer.setLoading();
       next = await fetchShowable();

@@ -231,3 +231,61 @@ def test_a_player_who_answered_every_puzzle_gets_the_next_new_one_without_reload
         assert "no longer connected" in stage.text_content() and "logged out" in stage.text_content()
         assert page.locator("#question").text_content() == "Not connected"
         screenshot(page, "play-disconnected")
+
+
+def test_a_prefetched_puzzle_that_waited_over_a_minute_is_asked_for_again(new_context, tmp_path):
+    """The next puzzle is fetched while the player looks. A player who looks for minutes (or leaves the tab)
+    could then be shown a puzzle the crowd settled meanwhile; past a minute the page asks the server again."""
+    import re
+
+    from conftest import TINY_SHAPE, _settings, oracle_puzzles, running_server
+
+    from game.app import pipeline
+    from game.app.instance import Instance
+
+    home = tmp_path / "three-puzzles"
+    home.mkdir()
+    inst = Instance(home, _settings(home))
+    try:
+        pipeline.make_demo(inst, "demo", shape=TINY_SHAPE, seed=3)
+        ids, puzzles = oracle_puzzles(inst)
+        crowd = [i for i, p in zip(ids, puzzles) if not p["gold"]][:3]
+    finally:
+        inst.store.close()
+    with running_server(home, LIVING_POOL="0") as url:
+        inst = Instance(home, _settings(home))
+        try:  # three puzzles to play, none of them teaching (no outcome shown in between)
+            with inst.store.write() as db:
+                db.conn.execute("UPDATE puzzles SET state = 'moot', gold = 0, teach = 0, tutorial = 0 "
+                                f"WHERE id NOT IN ({','.join('?' * len(crowd))})", crowd)
+        finally:
+            inst.store.close()
+        context = new_context(base_url=url)
+        loaded = []  # puzzles whose pictures came, in order
+        context.on("requestfinished", lambda r: (m := re.search(r"/puzzle-image/(\d+)/", r.url))
+                   and int(m.group(1)) not in loaded and loaded.append(int(m.group(1))))
+        page = play_as_guest(context)
+        first = shown_puzzle(page)
+        for _ in range(100):  # the prefetched puzzle's pictures arrive while the player looks
+            if any(p != first for p in loaded):
+                break
+            page.wait_for_timeout(100)
+        ahead = next(p for p in loaded if p != first)
+        page.wait_for_timeout(500)
+        inst = Instance(home, _settings(home))
+        try:  # the crowd settles it while the player looks
+            with inst.store.write() as db:
+                db.conn.execute("UPDATE puzzles SET state = 'moot' WHERE id = ?", (ahead,))
+        finally:
+            inst.store.close()
+        # a minute and a bit goes by on both of the page's clocks
+        page.evaluate("""() => {
+          const perf = performance.now.bind(performance), date = Date.now;
+          performance.now = () => perf() + 61000;
+          Date.now = () => date() + 61000;
+        }""")
+        page.keyboard.press("y")
+        page.wait_for_function("""id => { const s = document.querySelector('[data-testid=puzzle-image]');
+          return s.dataset.puzzleId !== String(id) && s.dataset.state === 'ready'; }""", arg=first)
+        assert shown_puzzle(page) not in (first, ahead), "the stale prefetched puzzle was shown"
+        assert shown_puzzle(page) in crowd
