@@ -528,3 +528,50 @@ def test_malformed_frames_are_survived_and_the_next_event_is_acknowledged(served
     again.send('423["next_puzzle",{}]')
     assert _ack(again, 3)["ok"] is True
     again.close()
+
+
+def test_a_malformed_event_frame_that_asks_for_an_acknowledgement_gets_one(served):
+    """python-socketio raised on these and Engine.IO only logged it: the client waited for an ack that never
+    came. Each is now answered as malformed, and the connection goes on."""
+    cookie = _guest_cookie(served)
+    ws = _raw_socket(served, cookie)
+    try:
+        frames = {1: "421", 2: "422[", 3: '423{"puzzle": 1}', 4: '424["vote"', 5: "425[]", 6: '426["vote",',
+                  7: "427[[]]", 8: "428" + "[" * 100_000 + "]" * 100_000, 9: '42/?x=1,9["vote"'}
+        for number, frame in frames.items():
+            ws.send(frame)
+            ack = _ack(ws, number)
+            assert ack["ok"] is False and "not a well-formed Socket.IO event" in ack["error"], (frame, ack)
+        # a binary event whose attachment never comes: the next text frame ends it, and is read as itself
+        ws.send('451-11["vote",{"_placeholder":true,"num":0}]')
+        ws.send('4212["next_puzzle",{}]')
+        assert "not a well-formed" in _ack(ws, 11)["error"]
+        assert _ack(ws, 12)["ok"] is True
+        ws.send('4213["vote",{"puzzle":1,"answer":"maybe"}]')
+        ack = _ack(ws, 13)
+        assert ack["ok"] is False and "unknown answer" in ack["error"]
+    finally:
+        ws.close()
+
+
+def test_an_event_that_fails_on_the_server_is_answered_as_a_failure_not_as_malformed(app, monkeypatch, caplog):
+    """A well-formed event whose handling raises outside the handlers' own guard (in the library's dispatch)
+    is acknowledged as the server's failure, and logged with its traceback."""
+    client = app.test_client()
+    _guest(client)
+    sock = socketio.test_client(app, flask_test_client=client)
+    server = socketio.server
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the dispatch")
+
+    monkeypatch.setattr(server, "_trigger_event", broken)
+    # (Engine.IO hands its message handler the frame without its own packet type, the leading 4)
+    server.eio.handlers["message"](sock.eio_sid, '27["next_puzzle",{}]')
+    assert sock.acks["args"] == [{"ok": False, "error": "the server failed on this event; it has been logged"}]
+    assert "a bug in the dispatch" in caplog.text
+    sock.acks = None
+    server.eio.handlers["message"](sock.eio_sid, '28["next_puzzle"')
+    assert "not a well-formed" in sock.acks["args"][0]["error"]
+    monkeypatch.undo()
+    sock.disconnect()

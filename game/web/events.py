@@ -15,6 +15,7 @@ import logging
 
 from flask import current_app, request
 from flask_socketio import ConnectionRefusedError, SocketIO, emit, join_room
+from socketio import packet
 
 from game.app import store as st
 from game.crowd import assignment, reports, votes
@@ -40,6 +41,9 @@ EVENTS = {
 }
 
 
+FAILED = "the server failed on this event; it has been logged"
+
+
 def _player_id() -> int:
     """The player of the socket's session, checked again at every event (a log-out ends it)."""
     player_id = session_player_id()
@@ -61,7 +65,7 @@ def _answer(handler):
             return {"ok": False, "error": str(exc)}
         except Exception:
             log.exception("unexpected error on the Socket.IO event %r", handler.__name__)
-            return {"ok": False, "error": "the server failed on this event; it has been logged"}
+            return {"ok": False, "error": FAILED}
     wrapped.__name__ = handler.__name__
     return wrapped
 
@@ -70,6 +74,52 @@ def _handshake() -> bool:
     """Whether ``connect`` runs for a real connection, not for an event a client named 'connect'."""
     args = request.event["args"]
     return bool(args) and args[0] is request.environ
+
+
+def _acknowledge_every_event_frame(server) -> None:
+    """An event frame that asks for an acknowledgement gets one, even when python-socketio cannot dispatch it.
+
+    The library raises on a frame it cannot decode (bad JSON, data that is not ``[name, ...]``, a text frame
+    where a binary event's attachment was due) and Engine.IO only logs it: the client waited for an
+    acknowledgement that never came. Engine.IO's message handler is wrapped here: such a frame is answered
+    ``{ok: false, error}`` (malformed, or, for a well-formed event whose handling raised, a logged server
+    failure). Handlers run in the frame's own call (``async_handlers=False``), so nothing was acknowledged
+    before the exception.
+    """
+    on_message = server.eio.handlers["message"]
+
+    def fail(eio_sid, ack_id, error: str) -> None:
+        sid = None if ack_id is None else server.manager.sid_from_eio_sid(eio_sid, "/")
+        if sid is not None and server.manager.is_connected(sid, "/"):
+            server._send_packet(eio_sid, server.packet_class(packet.ACK, namespace="/", id=ack_id,
+                                                             data=[{"ok": False, "error": error}]))
+
+    def message(eio_sid, data):
+        pending = server._binary_packet.get(eio_sid)
+        if pending is not None and isinstance(data, str):
+            # a text frame while a binary event waits for its attachments: the library would take the text as
+            # an attachment; that event is over, answered as malformed, and the frame is read as itself
+            server._binary_packet.pop(eio_sid, None)
+            if pending.packet_type == packet.BINARY_EVENT:
+                fail(eio_sid, pending.id, v.MALFORMED)
+            pending = None
+        try:
+            return on_message(eio_sid, data)
+        except Exception:
+            if pending is not None:  # the frame was an attachment: the event is the pending packet
+                server._binary_packet.pop(eio_sid, None)
+                ack_id = pending.id if pending.packet_type == packet.BINARY_EVENT else None
+                well_formed = v.is_event_array(pending.data) and len(pending.attachments) == pending.attachment_count
+            else:
+                ack_id, well_formed = v.event_ack_id(data), v.well_formed_event(data)
+            if well_formed:
+                log.exception("unexpected error on a Socket.IO event frame")
+                fail(eio_sid, ack_id, FAILED)
+            else:
+                log.info("a malformed Socket.IO frame (%s)", v.quote(data))
+                fail(eio_sid, ack_id, v.MALFORMED)
+
+    server.eio.handlers["message"] = message
 
 
 def register(app, socketio: SocketIO) -> None:
@@ -106,6 +156,7 @@ def register(app, socketio: SocketIO) -> None:
         return catch_all(*args)
 
     socketio.server.handlers["/"]["*"] = star
+    _acknowledge_every_event_frame(socketio.server)
 
     @socketio.on("next_puzzle")
     @_answer

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 
 from flask import request
+from socketio import packet
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import IntegerConverter
 
@@ -65,6 +67,38 @@ def event_data(args: tuple) -> dict:
     if not isinstance(args[0], dict):
         raise ProofQuestError(f"the event's data must be an object, not {type(args[0]).__name__}")
     return args[0]
+
+
+# a Socket.IO event frame's head: type 2 (event) or 5 (binary event), attachments, namespace, acknowledgement id
+_EVENT_HEAD = re.compile(r"([25])(?:\d+-)?(?:(/[^,]*),)?(\d{1,100})")
+MALFORMED = "the frame is not a well-formed Socket.IO event (an array: the event's name, then its data)"
+
+
+def event_ack_id(frame) -> int | None:
+    """The acknowledgement id of a Socket.IO event frame on the game's namespace, read without decoding its
+    data (which may be what is malformed), as python-socketio reads it. None for a frame that is not an
+    event, asks for no acknowledgement, or names another namespace (a query after the namespace's name, as
+    in ``/?x=1``, is not part of the name)."""
+    if not isinstance(frame, str):
+        return None
+    head = _EVENT_HEAD.match(frame)
+    if head is None or (head.group(2) or "/").split("?", 1)[0] not in ("", "/"):
+        return None
+    return int(head.group(3))
+
+
+def well_formed_event(frame) -> bool:
+    """Whether a text frame decodes to an event python-socketio can dispatch: an array whose first item,
+    the event's name, is a string."""
+    try:
+        decoded = packet.Packet(encoded_packet=frame)
+    except Exception:  # what a client sends may break the decoder anywhere: bad JSON, nesting, types
+        return False
+    return decoded.packet_type in (packet.EVENT, packet.BINARY_EVENT) and is_event_array(decoded.data)
+
+
+def is_event_array(data) -> bool:
+    return isinstance(data, list) and bool(data) and isinstance(data[0], str)
 
 
 def record_id(value, what: str) -> int:
