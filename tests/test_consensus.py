@@ -385,3 +385,31 @@ def test_a_rejection_may_need_fewer_votes_than_an_edit():
     assert decide(*against, strict).state == "open"
     assert (decide(*against, lenient).state, decide(*against, lenient).answer) == ("retired", False)
     assert decide([SUPPORT, SUPPORT], [0.9, 0.9], 0.5, lenient).state == "open", "an edit still needs MIN_VOTES"
+
+
+def test_no_decision_goes_against_the_way_the_counted_votes_lean():
+    """The detector's score is a prior: it may carry the votes' lean past a bar, never overrule it. On a real
+    FIB-SEM volume a correct big cut scored 0.02 was rejected at 2 votes to 2 whose weights leaned for it."""
+    settings = ConsensusSettings(min_votes=3, min_votes_to_reject=2, retire_confidence=0.9, apply_confidence=0.97,
+                                 prior_weight=1.0, max_votes=9)
+    # 2-2, the supporters more reliable: the weights lean for the edit, the low score pulls the posterior below 0.1
+    leaning_for = decide([SUPPORT, SUPPORT, OPPOSE, OPPOSE], [0.75, 0.75, 0.6, 0.6], 0.02, settings)
+    assert leaning_for.posterior < 0.1, "the score alone would reject it"
+    assert (leaning_for.state, leaning_for.answer) == ("open", None)
+    # the mirror: a high score does not apply an edit its votes lean against
+    leaning_against = decide([SUPPORT, SUPPORT, OPPOSE, OPPOSE], [0.6, 0.6, 0.75, 0.75], 0.995, settings)
+    assert leaning_against.posterior > 0.97
+    assert (leaning_against.state, leaning_against.answer) == ("open", None)
+    # an exact tie leans neither way, whatever order the float sum takes
+    for order in ([SUPPORT, OPPOSE, SUPPORT, OPPOSE], [OPPOSE, OPPOSE, SUPPORT, SUPPORT],
+                  [SUPPORT, SUPPORT, OPPOSE, OPPOSE]):
+        assert decide(order, [0.7] * 4, 0.01, settings).state == "open"
+        assert decide(order, [0.7] * 4, 0.999, settings).state == "open"
+    # where the votes lean the score's way, it still carries them past the bar
+    carried = decide([OPPOSE, OPPOSE, SUPPORT], [0.7, 0.7, 0.7], 0.05, settings)
+    assert (carried.state, carried.answer) == ("retired", False)
+    carried = decide([SUPPORT, SUPPORT, SUPPORT, OPPOSE], [0.7] * 4, 0.9, settings)
+    assert (carried.state, carried.answer) == ("retired", True)
+    # and a lean that never turns goes to the expert once the votes run out
+    stuck = decide([SUPPORT, SUPPORT, OPPOSE, OPPOSE] * 2 + [SUPPORT], [0.6] * 9, 0.001, settings)
+    assert stuck.state == "expert"

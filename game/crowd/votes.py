@@ -456,7 +456,9 @@ def expert_queue(inst) -> list[dict]:
     as one at ``BIG_RELIABILITY_CAP`` as on a big edit; ``contested`` says the
     crowd's posterior favoured the edit (at least ``APPLY_CONFIDENCE``) while
     its voters were divided (agreement under ``BIG_APPLY_AGREEMENT``): a big
-    edit sent here instead of being applied.
+    edit sent here instead of being applied, or a puzzle whose posterior the
+    detector's score carried for the edit while its votes leaned against it
+    (no decision goes against the votes' lean: it waited here for an expert).
     """
     settings = inst.consensus
     rows = st.puzzles(inst.store, state="expert")
