@@ -48,6 +48,33 @@ def _settings(home: Path, **extra) -> dict:
     return load_settings({"HOME": str(home), **TINY_SETTINGS, **extra}, environ={})
 
 
+@pytest.fixture(scope="session")
+def prepared_demo_home(tmp_path_factory, tiny_demo_home) -> Path:
+    """The tiny demo's instance folder after its first start's preparation (known answers applied, the crowd's
+    puzzles made), with the default test settings; made once per session, as many tests start from it."""
+    from game.app.instance import Instance
+
+    home = tmp_path_factory.mktemp("prepared-home") / "instance"
+    shutil.copytree(tiny_demo_home, home)
+    inst = Instance(home, _settings(home))
+    inst.pool.prepare_volume("demo")
+    inst.store.close()
+    return home
+
+
+@pytest.fixture
+def prepared_inst(tmp_path, prepared_demo_home):
+    """An instance over a fresh copy of :func:`prepared_demo_home`: as the same folder opened again by a new
+    process after its preparation."""
+    from game.app.instance import Instance
+
+    target = tmp_path / "instance"
+    shutil.copytree(prepared_demo_home, target)
+    instance = Instance(target, _settings(target))
+    yield instance
+    instance.store.close()
+
+
 @pytest.fixture
 def home(tmp_path, tiny_demo_home) -> Path:
     """A fresh copy of the tiny demo instance folder for one test."""
@@ -178,7 +205,7 @@ def running_server(home: Path, **env):
                                   cwd=root, env=environ, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 180  # a first start on a loaded shared machine: a minute was short
             while True:
                 try:
                     with urllib.request.urlopen(url + "/healthz", timeout=2) as response:

@@ -202,8 +202,8 @@ def test_home_comes_from_the_environment_and_run_py_works(tmp_path):
     assert (tmp_path / "elsewhere" / "volumes" / "demo").is_dir()
 
 
-def test_puzzles_report_prints_the_figures_of_a_volumes_puzzles(capsys, inst, home):
-    inst.pool.prepare_volume("demo")
+def test_puzzles_report_prints_the_figures_of_a_volumes_puzzles(capsys, prepared_inst):
+    inst, home = prepared_inst, prepared_inst.home
     n = st.puzzle_count(inst.store, "demo")
     code, out, err = run(capsys, "--home", home, "puzzles-report", "demo", "--json")
     assert code == 0, err

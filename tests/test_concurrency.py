@@ -44,8 +44,8 @@ def test_a_failed_background_call_is_logged_and_the_next_one_runs(caplog):
     assert done == [1] and "background work fails failed" in caplog.text
 
 
-def test_rescans_that_queue_up_behind_one_another_run_as_one_scan(inst):
-    inst.pool.prepare_volume("demo")
+def test_rescans_that_queue_up_behind_one_another_run_as_one_scan(prepared_inst):
+    inst = prepared_inst
     inst.worker = Worker("after-decisions")
     release, scans = threading.Event(), []
     inst.worker.submit(release.wait, 30)  # the worker is busy: the decisions' rescans queue up

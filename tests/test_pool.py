@@ -13,9 +13,8 @@ from game.puzzles.edit import PuzzleEdit, expected_gain
 
 
 @pytest.fixture
-def prepared(inst):
-    inst.pool.prepare_volume("demo")
-    return inst
+def prepared(prepared_inst):
+    return prepared_inst
 
 
 def _a_crowd_applies_a_right_merge(inst) -> dict:

@@ -67,8 +67,8 @@ def test_hard_to_judge_candidates_are_handed_out_at_half_their_expected_gain(ins
     assert any(p["judgeable"] for p in judged[first_hard:]), "a hard puzzle worth more comes before easy ones"
 
 
-def test_pictures_are_drawn_from_the_stored_frame(inst):
-    inst.pool.prepare_volume("demo")
+def test_pictures_are_drawn_from_the_stored_frame(prepared_inst):
+    inst = prepared_inst
     puzzle = st.puzzles(inst.store, volume="demo", gold=False)[0]
     frame = Frame.from_dict(puzzle["detector"]["frame"])
     assert frame.slices == SLICES and frame.key == KEY

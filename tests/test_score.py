@@ -238,8 +238,8 @@ def test_calibration_weighs_balanced_answers_by_their_sampling_rate():
     assert 0.1 < p < 0.2, "near the population's 10%, pulled a little toward the prior"
 
 
-def test_known_answers_of_a_prepared_volume_are_gold_and_teach_with_their_weights(inst):
-    inst.pool.prepare_volume("demo")
+def test_known_answers_of_a_prepared_volume_are_gold_and_teach_with_their_weights(prepared_inst):
+    inst = prepared_inst
     known = st.known_answers(inst.store, "demo")
     gold = [p for p in st.puzzles(inst.store, volume="demo", gold=True) if p["truth"] is not None]
     assert len(known) == len(gold) > 0

@@ -102,8 +102,8 @@ def test_teach_copies_show_the_decision_as_their_truth(lab):
     assert objects == (1, 2)  # rejected: two neurites, drawn in two colours
 
 
-def test_volumes_whose_truth_decides_their_puzzles_get_no_copies(inst):
-    inst.pool.prepare_volume("demo")
+def test_volumes_whose_truth_decides_their_puzzles_get_no_copies(prepared_inst):
+    inst = prepared_inst
     admin = players.register(inst.store, "expert", "a long enough password", role="admin")
     for kind, apply in (("merge", True), ("merge", False)):
         puzzle = next(p for p in st.puzzles(inst.store, volume="demo", state="open", gold=False)

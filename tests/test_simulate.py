@@ -62,13 +62,13 @@ def test_simulated_crowd_plays_the_live_server_and_the_segmentation_improves(cro
     assert result["decisions"]["retired"] > 0 and result["decisions"]["wrong_share"] <= 0.2
 
 
-def test_a_simulated_player_answers_about_the_parts_as_they_are_now(inst):
+def test_a_simulated_player_answers_about_the_parts_as_they_are_now(prepared_inst):
     """A merge puzzle made before another edit joined its segments: its truth is the current one (moot: None),
     not the one stored when the pool made it."""
     from game.crowd.votes import commit_puzzle_edit
     from game.puzzles.truth import supervoxel_truth
 
-    inst.pool.prepare_volume("demo")
+    inst = prepared_inst
     volume = inst.volumes.open("demo")
     known = {"demo": supervoxel_truth(volume, inst.agglomeration("demo").n_supervoxels)}
     merges = [p for p in st.puzzles(inst.store, volume="demo", state="open", gold=False)
