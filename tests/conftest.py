@@ -48,17 +48,28 @@ def _settings(home: Path, **extra) -> dict:
     return load_settings({"HOME": str(home), **TINY_SETTINGS, **extra}, environ={})
 
 
+def _copy(source: Path, tmp_path: Path) -> Path:
+    """A fresh copy of an instance folder for one test."""
+    target = tmp_path / "instance"
+    shutil.copytree(source, target)
+    return target
+
+
+def _opened(home: Path):
+    """An instance over ``home`` with the test settings, closed when the test ends (a fixture's body)."""
+    from game.app.instance import Instance
+    instance = Instance(home, _settings(home))
+    yield instance
+    instance.store.close()
+
+
 @pytest.fixture(scope="session")
 def prepared_demo_home(tmp_path_factory, tiny_demo_home) -> Path:
     """The tiny demo's instance folder after its first start's preparation (known answers applied, the crowd's
     puzzles made), with the default test settings; made once per session, as many tests start from it."""
-    from game.app.instance import Instance
-
-    home = tmp_path_factory.mktemp("prepared-home") / "instance"
-    shutil.copytree(tiny_demo_home, home)
-    inst = Instance(home, _settings(home))
-    inst.pool.prepare_volume("demo")
-    inst.store.close()
+    home = _copy(tiny_demo_home, tmp_path_factory.mktemp("prepared-home"))
+    for inst in _opened(home):
+        inst.pool.prepare_volume("demo")
     return home
 
 
@@ -66,29 +77,18 @@ def prepared_demo_home(tmp_path_factory, tiny_demo_home) -> Path:
 def prepared_inst(tmp_path, prepared_demo_home):
     """An instance over a fresh copy of :func:`prepared_demo_home`: as the same folder opened again by a new
     process after its preparation."""
-    from game.app.instance import Instance
-
-    target = tmp_path / "instance"
-    shutil.copytree(prepared_demo_home, target)
-    instance = Instance(target, _settings(target))
-    yield instance
-    instance.store.close()
+    yield from _opened(_copy(prepared_demo_home, tmp_path))
 
 
 @pytest.fixture
 def home(tmp_path, tiny_demo_home) -> Path:
     """A fresh copy of the tiny demo instance folder for one test."""
-    target = tmp_path / "instance"
-    shutil.copytree(tiny_demo_home, target)
-    return target
+    return _copy(tiny_demo_home, tmp_path)
 
 
 @pytest.fixture
 def inst(home):
-    from game.app.instance import Instance
-    instance = Instance(home, _settings(home))
-    yield instance
-    instance.store.close()
+    yield from _opened(home)
 
 
 def oracle_puzzles(inst, volume: str = "demo", *, n_merge: int = 12, n_split: int = 6, gold_every: int = 4,

@@ -12,11 +12,6 @@ from game.detection.candidates import candidate_key
 from game.puzzles.edit import PuzzleEdit, expected_gain
 
 
-@pytest.fixture
-def prepared(prepared_inst):
-    return prepared_inst
-
-
 def _a_crowd_applies_a_right_merge(inst) -> dict:
     """Six established players answer yes to an open right merge until it is applied; its row then."""
     crowd = [players.create_guest(inst.store) for _ in range(6)]
@@ -31,8 +26,8 @@ def _a_crowd_applies_a_right_merge(inst) -> dict:
     return row
 
 
-def test_first_start_applies_the_known_answers_and_asks_each_question_once(prepared):
-    inst = prepared
+def test_first_start_applies_the_known_answers_and_asks_each_question_once(prepared_inst):
+    inst = prepared_inst
     rows = st.puzzles(inst.store, volume="demo", tutorial=None)
     known = [p for p in rows if p["gold"] or p["tutorial"]]
     assert known and all(p["truth"] is not None for p in known)
@@ -48,8 +43,8 @@ def test_first_start_applies_the_known_answers_and_asks_each_question_once(prepa
     assert inst.pool.refill("demo") == 0, "a second scan finds nothing new to ask"
 
 
-def test_each_segment_has_one_cut_open_at_a_time(prepared):
-    inst = prepared
+def test_each_segment_has_one_cut_open_at_a_time(prepared_inst):
+    inst = prepared_inst
     agg = inst.agglomeration("demo")
     crowd_splits = [p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["kind"] == "split"
                     and p["state"] == "open"]
@@ -77,8 +72,8 @@ def _a_cut_with_another_after_it(inst) -> tuple[dict, int, list[dict]]:
     pytest.fail("the demo has no segment whose tree offers two cuts")
 
 
-def test_a_rejected_cut_opens_the_next_one_of_its_segment(prepared):
-    inst = prepared
+def test_a_rejected_cut_opens_the_next_one_of_its_segment(prepared_inst):
+    inst = prepared_inst
     crowd = [players.create_guest(inst.store) for _ in range(4)]
     establish(inst, crowd, 0.8)
     split, segment, cuts = _a_cut_with_another_after_it(inst)
@@ -92,9 +87,9 @@ def test_a_rejected_cut_opens_the_next_one_of_its_segment(prepared):
     assert opened[0]["key"] in {c["key"] for c in cuts} and opened[0]["key"] != split["key"]
 
 
-def test_a_cut_sent_to_the_expert_opens_the_next_one_of_its_segment(prepared):
+def test_a_cut_sent_to_the_expert_opens_the_next_one_of_its_segment(prepared_inst):
     """A near tie on a segment's first cut must not end the walk down its merge tree."""
-    inst = prepared
+    inst = prepared_inst
     crowd = [players.create_guest(inst.store) for _ in range(20)]
     establish(inst, crowd, 0.8)
     split, segment, cuts = _a_cut_with_another_after_it(inst)
@@ -107,8 +102,8 @@ def test_a_cut_sent_to_the_expert_opens_the_next_one_of_its_segment(prepared):
     assert len(opened) == 1 and opened[0]["key"] in {c["key"] for c in cuts} and opened[0]["key"] != split["key"]
 
 
-def test_an_applied_edit_brings_the_candidates_of_the_segment_it_made(prepared):
-    inst = prepared
+def test_an_applied_edit_brings_the_candidates_of_the_segment_it_made(prepared_inst):
+    inst = prepared_inst
     crowd = [players.create_guest(inst.store) for _ in range(6)]
     establish(inst, crowd, 0.9)
     merge = next(p for p in st.puzzles(inst.store, volume="demo", gold=False)
@@ -138,11 +133,11 @@ def test_an_applied_edit_brings_the_candidates_of_the_segment_it_made(prepared):
     assert any(p["value"] > made_before.get(p["id"], float("inf")) for p in touched), "one made before it grew"
 
 
-def test_no_question_undoes_an_applied_edit(prepared):
+def test_no_question_undoes_an_applied_edit(prepared_inst):
     """The merge between the two sides of an applied cut, and the cut that takes off again what an applied
     merge joined, are never asked: a wrong answer would undo a right edit (in the simulated demo the first
     undid a known answer's cut worth ARE 0.023)."""
-    inst = prepared
+    inst = prepared_inst
     agg = inst.agglomeration("demo")
     asked = st.puzzle_keys(inst.store, "demo")
     cuts = [st.puzzle(inst.store, e["puzzle_id"]) for e in st.edits(inst.store, "demo") if e["kind"] == "split"]
@@ -169,8 +164,8 @@ def test_no_question_undoes_an_applied_edit(prepared):
     assert not {c["key"] for c in undo} & st.puzzle_keys(inst.store, "demo")
 
 
-def test_the_pool_can_be_turned_off(prepared):
-    inst = prepared
+def test_the_pool_can_be_turned_off(prepared_inst):
+    inst = prepared_inst
     inst.settings["LIVING_POOL"] = False
     split = next(p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["kind"] == "split")
     before = st.puzzle_count(inst.store, "demo")
@@ -213,11 +208,11 @@ def test_a_process_started_later_learns_what_waits_and_fills_the_room(inst):
     assert inst.pool.waiting("demo") > 0
 
 
-def test_a_rescan_overtaken_by_an_edit_scans_the_state_that_edit_left(prepared, monkeypatch, caplog):
+def test_a_rescan_overtaken_by_an_edit_scans_the_state_that_edit_left(prepared_inst, monkeypatch, caplog):
     import logging
 
     from game.segmentation.agglomeration import Edit
-    inst = prepared
+    inst = prepared_inst
     row = merge = _a_crowd_applies_a_right_merge(inst)
     agg = inst.agglomeration("demo")
     merged = agg.segment_of(merge["anchors"][0])
@@ -241,8 +236,8 @@ def test_a_rescan_overtaken_by_an_edit_scans_the_state_that_edit_left(prepared, 
     assert len(scanned) == 2 and scanned[0] == {merged} and now in scanned[1] and merged not in scanned[1]
 
 
-def test_puzzle_ids_tell_neither_gold_nor_the_order_puzzles_were_made_in(prepared):
-    inst = prepared
+def test_puzzle_ids_tell_neither_gold_nor_the_order_puzzles_were_made_in(prepared_inst):
+    inst = prepared_inst
     rows = st.puzzles(inst.store, volume="demo", tutorial=None)
     gold = sorted(p["id"] for p in rows if p["gold"] and not p["teach"] and not p["tutorial"])
     crowd = sorted(p["id"] for p in rows if not p["gold"] and not p["tutorial"])
