@@ -14,6 +14,10 @@ pool) is copied, served by ``python run.py`` and played to the end by
 - votes per retired puzzle, wrong decisions among retired puzzles, puzzles sent
   to the expert queue; VI gained per player-minute at 6.2 s per answer
   (Guided Proofreading's decision time; its figure is 0.00173);
+- once the crowd has left, an expert (``simulate --expert``: an admin deciding
+  by the truth through the admin routes) settles the expert queue: how many it
+  applied and rejected, and the share of the true gap closed with it (the
+  crowd's figures are those before it);
 - the share of the true gap closed once the crowd had cast ``--budget`` votes
   (default 2,000: a class of 20 playing ten minutes at 6.2 s per answer), a
   figure that compares hand-out orders at the same cost, where a whole run's
@@ -172,7 +176,7 @@ def play(home: Path, crowd: str, rule: str, seed: int, players: int, settings: d
     try:
         out = subprocess.run([sys.executable, str(ROOT / "run.py"), "--home", str(copy), "simulate", "--url", url,
                               "--players", str(players), "--accuracy", str(accuracy), "--chance-share", str(chance),
-                              "--seed", str(seed), "--patience", str(patience), "--json",
+                              "--seed", str(seed), "--patience", str(patience), "--json", "--expert",
                               *(["--hard-accuracy", str(hard_accuracy)] if hard_accuracy is not None else [])],
                              capture_output=True, text=True, env=env_for())
     finally:
@@ -186,6 +190,10 @@ def play(home: Path, crowd: str, rule: str, seed: int, players: int, settings: d
         shutil.move(str(copy), str(keep))
     shutil.rmtree(scratch, ignore_errors=True)
     return json.loads(out.stdout)
+
+
+def vi(m: dict) -> float:
+    return m["vi_split"] + m["vi_merge"]
 
 
 def ratio(per_minute: float | None) -> str:
@@ -227,7 +235,16 @@ def row(label: str, r: dict, budget: int = 2000) -> str:
             f"({(per_minute or 0) / GP_VI_PER_MINUTE:.2f}x GP; first quarter of the votes {ratio(first_quarter)})  "
             f"after {budget} votes ARE {early['adapted_rand_error'] or 0:.0%} VI "
             f"{early['vi'] or 0:.0%}  puzzles {d['puzzles']}  seconds {r['seconds']}  "
-            f"waits {r.get('waits', 0)}")
+            f"waits {r.get('waits', 0)}" + expert_part(r))
+
+
+def expert_part(r: dict) -> str:
+    """What the expert's decisions on the queue added once the crowd had left (runs without it: nothing)."""
+    settled, g = r.get("expert_decisions"), r["gap_closed"]
+    if settled is None:
+        return ""
+    return (f"  expert applied {settled['applied']} rejected {settled['rejected']} → gap closed with the expert ARE "
+            f"{g['with_expert']['adapted_rand_error']:.0%} VI {g['with_expert']['vi']:.0%}")
 
 
 def main() -> None:
@@ -273,12 +290,16 @@ def main() -> None:
                     print(row(f"{name} A={crowd} {rule} s{seed}", r, args.budget), flush=True)
                 shares = {k: [r["gap_closed"]["total"][k] for r in runs] for k in ("adapted_rand_error", "vi")}
                 early = {k: [r["at_budget"][k] or 0 for r in runs] for k in ("adapted_rand_error", "vi")}
-                worse = sum(r["after"]["adapted_rand_error"] > r["initial"]["adapted_rand_error"] for r in runs)
+                worse = sum(r["after"]["adapted_rand_error"] > r["initial"]["adapted_rand_error"]
+                            or vi(r["after"]) > vi(r["initial"]) for r in runs)
+                expert = {k: [r["gap_closed"]["with_expert"][k] for r in runs] for k in ("adapted_rand_error", "vi")}
                 print(f"{name} A={crowd} {rule}: mean true gap closed ARE {np.mean(shares['adapted_rand_error']):.0%}"
                       f" (min {min(shares['adapted_rand_error']):.0%}), VI {np.mean(shares['vi']):.0%} (min "
                       f"{min(shares['vi']):.0%}); after {args.budget} votes ARE "
                       f"{np.mean(early['adapted_rand_error']):.0%}, VI {np.mean(early['vi']):.0%}; ended worse than "
-                      f"the automatic segmentation: {worse}/{len(runs)}",
+                      f"the automatic segmentation (ARE or VI): {worse}/{len(runs)}; with the expert's decisions "
+                      f"ARE {np.mean(expert['adapted_rand_error']):.0%} (min {min(expert['adapted_rand_error']):.0%}),"
+                      f" VI {np.mean(expert['vi']):.0%} (min {min(expert['vi']):.0%})",
                       flush=True)
     print(json.dumps(results))
 

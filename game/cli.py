@@ -153,13 +153,16 @@ def cmd_simulate(args) -> int:
     crowd = simulate.Crowd(players=args.players, accuracy=args.accuracy, chance_share=args.chance_share,
                            votes_per_player=args.votes_per_player, seed=args.seed, patience=args.patience,
                            hard_accuracy=args.hard_accuracy)
-    result = simulate.run(_instance(args), args.url, crowd, progress=None if args.json else TqdmBar("votes"))
+    result = simulate.run(_instance(args), args.url, crowd, progress=None if args.json else TqdmBar("votes"),
+                          expert=args.expert)
     if args.json:
         print(json.dumps(result))
         return 0
     key = "adapted_rand_error"
     labels = {"initial": "automatic", "before": "known answers", "after": "crowd", "oracle": "oracle",
               "limit": "supervoxel limit"}
+    if args.expert:
+        labels["after_expert"] = "and the expert"
     for label, name in labels.items():
         q = result[label]
         print(f"{name:>16}: adapted Rand error {q[key]:.4f}  VI split {q['vi_split']:.3f}  "
@@ -167,10 +170,13 @@ def cmd_simulate(args) -> int:
     closed = result["gap_closed"]
     print("  true gap (automatic − supervoxel limit) closed: " + ", ".join(
         f"{part.replace('_', ' ')} ARE {closed[part][key]:.0%} VI {closed[part]['vi']:.0%}"
-        for part in ("known_answers", "crowd", "total", "oracle")))
+        for part in ("known_answers", "crowd", "total", *(("expert", "with_expert") if args.expert else ()),
+                     "oracle")))
     print(f"  votes: {result['votes']} in {result['seconds']} s; VI gained per player-minute at "
           f"{simulate.SECONDS_PER_ANSWER} s per answer: {result['vi_per_player_minute'] or 0:.5f}")
     print(f"  decisions: {json.dumps(result['decisions'])}")
+    if args.expert:
+        print(f"  the expert's decisions: {json.dumps(result['expert_decisions'])}")
     return 0
 
 
@@ -460,6 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="how long a player keeps coming back for new puzzles once none is left (the living pool "
                           "makes more as decisions are rescanned), as the play page does by itself; 0: leave at "
                           "once, before the rescans of the crowd's last decisions have run")
+    sim.add_argument("--expert", action="store_true",
+                     help="once the crowd has left, an expert (an admin account made for it, deciding by the truth) "
+                          "settles the expert queue through the admin routes; its gain is reported apart")
     sim.add_argument("--json", action="store_true")
 
     p["puzzles-report"].add_argument("name", help="the volume")

@@ -15,6 +15,7 @@ correct edit among the crowd's puzzles applied.
 from __future__ import annotations
 
 import random
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ import requests
 import socketio
 
 from game.app import pipeline
+from game.app import players as accounts
 from game.app import store as st
 from game.app.instance import Instance
 from game.errors import ProofQuestError
@@ -202,8 +204,54 @@ def decisions(inst: Instance) -> dict:
             "wrong_share": wrong / len(retired) if retired else None}
 
 
-def run(inst: Instance, url: str, crowd: Crowd, *, progress=None) -> dict:
-    """Play the game at ``url`` with a simulated crowd; the segmentation quality before, after and oracle."""
+def expert_settles(inst: Instance, url: str, known) -> dict:
+    """An expert settles the expert queue through the admin routes, deciding each puzzle by its truth now.
+
+    The expert is an admin account made for the purpose; it logs in over HTTP
+    and answers ``POST /admin/api/expert/<id>`` as a person on the admin page
+    does: apply when the puzzle's edit is right in the segmentation as it is,
+    reject otherwise (a moot or unlabelled one included). A puzzle an earlier
+    decision of the expert's left no longer waiting is skipped. Returns the
+    counts of applied, rejected and skipped puzzles.
+    """
+    url = url.rstrip("/")
+    username, password = f"sim-expert-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
+    accounts.register(inst.store, username, password, role="admin")
+    http = requests.Session()
+    try:
+        token = http.get(f"{url}/auth/csrf", timeout=30).json()["csrf_token"]
+        reply = http.post(f"{url}/auth/login", headers={"X-CSRFToken": token, "Accept": "application/json"},
+                          json={"username": username, "password": password}, timeout=30)
+        if reply.status_code != 200:
+            raise ProofQuestError(f"the expert could not log in: {reply.status_code} {reply.text[:200]}")
+        headers = {"X-CSRFToken": reply.json()["csrf_token"], "Accept": "application/json"}
+        queue = http.get(f"{url}/admin/api/expert", headers=headers, timeout=60).json()["puzzles"]
+        counts = {"applied": 0, "rejected": 0, "skipped": 0}
+        for queued in queue:
+            truth = current_truth(inst, st.puzzle(inst.store, queued["id"]), known)["truth"]
+            decision = "apply" if truth else "reject"
+            reply = http.post(f"{url}/admin/api/expert/{queued['id']}", headers=headers,
+                              json={"decision": decision}, timeout=120)
+            if reply.status_code == 400 and "not waiting" in reply.text:
+                counts["skipped"] += 1
+                continue
+            if reply.status_code != 200:
+                raise ProofQuestError(f"the expert's decision on puzzle {queued['id']} was refused: "
+                                      f"{reply.status_code} {reply.text[:200]}")
+            counts["applied" if decision == "apply" else "rejected"] += 1
+        return counts
+    finally:
+        http.close()
+
+
+def run(inst: Instance, url: str, crowd: Crowd, *, progress=None, expert: bool = False) -> dict:
+    """Play the game at ``url`` with a simulated crowd; the segmentation quality before, after and oracle.
+
+    With ``expert``, once the crowd has left an expert settles what it sent to
+    the expert queue (:func:`expert_settles`); its gain is reported apart
+    (``gap_closed["expert"]``, ``after_expert``), the crowd's figures are
+    those before it.
+    """
     live = st.live_volumes(inst.store)
     names = [n for n in inst.volumes.names() if inst.volumes.open(n).has("groundtruth")
              and st.puzzle_count(inst.store, n) and live.get(n, True)]
@@ -253,13 +301,19 @@ def run(inst: Instance, url: str, crowd: Crowd, *, progress=None) -> dict:
     after = {n: pipeline.evaluate_volume(inst, n) for n in names}
     votes = st.vote_count(inst.store) - votes_at_start
     volumes = {n: _gains(inst, n, before[n], after[n], oracle[n], votes) for n in names}
+    settled = None
+    if expert:
+        settled = expert_settles(inst, url, known.get)
+        for n in names:
+            volumes[n] = _with_expert(volumes[n], pipeline.evaluate_volume(inst, n))
     first = names[0]
     q = after[first]
     curve.append((votes, q["vi_split"] + q["vi_merge"], q["adapted_rand_error"]))
     return {**volumes[first], "votes": votes, "seconds": round(seconds, 1), "volumes": volumes,
             "curve": [{"votes": v, "vi": vi, "adapted_rand_error": are} for v, vi, are in curve],
             "vi_per_player_minute_first_quarter": _early_rate(curve, votes),
-            "decisions": decisions(inst), "accuracies": [round(float(a), 3) for a in crowd.accuracies()],
+            "decisions": decisions(inst), "expert_decisions": settled,
+            "accuracies": [round(float(a), 3) for a in crowd.accuracies()],
             "vote_timeouts": sum(p.timeouts for p in players), "waits": sum(p.waits for p in players),
             "throttled": sum(p.throttled for p in players)}
 
@@ -269,6 +323,15 @@ SECONDS_PER_ANSWER = 6.2
 CURVE_STEP = 250  # votes between two points of the quality curve
 PATIENCE_STEP = 2.0  # seconds a patient player waits before asking for a puzzle again
 THROTTLE_STEP = 1.0  # seconds a player whose vote the server's rate limit refused waits before asking again
+
+
+def _with_expert(gains: dict, after_expert: dict) -> dict:
+    """A volume's :func:`_gains` with what the expert's decisions added after the crowd."""
+    initial, limit = gains["initial"], gains["limit"]
+    total = quality.gap_closed(initial, after_expert, limit)
+    return {**gains, "after_expert": after_expert,
+            "gap_closed": {**gains["gap_closed"], "with_expert": total,
+                           "expert": {k: v - gains["gap_closed"]["total"][k] for k, v in total.items()}}}
 
 
 def _early_rate(curve: list[tuple], votes: int) -> float | None:

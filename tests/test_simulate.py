@@ -13,6 +13,7 @@ from conftest import oracle_puzzles, running_server
 from game import simulate
 from game.app import store as st
 from game.errors import ProofQuestError
+from game.puzzles.truth import supervoxel_truth
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,6 +61,28 @@ def test_simulated_crowd_plays_the_live_server_and_the_segmentation_improves(cro
     assert result["after"]["adapted_rand_error"] < result["before"]["adapted_rand_error"], \
         {k: result.get(k) for k in ("decisions", "votes", "waits", "gap_closed")}
     assert result["decisions"]["retired"] > 0 and result["decisions"]["wrong_share"] <= 0.2
+
+
+def test_an_expert_settles_the_queue_through_the_admin_routes_by_the_truth(live_server, inst):
+    crowd = [p for p in st.puzzles(inst.store, volume="demo", gold=False) if p["truth"] is not None]
+    right = next(p for p in crowd if p["truth"] and p["kind"] == "merge")
+    wrong = next(p for p in crowd if not p["truth"])
+    for p in (right, wrong):
+        st.set_puzzle_state(inst.store, p["id"], "expert")
+    a, b = right["anchors"]
+    assert inst.agglomeration("demo").mapping[a] != inst.agglomeration("demo").mapping[b]
+    known = {"demo": supervoxel_truth(inst.volumes.open("demo"), inst.agglomeration("demo").n_supervoxels)}
+
+    assert simulate.expert_settles(inst, live_server, known.get) == {"applied": 1, "rejected": 1, "skipped": 0}
+    applied, rejected = st.puzzle(inst.store, right["id"]), st.puzzle(inst.store, wrong["id"])
+    assert (applied["state"], applied["decision"], rejected["state"], rejected["decision"], rejected["edit_seq"]) \
+        == ("retired", True, "retired", False, None)
+    edit = next(e for e in st.edits(inst.store, "demo") if e["seq"] == applied["edit_seq"])
+    assert edit["provenance"]["source"] == "expert" and edit["author"].startswith("admin:")
+    assert inst.agglomeration("demo").mapping[a] == inst.agglomeration("demo").mapping[b]
+    # the expert is an admin account of its own; the queue is empty now, so a second expert has nothing to do
+    assert [p["username"] for p in st.players_with_role(inst.store, "admin")][0].startswith("sim-expert-")
+    assert simulate.expert_settles(inst, live_server, known.get) == {"applied": 0, "rejected": 0, "skipped": 0}
 
 
 def test_a_simulated_player_answers_about_the_parts_as_they_are_now(prepared_inst):
