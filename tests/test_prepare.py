@@ -36,7 +36,9 @@ def test_hard_to_judge_candidates_are_handed_out_at_half_their_expected_gain(ins
     from conftest import establish, vote
 
     from game.app import players
-    inst.settings.update(GOLD_SHARE=0.0, GOLD_SHARE_NEW=0.0, SPLIT_HOLD_BELIEF=0.0, PUZZLE_ORDER=order)
+    # (GOLD_INTRO 0: the player is past the introduction at once; one still in it gets the value order from its
+    # end, as one whose votes may not count yet)
+    inst.settings.update(GOLD_SHARE=0.0, GOLD_SHARE_NEW=0.0, GOLD_INTRO=0, SPLIT_HOLD_BELIEF=0.0, PUZZLE_ORDER=order)
     inst.pool.prepare_volume("demo")
     rows = {p["id"]: p for p in st.puzzles(inst.store, volume="demo", gold=False)}
     assert {bool(p["judgeable"]) for p in rows.values()} == {True, False}
@@ -46,7 +48,7 @@ def test_hard_to_judge_candidates_are_handed_out_at_half_their_expected_gain(ins
     suspects = assignment._suspected_mergers(inst, {"demo": agg})["demo"]
     waiting = {i for i, p in rows.items() if assignment._waits(p, suspects)}  # they come last in any case
     player = players.create_guest(inst.store)
-    establish(inst, [player])  # (one whose votes do not count yet gets the value order from its end)
+    establish(inst, [player])
     judged = []
     while True:
         try:

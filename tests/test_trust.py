@@ -80,13 +80,40 @@ def test_votes_without_weight_steer_neither_the_hand_out_order_nor_how_many_hold
     sybils = [players.create_guest(inst.store) for _ in range(4)]
     assert _attack(inst, sybils, lambda p: "no" if p["kind"] == "merge" else "yes") >= 4 * len(before)
     assert order() == before, "the same puzzles, in the same order, none counted"
-    inst.settings.update(GOLD_SHARE=0.0)
+    inst.settings.update(GOLD_SHARE=0.0, GOLD_SHARE_NEW=0.0)
     others = [players.create_guest(inst.store) for _ in range(2)]
     establish(inst, others, 0.8)
     handed = [assignment.next_puzzle(inst, st.player(inst.store, o["id"]))["id"] for o in others]
     assert handed == [before[0][0]] * 2, "it still wants 3 counted votes: the second player gets it too"
     vote(inst, honest["id"], handed[0], "yes")
     assert (st.puzzle(inst.store, handed[0])["counted_votes"], st.puzzle(inst.store, handed[0])["n_votes"]) == (1, 5)
+
+
+def test_what_a_player_is_handed_never_tells_them_whether_their_gold_answers_were_right(inst):
+    # An attack harvested every secret gold answer when crowd puzzles came right after the answer that
+    # established an account: one throwaway guest per gold puzzle, answering it "yes" and watching its next
+    # puzzle. Hand-outs follow how many gold puzzles a player answered, right or wrong, never the standing.
+    ids, puzzles = oracle_puzzles(inst, more_gold=8)
+    inst.settings.update(GOLD_INTRO=3, GOLD_SHARE_NEW=1.0, GOLD_SHARE=0.0)
+    gold = {pid: p for pid, p in zip(ids, puzzles) if p["gold"]}
+    right, wrong, veteran = (players.create_guest(inst.store) for _ in range(3))
+
+    def handed(player):
+        return assignment.next_puzzle(inst, st.player(inst.store, player["id"]))
+
+    establish(inst, [veteran], 0.9)
+    assert handed(veteran)["id"] in gold, "votes that count, no gold answered: still handed gold"
+    for player, answers_right in ((right, True), (wrong, False)):
+        for _ in range(3):
+            puzzle = handed(player)
+            truth = gold[puzzle["id"]]["truth"]
+            votes.cast_vote(inst, player["id"], puzzle["id"], _answer(puzzle, truth == answers_right), 500,
+                            puzzle["ticket"])
+    standing = st.standings(inst.store, [right["id"], wrong["id"]])
+    assert (standing[right["id"]][1], standing[wrong["id"]][1]) == (True, False)
+    after = [handed(right), handed(wrong)]
+    assert not any(p["id"] in gold for p in after), "both past the introduction, both handed crowd puzzles alike"
+    assert after[0].keys() == after[1].keys()
 
 
 def test_a_record_is_earned_on_secret_gold_and_guessing_earns_none(inst):

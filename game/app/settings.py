@@ -199,11 +199,18 @@ SETTINGS: tuple[Setting, ...] = (
             "puzzle, so they never count toward a player's standing.", int),
     Setting("PRACTICE_PER_KIND", 4, "Practice (tutorial) puzzles of each kind made per volume with truth, half of "
             "each answer.", int),
-    Setting("GOLD_SHARE", 0.15, "Share of puzzles served to established players that have known truth (gold or "
-            "teach).", float),
-    Setting("GOLD_SHARE_NEW", 1.0, "Share of puzzles with known truth served to players not yet established: "
-            "their votes do not count in consensus yet, so they first earn a record (and learn from the teach "
-            "puzzles' outcomes); crowd puzzles come when the known ones run out.", float),
+    Setting("GOLD_SHARE", 0.15, "Share of puzzles with known truth (gold or teach) served to a player once they "
+            "have answered GOLD_INTRO secret gold puzzles.", float),
+    Setting("GOLD_SHARE_NEW", 1.0, "Share of puzzles with known truth served to a player until they have answered "
+            "GOLD_INTRO secret gold puzzles: a new player's votes do not count in consensus yet, so they first earn "
+            "a record (and learn from the teach puzzles' outcomes); crowd puzzles come when the known ones run "
+            "out.", float),
+    Setting("GOLD_INTRO", 20, "Secret gold puzzles (answered yes or no, right or wrong) a player answers at "
+            "GOLD_SHARE_NEW before GOLD_SHARE. What a player is handed follows this count, never their standing: "
+            "handed crowd puzzles once established, a throwaway account could answer one gold puzzle and see from "
+            "its next puzzles whether the answer was right (an attack harvested all 36 secret gold answers of the "
+            "demo so, with about 130 guests, and forced edits with 6 more). 20 is past the 13 answers (median) an "
+            "honest player at 80% needs to be established.", int),
     Setting("ASSIGNMENT_TTL", 3600, "Seconds a puzzle handed to a player may be answered; a vote needs the "
             "ticket that came with the puzzle.", int),
     # --- points (game.crowd.scoring), in the spirit of Eyewire

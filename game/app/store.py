@@ -718,6 +718,15 @@ def standings(store: Store, player_ids) -> dict[int, tuple[float | None, bool]]:
         tuple(ids))}
 
 
+def gold_answers(store: Store, player_id: int, *, at_most: int) -> int:
+    """How many yes/no answers the player gave to secret gold puzzles (teach ones not counted), counted up to
+    ``at_most``: whether right or not, so the count tells nothing of the player's record."""
+    return store.scalar(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM votes v JOIN puzzles q ON q.id = v.puzzle_id"
+        " WHERE v.player_id = ? AND q.gold AND NOT q.teach AND q.truth IS NOT NULL AND v.supports_edit IS NOT NULL"
+        " ORDER BY v.created LIMIT ?)", (int(player_id), max(0, int(at_most))))
+
+
 def add_points(store: Store, player_id: int, points: int, reason: str, *, puzzle_id: int | None = None,
                streak: int | None = None) -> dict:
     """Pay a player (and set their streak); returns their new ``points`` and ``streak``."""

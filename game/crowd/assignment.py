@@ -1,7 +1,7 @@
 """Which puzzle a player gets next, and the ticket that lets them answer it.
 
-A puzzle with known truth now and then (secret gold or teach; often for
-players not yet established); otherwise the most uncertain open puzzle, or
+A puzzle with known truth now and then (secret gold or teach; always for a
+player's first GOLD_INTRO gold answers, whatever their standing); otherwise the most uncertain open puzzle, or
 the one expected to gain most (PUZZLE_ORDER: :func:`game.app.store.assignable_puzzles`), spread so that a crowd
 playing at once does not pile onto one puzzle, and with merges that must wait
 for a likely split held back.
@@ -62,6 +62,18 @@ class Assignments:
         self._suspected: dict[str, tuple] = {}  # volume -> (segmentation state and split parts, mask)
         # volume -> (mask, last puzzle id looked at, ids of its merge puzzles that wait under the mask)
         self._waiting: dict[str, tuple] = {}
+        self._introduced: dict[int, int] = {}  # player id -> a GOLD_INTRO they are past (:meth:`introduced`)
+
+    def introduced(self, store: st.Store, player_id: int, intro: int) -> bool:
+        """Whether the player has answered ``intro`` secret gold puzzles (:func:`game.app.store.gold_answers`);
+        once true it stays so (answers are never taken back), so a player past it costs no query again."""
+        if self._introduced.get(player_id, -1) >= intro:
+            return True
+        if st.gold_answers(store, player_id, at_most=intro) < intro:
+            return False
+        with self._lock:
+            self._introduced[player_id] = max(intro, self._introduced.get(player_id, 0))
+        return True
 
     def suspected(self, volume: str, agg: Agglomeration, split_parts: list[int]) -> np.ndarray:
         """The mask of supervoxels in the segments of ``split_parts`` (the same array until either changes)."""
@@ -236,8 +248,9 @@ def _choose_open(inst, player_id: int, exclude: set[int], now: float,
     fewer players than it still needs votes; when every one is held so, the
     first of them; when every open puzzle waits, the same among those.
 
-    In the value order, a player whose votes do not count yet (``counts``
-    False: not established) is handed the open puzzles from its end: their answers weigh
+    In the value order, a player whose votes likely do not count yet
+    (``counts`` False: still in their GOLD_INTRO, the standing itself is never
+    shown by a hand-out) is handed the open puzzles from its end: their answers weigh
     nothing, and on the best puzzles they used up a small crowd's voters
     (fibsem-gala, 20 players: a right big merge answered by all 20 while 8 of
     them were not established stayed open below the bar for good).
@@ -311,8 +324,14 @@ def _first_free(inst, player_id: int, candidates: list[dict], now: float,
 
 
 def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = None) -> dict:
-    """A puzzle the player has not answered, with its ticket: known truth now and then, most often until
-    the player is established.
+    """A puzzle the player has not answered, with its ticket: known truth now and then, always (at
+    GOLD_SHARE_NEW) until the player has answered GOLD_INTRO secret gold puzzles.
+
+    What a player is handed never depends on their standing (whether their
+    votes count, their reliability), only on how many gold puzzles they
+    answered, right or wrong: otherwise crowd puzzles coming right after a
+    gold answer would say the answer was right, and throwaway accounts could
+    harvest every secret gold answer and replay them to buy weight.
 
     Among open puzzles the first of PUZZLE_ORDER comes first, but a
     puzzle already held by as many players as it still needs votes is passed
@@ -325,8 +344,8 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
     exclude = {checked_id(p, "exclude") for p in (exclude or ())[:10]}
     rng = rng or random
     s = inst.settings
-    _, established = st.standings(inst.store, [player["id"]]).get(player["id"], (None, False))
-    share = s["GOLD_SHARE"] if established else s["GOLD_SHARE_NEW"]
+    introduced = inst.assignments.introduced(inst.store, player["id"], s["GOLD_INTRO"])
+    share = s["GOLD_SHARE"] if introduced else s["GOLD_SHARE_NEW"]
     round_rules = classes.round_rules(inst.store, player["id"])  # a class round decides its students' puzzles
     if round_rules is not None and round_rules.gold_share is not None:
         share = round_rules.gold_share
@@ -345,7 +364,7 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
                 chosen = rng.choice(candidates)
                 return _hand_out(inst, chosen, player["id"], picture_key(chosen, None, inst.picture_secret))
             continue
-        chosen = _choose_open(inst, player["id"], exclude, now, counts=established)
+        chosen = _choose_open(inst, player["id"], exclude, now, counts=introduced)
         if chosen is not None:
             return _hand_out(inst, chosen[0], player["id"], chosen[1])
     if round_rules is not None and not round_rules.open_puzzles:  # known answers only: none comes by deciding
