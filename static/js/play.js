@@ -16,6 +16,9 @@ import { Viewer, isCommandKey, preload, reveal, swallowSpaceKeyup } from './view
 
 const KEYS = { y: 'yes', n: 'no', u: 'unsure' };
 const panel = document.querySelector('.play-panel');
+// Where the panel sits under the image (the layout's breakpoint in app.css), the hint starts folded.
+const hintBox = panel.querySelector('[data-role=hint-box]');
+if (hintBox && window.matchMedia('(max-width: 1180px)').matches) hintBox.open = false;
 const side = document.querySelector('.play-side');
 const notices = panel.querySelector('[data-role=notices]');
 const board = side.querySelector('[data-testid=leaderboard]');

@@ -5,7 +5,7 @@
 // the sections between below; the slider, wheel or keys go back to the slices, P toggles.
 
 const MAX_ZOOM = 8;
-const WHEEL_STEP = 60;   // pixels of wheel travel per slice: one mouse notch, or a short trackpad glide
+const WHEEL_STEP = 60;   // pixels of wheel travel per slice: a short trackpad glide (a mouse notch: one slice)
 const SWIPE_STEP = 28;   // pixels of finger travel per slice
 
 // With the puzzle's picture key (the truth's: that key plus '-truth', as game/app/images.py stored_key) the
@@ -238,11 +238,12 @@ export class Viewer {
       return;
     }
     const pixels = event.deltaMode === WheelEvent.DOM_DELTA_LINE ? event.deltaY * 20 : event.deltaY;
+    // Small deltas (a trackpad's glide) add up to a slice; one event never moves more than one slice: a
+    // mouse notch is 100 px on Windows and 120 px on Linux, and stepping by the travel skipped a slice there.
     this.wheelTravel += pixels;
-    while (Math.abs(this.wheelTravel) >= WHEEL_STEP) {
-      const dz = this.wheelTravel > 0 ? -1 : 1;   // wheel up goes up the stack, like the ↑ key
-      this.step(dz);
-      this.wheelTravel += dz * WHEEL_STEP;
+    if (Math.abs(this.wheelTravel) >= WHEEL_STEP) {
+      this.step(this.wheelTravel > 0 ? -1 : 1);   // wheel up goes up the stack, like the ↑ key
+      this.wheelTravel = 0;
     }
   }
 
