@@ -56,7 +56,7 @@ from game.puzzles.truth import has_clear_truth, puzzle_truth_margin
 THUMB = 256
 SHEET_FIELDS = ("puzzle", "kind", "question", "answer", "note")
 BADGE = {"merge": "Are these one neurite? (orange and blue: two segments the computer split apart)",
-         "split": "Is this one neurite? (orange and blue: where the computer would cut it)"}
+         "split": "Are orange and blue one neurite? (where the computer would cut it)"}
 
 
 def choose(puzzles: list[dict], n: int, *, balanced: bool, seed: int) -> list[dict]:
@@ -167,7 +167,7 @@ def export(args) -> None:
         "that spot: pN-pair.png then shows those two sections side by side at that spot (as the game opens such "
         "a puzzle), with the sections between below it.\n"
         "Merge puzzles ask 'Are these one neurite?': orange and blue are two segments the computer split apart.\n"
-        "Split puzzles ask 'Is this one neurite?': orange and blue are where the computer would cut it.\n"
+        "Split puzzles ask 'Are orange and blue one neurite?': they are where the computer would cut it.\n"
         "Fill the 'answer' column of answers.csv with yes, no or unsure, and say why in 'note'.\n")
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     truth_path.write_text(json.dumps(truth, indent=1) + "\n")

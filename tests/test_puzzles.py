@@ -75,7 +75,7 @@ def two_parts():
 
 def test_each_kind_asks_about_one_neurite():
     assert question_for("merge") == "Are these one neurite?"
-    assert question_for("split") == "Is this one neurite?"
+    assert question_for("split") == "Are orange and blue one neurite?"
 
 
 def test_yes_applies_a_merge_but_keeps_a_split_segment_whole():

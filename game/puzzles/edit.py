@@ -12,7 +12,11 @@ renderer, the simulator and the tests' oracle all use it.
 
 The question a player answers, and what "yes" means, live here too: "yes" to
 a merge puzzle ("Are these one neurite?") supports the merge; "yes" to a split
-puzzle ("Is this one neurite?") opposes the cut.
+puzzle ("Are orange and blue one neurite?") opposes the cut. Both ask about the
+two colours: "Is this one neurite?" read as a question about the whole segment,
+and a player who saw two neurites inside the orange side of a cut that only
+shaves a sliver off answered "No, two" for the sliver's cut (a helper's
+play-test).
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ KINDS = ("merge", "split")
 # tie: a few voxels would flip it, and the slices shown may well show the other object. It is silent (None):
 # no figure counts it and no puzzle with a known answer uses it.
 NEAR_TIE = 0.1
-QUESTIONS = {"merge": "Are these one neurite?", "split": "Is this one neurite?"}
+QUESTIONS = {"merge": "Are these one neurite?", "split": "Are orange and blue one neurite?"}
 # What "yes" means for each kind, named by the edit the puzzle proposes.
 YES_SUPPORTS_EDIT = {"merge": True, "split": False}
 
