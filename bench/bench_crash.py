@@ -45,7 +45,7 @@ def main() -> int:
     for kill in range(1, args.kills + 1):
         # votes count once a voter is established: two right gold answers here, so edits happen under load
         run = load_and_kill_in_child(home, answers, voters=args.voters, kill_after=args.kill_after,
-                                     ESTABLISHED_GOLD_ANSWERS=2, ESTABLISHED_ALPHA=0.4, GOLD_INTRO=2)
+                                     ESTABLISHED_GOLD_ANSWERS=2, ESTABLISHED_ALPHA=0.4)
         figures = audit(home, run["acked"])
         total_acked += figures["acked"]
         total_persisted += figures["persisted"]

@@ -17,9 +17,8 @@ them).
 Every ProofQuest vote is real: committed, counted by consensus, acknowledged
 after the commit. The clients play as perfect players (the bench knows its
 puzzles' truth): a warm-up phase lasts until each has answered enough secret
-gold puzzles to be *established* (``ESTABLISHED_GOLD_ANSWERS`` = 2 here, 5 by
-default; ``GOLD_INTRO`` = 2 here, 20 by default, before crowd puzzles come),
-so that every vote of the measured phase counts in consensus. The
+gold puzzles to be *established* (``ESTABLISHED_GOLD_ANSWERS`` = 2 here, 20 by
+default), so that every vote of the measured phase counts in consensus. The
 server runs with its rate limits off (``RATE_LIMITS_ENABLED=0``: 200 guests
 from one address and 90 votes a minute per player would be refused) and with
 puzzles that never retire (``MIN_VOTES`` huge, so the pool does not drain in
@@ -401,7 +400,7 @@ def measure(args, which: str) -> dict:
             env = {**os.environ, "PROOFQUEST_LEADERBOARD_INTERVAL": "0.5", "PROOFQUEST_MIN_VOTES": "1000000",
                    "PROOFQUEST_MAX_VOTES": "1000000", "PROOFQUEST_BIG_MAX_VOTES": "1000000",
                    "PROOFQUEST_ESTABLISHED_GOLD_ANSWERS": "2", "PROOFQUEST_ESTABLISHED_ALPHA": "0.4",
-                   "PROOFQUEST_GOLD_INTRO": "2", "PROOFQUEST_RATE_LIMITS_ENABLED": "0",
+                   "PROOFQUEST_RATE_LIMITS_ENABLED": "0",
                    "PROOFQUEST_MESSAGE_QUEUE": queue, "PROOFQUEST_ASYNC_MODE": args.async_mode}
             log = open(home.parent / "server.log", "w")
             launched = time.time()

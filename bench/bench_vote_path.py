@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "bench"))
 
 SETTINGS = {"MIN_VOTES": "1000000", "MAX_VOTES": "1000000", "BIG_MAX_VOTES": "1000000",
-            "ESTABLISHED_GOLD_ANSWERS": "2", "ESTABLISHED_ALPHA": "0.4", "GOLD_INTRO": "2",
+            "ESTABLISHED_GOLD_ANSWERS": "2", "ESTABLISHED_ALPHA": "0.4",
             "RATE_LIMITS_ENABLED": "0"}
 
 

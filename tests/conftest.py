@@ -40,7 +40,7 @@ def tiny_demo_home(tmp_path_factory) -> Path:
 # limits are off too, except in the tests about them (tests/test_web_trust.py) and on live servers; so is
 # drawing the crowd's puzzles ahead of time (tests/test_pictures.py turns it on).
 TINY_SETTINGS = {"DEMO_SHAPE": TINY_SHAPE, "DEMO_SEED": 3, "BIG_EDIT_STAKE": 1.0, "ESTABLISHED_GOLD_ANSWERS": 2,
-                 "ESTABLISHED_ALPHA": 0.4, "GOLD_INTRO": 2, "RATE_LIMITS_ENABLED": False, "PRERENDER": False}
+                 "ESTABLISHED_ALPHA": 0.4, "RATE_LIMITS_ENABLED": False, "PRERENDER": False}
 
 
 def _settings(home: Path, **extra) -> dict:
@@ -198,7 +198,6 @@ def running_server(home: Path, **env):
     root = Path(__file__).resolve().parents[1]
     environ = {**os.environ, "PROOFQUEST_DEMO_SHAPE": "16,96,96", "PROOFQUEST_BIG_EDIT_STAKE": "1.0",
                "PROOFQUEST_ESTABLISHED_GOLD_ANSWERS": "2", "PROOFQUEST_ESTABLISHED_ALPHA": "0.4",
-               "PROOFQUEST_GOLD_INTRO": "2",
                "PROOFQUEST_HOME": str(home),
                **{f"PROOFQUEST_{k}": str(v) for k, v in env.items()}}
     with open(home / "server.log", "w") as log:

@@ -205,8 +205,8 @@ def test_majority_decide_waits_on_a_tie():
 
 def test_a_players_standing_is_the_beta_posterior_of_their_gold_record():
     settings = ConsensusSettings()
-    reliability, established = standing([True] * 13 + [False] * 2, [], settings)
-    assert reliability == pytest.approx((2 + 13) / (4 + 15)) and established
+    reliability, established = standing([True] * 18 + [False] * 2, [], settings)
+    assert reliability == pytest.approx((2 + 18) / (4 + 20)) and established
     assert standing([], [], settings) == (0.5, False), "no record: a vote worth nothing"
     assert standing([True] * 4, [], settings)[1] is False, "fewer gold answers than ESTABLISHED_GOLD_ANSWERS"
     assert standing([True, False] * 10, [], settings)[1] is False, "guessing on balanced gold is not established"
@@ -229,7 +229,7 @@ def test_always_answering_one_way_never_establishes_a_player_whatever_was_settle
                                                 settings)
             assert not established and reliability < 0.55
     honest = [(applied, applied) for applied in [True] * 5 + [False] * 150]
-    assert standing([True] * 12 + [False] * 2, honest, settings)[1], "an honest record still counts"
+    assert standing([True] * 18 + [False] * 2, honest, settings)[1], "an honest record still counts"
 
 
 def test_a_short_lucky_streak_of_gold_is_not_a_record():
@@ -239,7 +239,8 @@ def test_a_short_lucky_streak_of_gold_is_not_a_record():
     assert reliability >= settings.established_reliability and not established, "reliable-looking, not yet sure"
     assert evidence_against_chance(4, 5, 0.8) == pytest.approx(np.log(1.6 ** 4 * 0.4))
     assert not standing([True] * 8 + [False] * 2, [], settings)[1], "8 of 10 is no proof yet"
-    assert standing([True] * 13 + [False] * 2, [], settings)[1], "13 of 15: an honest player at 80% counts"
+    assert not standing([True] * 13 + [False] * 2, [], settings)[1], "13 of 15: strong, but fewer than 20 answers"
+    assert standing([True] * 17 + [False] * 3, [], settings)[1], "17 of 20: an honest player at 80% counts"
 
 
 def _chance_ever_established(settings: ConsensusSettings, answers: int) -> float:

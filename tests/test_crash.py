@@ -18,7 +18,7 @@ def test_every_acknowledged_vote_survives_a_sigkill_under_50_voters(tmp_path, ti
     answers = {i: "yes" if p["truth"] == (p["kind"] == "merge") else "no" for i, p in zip(ids, puzzles)}
     # votes count once a voter is established by a record: two right gold answers here, so edits happen
     run = load_and_kill_in_child(home, answers, voters=50, kill_after=200, ESTABLISHED_GOLD_ANSWERS=2,
-                                 ESTABLISHED_ALPHA=0.4, GOLD_INTRO=2)
+                                 ESTABLISHED_ALPHA=0.4)
     assert len(run["acked"]) >= 50, run  # the kill came mid-load
     figures = audit(home, run["acked"])
     assert figures["persisted"] == figures["acked"] and figures["edits"] > 0

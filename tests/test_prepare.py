@@ -36,9 +36,7 @@ def test_hard_to_judge_candidates_are_handed_out_at_half_their_expected_gain(ins
     from conftest import establish, vote
 
     from game.app import players
-    # (GOLD_INTRO 0: the player is past the introduction at once; one still in it gets the value order from its
-    # end, as one whose votes may not count yet)
-    inst.settings.update(GOLD_SHARE=0.0, GOLD_SHARE_NEW=0.0, GOLD_INTRO=0, SPLIT_HOLD_BELIEF=0.0, PUZZLE_ORDER=order)
+    inst.settings.update(GOLD_SHARE=0.0, GOLD_SHARE_NEW=0.0, SPLIT_HOLD_BELIEF=0.0, PUZZLE_ORDER=order)
     inst.pool.prepare_volume("demo")
     rows = {p["id"]: p for p in st.puzzles(inst.store, volume="demo", gold=False)}
     assert {bool(p["judgeable"]) for p in rows.values()} == {True, False}
@@ -48,6 +46,11 @@ def test_hard_to_judge_candidates_are_handed_out_at_half_their_expected_gain(ins
     suspects = assignment._suspected_mergers(inst, {"demo": agg})["demo"]
     waiting = {i for i, p in rows.items() if assignment._waits(p, suspects)}  # they come last in any case
     player = players.create_guest(inst.store)
+    # past the introduction (ESTABLISHED_GOLD_ANSWERS secret gold answers, 2 here): a player still in it is handed
+    # the value order from its end, as one whose votes do not count yet
+    secret = [p for p in st.puzzles(inst.store, volume="demo", gold=True) if not p["teach"] and p["truth"] is not None]
+    for gold in secret[:inst.settings["ESTABLISHED_GOLD_ANSWERS"]]:
+        vote(inst, player["id"], gold["id"], "yes")
     establish(inst, [player])
     judged = []
     while True:

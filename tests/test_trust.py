@@ -94,7 +94,7 @@ def test_what_a_player_is_handed_never_tells_them_whether_their_gold_answers_wer
     # established an account: one throwaway guest per gold puzzle, answering it "yes" and watching its next
     # puzzle. Hand-outs follow how many gold puzzles a player answered, right or wrong, never the standing.
     ids, puzzles = oracle_puzzles(inst, more_gold=8)
-    inst.settings.update(GOLD_INTRO=3, GOLD_SHARE_NEW=1.0, GOLD_SHARE=0.0)
+    inst.settings.update(ESTABLISHED_GOLD_ANSWERS=3, GOLD_SHARE_NEW=1.0, GOLD_SHARE=0.0)
     gold = {pid: p for pid, p in zip(ids, puzzles) if p["gold"]}
     right, wrong, veteran = (players.create_guest(inst.store) for _ in range(3))
 

@@ -65,6 +65,15 @@ def test_register_log_out_and_log_in_again(app):
     assert good.status_code == 200 and client.get("/api/me").get_json()["player"]["username"] == "alice"
 
 
+def test_the_sign_up_page_tells_a_logged_in_player_who_they_are(app):
+    client = app.test_client()
+    assert "signed-in-note" not in client.get("/auth/register").get_data(as_text=True)
+    client.post("/auth/register", json={"username": "dora", "password": "long password"},
+                headers={"X-CSRFToken": _token(client)})
+    page = client.get("/auth/register").get_data(as_text=True)
+    assert "signed-in-note" in page and "<strong>dora</strong>" in page and "Join ProofQuest" not in page
+
+
 def test_a_guest_claims_an_account_and_keeps_the_points(app):
     client = app.test_client()
     guest = _guest(client)

@@ -161,8 +161,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RELIABILITY_FLOOR", 0.5, "Lowest reliability; 0.5 gives a vote no weight, and nothing lower is "
             "allowed so that no player's votes count reversed.", float),
     Setting("RELIABILITY_CEILING", 0.98, "Highest reliability: caps the odds one vote can give (49:1).", float),
-    Setting("ESTABLISHED_GOLD_ANSWERS", 5, "Secret gold puzzles a player must have answered before their votes "
-            "count in consensus: weight is earned by a record, never by an account existing.", int),
+    Setting("ESTABLISHED_GOLD_ANSWERS", 20, "Secret gold puzzles a player must have answered (yes or no) before "
+            "their votes count in consensus: weight is earned by a record, never by an account existing. Until then "
+            "the player is handed known-answer puzzles (GOLD_SHARE_NEW), whatever their standing: what a player is "
+            "handed follows this count, right or wrong, never the standing (handed crowd puzzles once established, "
+            "a throwaway account could answer one gold puzzle and see from its next puzzles whether the answer was "
+            "right: an attack harvested all 36 secret gold answers of the demo so, with about 130 guests, and "
+            "forced edits with 6 more). 20 is past the 13 answers (median) an honest player at 80% needed; a vote "
+            "that counts moves the order puzzles are handed out in, which another account can watch, so fewer "
+            "answers before any vote counts make such probing cheap (at 20, a guessing account passes with 0.6% "
+            "probability).", int),
     Setting("ESTABLISHED_RELIABILITY", 0.6, "Reliability (from the record) a player needs for their votes to "
             "count in consensus; 50% on gold, whose answers are balanced, is guessing.", float),
     Setting("ESTABLISHED_ALPHA", 0.05, "Most often an account answering secret gold without looking may ever be "
@@ -200,17 +208,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PRACTICE_PER_KIND", 4, "Practice (tutorial) puzzles of each kind made per volume with truth, half of "
             "each answer.", int),
     Setting("GOLD_SHARE", 0.15, "Share of puzzles with known truth (gold or teach) served to a player once they "
-            "have answered GOLD_INTRO secret gold puzzles.", float),
+            "have answered ESTABLISHED_GOLD_ANSWERS secret gold puzzles.", float),
     Setting("GOLD_SHARE_NEW", 1.0, "Share of puzzles with known truth served to a player until they have answered "
-            "GOLD_INTRO secret gold puzzles: a new player's votes do not count in consensus yet, so they first earn "
-            "a record (and learn from the teach puzzles' outcomes); crowd puzzles come when the known ones run "
-            "out.", float),
-    Setting("GOLD_INTRO", 20, "Secret gold puzzles (answered yes or no, right or wrong) a player answers at "
-            "GOLD_SHARE_NEW before GOLD_SHARE. What a player is handed follows this count, never their standing: "
-            "handed crowd puzzles once established, a throwaway account could answer one gold puzzle and see from "
-            "its next puzzles whether the answer was right (an attack harvested all 36 secret gold answers of the "
-            "demo so, with about 130 guests, and forced edits with 6 more). 20 is past the 13 answers (median) an "
-            "honest player at 80% needs to be established.", int),
+            "ESTABLISHED_GOLD_ANSWERS secret gold puzzles: their votes do not count in consensus yet, so they "
+            "first earn a record (and learn from the teach puzzles' outcomes); crowd puzzles come when the known "
+            "ones run out.", float),
     Setting("ASSIGNMENT_TTL", 3600, "Seconds a puzzle handed to a player may be answered; a vote needs the "
             "ticket that came with the puzzle.", int),
     # --- points (game.crowd.scoring), in the spirit of Eyewire

@@ -1,7 +1,7 @@
 """Which puzzle a player gets next, and the ticket that lets them answer it.
 
 A puzzle with known truth now and then (secret gold or teach; always for a
-player's first GOLD_INTRO gold answers, whatever their standing); otherwise the most uncertain open puzzle, or
+player's first ESTABLISHED_GOLD_ANSWERS gold answers, whatever their standing); otherwise the most uncertain open puzzle, or
 the one expected to gain most (PUZZLE_ORDER: :func:`game.app.store.assignable_puzzles`), spread so that a crowd
 playing at once does not pile onto one puzzle, and with merges that must wait
 for a likely split held back.
@@ -62,7 +62,7 @@ class Assignments:
         self._suspected: dict[str, tuple] = {}  # volume -> (segmentation state and split parts, mask)
         # volume -> (mask, last puzzle id looked at, ids of its merge puzzles that wait under the mask)
         self._waiting: dict[str, tuple] = {}
-        self._introduced: dict[int, int] = {}  # player id -> a GOLD_INTRO they are past (:meth:`introduced`)
+        self._introduced: dict[int, int] = {}  # player id -> a count of gold answers they are past (:meth:`introduced`)
 
     def introduced(self, store: st.Store, player_id: int, intro: int) -> bool:
         """Whether the player has answered ``intro`` secret gold puzzles (:func:`game.app.store.gold_answers`);
@@ -249,7 +249,7 @@ def _choose_open(inst, player_id: int, exclude: set[int], now: float,
     first of them; when every open puzzle waits, the same among those.
 
     In the value order, a player whose votes likely do not count yet
-    (``counts`` False: still in their GOLD_INTRO, the standing itself is never
+    (``counts`` False: fewer than ESTABLISHED_GOLD_ANSWERS gold answers; the standing itself is never
     shown by a hand-out) is handed the open puzzles from its end: their answers weigh
     nothing, and on the best puzzles they used up a small crowd's voters
     (fibsem-gala, 20 players: a right big merge answered by all 20 while 8 of
@@ -325,7 +325,8 @@ def _first_free(inst, player_id: int, candidates: list[dict], now: float,
 
 def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = None) -> dict:
     """A puzzle the player has not answered, with its ticket: known truth now and then, always (at
-    GOLD_SHARE_NEW) until the player has answered GOLD_INTRO secret gold puzzles.
+    GOLD_SHARE_NEW) until the player has answered ESTABLISHED_GOLD_ANSWERS secret gold puzzles, before which
+    no vote of theirs counts.
 
     What a player is handed never depends on their standing (whether their
     votes count, their reliability), only on how many gold puzzles they
@@ -344,7 +345,7 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
     exclude = {checked_id(p, "exclude") for p in (exclude or ())[:10]}
     rng = rng or random
     s = inst.settings
-    introduced = inst.assignments.introduced(inst.store, player["id"], s["GOLD_INTRO"])
+    introduced = inst.assignments.introduced(inst.store, player["id"], s["ESTABLISHED_GOLD_ANSWERS"])
     share = s["GOLD_SHARE"] if introduced else s["GOLD_SHARE_NEW"]
     round_rules = classes.round_rules(inst.store, player["id"])  # a class round decides its students' puzzles
     if round_rules is not None and round_rules.gold_share is not None:
