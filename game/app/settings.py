@@ -167,7 +167,7 @@ SETTINGS: tuple[Setting, ...] = (
             "handed follows this count, right or wrong, never the standing (handed crowd puzzles once established, "
             "a throwaway account could answer one gold puzzle and see from its next puzzles whether the answer was "
             "right: an attack harvested all 36 secret gold answers of the demo so, with about 130 guests, and "
-            "forced edits with 6 more). 20 is past the 13 answers (median) an honest player at 80% needed; a vote "
+            "forced edits with 6 more). 20 is past the 13 answers (median) an honest player at 80% needed at 5; a vote "
             "that counts moves the order puzzles are handed out in, which another account can watch, so fewer "
             "answers before any vote counts make such probing cheap (at 20, a guessing account passes with 0.6% "
             "probability).", int),
@@ -176,10 +176,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ESTABLISHED_ALPHA", 0.05, "Most often an account answering secret gold without looking may ever be "
             "established, however often its standing is checked: the record must weigh at least 1 / alpha times "
             "more for ESTABLISHED_ALTERNATIVE than for chance (a likelihood ratio, a martingale under chance, so "
-            "Ville's inequality bounds the chance of ever passing by alpha). bench/bench_establishment.py: 3.6% of "
-            "chance-level accounts ever pass within 60 gold answers, against 22% under the earlier one-look "
-            "certainty of 0.95 re-checked after every answer; an honest player at 80% needs 13 answers (median), "
-            "91% pass within 36.", float),
+            "Ville's inequality bounds the chance of ever passing by alpha). bench/bench_establishment.py: 2.0% of "
+            "chance-level accounts ever pass within 60 gold answers (3.6% with 5 answers at the least), against 22% "
+            "under the earlier one-look certainty of 0.95 re-checked after every answer; an honest player at 80% "
+            "passes at 20 answers (median, the least ESTABLISHED_GOLD_ANSWERS allows), 92% within 36.", float),
     Setting("ESTABLISHED_ALTERNATIVE", 0.8, "The accuracy on secret gold that the establishment test weighs "
             "against chance (a careful player's: fresh players scored 80-84% in the looking tests); players more "
             "accurate pass sooner, less accurate later.", float),
@@ -201,8 +201,8 @@ SETTINGS: tuple[Setting, ...] = (
     # --- gold and practice puzzles
     Setting("GOLD_PER_KIND", 18, "Secret gold puzzles made per kind in a volume with ground truth (half of each "
             "answer, fewer when the right edits run out): they measure players and show no "
-            "outcome. A player at 80% needs 13 of them (median) to be established (ESTABLISHED_ALPHA); 36 let 91% "
-            "of such players pass.", int),
+            "outcome. A player at 80% needs 20 of them (median) to be established (ESTABLISHED_GOLD_ANSWERS, "
+            "ESTABLISHED_ALPHA); 36 let 92% of such players pass.", int),
     Setting("TEACH_PER_KIND", 6, "Teach puzzles made per kind (half of each answer): the outcome is shown on the "
             "puzzle, so they never count toward a player's standing.", int),
     Setting("PRACTICE_PER_KIND", 4, "Practice (tutorial) puzzles of each kind made per volume with truth, half of "
