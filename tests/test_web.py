@@ -241,3 +241,12 @@ def test_next_puzzle_skips_the_puzzles_a_client_excludes(app):
     second = sio.emit("next_puzzle", {"exclude": [first["id"]]}, callback=True)["puzzle"]
     assert second["id"] != first["id"]
     assert not sio.emit("next_puzzle", {"exclude": "x"}, callback=True)["ok"]
+
+
+def test_the_landing_page_says_how_many_corrections_came_from_known_answers(prepared_inst):
+    # a first start applies the known answers' edits: "28 corrections applied" beside "0 answers given" read
+    # as a contradiction to a player (a play-test)
+    known = st.known_answer_edit_count(prepared_inst.store)
+    assert known > 0 and st.vote_count(prepared_inst.store) == 0
+    page = create_app({"TESTING": True}, instance=prepared_inst).test_client().get("/").get_data(as_text=True)
+    assert f"({known} from answers known before the game began)" in page

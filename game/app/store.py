@@ -554,6 +554,11 @@ def edit_count(store: Store, volume: str) -> int:
     return store.scalar("SELECT COUNT(*) FROM edits WHERE volume = ?", (volume,))
 
 
+def known_answer_edit_count(store: Store) -> int:
+    """Edits applied from answers known beforehand (gold, teach and practice puzzles; author 'known-answer')."""
+    return store.scalar("SELECT COUNT(*) FROM edits WHERE author = 'known-answer'")
+
+
 def clear_edits(store: Store, volume: str) -> None:
     """Forget a volume's edit log (when the volume itself is replaced)."""
     with store.write() as db:

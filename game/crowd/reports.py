@@ -50,6 +50,7 @@ def game_stats(inst) -> dict:
     return {"puzzles": sum(counts.values()), "solved": counts.get("retired", 0) + counts.get("moot", 0),
             "expert": counts.get("expert", 0), "votes": st.vote_count(inst.store),
             "edits": sum(st.edit_count(inst.store, v) for v in inst.volumes.names()),
+            "known_edits": st.known_answer_edit_count(inst.store),
             "improvement": quality_improvement(inst), "gold_notes": settled.gold_notes(inst)}
 
 
