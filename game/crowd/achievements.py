@@ -26,7 +26,7 @@ ACHIEVEMENTS = (
     Achievement("unbroken", "Unbroken", "20 right answers in a row"),
     Achievement("merger-spotter", "Merger spotter", "found a first false merge: two neurites in one segment"),
     Achievement("gap-closer", "Gap closer", "found a first false split: one neurite cut in two"),
-    Achievement("steady-hand", "Steady hand", "at least 18 right of 20 gold answers in a row"),
+    Achievement("steady-hand", "Steady hand", "at least 18 right of 20 checked answers in a row"),
     Achievement("fixer", "Fixer", "10 errors fixed by edits your answers decided"),
 )
 BY_KEY = {a.key: a for a in ACHIEVEMENTS}
