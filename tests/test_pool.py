@@ -241,10 +241,10 @@ def test_puzzle_ids_tell_neither_gold_nor_the_order_puzzles_were_made_in(prepare
     rows = st.puzzles(inst.store, volume="demo", tutorial=None)
     gold = sorted(p["id"] for p in rows if p["gold"] and not p["teach"] and not p["tutorial"])
     crowd = sorted(p["id"] for p in rows if not p["gold"] and not p["tutorial"])
-    assert len(gold) >= 10 and len(crowd) > 3 * len(gold)
+    assert len(gold) >= 8 and len(crowd) > 3 * len(gold)
     # before: numbered as made, every known-answer puzzle (made first) came before the first crowd puzzle
     below = sum(c < gold[len(gold) // 2] for c in crowd) / len(crowd)
-    assert 0.05 < below < 0.95 and gold[-1] > crowd[0]  # (random: about 0.5, 1 in 5,000 outside)
+    assert 0.05 < below < 0.95 and gold[-1] > crowd[0]  # (random: about 0.5; 8 gold: 1 in 2,000 outside)
     # and a puzzle made later (the living pool's) is not known by a larger id: ids rise from one to the next
     # made about half the time, not always
     by_made = [r["id"] for r in sorted(rows, key=lambda r: r["made"])]

@@ -47,6 +47,31 @@ def test_a_gap_join_at_the_volumes_side_is_marked_as_not_judgeable_by_looking():
     assert frame.face_px > 0 and "edge" in obstacles(frame)
 
 
+def test_a_known_answer_across_sections_reads_as_its_truth_by_the_tutorials_rule():
+    # the tutorial: the later profile carrying on the earlier one's outline and size means one neurite. A practice
+    # puzzle that looked so and was answered "two" taught the opposite (a play-test): no known answer reads so
+    from game.puzzles.looking import looks_like_one
+    from game.puzzles.truth import fit_for_known_answer
+    a, b = _gap(6, 7)  # the same outline, two pixels over, on the next section
+    carries_on = frame_across_sections(a, b, BBox.from_shape(a.shape), a.shape, (6, 60, 60), gap=1)
+    a, b = _gap(6, 7)
+    b[:, 42:82, 42:82] &= False
+    b[7:, 56:66, 56:66] = True  # a small profile inside its outline: another size
+    smaller = frame_across_sections(a, b, BBox.from_shape(a.shape), a.shape, (6, 60, 60), gap=1)
+    assert looks_like_one(carries_on) is True and looks_like_one(smaller) is False
+    assert not obstacles(carries_on) and not obstacles(smaller)
+
+    def candidate(kind, truth, frame):
+        return {"kind": kind, "truth": truth, "truth_margin": 0.9, "view": frame.to_dict()}
+    # one neurite: a right merge, a wrong cut; two: a wrong merge, a right cut
+    assert fit_for_known_answer(candidate("merge", True, carries_on))
+    assert fit_for_known_answer(candidate("split", False, carries_on))
+    assert not fit_for_known_answer(candidate("merge", False, carries_on))
+    assert not fit_for_known_answer(candidate("split", True, carries_on))
+    assert fit_for_known_answer(candidate("split", True, smaller))
+    assert not fit_for_known_answer(candidate("merge", True, smaller))
+
+
 def test_parts_that_the_stack_would_show_one_above_the_other_are_framed_across_sections():
     class Volume:  # the framing's view of a volume: shape and supervoxels
         shape = (20, 120, 120)

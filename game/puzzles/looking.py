@@ -48,6 +48,7 @@ islands, gaps at the edge) among them, 63 right of 63 answered.
 
 from __future__ import annotations
 
+import math
 from typing import Mapping
 
 from game.puzzles.framing import Frame
@@ -61,6 +62,10 @@ ISLAND_ENCLOSURE = 0.75
 EDGE_PX = 1.0
 # A decision point nearer the volume's side (in-plane voxels) is at the side: the old framing's margin floor.
 SIDE_VOXELS = 6
+# Across sections the tutorial teaches: the later profile carrying on the earlier one's outline and size means one
+# neurite. A pair reads so when the other profile covers at least this share of the smaller one, and the smaller
+# has at least this share of the larger's area.
+CONTINUES_SHARE = 0.5
 
 
 def obstacles(frame: Frame | None) -> list[str]:
@@ -84,6 +89,20 @@ def obstacles(frame: Frame | None) -> list[str]:
     if frame.side_voxels is not None and frame.side_voxels < SIDE_VOXELS:
         reasons.append("side")
     return reasons
+
+
+def looks_like_one(frame: Frame | None) -> bool | None:
+    """Across sections, whether the pair reads as one neurite by the tutorial's rule: the two profiles lie over
+    one another (``CONTINUES_SHARE`` of the smaller covered) and are of a size; None for parts that touch
+    in-plane (or no frame).
+
+    The overlap's area is read off ``contact_px``, the diameter of a disc of that area on screen
+    (:func:`game.puzzles.framing.frame_across_sections`).
+    """
+    if frame is None or not frame.across or min(frame.areas_px) <= 0:
+        return None
+    covered = math.pi * (frame.contact_px / 2) ** 2 / min(frame.areas_px)
+    return covered >= CONTINUES_SHARE and min(frame.areas_px) / max(frame.areas_px) >= CONTINUES_SHARE
 
 
 def judgeable(frame: Frame | None) -> bool:

@@ -17,8 +17,8 @@ import numpy as np
 from game.evaluation.metrics import ContingencyTable
 from game.evaluation.metrics import supervoxel_truth as majority_truth
 from game.evaluation.quality import is_per_section
-from game.puzzles.edit import NEAR_TIE, Moot, PuzzleEdit, is_near_tie, truth_margin  # noqa: F401 (one definition)
-from game.puzzles.looking import judgeable, shown_frame
+from game.puzzles.edit import NEAR_TIE, Moot, PuzzleEdit, correct_answer, is_near_tie, truth_margin  # noqa: F401
+from game.puzzles.looking import judgeable, looks_like_one, shown_frame
 
 
 def has_puzzle_truth(volume) -> bool:
@@ -110,5 +110,12 @@ def fit_for_known_answer(candidate: Mapping) -> bool:
     Its truth must be known and clear (no near tie), and a person must be
     able to judge it by looking (:func:`game.puzzles.looking.judgeable`) on the view it is drawn in
     (:func:`game.puzzles.looking.shown_frame`): players are measured and taught only on what they can see.
+    A pair across sections must read by the tutorial's rule as its truth says
+    (:func:`game.puzzles.looking.looks_like_one`): a practice puzzle whose profiles carried on one another's
+    outline at the same size, answered "two", taught the opposite of the lesson (a play-test), and on the
+    default demo 3 of 3 teach puzzles and 1 of 5 gold ones across sections read against their truth.
     """
-    return has_clear_truth(candidate) and judgeable(shown_frame(candidate))
+    if not has_clear_truth(candidate) or not judgeable(frame := shown_frame(candidate)):
+        return False
+    reads_one = looks_like_one(frame)
+    return reads_one is None or reads_one == (correct_answer(candidate["kind"], candidate["truth"]) == "yes")
