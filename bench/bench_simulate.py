@@ -204,8 +204,6 @@ def ratio(per_minute: float | None) -> str:
 def at_budget(r: dict, budget: int) -> dict:
     """The share of the true gap (ARE, VI) closed by the time the crowd had cast ``budget`` votes: the last
     point of the run's curve at or before it (the known answers' gain included, as in the total)."""
-    def vi(m):
-        return m["vi_split"] + m["vi_merge"]
     points = [p for p in r.get("curve") or () if p["votes"] <= budget]
     start, limit = r["initial"], r["limit"]
     now = points[-1] if points else {"vi": vi(r["before"]), "adapted_rand_error": r["before"]["adapted_rand_error"]}
@@ -218,8 +216,6 @@ def at_budget(r: dict, budget: int) -> dict:
 
 
 def row(label: str, r: dict, budget: int = 2000) -> str:
-    def vi(m):
-        return m["vi_split"] + m["vi_merge"]
     g, d = r["gap_closed"], r["decisions"]
     per_minute, first_quarter = r["vi_per_player_minute"], r.get("vi_per_player_minute_first_quarter")
     early = at_budget(r, budget)

@@ -211,8 +211,10 @@ def expert_settles(inst: Instance, url: str, known) -> dict:
     and answers ``POST /admin/api/expert/<id>`` as a person on the admin page
     does: apply when the puzzle's edit is right in the segmentation as it is,
     reject otherwise (a moot or unlabelled one included). A puzzle an earlier
-    decision of the expert's left no longer waiting is skipped. Returns the
-    counts of applied, rejected and skipped puzzles.
+    decision of the expert's left no longer waiting is skipped. Once done the
+    account is made a plain player again (its decisions stay attributed to
+    it); its password was random and never shown. Returns the counts of
+    applied, rejected and skipped puzzles.
     """
     url = url.rstrip("/")
     username, password = f"sim-expert-{secrets.token_hex(4)}", secrets.token_urlsafe(18)
@@ -242,6 +244,7 @@ def expert_settles(inst: Instance, url: str, known) -> dict:
         return counts
     finally:
         http.close()
+        st.set_role(inst.store, username, "player")
 
 
 def run(inst: Instance, url: str, crowd: Crowd, *, progress=None, expert: bool = False) -> dict:
@@ -301,6 +304,7 @@ def run(inst: Instance, url: str, crowd: Crowd, *, progress=None, expert: bool =
     after = {n: pipeline.evaluate_volume(inst, n) for n in names}
     votes = st.vote_count(inst.store) - votes_at_start
     volumes = {n: _gains(inst, n, before[n], after[n], oracle[n], votes) for n in names}
+    crowd_decisions = decisions(inst)  # the crowd's, before any expert settles its queue
     settled = None
     if expert:
         settled = expert_settles(inst, url, known.get)
@@ -312,7 +316,7 @@ def run(inst: Instance, url: str, crowd: Crowd, *, progress=None, expert: bool =
     return {**volumes[first], "votes": votes, "seconds": round(seconds, 1), "volumes": volumes,
             "curve": [{"votes": v, "vi": vi, "adapted_rand_error": are} for v, vi, are in curve],
             "vi_per_player_minute_first_quarter": _early_rate(curve, votes),
-            "decisions": decisions(inst), "expert_decisions": settled,
+            "decisions": crowd_decisions, "expert_decisions": settled,
             "accuracies": [round(float(a), 3) for a in crowd.accuracies()],
             "vote_timeouts": sum(p.timeouts for p in players), "waits": sum(p.waits for p in players),
             "throttled": sum(p.throttled for p in players)}

@@ -419,8 +419,8 @@ def test_a_player_still_in_the_introduction_gets_the_end_of_the_order(inst):
     with inst.store.write() as db:  # no cut holds a merge back, so the order alone decides
         db.conn.execute("UPDATE puzzles SET score = 0.05 WHERE kind = 'split'")
     newcomer, regular = players.create_guest(inst.store), _crowd(inst, 1)[0]
-    # past the introduction: ESTABLISHED_GOLD_ANSWERS (2 here) secret gold answers, right or wrong. Established or not, a
-    # player in it is handed puzzles as one whose votes may not count yet (what is handed never shows a standing)
+    # past the introduction: ESTABLISHED_GOLD_ANSWERS (2 here) secret gold answers, right or wrong. Established or
+    # not, a player in it is handed puzzles as one whose votes do not count yet (a hand-out never shows a standing)
     for pid in [i for i, p in zip(ids, puzzles) if p["gold"]][:2]:
         vote(inst, regular["id"], pid, "yes")
     order = [r["id"] for r in st.assignable_puzzles(inst.store, regular["id"], gold=False, order="value",

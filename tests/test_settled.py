@@ -12,6 +12,7 @@ from game.crowd import settled, votes
 from game.crowd.assignment import next_puzzle
 from game.puzzles.edit import PuzzleEdit
 from game.puzzles.framing import part_masks
+from game.puzzles.truth import reads_as
 
 
 @pytest.fixture
@@ -30,9 +31,11 @@ def lab(inst, tmp_path):
 
 
 def decide(inst, admin, kind: str, apply: bool) -> dict:
-    """An expert settles the first open, judgeable crowd puzzle of ``kind`` on the lab volume."""
+    """An expert settles the first open, judgeable crowd puzzle of ``kind`` on the lab volume that reads as the
+    decision by the tutorial's rule (one that does not is never copied: the last test)."""
     puzzle = next(p for p in st.puzzles(inst.store, volume="lab", state="open", gold=False)
-                  if p["kind"] == kind and p["judgeable"] and not PuzzleEdit.of(p).is_moot(inst.agglomeration("lab")))
+                  if p["kind"] == kind and p["judgeable"] and reads_as(p, apply)
+                  and not PuzzleEdit.of(p).is_moot(inst.agglomeration("lab")))
     votes.expert_decide(inst, admin["id"], puzzle["id"], "apply" if apply else "reject")
     return st.puzzle(inst.store, puzzle["id"])
 
@@ -69,7 +72,7 @@ def test_a_copy_never_measures_a_player_who_helped_decide_it_and_counts_for_the_
     voter, other = players.create_guest(inst.store), players.create_guest(inst.store)
     establish(inst, [voter])
     first = next(p for p in st.puzzles(inst.store, volume="lab", state="open", gold=False)
-                 if p["kind"] == "merge" and p["judgeable"])
+                 if p["kind"] == "merge" and p["judgeable"] and reads_as(p, True))
     vote(inst, voter["id"], first["id"], "yes")
     votes.expert_decide(inst, admin["id"], first["id"], "apply")
     decide(inst, admin, "merge", False)
@@ -136,3 +139,18 @@ def test_a_volume_with_truth_but_no_gold_is_named_as_measuring_nobody(inst):
     with inst.store.write() as db:
         db.conn.execute("UPDATE puzzles SET gold = 1 WHERE id = ?", (ids[0],))
     assert settled.gold_notes(inst) == []
+
+
+def test_a_settled_pair_across_sections_that_reads_against_its_decision_is_never_copied(lab):
+    # the tutorial teaches that a profile carrying on the other's outline and size is one neurite: a rejected
+    # merge that reads so would teach the opposite as a known answer (game.puzzles.truth.reads_as)
+    from game.puzzles.looking import looks_like_one, shown_frame
+    inst, admin = lab
+    open_merges = [p for p in st.puzzles(inst.store, volume="lab", state="open", gold=False)
+                   if p["kind"] == "merge" and p["judgeable"]]
+    contrary = next(p for p in open_merges if looks_like_one(shown_frame(p)) is True)
+    votes.expert_decide(inst, admin["id"], contrary["id"], "reject")
+    applied = decide(inst, admin, "merge", True)
+    assert copies(inst) == [], "the applied merge waits for a rejected one that reads as two"
+    rejected = decide(inst, admin, "merge", False)
+    assert {p["settled_from"] for p in copies(inst)} == {applied["id"], rejected["id"]}

@@ -80,8 +80,10 @@ def test_an_expert_settles_the_queue_through_the_admin_routes_by_the_truth(live_
     edit = next(e for e in st.edits(inst.store, "demo") if e["seq"] == applied["edit_seq"])
     assert edit["provenance"]["source"] == "expert" and edit["author"].startswith("admin:")
     assert inst.agglomeration("demo").mapping[a] == inst.agglomeration("demo").mapping[b]
-    # the expert is an admin account of its own; the queue is empty now, so a second expert has nothing to do
-    assert [p["username"] for p in st.players_with_role(inst.store, "admin")][0].startswith("sim-expert-")
+    # the expert was an admin account of its own, a plain player again once done; the queue is empty now, so a
+    # second expert has nothing to do
+    assert st.players_with_role(inst.store, "admin") == []
+    assert st.player(inst.store, int(edit["author"].split(":")[1]))["username"].startswith("sim-expert-")
     assert simulate.expert_settles(inst, live_server, known.get) == {"applied": 0, "rejected": 0, "skipped": 0}
 
 

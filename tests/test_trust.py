@@ -113,7 +113,24 @@ def test_what_a_player_is_handed_never_tells_them_whether_their_gold_answers_wer
     assert (standing[right["id"]][1], standing[wrong["id"]][1]) == (True, False)
     after = [handed(right), handed(wrong)]
     assert not any(p["id"] in gold for p in after), "both past the introduction, both handed crowd puzzles alike"
-    assert after[0].keys() == after[1].keys()
+    assert after[0]["id"] == after[1]["id"], "the same puzzle: the top of the order, whoever counts"
+
+
+def test_an_instance_with_fewer_secret_gold_puzzles_than_asked_still_establishes_players(inst):
+    # 20 secret gold answers before a vote counts; a volume whose right edits ran out drew fewer gold puzzles:
+    # answering every one of them is the introduction then, and the record is judged on them
+    ids, puzzles = oracle_puzzles(inst, more_gold=4)
+    gold = {pid: p for pid, p in zip(ids, puzzles) if p["gold"]}
+    assert 2 < len(gold) < 20
+    inst.settings.update(ESTABLISHED_GOLD_ANSWERS=20, GOLD_SHARE_NEW=1.0, GOLD_SHARE=0.0)
+    player = players.create_guest(inst.store)
+    for _ in gold:
+        puzzle = assignment.next_puzzle(inst, st.player(inst.store, player["id"]))
+        assert puzzle["id"] in gold
+        votes.cast_vote(inst, player["id"], puzzle["id"], _answer(puzzle, gold[puzzle["id"]]["truth"]), 500,
+                        puzzle["ticket"])
+    assert st.standings(inst.store, [player["id"]])[player["id"]][1] is True
+    assert assignment.next_puzzle(inst, st.player(inst.store, player["id"]))["id"] not in gold
 
 
 def test_a_record_is_earned_on_secret_gold_and_guessing_earns_none(inst):

@@ -723,6 +723,11 @@ def standings(store: Store, player_ids) -> dict[int, tuple[float | None, bool]]:
         tuple(ids))}
 
 
+def secret_gold_count(store: Store) -> int:
+    """Secret gold puzzles with a truth, on every volume (teach and practice ones are not secret)."""
+    return store.scalar("SELECT COUNT(*) FROM puzzles WHERE gold AND NOT teach AND NOT tutorial AND truth IS NOT NULL")
+
+
 def gold_answers(store: Store, player_id: int, *, at_most: int) -> int:
     """How many yes/no answers the player gave to secret gold puzzles (teach ones not counted), counted up to
     ``at_most``: whether right or not, so the count tells nothing of the player's record."""

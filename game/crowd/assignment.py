@@ -1,8 +1,8 @@
 """Which puzzle a player gets next, and the ticket that lets them answer it.
 
 A puzzle with known truth now and then (secret gold or teach; always for a
-player's first ESTABLISHED_GOLD_ANSWERS gold answers, whatever their standing); otherwise the most uncertain open puzzle, or
-the one expected to gain most (PUZZLE_ORDER: :func:`game.app.store.assignable_puzzles`), spread so that a crowd
+player's first ESTABLISHED_GOLD_ANSWERS gold answers, whatever their standing);
+otherwise the most uncertain open puzzle, or the one expected to gain most (PUZZLE_ORDER: :func:`game.app.store.assignable_puzzles`), spread so that a crowd
 playing at once does not pile onto one puzzle, and with merges that must wait
 for a likely split held back.
 
@@ -25,6 +25,7 @@ import numpy as np
 
 from game.app import store as st
 from game.crowd import classes
+from game.crowd.reliability import required_gold
 from game.errors import ProofQuestError
 from game.puzzles.cache import picture_key
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer, question_for
@@ -345,7 +346,7 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
     exclude = {checked_id(p, "exclude") for p in (exclude or ())[:10]}
     rng = rng or random
     s = inst.settings
-    introduced = inst.assignments.introduced(inst.store, player["id"], s["ESTABLISHED_GOLD_ANSWERS"])
+    introduced = inst.assignments.introduced(inst.store, player["id"], required_gold(inst))
     share = s["GOLD_SHARE"] if introduced else s["GOLD_SHARE_NEW"]
     round_rules = classes.round_rules(inst.store, player["id"])  # a class round decides its students' puzzles
     if round_rules is not None and round_rules.gold_share is not None:

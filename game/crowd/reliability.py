@@ -33,6 +33,7 @@ recomputed (:func:`refit_reliabilities`), as settled decisions accumulate.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
@@ -129,11 +130,29 @@ def gold_answers(inst, player_id: int) -> list[bool]:
             if v["gold"] and not v["teach"] and v["supports_edit"] is not None and v["truth"] is not None]
 
 
+def required_gold(inst) -> int:
+    """The secret gold answers before a player's votes may count, and before crowd puzzles come to them:
+    ``ESTABLISHED_GOLD_ANSWERS``, or every secret gold puzzle of an instance that has fewer (at least one).
+
+    Counted, like the hand-outs, without the player's record: an instance whose volumes drew only 12 gold
+    puzzles (the right edits ran out) would otherwise never establish anyone.
+    """
+    return max(1, min(inst.settings["ESTABLISHED_GOLD_ANSWERS"], st.secret_gold_count(inst.store)))
+
+
+def _settings(inst) -> ConsensusSettings:
+    """The consensus settings with :func:`required_gold` as the gold answers an established player needs."""
+    required = required_gold(inst)
+    consensus = inst.consensus
+    return consensus if consensus.established_gold_answers == required else \
+        dataclasses.replace(consensus, established_gold_answers=required)
+
+
 def update_player(inst, player_id: int) -> tuple[float, bool]:
     """Recompute one player's standing from their record (inside a vote's transaction)."""
     rows = st.records(inst.store, player_id)
     gold, settled = _records(inst, rows).get(player_id, ([], []))
-    result = standing(gold, settled, inst.consensus)
+    result = standing(gold, settled, _settings(inst))
     changes = st.set_reliabilities(inst.store, {player_id: result})
     st.when_committed(inst.store, lambda: inst.standing_changed(changes))  # never for a vote rolled back
     return result
@@ -141,8 +160,8 @@ def update_player(inst, player_id: int) -> tuple[float, bool]:
 
 def refit_reliabilities(inst) -> int:
     """Recompute every player's standing from their record; returns the players with one."""
-    records = _records(inst, st.records(inst.store))
-    inst.standing_changed(st.set_reliabilities(inst.store, {p: standing(gold, settled, inst.consensus)
+    records, settings = _records(inst, st.records(inst.store)), _settings(inst)
+    inst.standing_changed(st.set_reliabilities(inst.store, {p: standing(gold, settled, settings)
                                                             for p, (gold, settled) in records.items()}))
     return len(records)
 

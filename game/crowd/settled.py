@@ -41,7 +41,7 @@ import logging
 from game.app import images
 from game.app import store as st
 from game.puzzles.edit import KINDS, correct_answer
-from game.puzzles.truth import has_puzzle_truth
+from game.puzzles.truth import has_puzzle_truth, reads_as
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,10 @@ def promote(inst, volume: str) -> int:
     if not _needs_copies(inst, volume):
         return 0
     s = inst.settings
-    waiting = st.settled_decisions(inst.store, volume, s["BIG_APPLY_CONFIDENCE"])
+    # as for known answers from the truth (game.puzzles.truth.fit_for_known_answer): a pair across sections whose
+    # look says the other answer than the decision would teach against the tutorial
+    waiting = [p for p in st.settled_decisions(inst.store, volume, s["BIG_APPLY_CONFIDENCE"])
+               if reads_as(p, bool(p["decision"]))]
     copies = st.settled_copies(inst.store, volume)
     practice = st.puzzles(inst.store, tutorial=True)
     made = []

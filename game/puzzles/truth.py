@@ -115,7 +115,12 @@ def fit_for_known_answer(candidate: Mapping) -> bool:
     outline at the same size, answered "two", taught the opposite of the lesson (a play-test), and on the
     default demo 3 of 3 teach puzzles and 1 of 5 gold ones across sections read against their truth.
     """
-    if not has_clear_truth(candidate) or not judgeable(frame := shown_frame(candidate)):
-        return False
-    reads_one = looks_like_one(frame)
-    return reads_one is None or reads_one == (correct_answer(candidate["kind"], candidate["truth"]) == "yes")
+    return has_clear_truth(candidate) and judgeable(shown_frame(candidate)) and \
+        reads_as(candidate, bool(candidate["truth"]))
+
+
+def reads_as(puzzle: Mapping, edit_is_correct: bool) -> bool:
+    """Whether a puzzle's view reads as this answer by the tutorial's rule (always, for parts that touch
+    in-plane): a pair across sections reads as one neurite when :func:`game.puzzles.looking.looks_like_one`."""
+    reads_one = looks_like_one(shown_frame(puzzle))
+    return reads_one is None or reads_one == (correct_answer(puzzle["kind"], edit_is_correct) == "yes")

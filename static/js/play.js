@@ -17,8 +17,13 @@ import { Viewer, isCommandKey, preload, reveal, swallowSpaceKeyup } from './view
 const KEYS = { y: 'yes', n: 'no', u: 'unsure' };
 const panel = document.querySelector('.play-panel');
 // Where the panel sits under the image (the layout's breakpoint in app.css), the hint starts folded.
+// Past it (a tablet turned, a window widened) the hint shows whole again: its summary is hidden there.
 const hintBox = panel.querySelector('[data-role=hint-box]');
-if (hintBox && window.matchMedia('(max-width: 1180px)').matches) hintBox.open = false;
+const narrow = window.matchMedia('(max-width: 1180px)');
+if (hintBox) {
+  hintBox.open = !narrow.matches;
+  narrow.addEventListener('change', () => { hintBox.open = !narrow.matches; });
+}
 const side = document.querySelector('.play-side');
 const notices = panel.querySelector('[data-role=notices]');
 const board = side.querySelector('[data-testid=leaderboard]');
