@@ -84,6 +84,17 @@ def oracle_quality(inst: Instance, name: str) -> dict:
     return evaluate_mapping(truth_table(volume), agg.mapping, RAG.from_arrays(volume.load_side("rag")))
 
 
+def log_in(http: requests.Session, url: str, action: str, credentials: dict | None = None) -> dict:
+    """Log ``http`` in at the game at ``url`` as a person's browser does (the form token, then
+    ``POST /auth/<action>``: guest, register or login); the reply (the player and the session's new token)."""
+    token = http.get(f"{url}/auth/csrf", timeout=30).json()["csrf_token"]
+    reply = http.post(f"{url}/auth/{action}", headers={"X-CSRFToken": token, "Accept": "application/json"},
+                      json=credentials, timeout=30)
+    if reply.status_code != 200:
+        raise ProofQuestError(f"could not log in at {url}: {reply.status_code} {reply.text[:200]}")
+    return reply.json()
+
+
 class Player:
     """One simulated player: an HTTP session for log-in and a Socket.IO client for play."""
 
@@ -95,17 +106,12 @@ class Player:
         self.url, self.accuracy, self.truths, self.rng = url.rstrip("/"), accuracy, truths, rng
         self.hard_accuracy = accuracy if hard_accuracy is None else hard_accuracy
         self.http = requests.Session()
-        token = self.http.get(f"{self.url}/auth/csrf", timeout=30).json()["csrf_token"]
-        headers = {"X-CSRFToken": token, "Accept": "application/json"}
         if username is None:
-            reply = self.http.post(f"{self.url}/auth/guest", headers=headers, timeout=30)
+            reply = log_in(self.http, self.url, "guest")
         else:
-            reply = self.http.post(f"{self.url}/auth/{'login' if returning else 'register'}", headers=headers,
-                                   timeout=30, json={"username": username,
-                                                     "password": password or f"pw-{rng.getrandbits(64):x}"})
-        if reply.status_code != 200:
-            raise ProofQuestError(f"could not log in at {self.url}: {reply.status_code} {reply.text[:200]}")
-        self.id = reply.json()["player"]["id"]
+            reply = log_in(self.http, self.url, "login" if returning else "register",
+                           {"username": username, "password": password or f"pw-{rng.getrandbits(64):x}"})
+        self.id = reply["player"]["id"]
         cookie = "; ".join(f"{k}={v}" for k, v in self.http.cookies.items())
         self.sio = socketio.Client(reconnection=False)
         self.sio.connect(self.url, headers={"Cookie": cookie}, transports=["websocket"], wait_timeout=30)
@@ -221,12 +227,8 @@ def expert_settles(inst: Instance, url: str, known) -> dict:
     accounts.register(inst.store, username, password, role="admin")
     http = requests.Session()
     try:
-        token = http.get(f"{url}/auth/csrf", timeout=30).json()["csrf_token"]
-        reply = http.post(f"{url}/auth/login", headers={"X-CSRFToken": token, "Accept": "application/json"},
-                          json={"username": username, "password": password}, timeout=30)
-        if reply.status_code != 200:
-            raise ProofQuestError(f"the expert could not log in: {reply.status_code} {reply.text[:200]}")
-        headers = {"X-CSRFToken": reply.json()["csrf_token"], "Accept": "application/json"}
+        token = log_in(http, url, "login", {"username": username, "password": password})["csrf_token"]
+        headers = {"X-CSRFToken": token, "Accept": "application/json"}
         queue = http.get(f"{url}/admin/api/expert", headers=headers, timeout=60).json()["puzzles"]
         counts = {"applied": 0, "rejected": 0, "skipped": 0}
         for queued in queue:

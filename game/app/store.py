@@ -723,9 +723,8 @@ def standings(store: Store, player_ids) -> dict[int, tuple[float | None, bool]]:
         tuple(ids))}
 
 
-def secret_gold_count(store: Store) -> int:
-    """Secret gold puzzles with a truth, on every volume (teach and practice ones are not secret)."""
-    return store.scalar("SELECT COUNT(*) FROM puzzles WHERE gold AND NOT teach AND NOT tutorial AND truth IS NOT NULL")
+# a vote (v) on a puzzle (q) that measures its player: a yes/no answer to secret gold with a truth
+_SECRET_GOLD_ANSWER = "q.gold AND NOT q.teach AND q.truth IS NOT NULL AND v.supports_edit IS NOT NULL"
 
 
 def gold_answers(store: Store, player_id: int, *, at_most: int) -> int:
@@ -733,7 +732,7 @@ def gold_answers(store: Store, player_id: int, *, at_most: int) -> int:
     ``at_most``: whether right or not, so the count tells nothing of the player's record."""
     return store.scalar(
         "SELECT COUNT(*) FROM (SELECT 1 FROM votes v JOIN puzzles q ON q.id = v.puzzle_id"
-        " WHERE v.player_id = ? AND q.gold AND NOT q.teach AND q.truth IS NOT NULL AND v.supports_edit IS NOT NULL"
+        f" WHERE v.player_id = ? AND {_SECRET_GOLD_ANSWER}"
         " ORDER BY v.created LIMIT ?)", (int(player_id), max(0, int(at_most))))
 
 
@@ -1655,7 +1654,7 @@ def player_activity(store: Store, *, fast_ms: int) -> list[dict]:
         " COALESCE(SUM(v.answer = 'yes'), 0) AS yes, COALESCE(SUM(v.answer = 'no'), 0) AS no,"
         " COALESCE(SUM(v.answer = 'unsure'), 0) AS unsure,"
         " COALESCE(SUM(v.ms IS NOT NULL AND v.ms < ?), 0) AS fast,"
-        " COALESCE(SUM(q.gold AND NOT q.teach AND q.truth IS NOT NULL AND v.supports_edit IS NOT NULL), 0)"
+        f" COALESCE(SUM({_SECRET_GOLD_ANSWER}), 0)"
         " AS gold_answers,"
         " COALESCE(SUM(q.gold AND NOT q.teach AND q.truth IS NOT NULL AND v.supports_edit = q.truth), 0) AS gold_right,"
         " COUNT(DISTINCT date(v.created, 'unixepoch')) AS active_days, MIN(v.created) AS first_answer,"

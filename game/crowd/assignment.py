@@ -2,7 +2,8 @@
 
 A puzzle with known truth now and then (secret gold or teach; always for a
 player's first ESTABLISHED_GOLD_ANSWERS gold answers, whatever their standing);
-otherwise the most uncertain open puzzle, or the one expected to gain most (PUZZLE_ORDER: :func:`game.app.store.assignable_puzzles`), spread so that a crowd
+otherwise the most uncertain open puzzle, or the one expected to gain most
+(PUZZLE_ORDER: :func:`game.app.store.assignable_puzzles`), spread so that a crowd
 playing at once does not pile onto one puzzle, and with merges that must wait
 for a likely split held back.
 
@@ -65,12 +66,22 @@ class Assignments:
         self._waiting: dict[str, tuple] = {}
         self._introduced: dict[int, int] = {}  # player id -> a count of gold answers they are past (:meth:`introduced`)
 
-    def introduced(self, store: st.Store, player_id: int, intro: int) -> bool:
-        """Whether the player has answered ``intro`` secret gold puzzles (:func:`game.app.store.gold_answers`);
-        once true it stays so (answers are never taken back), so a player past it costs no query again."""
-        if self._introduced.get(player_id, -1) >= intro:
+    def introduced(self, inst, player_id: int) -> bool:
+        """Whether the player has answered the secret gold puzzles an introduction asks
+        (:func:`game.crowd.reliability.required_gold`; :func:`game.app.store.gold_answers`).
+
+        Kept once true: a player past ``ESTABLISHED_GOLD_ANSWERS``, the most it
+        can ask, costs no query again. (A gold answer is seldom taken back, by a
+        withdrawn settled copy; a process may then treat its player as past it
+        a while longer, which says nothing of the player's record.)
+        """
+        past = self._introduced.get(player_id, -1)
+        if past >= inst.settings["ESTABLISHED_GOLD_ANSWERS"]:
             return True
-        if st.gold_answers(store, player_id, at_most=intro) < intro:
+        intro = required_gold(inst)
+        if past >= intro:
+            return True
+        if st.gold_answers(inst.store, player_id, at_most=intro) < intro:
             return False
         with self._lock:
             self._introduced[player_id] = max(intro, self._introduced.get(player_id, 0))
@@ -346,7 +357,7 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
     exclude = {checked_id(p, "exclude") for p in (exclude or ())[:10]}
     rng = rng or random
     s = inst.settings
-    introduced = inst.assignments.introduced(inst.store, player["id"], required_gold(inst))
+    introduced = inst.assignments.introduced(inst, player["id"])
     share = s["GOLD_SHARE"] if introduced else s["GOLD_SHARE_NEW"]
     round_rules = classes.round_rules(inst.store, player["id"])  # a class round decides its students' puzzles
     if round_rules is not None and round_rules.gold_share is not None:
