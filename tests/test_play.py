@@ -227,14 +227,17 @@ def test_only_a_cut_that_may_well_be_right_holds_merges_back(inst):
     inst.settings.update(SPLIT_HOLD_BELIEF=0.0)
     suspects = assignment._suspected_mergers(inst, {"demo": agg})["demo"]
     assert suspects[part] and assignment._waits(st.puzzle(inst.store, waiting), suspects)
-    # the cut's probability: its posterior once votes came in, else the detector's score
+    # the cut's probability: the detector's score, moved by the answers it got (counted or not: seen by all)
     with inst.store.write() as db:
         db.conn.execute("UPDATE puzzles SET score = 0.05, posterior = NULL WHERE kind = 'split'")
     inst.settings.update(SPLIT_HOLD_BELIEF=0.1)
     suspects = assignment._suspected_mergers(inst, {"demo": agg})["demo"]
     assert not suspects[part] and not assignment._waits(st.puzzle(inst.store, waiting), suspects)
     with inst.store.write() as db:
-        db.conn.execute("UPDATE puzzles SET posterior = 0.4 WHERE id = ?", (split_id,))
+        db.conn.execute("UPDATE puzzles SET posterior = 0.01 WHERE id = ?", (split_id,))
+    assert not assignment._suspected_mergers(inst, {"demo": agg})["demo"][part], "the posterior is not read"
+    with inst.store.write() as db:  # one answer for the cut: (2 · 0.05 + 1) / (2 + 1) = 0.37
+        db.conn.execute("UPDATE puzzles SET answers = 1, supports = 1 WHERE id = ?", (split_id,))
     assert assignment._suspected_mergers(inst, {"demo": agg})["demo"][part]
 
 

@@ -8,7 +8,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import establish, oracle_puzzles, vote
+from conftest import _copy, _opened, establish, oracle_puzzles, vote
 
 from game.app import players
 from game.app import store as st
@@ -65,16 +65,18 @@ def test_free_accounts_voting_no_first_do_not_block_an_honest_crowd(inst):
     assert {v["counted"] for v in st.puzzle_votes(inst.store, ids[index + 1])} == {None}, "open: not decided yet"
 
 
-def test_votes_without_weight_steer_neither_the_hand_out_order_nor_how_many_hold_a_puzzle(inst):
-    """Blocking accounts first voted on every puzzle: their votes weigh nothing in consensus, so they must not
-    move those puzzles up the honest players' queue (the priority's "close to retiring" term) nor keep all but
-    one honest player off them (a puzzle is held by as many players as it still needs counted votes)."""
+def test_votes_before_the_introduction_steer_neither_the_hand_out_order_nor_how_many_hold_a_puzzle(inst):
+    """Blocking accounts first voted on every puzzle: before their introduction (handed crowd puzzles here
+    because the gold share for new players is 0) their votes must not move those puzzles up the honest
+    players' queue (the priority's "close to retiring" term) nor keep all but one honest player off them (a
+    puzzle is held by as many players as it still needs answers)."""
     oracle_puzzles(inst, gold_every=1000)
+    inst.settings.update(GOLD_SHARE_NEW=0.0)
     honest = players.create_guest(inst.store)
     establish(inst, [honest], 0.8)
 
     def order():
-        return [(p["id"], round(p["priority"], 9), p["counted_votes"])
+        return [(p["id"], round(p["priority"], 9), p["answers"])
                 for p in st.assignable_puzzles(inst.store, honest["id"], gold=False, min_votes=3, limit=400)]
     before = order()
     sybils = [players.create_guest(inst.store) for _ in range(4)]
@@ -87,6 +89,35 @@ def test_votes_without_weight_steer_neither_the_hand_out_order_nor_how_many_hold
     assert handed == [before[0][0]] * 2, "it still wants 3 counted votes: the second player gets it too"
     vote(inst, honest["id"], handed[0], "yes")
     assert (st.puzzle(inst.store, handed[0])["counted_votes"], st.puzzle(inst.store, handed[0])["n_votes"]) == (1, 5)
+
+
+def test_an_observer_cannot_tell_from_its_hand_outs_whether_a_probe_accounts_vote_counted(inst, home, tmp_path):
+    # A helper had an observer account read its next puzzle before and after a probe account's vote on the top
+    # crowd puzzle: the order moved only when the vote counted, so it learned whether the probe's gold answers
+    # were right, and harvested 35 of 36 secret gold answers in 4.2 minutes. The same probe, past its
+    # introduction, votes once counting and once not (two copies of one instance): the observer sees the same.
+    oracle_puzzles(inst, gold_every=1000, more_gold=2)
+    probe, observer = players.create_guest(inst.store), players.create_guest(inst.store)
+    for player in (probe, observer):  # both past the introduction (the instance's gold puzzles answered)
+        while not inst.assignments.introduced(inst, player["id"]):
+            puzzle = assignment.next_puzzle(inst, st.player(inst.store, player["id"]))
+            votes.cast_vote(inst, player["id"], puzzle["id"], "yes", 500, puzzle["ticket"])
+    inst.store.close()
+    seen = []
+    for counts in (True, False):
+        for copy in _opened(_copy(home, tmp_path / str(counts))):
+            copy.settings.update(GOLD_SHARE=0.0)
+            st.set_reliabilities(copy.store, {probe["id"]: (0.95, True) if counts else (0.55, False)})
+            top = assignment.next_puzzle(copy, st.player(copy.store, probe["id"]))
+            vote(copy, probe["id"], top["id"], "yes")
+            counted = st.puzzle(copy.store, top["id"])["counted_votes"]
+            order = [(p["id"], round(p["priority"], 12), p.get("answers"))
+                     for p in st.assignable_puzzles(copy.store, observer["id"], gold=False, limit=400)]
+            handed = [assignment.next_puzzle(copy, st.player(copy.store, observer["id"]))["id"] for _ in range(3)]
+            seen.append((counted, top["id"], order, handed, st.open_split_parts(copy.store, min_belief=0.1)))
+    assert (seen[0][0], seen[1][0]) == (1, 0), "the probe's vote counted in one copy only"
+    assert seen[0][1:] == seen[1][1:], "what the observer is handed, and the order, are the same"
+    assert any(answers == 1 for _, _, answers in seen[0][2]), "the probe's answer is in the order"
 
 
 def test_what_a_player_is_handed_never_tells_them_whether_their_gold_answers_were_right(inst):
@@ -423,3 +454,24 @@ def test_a_write_that_fails_leaves_the_segmentation_in_memory_unchanged(inst, mo
         vote(inst, crowd[3]["id"], ids[index], "yes")
     assert np.array_equal(inst.agglomeration("demo").mapping, before)
     assert st.edit_count(inst.store, "demo") == 0 and st.puzzle(inst.store, ids[index])["state"] == "open"
+
+
+def test_an_applied_edit_credits_every_player_who_voted_for_it_counted_or_not(inst):
+    # Credit for counted votes alone told a probe account, on its own record page, whether its votes counted
+    # (so whether its gold answers were right) as soon as the crowd applied an edit it had voted for.
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000)
+    inst.settings.update(GOLD_SHARE=0.0, GOLD_SHARE_NEW=0.0)
+    crowd = [players.create_guest(inst.store) for _ in range(3)]
+    probe = players.create_guest(inst.store)
+    establish(inst, crowd, 0.95)
+    st.set_reliabilities(inst.store, {probe["id"]: (0.55, False)})
+    merge = next(pid for pid, p in zip(ids, puzzles) if p["kind"] == "merge" and p["truth"])
+    vote(inst, probe["id"], merge, "yes")
+    for player in crowd:
+        vote(inst, player["id"], merge, "yes")
+    row = st.puzzle(inst.store, merge)
+    assert row["state"] == "retired" and row["decision"] == 1
+    counted = {v["player_id"]: v["counted"] for v in st.puzzle_votes(inst.store, merge)}
+    assert counted[probe["id"]] == 0 and all(counted[p["id"]] == 1 for p in crowd)
+    credited = {p["id"]: [c["puzzle_id"] for c in st.credited_edits(inst.store, p["id"])] for p in crowd + [probe]}
+    assert credited[probe["id"]] == [merge] and all(c == [merge] for c in credited.values())

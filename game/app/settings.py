@@ -265,8 +265,9 @@ SETTINGS: tuple[Setting, ...] = (
             "answered early, while records were short, stayed below the bar once all 20 had answered), against "
             "none of 9.", _choice("value", "uncertainty")),
     Setting("SPLIT_HOLD_BELIEF", 0.1, "An open split puzzle holds back merge puzzles onto its segment (a merge "
-            "applied before a needed cut drags the wrong piece along) while the cut's probability, its posterior "
-            "or else the detector's score, is at least this; 0: every open cut holds them. The merge tree proposes "
+            "applied before a needed cut drags the wrong piece along) while the cut's probability, the detector's "
+            "score moved by the answers of players past their introduction (counted or not: what is held back is "
+            "seen by all), is at least this; 0: every open cut holds them. The merge tree proposes "
             "a cut for most segments, nearly all wrong: at 0 the crowd's first quarter of votes applied almost no "
             "merge. bench/bench_simulate.py, demo0-2, crowd 0.8, seeds 0-2 (9 runs each): at 0.1 rather than 0, "
             "true VI gap closed after 2,000 votes 22% against 10% (uncertainty order; value order 32% against "

@@ -270,6 +270,23 @@ MIGRATIONS: list[str] = [
     ALTER TABLE players ADD COLUMN voice_checked INTEGER;
     ALTER TABLE players ADD COLUMN one_sided INTEGER NOT NULL DEFAULT 0;
     """,
+    # The yes/no answers on a puzzle of every player past the introduction, whether their votes count or not
+    # (votes cast before this migration: every player's): ``answers`` and ``supports``
+    # (those that back the edit). The hand-out order reads these, never the posterior or the counted votes:
+    # an observer account reading the order before and after a probe account's vote told whether the probe's
+    # votes counted, and so whether its gold answers were right (a helper harvested 35 of 36 secret gold
+    # answers in 4.2 minutes). The open splits' index carries them instead of the posterior.
+    """
+    ALTER TABLE puzzles ADD COLUMN answers INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE puzzles ADD COLUMN supports INTEGER NOT NULL DEFAULT 0;
+    UPDATE puzzles SET answers = (SELECT COUNT(*) FROM votes v WHERE v.puzzle_id = puzzles.id
+                                  AND v.supports_edit IS NOT NULL),
+                       supports = (SELECT COUNT(*) FROM votes v WHERE v.puzzle_id = puzzles.id
+                                   AND v.supports_edit = 1);
+    DROP INDEX puzzles_open_splits;
+    CREATE INDEX puzzles_open_splits ON puzzles (kind, state, gold, tutorial, volume, answers, supports, score,
+                                                 supervoxels) WHERE kind = 'split' AND state = 'open';
+    """,
 ]
 
 WEEK_SECONDS = 7 * 86400
@@ -523,8 +540,8 @@ def append_edit(store: Store, volume: str, edit: dict, *, author: str, puzzle_id
                 provenance: dict | None = None) -> int:
     """Append one edit (``Edit.to_dict()``) to a volume's log; returns its sequence number.
 
-    The players listed under ``provenance["deciders"]`` (those whose counted votes decided it) are
-    credited with the edit (see :func:`credited_edits`).
+    The players listed under ``provenance["supporters"]`` (every player who backed it; in logs made before,
+    ``deciders``: those whose counted votes decided it) are credited with the edit (see :func:`credited_edits`).
     """
     with store.write() as db:
         seq = db.conn.execute("SELECT COALESCE(MAX(seq) + 1, 0) FROM edits WHERE volume = ?",
@@ -536,7 +553,8 @@ def append_edit(store: Store, volume: str, edit: dict, *, author: str, puzzle_id
              int(edit["target"]), edit.get("undoes"), author, puzzle_id,
              json.dumps(provenance) if provenance else None, time.time()))
         db.conn.executemany("INSERT OR IGNORE INTO edit_credits (edit_id, player_id) VALUES (?, ?)",
-                            [(cur.lastrowid, int(p)) for p in (provenance or {}).get("deciders", ())])
+                            [(cur.lastrowid, int(p)) for p in (provenance or {}).get(
+                                "supporters", (provenance or {}).get("deciders", ()))])
     return seq
 
 
@@ -908,24 +926,45 @@ def puzzle_count(store: Store, volume: str | None = None) -> int:
 ORDERS = ("value", "uncertainty")  # how open puzzles are handed out: the PUZZLE_ORDER setting
 
 
+# Votes' worth of the detector's score in the order's estimate of a puzzle (:func:`_crowd_belief`)
+ORDER_PRIOR_VOTES = 2.0
+
+
+def _crowd_belief(table: str = "") -> str:
+    """In SQL, how likely a puzzle's edit is right by the yes/no answers of every player past the
+    introduction (:meth:`game.crowd.assignment.Assignments.introduced`: a count of gold answers, right or
+    wrong), whether their votes count or not: the detector's ``score`` worth ``ORDER_PRIOR_VOTES``
+    answers, plus the answers that back the edit, over all.
+
+    The hand-out order and the splits that hold merges back read this, never the consensus posterior or the
+    counted votes: those move only with a vote that counts, so an observer account reading its next puzzle
+    before and after a probe account's vote learned whether the probe's votes counted (whether its secret
+    gold answers were right), and a helper harvested 35 of 36 secret gold answers in 4.2 minutes that way.
+    Every such answer moves this alike. Accounts past the introduction whose votes do not count can move a
+    puzzle up or down the order with it, and nothing else: only counted votes decide.
+    """
+    k = repr(ORDER_PRIOR_VOTES)
+    return f"(({k} * {table}score + {table}supports) / ({k} + {table}answers))"
+
+
 def _priority_sql(min_votes: float, table: str = "", order: str = "uncertainty") -> str:
     """A puzzle's priority in SQL with ``min_votes`` written in as a literal (an index over it needs one);
     ``table``: the alias its columns are read from (``"p."``); ``order``: one of :data:`ORDERS`.
 
-    ``value``: what the puzzle was expected to gain before anyone answered, ``score·value·(1 + min(votes,
+    ``value``: what the puzzle was expected to gain before anyone answered, ``score·value·(1 + min(answers,
     m)/m)``, halved for a puzzle a person may find hard to judge by looking (not ``judgeable``), with
     ``score`` the detector's probability that the edit is right, ``value`` what a right edit gains
-    (:func:`game.puzzles.edit.edit_value`; 1 voxel-bit without part sizes) and ``votes`` those that count,
-    so that a puzzle on its way to a decision is finished. The votes move a puzzle up, never down: ranked by
-    its posterior, one established voter's "no" would push a right edit back for as long as better ones
+    (:func:`game.puzzles.edit.edit_value`; 1 voxel-bit without part sizes) and ``answers`` its yes/no
+    answers, so that a puzzle on its way to a decision is finished. The answers move a puzzle up, never
+    down: ranked by the crowd's belief, one "no" would push a right edit back for as long as better ones
     keep coming (a saboteur's, or an honest mistake's), and on the demo the two ranked alike (the bench's
     gap closed after 2,000 votes and in all). ``uncertainty`` (the order before): ``0.4·(1 − |2p − 1|) +
-    0.4·score + 0.2·min(votes, m)/m`` with ``p`` the posterior (the score before any vote that counts),
-    every judgeable puzzle first.
+    0.4·score + 0.2·min(answers, m)/m`` with ``p`` :func:`_crowd_belief`, every judgeable puzzle first.
+    Both read every player's answers alike, whether they count or not (see :func:`_crowd_belief`).
     """
     m = repr(float(max(1, min_votes)))
-    p = f"COALESCE({table}posterior, {table}score)"
-    votes = f"MIN({table}counted_votes, {m}) / {m}"
+    p = _crowd_belief(table)
+    votes = f"MIN({table}answers, {m}) / {m}"
     if order == "uncertainty":
         return f"0.4 * (1.0 - ABS(2.0 * {p} - 1.0)) + 0.4 * {table}score + 0.2 * {votes}"
     if order != "value":
@@ -954,15 +993,17 @@ def index_priorities(store: Store, min_votes: float, order: str = "uncertainty")
     settings and replacing one made for other values. Without it (or for
     other settings) the same query sorts: the order is the same.
     """
-    prefix = "puzzles_order_" if order == "uncertainty" else "puzzles_value_"
+    # (the order over every answer: puzzles_order_* and puzzles_value_* were over the counted votes)
+    prefix = "puzzles_seen_" if order == "uncertainty" else "puzzles_worth_"
     # 'm': ties broken by the order of making (an index of ids, random now, replaced)
     name = prefix + "m" + re.sub(r"\W", "_", repr(float(max(1, min_votes))))
     if not store.scalar("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)):
         keys = _order_keys(min_votes, "", order)  # (checks the order before anything is dropped)
         with store.write() as db:  # puzzles_priority_*: the same order over n_votes, before counted_votes
             for (old,) in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND"
-                                          " (name GLOB 'puzzles_order_*' OR name GLOB 'puzzles_priority_*'"
-                                          " OR name GLOB 'puzzles_value_*') AND name != ?", (name,)).fetchall():
+                                          " (name GLOB 'puzzles_order_*' OR name GLOB 'puzzles_priority_*' OR name GLOB"
+                                          " 'puzzles_value_*' OR name GLOB 'puzzles_seen_*' OR name GLOB"
+                                          " 'puzzles_worth_*') AND name != ?", (name,)).fetchall():
                 db.conn.execute(f'DROP INDEX "{old}"')
             db.conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON puzzles (gold, tutorial, state, {keys})')
     store.priority_index = ((float(max(1, min_votes)), order), name)
@@ -977,7 +1018,7 @@ def _assignable_sql(gold: bool, min_votes: float, limit: int, index: str | None 
     if skip:
         where += " AND p.id NOT IN (SELECT json_each.value FROM json_each(:skip))"
     indexed = f' INDEXED BY "{index}"' if index and not gold else ""
-    return ("SELECT p.id, p.volume, p.kind, p.gold, p.teach, p.score, p.posterior, p.n_votes, p.counted_votes,"
+    return ("SELECT p.id, p.volume, p.kind, p.gold, p.teach, p.score, p.posterior, p.n_votes, p.answers,"
             " p.anchors,"
             " p.supervoxels, p.judgeable, p.value,"
             f" {_priority_sql(min_votes, 'p.', order)} AS priority"
@@ -996,7 +1037,7 @@ def assignable_puzzles(store: Store, player_id: int, *, gold: bool, min_votes: i
     kept out of play still measures players (one whose own gold cannot be
     balanced, say, relies on another's). Light rows for choosing among many
     (asked for on every puzzle request): id, volume, kind, gold, score,
-    posterior, n_votes, counted_votes, judgeable, value, ``anchors`` and ``supervoxels`` (to tell
+    posterior, n_votes, answers, judgeable, value, ``anchors`` and ``supervoxels`` (to tell
     whether an edit made the puzzle moot), and ``priority`` (:func:`_priority_sql` of ``order``, the
     PUZZLE_ORDER setting: by default the most uncertain, judgeable ones first; or what each is expected to
     gain; puzzles on their way to a decision finished). The ``limit`` best (gold: any order). Open puzzles are read off
@@ -1071,12 +1112,13 @@ def gold_counts(store: Store) -> dict[str, int]:
 
 # read from the index puzzles_open_splits alone (MIGRATIONS), never the puzzles' rows
 _OPEN_SPLITS_SQL = ("SELECT volume, supervoxels FROM puzzles WHERE kind = 'split' AND state = 'open' AND gold = 0"
-                    " AND tutorial = 0 AND COALESCE(posterior, score) >= ?")
+                    f" AND tutorial = 0 AND {_crowd_belief()} >= ?")
 
 
 def open_split_parts(store: Store, *, min_belief: float = 0.0) -> list[tuple[str, int]]:
     """(volume, one supervoxel of the part to cut off) for every open crowd split puzzle whose cut is
-    at least ``min_belief`` likely (its posterior, else the detector's score)."""
+    at least ``min_belief`` likely by every answer it got (:func:`_crowd_belief`: what holds merges back
+    is seen by all, so it must not move with whether a vote counts)."""
     rows = store.query(_OPEN_SPLITS_SQL, (float(min_belief),))
     # the lists parsed here, once per process (asked for on every puzzle request; SQLite's JSON functions
     # parsed each twice)
@@ -1114,7 +1156,9 @@ def set_puzzle_state(store: Store, puzzle_id: int, state: str, *, decision: bool
 # ----------------------------------------------------------------------------- votes
 
 def add_vote(store: Store, puzzle_id: int, player_id: int, answer: str, supports_edit: bool | None,
-             ms: int | None, points: int) -> int:
+             ms: int | None, points: int, seen: bool = True) -> int:
+    """Record a vote; ``seen``: a yes or no adds to the puzzle's ``answers`` and ``supports``, which the
+    hand-out order reads (:func:`_crowd_belief`)."""
     with store.write() as db:
         try:
             cur = db.conn.execute(
@@ -1124,7 +1168,9 @@ def add_vote(store: Store, puzzle_id: int, player_id: int, answer: str, supports
                  time.time()))
         except sqlite3.IntegrityError as exc:
             raise ProofQuestError(f"you have already answered puzzle {puzzle_id}; ask for the next one") from exc
-        db.conn.execute("UPDATE puzzles SET n_votes = n_votes + 1 WHERE id = ?", (puzzle_id,))
+        backs = None if supports_edit is None or not seen else int(supports_edit)
+        db.conn.execute("UPDATE puzzles SET n_votes = n_votes + 1, answers = answers + (? IS NOT NULL),"
+                        " supports = supports + COALESCE(?, 0) WHERE id = ?", (backs, backs, puzzle_id))
         return cur.lastrowid
 
 
@@ -1562,7 +1608,8 @@ def class_edit_count(store: Store, class_id: int, start: float = 0.0, until: flo
 
 
 def credited_edits(store: Store, player_id: int) -> list[dict]:
-    """The edits a player's votes helped decide, oldest first, with their puzzle's kind and truth."""
+    """The edits a player voted for that the crowd applied (whether their vote counted or not), oldest first,
+    with their puzzle's kind and truth."""
     return store.query(
         "SELECT e.id, e.volume, e.seq, e.kind, e.puzzle_id, e.created, p.truth"
         " FROM edit_credits c JOIN edits e ON e.id = c.edit_id LEFT JOIN puzzles p ON p.id = e.puzzle_id"

@@ -1,4 +1,4 @@
-"""Achievements that reward accuracy, not volume, and the edits a player's answers helped decide.
+"""Achievements that reward accuracy, not volume, and the edits a player voted for that the crowd applied.
 
 An answer counts as right or wrong only where the truth is known: the gold
 answer, the puzzle's ground truth, or else the crowd's decision once the
@@ -27,7 +27,7 @@ ACHIEVEMENTS = (
     Achievement("merger-spotter", "Merger spotter", "found a first false merge: two neurites in one segment"),
     Achievement("gap-closer", "Gap closer", "found a first false split: one neurite cut in two"),
     Achievement("steady-hand", "Steady hand", "at least 18 right of 20 checked answers in a row"),
-    Achievement("fixer", "Fixer", "10 errors fixed by edits your answers decided"),
+    Achievement("fixer", "Fixer", "10 errors fixed by edits you voted for"),
 )
 BY_KEY = {a.key: a for a in ACHIEVEMENTS}
 GOLD_RIGHT, STREAK, WINDOW, WINDOW_RIGHT, FIXES = 10, 20, 20, 18, 10
@@ -85,8 +85,8 @@ def earned(votes: list[dict], credits: list[dict]) -> list[dict]:
 
 
 def contributions(credits: list[dict]) -> dict:
-    """How many edits a player's answers decided, and of those with ground truth how many fixed an error
-    (the edit was right) or made one (it was wrong)."""
+    """How many edits a player voted for that the crowd applied, and of those with ground truth how many fixed
+    an error (the edit was right) or made one (it was wrong)."""
     return {"edits": len(credits), "fixed": sum(c["truth"] == 1 for c in credits),
             "wrong": sum(c["truth"] == 0 for c in credits), "unknown": sum(c["truth"] is None for c in credits)}
 

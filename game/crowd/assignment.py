@@ -204,8 +204,9 @@ def _suspected_mergers(inst, aggs: dict[str, Agglomeration] | None = None) -> di
     (a mask indexed by supervoxel id); ``aggs``: the volumes to look at, by default every live volume with
     an open split puzzle (in a volume without one, nothing waits).
 
-    A cut counts while its probability (posterior, else score) is at least
-    SPLIT_HOLD_BELIEF (default 0.1; 0: every open cut). The merge tree proposes
+    A cut counts while its probability by every answer it got, counted or
+    not (:func:`game.app.store.open_split_parts`: what is held back is seen
+    by all), is at least SPLIT_HOLD_BELIEF (default 0.1; 0: every open cut). The merge tree proposes
     a cut for most segments, nearly all wrong, and while every one held back
     the merges onto its segment the crowd spent about half its votes before
     its first merge (bench/bench_simulate.py, demo0).
@@ -328,7 +329,8 @@ def _first_free(inst, player_id: int, candidates: list[dict], now: float,
             st.mark_moot(inst.store, puzzle["id"])  # only if still open: it may have retired meanwhile
             continue
         fallback = fallback or (puzzle, picture)
-        wanted = max(1, settings.min_votes - puzzle["counted_votes"])  # votes without weight wait for none
+        # every answer alike, counted or not: how many may hold a puzzle is seen by all (store._crowd_belief)
+        wanted = max(1, settings.min_votes - puzzle["answers"])
         if inst.assignments.holds(puzzle["id"], player_id) or \
                 inst.assignments.outstanding(puzzle["id"], now) < wanted:
             return (puzzle, picture), not waiting

@@ -121,9 +121,13 @@ def _retire(inst, puzzle: dict, decision: cs.Decision) -> tuple[list[dict], int 
                   "posterior": decision.posterior,
                   "votes": [{"player": v["player_id"], "answer": v["answer"]} for v in votes],
                   "counted": [v["player_id"] for v in counted],
-                  # the players whose counted votes decided the edit: credited for it
+                  # the players whose counted votes decided the edit (for the admin's record)
                   "deciders": [v["player_id"] for v in counted
-                               if cs.vote_value(puzzle["kind"], v["answer"]) == cs.SUPPORT]}
+                               if cs.vote_value(puzzle["kind"], v["answer"]) == cs.SUPPORT],
+                  # every player who backed it, counted or not: credited for it. Credit for counted votes
+                  # alone told a throwaway account whether its votes counted (its gold answers were right).
+                  "supporters": [v["player_id"] for v in votes
+                                 if cs.vote_value(puzzle["kind"], v["answer"]) == cs.SUPPORT]}
     edit_seq = None
     if decision.answer:
         edit_seq = commit_puzzle_edit(inst, puzzle, author="consensus", provenance=provenance)
@@ -302,6 +306,9 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
     ms = None if ms is None else max(0, min(checked_id(ms, "ms"), 3_600_000))
     if not 0 < puzzle_id < 2**63:
         raise ProofQuestError(f"there is no puzzle {puzzle_id} to vote on; ask for the next one")
+    # past the introduction (a count of gold answers, right or wrong: nothing the voter may not know), an
+    # answer moves the hand-out order whether it counts or not; before it, a throwaway account moves nothing
+    seen = inst.assignments.introduced(inst, player_id)
     with inst.store.write():
         puzzle = st.puzzle(inst.store, puzzle_id)
         if puzzle is None or puzzle["tutorial"]:
@@ -317,7 +324,7 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
         value = cs.vote_value(puzzle["kind"], answer)
         points = sc.points_for_vote(value, inst.scoring)
         vote_id = st.add_vote(inst.store, puzzle_id, player_id, answer, None if value == 0 else value > 0, ms,
-                              points)
+                              points, seen=seen or bool(puzzle["gold"]))
         bonus, streak, feedback = _known_truth(inst, player, puzzle, value)
         me = st.add_points(inst.store, player_id, points + bonus, "vote", puzzle_id=puzzle_id, streak=streak)
         notices, retired, edit_seq, left_open = [], None, None, False
