@@ -475,3 +475,20 @@ def test_an_applied_edit_credits_every_player_who_voted_for_it_counted_or_not(in
     assert counted[probe["id"]] == 0 and all(counted[p["id"]] == 1 for p in crowd)
     credited = {p["id"]: [c["puzzle_id"] for c in st.credited_edits(inst.store, p["id"])] for p in crowd + [probe]}
     assert credited[probe["id"]] == [merge] and all(c == [merge] for c in credited.values())
+
+
+def test_past_the_introduction_a_player_is_handed_gold_at_the_settling_share_by_count_alone(inst):
+    ids, puzzles = oracle_puzzles(inst, gold_every=1000, more_gold=8)
+    gold = {pid for pid, p in zip(ids, puzzles) if p["gold"]}
+    inst.settings.update(ESTABLISHED_GOLD_ANSWERS=2, SETTLING_GOLD_ANSWERS=5, GOLD_SHARE_SETTLING=1.0,
+                         GOLD_SHARE_NEW=1.0, GOLD_SHARE=0.0)
+    right, wrong = players.create_guest(inst.store), players.create_guest(inst.store)
+    for player, answers_right in ((right, True), (wrong, False)):
+        handed = []
+        for _ in range(6):
+            puzzle = assignment.next_puzzle(inst, st.player(inst.store, player["id"]))
+            handed.append(puzzle["id"] in gold)
+            truth = next(p["truth"] for pid, p in zip(ids, puzzles) if pid == puzzle["id"])
+            votes.cast_vote(inst, player["id"], puzzle["id"], _answer(puzzle, truth == answers_right), 500,
+                            puzzle["ticket"])
+        assert handed == [True] * 5 + [False], "gold until 5 gold answers, right or wrong alike, then crowd"

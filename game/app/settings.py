@@ -209,6 +209,12 @@ SETTINGS: tuple[Setting, ...] = (
             "each answer.", int),
     Setting("GOLD_SHARE", 0.15, "Share of puzzles with known truth (gold or teach) served to a player once they "
             "have answered ESTABLISHED_GOLD_ANSWERS secret gold puzzles.", float),
+    Setting("SETTLING_GOLD_ANSWERS", 0, "Past ESTABLISHED_GOLD_ANSWERS, a player is handed known-answer puzzles at "
+            "GOLD_SHARE_SETTLING until they have answered this many secret gold puzzles, right or wrong (a count, "
+            "never the standing, as the introduction): a player at 80% not yet established at 20 answers mostly is "
+            "within 36, and its crowd votes until then weigh nothing. 0: off.", _count),
+    Setting("GOLD_SHARE_SETTLING", 0.5, "Share of puzzles with known truth between ESTABLISHED_GOLD_ANSWERS and "
+            "SETTLING_GOLD_ANSWERS secret gold answers.", float),
     Setting("GOLD_SHARE_NEW", 1.0, "Share of puzzles with known truth served to a player until they have answered "
             "ESTABLISHED_GOLD_ANSWERS secret gold puzzles: their votes do not count in consensus yet, so they "
             "first earn a record (and learn from the teach puzzles' outcomes); crowd puzzles come when the known "

@@ -64,28 +64,31 @@ class Assignments:
         self._suspected: dict[str, tuple] = {}  # volume -> (segmentation state and split parts, mask)
         # volume -> (mask, last puzzle id looked at, ids of its merge puzzles that wait under the mask)
         self._waiting: dict[str, tuple] = {}
-        self._introduced: dict[int, int] = {}  # player id -> a count of gold answers they are past (:meth:`introduced`)
+        self._introduced: dict[int, int] = {}  # player id -> a count of gold answers they are past (:meth:`gold_answered`)
+
+    def gold_answered(self, inst, player_id: int, at_most: int) -> int:
+        """How many secret gold puzzles the player answered, right or wrong, counted up to ``at_most``
+        (:func:`game.app.store.gold_answers`).
+
+        A count once reached is kept: a player past it costs no query again. (A
+        gold answer is seldom taken back, by a withdrawn settled copy; a process
+        may then count it a while longer, which says nothing of the player's record.)
+        """
+        if self._introduced.get(player_id, -1) >= at_most:
+            return at_most
+        found = st.gold_answers(inst.store, player_id, at_most=at_most)
+        if found >= at_most:
+            with self._lock:
+                self._introduced[player_id] = max(found, self._introduced.get(player_id, 0))
+        return found
 
     def introduced(self, inst, player_id: int) -> bool:
         """Whether the player has answered the secret gold puzzles an introduction asks
-        (:func:`game.crowd.reliability.required_gold`; :func:`game.app.store.gold_answers`).
-
-        Kept once true: a player past ``ESTABLISHED_GOLD_ANSWERS``, the most it
-        can ask, costs no query again. (A gold answer is seldom taken back, by a
-        withdrawn settled copy; a process may then treat its player as past it
-        a while longer, which says nothing of the player's record.)
-        """
-        past = self._introduced.get(player_id, -1)
-        if past >= inst.settings["ESTABLISHED_GOLD_ANSWERS"]:
+        (:func:`game.crowd.reliability.required_gold`)."""
+        if self._introduced.get(player_id, -1) >= inst.settings["ESTABLISHED_GOLD_ANSWERS"]:
             return True
         intro = required_gold(inst)
-        if past >= intro:
-            return True
-        if st.gold_answers(inst.store, player_id, at_most=intro) < intro:
-            return False
-        with self._lock:
-            self._introduced[player_id] = max(intro, self._introduced.get(player_id, 0))
-        return True
+        return self.gold_answered(inst, player_id, intro) >= intro
 
     def suspected(self, volume: str, agg: Agglomeration, split_parts: list[int]) -> np.ndarray:
         """The mask of supervoxels in the segments of ``split_parts`` (the same array until either changes)."""
@@ -340,7 +343,7 @@ def _first_free(inst, player_id: int, candidates: list[dict], now: float,
 def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = None) -> dict:
     """A puzzle the player has not answered, with its ticket: known truth now and then, always (at
     GOLD_SHARE_NEW) until the player has answered ESTABLISHED_GOLD_ANSWERS secret gold puzzles, before which
-    no vote of theirs counts.
+    no vote of theirs counts, then at GOLD_SHARE_SETTLING until SETTLING_GOLD_ANSWERS, then at GOLD_SHARE.
 
     What a player is handed never depends on their standing (whether their
     votes count, their reliability), only on how many gold puzzles they
@@ -361,6 +364,9 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
     s = inst.settings
     introduced = inst.assignments.introduced(inst, player["id"])
     share = s["GOLD_SHARE"] if introduced else s["GOLD_SHARE_NEW"]
+    settling = s["SETTLING_GOLD_ANSWERS"]
+    if introduced and settling and inst.assignments.gold_answered(inst, player["id"], settling) < settling:
+        share = s["GOLD_SHARE_SETTLING"]  # a count again, never the standing
     round_rules = classes.round_rules(inst.store, player["id"])  # a class round decides its students' puzzles
     if round_rules is not None and round_rules.gold_share is not None:
         share = round_rules.gold_share
