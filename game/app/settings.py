@@ -168,9 +168,8 @@ SETTINGS: tuple[Setting, ...] = (
             "a throwaway account could answer one gold puzzle and see from its next puzzles whether the answer was "
             "right: an attack harvested all 36 secret gold answers of the demo so, with about 130 guests, and "
             "forced edits with 6 more). 20 is past the 13 answers (median) an honest player at 80% needed at 5; a vote "
-            "that counts moves the order puzzles are handed out in, which another account can watch, so fewer "
-            "answers before any vote counts make such probing cheap (at 20, a guessing account passes with 0.6% "
-            "probability).", int),
+            "that counts shows in decisions, which another account can watch, so fewer answers before any vote "
+            "counts make such probing cheap (at 20, a guessing account passes with 0.6% probability).", int),
     Setting("ESTABLISHED_RELIABILITY", 0.6, "Reliability (from the record) a player needs for their votes to "
             "count in consensus; 50% on gold, whose answers are balanced, is guessing.", float),
     Setting("ESTABLISHED_ALPHA", 0.05, "Most often an account answering secret gold without looking may ever be "
