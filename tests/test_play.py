@@ -236,8 +236,8 @@ def test_only_a_cut_that_may_well_be_right_holds_merges_back(inst):
     with inst.store.write() as db:
         db.conn.execute("UPDATE puzzles SET posterior = 0.01 WHERE id = ?", (split_id,))
     assert not assignment._suspected_mergers(inst, {"demo": agg})["demo"][part], "the posterior is not read"
-    with inst.store.write() as db:  # one answer for the cut: (2 · 0.05 + 1) / (2 + 1) = 0.37
-        db.conn.execute("UPDATE puzzles SET answers = 1, supports = 1 WHERE id = ?", (split_id,))
+    with inst.store.write() as db:  # the score moved by answers (counted or not: seen by all)
+        db.conn.execute("UPDATE puzzles SET belief = 0.3 WHERE id = ?", (split_id,))
     assert assignment._suspected_mergers(inst, {"demo": agg})["demo"][part]
 
 

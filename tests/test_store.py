@@ -321,8 +321,8 @@ def test_open_puzzles_are_handed_out_by_what_they_are_expected_to_gain(store):
     assert order() == [big_unlikely, halves, hard_halves, small_likely, unsized]
     assert order("uncertainty")[-1] == hard_halves  # before: every judgeable puzzle first
     with store.write() as db:  # answers move a puzzle up on its way to a decision, never down ...
-        db.conn.execute("UPDATE puzzles SET answers = 2, supports = 0 WHERE id = ?", (big_unlikely,))
-        db.conn.execute("UPDATE puzzles SET answers = 3, supports = 3 WHERE id = ?", (hard_halves,))
+        db.conn.execute("UPDATE puzzles SET answers = 2, supports = 0, belief = 0.001 WHERE id = ?", (big_unlikely,))
+        db.conn.execute("UPDATE puzzles SET answers = 3, supports = 3, belief = 0.99 WHERE id = ?", (hard_halves,))
     priority = {p["id"]: p["priority"] for p in st.assignable_puzzles(store, voter, gold=False, order="value")}
     assert order() == [big_unlikely, halves, hard_halves, small_likely, unsized]
     assert priority[hard_halves] == pytest.approx(priority[halves])  # halved, then doubled on its way (3 votes)

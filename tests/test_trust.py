@@ -118,6 +118,9 @@ def test_an_observer_cannot_tell_from_its_hand_outs_whether_a_probe_accounts_vot
     assert (seen[0][0], seen[1][0]) == (1, 0), "the probe's vote counted in one copy only"
     assert seen[0][1:] == seen[1][1:], "what the observer is handed, and the order, are the same"
     assert any(answers == 1 for _, _, answers in seen[0][2]), "the probe's answer is in the order"
+    for copy in _opened(tmp_path / "False" / "instance"):
+        moved = st.puzzle(copy.store, seen[1][1])
+        assert moved["belief"] > moved["score"], "a yes from a player whose votes do not count moves it too"
 
 
 def test_what_a_player_is_handed_never_tells_them_whether_their_gold_answers_were_right(inst):

@@ -112,6 +112,19 @@ def _decide(inst, puzzle: dict) -> cs.Decision:
     return decision
 
 
+def _belief(inst, puzzle: dict, value: int) -> float | None:
+    """The puzzle's ``belief`` once this answer is in (:func:`game.app.store._crowd_belief`): its detector's
+    score moved by each answer of a player past the introduction as by one of reliability
+    ESTABLISHED_ALTERNATIVE (a careful player's), whether their votes count or not; None for "unsure"."""
+    if value == cs.UNSURE:
+        return None
+    supports = puzzle["supports"] + (value == cs.SUPPORT)
+    against = puzzle["answers"] + 1 - supports
+    careful = inst.settings["ESTABLISHED_ALTERNATIVE"]
+    return cs.posterior([1] * supports + [-1] * against, [careful] * (supports + against), puzzle["score"],
+                        inst.consensus)
+
+
 def _retire(inst, puzzle: dict, decision: cs.Decision) -> tuple[list[dict], int | None]:
     """Retire a puzzle, append its edit if the crowd said so, pay the voters who agreed."""
     votes = st.puzzle_ballots(inst.store, puzzle["id"])
@@ -324,7 +337,7 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
         value = cs.vote_value(puzzle["kind"], answer)
         points = sc.points_for_vote(value, inst.scoring)
         vote_id = st.add_vote(inst.store, puzzle_id, player_id, answer, None if value == 0 else value > 0, ms,
-                              points, seen=seen or bool(puzzle["gold"]))
+                              points, seen=seen or bool(puzzle["gold"]), belief=_belief(inst, puzzle, value))
         bonus, streak, feedback = _known_truth(inst, player, puzzle, value)
         me = st.add_points(inst.store, player_id, points + bonus, "vote", puzzle_id=puzzle_id, streak=streak)
         notices, retired, edit_seq, left_open = [], None, None, False
