@@ -288,9 +288,9 @@ MIGRATIONS: list[str] = [
                                                  supervoxels) WHERE kind = 'split' AND state = 'open';
     """,
     # ``belief``: the detector's score moved by those answers, each weighing as one careful player's
-    # (game.crowd.votes.cast_vote; NULL: the score, until the next answer). The share of answers that back the
-    # edit, with the score worth two, moved a wrong cut too slowly and the demo's crowd closed 63% / 59% of the
-    # true ARE / VI gap on demo0 where it closed 92% / 72% when the counted votes' posterior was read
+    # (game.crowd.votes.cast_vote; NULL: the score, until the next answer), as the posterior moves with a
+    # counted vote. The share of answers that back the edit, with the score worth two, closed 63% / 59% of the
+    # true ARE / VI gap on demo0 (bench/bench_simulate.py, seeds 0-2), this 71% / 67%
     """
     ALTER TABLE puzzles ADD COLUMN belief REAL;
     DROP INDEX puzzles_open_splits;
@@ -1006,10 +1006,10 @@ def index_priorities(store: Store, min_votes: float, order: str = "uncertainty")
     if not store.scalar("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)):
         keys = _order_keys(min_votes, "", order)  # (checks the order before anything is dropped)
         with store.write() as db:  # puzzles_priority_*: the same order over n_votes, before counted_votes
-            for (old,) in db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND"
-                                          " (name GLOB 'puzzles_order_*' OR name GLOB 'puzzles_priority_*' OR name GLOB"
-                                          " 'puzzles_value_*' OR name GLOB 'puzzles_seen_*' OR name GLOB"
-                                          " 'puzzles_worth_*' OR name GLOB 'puzzles_heard_*') AND name != ?", (name,)).fetchall():
+            globs = " OR ".join(f"name GLOB 'puzzles_{p}_*'" for p in ("order", "priority", "value", "seen",
+                                                                        "worth", "heard"))
+            for (old,) in db.conn.execute(f"SELECT name FROM sqlite_master WHERE type = 'index' AND ({globs})"
+                                          " AND name != ?", (name,)).fetchall():
                 db.conn.execute(f'DROP INDEX "{old}"')
             db.conn.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON puzzles (gold, tutorial, state, {keys})')
     store.priority_index = ((float(max(1, min_votes)), order), name)

@@ -64,7 +64,7 @@ class Assignments:
         self._suspected: dict[str, tuple] = {}  # volume -> (segmentation state and split parts, mask)
         # volume -> (mask, last puzzle id looked at, ids of its merge puzzles that wait under the mask)
         self._waiting: dict[str, tuple] = {}
-        self._introduced: dict[int, int] = {}  # player id -> a count of gold answers they are past (:meth:`gold_answered`)
+        self._introduced: dict[int, int] = {}  # player id -> a count of gold answers reached (:meth:`gold_answered`)
 
     def gold_answered(self, inst, player_id: int, at_most: int) -> int:
         """How many secret gold puzzles the player answered, right or wrong, counted up to ``at_most``
