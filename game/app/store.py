@@ -946,8 +946,10 @@ def _crowd_belief(table: str = "") -> str:
     counted votes: those move only with a vote that counts, so an observer account reading its next puzzle
     before and after a probe account's vote learned whether the probe's votes counted (whether its secret
     gold answers were right), and a helper harvested 35 of 36 secret gold answers in 4.2 minutes that way.
-    Every such answer moves this alike. Accounts past the introduction whose votes do not count can move a
-    puzzle up or down the order with it, and nothing else: only counted votes decide.
+    Every such answer moves this alike. So accounts past the introduction whose votes do not count can
+    move a puzzle up or down the order, let go the merges a split holds back (two "no" answers take a cut
+    scored 0.3 below SPLIT_HOLD_BELIEF), and, through ``answers``, leave a puzzle to one holder at a time;
+    they decide nothing: only counted votes do.
     """
     return f"COALESCE({table}belief, {table}score)"
 

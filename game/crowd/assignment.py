@@ -26,7 +26,7 @@ import numpy as np
 
 from game.app import store as st
 from game.crowd import classes
-from game.crowd.reliability import required_gold
+from game.crowd.reliability import gold_puzzles, required_gold
 from game.errors import ProofQuestError
 from game.puzzles.cache import picture_key
 from game.puzzles.edit import Moot, PuzzleEdit, correct_answer, question_for
@@ -364,7 +364,7 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
     s = inst.settings
     introduced = inst.assignments.introduced(inst, player["id"])
     share = s["GOLD_SHARE"] if introduced else s["GOLD_SHARE_NEW"]
-    settling = s["SETTLING_GOLD_ANSWERS"]
+    settling = s["SETTLING_GOLD_ANSWERS"] and min(s["SETTLING_GOLD_ANSWERS"], gold_puzzles(inst))  # all it can be
     if introduced and settling and inst.assignments.gold_answered(inst, player["id"], settling) < settling:
         share = s["GOLD_SHARE_SETTLING"]  # a count again, never the standing
     round_rules = classes.round_rules(inst.store, player["id"])  # a class round decides its students' puzzles

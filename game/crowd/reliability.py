@@ -137,7 +137,12 @@ def required_gold(inst) -> int:
     Counted, like the hand-outs, without the player's record: an instance whose volumes drew only 12 gold
     puzzles (the right edits ran out) would otherwise never establish anyone.
     """
-    return max(1, min(inst.settings["ESTABLISHED_GOLD_ANSWERS"], sum(st.gold_counts(inst.store).values())))
+    return max(1, min(inst.settings["ESTABLISHED_GOLD_ANSWERS"], gold_puzzles(inst)))
+
+
+def gold_puzzles(inst) -> int:
+    """The instance's secret gold puzzles, every volume's: the most gold answers a player can give."""
+    return sum(st.gold_counts(inst.store).values())
 
 
 def _settings(inst) -> ConsensusSettings:

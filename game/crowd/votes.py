@@ -345,7 +345,8 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
             decision, notices, edit_seq = _settle(inst, puzzle)
             left_open = decision.state != "open"
             if decision.state == "retired":
-                retired = {"decision": decision.answer, "confidence": decision.confidence,
+                # never the confidence: the posterior over counted votes told how much the voter's vote weighed
+                retired = {"decision": decision.answer,
                            "won": None if value == cs.UNSURE else (value == cs.SUPPORT) == decision.answer}
         if notices:  # the voter was paid again for agreeing with the decision
             me = st.player(inst.store, player_id)
