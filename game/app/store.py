@@ -1166,7 +1166,8 @@ def set_puzzle_state(store: Store, puzzle_id: int, state: str, *, decision: bool
 def add_vote(store: Store, puzzle_id: int, player_id: int, answer: str, supports_edit: bool | None,
              ms: int | None, points: int, seen: bool = True, belief: float | None = None) -> int:
     """Record a vote; ``seen``: a yes or no adds to the puzzle's ``answers`` and ``supports`` and sets its
-    ``belief`` (when given), which the hand-out order reads (:func:`_crowd_belief`)."""
+    ``belief`` (when given: the caller's, for a seen yes or no), which the hand-out order reads
+    (:func:`_crowd_belief`)."""
     with store.write() as db:
         try:
             cur = db.conn.execute(
@@ -1177,10 +1178,10 @@ def add_vote(store: Store, puzzle_id: int, player_id: int, answer: str, supports
         except sqlite3.IntegrityError as exc:
             raise ProofQuestError(f"you have already answered puzzle {puzzle_id}; ask for the next one") from exc
         backs = None if supports_edit is None or not seen else int(supports_edit)
+        belief = None if backs is None or belief is None else float(belief)
         db.conn.execute("UPDATE puzzles SET n_votes = n_votes + 1, answers = answers + (? IS NOT NULL),"
-                        " supports = supports + COALESCE(?, 0), belief = CASE WHEN ? IS NOT NULL AND ? IS NOT NULL"
-                        " THEN ? ELSE belief END WHERE id = ?",
-                        (backs, backs, backs, belief, None if belief is None else float(belief), puzzle_id))
+                        " supports = supports + COALESCE(?, 0), belief = COALESCE(?, belief) WHERE id = ?",
+                        (backs, backs, belief, puzzle_id))
         return cur.lastrowid
 
 

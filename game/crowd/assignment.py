@@ -364,9 +364,10 @@ def next_puzzle(inst, player: dict, *, exclude=(), rng: random.Random | None = N
     s = inst.settings
     introduced = inst.assignments.introduced(inst, player["id"])
     share = s["GOLD_SHARE"] if introduced else s["GOLD_SHARE_NEW"]
-    settling = s["SETTLING_GOLD_ANSWERS"] and min(s["SETTLING_GOLD_ANSWERS"], gold_puzzles(inst))  # all it can be
-    if introduced and settling and inst.assignments.gold_answered(inst, player["id"], settling) < settling:
-        share = s["GOLD_SHARE_SETTLING"]  # a count again, never the standing
+    if introduced and s["SETTLING_GOLD_ANSWERS"]:  # a count again, never the standing (capped: all it can be)
+        settling = min(s["SETTLING_GOLD_ANSWERS"], gold_puzzles(inst))
+        if inst.assignments.gold_answered(inst, player["id"], settling) < settling:
+            share = s["GOLD_SHARE_SETTLING"]
     round_rules = classes.round_rules(inst.store, player["id"])  # a class round decides its students' puzzles
     if round_rules is not None and round_rules.gold_share is not None:
         share = round_rules.gold_share

@@ -130,17 +130,16 @@ def _retire(inst, puzzle: dict, decision: cs.Decision) -> tuple[list[dict], int 
     votes = st.puzzle_ballots(inst.store, puzzle["id"])
     _, _, counts = _ballots(inst, puzzle)  # in the same order: a voice's votes count once, as its first one
     counted = [v for v, c in zip(votes, counts) if c]
+    backers = {v["player_id"] for v in votes if cs.vote_value(puzzle["kind"], v["answer"]) == cs.SUPPORT}
     provenance = {"puzzle": puzzle["id"], "source": "crowd", "confidence": decision.confidence,
                   "posterior": decision.posterior,
                   "votes": [{"player": v["player_id"], "answer": v["answer"]} for v in votes],
                   "counted": [v["player_id"] for v in counted],
                   # the players whose counted votes decided the edit (for the admin's record)
-                  "deciders": [v["player_id"] for v in counted
-                               if cs.vote_value(puzzle["kind"], v["answer"]) == cs.SUPPORT],
+                  "deciders": [v["player_id"] for v in counted if v["player_id"] in backers],
                   # every player who backed it, counted or not: credited for it. Credit for counted votes
                   # alone told a throwaway account whether its votes counted (its gold answers were right).
-                  "supporters": [v["player_id"] for v in votes
-                                 if cs.vote_value(puzzle["kind"], v["answer"]) == cs.SUPPORT]}
+                  "supporters": [v["player_id"] for v in votes if v["player_id"] in backers]}
     edit_seq = None
     if decision.answer:
         edit_seq = commit_puzzle_edit(inst, puzzle, author="consensus", provenance=provenance)
@@ -337,7 +336,8 @@ def cast_vote(inst, player_id: int, puzzle_id, answer, ms=None, ticket=None) -> 
         value = cs.vote_value(puzzle["kind"], answer)
         points = sc.points_for_vote(value, inst.scoring)
         vote_id = st.add_vote(inst.store, puzzle_id, player_id, answer, None if value == 0 else value > 0, ms,
-                              points, seen=seen or bool(puzzle["gold"]), belief=_belief(inst, puzzle, value))
+                              points, seen=seen or bool(puzzle["gold"]),
+                              belief=_belief(inst, puzzle, value) if seen and not puzzle["gold"] else None)
         bonus, streak, feedback = _known_truth(inst, player, puzzle, value)
         me = st.add_points(inst.store, player_id, points + bonus, "vote", puzzle_id=puzzle_id, streak=streak)
         notices, retired, edit_seq, left_open = [], None, None, False
