@@ -23,7 +23,10 @@ server runs with its rate limits off (``RATE_LIMITS_ENABLED=0``: 200 guests
 from one address and 90 votes a minute per player would be refused) and with
 puzzles that never retire (``MIN_VOTES`` huge, so the pool does not drain in
 seconds): each vote still runs the full path, ticket, commit, consensus over
-all its puzzle's counted votes, points, leaderboard. At the end the bench
+all its puzzle's counted votes, points, leaderboard, and the choice of the
+player's next puzzle, which the vote's acknowledgement carries (``next``, as
+the play page asks; ``--separate-next``: a ``next_puzzle`` call before each
+vote, as the page did before). At the end the bench
 checks the database: every acknowledged vote is a row, every voter counted.
 
 Beside calls per second, the bench reads each server's CPU time (Linux's
@@ -156,8 +159,8 @@ class Play:
     latencies count only there: the vote's acknowledgement time.
     """
 
-    def __init__(self, conns: list[socketio.Client], truth: dict[int, str]):
-        self.conns, self.truth = conns, truth
+    def __init__(self, conns: list[socketio.Client], truth: dict[int, str], separate_next: bool = False):
+        self.conns, self.truth, self.separate_next = conns, truth, separate_next
         self.latencies: list[list[float]] = [[] for _ in conns]
         self.acked = 0
         self.refused: collections.Counter = collections.Counter()
@@ -176,22 +179,28 @@ class Play:
                 self.refused[f"client gave up: {type(exc).__name__}"] += 1
 
     def _play(self, i: int, client: socketio.Client) -> None:
-        n = 0
+        n, puzzle = 0, None
         while not self.stop.is_set():
-            got = client.call("next_puzzle", {}, timeout=CALL_TIMEOUT)
-            if not got.get("ok"):
-                with self._lock:
-                    self.refused[got.get("error", "?")[:60]] += 1
-                return
-            puzzle = got["puzzle"]
+            if puzzle is None:  # the first, or every one with --separate-next
+                got = client.call("next_puzzle", {}, timeout=CALL_TIMEOUT)
+                if not got.get("ok"):
+                    with self._lock:
+                        self.refused[got.get("error", "?")[:60]] += 1
+                    return
+                puzzle = got["puzzle"]
             answer = self.truth.get(puzzle["id"]) or ("yes", "no")[n % 2]
             n += 1
             measured = self.measuring.is_set()
             t0 = time.perf_counter()
-            ack = client.call("vote", {"puzzle": puzzle["id"], "answer": answer, "ms": 1000,
-                                       "ticket": puzzle.get("ticket")}, timeout=CALL_TIMEOUT)
+            vote = {"puzzle": puzzle["id"], "answer": answer, "ms": 1000, "ticket": puzzle.get("ticket")}
+            if not self.separate_next:  # as the play page does: the acknowledgement carries the next puzzle
+                vote["next"] = {"exclude": [puzzle["id"]]}
+            ack = client.call("vote", vote, timeout=CALL_TIMEOUT)
             took = time.perf_counter() - t0
+            puzzle = ack.get("next")
             with self._lock:
+                if ack.get("next_error"):
+                    self.refused[f"next: {ack['next_error'][:54]}"] += 1
                 if ack.get("ok"):
                     self.acked += 1
                     if measured and self.measuring.is_set():
@@ -221,7 +230,7 @@ def client_process(args) -> None:
     """One client process (``--clients-of``): connect, say so, play; measure when told on stdin, report."""
     truth = {int(k): v for k, v in json.loads(Path(args.truth).read_text()).items()} if args.truth else {}
     conns = connect_all(args.clients_of.split(","), args.first, args.clients, login=bool(truth))
-    play = Play(conns, truth)
+    play = Play(conns, truth, separate_next=args.separate_next)
     print("connected", len(conns), flush=True)
     select.select([sys.stdin], [], [])  # gevent's: the clients play while this waits (a read would block them)
     command = sys.stdin.readline().split()  # "measure SECONDS"
@@ -229,13 +238,14 @@ def client_process(args) -> None:
 
 
 def run_clients(urls: list[str], clients: int, processes: int, truth_file: Path | None,
-                logs: Path) -> list[subprocess.Popen]:
+                logs: Path, separate_next: bool = False) -> list[subprocess.Popen]:
     """Start the client processes (client i of ``clients`` in process ``i * processes // clients``; each
     process's errors in ``logs/clients-K.log``) and wait until each has connected its clients."""
     bounds = [clients * k // processes for k in range(processes + 1)]
     logs.mkdir(parents=True, exist_ok=True)
     procs = [subprocess.Popen([sys.executable, __file__, "--clients-of", ",".join(urls), "--first", str(lo),
-                               "--clients", str(hi - lo), "--truth", str(truth_file or "")],
+                               "--clients", str(hi - lo), "--truth", str(truth_file or "")]
+                              + (["--separate-next"] if separate_next else []),
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                               stderr=open(logs / f"clients-{k}.log", "w"))
              for k, (lo, hi) in enumerate(zip(bounds, bounds[1:])) if hi > lo]
@@ -416,7 +426,8 @@ def measure(args, which: str) -> dict:
             truth_file.write_text(json.dumps(truth))
         started = time.perf_counter()
         logs = Path(tempfile.mkdtemp(prefix="pq-bench-clients-"))
-        client_procs = run_clients(urls, args.clients, args.client_processes, truth_file, logs)
+        client_procs = run_clients(urls, args.clients, args.client_processes, truth_file, logs,
+                                   separate_next=args.separate_next)
         connected = round(time.perf_counter() - started, 1)
         warm = warm_up(home, args, lambda: check_alive(client_procs, logs))
         spy = profile(procs[0].pid, args.seconds, Path(args.profile)) if args.profile and which == "proofquest" \
@@ -476,6 +487,9 @@ def main() -> None:
                         "250 clients)")
     parser.add_argument("--only", choices=["echo", "proofquest"], help="measure one server (each runs with its "
                         "own clients process, so no client state carries over)")
+    parser.add_argument("--separate-next", action="store_true", help="ask for each puzzle with next_puzzle, two "
+                        "calls per vote (by default a vote's acknowledgement carries the next puzzle, as the play page "
+                        "asks from its second answer on)")
     parser.add_argument("--clients-of", help=argparse.SUPPRESS)  # a client process: the servers' URLs
     parser.add_argument("--first", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--truth", help=argparse.SUPPRESS)

@@ -133,6 +133,48 @@ def test_rest_vote_does_what_the_socket_vote_does(app):
     assert unknown.status_code == 400 and "unknown answer" in unknown.get_json()["error"]
 
 
+def test_a_vote_that_asks_for_the_next_puzzle_gets_it_in_its_acknowledgement_to_the_last(app):
+    client = app.test_client()
+    guest = _guest(client)
+    sio = _sio(app, client)
+    store = app.extensions["proofquest"].store
+    shown = sio.emit("next_puzzle", callback=True)["puzzle"]
+    ahead = sio.emit("next_puzzle", {"exclude": [shown["id"]]}, callback=True)["puzzle"]  # the page's prefetch
+    # a malformed request for the next puzzle refuses the vote before anything is written
+    for bad in ("soon", {"exclude": "all"}, {"exclude": [1], "more": True}):
+        refused = sio.emit("vote", {"puzzle": shown["id"], "ticket": shown["ticket"], "answer": "no", "next": bad},
+                           callback=True)
+        assert not refused["ok"] and "next" in refused["error"], refused
+    assert st.vote_count(store) == 0
+    ack = sio.emit("vote", {"puzzle": shown["id"], "ticket": shown["ticket"], "answer": "no",
+                            "next": {"exclude": [shown["id"], ahead["id"]]}}, callback=True)
+    assert ack["ok"] and ack["next"]["id"] not in (shown["id"], ahead["id"]) and ack["next"]["ticket"]
+    # play on by the acknowledgements alone: every puzzle once, each vote committed, the last one says why
+    seen, acked, puzzle = {shown["id"], ahead["id"], ack["next"]["id"]}, 1, ahead
+    queue = [ack["next"]]
+    while puzzle is not None:
+        ack = sio.emit("vote", {"puzzle": puzzle["id"], "ticket": puzzle["ticket"], "answer": "unsure",
+                                "next": {"exclude": [puzzle["id"], *(q["id"] for q in queue)]}}, callback=True)
+        assert ack["ok"], ack
+        acked += 1
+        if ack["next"] is not None:
+            assert ack["next"]["id"] not in seen
+            seen.add(ack["next"]["id"])
+            queue.append(ack["next"])
+        else:
+            assert "no puzzle is left" in ack["next_error"]
+        puzzle = queue.pop(0) if queue else None
+    assert acked == len(seen) > 10
+    assert st.vote_count(store) == acked == len({v["puzzle_id"] for v in st.player_votes(store, guest["id"])})
+    # the same over HTTP
+    http = app.test_client()
+    _guest(http)
+    first = http.get("/api/puzzle/next").get_json()["puzzle"]
+    reply = http.post("/api/vote", json={"puzzle": first["id"], "ticket": first["ticket"], "answer": "unsure",
+                                         "next": {"exclude": [first["id"]]}}, headers={"X-CSRFToken": _token(http)})
+    assert reply.status_code == 200 and reply.get_json()["next"]["id"] != first["id"]
+
+
 def test_others_see_the_leaderboard_change_live(app):
     watcher_http, voter_http = app.test_client(), app.test_client()
     _guest(watcher_http)

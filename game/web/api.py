@@ -12,7 +12,7 @@ from game.crowd import assignment, reports, votes
 from . import game_instance, throttle
 from . import validate as v
 from .auth import current_player, login_required
-from .broadcast import announce_vote
+from .broadcast import announce_vote, with_next
 
 bp = Blueprint("api", __name__)
 
@@ -36,11 +36,11 @@ def vote():
     body = v.fields()
     puzzle, answer, ms = v.record_id(body.get("puzzle"), "puzzle"), v.answer(body.get("answer")), \
         v.milliseconds(body.get("ms"))
-    ticket = v.ticket(body.get("ticket"))
+    ticket, then = v.ticket(body.get("ticket")), v.next_request(body.get("next"))
     throttle.hit("RATE_LIMIT_VOTES", f"player:{current_player()['id']}")
     outcome = votes.cast_vote(game_instance(), current_player()["id"], puzzle, answer, ms, ticket)
     announce_vote(outcome)
-    return jsonify(ok=True, **outcome["reply"])
+    return jsonify(ok=True, **with_next(outcome["reply"], current_player()["id"], then))
 
 
 @bp.get("/puzzle-image/<id:puzzle_id>/<id:z>/<variant>.png")

@@ -17,6 +17,7 @@ through the queue, from the process where their students vote.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -26,10 +27,13 @@ from flask_socketio import SocketIO
 from socketio import PubSubManager
 
 from game.app import store as st
-from game.crowd import reports
+from game.crowd import assignment, reports
+from game.errors import ProofQuestError
 
 from . import class_board, game_instance
 from .loops import IntervalLoop
+
+log = logging.getLogger(__name__)
 
 
 class Broadcaster(IntervalLoop):
@@ -93,6 +97,21 @@ class Broadcaster(IntervalLoop):
             return True
         members = self._members_here(name)
         return bool(members) and (len(members) > 1 or besides not in members)
+
+
+def with_next(reply: dict, player_id: int, exclude: list[int] | None) -> dict:
+    """A committed vote's reply, with the player's next puzzle when the vote asked for it (``exclude``: the
+    puzzles to skip; None: not asked). The vote is committed whatever happens here, so a puzzle that cannot be
+    handed out is said in ``next_error`` beside ``next: null``, never as a failed vote."""
+    if exclude is None:
+        return reply
+    try:
+        return {**reply, "next": assignment.next_puzzle(game_instance(), {"id": player_id}, exclude=exclude)}
+    except ProofQuestError as exc:
+        return {**reply, "next": None, "next_error": str(exc)}
+    except Exception:
+        log.exception("choosing the next puzzle after a committed vote failed")
+        return {**reply, "next": None, "next_error": "the server failed to choose your next puzzle; ask again"}
 
 
 def announce_vote(outcome: dict) -> None:

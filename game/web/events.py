@@ -1,8 +1,9 @@
 """Socket.IO events. Each handler checks the session, calls the core, acknowledges.
 
 Events from the client: ``next_puzzle`` → ack ``{ok, puzzle}``; ``vote``
-``{puzzle, answer, ms}`` → ack ``{ok, points, total, streak, gold, retired}``
-sent only after the vote is committed; ``watch_leaderboard`` joins the live
+``{puzzle, answer, ms, ticket, next?}`` → ack ``{ok, points, total, streak,
+feedback, retired, next?}`` sent only after the vote is committed (``next``
+asks for the player's next puzzle in the same acknowledgement); ``watch_leaderboard`` joins the live
 leaderboard room. Events from the server: ``leaderboard`` (throttled, room
 ``leaderboard``), ``score`` (to the player), ``puzzle_retired`` (to each
 player who voted on it, with whether their side won), ``stats``. The class
@@ -23,15 +24,15 @@ from game.errors import ProofQuestError
 
 from . import class_board, game_instance, throttle
 from . import validate as v
-from .broadcast import Broadcaster, announce_vote
+from .broadcast import Broadcaster, announce_vote, with_next
 from .sessions import current_player, room, session_player_id
 
 log = logging.getLogger(__name__)
 
 EVENTS = {
     "next_puzzle": "ask for a puzzle: {exclude: [ids]} (optional); the acknowledgement carries it",
-    "vote": "answer a puzzle: {puzzle, answer: yes|no|unsure, ms, ticket (as handed out)}; acknowledged after "
-            "commit",
+    "vote": "answer a puzzle: {puzzle, answer: yes|no|unsure, ms, ticket (as handed out), next: {exclude: [ids]} "
+            "(optional: the acknowledgement then carries the next puzzle, or next_error)}; acknowledged after commit",
     "watch_leaderboard": "join the live leaderboard room: {period: all|week|class} (class: a student's own class)",
     "leaderboard": "(server) the top players, at most every LEADERBOARD_INTERVAL seconds",
     "score": "(server) the player's own points, streak and last gain",
@@ -171,12 +172,12 @@ def register(app, socketio: SocketIO) -> None:
     def vote(data):
         puzzle, answer, ms = v.record_id(data.get("puzzle"), "puzzle"), v.answer(data.get("answer")), \
             v.milliseconds(data.get("ms"))
-        ticket = v.ticket(data.get("ticket"))
+        ticket, then = v.ticket(data.get("ticket")), v.next_request(data.get("next"))
         player_id = _player_id()
         throttle.hit("RATE_LIMIT_VOTES", f"player:{player_id}")
         outcome = votes.cast_vote(game_instance(), player_id, puzzle, answer, ms, ticket)
         announce_vote(outcome)
-        return outcome["reply"]
+        return with_next(outcome["reply"], player_id, then)
 
     @socketio.on("watch_leaderboard")
     @_answer

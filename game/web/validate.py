@@ -139,6 +139,16 @@ def id_list(value, what: str) -> list[int]:
     return [record_id(v, what) for v in value]
 
 
+def next_request(value) -> list[int] | None:
+    """A vote's ``next``: absent, or ``{exclude: [puzzle ids]}`` asking for the player's next puzzle in the
+    vote's acknowledgement (one round trip per answer instead of two); the ids to skip, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or set(value) - {"exclude"}:
+        raise ProofQuestError(f"next is {{exclude: [puzzle ids]}} (or left out), got {quote(value)}")
+    return id_list(value.get("exclude"), "next.exclude")
+
+
 def choice(value, what: str, options: tuple) -> str:
     if value not in options:
         raise ProofQuestError(f"{what} is {' or '.join(map(repr, options))}, got {quote(value)}")

@@ -3,7 +3,9 @@
 // until the player moves on.
 //
 // The next puzzle and its images are fetched while the player looks (prefetch, passing the shown puzzle
-// in `exclude`, and keeping the reply only if it differs), so moving on shows it at once. An answer waits
+// in `exclude`, and keeping the reply only if it differs), so moving on shows it at once. From the second
+// answer on, the vote itself asks for the puzzle after that one (`next`), so an answer takes one round trip
+// to the server, not two. An answer waits
 // for its acknowledgement before moving on: only the acknowledgement says whether this puzzle teaches
 // (it carries `feedback`), and the puzzle must stay on screen to be taught on.
 
@@ -40,6 +42,7 @@ const socket = connectSocket();
 let current = null;          // the puzzle on screen: {puzzle, stack, shownAt}
 let phase = 'loading';       // 'asking' | 'saving' | 'outcome' | 'loading'
 let ahead = null;            // the prefetched next one, images loading or loaded: {puzzle, stack, fetched}
+let afterAhead = null;       // the one after it, carried by a vote's acknowledgement: {puzzle, stack, fetched}
 let prefetching = false;
 let prefetchAgain = false;
 const answered = new Set();  // ids answered in this page, so a stale prefetch is never shown
@@ -71,6 +74,7 @@ function showRoundOver(title = 'The round is over.') {
   hideOutcome();
   current = null;
   ahead = null;
+  afterAhead = null;
   setPhase('loading');
   clearPuzzle(panel, 'Between rounds');
   viewer.showMessage(title, 'Your place is on your class page. Stay here: the next round your teacher starts '
@@ -105,6 +109,7 @@ function present(item) {
   viewer.show(item.stack);
   item.shownAt = performance.now();
   current = item;
+  if (ahead && ahead.puzzle.id === item.puzzle.id) ahead = null;  // shown already: asked afresh
   setPhase('asking');
   prefetch();
 }
@@ -118,13 +123,7 @@ async function prefetch() {
   prefetching = true;
   try {
     const puzzle = await askForPuzzle([current.puzzle.id]);
-    if (current && puzzle.id !== current.puzzle.id && !answered.has(puzzle.id) && !ahead) {
-      const stack = preload(puzzle);
-      // Its failure is dealt with when the player moves on (the prefetched puzzle is dropped); until then it
-      // must not surface as an unhandled rejection (the skipped puzzle of a failed start can come back here).
-      stack.ready.catch(() => {});
-      ahead = { puzzle, stack, fetched: pageAge() };
-    }
+    if (current && puzzle.id !== current.puzzle.id && !answered.has(puzzle.id) && !ahead) ahead = loading(puzzle);
   } catch {
     // Nothing beyond the shown puzzle yet: moving on asks again.
   } finally {
@@ -133,6 +132,31 @@ async function prefetch() {
       prefetchAgain = false;
       prefetch();
     }
+  }
+}
+
+function loading(puzzle) {
+  const stack = preload(puzzle);
+  // Its failure is dealt with when the player moves on (the prefetched puzzle is dropped); until then it
+  // must not surface as an unhandled rejection (the skipped puzzle of a failed start can come back here).
+  stack.ready.catch(() => {});
+  return { puzzle, stack, fetched: pageAge() };
+}
+
+// What a vote may ask for with its answer: the puzzle after the prefetched one (or the prefetched one itself
+// when none is there and none is on the way), never one it could not keep.
+function nextRequest(item) {
+  if (afterAhead || (!ahead && prefetching)) return undefined;
+  return { exclude: ahead ? [item.puzzle.id, ahead.puzzle.id] : [item.puzzle.id] };
+}
+
+// The puzzle a vote's acknowledgement carried: the prefetched one if there is none yet, else the one after it.
+function keepNext(puzzle) {
+  if (!puzzle || answered.has(puzzle.id) || (current && puzzle.id === current.puzzle.id)) return;
+  if (!ahead) {
+    if (!prefetching) ahead = loading(puzzle);
+  } else if (!afterAhead && puzzle.id !== ahead.puzzle.id) {
+    afterAhead = loading(puzzle);
   }
 }
 
@@ -156,7 +180,8 @@ async function fetchShowable(tries = 3) {
 async function showNext() {
   setPhase('loading');
   const prefetched = ahead;
-  ahead = null;
+  ahead = afterAhead;
+  afterAhead = null;
   try {
     // A prefetched puzzle whose images failed, or that waited too long, is dropped; the server is asked afresh.
     const fresh = prefetched && pageAge() - prefetched.fetched <= PREFETCH_FRESH_MS;
@@ -198,6 +223,7 @@ function waitForPuzzles() {
   if (!waiting) {
     waiting = { timer: null, asking: false, delay: WAIT_FIRST_MS, since: Date.now() };
     ahead = null;  // a puzzle prefetched before: it may be settled by the time one is shown
+    afterAhead = null;
     setPhase('loading');
     clearPuzzle(panel, 'Waiting for new puzzles');
     viewer.showMessage('You have answered every puzzle for now.',
@@ -283,7 +309,9 @@ async function answer(choice) {
   const ms = Math.round(performance.now() - item.shownAt);
   let reply;
   try {
-    reply = await request(socket, 'vote', { puzzle: item.puzzle.id, answer: choice, ms, ticket: item.puzzle.ticket });
+    reply = await request(socket, 'vote', {
+      puzzle: item.puzzle.id, answer: choice, ms, ticket: item.puzzle.ticket, next: nextRequest(item),
+    });
   } catch (error) {
     if (ROUND_OVER.test(error.message)) {
       showRoundOver(roundTitle(error.message));
@@ -296,6 +324,7 @@ async function answer(choice) {
     return;
   }
   scored(reply);
+  keepNext(reply.next);
   if (reply.feedback) {
     showOutcome(item, choice, reply.feedback);
   } else {

@@ -1,5 +1,7 @@
 """The puzzle view in Chromium: keyboard play, scores, slices, overlay, tablet layout, page weight."""
 
+import collections
+import re
 import statistics
 
 import pytest
@@ -38,7 +40,9 @@ def _image_src(page) -> str:
 
 
 def test_a_guest_plays_five_puzzles_by_keyboard_and_the_score_rises(new_context, live_server):
-    page = play_as_guest(new_context(), via_landing=True)
+    context, sent = new_context(), []
+    context.on("page", lambda p: p.on("websocket", lambda ws: ws.on("framesent", lambda f: sent.append(f))))
+    page = play_as_guest(context, via_landing=True)
     score = page.get_by_test_id("score")
     assert score.text_content() == "0"
     page.evaluate(WATCH_ANSWER_TO_NEXT)
@@ -48,6 +52,11 @@ def test_a_guest_plays_five_puzzles_by_keyboard_and_the_score_rises(new_context,
         page.wait_for_timeout(THINK_MS)
         taught += answer_and_move_on(page, answer_key(live_server, page))
     assert len(set(seen)) == 5, "a puzzle came back after it was answered"
+    # one round trip per answer: the first puzzle and its prefetched successor were asked for; after that each
+    # vote's acknowledgement brought the puzzle after the prefetched one
+    events = collections.Counter(m.group(1) for f in sent if isinstance(f, str)
+                                 for m in [re.match(r'42\d*\["(\w+)"', f)] if m)
+    assert events["vote"] == 5 and events["next_puzzle"] == 2, events
     page.wait_for_function("() => document.querySelector('[data-role=answered]').textContent === '5'")
     assert int(score.text_content()) >= 5 * 10, "five right answers earn at least the effort points"
     # the last time is pushed two animation frames after the puzzle changed: on a loaded machine, later
